@@ -1,0 +1,4 @@
+//! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
+
+pub mod census;
+pub mod snapshot;

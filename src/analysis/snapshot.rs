@@ -1,0 +1,185 @@
+//! One census of a live process, start to finish: attach, resolve, walk, count.
+
+use super::census::{self, Census, TypeCount};
+use crate::error::Result;
+use crate::heap::gc_lists::{self, WalkLimits};
+use crate::heap::types::TypeTable;
+use crate::process::{Target, View};
+use crate::python::{resolve, Python, ResolveOptions};
+use serde::Serialize;
+use std::time::{Instant, SystemTime};
+
+pub const SCHEMA: &str = "pymemspy.snapshot/1";
+
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    pub resolve: ResolveOptions,
+    /// Stop the target (ptrace) while reading, for a consistent picture.
+    pub pause: bool,
+    /// Bytes of target memory the view may hold at once.
+    pub cache_budget: u64,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            resolve: ResolveOptions::default(),
+            pause: false,
+            cache_budget: 256 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PythonInfo {
+    pub version: String,
+    pub executable: String,
+    pub free_threaded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// How the census was made: what was read and what was skipped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub sources: Vec<String>,
+    pub gc_lists: Vec<(String, u64)>,
+    pub gc_attempts: u32,
+    pub skipped_bad_type: u64,
+    pub skipped_bad_size: u64,
+    pub bytes_read: u64,
+    pub bulk_reads: u64,
+    pub small_reads: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub schema: &'static str,
+    pub pid: i32,
+    pub python: PythonInfo,
+    pub taken_at: String,
+    pub duration_ms: f64,
+    pub totals: Totals,
+    pub types: Vec<TypeCount>,
+    pub coverage: Coverage,
+    pub warnings: Vec<String>,
+}
+
+/// A process we have attached to and understood; censuses can be repeated on it cheaply.
+pub struct Session {
+    pub target: Target,
+    pub py: Python,
+    pub types: TypeTable,
+    pub opts: SnapshotOptions,
+}
+
+impl Session {
+    pub fn open(pid: i32, opts: SnapshotOptions) -> Result<Session> {
+        let target = Target::attach(pid)?;
+        let py = resolve(&target, &opts.resolve)?;
+        if py.layout.free_threaded {
+            return Err(crate::error::Error::Unsupported {
+                pid,
+                why: "free-threaded builds (no GC lists; objects live in mimalloc heaps) are not \
+                      supported yet"
+                    .into(),
+            });
+        }
+        let types = TypeTable::new(&py);
+        Ok(Session {
+            target,
+            py,
+            types,
+            opts,
+        })
+    }
+
+    pub fn python_info(&self) -> PythonInfo {
+        PythonInfo {
+            version: self.py.layout.version.to_string(),
+            executable: self.py.binary.path.clone(),
+            free_threaded: self.py.layout.free_threaded,
+        }
+    }
+
+    /// Count every GC-tracked object now.
+    pub fn census(&mut self) -> Result<(Census, Coverage, Vec<String>)> {
+        let _paused = if self.opts.pause {
+            Some(
+                self.target
+                    .memory
+                    .process()
+                    .lock()
+                    .map_err(|_| crate::error::Error::Permission(self.target.pid))?,
+            )
+        } else {
+            None
+        };
+        let mut view = View::new(
+            &self.target.memory,
+            self.target.spans(),
+            self.opts.cache_budget,
+        );
+        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
+        let census = census::count(&mut view, &self.py.layout, &mut self.types, &walked.objects);
+        let mut warnings = self.py.warnings.clone();
+        if !walked.broken.is_empty() {
+            warnings.push(format!(
+                "GC lists changed while being read and were cut short after {} attempts: {}",
+                walked.attempts,
+                walked.broken.join(", ")
+            ));
+        }
+        if walked.during_collection {
+            warnings.push("a garbage collection was running during the walk".into());
+        }
+        if census.bad_type > 0 {
+            warnings.push(format!(
+                "{} objects skipped: their type did not validate (the target was mutating them)",
+                census.bad_type
+            ));
+        }
+        if census.bad_size > 0 {
+            warnings.push(format!(
+                "{} objects counted at their base size: their size fields did not validate",
+                census.bad_size
+            ));
+        }
+        let coverage = Coverage {
+            sources: self.py.layout.sources.clone(),
+            gc_lists: walked.lists,
+            gc_attempts: walked.attempts,
+            skipped_bad_type: census.bad_type,
+            skipped_bad_size: census.bad_size,
+            bytes_read: view.stats.bytes_read,
+            bulk_reads: view.stats.bulk_reads,
+            small_reads: view.stats.small_reads,
+        };
+        Ok((census, coverage, warnings))
+    }
+}
+
+pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
+    let start = Instant::now();
+    let taken_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut session = Session::open(pid, opts)?;
+    let (census, coverage, warnings) = session.census()?;
+    Ok(Snapshot {
+        schema: SCHEMA,
+        pid,
+        python: session.python_info(),
+        taken_at,
+        duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+        totals: Totals {
+            objects: census.objects,
+            bytes: census.bytes,
+        },
+        types: census.types,
+        coverage,
+        warnings,
+    })
+}

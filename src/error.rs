@@ -1,0 +1,46 @@
+//! Errors a person can act on: each says what happened and what to do, in one line.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("no process with pid {0}: check the pid (e.g. `pgrep -af python`)")]
+    NoSuchProcess(i32),
+
+    #[error(
+        "permission denied reading process {0}: run with sudo, or grant CAP_SYS_PTRACE \
+         (`sudo setcap cap_sys_ptrace+ep $(which pymemspy)`); in a container add \
+         `--cap-add SYS_PTRACE`; with Yama, check /proc/sys/kernel/yama/ptrace_scope"
+    )]
+    Permission(i32),
+
+    #[error("process {pid} ({exe}) is not a Python process: no CPython runtime (_PyRuntime) in its binary or libraries")]
+    NotPython { pid: i32, exe: String },
+
+    #[error("process {pid} runs a CPython build pymemspy cannot read yet: {why}")]
+    Unsupported { pid: i32, why: String },
+
+    #[error("process {0} exited while it was being read")]
+    Exited(i32),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

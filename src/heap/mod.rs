@@ -1,0 +1,6 @@
+//! Stage 3 of the pipeline: walking the target's heap with a resolved `Layout`.
+
+pub mod gc_lists;
+pub mod pyobj;
+pub mod sizes;
+pub mod types;

@@ -1,0 +1,202 @@
+//! Reading the few object kinds the walkers must understand: str (names) and dict (type dicts,
+//! module globals, instance attributes). Everything is bounded and validated.
+
+use crate::process::{Bytes, View};
+use crate::python::layout::{DictKeysLayout, Layout};
+
+/// Longest string we will decode for a name.
+pub const MAX_NAME: u64 = 4096;
+/// Largest dict we will iterate (entries); larger ones are skipped as implausible.
+pub const MAX_DICT_ENTRIES: u64 = 1 << 26;
+
+/// Decoded header of a str object.
+#[derive(Debug, Clone, Copy)]
+pub struct StrHeader {
+    pub length: u64,
+    pub kind: u8,
+    pub compact: bool,
+    pub ascii: bool,
+    /// Where the characters are.
+    pub data: u64,
+}
+
+pub fn str_header(view: &mut View, l: &Layout, addr: u64) -> Option<StrHeader> {
+    let u = &l.unicode;
+    let b = view.get(addr, u.unicode_size as usize).ok()?;
+    let length = b.u64_at(u.length as usize);
+    let state = b.u32_at(u.state as usize);
+    let kind = ((state >> 2) & 7) as u8;
+    let compact = state & (1 << 5) != 0;
+    let ascii = state & (1 << 6) != 0;
+    if !matches!(kind, 1 | 2 | 4) || length > (1 << 40) || (ascii && kind != 1) {
+        return None;
+    }
+    let data = if compact && ascii {
+        addr + u.ascii_size
+    } else if compact {
+        addr + u.compact_size
+    } else {
+        // Legacy (e.g. str subclasses): data pointer follows the compact struct.
+        b.u64_at(u.compact_size as usize)
+    };
+    Some(StrHeader {
+        length,
+        kind,
+        compact,
+        ascii,
+        data,
+    })
+}
+
+/// The text of a str object (up to `max` characters), lossily decoded.
+pub fn read_str(view: &mut View, l: &Layout, addr: u64, max: u64) -> Option<String> {
+    let h = str_header(view, l, addr)?;
+    if h.length > max {
+        return None;
+    }
+    let nbytes = (h.length * h.kind as u64) as usize;
+    let raw = view.get(h.data, nbytes).ok()?;
+    Some(match h.kind {
+        1 => raw.iter().map(|&c| c as char).collect(),
+        2 => raw
+            .chunks_exact(2)
+            .map(|c| char::from_u32(u16::from_le_bytes([c[0], c[1]]) as u32).unwrap_or('\u{fffd}'))
+            .collect(),
+        _ => raw
+            .chunks_exact(4)
+            .map(|c| char::from_u32(c.u32_at(0)).unwrap_or('\u{fffd}'))
+            .collect(),
+    })
+}
+
+/// Geometry of a dict's keys object.
+#[derive(Debug, Clone, Copy)]
+pub struct DictKeys {
+    pub refcnt: u64,
+    /// Number of slots (a power of two).
+    pub size: u64,
+    pub usable: u64,
+    pub nentries: u64,
+    /// Bytes of the index table.
+    pub index_bytes: u64,
+    pub entry_size: u64,
+    /// Offset of the first entry from the keys object.
+    pub entries_at: u64,
+    /// Size of the keys object as `_PyDict_KeysSize` computes it.
+    pub alloc_size: u64,
+}
+
+pub fn dict_keys(view: &mut View, l: &Layout, keys: u64) -> Option<DictKeys> {
+    let b = view.get(keys, 40).ok()?;
+    let refcnt = b.u64_at(0);
+    let k = match l.dict.keys {
+        DictKeysLayout::Sized => {
+            let size = b.u64_at(8);
+            if size == 0 || !size.is_power_of_two() || size > MAX_DICT_ENTRIES * 2 {
+                return None;
+            }
+            let ix = if size <= 0xff {
+                1
+            } else if size <= 0xffff {
+                2
+            } else if size <= 0xffff_ffff {
+                4
+            } else {
+                8
+            };
+            let usable_max = size * 2 / 3;
+            DictKeys {
+                refcnt,
+                size,
+                usable: b.u64_at(24),
+                nentries: b.u64_at(32),
+                index_bytes: ix * size,
+                entry_size: 24,
+                entries_at: 40 + ix * size,
+                alloc_size: 40 + ix * size + usable_max * 24,
+            }
+        }
+        DictKeysLayout::Log2 => {
+            let log2 = b.u8_at(8) as u64;
+            let log2_index = b.u8_at(9) as u64;
+            let kind = b.u8_at(10);
+            if log2 > 40 || log2_index > 44 || kind > 2 {
+                return None;
+            }
+            let size = 1u64 << log2;
+            let entry_size = if kind == 0 { 24 } else { 16 };
+            let index_bytes = 1u64 << log2_index;
+            DictKeys {
+                refcnt,
+                size,
+                usable: b.u64_at(16),
+                nentries: b.u64_at(24),
+                index_bytes,
+                entry_size,
+                entries_at: 32 + index_bytes,
+                alloc_size: 32 + index_bytes + (size * 2 / 3) * entry_size,
+            }
+        }
+    };
+    (k.nentries <= k.size && k.nentries <= MAX_DICT_ENTRIES).then_some(k)
+}
+
+/// (key, value) pointers of a dict, skipping deleted entries. `values` is the split-table values
+/// array (already past any header), or 0 for a combined table.
+pub fn dict_entries(
+    view: &mut View,
+    l: &Layout,
+    keys_addr: u64,
+    values: u64,
+) -> Option<Vec<(u64, u64)>> {
+    let k = dict_keys(view, l, keys_addr)?;
+    let bytes = k.nentries * k.entry_size;
+    let raw = view
+        .get(keys_addr + k.entries_at, bytes as usize)
+        .ok()?
+        .to_vec();
+    let split_vals = if values != 0 {
+        Some(view.get(values, (k.nentries * 8) as usize).ok()?.to_vec())
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(k.nentries as usize);
+    for i in 0..k.nentries as usize {
+        let e = i * k.entry_size as usize;
+        let key_off = if k.entry_size == 24 { 8 } else { 0 };
+        let key = raw.u64_at(e + key_off);
+        let val = match &split_vals {
+            Some(v) => v.u64_at(i * 8),
+            None => raw.u64_at(e + key_off + 8),
+        };
+        if key != 0 && val != 0 {
+            out.push((key, val));
+        }
+    }
+    Some(out)
+}
+
+/// Entries of a dict object (combined or split).
+pub fn dict_items(view: &mut View, l: &Layout, dict: u64) -> Option<Vec<(u64, u64)>> {
+    let b = view.get(dict, 48).ok()?;
+    let keys = b.u64_at(l.dict.ma_keys as usize);
+    let values = b.u64_at(l.dict.ma_values as usize);
+    let values = if values != 0 {
+        values + l.dict.values_header
+    } else {
+        0
+    };
+    dict_entries(view, l, keys, values)
+}
+
+/// Look up a str key in a dict by comparing decoded text (no hashing needed for small dicts).
+pub fn dict_get_str(view: &mut View, l: &Layout, dict: u64, key: &str) -> Option<u64> {
+    let items = dict_items(view, l, dict)?;
+    items.into_iter().find_map(|(k, v)| {
+        let h = str_header(view, l, k)?;
+        if h.length != key.chars().count() as u64 {
+            return None;
+        }
+        (read_str(view, l, k, MAX_NAME)? == key).then_some(v)
+    })
+}

@@ -1,0 +1,224 @@
+//! Type objects: validating that a pointer is a real type, naming it exactly as `repr(type)`
+//! does, and deciding which `__sizeof__` rule its instances follow. Resolved once per type
+//! pointer and cached, so per-object work is a hash lookup.
+
+use super::pyobj::{dict_get_str, read_str, MAX_NAME};
+use crate::process::{Bytes, View};
+use crate::python::layout::{flags, Layout};
+use crate::python::Python;
+use std::collections::HashMap;
+
+/// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeRule {
+    /// object.__sizeof__: basicsize + |ob_size| * itemsize.
+    Generic,
+    List,
+    Dict,
+    OrderedDict,
+    Set,
+    Str,
+    Int,
+    ByteArray,
+    Type,
+    /// collections.deque: basicsize plus its 64-slot blocks.
+    Deque,
+    /// _io.Buffered*: basicsize plus the buffer.
+    Buffered,
+    /// _struct.Struct: basicsize plus one format code per item.
+    Struct,
+}
+
+#[derive(Debug, Clone)]
+pub struct TypeInfo {
+    pub addr: u64,
+    pub name: String,
+    pub flags: u64,
+    pub basicsize: u64,
+    pub itemsize: u64,
+    pub rule: SizeRule,
+    /// Bytes before the object (GC head, managed dict/weakref slots).
+    pub preheader: u64,
+}
+
+/// Static builtin types we recognise by address, and the size rule of each.
+const BUILTIN_RULES: &[(&str, SizeRule)] = &[
+    ("PyList_Type", SizeRule::List),
+    ("PyDict_Type", SizeRule::Dict),
+    ("PyODict_Type", SizeRule::OrderedDict),
+    ("PySet_Type", SizeRule::Set),
+    ("PyFrozenSet_Type", SizeRule::Set),
+    ("PyUnicode_Type", SizeRule::Str),
+    ("PyLong_Type", SizeRule::Int),
+    ("PyBool_Type", SizeRule::Int),
+    ("PyByteArray_Type", SizeRule::ByteArray),
+    ("PyType_Type", SizeRule::Type),
+    ("PyFrozenDict_Type", SizeRule::Dict),
+];
+
+/// Builtin types that are not exported symbols (or are heap types since 3.12), recognised by
+/// their tp_name, which for these is the dotted path set by CPython itself.
+const NAMED_RULES: &[(&str, SizeRule)] = &[
+    ("collections.deque", SizeRule::Deque),
+    ("_io.BufferedReader", SizeRule::Buffered),
+    ("_io.BufferedWriter", SizeRule::Buffered),
+    ("_io.BufferedRandom", SizeRule::Buffered),
+    ("_struct.Struct", SizeRule::Struct),
+    ("frozendict", SizeRule::Dict),
+];
+
+pub struct TypeTable {
+    cache: HashMap<u64, Option<TypeInfo>>,
+    builtins: HashMap<u64, SizeRule>,
+    type_type: u64,
+    str_type: u64,
+    /// Pointers that were not types: counted, never named.
+    pub rejected: u64,
+}
+
+/// How far up tp_base we look for a builtin base, and how many metatype hops we accept.
+const MAX_BASE_DEPTH: usize = 64;
+const MAX_META_HOPS: usize = 4;
+
+impl TypeTable {
+    pub fn new(py: &Python) -> TypeTable {
+        let builtins = BUILTIN_RULES
+            .iter()
+            .filter_map(|(sym, rule)| Some((py.binary.symbol(sym)?, *rule)))
+            .collect();
+        TypeTable {
+            cache: HashMap::new(),
+            builtins,
+            type_type: py.type_type,
+            str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
+            rejected: 0,
+        }
+    }
+
+    /// The type at `addr`, if it is one. Cached, including the negative answer.
+    pub fn get(&mut self, view: &mut View, l: &Layout, addr: u64) -> Option<&TypeInfo> {
+        if !self.cache.contains_key(&addr) {
+            let info = self.load(view, l, addr);
+            if info.is_none() {
+                self.rejected += 1;
+            }
+            self.cache.insert(addr, info);
+        }
+        self.cache.get(&addr)?.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// A real type object: its metatype chain reaches `type` within a few hops, and every
+    /// metatype along the way says it is a type subclass.
+    pub fn is_type(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
+        let mut cur = addr;
+        for _ in 0..MAX_META_HOPS {
+            if cur == 0 || cur % 8 != 0 {
+                return false;
+            }
+            let Some(meta) = view.u64(cur + l.ob_type) else {
+                return false;
+            };
+            if meta == self.type_type {
+                return true;
+            }
+            let Some(mflags) = view.u64(meta + l.type_.tp_flags) else {
+                return false;
+            };
+            if mflags & flags::TYPE_SUBCLASS == 0 {
+                return false;
+            }
+            cur = meta;
+        }
+        false
+    }
+
+    fn load(&mut self, view: &mut View, l: &Layout, addr: u64) -> Option<TypeInfo> {
+        if !self.is_type(view, l, addr) {
+            return None;
+        }
+        let t = &l.type_;
+        let b = view.get(addr, t.type_size as usize).ok()?.to_vec();
+        let tflags = b.u64_at(t.tp_flags as usize);
+        let basicsize = b.u64_at(t.tp_basicsize as usize);
+        let itemsize = b.u64_at(t.tp_itemsize as usize);
+        if basicsize == 0 || basicsize > (1 << 24) || itemsize > (1 << 16) {
+            return None;
+        }
+        let name = self.name(view, l, addr, tflags, b.u64_at(t.tp_name as usize))?;
+        Some(TypeInfo {
+            addr,
+            name,
+            flags: tflags,
+            basicsize,
+            itemsize,
+            rule: self.rule(view, l, addr),
+            preheader: l.preheader_size(tflags),
+        })
+    }
+
+    /// The text inside the quotes of `repr(type)`: `module.qualname`, without `builtins.`.
+    fn name(
+        &self,
+        view: &mut View,
+        l: &Layout,
+        addr: u64,
+        tflags: u64,
+        tp_name: u64,
+    ) -> Option<String> {
+        if tflags & flags::HEAPTYPE == 0 {
+            // Static types print tp_name as is ("collections.OrderedDict", "dict").
+            let raw = view.cstr(tp_name, MAX_NAME as usize)?;
+            return String::from_utf8(raw).ok();
+        }
+        let t = &l.type_;
+        let qual_ptr = view.u64(addr + t.ht_qualname)?;
+        let qualname = if self.is_str(view, l, qual_ptr) {
+            read_str(view, l, qual_ptr, MAX_NAME)?
+        } else {
+            String::from_utf8(view.cstr(tp_name, MAX_NAME as usize)?).ok()?
+        };
+        let dict = view.u64(addr + t.tp_dict).unwrap_or(0);
+        let module = if dict != 0 {
+            dict_get_str(view, l, dict, "__module__")
+                .filter(|m| self.is_str(view, l, *m))
+                .and_then(|m| read_str(view, l, m, MAX_NAME))
+        } else {
+            None
+        };
+        Some(match module.as_deref() {
+            Some("builtins") | None => qualname,
+            Some(m) => format!("{m}.{qualname}"),
+        })
+    }
+
+    fn is_str(&self, view: &mut View, l: &Layout, obj: u64) -> bool {
+        obj != 0 && view.u64(obj + l.ob_type) == Some(self.str_type)
+    }
+
+    /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).
+    fn rule(&self, view: &mut View, l: &Layout, addr: u64) -> SizeRule {
+        let mut cur = addr;
+        for _ in 0..MAX_BASE_DEPTH {
+            if let Some(rule) = self.builtins.get(&cur) {
+                return *rule;
+            }
+            if let Some(name) = view
+                .u64(cur + l.type_.tp_name)
+                .and_then(|p| view.cstr(p, 64))
+            {
+                if let Some((_, rule)) = NAMED_RULES.iter().find(|(n, _)| n.as_bytes() == name) {
+                    return *rule;
+                }
+            }
+            match view.u64(cur + l.type_.tp_base) {
+                Some(base) if base != 0 => cur = base,
+                _ => break,
+            }
+        }
+        SizeRule::Generic
+    }
+}

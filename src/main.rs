@@ -1,0 +1,34 @@
+//! pymemspy: where is the memory of a running CPython process?
+//!
+//! The pipeline is the module tree: `process` (reading the target) → `python` (which build,
+//! which layout) → `heap` (walking objects) → `analysis` (census, growth, retention) →
+//! `render` (tables, JSON, flamegraphs).
+
+mod analysis;
+mod cli;
+mod error;
+mod heap;
+mod process;
+mod python;
+mod render;
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("PYMEMSPY_LOG", "warn"))
+        .init();
+    if let Err(e) = cli::run() {
+        // One line a person can act on; the chain of causes only when it adds something.
+        let mut msg = e.to_string();
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg.push_str(": ");
+                msg.push_str(&c);
+            }
+        }
+        eprintln!("pymemspy: {msg}");
+        std::process::exit(match e.downcast_ref::<error::Error>() {
+            Some(error::Error::Usage(_)) => 2,
+            _ => 1,
+        });
+    }
+}

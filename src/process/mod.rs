@@ -1,0 +1,9 @@
+//! Stage 1 of the pipeline: the target process as an address space plus its mappings and files.
+
+pub mod memory;
+pub mod target;
+pub mod view;
+
+pub use memory::{Bytes, Fault, FaultKind, Memory, MemoryExt};
+pub use target::{Mapping, Target};
+pub use view::{Span, View};

@@ -1,0 +1,146 @@
+//! A live target process: its pid, memory and mappings, and its files as the process sees them
+//! (through /proc/PID/root, so a process in another mount namespace works from the host).
+
+use super::memory::{FaultKind, LiveMemory, Memory};
+use super::view::Span;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub readable: bool,
+    pub writable: bool,
+    pub executable: bool,
+    pub inode: u64,
+    /// The path as the target sees it (inside its own mount namespace).
+    pub path: Option<String>,
+}
+
+pub struct Target {
+    pub pid: i32,
+    pub memory: LiveMemory,
+    pub maps: Vec<Mapping>,
+}
+
+impl Target {
+    pub fn attach(pid: i32) -> Result<Target> {
+        if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        if process_state(pid) == Some('Z') {
+            return Err(Error::Exited(pid));
+        }
+        let maps = read_maps(pid)?;
+        if maps.is_empty() {
+            // Kernel threads and zombies have no mappings.
+            return Err(Error::NotPython {
+                pid,
+                exe: exe_name(pid),
+            });
+        }
+        let target = Target {
+            pid,
+            memory: LiveMemory::new(pid),
+            maps,
+        };
+        target.probe()?;
+        Ok(target)
+    }
+
+    /// One tiny read proves we may read this process at all, so permission problems surface as
+    /// one clear error instead of thousands of skipped objects.
+    fn probe(&self) -> Result<()> {
+        let Some(m) = self.maps.iter().find(|m| m.readable) else {
+            return Err(Error::Exited(self.pid));
+        };
+        let mut b = [0u8; 8];
+        match self.memory.read(m.start, &mut b) {
+            Ok(()) => Ok(()),
+            Err(f) => match f.kind {
+                FaultKind::Permission => Err(Error::Permission(self.pid)),
+                FaultKind::Gone => Err(Error::Exited(self.pid)),
+                _ if !Path::new(&format!("/proc/{}", self.pid)).exists() => {
+                    Err(Error::Exited(self.pid))
+                }
+                _ => Err(Error::Permission(self.pid)),
+            },
+        }
+    }
+
+    /// Re-read /proc/PID/maps: arenas come and go while a recording runs.
+    pub fn refresh_maps(&mut self) -> Result<()> {
+        self.maps = read_maps(self.pid)?;
+        Ok(())
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        self.maps
+            .iter()
+            .filter(|m| m.readable)
+            .map(|m| Span {
+                start: m.start,
+                end: m.end,
+            })
+            .collect()
+    }
+
+    /// A path of the target's, as this process can open it.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        let via_root = PathBuf::from(format!("/proc/{}/root{}", self.pid, path));
+        if via_root.exists() {
+            via_root
+        } else {
+            PathBuf::from(path)
+        }
+    }
+
+    pub fn exe(&self) -> String {
+        exe_name(self.pid)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        !matches!(process_state(self.pid), None | Some('Z') | Some('X'))
+    }
+}
+
+/// The single-letter state from /proc/PID/stat ('R', 'S', 'T', 'Z', ...).
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+fn exe_name(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().into()))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn read_maps(pid: i32) -> Result<Vec<Mapping>> {
+    let ranges = proc_maps::get_process_maps(pid).map_err(|e| match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::Permission(pid),
+        Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess(pid),
+        _ => Error::io(format!("reading /proc/{pid}/maps"), e),
+    })?;
+    Ok(ranges
+        .iter()
+        .map(|r| Mapping {
+            start: r.start() as u64,
+            end: (r.start() + r.size()) as u64,
+            offset: r.offset as u64,
+            readable: r.is_read(),
+            writable: r.is_write(),
+            executable: r.is_exec(),
+            inode: r.inode as u64,
+            path: r
+                .filename()
+                .map(|p| p.to_string_lossy().into_owned())
+                .filter(|p| p.starts_with('/')),
+        })
+        .collect())
+}

@@ -1,0 +1,233 @@
+//! The one value that describes a target's CPython build: every offset and rule the walkers need.
+//!
+//! It is resolved once per target (tables → debug offsets → DWARF, then validated against the
+//! live process, see `resolve.rs`) and walkers only read it: no version checks in the walkers.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Version {
+    pub major: u8,
+    pub minor: u8,
+    pub micro: u8,
+}
+
+impl Version {
+    pub fn new(major: u8, minor: u8, micro: u8) -> Version {
+        Version {
+            major,
+            minor,
+            micro,
+        }
+    }
+
+    /// From PY_VERSION_HEX (`Py_Version`, debug offsets).
+    pub fn from_hex(hex: u64) -> Version {
+        Version::new((hex >> 24) as u8, (hex >> 16) as u8, (hex >> 8) as u8)
+    }
+
+    /// From text such as "3.11.2" or "3.14.0rc1+".
+    pub fn parse(s: &str) -> Option<Version> {
+        let mut it = s.splitn(3, '.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        let micro_txt: String = it
+            .next()
+            .unwrap_or("0")
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        Some(Version::new(major, minor, micro_txt.parse().unwrap_or(0)))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+/// Where the pymalloc state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ObmallocState {
+    /// 3.8–3.11: static globals of obmalloc.c, found by symbol or heuristics.
+    Statics,
+    /// 3.12: `struct _obmalloc_state` embedded in the interpreter at this offset.
+    Embedded(u64),
+    /// 3.13+: a pointer to it in the interpreter at this offset.
+    Pointer(u64),
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RuntimeLayout {
+    pub interpreters_head: u64,
+    /// 3.8 keeps the GC state in the runtime; later versions in each interpreter.
+    pub gc: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InterpLayout {
+    pub next: u64,
+    pub threads_head: u64,
+    pub gc: Option<u64>,
+    pub modules: u64,
+    pub sysdict: u64,
+    pub builtins: u64,
+    pub obmalloc: ObmallocState,
+}
+
+/// `struct _gc_runtime_state`. List heads are found through `generation0` where it exists
+/// (robust against distro patches that move `generations`), else at `generations`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GcLayout {
+    pub size: u64,
+    pub enabled: u64,
+    pub generations: u64,
+    pub generation0: Option<u64>,
+    pub permanent: u64,
+    pub collecting: u64,
+    pub generation_stride: u64,
+    pub generation_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TypeLayout {
+    pub tp_name: u64,
+    pub tp_basicsize: u64,
+    pub tp_itemsize: u64,
+    pub tp_flags: u64,
+    pub tp_base: u64,
+    pub tp_dict: u64,
+    pub tp_dictoffset: u64,
+    pub heap_type_size: u64,
+    pub ht_name: u64,
+    pub ht_qualname: u64,
+    pub ht_cached_keys: u64,
+    pub type_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct UnicodeLayout {
+    pub length: u64,
+    pub state: u64,
+    pub ascii_size: u64,
+    pub compact_size: u64,
+    pub unicode_size: u64,
+    pub utf8_length: u64,
+    pub utf8: u64,
+    /// ≤3.11: the deprecated wchar_t cache (pointer at 40, length in the compact struct at 64).
+    pub wstr: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DictKeysLayout {
+    /// 3.8–3.10: dk_size, dk_usable, dk_nentries, indices at 40; 24-byte entries.
+    Sized,
+    /// 3.11+: log2 sizes, a kind byte, indices at 32; 16-byte entries for str-keyed tables.
+    Log2,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DictLayout {
+    pub ma_used: u64,
+    pub ma_keys: u64,
+    pub ma_values: u64,
+    pub keys: DictKeysLayout,
+    /// 3.13+: values are a `PyDictValues` with an 8-byte header before the pointers.
+    pub values_header: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Preheader {
+    /// 3.8–3.10: only the GC head precedes GC objects.
+    GcOnly,
+    /// 3.11+: managed dict (and 3.12+ managed weakref) slots precede the GC head.
+    Managed { weakref_flag: Option<u64> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LongLayout {
+    /// ≤3.11: signed digit count in ob_size.
+    ObSize,
+    /// 3.12+: lv_tag, digit count in bits 3.. and the sign in bits 0–1.
+    Tag,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Layout {
+    pub version: Version,
+    pub free_threaded: bool,
+    /// Where each part came from ("table", "debug offsets", "DWARF"), for `--verbose` and reports.
+    pub sources: Vec<String>,
+    pub runtime: RuntimeLayout,
+    pub interp: InterpLayout,
+    pub gc: GcLayout,
+    pub ob_type: u64,
+    pub ob_size: u64,
+    pub type_: TypeLayout,
+    pub unicode: UnicodeLayout,
+    pub dict: DictLayout,
+    pub list_items: u64,
+    pub list_allocated: u64,
+    pub tuple_items: u64,
+    pub set_mask: u64,
+    pub set_table: u64,
+    pub set_smalltable: u64,
+    pub preheader: Preheader,
+    pub long: LongLayout,
+    /// 3.12+: immortal objects have a negative 32-bit refcount.
+    pub immortal_refcnt: bool,
+    /// 3.13+: instance attribute values may live inline after the object.
+    pub inline_values: bool,
+    /// pymalloc geometry: 256 KiB arenas and 4 KiB pools before 3.10; 1 MiB and 16 KiB since.
+    pub arena_size: u64,
+    pub pool_size: u64,
+}
+
+/// Type flag bits (stable across versions where present).
+pub mod flags {
+    pub const INLINE_VALUES: u64 = 1 << 2;
+    pub const MANAGED_WEAKREF: u64 = 1 << 3;
+    pub const MANAGED_DICT: u64 = 1 << 4;
+    pub const HEAPTYPE: u64 = 1 << 9;
+    pub const READY: u64 = 1 << 12;
+    pub const HAVE_GC: u64 = 1 << 14;
+    pub const LONG_SUBCLASS: u64 = 1 << 24;
+    pub const LIST_SUBCLASS: u64 = 1 << 25;
+    pub const TUPLE_SUBCLASS: u64 = 1 << 26;
+    pub const BYTES_SUBCLASS: u64 = 1 << 27;
+    pub const UNICODE_SUBCLASS: u64 = 1 << 28;
+    pub const DICT_SUBCLASS: u64 = 1 << 29;
+    pub const TYPE_SUBCLASS: u64 = 1 << 31;
+}
+
+impl Layout {
+    /// Bytes that precede an object of a type with these flags (GC head and managed slots).
+    pub fn preheader_size(&self, tp_flags: u64) -> u64 {
+        if self.free_threaded {
+            return if tp_flags & (flags::MANAGED_DICT | flags::MANAGED_WEAKREF) != 0 {
+                16
+            } else {
+                0
+            };
+        }
+        let gc = if tp_flags & flags::HAVE_GC != 0 {
+            16
+        } else {
+            0
+        };
+        let managed = match self.preheader {
+            Preheader::GcOnly => 0,
+            Preheader::Managed { weakref_flag } => {
+                let mask = flags::MANAGED_DICT | weakref_flag.unwrap_or(0);
+                if tp_flags & mask != 0 {
+                    16
+                } else {
+                    0
+                }
+            }
+        };
+        gc + managed
+    }
+}

@@ -1,0 +1,11 @@
+//! Stage 2 of the pipeline: what CPython build runs in the target, and its layout.
+
+pub mod binary;
+pub mod debug_offsets;
+pub mod dwarf;
+pub mod layout;
+pub mod resolve;
+pub mod tables;
+
+pub use layout::{Layout, Version};
+pub use resolve::{resolve, Python, ResolveOptions};

@@ -1,0 +1,195 @@
+//! Stage 2 of the pipeline: from a target process to one validated `Layout`.
+//!
+//! Order: locate the runtime → tell the version → start from the table → let debug offsets and
+//! DWARF override → prove the result against the live process (type(type) is type, GC list heads
+//! link back to themselves). A layout that does not prove itself is an error, never a guess.
+
+use super::binary::{self, PythonBinary};
+use super::debug_offsets;
+use super::dwarf;
+use super::layout::{Layout, Version};
+use super::tables;
+use crate::error::{Error, Result};
+use crate::process::{Memory, MemoryExt, Target};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Extra directories holding `.build-id/xx/yyyy.debug` files.
+    pub debug_dirs: Vec<PathBuf>,
+    /// Skip DWARF even when present (faster; tables and debug offsets only).
+    pub no_dwarf: bool,
+}
+
+/// Everything stage 3 needs to walk a heap.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub binary: PythonBinary,
+    pub layout: Layout,
+    pub runtime: u64,
+    /// `PyInterpreterState*` of every interpreter, main first.
+    pub interpreters: Vec<u64>,
+    /// `&PyType_Type`: the root of every type check.
+    pub type_type: u64,
+    pub version_found_by: &'static str,
+    pub warnings: Vec<String>,
+}
+
+impl Python {
+    /// Address of the GC state of an interpreter.
+    pub fn gc_state(&self, interp: u64) -> u64 {
+        match (self.layout.runtime.gc, self.layout.interp.gc) {
+            (Some(off), _) => self.runtime + off,
+            (None, Some(off)) => interp + off,
+            (None, None) => 0,
+        }
+    }
+}
+
+const MAX_INTERPRETERS: usize = 256;
+
+pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
+    let binary = binary::locate(target)?;
+    let mem = &target.memory;
+    let unsupported = |why: String| Error::Unsupported {
+        pid: target.pid,
+        why,
+    };
+
+    let head = mem
+        .bytes(binary.runtime, debug_offsets::READ_LEN)
+        .map_err(|_| unsupported(format!("cannot read _PyRuntime at {:#x}", binary.runtime)))?;
+    let dbg = debug_offsets::parse(&head);
+    let (version, version_found_by) = if let Some(d) = &dbg {
+        (d.version, "debug offsets")
+    } else if let Some(v) = binary
+        .symbol("Py_Version")
+        .and_then(|a| mem.u64(a).ok())
+        .filter(|v| v >> 24 == 3)
+    {
+        (Version::from_hex(v), "Py_Version")
+    } else if let Some(v) = binary.version_text.as_deref().and_then(Version::parse) {
+        (v, "version string")
+    } else {
+        return Err(unsupported(
+            "could not tell the Python version (no debug offsets, Py_Version or version string)"
+                .into(),
+        ));
+    };
+
+    let mut layout = tables::table_layout(version).ok_or_else(|| {
+        let known: Vec<String> = tables::supported_minors()
+            .map(|m| format!("3.{m}"))
+            .collect();
+        unsupported(format!(
+            "Python {version} is not supported (supported: {})",
+            known.join(", ")
+        ))
+    })?;
+    if let Some(d) = &dbg {
+        d.apply(&mut layout);
+    }
+    let mut warnings = Vec::new();
+    if !opts.no_dwarf {
+        match dwarf::apply(&binary, target, &opts.debug_dirs, &mut layout) {
+            Ok(Some(src)) => layout.sources.push(src),
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("debug info ignored: {e}")),
+        }
+    }
+
+    let type_type = binary
+        .symbol("PyType_Type")
+        .ok_or_else(|| unsupported("no PyType_Type symbol in the Python binary".into()))?;
+    let meta = mem.u64(type_type + layout.ob_type).unwrap_or(0);
+    if meta != type_type {
+        return Err(unsupported(format!(
+            "type(type) is not type ({meta:#x} != {type_type:#x}): wrong binary or layout"
+        )));
+    }
+
+    let interpreters = interpreters(mem, binary.runtime, &layout).ok_or_else(|| {
+        unsupported("no interpreter in _PyRuntime (the process may still be starting)".into())
+    })?;
+    let mut py = Python {
+        runtime: binary.runtime,
+        binary,
+        layout,
+        interpreters,
+        type_type,
+        version_found_by,
+        warnings,
+    };
+    if !py.layout.free_threaded {
+        settle_gc_heads(mem, &mut py).map_err(unsupported)?;
+    }
+    Ok(py)
+}
+
+fn interpreters(mem: &dyn Memory, runtime: u64, layout: &Layout) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut cur = mem.u64(runtime + layout.runtime.interpreters_head).ok()?;
+    while cur != 0 && out.len() < MAX_INTERPRETERS && !out.contains(&cur) {
+        out.push(cur);
+        cur = mem.u64(cur + layout.interp.next).unwrap_or(0);
+    }
+    // The list is newest first; the main interpreter is the last one.
+    out.reverse();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Find where the generation list heads really are, and prove it.
+///
+/// `generation0` points at the first head in every generational layout; following it rather than
+/// trusting the `generations` offset is what makes Debian's 3.13 (GC-head alignment patch,
+/// generations at +20 instead of +24) work without a special case.
+fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> Result<(), String> {
+    let interp = py.interpreters[0];
+    let gc = py.gc_state(interp);
+    let g = &mut py.layout.gc;
+    if let Some(off) = g.generation0 {
+        let gen0 = mem
+            .u64(gc + off)
+            .map_err(|e| format!("reading generation0: {e}"))?;
+        match gen0.checked_sub(gc) {
+            Some(d) if d < g.size => g.generations = d,
+            _ => {
+                return Err(format!(
+                    "GC generation0 pointer {gen0:#x} is outside the GC state at {gc:#x}"
+                ))
+            }
+        }
+    }
+    let heads: Vec<u64> = (0..g.generation_count)
+        .map(|i| gc + g.generations + i * g.generation_stride)
+        .chain([gc + g.permanent])
+        .collect();
+    for h in heads {
+        if !head_links_back(mem, h) {
+            return Err(format!(
+                "GC list head at {h:#x} does not link back to itself: layout mismatch"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A list head is valid when its next node's prev pointer comes back to it (or the list is
+/// empty). `_gc_prev` carries flag bits in its low two bits.
+fn head_links_back(mem: &dyn Memory, head: u64) -> bool {
+    let Ok(next) = mem.u64(head).map(|v| v & !3) else {
+        return false;
+    };
+    if next == head {
+        return true;
+    }
+    // Tolerate a torn read once: the target mutates while we look.
+    for _ in 0..3 {
+        let back = mem.u64(next + 8).map(|v| v & !3).unwrap_or(0);
+        if back == head {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}

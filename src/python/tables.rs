@@ -1,0 +1,302 @@
+//! Per-version facts as data: the starting point of every `Layout`.
+//!
+//! Sources: DWARF of the pyenv builds 3.8.18–3.13.0 and of Debian's 3.13.5 / 3.14.10 / 3.15.2
+//! debug files (see ../shared/reference/cpython-internals.md). Debug offsets (3.13+) and DWARF,
+//! when present, override these values in `resolve.rs`; validation against the live process
+//! decides in the end.
+//!
+//! Adding a CPython version: copy the nearest row, fix what moved (compare the DWARF of the new
+//! build with `pymemspy layout --pid`), and run the test matrix.
+
+use super::layout::*;
+
+/// Facts that differ between minor versions, one row each.
+struct Row {
+    minor: u8,
+    interpreters_head: u64,
+    runtime_gc: Option<u64>,
+    interp_next: u64,
+    interp_threads_head: u64,
+    interp_gc: Option<u64>,
+    interp_modules: u64,
+    interp_sysdict: u64,
+    interp_builtins: u64,
+    obmalloc: ObmallocState,
+    gc: GcLayout,
+    heap_type_size: u64,
+    ht_name: u64,
+    type_size: u64,
+}
+
+const GC_38_313: GcLayout = GcLayout {
+    size: 240,
+    enabled: 12,
+    generations: 24,
+    generation0: Some(96),
+    permanent: 104,
+    collecting: 200,
+    generation_stride: 24,
+    generation_count: 3,
+};
+
+/// 3.14.5+ went back to the generational GC but kept the incremental GC's field offsets; the
+/// 3.14.0–3.14.4 incremental layout has young/old[0]/old[1] at the same places and no
+/// `generation0` pointer (`resolve.rs` drops it when debug offsets say gc.size == 240).
+const GC_314: GcLayout = GcLayout {
+    size: 264,
+    enabled: 12,
+    generations: 24,
+    generation0: Some(256),
+    permanent: 96,
+    collecting: 192,
+    generation_stride: 24,
+    generation_count: 3,
+};
+
+const GC_315: GcLayout = GcLayout {
+    size: 176,
+    enabled: 0,
+    generations: 8,
+    generation0: Some(168),
+    permanent: 80,
+    collecting: 112,
+    generation_stride: 24,
+    generation_count: 3,
+};
+
+const ROWS: &[Row] = &[
+    Row {
+        minor: 8,
+        interpreters_head: 32,
+        runtime_gc: Some(344),
+        interp_next: 0,
+        interp_threads_head: 8,
+        interp_gc: None,
+        interp_modules: 56,
+        interp_sysdict: 72,
+        interp_builtins: 80,
+        obmalloc: ObmallocState::Statics,
+        gc: GC_38_313,
+        heap_type_size: 880,
+        ht_name: 848,
+        type_size: 416,
+    },
+    Row {
+        minor: 9,
+        interpreters_head: 32,
+        runtime_gc: None,
+        interp_next: 0,
+        interp_threads_head: 8,
+        interp_gc: Some(616),
+        interp_modules: 856,
+        interp_sysdict: 872,
+        interp_builtins: 880,
+        obmalloc: ObmallocState::Statics,
+        gc: GC_38_313,
+        heap_type_size: 880,
+        ht_name: 840,
+        type_size: 408,
+    },
+    Row {
+        minor: 10,
+        interpreters_head: 32,
+        runtime_gc: None,
+        interp_next: 0,
+        interp_threads_head: 8,
+        interp_gc: Some(616),
+        interp_modules: 856,
+        interp_sysdict: 872,
+        interp_builtins: 880,
+        obmalloc: ObmallocState::Statics,
+        gc: GC_38_313,
+        heap_type_size: 888,
+        ht_name: 848,
+        type_size: 408,
+    },
+    Row {
+        minor: 11,
+        interpreters_head: 40,
+        runtime_gc: None,
+        interp_next: 0,
+        interp_threads_head: 16,
+        interp_gc: Some(648),
+        interp_modules: 888,
+        interp_sysdict: 904,
+        interp_builtins: 912,
+        obmalloc: ObmallocState::Statics,
+        gc: GC_38_313,
+        heap_type_size: 904,
+        ht_name: 848,
+        type_size: 408,
+    },
+    Row {
+        minor: 12,
+        interpreters_head: 40,
+        runtime_gc: None,
+        interp_next: 0,
+        interp_threads_head: 72,
+        interp_gc: Some(112),
+        interp_modules: 944,
+        interp_sysdict: 352,
+        interp_builtins: 360,
+        obmalloc: ObmallocState::Embedded(3960),
+        gc: GC_38_313,
+        heap_type_size: 920,
+        ht_name: 856,
+        type_size: 416,
+    },
+    Row {
+        minor: 13,
+        interpreters_head: 632,
+        runtime_gc: None,
+        interp_next: 7264,
+        interp_threads_head: 7344,
+        interp_gc: Some(7400),
+        interp_modules: 7656,
+        interp_sysdict: 7640,
+        interp_builtins: 7648,
+        obmalloc: ObmallocState::Pointer(10800),
+        gc: GC_38_313,
+        heap_type_size: 928,
+        ht_name: 856,
+        type_size: 416,
+    },
+    Row {
+        minor: 14,
+        interpreters_head: 808,
+        runtime_gc: None,
+        interp_next: 7272,
+        interp_threads_head: 7344,
+        interp_gc: Some(7408),
+        interp_modules: 7688,
+        interp_sysdict: 7672,
+        interp_builtins: 7680,
+        obmalloc: ObmallocState::Pointer(10904),
+        gc: GC_314,
+        heap_type_size: 936,
+        ht_name: 856,
+        type_size: 416,
+    },
+    Row {
+        minor: 15,
+        interpreters_head: 936,
+        runtime_gc: None,
+        interp_next: 7264,
+        interp_threads_head: 7336,
+        interp_gc: Some(7400),
+        interp_modules: 7592,
+        interp_sysdict: 7576,
+        interp_builtins: 7584,
+        obmalloc: ObmallocState::Pointer(10880),
+        gc: GC_315,
+        heap_type_size: 944,
+        ht_name: 864,
+        type_size: 424,
+    },
+];
+
+pub fn supported_minors() -> impl Iterator<Item = u8> {
+    ROWS.iter().map(|r| r.minor)
+}
+
+/// The table layout for a version, or None when the minor version is unknown.
+pub fn table_layout(version: Version) -> Option<Layout> {
+    if version.major != 3 {
+        return None;
+    }
+    let row = ROWS.iter().find(|r| r.minor == version.minor)?;
+    let m = version.minor;
+    let pre312 = m < 12;
+    let unicode = if pre312 {
+        UnicodeLayout {
+            length: 16,
+            state: 32,
+            ascii_size: 48,
+            compact_size: 72,
+            unicode_size: 80,
+            utf8_length: 48,
+            utf8: 56,
+            wstr: Some((40, 64)),
+        }
+    } else {
+        UnicodeLayout {
+            length: 16,
+            state: 32,
+            ascii_size: 40,
+            compact_size: 56,
+            unicode_size: 64,
+            utf8_length: 40,
+            utf8: 48,
+            wstr: None,
+        }
+    };
+    Some(Layout {
+        version,
+        free_threaded: false,
+        sources: vec![format!("built-in table for 3.{m}")],
+        runtime: RuntimeLayout {
+            interpreters_head: row.interpreters_head,
+            gc: row.runtime_gc,
+        },
+        interp: InterpLayout {
+            next: row.interp_next,
+            threads_head: row.interp_threads_head,
+            gc: row.interp_gc,
+            modules: row.interp_modules,
+            sysdict: row.interp_sysdict,
+            builtins: row.interp_builtins,
+            obmalloc: row.obmalloc,
+        },
+        gc: row.gc,
+        ob_type: 8,
+        ob_size: 16,
+        type_: TypeLayout {
+            tp_name: 24,
+            tp_basicsize: 32,
+            tp_itemsize: 40,
+            tp_flags: 168,
+            tp_base: 256,
+            tp_dict: 264,
+            tp_dictoffset: 288,
+            heap_type_size: row.heap_type_size,
+            ht_name: row.ht_name,
+            ht_qualname: row.ht_name + 16,
+            ht_cached_keys: row.ht_name + 24,
+            type_size: row.type_size,
+        },
+        unicode,
+        dict: DictLayout {
+            ma_used: 16,
+            ma_keys: 32,
+            ma_values: 40,
+            keys: if m < 11 {
+                DictKeysLayout::Sized
+            } else {
+                DictKeysLayout::Log2
+            },
+            values_header: if m >= 13 { 8 } else { 0 },
+        },
+        list_items: 24,
+        list_allocated: 32,
+        tuple_items: if m >= 14 { 32 } else { 24 },
+        set_mask: 32,
+        set_table: 40,
+        set_smalltable: 64,
+        preheader: match m {
+            8..=10 => Preheader::GcOnly,
+            11 => Preheader::Managed { weakref_flag: None },
+            _ => Preheader::Managed {
+                weakref_flag: Some(flags::MANAGED_WEAKREF),
+            },
+        },
+        long: if m >= 12 {
+            LongLayout::Tag
+        } else {
+            LongLayout::ObSize
+        },
+        immortal_refcnt: m >= 12,
+        inline_values: m >= 13,
+        arena_size: if m >= 10 { 1 << 20 } else { 256 << 10 },
+        pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
+    })
+}

@@ -1,0 +1,82 @@
+//! Plain-text tables for people: largest first, with totals and what was skipped.
+
+use crate::analysis::snapshot::Snapshot;
+use std::fmt::Write;
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "pymemspy snapshot: pid {} — Python {}{} ({})",
+        s.pid,
+        s.python.version,
+        if s.python.free_threaded {
+            " free-threaded"
+        } else {
+            ""
+        },
+        s.python.executable
+    );
+    let _ = writeln!(
+        o,
+        "{} objects, {} (sys.getsizeof), {} types — read in {:.0} ms\n",
+        thousands(s.totals.objects),
+        human_bytes(s.totals.bytes),
+        thousands(s.types.len() as u64),
+        s.duration_ms
+    );
+    let _ = writeln!(o, "{:>12} {:>6} {:>12}  type", "bytes", "%", "count");
+    let total = s.totals.bytes.max(1) as f64;
+    for t in s.types.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "{:>12} {:>5.1}% {:>12}  {}",
+            human_bytes(t.bytes),
+            100.0 * t.bytes as f64 / total,
+            thousands(t.count),
+            t.name
+        );
+    }
+    if s.types.len() > top {
+        let rest: u64 = s.types[top..].iter().map(|t| t.bytes).sum();
+        let _ = writeln!(
+            o,
+            "{:>12} {:>5.1}% {:>12}  ({} more types: --top N, or --format json)",
+            human_bytes(rest),
+            100.0 * rest as f64 / total,
+            "",
+            s.types.len() - top
+        );
+    }
+    for w in &s.warnings {
+        let _ = writeln!(o, "\nwarning: {w}");
+    }
+    o
+}

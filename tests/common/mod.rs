@@ -1,0 +1,515 @@
+//! Shared harness for the integration tests: which interpreters to test,
+//! spawning Python targets that publish their own ground truth, running the
+//! pymemspy binary, and printing result tables.
+
+// Each test crate includes this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a target may take to build its heap and publish its truth.
+pub const TRUTH_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long one run of the tool may take before the harness kills it.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a target may take to run to completion (self-check mode).
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+const POLL: Duration = Duration::from_millis(20);
+
+const DEFAULT_PYTHONS: &str = "/opt/pymemspy-pythons";
+
+/// One interpreter under test: a label and the command that runs Python.
+#[derive(Clone, Debug)]
+pub struct Interp {
+    pub label: String,
+    /// The command to run python, e.g. just the binary, or the dynamic loader
+    /// followed by its options and the binary.
+    pub argv_prefix: Vec<String>,
+}
+
+impl Interp {
+    /// Free-threaded builds keep no GC lists; the GC-list tests skip them.
+    pub fn is_free_threaded(&self) -> bool {
+        self.label.contains("free-threaded")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.argv_prefix[0]);
+        // Keep tests/targets/ free of __pycache__ written by a dozen versions.
+        cmd.args(&self.argv_prefix[1..])
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd
+    }
+}
+
+/// The interpreters to test, in list order, plus one run through the loader.
+///
+/// The list comes from `$PYMEMSPY_INTERPRETERS`, else
+/// `${PYMEMSPY_PYTHONS:-/opt/pymemspy-pythons}/interpreters.txt`. Without a
+/// list, CI fails (a silently shrunk matrix would pass for the wrong reason)
+/// and a developer machine falls back to `python3` on PATH.
+pub fn interpreters() -> Vec<Interp> {
+    let list = interpreters_file();
+    let text = match fs::read_to_string(&list) {
+        Ok(text) => text,
+        Err(err) if std::env::var_os("CI").is_some() => panic!(
+            "interpreter list {} unreadable ({err}); CI must test the full matrix \
+             (set PYMEMSPY_INTERPRETERS or PYMEMSPY_PYTHONS)",
+            list.display()
+        ),
+        Err(err) => {
+            eprintln!(
+                "note: interpreter list {} unreadable ({err}); falling back to python3 on PATH \
+                 (label local-python3)",
+                list.display()
+            );
+            return vec![Interp {
+                label: "local-python3".into(),
+                argv_prefix: vec!["python3".into()],
+            }];
+        }
+    };
+    let mut interps = parse_interpreters(&text, &list);
+    match loader_case(&interps) {
+        Some(extra) => interps.push(extra),
+        None => eprintln!("note: no debian-3.X interpreter listed; no via-loader case"),
+    }
+    interps
+}
+
+fn interpreters_file() -> PathBuf {
+    if let Some(path) = std::env::var_os("PYMEMSPY_INTERPRETERS") {
+        return PathBuf::from(path);
+    }
+    let root = std::env::var_os("PYMEMSPY_PYTHONS").unwrap_or_else(|| DEFAULT_PYTHONS.into());
+    Path::new(&root).join("interpreters.txt")
+}
+
+fn parse_interpreters(text: &str, origin: &Path) -> Vec<Interp> {
+    let mut interps = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (label, path) = line.split_once('\t').unwrap_or_else(|| {
+            panic!(
+                "{}: expected LABEL<TAB>PATH, got {line:?}",
+                origin.display()
+            )
+        });
+        interps.push(Interp {
+            label: label.trim().to_string(),
+            argv_prefix: vec![path.trim().to_string()],
+        });
+    }
+    assert!(
+        !interps.is_empty(),
+        "{} lists no interpreter",
+        origin.display()
+    );
+    interps
+}
+
+/// `debian-3.X-via-loader`: the pristine `python3.X.dist` beside a listed
+/// `debian-3.X` binary, started through its suite's ld.so (the binary's
+/// PT_INTERP is then not the process's main executable, which the tool must
+/// cope with). Prefers 3.13, else the highest 3.X listed.
+fn loader_case(interps: &[Interp]) -> Option<Interp> {
+    let minor = |i: &Interp| -> Option<u32> { i.label.strip_prefix("debian-3.")?.parse().ok() };
+    let chosen = interps
+        .iter()
+        .filter_map(|i| Some((minor(i)?, i)))
+        .max_by_key(|(m, _)| (*m == 13, *m))?;
+    let (minor, interp) = chosen;
+    let binary = Path::new(&interp.argv_prefix[0]);
+    let root = binary.parent()?.parent()?.parent()?;
+    let dist = format!("{}.dist", binary.display());
+    let s = |p: PathBuf| p.to_string_lossy().into_owned();
+    Some(Interp {
+        label: format!("debian-3.{minor}-via-loader"),
+        argv_prefix: vec![
+            s(root.join("usr/lib64/ld-linux-x86-64.so.2")),
+            "--library-path".into(),
+            s(root.join("usr/lib/x86_64-linux-gnu")),
+            dist,
+        ],
+    })
+}
+
+/// Absolute path of a script in tests/targets/.
+pub fn target_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/targets")
+        .join(name)
+}
+
+/// A private scratch directory, removed on drop.
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(tag: &str) -> ScratchDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("pymemspy-it-{}-{seq}-{tag}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        // A leftover from a crashed run with a recycled pid is stale.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        ScratchDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A running target process that has published its truth. Killed on drop.
+pub struct Target {
+    child: Child,
+    pub pid: u32,
+    pub truth: Value,
+    pub log: PathBuf,
+    // Declared last so the directory outlives the child while it is killed.
+    dir: ScratchDir,
+}
+
+impl Target {
+    /// Start `script` under `interp` with the truth path as first argument,
+    /// wait until the truth is published and the target has gone idle.
+    pub fn spawn(interp: &Interp, script: &str, args: &[&str]) -> Result<Target, String> {
+        let dir = ScratchDir::new(&sanitize(&interp.label));
+        let truth_path = dir.path().join("truth.json");
+        let log = dir.path().join("target.log");
+        let child = spawn_logged(interp, script, &truth_path, args, &log)?;
+        let mut target = Target {
+            pid: child.id(),
+            child,
+            truth: Value::Null,
+            log,
+            dir,
+        };
+        target.truth = target.wait_for_truth(&truth_path)?;
+        target.wait_until_idle()?;
+        Ok(target)
+    }
+
+    fn wait_for_truth(&mut self, truth_path: &Path) -> Result<Value, String> {
+        let deadline = Instant::now() + TRUTH_TIMEOUT;
+        loop {
+            // The target publishes with os.replace: once present it is whole.
+            if let Ok(text) = fs::read_to_string(truth_path) {
+                return serde_json::from_str(&text)
+                    .map_err(|e| format!("truth is not JSON ({e}): {text:.200}"));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "target exited ({status}) before publishing its truth; log:\n{}",
+                    self.log_tail()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no truth after {TRUTH_TIMEOUT:?}; log:\n{}",
+                    self.log_tail()
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// The truth file appears a few bytecodes before the target reaches its
+    /// idle sleep (or lock wait); wait until the main thread is asleep so the
+    /// tool reads a quiescent heap.
+    fn wait_until_idle(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut asleep = 0;
+        while asleep < 3 {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "target did not go idle; state {:?}",
+                    process_state(self.pid)
+                ));
+            }
+            thread::sleep(POLL);
+            asleep = if process_state(self.pid) == Some('S') {
+                asleep + 1
+            } else {
+                0
+            };
+        }
+        Ok(())
+    }
+
+    pub fn pid_arg(&self) -> String {
+        self.pid.to_string()
+    }
+
+    /// The last lines of the target's stdout/stderr, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 20)
+    }
+
+    /// A required integer field of the truth document.
+    pub fn truth_u64(&self, key: &str) -> u64 {
+        self.truth[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("truth lacks integer {key:?}"))
+    }
+
+    pub fn truth_version(&self) -> String {
+        self.truth["version"].as_str().unwrap_or("?").to_string()
+    }
+
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // SIGKILL also ends a SIGSTOPped or deadlocked target.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_logged(
+    interp: &Interp,
+    script: &str,
+    truth_path: &Path,
+    args: &[&str],
+    log: &Path,
+) -> Result<Child, String> {
+    let out = File::create(log).map_err(|e| format!("log {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| format!("log: {e}"))?;
+    interp
+        .command()
+        .arg(target_script(script))
+        .arg(truth_path)
+        .args(args)
+        .env_remove("PYMEMSPY_SELFCHECK")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", interp.argv_prefix))
+}
+
+fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Scheduler state letter of a process (R, S, D, T, t, Z, ...), if it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain ") ".
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// Poll until `pid` is in scheduler state `want`, up to `timeout`.
+pub fn wait_for_state(pid: u32, want: char, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let state = process_state(pid);
+        if state == Some(want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("pid {pid} state {state:?}, wanted {want:?}"));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A helper child process (e.g. a non-Python `sleep`), killed on drop.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    pub fn spawn(program: &str, args: &[&str]) -> KillOnDrop {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        KillOnDrop(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One finished run of a child process.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl Run {
+    /// One-line summary of how the process ended, for failure messages.
+    pub fn describe(&self) -> String {
+        let how = if self.timed_out {
+            "timed out and was killed".to_string()
+        } else {
+            self.status.to_string()
+        };
+        format!("{how}; stderr: {}", self.stderr.trim())
+    }
+}
+
+/// Run the pymemspy binary with `args`, killing it after TOOL_TIMEOUT.
+pub fn run_tool(args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
+    // Log output would break the "one line of stderr" expectations.
+    cmd.args(args).env_remove("RUST_LOG");
+    run_with_timeout(cmd, TOOL_TIMEOUT)
+}
+
+/// Run a target script to completion (e.g. in self-check mode).
+pub fn run_script(interp: &Interp, script: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = interp.command();
+    cmd.arg(target_script(script)).args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    run_with_timeout(cmd, RUN_TIMEOUT)
+}
+
+/// Run `cmd` capturing its output, killing it once `timeout` has passed.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Run {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait for killed child");
+        }
+        thread::sleep(POLL);
+    };
+    let elapsed = start.elapsed();
+    Run {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        elapsed,
+        timed_out,
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// A plain-text table, printed with aligned columns.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(String::len).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.len());
+                }
+            }
+        }
+        let mut out = String::new();
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        for row in std::iter::once(&self.header)
+            .chain(std::iter::once(&rule))
+            .chain(&self.rows)
+        {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        }
+        out
+    }
+
+    pub fn print(&self, title: &str) {
+        println!("\n== {title}\n{}", self.render());
+    }
+}
+
+/// Fail the test with every collected failure, after the table was printed.
+pub fn assert_no_failures(test: &str, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{test}: {} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,256 @@
+"""Ground truth for pymemspy's integration tests, computed inside the target.
+
+Targets import this module (sys.path[0] is the script's directory), build a
+heap, then call ``publish(path, ...)`` and ``idle()``.  The census must be a
+*fixed point*: the set of GC-tracked objects alive while the target idles
+(which is when pymemspy reads it from outside) must be exactly the set the
+census counted.  Everything below is written to keep that promise:
+
+* the census result is a JSON ``str`` (strings are not GC-tracked, so holding
+  it does not perturb the census);
+* every temporary the census creates is freed before it returns (no cycles,
+  no caches), and automatic collections are disabled while it runs so a
+  collection triggered by its own allocations cannot change tracking state;
+* the list returned by ``gc.get_objects()`` and any frame object of this
+  module's census code are excluded;
+* lazy imports and codec lookups done by writing the truth file and by the
+  json module are triggered by a warm-up *before* the census.
+
+Run ``python known_heap.py PATH`` with ``PYMEMSPY_SELFCHECK=1`` to verify the
+fixed-point property on an interpreter (see ``self_check``).
+"""
+
+import gc
+import json
+import os
+import sys
+import time
+import types
+
+_FrameType = types.FrameType
+_type_repr = type.__repr__  # not repr(): enum metaclasses override __repr__
+_getsizeof = sys.getsizeof
+_get_objects = gc.get_objects
+
+
+def _is_free_threaded():
+    """True on a free-threaded (no-GIL) build; such builds keep no GC lists."""
+    import sysconfig
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+# Computed at import time so the census never imports anything.
+_FREE_THREADED = _is_free_threaded()
+_VERSION = "%d.%d.%d" % sys.version_info[:3]
+
+
+def _summarize(objs):
+    """Per-type [count, bytes] over objs, skipping the census's own objects."""
+    per_type = {}
+    names = {}
+    total_objects = 0
+    total_bytes = 0
+    for o in objs:
+        if o is objs:
+            continue
+        t = type(o)
+        if t is _FrameType and o.f_code in _OWN_CODES:
+            continue
+        name = names.get(t)
+        if name is None:
+            name = _type_repr(t)[8:-2]
+            names[t] = name
+        size = _getsizeof(o)
+        entry = per_type.get(name)
+        if entry is None:
+            per_type[name] = [1, size]
+        else:
+            entry[0] += 1
+            entry[1] += size
+        total_objects += 1
+        total_bytes += size
+    # Drop the last object and the per-type name cache before returning, so the
+    # caller frees everything deterministically (no references linger).
+    o = t = None
+    names.clear()
+    return per_type, total_objects, total_bytes
+
+
+def gc_census(collect=True):
+    """Census of gc.get_objects() as a JSON string.
+
+    collect=False skips the initial gc.collect(): the self-check uses it to see
+    the heap exactly as an outside reader would, without tidying it first.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if collect:
+            gc.collect()
+        objs = _get_objects()
+        per_type, total_objects, total_bytes = _summarize(objs)
+        del objs
+        doc = {
+            "types": per_type,
+            "total_objects": total_objects,
+            "total_bytes": total_bytes,
+            "freeze_count": gc.get_freeze_count(),
+            "version": _VERSION,
+            "pid": os.getpid(),
+            "free_threaded": _FREE_THREADED,
+        }
+        text = json.dumps(doc)
+        doc.clear()
+        per_type.clear()
+        return text
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_OWN_CODES = (gc_census.__code__, _summarize.__code__)
+
+
+def with_fields(text, fields):
+    """Return census JSON text with extra top-level fields merged in."""
+    doc = json.loads(text)
+    doc.update(fields)
+    merged = json.dumps(doc)
+    doc.clear()
+    return merged
+
+
+def write_truth(path, text):
+    """Atomically publish text at path (tmp file + os.replace)."""
+    tmp = path + ".tmp"
+    f = open(tmp, "w", encoding="utf-8")
+    try:
+        f.write(text)
+    finally:
+        f.close()
+    # Free the file objects (GC-tracked) before the truth becomes visible, so
+    # a reader that starts the moment it appears sees the final heap.
+    del f
+    os.replace(tmp, path)
+
+
+def warm_up(path):
+    """Do once, before the census, everything publishing will do afterwards.
+
+    The first open() may import modules lazily (_bootlocale on 3.8/3.9) and the
+    first codec lookup of a name caches a CodecInfo; json has its own first-call
+    paths.  Doing an identical write to a scratch file now means none of that
+    happens after the census.
+    """
+    scratch = path + ".warmup"
+    text = with_fields(json.dumps({"warm": [1, 2]}), {"up": {"x": [True]}})
+    write_truth(scratch, text)
+    os.remove(scratch)
+
+
+def publish(path, fields=None, before_write=None):
+    """Warm up, take the census, merge fields, write it; return the text.
+
+    before_write, if given, runs between the census and the write (e.g.
+    gc.freeze), so the truth file appears only once the target is final.
+    Automatic GC stays off throughout so no collection can run in between.
+    """
+    warm_up(path)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        text = gc_census()
+        if fields:
+            text = with_fields(text, fields)
+        if before_write is not None:
+            before_write()
+        write_truth(path, text)
+        return text
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def idle():
+    """Sleep forever without allocating GC-tracked objects."""
+    while True:
+        time.sleep(3600)
+
+
+def _census_only(text):
+    """The census part of a truth document (drops fields merged by targets)."""
+    doc = json.loads(text)
+    keep = ("types", "total_objects", "total_bytes", "freeze_count")
+    return {k: doc[k] for k in keep}
+
+
+def _diff(a, b):
+    """Human-readable per-type differences between two census documents."""
+    lines = []
+    for name in sorted(set(a["types"]) | set(b["types"])):
+        x = a["types"].get(name)
+        y = b["types"].get(name)
+        if x != y:
+            lines.append("  %s: %s -> %s" % (name, x, y))
+    for key in ("total_objects", "total_bytes", "freeze_count"):
+        if a[key] != b[key]:
+            lines.append("  %s: %s -> %s" % (key, a[key], b[key]))
+    return "\n".join(lines)
+
+
+def _thawed_matches(first, after):
+    """After freeze + unfreeze: the census plus what was frozen before it."""
+    ok = after["total_objects"] == first["total_objects"] + first["freeze_count"]
+    for name, (count, _) in first["types"].items():
+        ok = ok and after["types"].get(name, [0, 0])[0] >= count
+    if first["freeze_count"] == 0:
+        ok = ok and after["types"] == first["types"]
+    if not ok:
+        sys.stderr.write("SELFCHECK frozen census != thawed census:\n%s\n" % _diff(first, after))
+    return ok
+
+
+def self_check(published, published_path, frozen=False):
+    """Check the fixed-point property after publish(); return True if it holds.
+
+    Compares the published census with a census taken *without* collecting
+    (what an outside reader sees), checks two back-to-back censuses agree, and
+    that len(gc.get_objects()) is stable across a write_truth.  Not part of the
+    normal flow: it allocates (harmlessly) and the target then exits.
+    """
+    if frozen:
+        # gc.get_objects() cannot see the permanent generation: thaw it so the
+        # later census sees what pymemspy sees (normal + permanent objects).
+        gc.unfreeze()
+    # Take every census before parsing any: parsed documents are GC-tracked
+    # and would show up in a census taken while they are alive.
+    after_text = gc_census(collect=False)
+    again_text = gc_census()
+    ok = True
+    first = _census_only(published)
+    after = _census_only(after_text)
+    again = _census_only(again_text)
+    if frozen:
+        ok = _thawed_matches(first, after)
+    elif first != after:
+        ok = False
+        sys.stderr.write("SELFCHECK published != later census:\n%s\n" % _diff(first, after))
+    if after != again and not frozen:
+        ok = False
+        sys.stderr.write("SELFCHECK census not repeatable:\n%s\n" % _diff(after, again))
+    objects, freeze_count = first["total_objects"], first["freeze_count"]
+    first = after = again = None
+    scratch = published_path + ".selfcheck"
+    before = len(_get_objects())
+    write_truth(scratch, published)
+    later = len(_get_objects())
+    os.remove(scratch)
+    if before != later:
+        ok = False
+        sys.stderr.write("SELFCHECK len(gc.get_objects()) %d -> %d across write_truth\n" % (before, later))
+    sys.stderr.write(
+        "SELFCHECK %s python=%s objects=%d freeze_count=%d\n"
+        % ("OK" if ok else "FAIL", _VERSION, objects, freeze_count)
+    )
+    return ok
