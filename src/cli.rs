@@ -100,6 +100,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.pause,
+        gc_only: a.gc_only,
         ..Default::default()
     };
     let snap = snapshot::take(a.target.pid, opts)?;

@@ -53,7 +53,7 @@ pub fn count(view: &mut View, l: &Layout, types: &mut TypeTable, objects: &[u64]
     let mut by_name: HashMap<String, (u64, u64)> = HashMap::new();
     for (tp, (n, b)) in by_ptr {
         if let Some(info) = types.get(view, l, tp) {
-            let e = by_name.entry(info.name.clone()).or_default();
+            let e = by_name.entry(info.name.to_string()).or_default();
             e.0 += n;
             e.1 += b;
         }

@@ -1,4 +1,5 @@
 //! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
 
 pub mod census;
+pub mod complete;
 pub mod snapshot;

@@ -1,6 +1,7 @@
 //! One census of a live process, start to finish: attach, resolve, walk, count.
 
 use super::census::{self, Census, TypeCount};
+use super::complete;
 use crate::error::Result;
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
@@ -18,6 +19,8 @@ pub struct SnapshotOptions {
     pub pause: bool,
     /// Bytes of target memory the view may hold at once.
     pub cache_budget: u64,
+    /// Count only GC-listed objects (skip the arena scan and referent pass).
+    pub gc_only: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -26,6 +29,7 @@ impl Default for SnapshotOptions {
             resolve: ResolveOptions::default(),
             pause: false,
             cache_budget: 256 << 20,
+            gc_only: false,
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct Totals {
 /// How the census was made: what was read and what was skipped.
 #[derive(Debug, Clone, Serialize)]
 pub struct Coverage {
+    /// Where the layout came from (tables, debug offsets, DWARF).
+    pub layout: Vec<String>,
+    /// How objects were found, with counts.
     pub sources: Vec<String>,
     pub gc_lists: Vec<(String, u64)>,
     pub gc_attempts: u32,
@@ -125,8 +132,17 @@ impl Session {
             self.opts.cache_budget,
         );
         let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
-        let census = census::count(&mut view, &self.py.layout, &mut self.types, &walked.objects);
         let mut warnings = self.py.warnings.clone();
+        let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
+        let objects = if self.opts.gc_only {
+            walked.objects.clone()
+        } else {
+            let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
+            sources.extend(all.sources);
+            warnings.extend(all.warnings);
+            all.objects
+        };
+        let census = census::count(&mut view, &self.py.layout, &mut self.types, &objects);
         if !walked.broken.is_empty() {
             warnings.push(format!(
                 "GC lists changed while being read and were cut short after {} attempts: {}",
@@ -150,7 +166,8 @@ impl Session {
             ));
         }
         let coverage = Coverage {
-            sources: self.py.layout.sources.clone(),
+            layout: self.py.layout.sources.clone(),
+            sources,
             gc_lists: walked.lists,
             gc_attempts: walked.attempts,
             skipped_bad_type: census.bad_type,

@@ -7,6 +7,7 @@ use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +33,25 @@ pub enum SizeRule {
 #[derive(Debug, Clone)]
 pub struct TypeInfo {
     pub addr: u64,
-    pub name: String,
+    /// Shared: cloned per object in hot loops.
+    pub name: Rc<str>,
     pub flags: u64,
     pub basicsize: u64,
     pub itemsize: u64,
     pub rule: SizeRule,
     /// Bytes before the object (GC head, managed dict/weakref slots).
     pub preheader: u64,
+    /// False for types whose instances hold no object pointers (str, int, float, bytes).
+    pub scan_body: bool,
+}
+
+/// Builtin leaf types: their bodies hold data, never object pointers.
+fn no_pointers(name: &str, tflags: u64) -> bool {
+    tflags & flags::HEAPTYPE == 0
+        && matches!(
+            name,
+            "str" | "int" | "bool" | "float" | "bytes" | "complex" | "bytearray"
+        )
 }
 
 /// Static builtin types we recognise by address, and the size rule of each.
@@ -151,7 +164,8 @@ impl TypeTable {
         let name = self.name(view, l, addr, tflags, b.u64_at(t.tp_name as usize))?;
         Some(TypeInfo {
             addr,
-            name,
+            scan_body: !no_pointers(&name, tflags),
+            name: name.into(),
             flags: tflags,
             basicsize,
             itemsize,

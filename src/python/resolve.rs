@@ -49,7 +49,13 @@ impl Python {
 const MAX_INTERPRETERS: usize = 256;
 
 pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
-    let binary = binary::locate(target)?;
+    let mut binary = binary::locate(target)?;
+    // A stripped build's static symbols (pymalloc's arenas, ...) live in its debug file.
+    if !binary.has_debug_info {
+        if let Some(dbg) = dwarf::debug_file(&binary, target, &opts.debug_dirs) {
+            let _ = binary.add_symbols_from(&dbg);
+        }
+    }
     let mem = &target.memory;
     let unsupported = |why: String| Error::Unsupported {
         pid: target.pid,
