@@ -23,9 +23,6 @@ pub enum Error {
     #[error("process {0} exited while it was being read")]
     Exited(i32),
 
-    #[error("{0}")]
-    Usage(String),
-
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -26,9 +26,6 @@ fn main() {
             }
         }
         eprintln!("pymemspy: {msg}");
-        std::process::exit(match e.downcast_ref::<error::Error>() {
-            Some(error::Error::Usage(_)) => 2,
-            _ => 1,
-        });
+        std::process::exit(1);
     }
 }

@@ -17,6 +17,20 @@ pub struct AllObjects {
     pub warnings: Vec<String>,
 }
 
+impl AllObjects {
+    /// Just these objects (the GC-only census).
+    pub fn only(objects: Vec<u64>) -> AllObjects {
+        AllObjects {
+            objects,
+            blocks: Vec::new(),
+            arenas: None,
+            scan: Default::default(),
+            sources: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64]) -> AllObjects {
     let l = &py.layout;
     let mut out = AllObjects {
@@ -63,9 +77,14 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     }
     refs.drain(view, l, types);
     out.sources.push(format!(
-        "pymalloc arenas: {} arenas ({}), {} objects in {} blocks",
+        "pymalloc arenas: {} arenas ({}{}), {} objects in {} blocks",
         arenas.arenas.len(),
         arenas.found_by,
+        if scan.framing == arenas::DEBUG_FRAMING {
+            "; debug allocator framing"
+        } else {
+            ""
+        },
         blocks.len(),
         scan.blocks_in_use
     ));

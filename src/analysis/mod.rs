@@ -2,4 +2,5 @@
 
 pub mod census;
 pub mod complete;
+pub mod memory;
 pub mod snapshot;

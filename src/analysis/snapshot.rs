@@ -2,9 +2,11 @@
 
 use super::census::{self, Census, TypeCount};
 use super::complete;
+use super::memory::{self, MemoryReport};
 use crate::error::Result;
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
+use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
 use crate::python::{resolve, Python, ResolveOptions};
 use serde::Serialize;
@@ -45,6 +47,7 @@ pub struct PythonInfo {
 pub struct Totals {
     pub objects: u64,
     pub bytes: u64,
+    pub allocated_bytes: u64,
 }
 
 /// How the census was made: what was read and what was skipped.
@@ -72,6 +75,8 @@ pub struct Snapshot {
     pub duration_ms: f64,
     pub totals: Totals,
     pub types: Vec<TypeCount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
     pub coverage: Coverage,
     pub warnings: Vec<String>,
 }
@@ -82,6 +87,8 @@ pub struct Session {
     pub py: Python,
     pub types: TypeTable,
     pub opts: SnapshotOptions,
+    /// The memory breakdown of the latest census (None with --gc-only).
+    pub last_memory: Option<MemoryReport>,
 }
 
 impl Session {
@@ -102,6 +109,7 @@ impl Session {
             py,
             types,
             opts,
+            last_memory: None,
         })
     }
 
@@ -134,15 +142,31 @@ impl Session {
         let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
         let mut warnings = self.py.warnings.clone();
         let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
-        let objects = if self.opts.gc_only {
-            walked.objects.clone()
+        let all = if self.opts.gc_only {
+            let mut objects = walked.objects.clone();
+            objects.sort_unstable();
+            objects.dedup();
+            complete::AllObjects::only(objects)
         } else {
-            let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
-            sources.extend(all.sources);
-            warnings.extend(all.warnings);
-            all.objects
+            complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects)
         };
-        let census = census::count(&mut view, &self.py.layout, &mut self.types, &objects);
+        sources.extend(all.sources.iter().cloned());
+        warnings.extend(all.warnings.iter().cloned());
+        let placement = census::Placement {
+            blocks: &all.blocks,
+            statics: &self.py.binary.data_sections,
+        };
+        let census = census::count(
+            &mut view,
+            &self.py.layout,
+            &mut self.types,
+            &all.objects,
+            &placement,
+        );
+        self.last_memory = (!self.opts.gc_only).then(|| {
+            let rss = RssParts::read(self.target.pid).unwrap_or_default();
+            memory::report(rss, all.arenas.as_ref(), Some(&all.scan), &census)
+        });
         if !walked.broken.is_empty() {
             warnings.push(format!(
                 "GC lists changed while being read and were cut short after {} attempts: {}",
@@ -194,7 +218,9 @@ pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
         totals: Totals {
             objects: census.objects,
             bytes: census.bytes,
+            allocated_bytes: census.allocated_bytes,
         },
+        memory: session.last_memory.take(),
         types: census.types,
         coverage,
         warnings,

@@ -6,9 +6,10 @@
 //! as an object only when everything about it agrees: a real type, the pre-header that type
 //! implies, a sane refcount, and the size class its fields call for.
 
+use super::sizes::own_size;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, LongLayout, ObmallocState};
+use crate::python::layout::{flags, Layout, ObmallocState};
 use crate::python::Python;
 use std::collections::HashSet;
 
@@ -110,7 +111,7 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
         };
         for w in words.chunks_exact(8) {
             let p = w.u64_at(0);
-            if p == 0 || p % 16 != 0 || !view.is_readable(p, ARENA_OBJECT_SIZE) {
+            if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, ARENA_OBJECT_SIZE) {
                 continue;
             }
             let fits = samples.iter().all(|&(idx, pool)| {
@@ -187,6 +188,19 @@ fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<A
     Ok(arenas)
 }
 
+/// The debug allocator (`-X dev`, `PYTHONMALLOC=pymalloc_debug`) wraps each request: 16 bytes of
+/// size and API id before the object, 8 forbidden bytes after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockFraming {
+    pub base: u64,
+    pub overhead: u64,
+}
+
+pub const DEBUG_FRAMING: BlockFraming = BlockFraming {
+    base: 16,
+    overhead: 24,
+};
+
 /// One object found in a pymalloc block.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockObject {
@@ -203,6 +217,9 @@ pub struct ScanStats {
     /// Allocated blocks that hold no validated object (buffers, keys tables, corpses).
     pub non_object_blocks: u64,
     pub bad_pools: u64,
+    /// Bytes of carved pools (in use or with free blocks).
+    pub pool_bytes: u64,
+    pub framing: BlockFraming,
 }
 
 /// Every validated object in the arenas, in address order. `visit` sees each with its block
@@ -219,6 +236,7 @@ pub fn scan(
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
     let mut free: HashSet<u64> = HashSet::new();
+    stats.framing = detect_framing(view, l, types, arenas);
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
@@ -266,6 +284,7 @@ fn scan_pool(
         return;
     }
     stats.pools += 1;
+    stats.pool_bytes += ps;
     // The free list threads through the free blocks themselves.
     free.clear();
     let mut f = p.u64_at(8);
@@ -285,7 +304,7 @@ fn scan_pool(
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];
-            match object_in_block(view, l, types, block, b) {
+            match object_in_block(view, l, types, block, b, stats.framing) {
                 Some((obj, info)) => {
                     stats.objects += 1;
                     out.push(BlockObject {
@@ -309,25 +328,73 @@ fn object_in_block(
     types: &mut TypeTable,
     block: u64,
     b: &[u8],
+    framing: BlockFraming,
 ) -> Option<(u64, TypeInfo)> {
-    for d in [0u64, 16, 32] {
+    for d in [0u64, 16, 32].map(|d| d + framing.base) {
         if d + 16 > b.len() as u64 {
             break;
         }
         let o = &b[d as usize..];
         let tp = o.u64_at(l.ob_type as usize);
-        if tp == 0 || tp % 8 != 0 || !sane_refcnt(l, o.u64_at(0)) {
+        if tp == 0 || !tp.is_multiple_of(8) || !sane_refcnt(l, o.u64_at(0)) {
             continue;
         }
         let Some(info) = types.get(view, l, tp) else {
             continue;
         };
-        if info.preheader != d || !fits_block(l, info, o, b.len() as u64 - d) {
+        let block_len = b.len() as u64;
+        if info.preheader + framing.base != d
+            || !fits_block(l, info, o, block_len, framing.overhead)
+        {
             continue;
         }
         return Some((block + d, info.clone()));
     }
     None
+}
+
+/// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks
+/// validate as objects.
+fn detect_framing(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    arenas: &Arenas,
+) -> BlockFraming {
+    let mut hits = [0u32; 2];
+    let framings = [BlockFraming::default(), DEBUG_FRAMING];
+    let ps = arenas.pool_size;
+    'arenas: for arena in &arenas.arenas {
+        let mut pool = (arena.address + ps - 1) & !(ps - 1);
+        while pool + ps <= arena.pool_address {
+            let Ok(p) = view.get(pool, ps as usize).map(|b| b.to_vec()) else {
+                break;
+            };
+            let size = (p.u32_at(36) as u64 + 1) * 16;
+            let next = (p.u32_at(40) as u64).min(ps);
+            if p.u32_at(0) > 0 && size <= 512 {
+                let mut off = POOL_OVERHEAD;
+                while off + size <= next {
+                    let b = &p[off as usize..(off + size) as usize];
+                    for (i, f) in framings.iter().enumerate() {
+                        if object_in_block(view, l, types, pool + off, b, *f).is_some() {
+                            hits[i] += 1;
+                        }
+                    }
+                    off += size;
+                }
+            }
+            if hits[0] + hits[1] > 2000 {
+                break 'arenas;
+            }
+            pool += ps;
+        }
+    }
+    if hits[1] > hits[0] {
+        DEBUG_FRAMING
+    } else {
+        BlockFraming::default()
+    }
 }
 
 /// A live object's refcount. 3.14+ free lists write a next pointer over it, which this rejects.
@@ -341,35 +408,15 @@ pub fn sane_refcnt(l: &Layout, rc: u64) -> bool {
 }
 
 /// Does the block's size class match what this object's fields say it allocated?
-fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], room: u64) -> bool {
-    let ob_size = o.i64_at(l.ob_size as usize).unsigned_abs();
-    let need = match t.rule {
-        SizeRule::Str if t.flags & flags::HEAPTYPE == 0 => {
-            let state = o.u32_at(l.unicode.state as usize);
-            let len = o.u64_at(l.unicode.length as usize);
-            let kind = ((state >> 2) & 7) as u64;
-            let (compact, ascii) = (state & (1 << 5) != 0, state & (1 << 6) != 0);
-            match (compact, ascii) {
-                (true, true) => l.unicode.ascii_size + len + 1,
-                (true, false) => l.unicode.compact_size + (len + 1) * kind,
-                _ => l.unicode.unicode_size,
-            }
-        }
-        SizeRule::Int if l.long == LongLayout::Tag => {
-            let digits = o.u64_at(16) >> 3;
-            t.basicsize + 4 * digits.max(1)
-        }
-        _ => match ob_size.checked_mul(t.itemsize) {
-            Some(items) => t.basicsize + items,
-            None => return false,
-        },
+fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], block: u64, overhead: u64) -> bool {
+    let Some(need) = own_size(l, t, o) else {
+        return false;
     };
-    let block = room + t.preheader;
-    let want = (need + t.preheader).div_ceil(16) * 16;
+    let want = (need + t.preheader + overhead).div_ceil(16) * 16;
     if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {
         // Instance attribute values live inline after the object: the block is larger.
         return block >= want;
     }
-    // Tolerate one size class of slack: a few types over-allocate a little (int 0 and friends).
+    // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
     block == want || (t.rule == SizeRule::Int && block == want + 16)
 }

@@ -47,7 +47,7 @@ impl<'a> Referents<'a> {
     }
 
     fn push(&mut self, p: u64) {
-        if p != 0 && p % 8 == 0 && !self.arenas.contains(p) && !self.known.contains(&p) {
+        if p != 0 && p.is_multiple_of(8) && !self.arenas.contains(p) && !self.known.contains(&p) {
             self.pending.push(p);
         }
     }
@@ -199,7 +199,7 @@ fn read_head(view: &mut View, obj: u64, body: Option<&[u8]>, n: usize) -> Vec<u8
 fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Option<TypeInfo> {
     let head = view.get(p, 16).ok()?;
     let (rc, tp) = (head.u64_at(0), head.u64_at(l.ob_type as usize));
-    if !super::arenas::sane_refcnt(l, rc) || tp == 0 || tp % 8 != 0 {
+    if !super::arenas::sane_refcnt(l, rc) || tp == 0 || !tp.is_multiple_of(8) {
         return None;
     }
     let t = types.get(view, l, tp)?.clone();

@@ -120,16 +120,12 @@ impl TypeTable {
         self.cache.get(&addr)?.as_ref()
     }
 
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
     /// A real type object: its metatype chain reaches `type` within a few hops, and every
     /// metatype along the way says it is a type subclass.
     pub fn is_type(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
         let mut cur = addr;
         for _ in 0..MAX_META_HOPS {
-            if cur == 0 || cur % 8 != 0 {
+            if cur == 0 || !cur.is_multiple_of(8) {
                 return false;
             }
             let Some(meta) = view.u64(cur + l.ob_type) else {

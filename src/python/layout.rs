@@ -191,14 +191,7 @@ pub mod flags {
     pub const MANAGED_WEAKREF: u64 = 1 << 3;
     pub const MANAGED_DICT: u64 = 1 << 4;
     pub const HEAPTYPE: u64 = 1 << 9;
-    pub const READY: u64 = 1 << 12;
     pub const HAVE_GC: u64 = 1 << 14;
-    pub const LONG_SUBCLASS: u64 = 1 << 24;
-    pub const LIST_SUBCLASS: u64 = 1 << 25;
-    pub const TUPLE_SUBCLASS: u64 = 1 << 26;
-    pub const BYTES_SUBCLASS: u64 = 1 << 27;
-    pub const UNICODE_SUBCLASS: u64 = 1 << 28;
-    pub const DICT_SUBCLASS: u64 = 1 << 29;
     pub const TYPE_SUBCLASS: u64 = 1 << 31;
 }
 
