@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Stands in for `;` inside a frame name: FULLWIDTH SEMICOLON looks the same to a reader but
 /// does not split frames.
-const SEMICOLON_STANDIN: char = '\u{ff1b}';
+const SEMICOLON_STANDIN: &str = "\u{ff1b}";
 /// Glues a trailing number to the rest of the frame: NO-BREAK SPACE is not the ASCII space
 /// that folded-stack readers split the count off at.
 const GLUE_SPACE: char = '\u{a0}';
@@ -26,16 +26,7 @@ const EMPTY_FRAME: &str = "(empty)";
 ///
 /// Text read from a process should already be decoded lossily (invalid UTF-8 as U+FFFD).
 pub fn sanitize_frame(frame: &str) -> String {
-    let mut out = String::with_capacity(frame.len());
-    for c in frame.trim().chars() {
-        match c {
-            ';' => out.push(SEMICOLON_STANDIN),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {
-                out.extend(c.escape_default())
-            }
-            c => out.push(c),
-        }
-    }
+    let mut out = escape_controls(&frame.trim().replace(';', SEMICOLON_STANDIN));
     if out.is_empty() {
         return EMPTY_FRAME.to_string();
     }
@@ -46,6 +37,20 @@ pub fn sanitize_frame(frame: &str) -> String {
     }
     if out.starts_with("# ") {
         out.replace_range(1..2, GLUE_SPACE.encode_utf8(&mut [0; 4]));
+    }
+    out
+}
+
+/// Write control characters (and the XML-forbidden U+FFFE, U+FFFF) as Rust escapes, so text
+/// stays on one line and is legal in XML.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
     out
 }

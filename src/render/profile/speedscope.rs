@@ -139,7 +139,10 @@ pub(super) fn render(profile: &Profile) -> anyhow::Result<Vec<u8>> {
         },
         profiles,
     };
-    crate::render::json::to_json(&file)
+    // Compact: speedscope files of big profiles are read by programs, not people.
+    let mut out = serde_json::to_vec(&file)?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 #[cfg(test)]

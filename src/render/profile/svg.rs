@@ -1,6 +1,6 @@
 //! Interactive flamegraph SVG, drawn by inferno from the sanitised folded lines.
 
-use super::folded::{folded_lines, sanitize_frame};
+use super::folded::{escape_controls, folded_lines};
 use super::Profile;
 use anyhow::{bail, Context};
 use inferno::flamegraph::{self, color::BasicPalette, Palette, TextTruncateDirection};
@@ -20,10 +20,10 @@ pub(super) fn render(profile: &Profile) -> anyhow::Result<Vec<u8>> {
         .collect();
 
     let mut options = flamegraph::Options::default();
-    // The title and subtitle are read as text too: same escaping as frames, so a name taken
-    // from the target cannot break the XML.
-    options.title = sanitize_frame(&profile.title);
-    let subtitle = sanitize_frame(&profile.subtitle);
+    // Title and subtitle may quote names from the target: control characters are escaped so
+    // the XML stays well-formed (inferno escapes markup itself).
+    options.title = escape_controls(&profile.title);
+    let subtitle = escape_controls(&profile.subtitle);
     options.subtitle = (!profile.subtitle.trim().is_empty()).then_some(subtitle);
     options.count_name = profile.unit.noun().to_string();
     // Frames are functions in allocation profiles but objects in retention paths.
@@ -95,11 +95,12 @@ mod tests {
 
     #[test]
     fn hostile_title_and_frames_stay_well_formed() {
-        let mut p = Profile::new("<script>&\u{1}", "]]> \u{ffff}", Unit::Objects);
+        let mut p = Profile::new("<script>&\u{1} pid 42", "]]> \u{ffff}", Unit::Objects);
         p.push(["</svg>", "&amp;\u{0}", "\"'<>"], 3);
         let svg = render(&p).unwrap();
         let text = xml_texts(&svg).concat();
-        assert!(text.contains("<script>&\\u{1}"));
+        assert!(text.contains("<script>&\\u{1} pid 42"));
+        assert!(text.contains("]]> \\u{ffff}"));
         assert!(text.contains("</svg>"));
         assert!(text.contains("3 objects"));
     }
