@@ -25,6 +25,9 @@ enum Command {
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
+    /// Draw folded stacks from a file as svg, collapsed, speedscope or pprof.
+    #[command(hide = true)]
+    Render(render::profile::RenderArgs),
 }
 
 #[derive(Args, Clone)]
@@ -79,6 +82,7 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
+        Command::Render(a) => render::profile::render_command(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
