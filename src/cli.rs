@@ -1,8 +1,10 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
-use crate::analysis::snapshot::{self, SnapshotOptions};
+use crate::analysis::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::{retention, why};
 use crate::python::ResolveOptions;
 use crate::render;
+use crate::render::profile::ProfileFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -20,8 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Census of live objects by type, now.
+    /// Census of live objects by type, now (or what holds them: --format flamegraph).
     Snapshot(SnapshotArgs),
+    /// Reference paths from the roots that keep objects of a type alive.
+    Why(WhyArgs),
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
@@ -56,6 +60,53 @@ impl TargetArgs {
 enum SnapshotFormat {
     Table,
     Json,
+    /// The retention flamegraph as SVG (what holds the memory).
+    Flamegraph,
+    Svg,
+    Collapsed,
+    Speedscope,
+    Pprof,
+}
+
+impl SnapshotFormat {
+    /// The flamegraph formats: the retention tree rendered by `render::profile`.
+    fn profile_format(self) -> Option<ProfileFormat> {
+        match self {
+            SnapshotFormat::Flamegraph | SnapshotFormat::Svg => Some(ProfileFormat::Svg),
+            SnapshotFormat::Collapsed => Some(ProfileFormat::Collapsed),
+            SnapshotFormat::Speedscope => Some(ProfileFormat::Speedscope),
+            SnapshotFormat::Pprof => Some(ProfileFormat::Pprof),
+            SnapshotFormat::Table | SnapshotFormat::Json => None,
+        }
+    }
+}
+
+#[derive(Args)]
+struct WhyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The type, as the snapshot names it (`__main__.Session`, `dict`).
+    #[arg(short = 't', long = "type")]
+    type_name: String,
+    /// Path groups (and retainers) to show.
+    #[arg(long, default_value = "10")]
+    max_paths: usize,
+    #[arg(short, long, value_enum, default_value = "table")]
+    format: WhyFormat,
+    /// Also write the paths as a Graphviz graph to this file.
+    #[arg(long)]
+    dot: Option<PathBuf>,
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Stop the target while reading (ptrace).
+    #[arg(long)]
+    pause: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WhyFormat {
+    Table,
+    Json,
 }
 
 #[derive(Args)]
@@ -83,6 +134,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
+        Command::Why(a) => why_cmd(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
@@ -107,10 +159,44 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         gc_only: a.gc_only,
         ..Default::default()
     };
+    if let Some(format) = a.format.profile_format() {
+        let mut session = Session::open(a.target.pid, opts)?;
+        let profile = session.with_objects(|view, py, types, objects| {
+            let tree = retention::build(view, py, types, objects);
+            retention::profile(view, py, types, &tree)
+        })?;
+        let default = format!("pymemspy-{}-retention.{}", a.target.pid, format.extension());
+        let path = a.output.unwrap_or_else(|| PathBuf::from(default));
+        render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
+        eprintln!("pymemspy: wrote {}", path.display());
+        return Ok(());
+    }
     let snap = snapshot::take(a.target.pid, opts)?;
     let bytes = match a.format {
         SnapshotFormat::Json => render::json::to_json(&snap)?,
-        SnapshotFormat::Table => render::table::snapshot_table(&snap, a.top).into_bytes(),
+        _ => render::table::snapshot_table(&snap, a.top).into_bytes(),
+    };
+    render::output::write(a.output.as_deref(), &bytes)
+}
+
+fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
+    let opts = SnapshotOptions {
+        resolve: a.target.resolve_options(),
+        pause: a.pause,
+        ..Default::default()
+    };
+    let pid = a.target.pid;
+    let mut session = Session::open(pid, opts)?;
+    let report = session.with_objects(|view, py, types, objects| {
+        let tree = retention::build(view, py, types, objects);
+        why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)
+    })?;
+    if let Some(dot) = &a.dot {
+        render::output::write(Some(dot), why::dot(&report).as_bytes())?;
+    }
+    let bytes = match a.format {
+        WhyFormat::Json => render::json::to_json(&report)?,
+        WhyFormat::Table => render::table::why_table(&report).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }

@@ -3,4 +3,6 @@
 pub mod census;
 pub mod complete;
 pub mod memory;
+pub mod retention;
 pub mod snapshot;
+pub mod why;

@@ -121,19 +121,35 @@ impl Session {
         }
     }
 
-    /// Count every GC-tracked object now.
+    /// Find every object now (GC lists, arenas, referents) and hand them, sorted, to `f`
+    /// together with a fresh view: the retention tree and `why` are built from this.
+    pub fn with_objects<R>(
+        &mut self,
+        f: impl FnOnce(&mut View, &Python, &mut TypeTable, Vec<u64>) -> R,
+    ) -> Result<R> {
+        let _paused = self.pause()?;
+        let mut view = View::new(
+            &self.target.memory,
+            self.target.spans(),
+            self.opts.cache_budget,
+        );
+        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
+        let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
+        Ok(f(&mut view, &self.py, &mut self.types, all.objects))
+    }
+
+    fn pause(&self) -> Result<Option<remoteprocess::Lock>> {
+        if !self.opts.pause {
+            return Ok(None);
+        }
+        let lock = self.target.memory.process().lock();
+        lock.map(Some)
+            .map_err(|_| crate::error::Error::Permission(self.target.pid))
+    }
+
+    /// Count every object now (only GC-tracked ones with `gc_only`).
     pub fn census(&mut self) -> Result<(Census, Coverage, Vec<String>)> {
-        let _paused = if self.opts.pause {
-            Some(
-                self.target
-                    .memory
-                    .process()
-                    .lock()
-                    .map_err(|_| crate::error::Error::Permission(self.target.pid))?,
-            )
-        } else {
-            None
-        };
+        let _paused = self.pause()?;
         let mut view = View::new(
             &self.target.memory,
             self.target.spans(),

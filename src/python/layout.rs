@@ -192,6 +192,7 @@ pub mod flags {
     pub const MANAGED_DICT: u64 = 1 << 4;
     pub const HEAPTYPE: u64 = 1 << 9;
     pub const HAVE_GC: u64 = 1 << 14;
+    pub const TUPLE_SUBCLASS: u64 = 1 << 26;
     pub const TYPE_SUBCLASS: u64 = 1 << 31;
 }
 

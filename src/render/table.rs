@@ -138,3 +138,36 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
         line(o, "swapped out", r.swap, "");
     }
 }
+
+pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "why {}: {} objects, {} (sys.getsizeof)\n",
+        r.type_name,
+        thousands(r.objects),
+        human_bytes(r.bytes)
+    );
+    if r.objects == 0 {
+        let _ = writeln!(
+            o,
+            "no live objects of that type (names are as `snapshot` prints them)"
+        );
+        return o;
+    }
+    let _ = writeln!(o, "paths from the roots (shortest, grouped):");
+    for g in &r.paths {
+        let _ = writeln!(o, "  {:>10}  {}", human_bytes(g.bytes), g.text());
+    }
+    let _ = writeln!(o, "\ntop retainers (direct holders, by bytes held):");
+    for h in &r.retainers {
+        let _ = writeln!(
+            o,
+            "  {:>10}  {:>8} objects held by {}",
+            human_bytes(h.bytes),
+            thousands(h.count),
+            h.holder
+        );
+    }
+    o
+}
