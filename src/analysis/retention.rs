@@ -269,19 +269,19 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
         nodes[node as usize].3 += t.bytes[iu];
         nodes[node as usize].4 += 1;
     }
-    for i in 0..t.objects.len() {
-        if node_of[i] == NONE {
-            let n = child(
-                &mut nodes,
-                view,
-                types,
-                unreached,
-                Label::Ref,
-                t.type_ptr[i],
-            );
-            nodes[n as usize].3 += t.bytes[i];
-            nodes[n as usize].4 += 1;
-        }
+    let unreached_objects: Vec<usize> =
+        (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
+    for i in unreached_objects {
+        let n = child(
+            &mut nodes,
+            view,
+            types,
+            unreached,
+            Label::Ref,
+            t.type_ptr[i],
+        );
+        nodes[n as usize].3 += t.bytes[i];
+        nodes[n as usize].4 += 1;
     }
     let mut p = Profile::new(
         format!(
