@@ -5,8 +5,8 @@ use crate::heap::sizes::{getsizeof, own_size};
 use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Layout;
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TypeCount {
@@ -49,7 +49,7 @@ pub fn count(
     placement: &Placement,
 ) -> Census {
     // Group by type pointer first: one hash lookup per object, names resolved afterwards.
-    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::new();
+    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::default();
     let mut census = Census::default();
     let mut blocks = placement.blocks.iter().peekable();
     for &obj in objects {
@@ -76,7 +76,7 @@ pub fn count(
         e[1] += size;
         e[2] += allocated;
     }
-    let mut by_name: HashMap<String, [u64; 3]> = HashMap::new();
+    let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
     for (tp, v) in by_ptr {
         if let Some(info) = types.get(view, l, tp) {
             let e = by_name.entry(info.name.to_string()).or_default();
@@ -114,12 +114,14 @@ fn allocated(
     block: Option<u64>,
     statics: &[(u64, u64)],
 ) -> u64 {
-    let head = view
+    let mut head = [0u8; 64];
+    let n = view
         .span_of(obj)
-        .and_then(|s| view.get(obj, 64.min((s.end - obj) as usize)).ok())
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    let own = own_size(l, t, &head).unwrap_or(t.basicsize) + t.preheader;
+        .map_or(0, |s| 64.min((s.end - obj) as usize));
+    if let Ok(b) = view.get(obj, n) {
+        head[..n].copy_from_slice(b);
+    }
+    let own = own_size(l, t, &head[..n]).unwrap_or(t.basicsize) + t.preheader;
     let owned_buffers = getsizeof.saturating_sub(own);
     if let Some(b) = block {
         return b + owned_buffers;

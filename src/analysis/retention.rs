@@ -10,7 +10,8 @@ use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 use crate::render::profile::{Profile, Stack, Unit};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 pub const NONE: u32 = u32::MAX;
@@ -127,7 +128,7 @@ impl<'p> Namer<'p> {
     pub fn new(py: &'p Python) -> Namer<'p> {
         Namer {
             py,
-            names: HashMap::new(),
+            names: HashMap::default(),
         }
     }
 
@@ -219,8 +220,8 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     let mut namer = Namer::new(py);
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
-    let mut index: HashMap<(u32, Label, u64), u32> = HashMap::new();
-    let mut root_nodes: HashMap<u32, u32> = HashMap::new();
+    let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
+    let mut root_nodes: HashMap<u32, u32> = HashMap::default();
     for (i, name) in &t.roots {
         nodes.push((0, format!("{name} (module)"), 1, 0, 0));
         root_nodes.insert(*i, (nodes.len() - 1) as u32);

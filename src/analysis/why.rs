@@ -5,8 +5,8 @@ use super::retention::{hops, Namer, Tree, NONE};
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PathGroup {
@@ -75,10 +75,10 @@ pub fn explain(
     pid: i32,
 ) -> WhyReport {
     let mut namer = Namer::new(py);
-    let mut groups: HashMap<String, PathGroup> = HashMap::new();
-    let mut holders: HashMap<u32, (u64, u64)> = HashMap::new();
+    let mut groups: HashMap<String, PathGroup> = HashMap::default();
+    let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
     // The path up to the parent is shared by siblings: compute it once per parent.
-    let mut by_parent: HashMap<u32, RootedPath> = HashMap::new();
+    let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
     let (mut objects, mut bytes) = (0u64, 0u64);
     for i in 0..t.objects.len() as u32 {
         let tp = t.type_ptr[i as usize];
@@ -174,7 +174,7 @@ pub fn explain(
 
 /// Graphviz: one node per path prefix, edges labelled like the text paths.
 pub fn dot(r: &WhyReport) -> String {
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut ids: HashMap<String, usize> = HashMap::default();
     let mut nodes = String::new();
     let mut edges = String::new();
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");

@@ -6,7 +6,7 @@ use super::pyobj::{dict_get_str, read_str, MAX_NAME};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 /// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
@@ -100,7 +100,7 @@ impl TypeTable {
             .filter_map(|(sym, rule)| Some((py.binary.symbol(sym)?, *rule)))
             .collect();
         TypeTable {
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             builtins,
             type_type: py.type_type,
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
