@@ -127,6 +127,9 @@ struct SnapshotArgs {
     /// Stop the target while reading (ptrace), for a consistent picture of a busy process.
     #[arg(long)]
     pause: bool,
+    /// Do not show the paths of open files.
+    #[arg(long)]
+    no_paths: bool,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -157,6 +160,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         resolve: a.target.resolve_options(),
         pause: a.pause,
         gc_only: a.gc_only,
+        no_paths: a.no_paths,
         ..Default::default()
     };
     if let Some(format) = a.format.profile_format() {

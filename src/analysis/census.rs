@@ -30,6 +30,8 @@ pub struct Census {
     pub bad_type: u64,
     /// Objects of a valid type whose size fields did not make sense (counted at base size).
     pub bad_size: u64,
+    /// (type name, fd) of live objects that own a file descriptor (-1 once closed).
+    pub fd_owners: Vec<(String, i32)>,
 }
 
 /// Where an object's own allocation came from, as far as the census knows.
@@ -70,6 +72,10 @@ pub fn count(
             census.bad_size += 1;
             info.basicsize + info.preheader
         });
+        if info.owns_fd {
+            let fd = view.u32(obj + 16).map_or(-1, |v| v as i32);
+            census.fd_owners.push((info.name.to_string(), fd));
+        }
         let allocated = allocated(view, l, obj, info, size, block, placement.statics);
         let e = by_ptr.entry(tp).or_default();
         e[0] += 1;
@@ -131,12 +137,17 @@ fn allocated(
     }
     // glibc: the chunk size (with flag bits; bit 1 = mmapped) sits just before the pointer.
     let start = obj - t.preheader;
-    let usable = view.u64(start - 8).map(|h| {
+    // Only a plausible header counts: 16-byte granular, and no more slack than malloc leaves
+    // (a few bytes, or up to a page for an mmapped chunk).
+    let usable = view.u64(start - 8).and_then(|h| {
         let chunk = h & !7;
-        chunk.saturating_sub(if h & 2 != 0 { 16 } else { 8 })
+        let mmapped = h & 2 != 0;
+        let u = chunk.checked_sub(if mmapped { 16 } else { 8 })?;
+        let slack = if mmapped { 4096 + 16 } else { 32 };
+        (chunk.is_multiple_of(16) && u >= own && u <= own + slack).then_some(u)
     });
     match usable {
-        Some(u) if u >= own && u <= own + (1 << 20) => u + owned_buffers,
-        _ => getsizeof,
+        Some(u) => u + owned_buffers,
+        None => getsizeof,
     }
 }

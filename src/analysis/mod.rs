@@ -2,7 +2,9 @@
 
 pub mod census;
 pub mod complete;
+pub mod gc_state;
 pub mod memory;
+pub mod resources;
 pub mod retention;
 pub mod snapshot;
 pub mod why;

@@ -43,6 +43,9 @@ pub struct TypeInfo {
     pub preheader: u64,
     /// False for types whose instances hold no object pointers (str, int, float, bytes).
     pub scan_body: bool,
+    /// Instances own a file descriptor (an int right after the header): _io.FileIO and
+    /// _socket.socket, and their subclasses.
+    pub owns_fd: bool,
 }
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
@@ -158,7 +161,9 @@ impl TypeTable {
             return None;
         }
         let name = self.name(view, l, addr, tflags, b.u64_at(t.tp_name as usize))?;
+        let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         Some(TypeInfo {
+            owns_fd,
             addr,
             scan_body: !no_pointers(&name, tflags),
             name: name.into(),
@@ -207,6 +212,24 @@ impl TypeTable {
 
     fn is_str(&self, view: &mut View, l: &Layout, obj: u64) -> bool {
         obj != 0 && view.u64(obj + l.ob_type) == Some(self.str_type)
+    }
+
+    /// Whether the type or one of its bases has one of these tp_names.
+    fn has_base_named(&self, view: &mut View, l: &Layout, addr: u64, names: &[&str]) -> bool {
+        let mut cur = addr;
+        for _ in 0..MAX_BASE_DEPTH {
+            let name = view
+                .u64(cur + l.type_.tp_name)
+                .and_then(|p| view.cstr(p, 64));
+            if name.is_some_and(|n| names.iter().any(|w| w.as_bytes() == n)) {
+                return true;
+            }
+            match view.u64(cur + l.type_.tp_base) {
+                Some(base) if base != 0 => cur = base,
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).

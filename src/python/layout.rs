@@ -89,6 +89,10 @@ pub struct GcLayout {
     pub collecting: u64,
     pub generation_stride: u64,
     pub generation_count: u64,
+    /// `generation_stats[3]` ({collections, collected, uncollectable}), inline before 3.15.
+    pub stats: Option<u64>,
+    /// `gc.garbage`, a list.
+    pub garbage: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
