@@ -133,7 +133,31 @@ struct SnapshotArgs {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                e.exit();
+            }
+            // One line, like every other error: the first line of clap's message.
+            let text = e.render().to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            if first.ends_with(':') {
+                // "the following required arguments were not provided:" + the next line.
+                first = format!("{first} {}", lines.next().unwrap_or(""));
+            }
+            let first = first.trim_start_matches("error: ");
+            eprintln!("pymemspy: {first} (see `pymemspy --help`)");
+            std::process::exit(2);
+        }
+    };
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
