@@ -8,3 +8,6 @@ pub mod resources;
 pub mod retention;
 pub mod snapshot;
 pub mod why;
+
+#[cfg(test)]
+mod hostile_tests;
