@@ -26,6 +26,14 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Reference paths from the roots that keep objects of a type alive.
     Why(WhyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Manpage,
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
@@ -162,6 +170,18 @@ pub fn run() -> anyhow::Result<()> {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
         Command::Why(a) => why_cmd(a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "pymemspy", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            render::output::write(None, &out)
+        }
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
