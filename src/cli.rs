@@ -25,13 +25,18 @@ enum Command {
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
+    /// Every thread's Python stack now (innermost frame first), without pausing the process.
+    Dump(crate::cli_stacks::DumpArgs),
+    /// Sample which code makes the heap grow; writes collapsed stacks weighted by bytes.
+    #[command(hide = true)]
+    AllocProfile(crate::cli_stacks::AllocProfileArgs),
 }
 
 #[derive(Args, Clone)]
-struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Process id of the Python process.
     #[arg(short, long)]
-    pid: i32,
+    pub(crate) pid: i32,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
@@ -41,7 +46,7 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn resolve_options(&self) -> ResolveOptions {
+    pub(crate) fn resolve_options(&self) -> ResolveOptions {
         ResolveOptions {
             debug_dirs: self.debug_dirs.clone(),
             no_dwarf: self.no_dwarf,
@@ -79,6 +84,8 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
+        Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
+        Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;

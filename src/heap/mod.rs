@@ -3,4 +3,5 @@
 pub mod gc_lists;
 pub mod pyobj;
 pub mod sizes;
+pub mod stacks;
 pub mod types;
