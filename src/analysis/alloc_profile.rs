@@ -336,7 +336,15 @@ impl AllocSampler {
             let next = b.u64_at(AT_GC_HEAD) & !3;
             let prev = b.u64_at(AT_GC_HEAD + 8);
             // A link that does not point back, or the collecting bit: the list is changing.
-            if next != expected_next || prev & 2 != 0 {
+            // The newest node may already have a newer one after it (the target allocates
+            // while we read): only its being tracked and alive is checked.
+            let linked = if steps == 1 {
+                next != 0
+            } else {
+                next == expected_next
+            };
+            let refcnt = b.u64_at(AT_OBJECT) as u32;
+            if !linked || prev & 2 != 0 || refcnt == 0 {
                 self.stats.walks_broken += 1;
                 break;
             }
