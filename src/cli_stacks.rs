@@ -67,7 +67,8 @@ pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
 }
 
 pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
-    if !(a.rate > 0.0 && a.rate <= 10_000.0) || !(a.duration > 0.0) || a.max_walk == 0 {
+    let valid = a.rate > 0.0 && a.rate <= 10_000.0 && a.duration > 0.0 && a.max_walk > 0;
+    if !valid {
         return Err(Error::Usage(
             "--rate must be in (0, 10000], --duration and --max-walk positive".into(),
         )
@@ -87,7 +88,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
     while Instant::now() < end {
         sampler.sample(&session);
         ticks += 1;
-        if ticks % 64 == 0 && !session.target.is_alive() {
+        if ticks.is_multiple_of(64) && !session.target.is_alive() {
             return Err(Error::Exited(session.target.pid).into());
         }
         next += period;

@@ -38,6 +38,9 @@ pub struct SamplerOptions {
     pub max_walk: usize,
     /// Cap on recorded objects (memory bound for long recordings); later ones are counted only.
     pub max_records: usize,
+    /// Count every GC object when sampling starts and when it finishes, to scale the profile
+    /// to the growth in between. Off: the caller scales with `AllocProfile::scale_to`.
+    pub census: bool,
 }
 
 impl Default for SamplerOptions {
@@ -45,6 +48,7 @@ impl Default for SamplerOptions {
         SamplerOptions {
             max_walk: 64,
             max_records: 4_000_000,
+            census: true,
         }
     }
 }
@@ -122,9 +126,32 @@ pub struct AllocProfile {
     pub stacks: Vec<(Vec<String>, u64, u64)>,
     pub stats: AllocStats,
     pub warnings: Vec<String>,
+    /// Per stack (same order): the sampled survivors' own (bytes, objects), before scaling.
+    #[serde(skip)]
+    sampled: Vec<(u64, u64)>,
 }
 
 impl AllocProfile {
+    /// Scale the stacks so they add up to this growth of GC-tracked memory (a caller that
+    /// measures growth itself, e.g. from its own snapshots, passes its figures here). Shares
+    /// between stacks do not change.
+    pub fn scale_to(&mut self, growth_bytes: u64, growth_objects: u64) {
+        let (ob, bb) = self
+            .sampled
+            .iter()
+            .fold((0u64, 0u64), |(o, b), s| (o + s.1, b + s.0));
+        if bb == 0 {
+            return;
+        }
+        let byte_scale = growth_bytes as f64 / bb as f64;
+        let obj_scale = growth_objects as f64 / ob.max(1) as f64;
+        for (stack, raw) in self.stacks.iter_mut().zip(&self.sampled) {
+            stack.1 = (raw.0 as f64 * byte_scale).round() as u64;
+            stack.2 = (raw.1 as f64 * obj_scale).round() as u64;
+        }
+        self.stats.scale = byte_scale;
+    }
+
     /// Collapsed stacks, `frame;frame;frame bytes` per line, as flamegraph tools read them.
     pub fn folded(&self) -> String {
         let mut out = String::new();
@@ -140,29 +167,6 @@ impl AllocProfile {
         }
         out
     }
-
-    /// Share of the reported bytes whose stack has a frame whose name is `function` (the last
-    /// dotted part of the qualname).
-    pub fn share_under(&self, function: &str) -> f64 {
-        let total: u64 = self.stacks.iter().map(|s| s.1).sum();
-        let under: u64 = self
-            .stacks
-            .iter()
-            .filter(|(frames, _, _)| frames.iter().any(|f| frame_function(f) == function))
-            .map(|s| s.1)
-            .sum();
-        if total == 0 {
-            0.0
-        } else {
-            under as f64 / total as f64
-        }
-    }
-}
-
-/// `Class.method` of `Class.method (file:line)`'s last dotted part: `method`.
-fn frame_function(frame: &str) -> &str {
-    let qual = frame.split(" (").next().unwrap_or(frame);
-    qual.rsplit('.').next().unwrap_or(qual)
 }
 
 /// Type facts the fingerprint needs, cached per type pointer.
@@ -196,6 +200,8 @@ pub struct AllocSampler {
 }
 
 impl AllocSampler {
+    /// The record loop's entry point (`alloc-profile` passes its own options).
+    #[allow(dead_code)]
     pub fn new(session: &Session) -> Result<Self> {
         Self::with_options(session, SamplerOptions::default())
     }
@@ -245,7 +251,9 @@ impl AllocSampler {
                 "no thread showed a Python frame when sampling started: stacks may be empty".into(),
             );
         }
-        sampler.start_census = sampler.gc_census(session);
+        if opts.census {
+            sampler.start_census = sampler.gc_census(session);
+        }
         Ok(sampler)
     }
 
@@ -255,7 +263,7 @@ impl AllocSampler {
         let start = Instant::now();
         self.first_tick.get_or_insert(start);
         self.stats.ticks += 1;
-        if self.stats.ticks % CODE_CACHE_TICKS == 0 {
+        if self.stats.ticks.is_multiple_of(CODE_CACHE_TICKS) {
             self.stacks.forget_code_addresses();
         }
         self.tick(session);
@@ -324,7 +332,8 @@ impl AllocSampler {
                 break;
             }
             steps += 1;
-            let Some(b) = (node % 8 == 0)
+            let Some(b) = node
+                .is_multiple_of(8)
                 .then(|| node.checked_sub(AT_GC_HEAD as u64))
                 .flatten()
                 .and_then(|at| pages.get(at, NODE_READ))
@@ -407,7 +416,7 @@ impl AllocSampler {
     }
 
     fn lookup_type(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {
-        if type_ptr == 0 || type_ptr % 8 != 0 {
+        if type_ptr == 0 || !type_ptr.is_multiple_of(8) {
             return None;
         }
         // A small budget: type objects are few and read once.
@@ -419,19 +428,34 @@ impl AllocSampler {
         })
     }
 
-    /// Objects and bytes on every GC list now, or None when the walk failed.
+    /// Objects and bytes on every GC list now, or None when the walk failed. Pauses the target
+    /// only when the session was asked to (`--pause`).
     fn gc_census(&mut self, session: &Session) -> Option<(u64, u64)> {
         let mem = &session.target.memory;
         let spans = current_spans(self.pid).ok()?;
         self.spans = spans.clone();
         self.spans_at = Instant::now();
+        let _paused = if session.opts.pause {
+            Some(session.target.memory.process().lock().ok()?)
+        } else {
+            None
+        };
         let mut view = View::new(mem, spans, session.opts.cache_budget);
-        let walked = gc_lists::walk(&mut view, &session.py, &WalkLimits::default());
-        if !walked.broken.is_empty() {
+        // The target keeps allocating: lists change under any walk. A young list cut short
+        // costs a few hundred objects at most; an older one cut short makes the count useless.
+        let limits = WalkLimits {
+            collecting_wait: Duration::from_millis(200),
+            attempts: 3,
+            ..WalkLimits::default()
+        };
+        let walked = gc_lists::walk(&mut view, &session.py, &limits);
+        if walked.broken.iter().any(|list| !list.ends_with(".gen0")) {
             self.warnings.push(format!(
-                "GC lists changed while being counted ({}): the growth figure is approximate",
+                "GC lists changed while being counted ({}): no growth figure from this census \
+                 (--pause gives a consistent one)",
                 walked.broken.join(", ")
             ));
+            return None;
         }
         let c = census::count(
             &mut view,
@@ -467,34 +491,15 @@ impl AllocSampler {
         }
         drop(view);
 
-        let end_census = self.gc_census(session);
+        let end_census = if self.opts.census {
+            self.gc_census(session)
+        } else {
+            None
+        };
         self.stats.start_gc_objects = self.start_census.map(|c| c.0);
         self.stats.start_gc_bytes = self.start_census.map(|c| c.1);
         self.stats.end_gc_objects = end_census.map(|c| c.0);
         self.stats.end_gc_bytes = end_census.map(|c| c.1);
-        let growth = match (self.start_census, end_census) {
-            (Some(a), Some(b)) => Some((b.0 as f64 - a.0 as f64, b.1 as f64 - a.1 as f64)),
-            _ => None,
-        };
-        let sampled = (
-            self.stats.survivors as f64,
-            self.stats.survivor_bytes as f64,
-        );
-        let (obj_scale, byte_scale) = match growth {
-            Some((go, gb)) if gb > 0.0 && sampled.1 > 0.0 => {
-                (go.max(0.0) / sampled.0.max(1.0), gb / sampled.1)
-            }
-            _ => {
-                self.warnings.push(
-                    "the heap of GC objects did not grow (or could not be counted): bytes are \
-                     the sampled survivors' own, unscaled"
-                        .into(),
-                );
-                (1.0, 1.0)
-            }
-        };
-        self.stats.scale = byte_scale;
-
         let mut stacks: Vec<(Vec<String>, u64, u64)> = per_stack
             .into_iter()
             .map(|(sid, (bytes, objects))| {
@@ -508,22 +513,35 @@ impl AllocSampler {
                 if names.is_empty() {
                     names.push("<no Python frame>".into());
                 }
-                (
-                    names,
-                    (bytes as f64 * byte_scale).round() as u64,
-                    (objects as f64 * obj_scale).round() as u64,
-                )
+                (names, bytes, objects)
             })
             .collect();
         stacks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-
+        self.stats.scale = 1.0;
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
-        AllocProfile {
+        let mut profile = AllocProfile {
+            sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
             stats: self.stats,
             warnings: self.warnings,
+        };
+        match (self.start_census, end_census) {
+            (Some(a), Some(b)) if b.1 > a.1 => {
+                profile.scale_to(b.1 - a.1, b.0.saturating_sub(a.0));
+            }
+            (Some(_), Some(_)) => profile.warnings.push(
+                "the GC-tracked heap did not grow: bytes are the sampled survivors' own, unscaled"
+                    .into(),
+            ),
+            _ if self.opts.census => profile.warnings.push(
+                "heap growth could not be measured: bytes are the sampled survivors' own, \
+                 unscaled"
+                    .into(),
+            ),
+            _ => {}
         }
+        profile
     }
 
     /// `sys.getsizeof` of a recorded object when it is still the object we recorded.
@@ -577,10 +595,13 @@ impl AllocSampler {
 /// the GC head and the first inline attribute values (3.13+).
 fn fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
     let mut h = DefaultHasher::new();
-    let own = bits.basicsize.saturating_sub(16).min(16) as usize;
-    h.write(&b[AT_OBJECT + 16..AT_OBJECT + 16 + own]);
     if bits.flags & flags::INLINE_VALUES != 0 && l.inline_values {
-        h.write(&b[AT_OBJECT + 32..AT_OBJECT + 48]);
+        // The values live right after the fixed part and belong to the object: their header
+        // and first attribute values.
+        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 48]);
+    } else {
+        let own = bits.basicsize.saturating_sub(16).min(16) as usize;
+        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 16 + own]);
     }
     if l.preheader_size(bits.flags) > 16 {
         h.write(&b[..AT_GC_HEAD]);
@@ -641,5 +662,70 @@ impl<'m> Pages<'m> {
         self.scratch.resize(len, 0);
         self.mem.read(addr, &mut self.scratch).ok()?;
         Some(&self.scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::{tables, Version};
+
+    fn layout(minor: u8) -> Layout {
+        tables::table_layout(Version::new(3, minor, 0)).unwrap()
+    }
+
+    #[test]
+    fn fingerprint_ignores_bytes_past_the_object() {
+        let l = layout(10);
+        let bits = TypeBits {
+            flags: flags::HAVE_GC,
+            basicsize: 24, // e.g. a cell: one field after the header
+        };
+        let mut a = vec![7u8; NODE_READ];
+        let mut b = a.clone();
+        // The next block starts 8 bytes into the object's second field slot.
+        b[AT_OBJECT + 24] ^= 0xff;
+        assert_eq!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+        a[AT_OBJECT + 16] ^= 0xff;
+        assert_ne!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+        // Before 3.11 the bytes before the GC head belong to another block.
+        b = a.clone();
+        b[0] ^= 0xff;
+        assert_eq!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+    }
+
+    #[test]
+    fn fingerprint_covers_managed_slots_and_inline_values() {
+        let l = layout(13);
+        let bits = TypeBits {
+            flags: flags::HAVE_GC | flags::MANAGED_DICT | flags::INLINE_VALUES,
+            basicsize: 16,
+        };
+        let a = vec![1u8; NODE_READ];
+        for at in [0, AT_OBJECT + 16, AT_OBJECT + 40] {
+            let mut b = a.clone();
+            b[at] ^= 0xff;
+            assert_ne!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits), "{at}");
+        }
+    }
+
+    #[test]
+    fn scaling_keeps_shares_and_hits_the_growth() {
+        let mut p = AllocProfile {
+            stacks: vec![
+                (vec!["main (a.py:1)".into(), "leak (a.py:5)".into()], 300, 3),
+                (vec!["main (a.py:1)".into()], 100, 1),
+            ],
+            stats: AllocStats::default(),
+            warnings: vec![],
+            sampled: vec![(300, 3), (100, 1)],
+        };
+        p.scale_to(4000, 40);
+        assert_eq!((p.stacks[0].1, p.stacks[1].1), (3000, 1000));
+        assert_eq!((p.stacks[0].2, p.stacks[1].2), (30, 10));
+        assert_eq!(
+            p.folded(),
+            "main (a.py:1);leak (a.py:5) 3000\nmain (a.py:1) 1000\n"
+        );
     }
 }

@@ -64,7 +64,8 @@ pub struct ThreadStack {
 pub struct StackStats {
     pub stacks: u64,
     pub frames: u64,
-    /// Frames pushed by C code (shim/entry frames), not Python code.
+    /// Frames pushed by C code (shim/entry frames) or running the interpreter's own shim
+    /// code, not Python code.
     pub c_frames: u64,
     /// Frames whose code pointer was not a code object (torn read, corruption).
     pub bad_frames: u64,
@@ -76,12 +77,25 @@ pub struct StackStats {
     pub code_loads: u64,
 }
 
+/// What a code address turned out to hold.
+#[derive(Debug, Clone, Copy)]
+enum CodeKind {
+    User(FrameId),
+    /// The interpreter's own shim code: the frame is skipped.
+    Shim,
+}
+
+enum Loaded {
+    User(Frame),
+    Shim,
+}
+
 pub struct StackReader {
     frames: FrameLayout,
     code_type: u64,
     str_type: u64,
     /// Code object address → its frame (None: not a code object).
-    codes: HashMap<u64, Option<FrameId>>,
+    codes: HashMap<u64, Option<CodeKind>>,
     table: Vec<Frame>,
     ids: HashMap<Frame, FrameId>,
     pub stats: StackStats,
@@ -122,7 +136,7 @@ impl StackReader {
         let b = mem.bytes(base + lo, (hi - lo) as usize).ok()?;
         let holder = b.u64_at((g.last_holder - lo) as usize);
         let locked = b.u32_at((g.locked - lo) as usize) != 0;
-        (holder != 0 && holder % 8 == 0).then_some((holder, locked))
+        (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
     }
 
     /// Every thread state of every interpreter, newest thread first within an interpreter.
@@ -132,7 +146,7 @@ impl StackReader {
         for &interp in &py.interpreters {
             let mut cur = mem.u64(interp + py.layout.interp.threads_head).unwrap_or(0);
             let mut n = 0;
-            while cur != 0 && cur % 8 == 0 && n < MAX_THREADS && seen.insert(cur) {
+            while cur != 0 && cur.is_multiple_of(8) && n < MAX_THREADS && seen.insert(cur) {
                 out.push(cur);
                 n += 1;
                 cur = mem.u64(cur + self.frames.tstate.next).unwrap_or(0);
@@ -148,7 +162,7 @@ impl StackReader {
             .into_iter()
             .filter_map(|ts| {
                 let mut t = self.thread(mem, py, ts)?;
-                t.holds_gil = gil == Some((ts, true));
+                t.holds_gil = gil == Some((t.tstate, true));
                 Some(t)
             })
             .collect()
@@ -165,7 +179,7 @@ impl StackReader {
                 current_frame,
             } => match tb.u64_at(cframe as usize) {
                 0 => 0,
-                cf if cf % 8 == 0 => mem.u64(cf + current_frame).unwrap_or(0),
+                cf if cf.is_multiple_of(8) => mem.u64(cf + current_frame).unwrap_or(0),
                 _ => 0,
             },
         };
@@ -209,7 +223,7 @@ impl StackReader {
                 break;
             }
             steps += 1;
-            if cur % 8 != 0 {
+            if !cur.is_multiple_of(8) {
                 self.stats.broken_chains += 1;
                 break;
             }
@@ -235,10 +249,11 @@ impl StackReader {
                 self.stats.c_frames += 1;
             } else {
                 match self.code_frame(mem, l, code) {
-                    Some(id) => {
+                    Some(Some(id)) => {
                         out.push(id);
                         self.stats.frames += 1;
                     }
+                    Some(None) => self.stats.c_frames += 1,
                     None => self.stats.bad_frames += 1,
                 }
             }
@@ -251,31 +266,40 @@ impl StackReader {
         out
     }
 
-    /// The frame of a code object, named once per address.
-    fn code_frame(&mut self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<FrameId> {
+    /// The frame of a code object, named once per address: Some(None) for the interpreter's
+    /// shim code, None when `code` is not a readable code object.
+    fn code_frame(&mut self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Option<FrameId>> {
         if let Some(known) = self.codes.get(&code) {
-            return *known;
+            return known.map(|k| match k {
+                CodeKind::User(id) => Some(id),
+                CodeKind::Shim => None,
+            });
         }
         self.stats.code_loads += 1;
-        let frame = self.load_code(mem, l, code);
-        let id = frame.map(|fr| match self.ids.get(&fr) {
-            Some(&id) => id,
-            None => {
-                let id = self.table.len() as FrameId;
-                self.table.push(fr.clone());
-                self.ids.insert(fr, id);
-                id
-            }
+        let kind = self.load_code(mem, l, code).map(|c| match c {
+            Loaded::Shim => CodeKind::Shim,
+            Loaded::User(fr) => CodeKind::User(match self.ids.get(&fr) {
+                Some(&id) => id,
+                None => {
+                    let id = self.table.len() as FrameId;
+                    self.table.push(fr.clone());
+                    self.ids.insert(fr, id);
+                    id
+                }
+            }),
         });
         // Cache only what we could read: a torn read is retried next time.
-        if id.is_some() || code == 0 || code % 8 != 0 {
-            self.codes.insert(code, id);
+        if kind.is_some() || code == 0 || !code.is_multiple_of(8) {
+            self.codes.insert(code, kind);
         }
-        id
+        kind.map(|k| match k {
+            CodeKind::User(id) => Some(id),
+            CodeKind::Shim => None,
+        })
     }
 
-    fn load_code(&self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Frame> {
-        if code == 0 || code % 8 != 0 {
+    fn load_code(&self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Loaded> {
+        if code == 0 || !code.is_multiple_of(8) {
             return None;
         }
         let c = self.frames.code;
@@ -283,21 +307,26 @@ impl StackReader {
         if b.u64_at(l.ob_type as usize) != self.code_type {
             return None;
         }
+        if let Some((off, bit)) = c.shim_flag {
+            if b.u32_at(off as usize) & bit != 0 {
+                return Some(Loaded::Shim);
+            }
+        }
         let name_ptr = c
             .qualname
             .map_or(b.u64_at(c.name as usize), |q| b.u64_at(q as usize));
         let name = self.read_str(mem, l, name_ptr)?;
         let file = self.read_str(mem, l, b.u64_at(c.filename as usize))?;
-        Some(Frame {
+        Some(Loaded::User(Frame {
             name,
             file,
             line: b.u32_at(c.firstlineno as usize),
-        })
+        }))
     }
 
     /// A str object's text, with one read when it is short (the usual case).
     fn read_str(&self, mem: &dyn Memory, l: &Layout, addr: u64) -> Option<String> {
-        if addr == 0 || addr % 8 != 0 {
+        if addr == 0 || !addr.is_multiple_of(8) {
             return None;
         }
         let head_len = l.unicode.unicode_size as usize;

@@ -82,6 +82,10 @@ pub struct CodeLayout {
     pub qualname: Option<u64>,
     /// An `int` field.
     pub firstlineno: u64,
+    /// 3.13+: `co_flags` (an int) and the bit that marks the interpreter's own shim code
+    /// (`CO_NO_MONITORING_EVENTS`, set on the `__init__` cleanup frame pushed between a class
+    /// call and its `__init__`): such frames are not user code and are skipped.
+    pub shim_flag: Option<(u64, u32)>,
 }
 
 impl CodeLayout {
@@ -90,6 +94,7 @@ impl CodeLayout {
             .max(self.name)
             .max(self.qualname.unwrap_or(0))
             .max(self.firstlineno)
+            .max(self.shim_flag.map_or(0, |(off, _)| off))
             + 8
     }
 }
@@ -129,6 +134,7 @@ const CODE_38_310: CodeLayout = CodeLayout {
     name: 112,
     qualname: None,
     firstlineno: 40,
+    shim_flag: None,
 };
 
 const CODE_311: CodeLayout = CodeLayout {
@@ -136,14 +142,23 @@ const CODE_311: CodeLayout = CodeLayout {
     name: 120,
     qualname: Some(128),
     firstlineno: 72,
+    shim_flag: None,
 };
 
 /// 3.12 moved `co_firstlineno` up; unchanged since (3.13.0, 3.13.5, 3.14.10, 3.15.2).
-const CODE_312_315: CodeLayout = CodeLayout {
+const CODE_312: CodeLayout = CodeLayout {
     filename: 112,
     name: 120,
     qualname: Some(128),
     firstlineno: 68,
+    shim_flag: None,
+};
+
+/// 3.13 added the `__init__` cleanup shim, marked by CO_NO_MONITORING_EVENTS (0x2000000) in
+/// co_flags@48 (verified live on 3.14.10: flags 0x2000001 on `_Py_InitCleanup`).
+const CODE_313_315: CodeLayout = CodeLayout {
+    shim_flag: Some((48, 0x0200_0000)),
+    ..CODE_312
 };
 
 /// `PyFrameObject`: f_back@24, f_code@32 in 3.8–3.10.
@@ -243,7 +258,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((232, 240)),
             },
             frame: IFRAME_312_313,
-            code: CODE_312_315,
+            code: CODE_312,
             gil: gil_interp(1056, 1048),
         },
         13 => FrameLayout {
@@ -255,7 +270,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((232, 240)),
             },
             frame: IFRAME_312_313,
-            code: CODE_312_315,
+            code: CODE_313_315,
             gil: gil_interp(7768, 7760),
         },
         14 => FrameLayout {
@@ -267,7 +282,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((232, 240)),
             },
             frame: IFRAME_314_315,
-            code: CODE_312_315,
+            code: CODE_313_315,
             gil: gil_interp(7800, 7792),
         },
         15 => FrameLayout {
@@ -279,7 +294,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((256, 264)),
             },
             frame: IFRAME_314_315,
-            code: CODE_312_315,
+            code: CODE_313_315,
             gil: gil_interp(7752, 7744),
         },
         _ => return None,
@@ -408,6 +423,8 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
         name: co[1],
         qualname: Some(co[2]),
         firstlineno: co[3],
+        // Not in the debug offsets: the table's stays.
+        shim_flag: frames.code.shim_flag,
     };
     // The debug offsets give the GIL fields as absolute offsets in the interpreter state.
     frames.gil = GilLayout {
