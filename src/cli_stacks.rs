@@ -44,20 +44,25 @@ pub struct AllocProfileArgs {
     /// Also write the profile with its statistics as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Stop the target (ptrace) during the two heap counts that measure growth, for an exact
+    /// figure on a busy process; sampling itself never stops it.
+    #[arg(long)]
+    pause: bool,
 }
 
-fn open(target: &TargetArgs) -> anyhow::Result<Session> {
+fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
     Ok(Session::open(
         target.pid,
         SnapshotOptions {
             resolve: target.resolve_options(),
+            pause,
             ..Default::default()
         },
     )?)
 }
 
 pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
-    let session = open(&a.target)?;
+    let session = open(&a.target, false)?;
     let d = dump::take(&session);
     let bytes = match a.format {
         DumpFormat::Text => dump::text(&d).into_bytes(),
@@ -74,7 +79,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut session = open(&a.target)?;
+    let mut session = open(&a.target, a.pause)?;
     let opts = SamplerOptions {
         max_walk: a.max_walk,
         ..Default::default()
