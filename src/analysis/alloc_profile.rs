@@ -25,7 +25,7 @@ use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, StackReader, StackStats};
 use crate::heap::types::TypeTable;
 use crate::process::{Bytes, Memory, MemoryExt, Span, View};
-use crate::python::layout::flags;
+use crate::python::layout::{flags, Preheader};
 use crate::python::{Layout, Python};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -366,7 +366,10 @@ impl AllocSampler {
                 node = prev & !3;
                 continue;
             };
-            let fp = fingerprint(&b, l, bits);
+            let values = separate_values(&b, l, bits)
+                .and_then(|v| pages.get(v, VALUES_READ))
+                .map(<[u8]>::to_vec);
+            let fp = fingerprint(&b, values.as_deref(), l, bits);
             let known = self.latest.get(&obj).map(|&i| self.records[i as usize]);
             if known.is_some_and(|r| r.type_ptr == type_ptr && r.fingerprint == fp) {
                 self.stats.walks_reached_known += 1;
@@ -560,7 +563,10 @@ impl AllocSampler {
             return None;
         }
         let bits = self.type_bits.get(&r.type_ptr).copied().flatten()?;
-        if fingerprint(&b, l, bits) != r.fingerprint {
+        let values = separate_values(&b, l, bits)
+            .and_then(|v| view.get(v, VALUES_READ).ok())
+            .map(<[u8]>::to_vec);
+        if fingerprint(&b, values.as_deref(), l, bits) != r.fingerprint {
             self.stats.dead_fingerprint_changed += 1;
             return None;
         }
@@ -593,8 +599,11 @@ impl AllocSampler {
 /// object's first fields after its header (never past its fixed size, whose neighbour's bytes
 /// would change under it), plus, for types with them, the managed dict/weakref slots before
 /// the GC head and the first inline attribute values (3.13+).
-fn fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
+fn fingerprint(b: &[u8], values: Option<&[u8]>, l: &Layout, bits: TypeBits) -> u64 {
     let mut h = DefaultHasher::new();
+    if let Some(v) = values {
+        h.write(v);
+    }
     if bits.flags & flags::INLINE_VALUES != 0 && l.inline_values {
         // The values live right after the fixed part and belong to the object: their header
         // and first attribute values.
@@ -607,6 +616,32 @@ fn fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
         h.write(&b[..AT_GC_HEAD]);
     }
     h.finish()
+}
+
+/// Bytes of a separate values array hashed into the fingerprint: the first two attributes.
+const VALUES_READ: usize = 16;
+
+/// Where a managed-dict instance keeps its separate attribute-values array (3.11/3.12; 3.13+
+/// keeps them inline, before 3.11 there is a dict), from the node read: 3.11 has no managed
+/// weakref slot and puts the values pointer first in the pre-header; 3.12 keeps a tagged
+/// `dict_or_values` second (bit 0 set: values, else a dict, which is not hashed because its
+/// refcount changes). The values array is as new as the object and reused with it, but its
+/// contents tell a reused address from the object recorded there.
+fn separate_values(b: &[u8], l: &Layout, bits: TypeBits) -> Option<u64> {
+    if bits.flags & flags::MANAGED_DICT == 0 || l.inline_values {
+        return None;
+    }
+    let ptr = match l.preheader {
+        Preheader::Managed { weakref_flag: None } => b.u64_at(0),
+        Preheader::Managed {
+            weakref_flag: Some(_),
+        } => match b.u64_at(8) {
+            tagged if tagged & 1 == 1 => tagged & !7,
+            _ => 0,
+        },
+        Preheader::GcOnly => 0,
+    };
+    (ptr != 0 && ptr.is_multiple_of(8)).then_some(ptr)
 }
 
 /// The readable mappings of the target now (arenas come and go during a recording).
@@ -685,13 +720,22 @@ mod tests {
         let mut b = a.clone();
         // The next block starts 8 bytes into the object's second field slot.
         b[AT_OBJECT + 24] ^= 0xff;
-        assert_eq!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+        assert_eq!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
         a[AT_OBJECT + 16] ^= 0xff;
-        assert_ne!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+        assert_ne!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
         // Before 3.11 the bytes before the GC head belong to another block.
         b = a.clone();
         b[0] ^= 0xff;
-        assert_eq!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits));
+        assert_eq!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
     }
 
     #[test]
@@ -705,7 +749,11 @@ mod tests {
         for at in [0, AT_OBJECT + 16, AT_OBJECT + 40] {
             let mut b = a.clone();
             b[at] ^= 0xff;
-            assert_ne!(fingerprint(&a, &l, bits), fingerprint(&b, &l, bits), "{at}");
+            assert_ne!(
+                fingerprint(&a, None, &l, bits),
+                fingerprint(&b, None, &l, bits),
+                "{at}"
+            );
         }
     }
 
