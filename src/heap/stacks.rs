@@ -149,7 +149,10 @@ impl StackReader {
             while cur != 0 && cur.is_multiple_of(8) && n < MAX_THREADS && seen.insert(cur) {
                 out.push(cur);
                 n += 1;
-                cur = mem.u64(cur + self.frames.tstate.next).unwrap_or(0);
+                cur = cur
+                    .checked_add(self.frames.tstate.next)
+                    .and_then(|at| mem.u64(at).ok())
+                    .unwrap_or(0);
             }
         }
         out
@@ -179,7 +182,10 @@ impl StackReader {
                 current_frame,
             } => match tb.u64_at(cframe as usize) {
                 0 => 0,
-                cf if cf.is_multiple_of(8) => mem.u64(cf + current_frame).unwrap_or(0),
+                cf if cf.is_multiple_of(8) => cf
+                    .checked_add(current_frame)
+                    .and_then(|at| mem.u64(at).ok())
+                    .unwrap_or(0),
                 _ => 0,
             },
         };
