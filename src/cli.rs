@@ -40,13 +40,18 @@ enum Command {
     /// Draw folded stacks from a file as svg, collapsed, speedscope or pprof.
     #[command(hide = true)]
     Render(render::profile::RenderArgs),
+    /// Every thread's Python stack now (innermost frame first), without pausing the process.
+    Dump(crate::cli_stacks::DumpArgs),
+    /// Sample which code makes the heap grow; writes collapsed stacks weighted by bytes.
+    #[command(hide = true)]
+    AllocProfile(crate::cli_stacks::AllocProfileArgs),
 }
 
 #[derive(Args, Clone)]
-struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Process id of the Python process.
     #[arg(short, long)]
-    pid: i32,
+    pub(crate) pid: i32,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
@@ -56,7 +61,7 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn resolve_options(&self) -> ResolveOptions {
+    pub(crate) fn resolve_options(&self) -> ResolveOptions {
         ResolveOptions {
             debug_dirs: self.debug_dirs.clone(),
             no_dwarf: self.no_dwarf,
@@ -182,6 +187,8 @@ pub fn run() -> anyhow::Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
             render::output::write(None, &out)
         }
+        Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
+        Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;

@@ -23,6 +23,10 @@ pub enum Error {
     #[error("process {0} exited while it was being read")]
     Exited(i32),
 
+    /// Arguments that parse but make no sense together.
+    #[error("{0}")]
+    Usage(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,

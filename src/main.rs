@@ -6,6 +6,7 @@
 
 mod analysis;
 mod cli;
+mod cli_stacks;
 mod error;
 mod heap;
 mod process;
@@ -26,6 +27,9 @@ fn main() {
             }
         }
         eprintln!("pymemspy: {msg}");
-        std::process::exit(1);
+        std::process::exit(match e.downcast_ref::<error::Error>() {
+            Some(error::Error::Usage(_)) => 2,
+            _ => 1,
+        });
     }
 }

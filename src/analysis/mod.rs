@@ -1,7 +1,9 @@
 //! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
 
+pub mod alloc_profile;
 pub mod census;
 pub mod complete;
+pub mod dump;
 pub mod gc_state;
 pub mod memory;
 pub mod resources;

@@ -6,4 +6,5 @@ pub mod graph;
 pub mod pyobj;
 pub mod referents;
 pub mod sizes;
+pub mod stacks;
 pub mod types;

@@ -21,8 +21,13 @@ pub struct StrHeader {
 }
 
 pub fn str_header(view: &mut View, l: &Layout, addr: u64) -> Option<StrHeader> {
+    let b = view.get(addr, l.unicode.unicode_size as usize).ok()?;
+    decode_str_header(b, l, addr)
+}
+
+/// The header of the str at `addr` from its first `unicode.unicode_size` bytes, already read.
+pub fn decode_str_header(b: &[u8], l: &Layout, addr: u64) -> Option<StrHeader> {
     let u = &l.unicode;
-    let b = view.get(addr, u.unicode_size as usize).ok()?;
     let length = b.u64_at(u.length as usize);
     let state = b.u32_at(u.state as usize);
     let kind = ((state >> 2) & 7) as u8;
@@ -56,7 +61,12 @@ pub fn read_str(view: &mut View, l: &Layout, addr: u64, max: u64) -> Option<Stri
     }
     let nbytes = (h.length * h.kind as u64) as usize;
     let raw = view.get(h.data, nbytes).ok()?;
-    Some(match h.kind {
+    Some(decode_chars(raw, h.kind))
+}
+
+/// Text from the character data of a str of this kind (1, 2 or 4 bytes a character).
+pub fn decode_chars(raw: &[u8], kind: u8) -> String {
+    match kind {
         1 => raw.iter().map(|&c| c as char).collect(),
         2 => raw
             .chunks_exact(2)
@@ -66,7 +76,7 @@ pub fn read_str(view: &mut View, l: &Layout, addr: u64, max: u64) -> Option<Stri
             .chunks_exact(4)
             .map(|c| char::from_u32(c.u32_at(0)).unwrap_or('\u{fffd}'))
             .collect(),
-    })
+    }
 }
 
 /// Geometry of a dict's keys object.

@@ -8,4 +8,4 @@ pub mod view;
 
 pub use memory::{Bytes, Memory, MemoryExt};
 pub use target::Target;
-pub use view::View;
+pub use view::{Span, View};

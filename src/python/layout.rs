@@ -187,6 +187,8 @@ pub struct Layout {
     /// pymalloc geometry: 256 KiB arenas and 4 KiB pools before 3.10; 1 MiB and 16 KiB since.
     pub arena_size: u64,
     pub pool_size: u64,
+    /// Thread states, frames, code objects and the GIL: what stack walkers read.
+    pub frames: super::frames_layout::FrameLayout,
 }
 
 /// Type flag bits (stable across versions where present).

@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod debug_offsets;
 pub mod dwarf;
+pub mod frames_layout;
 pub mod layout;
 pub mod resolve;
 pub mod tables;

@@ -94,6 +94,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
     })?;
     if let Some(d) = &dbg {
         d.apply(&mut layout);
+        super::frames_layout::apply_debug_offsets(&head, version, &mut layout.frames);
     }
     let mut warnings = Vec::new();
     if !opts.no_dwarf {

@@ -305,5 +305,6 @@ pub fn table_layout(version: Version) -> Option<Layout> {
         inline_values: m >= 13,
         arena_size: if m >= 10 { 1 << 20 } else { 256 << 10 },
         pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
+        frames: super::frames_layout::table(version)?,
     })
 }

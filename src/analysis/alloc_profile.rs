@@ -1,0 +1,787 @@
+//! Which code makes the heap grow: an allocation profile weighted by what survives.
+//!
+//! Charging counter deltas to the sampled stack measures allocations, not growth (a prototype
+//! put 7% of the weight on the real leaker, see ../shared/reference/allocation-sampling.md).
+//! What works is object identity:
+//!
+//! 1. At each tick, walk the young generation backwards from its newest node, at most
+//!    `max_walk` nodes, and never past the generation-0 head (older generations hold survivors
+//!    of earlier work, not what runs now). Stop at a node we already recorded. Remember each new
+//!    object's address, type and a content fingerprint together with the stack of the thread
+//!    that took the GIL last. Ticks that find a collection running skip the walk.
+//! 2. At the end, a recorded object counts as a survivor when its type and fingerprint still
+//!    match and it is still alive: address and type alone are fooled by pymalloc and free lists
+//!    reusing addresses LIFO (the leaker's objects land where the churner's died).
+//! 3. Stacks weigh the `sys.getsizeof` bytes of their survivors, scaled so the total equals the
+//!    growth of GC-tracked bytes between the first and the last census.
+//!
+//! Nothing here pauses the target.
+
+use super::census;
+use super::snapshot::Session;
+use crate::error::{Error, Result};
+use crate::heap::gc_lists::{self, WalkLimits};
+use crate::heap::sizes::getsizeof;
+use crate::heap::stacks::{FrameId, StackReader, StackStats};
+use crate::heap::types::TypeTable;
+use crate::process::{Bytes, Memory, MemoryExt, Span, View};
+use crate::python::layout::{flags, Preheader};
+use crate::python::{Layout, Python};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerOptions {
+    /// Most young-generation nodes read per tick.
+    pub max_walk: usize,
+    /// Cap on recorded objects (memory bound for long recordings); later ones are counted only.
+    pub max_records: usize,
+    /// Count every GC object when sampling starts and when it finishes, to scale the profile
+    /// to the growth in between. Off: the caller scales with `AllocProfile::scale_to`.
+    pub census: bool,
+}
+
+impl Default for SamplerOptions {
+    fn default() -> Self {
+        SamplerOptions {
+            max_walk: 64,
+            max_records: 4_000_000,
+            census: true,
+        }
+    }
+}
+
+/// Bytes read around each young node: the 16-byte pre-header (3.11+ managed dict/weakref
+/// slots), the GC head, and the first 48 bytes of the object.
+const NODE_READ: usize = 80;
+/// Offsets inside that read.
+const AT_GC_HEAD: usize = 16;
+const AT_OBJECT: usize = 32;
+/// How often the code-address cache is dropped (a freed code object's address can be reused).
+const CODE_CACHE_TICKS: u64 = 1000;
+/// How stale the readable-span list may be before a type lookup that failed refreshes it.
+const SPANS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// An object seen new at some tick.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    obj: u64,
+    type_ptr: u64,
+    fingerprint: u64,
+    stack: u32,
+}
+
+/// What the sampler did, for the report and for tuning.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AllocStats {
+    pub duration_s: f64,
+    pub ticks: u64,
+    /// Ticks per second actually achieved (first to last tick).
+    pub achieved_hz: f64,
+    pub tick_us_mean: f64,
+    pub tick_us_p50: f64,
+    pub tick_us_p95: f64,
+    pub tick_us_max: f64,
+    /// Ticks that found a garbage collection running (no walk).
+    pub skipped_collecting: u64,
+    /// Ticks whose GC state could not be read.
+    pub skipped_unreadable: u64,
+    /// Walks that stopped at a node recorded before, at the generation-0 head, at the node
+    /// limit, or on a link that changed under us.
+    pub walks_reached_known: u64,
+    pub walks_reached_head: u64,
+    pub walks_capped: u64,
+    pub walks_broken: u64,
+    pub nodes_read: u64,
+    /// Objects recorded, objects not recorded because the type did not validate, and objects
+    /// dropped over `max_records`.
+    pub records: u64,
+    pub bad_type: u64,
+    pub dropped: u64,
+    /// Distinct addresses at the end (a later record at the same address replaces the earlier).
+    pub distinct_records: u64,
+    /// Recorded objects still alive at the end (fingerprint, type and refcount agree).
+    pub survivors: u64,
+    pub survivor_bytes: u64,
+    /// Survivors by the failed check, for tuning the fingerprint.
+    pub dead_type_changed: u64,
+    pub dead_fingerprint_changed: u64,
+    pub dead_unreadable: u64,
+    /// GC-tracked objects and bytes at the first and last census (None: not taken).
+    pub start_gc_bytes: Option<u64>,
+    pub end_gc_bytes: Option<u64>,
+    pub start_gc_objects: Option<u64>,
+    pub end_gc_objects: Option<u64>,
+    /// survivor bytes × scale = reported bytes.
+    pub scale: f64,
+    pub stacks: StackStats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocProfile {
+    /// (frames root first, bytes of heap growth charged, surviving objects charged), heaviest
+    /// first. Both numbers are scaled estimates (see `AllocStats::scale`).
+    pub stacks: Vec<(Vec<String>, u64, u64)>,
+    pub stats: AllocStats,
+    pub warnings: Vec<String>,
+    /// Per stack (same order): the sampled survivors' own (bytes, objects), before scaling.
+    #[serde(skip)]
+    sampled: Vec<(u64, u64)>,
+}
+
+impl AllocProfile {
+    /// Scale the stacks so they add up to this growth of GC-tracked memory (a caller that
+    /// measures growth itself, e.g. from its own snapshots, passes its figures here). Shares
+    /// between stacks do not change.
+    pub fn scale_to(&mut self, growth_bytes: u64, growth_objects: u64) {
+        let (ob, bb) = self
+            .sampled
+            .iter()
+            .fold((0u64, 0u64), |(o, b), s| (o + s.1, b + s.0));
+        if bb == 0 {
+            return;
+        }
+        let byte_scale = growth_bytes as f64 / bb as f64;
+        let obj_scale = growth_objects as f64 / ob.max(1) as f64;
+        for (stack, raw) in self.stacks.iter_mut().zip(&self.sampled) {
+            stack.1 = (raw.0 as f64 * byte_scale).round() as u64;
+            stack.2 = (raw.1 as f64 * obj_scale).round() as u64;
+        }
+        self.stats.scale = byte_scale;
+    }
+
+    /// Collapsed stacks, `frame;frame;frame bytes` per line, as flamegraph tools read them.
+    pub fn folded(&self) -> String {
+        let mut out = String::new();
+        for (frames, bytes, _) in &self.stacks {
+            if *bytes == 0 {
+                continue;
+            }
+            let names: Vec<String> = frames.iter().map(|f| f.replace(';', ",")).collect();
+            out.push_str(&names.join(";"));
+            out.push(' ');
+            out.push_str(&bytes.to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Type facts the fingerprint needs, cached per type pointer.
+#[derive(Debug, Clone, Copy)]
+struct TypeBits {
+    flags: u64,
+    basicsize: u64,
+}
+
+pub struct AllocSampler {
+    pid: i32,
+    opts: SamplerOptions,
+    stacks: StackReader,
+    types: TypeTable,
+    type_bits: HashMap<u64, Option<TypeBits>>,
+    spans: Vec<Span>,
+    spans_at: Instant,
+    gc_state: u64,
+    young_head: u64,
+    records: Vec<Record>,
+    /// Address → index of the latest record there.
+    latest: HashMap<u64, u32>,
+    stack_ids: HashMap<Vec<FrameId>, u32>,
+    stack_table: Vec<Vec<FrameId>>,
+    tick_ns: Vec<u32>,
+    first_tick: Option<Instant>,
+    last_tick: Option<Instant>,
+    start_census: Option<(u64, u64)>,
+    stats: AllocStats,
+    warnings: Vec<String>,
+}
+
+impl AllocSampler {
+    /// The record loop's entry point (`alloc-profile` passes its own options).
+    #[allow(dead_code)]
+    pub fn new(session: &Session) -> Result<Self> {
+        Self::with_options(session, SamplerOptions::default())
+    }
+
+    /// Prepare to sample: proves the stack layout on the live process and takes the first
+    /// census (one walk of every GC list; the growth the profile is scaled to starts here).
+    pub fn with_options(session: &Session, opts: SamplerOptions) -> Result<Self> {
+        let py = &session.py;
+        let pid = session.target.pid;
+        if py.layout.free_threaded {
+            return Err(Error::Unsupported {
+                pid,
+                why: "free-threaded builds keep no GC lists to sample new objects from".into(),
+            });
+        }
+        let interp = *py.interpreters.first().ok_or_else(|| Error::Unsupported {
+            pid,
+            why: "no interpreter to sample".into(),
+        })?;
+        let gc_state = py.gc_state(interp);
+        let mut sampler = AllocSampler {
+            pid,
+            opts,
+            stacks: StackReader::new(py),
+            types: TypeTable::new(py),
+            type_bits: HashMap::new(),
+            spans: session.target.spans(),
+            spans_at: Instant::now(),
+            gc_state,
+            // Generation 0 (3.14.0–3.14.4: `young`) is the first list; `resolve` proved its head.
+            young_head: gc_state + py.layout.gc.generations,
+            records: Vec::new(),
+            latest: HashMap::new(),
+            stack_ids: HashMap::new(),
+            stack_table: Vec::new(),
+            tick_ns: Vec::new(),
+            first_tick: None,
+            last_tick: None,
+            start_census: None,
+            stats: AllocStats::default(),
+            warnings: Vec::new(),
+        };
+        let mem = &session.target.memory;
+        let threads = sampler.stacks.all_threads(mem, py);
+        if !threads.iter().any(|t| !t.frames.is_empty()) {
+            sampler.warnings.push(
+                "no thread showed a Python frame when sampling started: stacks may be empty".into(),
+            );
+        }
+        if opts.census {
+            sampler.start_census = sampler.gc_census(session);
+        }
+        Ok(sampler)
+    }
+
+    /// One tick: read the newest young objects and charge the new ones to the stack of the
+    /// thread that took the GIL last. A few small reads; never pauses the target.
+    pub fn sample(&mut self, session: &Session) {
+        let start = Instant::now();
+        self.first_tick.get_or_insert(start);
+        self.stats.ticks += 1;
+        if self.stats.ticks.is_multiple_of(CODE_CACHE_TICKS) {
+            self.stacks.forget_code_addresses();
+        }
+        self.tick(session);
+        let end = Instant::now();
+        self.last_tick = Some(end);
+        self.tick_ns
+            .push((end - start).as_nanos().min(u32::MAX as u128) as u32);
+    }
+
+    fn tick(&mut self, session: &Session) {
+        let py = &session.py;
+        let mem = &session.target.memory;
+        let g = py.layout.gc;
+        // One read covers `collecting` and the young head's `_gc_prev` (the newest node).
+        let head_off = g.generations;
+        let lo = head_off.min(g.collecting);
+        let hi = (head_off + 16).max(g.collecting + 4);
+        let Ok(state) = mem.bytes(self.gc_state + lo, (hi - lo) as usize) else {
+            self.stats.skipped_unreadable += 1;
+            return;
+        };
+        if state.u32_at((g.collecting - lo) as usize) != 0 {
+            self.stats.skipped_collecting += 1;
+            return;
+        }
+        let newest = state.u64_at((head_off - lo + 8) as usize) & !3;
+        let fresh = self.walk_young(session, newest);
+        if fresh.is_empty() {
+            return;
+        }
+        let stack = self.current_stack(mem, py);
+        for (obj, type_ptr, fingerprint) in fresh {
+            if self.records.len() >= self.opts.max_records {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let idx = self.records.len() as u32;
+            self.records.push(Record {
+                obj,
+                type_ptr,
+                fingerprint,
+                stack,
+            });
+            self.latest.insert(obj, idx);
+            self.stats.records += 1;
+        }
+    }
+
+    /// New objects (address, type, fingerprint), newest first.
+    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<(u64, u64, u64)> {
+        let mem = &session.target.memory;
+        let l = &session.py.layout;
+        let head = self.young_head;
+        let mut pages = Pages::new(mem);
+        let mut fresh = Vec::new();
+        let mut node = newest;
+        let mut expected_next = head;
+        let mut steps = 0;
+        loop {
+            if node == head {
+                self.stats.walks_reached_head += 1;
+                break;
+            }
+            if steps == self.opts.max_walk {
+                self.stats.walks_capped += 1;
+                break;
+            }
+            steps += 1;
+            let Some(b) = node
+                .is_multiple_of(8)
+                .then(|| node.checked_sub(AT_GC_HEAD as u64))
+                .flatten()
+                .and_then(|at| pages.get(at, NODE_READ))
+            else {
+                self.stats.walks_broken += 1;
+                break;
+            };
+            self.stats.nodes_read += 1;
+            let next = b.u64_at(AT_GC_HEAD) & !3;
+            let prev = b.u64_at(AT_GC_HEAD + 8);
+            // A link that does not point back, or the collecting bit: the list is changing.
+            // The newest node may already have a newer one after it (the target allocates
+            // while we read): only its being tracked and alive is checked.
+            let linked = if steps == 1 {
+                next != 0
+            } else {
+                next == expected_next
+            };
+            let refcnt = b.u64_at(AT_OBJECT) as u32;
+            if !linked || prev & 2 != 0 || refcnt == 0 {
+                self.stats.walks_broken += 1;
+                break;
+            }
+            let obj = node + 16;
+            let type_ptr = b.u64_at(AT_OBJECT + l.ob_type as usize);
+            let b = b.to_vec();
+            let Some(bits) = self.type_bits(mem, l, type_ptr) else {
+                self.stats.bad_type += 1;
+                expected_next = node;
+                node = prev & !3;
+                continue;
+            };
+            let values = separate_values(&b, l, bits)
+                .and_then(|v| pages.get(v, VALUES_READ))
+                .map(<[u8]>::to_vec);
+            let fp = fingerprint(&b, values.as_deref(), l, bits);
+            let known = self.latest.get(&obj).map(|&i| self.records[i as usize]);
+            if known.is_some_and(|r| r.type_ptr == type_ptr && r.fingerprint == fp) {
+                self.stats.walks_reached_known += 1;
+                break;
+            }
+            fresh.push((obj, type_ptr, fp));
+            expected_next = node;
+            node = prev & !3;
+        }
+        fresh
+    }
+
+    /// The stack of the thread that took the GIL last (it made the newest objects), interned.
+    fn current_stack(&mut self, mem: &dyn Memory, py: &Python) -> u32 {
+        let holder = self.stacks.gil(mem, py).map(|(h, _)| h).or_else(|| {
+            // No GIL holder recorded: the first thread listed will do.
+            self.stacks.thread_states(mem, py).first().copied()
+        });
+        let frames = holder
+            .and_then(|ts| self.stacks.thread(mem, py, ts))
+            .map(|t| t.frames)
+            .unwrap_or_default();
+        if let Some(&id) = self.stack_ids.get(&frames) {
+            return id;
+        }
+        let id = self.stack_table.len() as u32;
+        self.stack_table.push(frames.clone());
+        self.stack_ids.insert(frames, id);
+        id
+    }
+
+    fn type_bits(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {
+        if let Some(bits) = self.type_bits.get(&type_ptr) {
+            return *bits;
+        }
+        let mut bits = self.lookup_type(mem, l, type_ptr);
+        if bits.is_none() && self.spans_at.elapsed() > SPANS_MAX_AGE {
+            // A type in memory mapped since we last looked (a new arena)?
+            if let Ok(spans) = current_spans(self.pid) {
+                self.spans = spans;
+            }
+            self.spans_at = Instant::now();
+            bits = self.lookup_type(mem, l, type_ptr);
+        }
+        self.type_bits.insert(type_ptr, bits);
+        bits
+    }
+
+    fn lookup_type(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {
+        if type_ptr == 0 || !type_ptr.is_multiple_of(8) {
+            return None;
+        }
+        // A small budget: type objects are few and read once.
+        let mut view = View::new(mem, self.spans.clone(), 0);
+        let t = self.types.get(&mut view, l, type_ptr)?;
+        Some(TypeBits {
+            flags: t.flags,
+            basicsize: t.basicsize,
+        })
+    }
+
+    /// Objects and bytes on every GC list now, or None when the walk failed. Pauses the target
+    /// only when the session was asked to (`--pause`).
+    fn gc_census(&mut self, session: &Session) -> Option<(u64, u64)> {
+        let mem = &session.target.memory;
+        let spans = current_spans(self.pid).ok()?;
+        self.spans = spans.clone();
+        self.spans_at = Instant::now();
+        let _paused = if session.opts.pause {
+            Some(session.target.memory.process().lock().ok()?)
+        } else {
+            None
+        };
+        let mut view = View::new(mem, spans, session.opts.cache_budget);
+        // The target keeps allocating, and lists change under any walk: a young list cut
+        // short costs a few hundred objects; an older one is cut where collections append
+        // survivors (its tail), so the count comes out low. Taken as an estimate, said so.
+        let limits = WalkLimits {
+            collecting_wait: Duration::from_millis(200),
+            attempts: 3,
+            ..WalkLimits::default()
+        };
+        let walked = gc_lists::walk(&mut view, &session.py, &limits);
+        if walked.broken.iter().any(|list| !list.ends_with(".gen0")) {
+            self.warnings.push(format!(
+                "GC lists changed while being counted ({}): the growth the bytes are scaled to \
+                 is an estimate (--pause gives an exact one)",
+                walked.broken.join(", ")
+            ));
+        }
+        let mut objects = walked.objects;
+        objects.sort_unstable();
+        objects.dedup();
+        let placement = census::Placement {
+            blocks: &[],
+            statics: &[],
+        };
+        let c = census::count(
+            &mut view,
+            &session.py.layout,
+            &mut self.types,
+            &objects,
+            &placement,
+        );
+        Some((c.objects, c.bytes))
+    }
+
+    /// Decide which records survived, size them, and charge their stacks.
+    pub fn finish(mut self, session: &mut Session) -> AllocProfile {
+        let mem = &session.target.memory;
+        let l = &session.py.layout;
+        if let Ok(spans) = current_spans(self.pid) {
+            self.spans = spans;
+        }
+        let mut view = View::new(mem, self.spans.clone(), session.opts.cache_budget);
+        self.stats.distinct_records = self.latest.len() as u64;
+        // Per stack: (bytes, objects) of sampled survivors.
+        let mut per_stack: HashMap<u32, (u64, u64)> = HashMap::new();
+        let latest: Vec<u32> = self.latest.values().copied().collect();
+        for idx in latest {
+            let r = self.records[idx as usize];
+            let Some(bytes) = self.survivor_size(&mut view, l, &r) else {
+                continue;
+            };
+            let e = per_stack.entry(r.stack).or_default();
+            e.0 += bytes;
+            e.1 += 1;
+            self.stats.survivors += 1;
+            self.stats.survivor_bytes += bytes;
+        }
+        drop(view);
+
+        let end_census = if self.opts.census {
+            self.gc_census(session)
+        } else {
+            None
+        };
+        self.stats.start_gc_objects = self.start_census.map(|c| c.0);
+        self.stats.start_gc_bytes = self.start_census.map(|c| c.1);
+        self.stats.end_gc_objects = end_census.map(|c| c.0);
+        self.stats.end_gc_bytes = end_census.map(|c| c.1);
+        let mut stacks: Vec<(Vec<String>, u64, u64)> = per_stack
+            .into_iter()
+            .map(|(sid, (bytes, objects))| {
+                let frames = &self.stack_table[sid as usize];
+                // Innermost first in the reader; root first here.
+                let mut names: Vec<String> = frames
+                    .iter()
+                    .rev()
+                    .map(|&f| self.stacks.frame(f).to_string())
+                    .collect();
+                if names.is_empty() {
+                    names.push("<no Python frame>".into());
+                }
+                (names, bytes, objects)
+            })
+            .collect();
+        stacks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.stats.scale = 1.0;
+        self.finish_timing();
+        self.stats.stacks = self.stacks.stats;
+        let mut profile = AllocProfile {
+            sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
+            stacks,
+            stats: self.stats,
+            warnings: self.warnings,
+        };
+        match (self.start_census, end_census) {
+            (Some(a), Some(b)) if b.1 > a.1 => {
+                profile.scale_to(b.1 - a.1, b.0.saturating_sub(a.0));
+            }
+            (Some(_), Some(_)) => profile.warnings.push(
+                "the GC-tracked heap did not grow: bytes are the sampled survivors' own, unscaled"
+                    .into(),
+            ),
+            _ if self.opts.census => profile.warnings.push(
+                "heap growth could not be measured: bytes are the sampled survivors' own, \
+                 unscaled"
+                    .into(),
+            ),
+            _ => {}
+        }
+        profile
+    }
+
+    /// `sys.getsizeof` of a recorded object when it is still the object we recorded.
+    fn survivor_size(&mut self, view: &mut View, l: &Layout, r: &Record) -> Option<u64> {
+        let node = r.obj - 16;
+        let Ok(b) = view.get(node - AT_GC_HEAD as u64, NODE_READ) else {
+            self.stats.dead_unreadable += 1;
+            return None;
+        };
+        let b = b.to_vec();
+        let refcnt = b.u64_at(AT_OBJECT) as u32;
+        let type_ptr = b.u64_at(AT_OBJECT + l.ob_type as usize);
+        // A freed object has refcount 0 (its memory may not be reused yet).
+        if type_ptr != r.type_ptr || refcnt == 0 {
+            self.stats.dead_type_changed += 1;
+            return None;
+        }
+        let bits = self.type_bits.get(&r.type_ptr).copied().flatten()?;
+        let values = separate_values(&b, l, bits)
+            .and_then(|v| view.get(v, VALUES_READ).ok())
+            .map(<[u8]>::to_vec);
+        if fingerprint(&b, values.as_deref(), l, bits) != r.fingerprint {
+            self.stats.dead_fingerprint_changed += 1;
+            return None;
+        }
+        let info = self.types.get(view, l, r.type_ptr)?.clone();
+        Some(getsizeof(view, l, r.obj, &info).unwrap_or(info.basicsize + info.preheader))
+    }
+
+    fn finish_timing(&mut self) {
+        let s = &mut self.stats;
+        if let (Some(a), Some(b)) = (self.first_tick, self.last_tick) {
+            s.duration_s = (b - a).as_secs_f64();
+            if s.ticks > 1 && s.duration_s > 0.0 {
+                s.achieved_hz = (s.ticks - 1) as f64 / s.duration_s;
+            }
+        }
+        let mut us: Vec<f64> = self.tick_ns.iter().map(|&n| n as f64 / 1000.0).collect();
+        if us.is_empty() {
+            return;
+        }
+        us.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize];
+        s.tick_us_mean = us.iter().sum::<f64>() / us.len() as f64;
+        s.tick_us_p50 = pct(0.5);
+        s.tick_us_p95 = pct(0.95);
+        s.tick_us_max = pct(1.0);
+    }
+}
+
+/// A content fingerprint that tells an object from a later one at the same address: the
+/// object's first fields after its header (never past its fixed size, whose neighbour's bytes
+/// would change under it), plus, for types with them, the managed dict/weakref slots before
+/// the GC head and the first inline attribute values (3.13+).
+fn fingerprint(b: &[u8], values: Option<&[u8]>, l: &Layout, bits: TypeBits) -> u64 {
+    let mut h = DefaultHasher::new();
+    if let Some(v) = values {
+        h.write(v);
+    }
+    if bits.flags & flags::INLINE_VALUES != 0 && l.inline_values {
+        // The values live right after the fixed part and belong to the object: their header
+        // and first attribute values.
+        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 48]);
+    } else {
+        let own = bits.basicsize.saturating_sub(16).min(16) as usize;
+        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 16 + own]);
+    }
+    if l.preheader_size(bits.flags) > 16 {
+        h.write(&b[..AT_GC_HEAD]);
+    }
+    h.finish()
+}
+
+/// Bytes of a separate values array hashed into the fingerprint: the first two attributes.
+const VALUES_READ: usize = 16;
+
+/// Where a managed-dict instance keeps its separate attribute-values array (3.11/3.12; 3.13+
+/// keeps them inline, before 3.11 there is a dict), from the node read: 3.11 has no managed
+/// weakref slot and puts the values pointer first in the pre-header; 3.12 keeps a tagged
+/// `dict_or_values` second (bit 0 set: values, else a dict, which is not hashed because its
+/// refcount changes). The values array is as new as the object and reused with it, but its
+/// contents tell a reused address from the object recorded there.
+fn separate_values(b: &[u8], l: &Layout, bits: TypeBits) -> Option<u64> {
+    if bits.flags & flags::MANAGED_DICT == 0 || l.inline_values {
+        return None;
+    }
+    let ptr = match l.preheader {
+        Preheader::Managed { weakref_flag: None } => b.u64_at(0),
+        Preheader::Managed {
+            weakref_flag: Some(_),
+        } => match b.u64_at(8) {
+            tagged if tagged & 1 == 1 => tagged & !7,
+            _ => 0,
+        },
+        Preheader::GcOnly => 0,
+    };
+    (ptr != 0 && ptr.is_multiple_of(8)).then_some(ptr)
+}
+
+/// The readable mappings of the target now (arenas come and go during a recording).
+fn current_spans(pid: i32) -> std::io::Result<Vec<Span>> {
+    Ok(proc_maps::get_process_maps(pid)?
+        .iter()
+        .filter(|m| m.is_read())
+        .map(|m| Span {
+            start: m.start() as u64,
+            end: (m.start() + m.size()) as u64,
+        })
+        .collect())
+}
+
+/// Page-sized reads within one tick: consecutive allocations share pages, so a walk of 64
+/// nodes costs a few reads instead of 64.
+struct Pages<'m> {
+    mem: &'m dyn Memory,
+    pages: Vec<(u64, Option<Box<[u8]>>)>,
+    scratch: Vec<u8>,
+}
+
+const PAGE: u64 = 4096;
+
+impl<'m> Pages<'m> {
+    fn new(mem: &'m dyn Memory) -> Pages<'m> {
+        Pages {
+            mem,
+            pages: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, addr: u64, len: usize) -> Option<&[u8]> {
+        let page = addr & !(PAGE - 1);
+        let end = addr.checked_add(len as u64)?;
+        if end <= page + PAGE {
+            let i = match self.pages.iter().position(|(p, _)| *p == page) {
+                Some(i) => i,
+                None => {
+                    let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
+                    let ok = self.mem.read(page, &mut buf).is_ok();
+                    self.pages.push((page, ok.then_some(buf)));
+                    self.pages.len() - 1
+                }
+            };
+            if let Some(data) = &self.pages[i].1 {
+                let off = (addr - page) as usize;
+                return data.get(off..off + len);
+            }
+        }
+        // Straddles two pages, or the page read failed: read just these bytes.
+        self.scratch.resize(len, 0);
+        self.mem.read(addr, &mut self.scratch).ok()?;
+        Some(&self.scratch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::{layout::Version, tables};
+
+    fn layout(minor: u8) -> Layout {
+        tables::table_layout(Version::new(3, minor, 0)).unwrap()
+    }
+
+    #[test]
+    fn fingerprint_ignores_bytes_past_the_object() {
+        let l = layout(10);
+        let bits = TypeBits {
+            flags: flags::HAVE_GC,
+            basicsize: 24, // e.g. a cell: one field after the header
+        };
+        let mut a = vec![7u8; NODE_READ];
+        let mut b = a.clone();
+        // The next block starts 8 bytes into the object's second field slot.
+        b[AT_OBJECT + 24] ^= 0xff;
+        assert_eq!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
+        a[AT_OBJECT + 16] ^= 0xff;
+        assert_ne!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
+        // Before 3.11 the bytes before the GC head belong to another block.
+        b = a.clone();
+        b[0] ^= 0xff;
+        assert_eq!(
+            fingerprint(&a, None, &l, bits),
+            fingerprint(&b, None, &l, bits)
+        );
+    }
+
+    #[test]
+    fn fingerprint_covers_managed_slots_and_inline_values() {
+        let l = layout(13);
+        let bits = TypeBits {
+            flags: flags::HAVE_GC | flags::MANAGED_DICT | flags::INLINE_VALUES,
+            basicsize: 16,
+        };
+        let a = vec![1u8; NODE_READ];
+        for at in [0, AT_OBJECT + 16, AT_OBJECT + 40] {
+            let mut b = a.clone();
+            b[at] ^= 0xff;
+            assert_ne!(
+                fingerprint(&a, None, &l, bits),
+                fingerprint(&b, None, &l, bits),
+                "{at}"
+            );
+        }
+    }
+
+    #[test]
+    fn scaling_keeps_shares_and_hits_the_growth() {
+        let mut p = AllocProfile {
+            stacks: vec![
+                (vec!["main (a.py:1)".into(), "leak (a.py:5)".into()], 300, 3),
+                (vec!["main (a.py:1)".into()], 100, 1),
+            ],
+            stats: AllocStats::default(),
+            warnings: vec![],
+            sampled: vec![(300, 3), (100, 1)],
+        };
+        p.scale_to(4000, 40);
+        assert_eq!((p.stacks[0].1, p.stacks[1].1), (3000, 1000));
+        assert_eq!((p.stacks[0].2, p.stacks[1].2), (30, 10));
+        assert_eq!(
+            p.folded(),
+            "main (a.py:1);leak (a.py:5) 3000\nmain (a.py:1) 1000\n"
+        );
+    }
+}

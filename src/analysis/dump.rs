@@ -1,0 +1,94 @@
+//! `pymemspy dump`: every thread's Python stack now, like `py-spy dump`, read without pausing.
+
+use super::snapshot::{PythonInfo, Session};
+use crate::heap::stacks::{Frame, StackReader, StackStats};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+pub const SCHEMA: &str = "pymemspy.dump/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadDump {
+    /// `threading.get_ident()`.
+    pub thread_id: u64,
+    /// The kernel's thread id (3.11+).
+    pub native_thread_id: Option<u64>,
+    /// The OS thread name (`/proc/PID/task/TID/comm`), when the native id is known.
+    pub name: Option<String>,
+    pub holds_gil: bool,
+    /// Innermost frame first.
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dump {
+    pub schema: &'static str,
+    pub pid: i32,
+    pub python: PythonInfo,
+    pub threads: Vec<ThreadDump>,
+    pub stats: StackStats,
+}
+
+pub fn take(session: &Session) -> Dump {
+    let mut reader = StackReader::new(&session.py);
+    let pid = session.target.pid;
+    let threads = reader
+        .all_threads(&session.target.memory, &session.py)
+        .into_iter()
+        .map(|t| ThreadDump {
+            thread_id: t.thread_id,
+            native_thread_id: t.native_thread_id,
+            name: t.native_thread_id.and_then(|tid| thread_name(pid, tid)),
+            holds_gil: t.holds_gil,
+            frames: t.frames.iter().map(|&f| reader.frame(f).clone()).collect(),
+        })
+        .collect();
+    Dump {
+        schema: SCHEMA,
+        pid,
+        python: session.python_info(),
+        threads,
+        stats: reader.stats,
+    }
+}
+
+fn thread_name(pid: i32, tid: u64) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+    Some(comm.trim_end().to_string())
+}
+
+/// The dump as a person reads it: one block per thread, innermost frame first.
+pub fn text(d: &Dump) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Process {}: {}", d.pid, d.python.executable);
+    let _ = writeln!(out, "Python {}", d.python.version);
+    for t in &d.threads {
+        let _ = write!(out, "\nThread {:#x}", t.thread_id);
+        if let Some(n) = t.native_thread_id {
+            let _ = write!(out, " (native {n})");
+        }
+        if let Some(name) = &t.name {
+            let _ = write!(out, " {name:?}");
+        }
+        if t.holds_gil {
+            out.push_str(" [holds the GIL]");
+        }
+        out.push('\n');
+        if t.frames.is_empty() {
+            out.push_str("    (no Python frame)\n");
+        }
+        for f in &t.frames {
+            let _ = writeln!(out, "    {f}");
+        }
+    }
+    let s = &d.stats;
+    if s.bad_frames + s.broken_chains + s.truncated > 0 {
+        let _ = writeln!(
+            out,
+            "\nnote: {} frames unreadable, {} chains broken, {} stacks cut at depth limit \
+             (the target changed while being read)",
+            s.bad_frames, s.broken_chains, s.truncated
+        );
+    }
+    out
+}

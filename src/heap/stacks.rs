@@ -1,0 +1,375 @@
+//! Python stacks of every thread, read from outside while the target runs.
+//!
+//! A thread state gives the innermost frame; frames link to their callers. From 3.11 on, plain
+//! function frames live in the thread's data stack, so one read of `[chunk, top)` serves most
+//! of a stack; other frames (older chunks, generators, frame objects) cost one small read each.
+//! Code objects are named once and cached by address: a tick costs a handful of reads.
+//!
+//! Everything read is hostile input: pointers are checked for alignment, loops are bounded, a
+//! frame whose code is not a code object ends nothing but is counted and skipped.
+
+use super::pyobj::{decode_chars, decode_str_header};
+use crate::process::{Bytes, Memory, MemoryExt};
+use crate::python::frames_layout::{CurrentFrame, FrameLayout, GilBase};
+use crate::python::{Layout, Python};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// Deepest stack we follow; deeper ones are cut (innermost frames kept) and counted.
+pub const MAX_DEPTH: usize = 512;
+/// Most threads we list per interpreter: a corrupted `next` chain cannot spin forever.
+pub const MAX_THREADS: usize = 4096;
+/// Longest name or file name we decode.
+const MAX_NAME_CHARS: u64 = 1024;
+/// Largest data-stack extent we read in one go (the first chunk is 16 KiB; deep recursion
+/// grows later chunks, which are read frame by frame instead).
+const MAX_CHUNK_READ: u64 = 256 << 10;
+/// A name read speculatively with its header: most names fit.
+const SHORT_STR_READ: usize = 160;
+
+/// One Python frame, as a person reads it: `qualname (file:firstlineno)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Frame {
+    /// `co_qualname` (3.11+) or `co_name`.
+    pub name: String,
+    pub file: String,
+    /// First line of the function (the code object's `co_firstlineno`).
+    pub line: u32,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}:{})", self.name, self.file, self.line)
+    }
+}
+
+/// Index of a `Frame` in a `StackReader`'s table: stacks are cheap vectors of these.
+pub type FrameId = u32;
+
+#[derive(Debug, Clone)]
+pub struct ThreadStack {
+    pub tstate: u64,
+    /// `threading.get_ident()` of the thread.
+    pub thread_id: u64,
+    /// The kernel's id (3.11+).
+    pub native_thread_id: Option<u64>,
+    /// Holds the GIL now.
+    pub holds_gil: bool,
+    /// Innermost frame first.
+    pub frames: Vec<FrameId>,
+}
+
+/// What the reader skipped or cut, for reports.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct StackStats {
+    pub stacks: u64,
+    pub frames: u64,
+    /// Frames pushed by C code (shim/entry frames) or running the interpreter's own shim
+    /// code, not Python code.
+    pub c_frames: u64,
+    /// Frames whose code pointer was not a code object (torn read, corruption).
+    pub bad_frames: u64,
+    /// Chains that ended on an unreadable or misaligned frame pointer.
+    pub broken_chains: u64,
+    /// Stacks cut at `MAX_DEPTH`.
+    pub truncated: u64,
+    /// Code objects named (cache misses).
+    pub code_loads: u64,
+}
+
+/// What a code address turned out to hold.
+#[derive(Debug, Clone, Copy)]
+enum CodeKind {
+    User(FrameId),
+    /// The interpreter's own shim code: the frame is skipped.
+    Shim,
+}
+
+enum Loaded {
+    User(Frame),
+    Shim,
+}
+
+pub struct StackReader {
+    frames: FrameLayout,
+    code_type: u64,
+    str_type: u64,
+    /// Code object address → its frame (None: not a code object).
+    codes: HashMap<u64, Option<CodeKind>>,
+    table: Vec<Frame>,
+    ids: HashMap<Frame, FrameId>,
+    pub stats: StackStats,
+}
+
+impl StackReader {
+    pub fn new(py: &Python) -> StackReader {
+        StackReader {
+            frames: py.layout.frames,
+            code_type: py.binary.symbol("PyCode_Type").unwrap_or(0),
+            str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
+            codes: HashMap::new(),
+            table: Vec::new(),
+            ids: HashMap::new(),
+            stats: StackStats::default(),
+        }
+    }
+
+    pub fn frame(&self, id: FrameId) -> &Frame {
+        &self.table[id as usize]
+    }
+
+    /// Forget which address holds which code object (frame ids stay valid). A long recording
+    /// calls this now and then: a freed code object's address may be reused by another.
+    pub fn forget_code_addresses(&mut self) {
+        self.codes.clear();
+    }
+
+    /// The thread state that took the GIL last, and whether the GIL is held now.
+    pub fn gil(&self, mem: &dyn Memory, py: &Python) -> Option<(u64, bool)> {
+        let g = self.frames.gil;
+        let base = match g.base {
+            GilBase::Runtime => py.runtime,
+            GilBase::Interpreter => *py.interpreters.first()?,
+        };
+        let lo = g.locked.min(g.last_holder);
+        let hi = g.locked.max(g.last_holder) + 8;
+        let b = mem.bytes(base + lo, (hi - lo) as usize).ok()?;
+        let holder = b.u64_at((g.last_holder - lo) as usize);
+        let locked = b.u32_at((g.locked - lo) as usize) != 0;
+        (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
+    }
+
+    /// Every thread state of every interpreter, newest thread first within an interpreter.
+    pub fn thread_states(&self, mem: &dyn Memory, py: &Python) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for &interp in &py.interpreters {
+            let mut cur = mem.u64(interp + py.layout.interp.threads_head).unwrap_or(0);
+            let mut n = 0;
+            while cur != 0 && cur.is_multiple_of(8) && n < MAX_THREADS && seen.insert(cur) {
+                out.push(cur);
+                n += 1;
+                cur = cur
+                    .checked_add(self.frames.tstate.next)
+                    .and_then(|at| mem.u64(at).ok())
+                    .unwrap_or(0);
+            }
+        }
+        out
+    }
+
+    /// Stacks of every thread, the GIL holder marked.
+    pub fn all_threads(&mut self, mem: &dyn Memory, py: &Python) -> Vec<ThreadStack> {
+        let gil = self.gil(mem, py);
+        self.thread_states(mem, py)
+            .into_iter()
+            .filter_map(|ts| {
+                let mut t = self.thread(mem, py, ts)?;
+                t.holds_gil = gil == Some((t.tstate, true));
+                Some(t)
+            })
+            .collect()
+    }
+
+    /// One thread's identity and stack (innermost first). None when its state is unreadable.
+    pub fn thread(&mut self, mem: &dyn Memory, py: &Python, tstate: u64) -> Option<ThreadStack> {
+        let t = self.frames.tstate;
+        let tb = mem.bytes(tstate, t.read_len() as usize).ok()?;
+        let innermost = match t.current_frame {
+            CurrentFrame::InThreadState(off) => tb.u64_at(off as usize),
+            CurrentFrame::ViaCFrame {
+                cframe,
+                current_frame,
+            } => match tb.u64_at(cframe as usize) {
+                0 => 0,
+                cf if cf.is_multiple_of(8) => cf
+                    .checked_add(current_frame)
+                    .and_then(|at| mem.u64(at).ok())
+                    .unwrap_or(0),
+                _ => 0,
+            },
+        };
+        let datastack = t.datastack.and_then(|(chunk_off, top_off)| {
+            let chunk = tb.u64_at(chunk_off as usize);
+            let top = tb.u64_at(top_off as usize);
+            (chunk != 0 && top > chunk && top - chunk <= MAX_CHUNK_READ)
+                .then(|| mem.bytes(chunk, (top - chunk) as usize).ok())
+                .flatten()
+                .map(|bytes| (chunk, bytes))
+        });
+        let frames = self.walk(mem, &py.layout, innermost, datastack.as_ref());
+        Some(ThreadStack {
+            tstate,
+            thread_id: tb.u64_at(t.thread_id as usize),
+            native_thread_id: t.native_thread_id.map(|o| tb.u64_at(o as usize)),
+            holds_gil: false,
+            frames,
+        })
+    }
+
+    /// Follow the frame chain from `innermost`. `datastack` is the thread's current data-stack
+    /// extent, already read: frames inside it cost no syscall.
+    fn walk(
+        &mut self,
+        mem: &dyn Memory,
+        l: &Layout,
+        innermost: u64,
+        datastack: Option<&(u64, Vec<u8>)>,
+    ) -> Vec<FrameId> {
+        let f = self.frames.frame;
+        let size = f.size as usize;
+        let mut out = Vec::new();
+        let mut cur = innermost;
+        let mut steps = 0;
+        let mut buf = vec![0u8; size];
+        self.stats.stacks += 1;
+        while cur != 0 {
+            if steps == MAX_DEPTH {
+                self.stats.truncated += 1;
+                break;
+            }
+            steps += 1;
+            if !cur.is_multiple_of(8) {
+                self.stats.broken_chains += 1;
+                break;
+            }
+            let local = datastack.and_then(|(start, bytes)| {
+                let off = cur.checked_sub(*start)? as usize;
+                bytes.get(off..off + size)
+            });
+            let fb: &[u8] = match local {
+                Some(b) => b,
+                None => {
+                    if mem.read(cur, &mut buf).is_err() {
+                        self.stats.broken_chains += 1;
+                        break;
+                    }
+                    &buf
+                }
+            };
+            let code = fb.u64_at(f.code as usize) & !3;
+            let prev = fb.u64_at(f.previous as usize);
+            let owner = f.owner.map(|o| fb.u8_at(o as usize));
+            let c_owned = matches!((owner, f.first_c_owner), (Some(o), Some(c)) if o >= c);
+            if c_owned {
+                self.stats.c_frames += 1;
+            } else {
+                match self.code_frame(mem, l, code) {
+                    Some(Some(id)) => {
+                        out.push(id);
+                        self.stats.frames += 1;
+                    }
+                    Some(None) => self.stats.c_frames += 1,
+                    None => self.stats.bad_frames += 1,
+                }
+            }
+            if prev == cur {
+                self.stats.broken_chains += 1;
+                break;
+            }
+            cur = prev;
+        }
+        out
+    }
+
+    /// The frame of a code object, named once per address: Some(None) for the interpreter's
+    /// shim code, None when `code` is not a readable code object.
+    fn code_frame(&mut self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Option<FrameId>> {
+        if let Some(known) = self.codes.get(&code) {
+            return known.map(|k| match k {
+                CodeKind::User(id) => Some(id),
+                CodeKind::Shim => None,
+            });
+        }
+        self.stats.code_loads += 1;
+        let kind = self.load_code(mem, l, code).map(|c| match c {
+            Loaded::Shim => CodeKind::Shim,
+            Loaded::User(fr) => CodeKind::User(match self.ids.get(&fr) {
+                Some(&id) => id,
+                None => {
+                    let id = self.table.len() as FrameId;
+                    self.table.push(fr.clone());
+                    self.ids.insert(fr, id);
+                    id
+                }
+            }),
+        });
+        // Cache only what we could read: a torn read is retried next time.
+        if kind.is_some() || code == 0 || !code.is_multiple_of(8) {
+            self.codes.insert(code, kind);
+        }
+        kind.map(|k| match k {
+            CodeKind::User(id) => Some(id),
+            CodeKind::Shim => None,
+        })
+    }
+
+    fn load_code(&self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Loaded> {
+        if code == 0 || !code.is_multiple_of(8) {
+            return None;
+        }
+        let c = self.frames.code;
+        let b = mem.bytes(code, c.read_len() as usize).ok()?;
+        if b.u64_at(l.ob_type as usize) != self.code_type {
+            return None;
+        }
+        if let Some((off, bit)) = c.shim_flag {
+            if b.u32_at(off as usize) & bit != 0 {
+                return Some(Loaded::Shim);
+            }
+        }
+        let name_ptr = c
+            .qualname
+            .map_or(b.u64_at(c.name as usize), |q| b.u64_at(q as usize));
+        let name = self.read_str(mem, l, name_ptr)?;
+        let file = self.read_str(mem, l, b.u64_at(c.filename as usize))?;
+        Some(Loaded::User(Frame {
+            name,
+            file,
+            line: b.u32_at(c.firstlineno as usize),
+        }))
+    }
+
+    /// A str object's text, with one read when it is short (the usual case).
+    fn read_str(&self, mem: &dyn Memory, l: &Layout, addr: u64) -> Option<String> {
+        if addr == 0 || !addr.is_multiple_of(8) {
+            return None;
+        }
+        let head_len = l.unicode.unicode_size as usize;
+        let b = mem
+            .bytes(addr, SHORT_STR_READ)
+            .or_else(|_| mem.bytes(addr, head_len))
+            .ok()?;
+        if b.u64_at(l.ob_type as usize) != self.str_type {
+            return None;
+        }
+        let h = decode_str_header(&b, l, addr)?;
+        if h.length > MAX_NAME_CHARS {
+            return None;
+        }
+        let nbytes = (h.length * h.kind as u64) as usize;
+        let local = h
+            .data
+            .checked_sub(addr)
+            .and_then(|off| b.get(off as usize..off as usize + nbytes));
+        Some(match local {
+            Some(raw) => decode_chars(raw, h.kind),
+            None => decode_chars(&mem.bytes(h.data, nbytes).ok()?, h.kind),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_print_like_tracebacks_name_them() {
+        let f = Frame {
+            name: "Server.handle".into(),
+            file: "/srv/app.py".into(),
+            line: 42,
+        };
+        assert_eq!(f.to_string(), "Server.handle (/srv/app.py:42)");
+    }
+}

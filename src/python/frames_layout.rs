@@ -1,0 +1,479 @@
+//! Where Python stacks live: thread states, frames, code objects and the GIL, per version.
+//!
+//! One `FrameLayout` is part of the target's `Layout`. The rows below were read from the DWARF of
+//! the pyenv builds 3.8.18–3.13.0 and of Debian's 3.11.2 / 3.13.5 / 3.14.10 / 3.15.2 debug files
+//! (`p &((PyThreadState*)0)->next` and friends in gdb). From 3.13 on, the runtime's own debug
+//! offsets (thread_state, interpreter_frame, code_object and GIL groups) override the table, see
+//! `apply_debug_offsets`. The stack walker in `heap::stacks` only reads this value.
+//!
+//! Adding a CPython version: copy the nearest row, compare with the new build's DWARF, then run
+//! `pymemspy dump --pid` on it and the `stacks` test.
+
+use super::layout::Version;
+use crate::process::Bytes;
+use serde::Serialize;
+
+/// How a thread state leads to its innermost frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CurrentFrame {
+    /// A frame pointer stored in the thread state itself: 3.8–3.10 `tstate->frame` (a
+    /// `PyFrameObject`), 3.13+ `tstate->current_frame` (a `_PyInterpreterFrame`).
+    InThreadState(u64),
+    /// 3.11/3.12: `tstate->cframe` points at a `_PyCFrame` (usually on the C stack) whose
+    /// `current_frame` is the innermost `_PyInterpreterFrame`.
+    ViaCFrame { cframe: u64, current_frame: u64 },
+}
+
+/// Fields of `PyThreadState` the walker reads, all from one read of its first `read_len` bytes.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ThreadStateLayout {
+    pub next: u64,
+    /// `pthread_self()` of the thread: `threading.get_ident()`.
+    pub thread_id: u64,
+    /// The kernel's thread id (`threading.get_native_id()`); not kept before 3.11.
+    pub native_thread_id: Option<u64>,
+    pub current_frame: CurrentFrame,
+    /// 3.11+: `datastack_chunk` and `datastack_top` (the next free slot of that chunk). Frames
+    /// of plain function calls live in `[chunk, top)`, which one read covers.
+    pub datastack: Option<(u64, u64)>,
+}
+
+impl ThreadStateLayout {
+    /// Bytes of the thread state to read to see every field above.
+    pub fn read_len(&self) -> u64 {
+        let mut end = self.next.max(self.thread_id);
+        if let Some(n) = self.native_thread_id {
+            end = end.max(n);
+        }
+        end = end.max(match self.current_frame {
+            CurrentFrame::InThreadState(o) => o,
+            CurrentFrame::ViaCFrame { cframe, .. } => cframe,
+        });
+        if let Some((chunk, top)) = self.datastack {
+            end = end.max(chunk).max(top);
+        }
+        end + 8
+    }
+}
+
+/// One frame: a `PyFrameObject` (3.8–3.10) or a `_PyInterpreterFrame` (3.11+).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FrameFields {
+    /// Bytes to read per frame (covers every field below).
+    pub size: u64,
+    /// The calling frame (`f_back` / `previous`).
+    pub previous: u64,
+    /// The code object (`f_code` / `f_executable`). Since 3.14 it is a `_PyStackRef` with tag
+    /// bits; pointers are 8-aligned in every version, so the walker masks the low bits always.
+    pub code: u64,
+    /// `owner` byte of an interpreter frame (3.11+).
+    pub owner: Option<u64>,
+    /// Owners from this value up are frames the C code pushed (3.12/3.13 `FRAME_OWNED_BY_CSTACK`
+    /// shims = 3; 3.14 `FRAME_OWNED_BY_INTERPRETER` = 3 and `_CSTACK` = 4; 3.15 `_INTERPRETER`
+    /// = 3): not Python code, skipped.
+    pub first_c_owner: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CodeLayout {
+    pub filename: u64,
+    pub name: u64,
+    /// 3.11+; before that a frame is named by `co_name`.
+    pub qualname: Option<u64>,
+    /// An `int` field.
+    pub firstlineno: u64,
+    /// 3.13+: `co_flags` (an int) and the bit that marks the interpreter's own shim code
+    /// (`CO_NO_MONITORING_EVENTS`, set on the `__init__` cleanup frame pushed between a class
+    /// call and its `__init__`): such frames are not user code and are skipped.
+    pub shim_flag: Option<(u64, u32)>,
+}
+
+impl CodeLayout {
+    pub fn read_len(&self) -> u64 {
+        self.filename
+            .max(self.name)
+            .max(self.qualname.unwrap_or(0))
+            .max(self.firstlineno)
+            .max(self.shim_flag.map_or(0, |(off, _)| off))
+            + 8
+    }
+}
+
+/// Where `struct _gil_runtime_state` sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum GilBase {
+    /// 3.8–3.11: `_PyRuntime.ceval.gil`, one GIL for the process.
+    Runtime,
+    /// 3.12+: `interp->_gil`, the main interpreter's own GIL.
+    Interpreter,
+}
+
+/// Which thread runs Python: `last_holder` is the thread state that took the GIL last (it stays
+/// set while the GIL is released, which is what lets us charge allocations made just before a
+/// sleep), `locked` says whether it is held now. Both exist in every version 3.8–3.15; for
+/// ≤3.11 `_PyRuntime.gilstate.tstate_current` would also do, but it is NULL while released.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GilLayout {
+    pub base: GilBase,
+    /// `locked`, an int, from the base.
+    pub locked: u64,
+    /// `last_holder`, a `PyThreadState*`, from the base.
+    pub last_holder: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FrameLayout {
+    pub tstate: ThreadStateLayout,
+    pub frame: FrameFields,
+    pub code: CodeLayout,
+    pub gil: GilLayout,
+}
+
+const CODE_38_310: CodeLayout = CodeLayout {
+    filename: 104,
+    name: 112,
+    qualname: None,
+    firstlineno: 40,
+    shim_flag: None,
+};
+
+const CODE_311: CodeLayout = CodeLayout {
+    filename: 112,
+    name: 120,
+    qualname: Some(128),
+    firstlineno: 72,
+    shim_flag: None,
+};
+
+/// 3.12 moved `co_firstlineno` up; unchanged since (3.13.0, 3.13.5, 3.14.10, 3.15.2).
+const CODE_312: CodeLayout = CodeLayout {
+    filename: 112,
+    name: 120,
+    qualname: Some(128),
+    firstlineno: 68,
+    shim_flag: None,
+};
+
+/// 3.13 added the `__init__` cleanup shim, marked by CO_NO_MONITORING_EVENTS (0x2000000) in
+/// co_flags@48 (verified live on 3.14.10: flags 0x2000001 on `_Py_InitCleanup`).
+const CODE_313_315: CodeLayout = CodeLayout {
+    shim_flag: Some((48, 0x0200_0000)),
+    ..CODE_312
+};
+
+/// `PyFrameObject`: f_back@24, f_code@32 in 3.8–3.10.
+const FRAME_OBJECT_38_310: FrameFields = FrameFields {
+    size: 40,
+    previous: 24,
+    code: 32,
+    owner: None,
+    first_c_owner: None,
+};
+
+/// 3.12/3.13 `_PyInterpreterFrame` (80 bytes): f_code/f_executable@0, previous@8, owner@70.
+const IFRAME_312_313: FrameFields = FrameFields {
+    size: 80,
+    previous: 8,
+    code: 0,
+    owner: Some(70),
+    first_c_owner: Some(3),
+};
+
+/// 3.14/3.15 `_PyInterpreterFrame` (88 bytes): stackpointer became a pointer, owner moved to 74.
+const IFRAME_314_315: FrameFields = FrameFields {
+    size: 88,
+    previous: 8,
+    code: 0,
+    owner: Some(74),
+    first_c_owner: Some(3),
+};
+
+/// The table layout for a minor version (None when unknown; `tables.rs` then refuses it anyway).
+pub fn table(version: Version) -> Option<FrameLayout> {
+    let gil_runtime = |locked, last_holder| GilLayout {
+        base: GilBase::Runtime,
+        locked,
+        last_holder,
+    };
+    let gil_interp = |locked, last_holder| GilLayout {
+        base: GilBase::Interpreter,
+        locked,
+        last_holder,
+    };
+    let old_tstate = ThreadStateLayout {
+        next: 8,
+        thread_id: 176,
+        native_thread_id: None,
+        current_frame: CurrentFrame::InThreadState(24),
+        datastack: None,
+    };
+    if version.major != 3 {
+        return None;
+    }
+    Some(match version.minor {
+        8 => FrameLayout {
+            tstate: old_tstate,
+            frame: FRAME_OBJECT_38_310,
+            code: CODE_38_310,
+            gil: gil_runtime(1168, 1160),
+        },
+        9 | 10 => FrameLayout {
+            tstate: old_tstate,
+            frame: FRAME_OBJECT_38_310,
+            code: CODE_38_310,
+            gil: gil_runtime(368, 360),
+        },
+        11 => FrameLayout {
+            tstate: ThreadStateLayout {
+                next: 8,
+                thread_id: 152,
+                native_thread_id: Some(160),
+                current_frame: CurrentFrame::ViaCFrame {
+                    cframe: 56,
+                    current_frame: 8,
+                },
+                datastack: Some((296, 304)),
+            },
+            // f_func@0 … f_code@32, frame_obj@40, previous@48, is_entry@68, owner@69. 3.11 has
+            // no shim frames: every frame on the chain runs Python code.
+            frame: FrameFields {
+                size: 80,
+                previous: 48,
+                code: 32,
+                owner: Some(69),
+                first_c_owner: None,
+            },
+            code: CODE_311,
+            gil: gil_runtime(376, 368),
+        },
+        12 => FrameLayout {
+            tstate: ThreadStateLayout {
+                next: 8,
+                thread_id: 136,
+                native_thread_id: Some(144),
+                current_frame: CurrentFrame::ViaCFrame {
+                    cframe: 56,
+                    current_frame: 0,
+                },
+                datastack: Some((232, 240)),
+            },
+            frame: IFRAME_312_313,
+            code: CODE_312,
+            gil: gil_interp(1056, 1048),
+        },
+        13 => FrameLayout {
+            tstate: ThreadStateLayout {
+                next: 8,
+                thread_id: 152,
+                native_thread_id: Some(160),
+                current_frame: CurrentFrame::InThreadState(72),
+                datastack: Some((232, 240)),
+            },
+            frame: IFRAME_312_313,
+            code: CODE_313_315,
+            gil: gil_interp(7768, 7760),
+        },
+        14 => FrameLayout {
+            tstate: ThreadStateLayout {
+                next: 8,
+                thread_id: 152,
+                native_thread_id: Some(160),
+                current_frame: CurrentFrame::InThreadState(72),
+                datastack: Some((232, 240)),
+            },
+            frame: IFRAME_314_315,
+            code: CODE_313_315,
+            gil: gil_interp(7800, 7792),
+        },
+        15 => FrameLayout {
+            tstate: ThreadStateLayout {
+                next: 8,
+                thread_id: 176,
+                native_thread_id: Some(184),
+                current_frame: CurrentFrame::InThreadState(72),
+                datastack: Some((256, 264)),
+            },
+            frame: IFRAME_314_315,
+            code: CODE_313_315,
+            gil: gil_interp(7752, 7744),
+        },
+        _ => return None,
+    })
+}
+
+/// Positions, inside `_Py_DebugOffsets`, of the groups we use (read off the debug builds of
+/// 3.13.5, 3.14.10 and 3.15.2 with `ptype /o struct _Py_DebugOffsets`).
+struct Positions {
+    /// interpreter_state.gil_runtime_state, then _enabled, _locked, _holder follow.
+    gil_runtime_state: usize,
+    gil_locked: usize,
+    gil_holder: usize,
+    /// thread_state group: size, prev, next, interp, current_frame, ...
+    ts_next: usize,
+    ts_current_frame: usize,
+    ts_thread_id: usize,
+    ts_native_thread_id: usize,
+    ts_datastack_chunk: usize,
+    /// interpreter_frame group: size, previous, executable, instr_ptr, localsplus, owner.
+    if_size: usize,
+    if_previous: usize,
+    if_executable: usize,
+    if_owner: usize,
+    /// code_object group: size, filename, name, qualname, linetable, firstlineno.
+    co_filename: usize,
+    co_name: usize,
+    co_qualname: usize,
+    co_firstlineno: usize,
+}
+
+fn positions(minor: u8) -> Option<Positions> {
+    // 3.14 added interpreter_state.threads_main (+8 from there on), code_object_generation and
+    // tlbc_generation (+16 more before thread_state), interpreter_frame.stackpointer and
+    // tlbc_index (+16 after it); 3.15 adds base_frame, last_profiled_frame(_seq) in thread_state
+    // and holds_gil & co. plus err_stackitem after it.
+    let (ip, ts, ifr, co) = match minor {
+        13 => (48, 152, 224, 272),
+        14 => (48, 176, 248, 312),
+        15 => (48, 176, 312, 376),
+        _ => return None,
+    };
+    let gil_runtime_state = ip + if minor >= 14 { 80 } else { 72 };
+    let (ts_thread_id, ts_native, ts_chunk) = if minor >= 15 {
+        (ts + 64, ts + 72, ts + 80)
+    } else {
+        (ts + 40, ts + 48, ts + 56)
+    };
+    Some(Positions {
+        gil_runtime_state,
+        gil_locked: gil_runtime_state + 16,
+        gil_holder: gil_runtime_state + 24,
+        ts_next: ts + 16,
+        ts_current_frame: ts + 32,
+        ts_thread_id,
+        ts_native_thread_id: ts_native,
+        ts_datastack_chunk: ts_chunk,
+        if_size: ifr,
+        if_previous: ifr + 8,
+        if_executable: ifr + 16,
+        if_owner: ifr + 40,
+        co_filename: co + 8,
+        co_name: co + 16,
+        co_qualname: co + 24,
+        co_firstlineno: co + 40,
+    })
+}
+
+/// Let the runtime's debug offsets (3.13+, bytes read at `_PyRuntime`) override the table.
+/// Values that do not look like offsets inside their structs are ignored, keeping the table's.
+/// Returns true when applied.
+pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayout) -> bool {
+    let Some(p) = positions(version.minor) else {
+        return false;
+    };
+    if raw.len() < p.co_firstlineno + 8 || version.major != 3 {
+        return false;
+    }
+    let get = |pos: usize| raw.u64_at(pos);
+    let small = |v: u64| v < 4096;
+    let ts = [
+        get(p.ts_next),
+        get(p.ts_current_frame),
+        get(p.ts_thread_id),
+        get(p.ts_native_thread_id),
+        get(p.ts_datastack_chunk),
+    ];
+    let fr = [
+        get(p.if_size),
+        get(p.if_previous),
+        get(p.if_executable),
+        get(p.if_owner),
+    ];
+    let co = [
+        get(p.co_filename),
+        get(p.co_name),
+        get(p.co_qualname),
+        get(p.co_firstlineno),
+    ];
+    let gil = [
+        get(p.gil_runtime_state),
+        get(p.gil_locked),
+        get(p.gil_holder),
+    ];
+    let frame_ok = fr[0] > 0 && fr[0] <= 256 && fr[1..].iter().all(|&v| v < fr[0]);
+    if !(ts.iter().all(|&v| small(v))
+        && frame_ok
+        && co.iter().all(|&v| small(v))
+        && gil.iter().all(|&v| v < (1 << 20)))
+    {
+        return false;
+    }
+    let t = &mut frames.tstate;
+    t.next = ts[0];
+    t.current_frame = CurrentFrame::InThreadState(ts[1]);
+    t.thread_id = ts[2];
+    t.native_thread_id = Some(ts[3]);
+    // datastack_top directly follows datastack_chunk in every version that has it.
+    t.datastack = Some((ts[4], ts[4] + 8));
+    frames.frame.size = fr[0];
+    frames.frame.previous = fr[1];
+    frames.frame.code = fr[2];
+    frames.frame.owner = Some(fr[3]);
+    frames.code = CodeLayout {
+        filename: co[0],
+        name: co[1],
+        qualname: Some(co[2]),
+        firstlineno: co[3],
+        // Not in the debug offsets: the table's stays.
+        shim_flag: frames.code.shim_flag,
+    };
+    // The debug offsets give the GIL fields as absolute offsets in the interpreter state.
+    frames.gil = GilLayout {
+        base: GilBase::Interpreter,
+        locked: gil[1],
+        last_holder: gil[2],
+    };
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_minor_has_a_row() {
+        for minor in 8..=15 {
+            let f = table(Version::new(3, minor, 0)).expect("row");
+            assert!(f.tstate.read_len() <= 512);
+            assert!(f.frame.previous < f.frame.size && f.frame.code < f.frame.size);
+            assert_eq!(f.code.qualname.is_some(), minor >= 11);
+            assert_eq!(f.tstate.datastack.is_some(), minor >= 11);
+        }
+        assert!(table(Version::new(3, 7, 0)).is_none());
+    }
+
+    /// The 3.14 debug offsets as a 3.14.10 process carries them must give back the table row.
+    #[test]
+    fn debug_offsets_agree_with_the_314_row() {
+        let mut raw = vec![0u8; 760];
+        let mut put = |pos: usize, v: u64| raw[pos..pos + 8].copy_from_slice(&v.to_le_bytes());
+        put(128, 7784); // gil_runtime_state
+        put(144, 7800); // locked
+        put(152, 7792); // holder
+        for (pos, v) in [(192, 8), (208, 72), (216, 152), (224, 160), (232, 232)] {
+            put(pos, v);
+        }
+        for (pos, v) in [(248, 88), (256, 8), (264, 0), (288, 74)] {
+            put(pos, v);
+        }
+        for (pos, v) in [(320, 112), (328, 120), (336, 128), (352, 68)] {
+            put(pos, v);
+        }
+        let v = Version::new(3, 14, 10);
+        let want = table(v).unwrap();
+        let mut got = want;
+        got.tstate.thread_id = 0;
+        got.gil.locked = 0;
+        assert!(apply_debug_offsets(&raw, v, &mut got));
+        assert_eq!(format!("{want:?}"), format!("{got:?}"));
+    }
+}

@@ -1,0 +1,215 @@
+//! `pymemspy alloc-profile` on a server-like target (tests/targets/alloc_server.py): a loop
+//! calls `leaky_handler()`, which keeps the 2,000 objects it builds, and `churn_worker()`,
+//! which builds ten times as many and frees them. All of the heap's growth comes from the
+//! leaker, so at least 60% of the profile's weight must sit under `leaky_handler`, however
+//! much more the churner allocates.
+//!
+//! Run with `cargo test --release --test alloc_profile -- --nocapture` to see the measured
+//! share, the sampler's cost per tick and the rate it achieved, per interpreter.
+
+mod common;
+
+use common::{Interp, Table, Target};
+use serde_json::Value;
+use std::fs;
+
+/// Smallest share of the weight that must be charged to the leaker.
+const MIN_LEAKY_SHARE: f64 = 0.60;
+const SECONDS: &str = "5";
+
+/// Weight of the folded stacks, and the part with a `leaky_handler` / `churn_worker` frame.
+struct Shares {
+    total: u64,
+    leaky: u64,
+    churn: u64,
+}
+
+/// The function of a folded frame `Class.func (file:line)`: `func`.
+fn function(frame: &str) -> &str {
+    let qual = frame.split(" (").next().unwrap_or(frame);
+    qual.rsplit('.').next().unwrap_or(qual)
+}
+
+fn shares(folded: &str) -> Result<Shares, String> {
+    let mut s = Shares {
+        total: 0,
+        leaky: 0,
+        churn: 0,
+    };
+    for line in folded.lines() {
+        let (stack, weight) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("not a folded line: {line:?}"))?;
+        let weight: u64 = weight
+            .parse()
+            .map_err(|_| format!("bad weight in {line:?}"))?;
+        let funcs: Vec<&str> = stack.split(';').map(function).collect();
+        s.total += weight;
+        if funcs.contains(&"leaky_handler") {
+            s.leaky += weight;
+        } else if funcs.contains(&"churn_worker") {
+            s.churn += weight;
+        }
+    }
+    Ok(s)
+}
+
+fn pct(part: u64, total: u64) -> String {
+    if total == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", 100.0 * part as f64 / total as f64)
+    }
+}
+
+/// Start the loop, profile it, and return the table row; failures are pushed.
+fn profile(interp: &Interp, failures: &mut Vec<String>) -> Vec<String> {
+    let label = &interp.label;
+    let mut row = vec![label.clone()];
+    let target = match Target::spawn(interp, "alloc_server.py", &[]) {
+        Ok(t) => t,
+        Err(e) => {
+            failures.push(format!("[{label}] target did not start: {e}"));
+            row.push("FAIL (target)".into());
+            return row;
+        }
+    };
+    row.push(target.truth_version());
+    let go = target.scratch().join("truth.json.go");
+    fs::write(&go, b"").expect("write the go file");
+    let folded = target.scratch().join("out.folded");
+    let json = target.scratch().join("out.json");
+    let run = common::run_tool(&[
+        "alloc-profile",
+        "--pid",
+        &target.pid_arg(),
+        "--duration",
+        SECONDS,
+        "-o",
+        folded.to_str().expect("utf-8 path"),
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    if !run.status.success() || run.timed_out {
+        failures.push(format!("[{label}] tool failed: {}", run.describe()));
+        row.push("FAIL (tool)".into());
+        return row;
+    }
+    let text = fs::read_to_string(&folded).unwrap_or_default();
+    let s = match shares(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            failures.push(format!("[{label}] {e}"));
+            row.push("FAIL (output)".into());
+            return row;
+        }
+    };
+    let stats: Value = fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .map(|v| v["stats"].clone())
+        .unwrap_or(Value::Null);
+    let f = |k: &str| stats[k].as_f64().unwrap_or(f64::NAN);
+    let share = if s.total > 0 {
+        s.leaky as f64 / s.total as f64
+    } else {
+        0.0
+    };
+    println!(
+        "share [{label}] leaky_handler {:.1}% of the profile",
+        100.0 * share
+    );
+    row.extend([
+        pct(s.leaky, s.total),
+        pct(s.churn, s.total),
+        format!("{:.1} MB", s.total as f64 / 1e6),
+        format!("{:.0}", f("achieved_hz")),
+        format!("{:.0}/{:.0}", f("tick_us_mean"), f("tick_us_p95")),
+        format!("{:.0}", f("skipped_collecting")),
+        format!("{:.0}/{:.0}", f("survivors"), f("distinct_records")),
+    ]);
+    if share < MIN_LEAKY_SHARE {
+        failures.push(format!(
+            "[{label}] only {:.1}% of the weight under leaky_handler (want >= {:.0}%); \
+             churn_worker has {}; stderr: {}",
+            100.0 * share,
+            100.0 * MIN_LEAKY_SHARE,
+            pct(s.churn, s.total),
+            run.stderr.trim()
+        ));
+        row.push("FAIL".into());
+    } else {
+        row.push("ok".into());
+    }
+    row
+}
+
+/// Free-threaded builds have no GC lists: the tool must say so in one line.
+fn free_threaded_is_refused(interp: &Interp, failures: &mut Vec<String>) -> Vec<String> {
+    let label = &interp.label;
+    println!("note [{label}] skipped: free-threaded build (no GC lists); checking the error");
+    let mut row = vec![label.clone(), "-".into()];
+    let target = match Target::spawn(interp, "alloc_server.py", &["--seconds", "0"]) {
+        Ok(t) => t,
+        Err(e) => {
+            failures.push(format!("[{label}] target did not start: {e}"));
+            row.push("FAIL (target)".into());
+            return row;
+        }
+    };
+    let run = common::run_tool(&[
+        "alloc-profile",
+        "--pid",
+        &target.pid_arg(),
+        "--duration",
+        "1",
+    ]);
+    let stderr = run.stderr.trim();
+    if run.status.success() || stderr.lines().count() != 1 || !stderr.contains("free-threaded") {
+        failures.push(format!(
+            "[{label}] expected one line of error naming free-threaded builds, got {}",
+            run.describe()
+        ));
+        row.push("FAIL".into());
+    } else {
+        row.push("skipped (refused clearly)".into());
+    }
+    row
+}
+
+#[test]
+fn growth_is_charged_to_the_leaker() {
+    let mut table = Table::new(&[
+        "label",
+        "version",
+        "leaky_handler",
+        "churn_worker",
+        "weight",
+        "rate/s",
+        "tick µs mean/p95",
+        "skipped (gc)",
+        "survivors/records",
+        "result",
+    ]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        let row = if interp.is_free_threaded() {
+            free_threaded_is_refused(&interp, &mut failures)
+        } else {
+            profile(&interp, &mut failures)
+        };
+        table.row(row);
+    }
+    table.print("growth_is_charged_to_the_leaker");
+    common::assert_no_failures("growth_is_charged_to_the_leaker", &failures);
+}
+
+#[test]
+fn folded_lines_are_parsed_by_function() {
+    let s = shares(
+        "<module> (a.py:1);main (a.py:9);leaky_handler (a.py:20) 300\n\
+         <module> (a.py:1);main (a.py:9);churn_worker (a.py:30);Req.__init__ (a.py:5) 100\n",
+    )
+    .unwrap();
+    assert_eq!((s.total, s.leaky, s.churn), (400, 300, 100));
+}

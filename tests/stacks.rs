@@ -1,0 +1,149 @@
+//! `pymemspy dump` against stacks the target wrote down itself
+//! (tests/targets/thread_stacks.py): every thread's frames, innermost first, with their names,
+//! files and first lines, and the GIL marked on the thread spinning in Python.
+//!
+//! Run with `cargo test --release --test stacks -- --nocapture` to see the table.
+
+mod common;
+
+use common::{Table, Target};
+use serde_json::Value;
+
+const SCHEMA: &str = "pymemspy.dump/1";
+
+/// (name, file, firstlineno) of one frame.
+type Frame = (String, String, u64);
+
+fn frames(v: &Value, name: &str, file: &str, line: &str) -> Result<Vec<Frame>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("frames is not an array: {v}"))?
+        .iter()
+        .map(|f| {
+            let get = |key: &str| f.get(key).cloned().unwrap_or(Value::Null);
+            let (n, fi, l) = if f.is_array() {
+                (f[0].clone(), f[1].clone(), f[2].clone())
+            } else {
+                (get(name), get(file), get(line))
+            };
+            match (n.as_str(), fi.as_str(), l.as_u64()) {
+                (Some(n), Some(fi), Some(l)) => Ok((n.to_string(), fi.to_string(), l)),
+                _ => Err(format!("malformed frame {f}")),
+            }
+        })
+        .collect()
+}
+
+/// Compare one dump with the truth; returns (failures, threads matched).
+fn compare(truth: &Value, dump: &Value, pid: u32) -> (Vec<String>, usize) {
+    let mut failures = Vec::new();
+    if dump["schema"] != SCHEMA {
+        failures.push(format!("schema {} != {SCHEMA:?}", dump["schema"]));
+    }
+    if dump["pid"].as_u64() != Some(u64::from(pid)) {
+        failures.push(format!("pid {} != {pid}", dump["pid"]));
+    }
+    let Some(threads) = dump["threads"].as_array() else {
+        failures.push("no threads array".into());
+        return (failures, 0);
+    };
+    let mut matched = 0;
+    let truth_threads = truth["threads"].as_object().expect("truth threads");
+    for (label, want) in truth_threads {
+        let ident = want["ident"].as_u64().expect("truth ident");
+        let Some(got) = threads
+            .iter()
+            .find(|t| t["thread_id"].as_u64() == Some(ident))
+        else {
+            failures.push(format!("{label}: no thread with id {ident:#x} in the dump"));
+            continue;
+        };
+        if let Some(native) = got["native_thread_id"].as_u64() {
+            if Some(native) != want["native_id"].as_u64() {
+                failures.push(format!(
+                    "{label}: native id {native}, truth {}",
+                    want["native_id"]
+                ));
+            }
+        }
+        let want_frames = frames(&want["frames"], "", "", "").expect("truth frames");
+        match frames(&got["frames"], "name", "file", "line") {
+            Ok(got_frames) if got_frames == want_frames => matched += 1,
+            Ok(got_frames) => failures.push(format!(
+                "{label}: frames differ\n  truth: {want_frames:?}\n  tool:  {got_frames:?}"
+            )),
+            Err(e) => failures.push(format!("{label}: {e}")),
+        }
+        // Only the spinner runs Python; the others wait with the GIL released.
+        let holds = got["holds_gil"].as_bool() == Some(true);
+        if holds != (label == "spinner") {
+            failures.push(format!("{label}: holds_gil = {holds}"));
+        }
+    }
+    (failures, matched)
+}
+
+#[test]
+fn dump_shows_every_threads_stack() {
+    let mut table = Table::new(&["label", "version", "threads matched", "tool time", "result"]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        let label = interp.label.clone();
+        if interp.is_free_threaded() {
+            println!("note [{label}] skipped: free-threaded build (not supported yet)");
+            table.row(vec![
+                label,
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "skipped".into(),
+            ]);
+            continue;
+        }
+        let target = match Target::spawn(&interp, "thread_stacks.py", &[]) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("[{label}] target did not start: {e}"));
+                table.row(vec![
+                    label,
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "FAIL".into(),
+                ]);
+                continue;
+            }
+        };
+        let run = common::run_tool(&["dump", "--pid", &target.pid_arg(), "--format", "json"]);
+        let mut row = vec![label.clone(), target.truth_version()];
+        let outcome = if !run.status.success() || run.timed_out {
+            Err(format!("tool failed: {}", run.describe()))
+        } else {
+            serde_json::from_str::<Value>(run.stdout.trim())
+                .map_err(|e| format!("output is not JSON ({e}): {:.300}", run.stdout))
+        };
+        match outcome {
+            Ok(dump) => {
+                let (fails, matched) = compare(&target.truth, &dump, target.pid);
+                let n = target.truth["threads"].as_object().map_or(0, |t| t.len());
+                row.push(format!("{matched}/{n}"));
+                row.push(format!("{:.2}s", run.elapsed.as_secs_f64()));
+                row.push(if fails.is_empty() { "ok" } else { "FAIL" }.into());
+                failures.extend(fails.into_iter().map(|f| format!("[{label}] {f}")));
+            }
+            Err(e) => {
+                row.extend(["-".into(), "-".into(), "FAIL".into()]);
+                failures.push(format!("[{label}] {e}"));
+            }
+        }
+        table.row(row);
+        // The text form names the same functions.
+        let text = common::run_tool(&["dump", "--pid", &target.pid_arg()]);
+        for func in ["main_leaf", "worker_leaf", "spin_leaf", "holds the GIL"] {
+            if !text.stdout.contains(func) {
+                failures.push(format!("[{label}] text dump lacks {func:?}"));
+            }
+        }
+    }
+    table.print("dump_shows_every_threads_stack");
+    common::assert_no_failures("dump_shows_every_threads_stack", &failures);
+}

@@ -1,0 +1,132 @@
+"""Target with threads parked in known nested functions, for `pymemspy dump` tests.
+
+Usage: thread_stacks.py TRUTH_PATH
+
+Three threads end up in fixed places and stay there:
+
+* the main thread sleeps in ``Server.main_leaf`` (called through ``Server.main_mid``);
+* ``worker`` waits on an Event in ``worker_leaf`` (through ``worker_mid``, ``worker_root``);
+* ``spinner`` loops in pure Python in ``spin_leaf`` (through ``spin_root``), so it holds the
+  GIL nearly all the time.
+
+The truth (JSON) gives, per thread, ``threading.get_ident()``, ``threading.get_native_id()``
+and its frames innermost first as [name, filename, firstlineno], where name is ``co_qualname``
+on 3.11+ and ``co_name`` before (what the frames' code objects carry), read with
+``sys._current_frames()`` / ``sys._getframe()`` inside the target.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+HAS_QUALNAME = sys.version_info >= (3, 11)
+
+
+def describe(frame):
+    """Frames from `frame` outward, as [name, filename, firstlineno]."""
+    out = []
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_qualname if HAS_QUALNAME else code.co_name
+        out.append([name, code.co_filename, code.co_firstlineno])
+        frame = frame.f_back
+    return out
+
+
+def worker_leaf(parked, release):
+    parked.set()
+    release.wait()
+
+
+def worker_mid(parked, release):
+    worker_leaf(parked, release)
+
+
+def worker_root(parked, release):
+    worker_mid(parked, release)
+
+
+def spin_leaf(box, ready):
+    # Our own frames, taken here: the loop below never leaves this frame.
+    box["frames"] = describe(sys._getframe())
+    ready.set()
+    n = 0
+    while True:
+        n += 1
+
+
+def spin_root(box, ready):
+    spin_leaf(box, ready)
+
+
+def parked_frames(ident, innermost_name):
+    """The thread's frames once its innermost frame is `innermost_name` and stable."""
+    last = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(ident)
+        frames = describe(frame) if frame is not None else None
+        if frames and frames[0][0].endswith(innermost_name) and frames == last:
+            return frames
+        last = frames
+        time.sleep(0.02)
+    raise SystemExit("thread %d did not park in %s" % (ident, innermost_name))
+
+
+def publish(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+class Server:
+    def __init__(self, truth_path):
+        self.truth_path = truth_path
+
+    def main_mid(self):
+        self.main_leaf()
+
+    def main_leaf(self):
+        parked, release = threading.Event(), threading.Event()
+        worker = threading.Thread(
+            target=worker_root, args=(parked, release), name="worker", daemon=True
+        )
+        worker.start()
+        parked.wait()
+        box, ready = {}, threading.Event()
+        spinner = threading.Thread(
+            target=spin_root, args=(box, ready), name="spinner", daemon=True
+        )
+        main = {
+            "ident": threading.get_ident(),
+            "native_id": threading.get_native_id(),
+            "frames": describe(sys._getframe()),
+        }
+        doc = {
+            "version": "%d.%d.%d" % sys.version_info[:3],
+            "threads": {
+                "main": main,
+                "worker": {
+                    "ident": worker.ident,
+                    "native_id": worker.native_id,
+                    # The worker sits in Event.wait -> Condition.wait below worker_leaf.
+                    "frames": parked_frames(worker.ident, "wait"),
+                },
+            },
+        }
+        spinner.start()
+        ready.wait()
+        doc["threads"]["spinner"] = {
+            "ident": spinner.ident,
+            "native_id": spinner.native_id,
+            "frames": box["frames"],
+        }
+        publish(self.truth_path, doc)
+        while True:
+            time.sleep(3600)
+
+
+Server(sys.argv[1]).main_mid()
