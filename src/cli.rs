@@ -1,10 +1,17 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
 use crate::analysis::snapshot::{self, SnapshotOptions};
+use crate::analysis::{diff, recording};
+use crate::error::Error;
 use crate::python::ResolveOptions;
+use crate::record::{RecordOptions, Source};
 use crate::render;
+use crate::render::formats::RecordFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +29,14 @@ struct Cli {
 enum Command {
     /// Census of live objects by type, now.
     Snapshot(SnapshotArgs),
+    /// Watch a process over time: what grows, at what rate, which types leak.
+    ///
+    /// `record --pid PID` attaches to a running process; `record [OPTIONS] -- python app.py`
+    /// starts the program and records it until it exits. Ctrl-C, --duration or the target
+    /// exiting end the recording, and everything recorded so far is written.
+    Record(RecordArgs),
+    /// Per-type differences between two snapshots or recordings (their last samples).
+    Diff(DiffArgs),
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
@@ -75,10 +90,70 @@ struct SnapshotArgs {
     pause: bool,
 }
 
+#[derive(Args)]
+struct RecordArgs {
+    /// Process id of the Python process (or give a command after `--`).
+    #[arg(short, long)]
+    pid: Option<i32>,
+    /// Stop after this many seconds (default: until Ctrl-C or the target exits).
+    #[arg(short, long, value_name = "S")]
+    duration: Option<f64>,
+    /// Seconds between censuses.
+    #[arg(short, long, value_name = "S", default_value = "1")]
+    interval: f64,
+    /// Output file (default: pymemspy-PID.json, or .html).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[arg(short, long, value_enum, default_value_t = RecordFormat::default())]
+    format: RecordFormat,
+    /// Types stored per sample: the N largest by bytes and by count (bounds memory).
+    #[arg(long, value_name = "N", default_value_t = recording::DEFAULT_TOP_TYPES)]
+    top_types: usize,
+    /// Rows in the summary printed at the end.
+    #[arg(long, default_value = "10")]
+    top: usize,
+    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
+    #[arg(long)]
+    pause: bool,
+    /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
+    #[arg(long = "debug-dir")]
+    debug_dirs: Vec<PathBuf>,
+    /// Do not read DWARF debug info even when present.
+    #[arg(long)]
+    no_dwarf: bool,
+    /// The program to start and record, after `--`: e.g. `-- python3 app.py`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The earlier snapshot or recording (JSON).
+    a: PathBuf,
+    /// The later snapshot or recording (JSON).
+    b: PathBuf,
+    #[arg(short, long, value_enum, default_value = "table")]
+    format: DiffFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Rows per section of the table.
+    #[arg(long, default_value = "25")]
+    top: usize,
+}
+
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
+        Command::Record(a) => record_cmd(a),
+        Command::Diff(a) => diff_cmd(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
@@ -106,6 +181,81 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     let bytes = match a.format {
         SnapshotFormat::Json => render::json::to_json(&snap)?,
         SnapshotFormat::Table => render::table::snapshot_table(&snap, a.top).into_bytes(),
+    };
+    render::output::write(a.output.as_deref(), &bytes)
+}
+
+fn seconds(what: &str, s: f64, min: f64) -> anyhow::Result<Duration> {
+    if !s.is_finite() || s < min || s > 1e7 {
+        return Err(Error::Usage(format!("--{what} must be a number of seconds ≥ {min}")).into());
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
+    let source = match (a.pid, a.command.is_empty()) {
+        (Some(pid), true) => Source::Pid(pid),
+        (None, false) => Source::Command(a.command.clone()),
+        (Some(_), false) => {
+            return Err(
+                Error::Usage("give either --pid or a command after `--`, not both".into()).into(),
+            )
+        }
+        (None, true) => {
+            return Err(Error::Usage(
+                "what to record? `--pid PID`, or a command: `pymemspy record -- python3 app.py`"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    let interval = seconds("interval", a.interval, 0.01)?;
+    let duration = a
+        .duration
+        .map(|d| seconds("duration", d, 0.0))
+        .transpose()?;
+    // First Ctrl-C: stop and write what was recorded. A second one: leave at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })?;
+    let doc = crate::record::record(RecordOptions {
+        source,
+        duration,
+        interval,
+        snapshot: SnapshotOptions {
+            resolve: ResolveOptions {
+                debug_dirs: a.debug_dirs.clone(),
+                no_dwarf: a.no_dwarf,
+            },
+            pause: a.pause,
+            ..Default::default()
+        },
+        top_types: a.top_types,
+        stop,
+    })?;
+    let path = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("pymemspy-{}.{}", doc.pid, a.format.extension())));
+    render::output::write(Some(&path), &a.format.render(&doc)?)?;
+    let shown = if path.as_os_str() == "-" {
+        "standard output".to_string()
+    } else {
+        path.display().to_string()
+    };
+    eprint!("{}", render::summary::record_summary(&doc, &shown, a.top));
+    Ok(())
+}
+
+fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
+    let d = diff::diff(&diff::load(&a.a)?, &diff::load(&a.b)?);
+    let bytes = match a.format {
+        DiffFormat::Json => render::json::to_json(&d)?,
+        DiffFormat::Table => render::summary::diff_table(&d, a.top).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }

@@ -10,6 +10,7 @@ mod error;
 mod heap;
 mod process;
 mod python;
+mod record;
 mod render;
 
 fn main() {

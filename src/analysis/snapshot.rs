@@ -46,6 +46,8 @@ pub struct Totals {
 /// How the census was made: what was read and what was skipped.
 #[derive(Debug, Clone, Serialize)]
 pub struct Coverage {
+    /// Every GC list was walked to its end with no collection running: the census is whole.
+    pub complete: bool,
     pub sources: Vec<String>,
     pub gc_lists: Vec<(String, u64)>,
     pub gc_attempts: u32,
@@ -150,6 +152,7 @@ impl Session {
             ));
         }
         let coverage = Coverage {
+            complete: walked.broken.is_empty() && !walked.during_collection,
             sources: self.py.layout.sources.clone(),
             gc_lists: walked.lists,
             gc_attempts: walked.attempts,

@@ -1,6 +1,7 @@
 //! Stage 1 of the pipeline: the target process as an address space plus its mappings and files.
 
 pub mod memory;
+pub mod stats;
 pub mod target;
 pub mod view;
 
