@@ -40,6 +40,9 @@ enum Command {
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
+    /// Draw folded stacks from a file as svg, collapsed, speedscope or pprof.
+    #[command(hide = true)]
+    Render(render::profile::RenderArgs),
 }
 
 #[derive(Args, Clone)]
@@ -115,6 +118,9 @@ struct RecordArgs {
     /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
     #[arg(long)]
     pause: bool,
+    /// Count only objects on the GC's lists (cheaper censuses on big heaps; no str, int, ...).
+    #[arg(long)]
+    gc_only: bool,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
@@ -154,6 +160,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Record(a) => record_cmd(a),
         Command::Diff(a) => diff_cmd(a),
+        Command::Render(a) => render::profile::render_command(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
@@ -175,6 +182,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.pause,
+        gc_only: a.gc_only,
         ..Default::default()
     };
     let snap = snapshot::take(a.target.pid, opts)?;
@@ -232,6 +240,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
                 no_dwarf: a.no_dwarf,
             },
             pause: a.pause,
+            gc_only: a.gc_only,
             ..Default::default()
         },
         top_types: a.top_types,

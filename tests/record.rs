@@ -125,15 +125,14 @@ fn check_growth(doc: &Value, truth: &Value) -> Vec<String> {
             ));
         }
     }
+    // Constant: no verdict but flat. (Its count is not compared exactly: the full census may
+    // also find a freed-but-intact instance in a pymalloc block; snapshot tests own exactness.)
     match growth(doc, steady) {
         None => failures.push(format!("{steady} missing from growth")),
         Some(g) => {
-            let want = truth["steady_count"].as_u64();
-            if g["count_last"].as_u64() != want {
-                failures.push(format!(
-                    "{steady} count {} != truth {want:?}",
-                    g["count_last"]
-                ));
+            let want = truth["steady_count"].as_u64().unwrap_or(0);
+            if g["trend"] != "flat" || g["count_last"].as_u64() < Some(want) {
+                failures.push(format!("{steady} should be flat at {want}: {g}"));
             }
         }
     }

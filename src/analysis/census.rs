@@ -1,7 +1,8 @@
 //! A census: objects counted and sized by type name.
 
-use crate::heap::sizes::getsizeof;
-use crate::heap::types::TypeTable;
+use crate::heap::arenas::BlockObject;
+use crate::heap::sizes::{getsizeof, own_size};
+use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Layout;
 use serde::Serialize;
@@ -12,7 +13,11 @@ pub struct TypeCount {
     #[serde(rename = "type")]
     pub name: String,
     pub count: u64,
+    /// Sum of sys.getsizeof.
     pub bytes: u64,
+    /// What the allocators really hold for these objects: pymalloc size classes, malloc chunks,
+    /// inline attribute values (3.13+); static objects hold no heap for themselves.
+    pub allocated_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -20,18 +25,37 @@ pub struct Census {
     pub types: Vec<TypeCount>,
     pub objects: u64,
     pub bytes: u64,
+    pub allocated_bytes: u64,
     /// Objects whose type pointer was not a valid type (torn reads, corruption).
     pub bad_type: u64,
     /// Objects of a valid type whose size fields did not make sense (counted at base size).
     pub bad_size: u64,
 }
 
-/// Count and size `objects`. Types are resolved once per distinct type pointer.
-pub fn count(view: &mut View, l: &Layout, types: &mut TypeTable, objects: &[u64]) -> Census {
+/// Where an object's own allocation came from, as far as the census knows.
+pub struct Placement<'a> {
+    /// pymalloc objects with their block sizes, sorted by address.
+    pub blocks: &'a [BlockObject],
+    /// (start, size) of the binary's data sections: static objects live there.
+    pub statics: &'a [(u64, u64)],
+}
+
+/// Count and size `objects` (sorted by address). Types are resolved once per type pointer.
+pub fn count(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    objects: &[u64],
+    placement: &Placement,
+) -> Census {
     // Group by type pointer first: one hash lookup per object, names resolved afterwards.
-    let mut by_ptr: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::new();
     let mut census = Census::default();
+    let mut blocks = placement.blocks.iter().peekable();
     for &obj in objects {
+        // Merge-join with the (sorted) block list.
+        while blocks.next_if(|b| b.obj < obj).is_some() {}
+        let block = blocks.peek().filter(|b| b.obj == obj).map(|b| b.block_size);
         let Some(tp) = view.u64(obj + l.ob_type) else {
             census.bad_type += 1;
             continue;
@@ -46,26 +70,71 @@ pub fn count(view: &mut View, l: &Layout, types: &mut TypeTable, objects: &[u64]
             census.bad_size += 1;
             info.basicsize + info.preheader
         });
+        let allocated = allocated(view, l, obj, info, size, block, placement.statics);
         let e = by_ptr.entry(tp).or_default();
-        e.0 += 1;
-        e.1 += size;
+        e[0] += 1;
+        e[1] += size;
+        e[2] += allocated;
     }
-    let mut by_name: HashMap<String, (u64, u64)> = HashMap::new();
-    for (tp, (n, b)) in by_ptr {
+    let mut by_name: HashMap<String, [u64; 3]> = HashMap::new();
+    for (tp, v) in by_ptr {
         if let Some(info) = types.get(view, l, tp) {
-            let e = by_name.entry(info.name.clone()).or_default();
-            e.0 += n;
-            e.1 += b;
+            let e = by_name.entry(info.name.to_string()).or_default();
+            for i in 0..3 {
+                e[i] += v[i];
+            }
         }
     }
     census.types = by_name
         .into_iter()
-        .map(|(name, (count, bytes))| TypeCount { name, count, bytes })
+        .map(|(name, [count, bytes, allocated_bytes])| TypeCount {
+            name,
+            count,
+            bytes,
+            allocated_bytes,
+        })
         .collect();
     census
         .types
         .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
     census.objects = census.types.iter().map(|t| t.count).sum();
     census.bytes = census.types.iter().map(|t| t.bytes).sum();
+    census.allocated_bytes = census.types.iter().map(|t| t.allocated_bytes).sum();
     census
+}
+
+/// The object's real footprint: its own allocation as the allocator rounded it, plus the
+/// buffers it owns as sys.getsizeof counts them.
+fn allocated(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    getsizeof: u64,
+    block: Option<u64>,
+    statics: &[(u64, u64)],
+) -> u64 {
+    let head = view
+        .span_of(obj)
+        .and_then(|s| view.get(obj, 64.min((s.end - obj) as usize)).ok())
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let own = own_size(l, t, &head).unwrap_or(t.basicsize) + t.preheader;
+    let owned_buffers = getsizeof.saturating_sub(own);
+    if let Some(b) = block {
+        return b + owned_buffers;
+    }
+    if statics.iter().any(|&(s, n)| obj >= s && obj < s + n) {
+        return owned_buffers;
+    }
+    // glibc: the chunk size (with flag bits; bit 1 = mmapped) sits just before the pointer.
+    let start = obj - t.preheader;
+    let usable = view.u64(start - 8).map(|h| {
+        let chunk = h & !7;
+        chunk.saturating_sub(if h & 2 != 0 { 16 } else { 8 })
+    });
+    match usable {
+        Some(u) if u >= own && u <= own + (1 << 20) => u + owned_buffers,
+        _ => getsizeof,
+    }
 }

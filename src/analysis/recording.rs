@@ -148,10 +148,6 @@ impl Recording {
         }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-
     pub fn samples_taken(&self) -> u64 {
         self.samples_taken
     }
@@ -458,6 +454,7 @@ mod tests {
                     name: n.into(),
                     count,
                     bytes,
+                    allocated_bytes: bytes,
                 })
                 .collect(),
             ..Default::default()

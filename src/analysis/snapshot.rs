@@ -1,9 +1,12 @@
 //! One census of a live process, start to finish: attach, resolve, walk, count.
 
 use super::census::{self, Census, TypeCount};
+use super::complete;
+use super::memory::{self, MemoryReport};
 use crate::error::Result;
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
+use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
 use crate::python::{resolve, Python, ResolveOptions};
 use serde::Serialize;
@@ -18,6 +21,8 @@ pub struct SnapshotOptions {
     pub pause: bool,
     /// Bytes of target memory the view may hold at once.
     pub cache_budget: u64,
+    /// Count only GC-listed objects (skip the arena scan and referent pass).
+    pub gc_only: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -26,6 +31,7 @@ impl Default for SnapshotOptions {
             resolve: ResolveOptions::default(),
             pause: false,
             cache_budget: 256 << 20,
+            gc_only: false,
         }
     }
 }
@@ -41,6 +47,7 @@ pub struct PythonInfo {
 pub struct Totals {
     pub objects: u64,
     pub bytes: u64,
+    pub allocated_bytes: u64,
 }
 
 /// How the census was made: what was read and what was skipped.
@@ -48,6 +55,9 @@ pub struct Totals {
 pub struct Coverage {
     /// Every GC list was walked to its end with no collection running: the census is whole.
     pub complete: bool,
+    /// Where the layout came from (tables, debug offsets, DWARF).
+    pub layout: Vec<String>,
+    /// How objects were found, with counts.
     pub sources: Vec<String>,
     pub gc_lists: Vec<(String, u64)>,
     pub gc_attempts: u32,
@@ -67,6 +77,8 @@ pub struct Snapshot {
     pub duration_ms: f64,
     pub totals: Totals,
     pub types: Vec<TypeCount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
     pub coverage: Coverage,
     pub warnings: Vec<String>,
 }
@@ -77,6 +89,8 @@ pub struct Session {
     pub py: Python,
     pub types: TypeTable,
     pub opts: SnapshotOptions,
+    /// The memory breakdown of the latest census (None with --gc-only).
+    pub last_memory: Option<MemoryReport>,
 }
 
 impl Session {
@@ -97,6 +111,7 @@ impl Session {
             py,
             types,
             opts,
+            last_memory: None,
         })
     }
 
@@ -126,9 +141,36 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
+        // Repeated censuses (record): classes come and go while the target runs.
+        self.types.revalidate(&mut view, &self.py.layout);
         let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
-        let census = census::count(&mut view, &self.py.layout, &mut self.types, &walked.objects);
         let mut warnings = self.py.warnings.clone();
+        let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
+        let all = if self.opts.gc_only {
+            let mut objects = walked.objects.clone();
+            objects.sort_unstable();
+            objects.dedup();
+            complete::AllObjects::only(objects)
+        } else {
+            complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects)
+        };
+        sources.extend(all.sources.iter().cloned());
+        warnings.extend(all.warnings.iter().cloned());
+        let placement = census::Placement {
+            blocks: &all.blocks,
+            statics: &self.py.binary.data_sections,
+        };
+        let census = census::count(
+            &mut view,
+            &self.py.layout,
+            &mut self.types,
+            &all.objects,
+            &placement,
+        );
+        self.last_memory = (!self.opts.gc_only).then(|| {
+            let rss = RssParts::read(self.target.pid).unwrap_or_default();
+            memory::report(rss, all.arenas.as_ref(), Some(&all.scan), &census)
+        });
         if !walked.broken.is_empty() {
             warnings.push(format!(
                 "GC lists changed while being read and were cut short after {} attempts: {}",
@@ -153,7 +195,8 @@ impl Session {
         }
         let coverage = Coverage {
             complete: walked.broken.is_empty() && !walked.during_collection,
-            sources: self.py.layout.sources.clone(),
+            layout: self.py.layout.sources.clone(),
+            sources,
             gc_lists: walked.lists,
             gc_attempts: walked.attempts,
             skipped_bad_type: census.bad_type,
@@ -180,7 +223,9 @@ pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
         totals: Totals {
             objects: census.objects,
             bytes: census.bytes,
+            allocated_bytes: census.allocated_bytes,
         },
+        memory: session.last_memory.take(),
         types: census.types,
         coverage,
         warnings,

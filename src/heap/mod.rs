@@ -1,6 +1,8 @@
 //! Stage 3 of the pipeline: walking the target's heap with a resolved `Layout`.
 
+pub mod arenas;
 pub mod gc_lists;
 pub mod pyobj;
+pub mod referents;
 pub mod sizes;
 pub mod types;

@@ -77,8 +77,6 @@ pub struct DictKeys {
     pub size: u64,
     pub usable: u64,
     pub nentries: u64,
-    /// Bytes of the index table.
-    pub index_bytes: u64,
     pub entry_size: u64,
     /// Offset of the first entry from the keys object.
     pub entries_at: u64,
@@ -110,7 +108,6 @@ pub fn dict_keys(view: &mut View, l: &Layout, keys: u64) -> Option<DictKeys> {
                 size,
                 usable: b.u64_at(24),
                 nentries: b.u64_at(32),
-                index_bytes: ix * size,
                 entry_size: 24,
                 entries_at: 40 + ix * size,
                 alloc_size: 40 + ix * size + usable_max * 24,
@@ -131,7 +128,6 @@ pub fn dict_keys(view: &mut View, l: &Layout, keys: u64) -> Option<DictKeys> {
                 size,
                 usable: b.u64_at(16),
                 nentries: b.u64_at(24),
-                index_bytes,
                 entry_size,
                 entries_at: 32 + index_bytes,
                 alloc_size: 32 + index_bytes + (size * 2 / 3) * entry_size,

@@ -38,7 +38,7 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
         SizeRule::ByteArray => 56 + b.u64_at(24),
         SizeRule::Deque => {
             // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
-            let blocks = (b.u64_at(40).checked_add(ob_size)? + 63) / 64;
+            let blocks = b.u64_at(40).checked_add(ob_size)?.div_ceil(64);
             t.basicsize + blocks * (64 * 8 + 16)
         }
         SizeRule::Buffered => {
@@ -71,6 +71,26 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
         }
     };
     (core < (1 << 40)).then_some(core + t.preheader)
+}
+
+/// Bytes the object's own allocation requested (without pre-header): what pymalloc or malloc
+/// was asked for, before rounding. Buffers it owns (list items, dict keys) are separate.
+pub fn own_size(l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
+    let ob_size = o.i64_at(l.ob_size as usize).unsigned_abs();
+    Some(match t.rule {
+        SizeRule::Str if t.flags & flags::HEAPTYPE == 0 => {
+            let state = o.u32_at(l.unicode.state as usize);
+            let len = o.u64_at(l.unicode.length as usize);
+            let kind = ((state >> 2) & 7) as u64;
+            match (state & (1 << 5) != 0, state & (1 << 6) != 0) {
+                (true, true) => l.unicode.ascii_size + len + 1,
+                (true, false) => l.unicode.compact_size + (len + 1) * kind,
+                _ => l.unicode.unicode_size,
+            }
+        }
+        SizeRule::Int if l.long == LongLayout::Tag => t.basicsize + 4 * (o.u64_at(16) >> 3).max(1),
+        _ => t.basicsize + ob_size.checked_mul(t.itemsize)?,
+    })
 }
 
 fn dict_size(view: &mut View, l: &Layout, b: &[u8], basicsize: u64) -> Option<u64> {

@@ -7,6 +7,7 @@ use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +33,27 @@ pub enum SizeRule {
 #[derive(Debug, Clone)]
 pub struct TypeInfo {
     pub addr: u64,
-    pub name: String,
+    /// Shared: cloned per object in hot loops.
+    pub name: Rc<str>,
     pub flags: u64,
     pub basicsize: u64,
     pub itemsize: u64,
     pub rule: SizeRule,
     /// Bytes before the object (GC head, managed dict/weakref slots).
     pub preheader: u64,
+    /// False for types whose instances hold no object pointers (str, int, float, bytes).
+    pub scan_body: bool,
+    /// The tp_name pointer when loaded: part of what tells a reused address from the same type.
+    pub tp_name: u64,
+}
+
+/// Builtin leaf types: their bodies hold data, never object pointers.
+fn no_pointers(name: &str, tflags: u64) -> bool {
+    tflags & flags::HEAPTYPE == 0
+        && matches!(
+            name,
+            "str" | "int" | "bool" | "float" | "bytes" | "complex" | "bytearray"
+        )
 }
 
 /// Static builtin types we recognise by address, and the size rule of each.
@@ -107,8 +122,22 @@ impl TypeTable {
         self.cache.get(&addr)?.as_ref()
     }
 
-    pub fn len(&self) -> usize {
-        self.cache.len()
+    /// Before another census of a process that kept running: forget addresses that were not
+    /// types (a class may have been created there since) and types whose object no longer
+    /// looks the same (the class was freed and its memory reused, perhaps by another class).
+    /// Types still in place keep their learned names.
+    pub fn revalidate(&mut self, view: &mut View, l: &Layout) {
+        let t = &l.type_;
+        self.cache.retain(|&addr, info| {
+            let Some(info) = info else { return false };
+            let Ok(b) = view.get(addr, t.type_size as usize) else {
+                return false;
+            };
+            b.u64_at(t.tp_flags as usize) == info.flags
+                && b.u64_at(t.tp_basicsize as usize) == info.basicsize
+                && b.u64_at(t.tp_itemsize as usize) == info.itemsize
+                && b.u64_at(t.tp_name as usize) == info.tp_name
+        });
     }
 
     /// A real type object: its metatype chain reaches `type` within a few hops, and every
@@ -116,7 +145,7 @@ impl TypeTable {
     pub fn is_type(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
         let mut cur = addr;
         for _ in 0..MAX_META_HOPS {
-            if cur == 0 || cur % 8 != 0 {
+            if cur == 0 || !cur.is_multiple_of(8) {
                 return false;
             }
             let Some(meta) = view.u64(cur + l.ob_type) else {
@@ -148,10 +177,13 @@ impl TypeTable {
         if basicsize == 0 || basicsize > (1 << 24) || itemsize > (1 << 16) {
             return None;
         }
-        let name = self.name(view, l, addr, tflags, b.u64_at(t.tp_name as usize))?;
+        let tp_name = b.u64_at(t.tp_name as usize);
+        let name = self.name(view, l, addr, tflags, tp_name)?;
         Some(TypeInfo {
             addr,
-            name,
+            scan_body: !no_pointers(&name, tflags),
+            tp_name,
+            name: name.into(),
             flags: tflags,
             basicsize,
             itemsize,

@@ -1,10 +1,11 @@
 //! Stage 1 of the pipeline: the target process as an address space plus its mappings and files.
 
 pub mod memory;
+pub mod smaps;
 pub mod stats;
 pub mod target;
 pub mod view;
 
-pub use memory::{Bytes, Fault, FaultKind, Memory, MemoryExt};
-pub use target::{Mapping, Target};
-pub use view::{Span, View};
+pub use memory::{Bytes, Memory, MemoryExt};
+pub use target::Target;
+pub use view::View;

@@ -12,9 +12,6 @@ pub struct Mapping {
     pub end: u64,
     pub offset: u64,
     pub readable: bool,
-    pub writable: bool,
-    pub executable: bool,
-    pub inode: u64,
     /// The path as the target sees it (inside its own mount namespace).
     pub path: Option<String>,
 }
@@ -71,6 +68,7 @@ impl Target {
     }
 
     /// Re-read /proc/PID/maps: arenas come and go while a recording runs.
+    #[allow(dead_code)] // for `record`, which re-reads maps between censuses
     pub fn refresh_maps(&mut self) -> Result<()> {
         self.maps = read_maps(self.pid)?;
         Ok(())
@@ -101,6 +99,7 @@ impl Target {
         exe_name(self.pid)
     }
 
+    #[allow(dead_code)] // for `record`, which stops when the target exits
     pub fn is_alive(&self) -> bool {
         !matches!(process_state(self.pid), None | Some('Z') | Some('X'))
     }
@@ -134,9 +133,6 @@ fn read_maps(pid: i32) -> Result<Vec<Mapping>> {
             end: (r.start() + r.size()) as u64,
             offset: r.offset as u64,
             readable: r.is_read(),
-            writable: r.is_write(),
-            executable: r.is_exec(),
-            inode: r.inode as u64,
             path: r
                 .filename()
                 .map(|p| p.to_string_lossy().into_owned())

@@ -173,12 +173,6 @@ impl<'m> View<'m> {
         }
     }
 
-    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        let b = self.get(addr, buf.len())?;
-        buf.copy_from_slice(b);
-        Ok(())
-    }
-
     pub fn u64(&mut self, addr: u64) -> Option<u64> {
         let b = self.get(addr, 8).ok()?;
         Some(u64::from_le_bytes(b.try_into().ok()?))
@@ -187,10 +181,6 @@ impl<'m> View<'m> {
     pub fn u32(&mut self, addr: u64) -> Option<u32> {
         let b = self.get(addr, 4).ok()?;
         Some(u32::from_le_bytes(b.try_into().ok()?))
-    }
-
-    pub fn u8(&mut self, addr: u64) -> Option<u8> {
-        self.get(addr, 1).ok().map(|b| b[0])
     }
 
     /// A NUL-terminated byte string of at most `max` bytes.

@@ -64,6 +64,8 @@ pub struct PythonBinary {
     pub runtime_found_by: &'static str,
     pub build_id: Option<Vec<u8>>,
     pub has_debug_info: bool,
+    /// (address, size) in the target of .data and .bss: where static pointers live.
+    pub data_sections: Vec<(u64, u64)>,
     /// Version text found in .rodata ("3.11.2"), used before 3.11 where `Py_Version` is absent.
     pub version_text: Option<String>,
 }
@@ -72,6 +74,41 @@ impl PythonBinary {
     pub fn symbol(&self, name: &str) -> Option<u64> {
         self.symbols.get(name).copied()
     }
+
+    /// Add the symbols a separate debug file knows (a stripped build's `.symtab` lives there),
+    /// keeping those we already have. Same link addresses, so the same bias applies.
+    pub fn add_symbols_from(&mut self, debug_file: &std::path::Path) -> anyhow::Result<usize> {
+        let file = std::fs::File::open(debug_file)?;
+        // SAFETY: read-only map of a regular file.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let elf = Elf::parse(&map)?;
+        let mut added = 0;
+        for (name, value) in wanted_symbols(&elf) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.symbols.entry(name) {
+                e.insert(value + self.bias);
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+}
+
+/// Link-time values of the `WANTED` symbols an ELF defines (dynamic and static tables).
+fn wanted_symbols(elf: &Elf) -> HashMap<String, u64> {
+    let mut raw: HashMap<String, u64> = HashMap::new();
+    for (syms, strtab) in [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)] {
+        for sym in syms.iter() {
+            if sym.st_value == 0 || sym.st_shndx == 0 {
+                continue;
+            }
+            if let Some(name) = strtab.get_at(sym.st_name) {
+                if WANTED.contains(&name) {
+                    raw.entry(name.to_string()).or_insert(sym.st_value);
+                }
+            }
+        }
+    }
+    raw
 }
 
 /// Mapped file paths, the likeliest homes of the runtime first.
@@ -132,19 +169,7 @@ fn inspect(
     data: &[u8],
     elf: &Elf,
 ) -> Option<PythonBinary> {
-    let mut raw: HashMap<String, u64> = HashMap::new();
-    for (syms, strtab) in [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)] {
-        for sym in syms.iter() {
-            if sym.st_value == 0 {
-                continue;
-            }
-            if let Some(name) = strtab.get_at(sym.st_name) {
-                if WANTED.contains(&name) {
-                    raw.entry(name.to_string()).or_insert(sym.st_value);
-                }
-            }
-        }
-    }
+    let raw = wanted_symbols(elf);
     let section = |want: &str| {
         elf.section_headers
             .iter()
@@ -162,7 +187,12 @@ fn inspect(
         let end = start.checked_add(sh.sh_size as usize)?;
         find_version_text(data.get(start..end)?, path)
     });
+    let range = |name: &str| section(name).map(|sh| (sh.sh_addr + bias, sh.sh_size));
     Some(PythonBinary {
+        data_sections: [range(".data"), range(".bss")]
+            .into_iter()
+            .flatten()
+            .collect(),
         path: path.to_string(),
         host_path: host,
         bias,

@@ -75,7 +75,12 @@ pub fn apply(
     Ok(Some(format!("DWARF from {}", path.display())))
 }
 
-fn debug_file(binary: &PythonBinary, target: &Target, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
+/// The file holding the binary's debug info: itself, or its build-id debug file.
+pub fn debug_file(
+    binary: &PythonBinary,
+    target: &Target,
+    extra_dirs: &[PathBuf],
+) -> Option<PathBuf> {
     if binary.has_debug_info {
         return Some(binary.host_path.clone());
     }

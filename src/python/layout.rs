@@ -62,6 +62,9 @@ pub enum ObmallocState {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RuntimeLayout {
     pub interpreters_head: u64,
+    /// `PyThreadState*` that is non-NULL once the runtime is shutting down (module teardown:
+    /// a census then sees objects being freed en masse, not the program's steady state).
+    pub finalizing: Option<u64>,
     /// 3.8 keeps the GC state in the runtime; later versions in each interpreter.
     pub gc: Option<u64>,
 }
@@ -191,14 +194,7 @@ pub mod flags {
     pub const MANAGED_WEAKREF: u64 = 1 << 3;
     pub const MANAGED_DICT: u64 = 1 << 4;
     pub const HEAPTYPE: u64 = 1 << 9;
-    pub const READY: u64 = 1 << 12;
     pub const HAVE_GC: u64 = 1 << 14;
-    pub const LONG_SUBCLASS: u64 = 1 << 24;
-    pub const LIST_SUBCLASS: u64 = 1 << 25;
-    pub const TUPLE_SUBCLASS: u64 = 1 << 26;
-    pub const BYTES_SUBCLASS: u64 = 1 << 27;
-    pub const UNICODE_SUBCLASS: u64 = 1 << 28;
-    pub const DICT_SUBCLASS: u64 = 1 << 29;
     pub const TYPE_SUBCLASS: u64 = 1 << 31;
 }
 

@@ -7,5 +7,5 @@ pub mod layout;
 pub mod resolve;
 pub mod tables;
 
-pub use layout::{Layout, Version};
+pub use layout::Layout;
 pub use resolve::{resolve, Python, ResolveOptions};

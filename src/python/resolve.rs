@@ -36,6 +36,13 @@ pub struct Python {
 }
 
 impl Python {
+    /// True once the runtime has begun shutting down (None when the layout does not say where
+    /// to look, or the read failed).
+    pub fn is_finalizing(&self, mem: &dyn Memory) -> Option<bool> {
+        let off = self.layout.runtime.finalizing?;
+        mem.u64(self.runtime + off).ok().map(|p| p != 0)
+    }
+
     /// Address of the GC state of an interpreter.
     pub fn gc_state(&self, interp: u64) -> u64 {
         match (self.layout.runtime.gc, self.layout.interp.gc) {
@@ -49,7 +56,13 @@ impl Python {
 const MAX_INTERPRETERS: usize = 256;
 
 pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
-    let binary = binary::locate(target)?;
+    let mut binary = binary::locate(target)?;
+    // A stripped build's static symbols (pymalloc's arenas, ...) live in its debug file.
+    if !binary.has_debug_info {
+        if let Some(dbg) = dwarf::debug_file(&binary, target, &opts.debug_dirs) {
+            let _ = binary.add_symbols_from(&dbg);
+        }
+    }
     let mem = &target.memory;
     let unsupported = |why: String| Error::Unsupported {
         pid: target.pid,

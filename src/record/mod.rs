@@ -73,6 +73,10 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
     let mut failures = 0u32;
+    // A runtime that says it is shutting down before we even started: its flag is not to be
+    // trusted (or it really is exiting, and the loop will see it go).
+    let watch_finalizing = session.py.is_finalizing(&session.target.memory) == Some(false);
+    let mut finalizing_seen = false;
 
     let end = loop {
         let Some((activity, due)) = schedule.next_due() else {
@@ -86,8 +90,17 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             break EndReason::Duration;
         }
         match activity {
-            Activity::Census => match take_sample(&mut session, &mut rec, t0) {
+            Activity::Census => match take_sample(&mut session, &mut rec, t0, watch_finalizing) {
                 Sampled::Ok => failures = 0,
+                Sampled::Finalizing => {
+                    if !finalizing_seen {
+                        rec.warn(
+                            "the target began shutting down; samples taken during its teardown \
+                             were left out",
+                        );
+                    }
+                    finalizing_seen = true;
+                }
                 Sampled::Failed => {
                     failures += 1;
                     if failures >= MAX_FAILURES_IN_A_ROW {
@@ -154,15 +167,28 @@ fn sleep_until(
 
 enum Sampled {
     Ok,
+    /// The interpreter is tearing itself down: the census would show objects being freed
+    /// en masse, not the program. Not kept; the loop goes on until the process is gone.
+    Finalizing,
     Failed,
     TargetGone,
 }
 
 /// One census plus RSS. A census taken while the target died is thrown away: reads from a
 /// vanishing address space are not a picture of anything.
-fn take_sample(session: &mut Session, rec: &mut Recording, t0: Instant) -> Sampled {
+fn take_sample(
+    session: &mut Session,
+    rec: &mut Recording,
+    t0: Instant,
+    watch_finalizing: bool,
+) -> Sampled {
     if !session.target.is_alive() {
         return Sampled::TargetGone;
+    }
+    let finalizing =
+        |s: &Session| watch_finalizing && s.py.is_finalizing(&s.target.memory) == Some(true);
+    if finalizing(session) {
+        return Sampled::Finalizing;
     }
     // Arenas come and go while the target runs.
     if let Err(e) = session.target.refresh_maps() {
@@ -176,6 +202,9 @@ fn take_sample(session: &mut Session, rec: &mut Recording, t0: Instant) -> Sampl
     let rss = stats::read(session.target.pid).ok().map(|s| s.rss);
     if !session.target.is_alive() {
         return Sampled::TargetGone;
+    }
+    if finalizing(session) {
+        return Sampled::Finalizing;
     }
     // Stamp the sample at the middle of its census.
     let t = (start + start.elapsed() / 2 - t0).as_secs_f64();

@@ -1,5 +1,6 @@
 //! Plain-text tables for people: largest first, with totals and what was skipped.
 
+use crate::analysis::memory::MemoryReport;
 use crate::analysis::snapshot::Snapshot;
 use std::fmt::Write;
 
@@ -22,7 +23,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -52,14 +53,19 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         thousands(s.types.len() as u64),
         s.duration_ms
     );
-    let _ = writeln!(o, "{:>12} {:>6} {:>12}  type", "bytes", "%", "count");
+    let _ = writeln!(
+        o,
+        "{:>12} {:>6} {:>12} {:>12}  type",
+        "bytes", "%", "allocated", "count"
+    );
     let total = s.totals.bytes.max(1) as f64;
     for t in s.types.iter().take(top) {
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12}  {}",
+            "{:>12} {:>5.1}% {:>12} {:>12}  {}",
             human_bytes(t.bytes),
             100.0 * t.bytes as f64 / total,
+            human_bytes(t.allocated_bytes),
             thousands(t.count),
             t.name
         );
@@ -68,15 +74,67 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         let rest: u64 = s.types[top..].iter().map(|t| t.bytes).sum();
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12}  ({} more types: --top N, or --format json)",
+            "{:>12} {:>5.1}% {:>12} {:>12}  ({} more types: --top N, or --format json)",
             human_bytes(rest),
             100.0 * rest as f64 / total,
             "",
+            "",
             s.types.len() - top
         );
+    }
+    if let Some(m) = &s.memory {
+        memory_section(&mut o, m);
     }
     for w in &s.warnings {
         let _ = writeln!(o, "\nwarning: {w}");
     }
     o
+}
+
+fn memory_section(o: &mut String, m: &MemoryReport) {
+    let r = &m.rss;
+    let _ = writeln!(o, "\nwhere the memory is (RSS {}):", human_bytes(r.rss));
+    let line = |o: &mut String, what: &str, v: u64, note: &str| {
+        let _ = writeln!(o, "  {:<26}{:>12}  {}", what, human_bytes(v), note);
+    };
+    line(
+        o,
+        "python objects",
+        m.python_objects_allocated_bytes,
+        &format!(
+            "allocated ({} by sys.getsizeof)",
+            human_bytes(m.python_objects_bytes)
+        ),
+    );
+    if let Some(p) = &m.pymalloc {
+        line(
+            o,
+            "pymalloc arenas",
+            p.reserved_bytes,
+            &format!(
+                "reserved in {} arenas: {} in use, {} free in pools, {} never carved ({:.0}% used)",
+                p.arenas,
+                human_bytes(p.in_use_bytes),
+                human_bytes(p.free_in_pools_bytes),
+                human_bytes(p.never_carved_bytes),
+                100.0 * p.utilization
+            ),
+        );
+    }
+    line(
+        o,
+        "native / unattributed",
+        m.native_bytes,
+        "anonymous memory outside Python objects: C extensions, interpreter, malloc",
+    );
+    line(
+        o,
+        "file-backed",
+        r.file,
+        "executable, libraries, mapped files",
+    );
+    line(o, "main stack", r.stack, "");
+    if r.swap > 0 {
+        line(o, "swapped out", r.swap, "");
+    }
 }

@@ -109,7 +109,88 @@ def gc_census(collect=True):
             gc.enable()
 
 
-_OWN_CODES = (gc_census.__code__, _summarize.__code__)
+def full_census():
+    """Census of everything reachable: gc.get_objects() and, transitively, gc.get_referents.
+
+    This sees what GC lists miss (str, int, float, bytes, untracked tuples and dicts, objects
+    over 512 bytes) as long as some GC-visible object refers to it. Returns JSON text.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        objs = _get_objects()
+        seen = set()
+        queue = []
+        for o in objs:
+            if o is objs:
+                continue
+            if type(o) is _FrameType and o.f_code in _OWN_CODES:
+                continue
+            if id(o) not in seen:
+                seen.add(id(o))
+                queue.append(o)
+        del objs
+        i = 0
+        extra_tuples = [0, 0]
+        while i < len(queue):
+            o = queue[i]
+            refs = gc.get_referents(o)
+            if type(o) is _CodeType:
+                # Code objects are not GC-tracked, so gc.get_referents sees nothing in them.
+                refs = refs + _code_referents(o, extra_tuples)
+            for r in refs:
+                if id(r) not in seen and r is not queue and r is not seen:
+                    seen.add(id(r))
+                    queue.append(r)
+            i += 1
+        o = refs = r = None
+        seen.clear()
+        per_type, total_objects, total_bytes = _summarize(queue)
+        del queue[:]
+        if extra_tuples[0]:
+            # 3.11+ keep each code object's local names in a tuple Python cannot reach without
+            # building a new one; count them from co_varnames/co_cellvars/co_freevars lengths.
+            entry = per_type.setdefault("tuple", [0, 0])
+            entry[0] += extra_tuples[0]
+            entry[1] += extra_tuples[1]
+            total_objects += extra_tuples[0]
+            total_bytes += extra_tuples[1]
+        doc = {"types": per_type, "total_objects": total_objects, "total_bytes": total_bytes}
+        text = json.dumps(doc)
+        doc.clear()
+        per_type.clear()
+        return text
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_CodeType = types.CodeType
+_STORED_CODE_ATTRS = (
+    ("co_consts", "co_names", "co_filename", "co_name", "co_code", "co_varnames",
+     "co_freevars", "co_cellvars", "co_lnotab" if sys.version_info < (3, 10) else "co_linetable")
+    if sys.version_info < (3, 11)
+    else ("co_consts", "co_names", "co_filename", "co_name", "co_qualname", "co_linetable",
+          "co_exceptiontable")
+)
+_TUPLE_HEAD = sys.getsizeof(())
+
+
+def _code_referents(code, extra_tuples):
+    """The objects a code object stores (attributes that are fields, not computed)."""
+    refs = [getattr(code, a) for a in _STORED_CODE_ATTRS]
+    if sys.version_info >= (3, 11):
+        n = code.co_nlocals + len(code.co_cellvars) + len(code.co_freevars)
+        names = code.co_varnames + code.co_cellvars + code.co_freevars
+        refs.extend(names)  # the same str objects the hidden tuple holds
+        if n:
+            extra_tuples[0] += 1
+            extra_tuples[1] += _TUPLE_HEAD + 8 * n
+    return refs
+
+
+_OWN_CODES = (gc_census.__code__, _summarize.__code__, full_census.__code__,
+              _code_referents.__code__)
 
 
 def with_fields(text, fields):

@@ -1,0 +1,82 @@
+//! Where the process's memory goes, in numbers a person can act on: Python objects, pymalloc's
+//! arenas (and how much of them is free: the "Python does not give memory back" question), the
+//! rest of the anonymous memory (native allocations), files and stacks.
+
+use super::census::Census;
+use crate::heap::arenas::{Arenas, ScanStats};
+use crate::process::smaps::RssParts;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pymalloc {
+    pub arenas: u64,
+    /// Address space reserved by arenas.
+    pub reserved_bytes: u64,
+    /// Pools carved out of the arenas so far (each holds blocks of one size class).
+    pub pool_bytes: u64,
+    /// Bytes of blocks in use (live objects and object-owned buffers).
+    pub in_use_bytes: u64,
+    /// Free blocks inside carved pools: fragmentation that cannot go back to the OS until a
+    /// whole arena empties.
+    pub free_in_pools_bytes: u64,
+    /// Arena space never carved into pools yet.
+    pub never_carved_bytes: u64,
+    /// in_use / reserved.
+    pub utilization: f64,
+    /// How the arenas were found.
+    pub found_by: String,
+    /// Live pymalloc-API requests over 512 bytes, served by malloc (3.9+).
+    pub raw_allocated_blocks: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    pub rss: RssParts,
+    pub pymalloc: Option<Pymalloc>,
+    /// sys.getsizeof of every object found, and what the allocators really hold for them.
+    pub python_objects_bytes: u64,
+    pub python_objects_allocated_bytes: u64,
+    /// Anonymous resident memory not explained by pymalloc arenas or objects outside them:
+    /// C extensions, interpreter internals, malloc overhead and free lists, native buffers.
+    pub native_bytes: u64,
+}
+
+pub fn report(
+    rss: RssParts,
+    arenas: Option<&Arenas>,
+    scan: Option<&ScanStats>,
+    census: &Census,
+) -> MemoryReport {
+    let pymalloc = match (arenas, scan) {
+        (Some(a), Some(s)) if !a.arenas.is_empty() => {
+            let reserved = a.reserved_bytes();
+            Some(Pymalloc {
+                arenas: a.arenas.len() as u64,
+                reserved_bytes: reserved,
+                pool_bytes: s.pool_bytes,
+                in_use_bytes: s.bytes_in_use,
+                free_in_pools_bytes: s.pool_bytes.saturating_sub(s.bytes_in_use),
+                never_carved_bytes: reserved.saturating_sub(s.pool_bytes),
+                utilization: s.bytes_in_use as f64 / reserved.max(1) as f64,
+                found_by: a.found_by.clone(),
+                raw_allocated_blocks: a.raw_allocated_blocks,
+            })
+        }
+        _ => None,
+    };
+    // Objects outside arenas hold at most what was not in arena blocks.
+    let in_arenas = pymalloc.as_ref().map_or(0, |p| p.in_use_bytes);
+    let outside = census.allocated_bytes.saturating_sub(in_arenas);
+    let arena_reserved = pymalloc.as_ref().map_or(0, |p| p.pool_bytes);
+    let native = (rss.anon + rss.swap)
+        .saturating_sub(arena_reserved)
+        .saturating_sub(outside)
+        .saturating_sub(rss.stack);
+    MemoryReport {
+        rss,
+        pymalloc,
+        python_objects_bytes: census.bytes,
+        python_objects_allocated_bytes: census.allocated_bytes,
+        native_bytes: native,
+    }
+}

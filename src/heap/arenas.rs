@@ -1,0 +1,422 @@
+//! pymalloc arenas: where they are, and every live object in them.
+//!
+//! Most objects never appear on a GC list (str, int, float, bytes, untracked tuples and dicts),
+//! but every object of 512 bytes or less lives in a pymalloc block. We walk arenas → carved pools
+//! → allocated blocks (skipping each pool's free list and its never-used tail), and accept a block
+//! as an object only when everything about it agrees: a real type, the pre-header that type
+//! implies, a sane refcount, and the size class its fields call for.
+
+use super::sizes::own_size;
+use super::types::{SizeRule, TypeInfo, TypeTable};
+use crate::process::{Bytes, View};
+use crate::python::layout::{flags, Layout, ObmallocState};
+use crate::python::Python;
+use std::collections::HashSet;
+
+const ARENA_OBJECT_SIZE: u64 = 48;
+const POOL_OVERHEAD: u64 = 48;
+const MAX_ARENAS: u64 = 1 << 22;
+
+#[derive(Debug, Clone)]
+pub struct Arena {
+    pub address: u64,
+    /// First never-carved pool: pools at or past it hold nothing.
+    pub pool_address: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Arenas {
+    /// Live arenas sorted by address.
+    pub arenas: Vec<Arena>,
+    pub found_by: String,
+    pub arena_size: u64,
+    pub pool_size: u64,
+    /// `raw_allocated_blocks` where known (3.9+): live >512 B PyObject_Malloc requests.
+    pub raw_allocated_blocks: Option<u64>,
+}
+
+impl Arenas {
+    /// True when `addr` lies in a pymalloc arena (so the arena scan has already judged it).
+    pub fn contains(&self, addr: u64) -> bool {
+        let i = self.arenas.partition_point(|a| a.address <= addr);
+        i > 0 && addr < self.arenas[i - 1].address + self.arena_size
+    }
+
+    pub fn reserved_bytes(&self) -> u64 {
+        self.arenas.len() as u64 * self.arena_size
+    }
+}
+
+/// Find the arena table. Err says why (and what would help) when it cannot be found.
+pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
+    let l = &py.layout;
+    let (table, maxarenas, raw, found_by) = match l.interp.obmalloc {
+        ObmallocState::Statics => statics(view, py)?,
+        ObmallocState::Embedded(off) => {
+            let (t, m, r) = from_state(view, py.interpreters[0] + off)?;
+            (t, m, r, "interpreter's obmalloc state".to_string())
+        }
+        ObmallocState::Pointer(off) => {
+            let state = view
+                .u64(py.interpreters[0] + off)
+                .filter(|&p| p != 0)
+                .ok_or("the interpreter's obmalloc pointer is unreadable")?;
+            let (t, m, r) = from_state(view, state)?;
+            (t, m, r, "interpreter's obmalloc state".to_string())
+        }
+    };
+    let arenas = read_table(view, l, table, maxarenas)?;
+    Ok(Arenas {
+        arenas,
+        found_by,
+        arena_size: l.arena_size,
+        pool_size: l.pool_size,
+        raw_allocated_blocks: raw,
+    })
+}
+
+/// `struct _obmalloc_state` (3.12+): pools.used[64] then mgmt {arenas, maxarenas, ...}.
+fn from_state(view: &mut View, state: u64) -> Result<(u64, u64, Option<u64>), String> {
+    let mgmt = state + 512;
+    let table = view.u64(mgmt).ok_or("obmalloc state unreadable")?;
+    let max = view.u32(mgmt + 8).ok_or("obmalloc state unreadable")? as u64;
+    let raw = view.u64(mgmt + 576);
+    Ok((table, max, raw))
+}
+
+/// 3.8–3.11: obmalloc.c's statics, by symbol (in .symtab or the debug file), else heuristics.
+fn statics(view: &mut View, py: &Python) -> Result<(u64, u64, Option<u64>, String), String> {
+    let b = &py.binary;
+    if let (Some(a), Some(m)) = (b.symbol("arenas"), b.symbol("maxarenas")) {
+        let table = view.u64(a).ok_or("`arenas` unreadable")?;
+        let max = view.u32(m).ok_or("`maxarenas` unreadable")? as u64;
+        let raw = b.symbol("raw_allocated_blocks").and_then(|r| view.u64(r));
+        return Ok((table, max, raw, "symbols arenas/maxarenas".into()));
+    }
+    heuristic(view, py).map(|(t, m)| (t, m, None, "heuristic (.bss scan; no symbols)".into()))
+}
+
+/// Without symbols: take pymalloc'd GC objects, read their pools' `arenaindex`, and find the
+/// pointer in the binary's .data/.bss whose arena_object array places each pool in the arena it
+/// names. The array's malloc chunk size then bounds its length.
+fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
+    let l = &py.layout;
+    let samples = pool_samples(view, py, 16);
+    if samples.len() < 4 {
+        return Err("no pymalloc pools seen among GC objects (PYTHONMALLOC=malloc?)".into());
+    }
+    for &(start, size) in &py.binary.data_sections {
+        let Ok(words) = view.get(start, size as usize).map(|b| b.to_vec()) else {
+            continue;
+        };
+        for w in words.chunks_exact(8) {
+            let p = w.u64_at(0);
+            if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, ARENA_OBJECT_SIZE) {
+                continue;
+            }
+            let fits = samples.iter().all(|&(idx, pool)| {
+                view.u64(p + idx * ARENA_OBJECT_SIZE)
+                    .is_some_and(|a| a != 0 && a <= pool && pool < a + l.arena_size)
+            });
+            if fits {
+                // glibc chunk header: size (with flag bits) just before the user pointer.
+                let chunk = view.u64(p - 8).unwrap_or(0) & !7;
+                let max = chunk.saturating_sub(16) / ARENA_OBJECT_SIZE;
+                let need = samples.iter().map(|s| s.0 + 1).max().unwrap_or(1);
+                return Ok((p, max.clamp(need, MAX_ARENAS)));
+            }
+        }
+    }
+    Err("could not find pymalloc's arena table (stripped build without debug symbols)".into())
+}
+
+/// (arenaindex, pool address) of pools holding some small GC objects.
+fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
+    let l = &py.layout;
+    let gc = py.gc_state(py.interpreters[0]);
+    let head = gc + l.gc.generations + 2 * l.gc.generation_stride;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut node = view.u64(head).unwrap_or(head) & !3;
+    let mut steps = 0;
+    while node != head && out.len() < want && steps < 100_000 {
+        steps += 1;
+        let pool = node & !(l.pool_size - 1);
+        if let Some(h) = view
+            .get(pool, POOL_OVERHEAD as usize)
+            .ok()
+            .map(|b| b.to_vec())
+        {
+            let (idx, szidx, maxnext) = (h.u32_at(32), h.u32_at(36), h.u32_at(44));
+            let size = (szidx as u64 + 1) * 16;
+            let plausible = szidx < 32 && maxnext as u64 == l.pool_size - size && idx < 1 << 20;
+            if plausible && !out.iter().any(|s| s.1 == pool) {
+                out.push((idx as u64, pool));
+            }
+        }
+        node = view.u64(node).unwrap_or(head) & !3;
+    }
+    out
+}
+
+fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<Arena>, String> {
+    if table == 0 || max == 0 {
+        return Ok(Vec::new());
+    }
+    if max > MAX_ARENAS {
+        return Err(format!("implausible arena count {max}"));
+    }
+    let raw = view
+        .get(table, (max * ARENA_OBJECT_SIZE) as usize)
+        .map_err(|_| "arena table unreadable".to_string())?
+        .to_vec();
+    let mut arenas: Vec<Arena> = raw
+        .chunks_exact(ARENA_OBJECT_SIZE as usize)
+        .filter_map(|a| {
+            let (address, pool_address) = (a.u64_at(0), a.u64_at(8));
+            let sane = address != 0
+                && pool_address >= address
+                && pool_address <= address + l.arena_size
+                && view.is_readable(address, 1);
+            sane.then_some(Arena {
+                address,
+                pool_address,
+            })
+        })
+        .collect();
+    arenas.sort_by_key(|a| a.address);
+    arenas.dedup_by_key(|a| a.address);
+    Ok(arenas)
+}
+
+/// The debug allocator (`-X dev`, `PYTHONMALLOC=pymalloc_debug`) wraps each request: 16 bytes of
+/// size and API id before the object, 8 forbidden bytes after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockFraming {
+    pub base: u64,
+    pub overhead: u64,
+}
+
+pub const DEBUG_FRAMING: BlockFraming = BlockFraming {
+    base: 16,
+    overhead: 24,
+};
+
+/// One object found in a pymalloc block.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockObject {
+    pub obj: u64,
+    pub block_size: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ScanStats {
+    pub pools: u64,
+    pub blocks_in_use: u64,
+    pub bytes_in_use: u64,
+    pub objects: u64,
+    /// Allocated blocks that hold no validated object (buffers, keys tables, corpses).
+    pub non_object_blocks: u64,
+    pub bad_pools: u64,
+    /// Bytes of carved pools (in use or with free blocks).
+    pub pool_bytes: u64,
+    pub framing: BlockFraming,
+}
+
+/// Every validated object in the arenas, in address order. `visit` sees each with its block
+/// bytes (for the referent pass) while the pool is at hand.
+pub fn scan(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    arenas: &Arenas,
+    mut visit: impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, &[u8]),
+) -> (Vec<BlockObject>, ScanStats) {
+    let mut out = Vec::new();
+    let mut stats = ScanStats::default();
+    let ps = arenas.pool_size;
+    let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
+    let mut free: HashSet<u64> = HashSet::new();
+    stats.framing = detect_framing(view, l, types, arenas);
+    for arena in &arenas.arenas {
+        let first = (arena.address + ps - 1) & !(ps - 1);
+        let mut pool = first;
+        while pool + ps <= arena.pool_address.min(arena.address + arenas.arena_size) {
+            pool_buf.clear();
+            match view.get(pool, ps as usize) {
+                Ok(b) => pool_buf.extend_from_slice(b),
+                Err(_) => {
+                    stats.bad_pools += 1;
+                    pool += ps;
+                    continue;
+                }
+            }
+            scan_pool(
+                view, l, types, pool, &pool_buf, &mut free, &mut out, &mut stats, &mut visit,
+            );
+            pool += ps;
+        }
+    }
+    (out, stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_pool(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    pool: u64,
+    p: &[u8],
+    free: &mut HashSet<u64>,
+    out: &mut Vec<BlockObject>,
+    stats: &mut ScanStats,
+    visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, &[u8]),
+) {
+    let ps = p.len() as u64;
+    let count = p.u32_at(0) as u64;
+    if count == 0 {
+        return; // an empty pool parked on the arena's free list: its header is stale
+    }
+    let szidx = p.u32_at(36) as u64;
+    let size = (szidx + 1) * 16;
+    let nextoffset = p.u32_at(40) as u64;
+    if szidx >= 32 || nextoffset > ps || p.u32_at(44) as u64 != ps - size {
+        stats.bad_pools += 1;
+        return;
+    }
+    stats.pools += 1;
+    stats.pool_bytes += ps;
+    // The free list threads through the free blocks themselves.
+    free.clear();
+    let mut f = p.u64_at(8);
+    let mut steps = 0;
+    while f != 0 && steps <= ps / 16 {
+        if f < pool + POOL_OVERHEAD || f >= pool + ps {
+            break;
+        }
+        free.insert(f);
+        f = p.u64_at((f - pool) as usize);
+        steps += 1;
+    }
+    let mut off = POOL_OVERHEAD;
+    while off + size <= nextoffset.min(ps) {
+        let block = pool + off;
+        if !free.contains(&block) {
+            stats.blocks_in_use += 1;
+            stats.bytes_in_use += size;
+            let b = &p[off as usize..(off + size) as usize];
+            match object_in_block(view, l, types, block, b, stats.framing) {
+                Some((obj, info)) => {
+                    stats.objects += 1;
+                    out.push(BlockObject {
+                        obj,
+                        block_size: size,
+                    });
+                    let body = &b[(obj - block) as usize..];
+                    visit(view, types, obj, &info, body);
+                }
+                None => stats.non_object_blocks += 1,
+            }
+        }
+        off += size;
+    }
+}
+
+/// The object in a block, if one validates at one of the possible pre-header offsets.
+fn object_in_block(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    block: u64,
+    b: &[u8],
+    framing: BlockFraming,
+) -> Option<(u64, TypeInfo)> {
+    for d in [0u64, 16, 32].map(|d| d + framing.base) {
+        if d + 16 > b.len() as u64 {
+            break;
+        }
+        let o = &b[d as usize..];
+        let tp = o.u64_at(l.ob_type as usize);
+        if tp == 0 || !tp.is_multiple_of(8) || !sane_refcnt(l, o.u64_at(0)) {
+            continue;
+        }
+        let Some(info) = types.get(view, l, tp) else {
+            continue;
+        };
+        let block_len = b.len() as u64;
+        if info.preheader + framing.base != d
+            || !fits_block(l, info, o, block_len, framing.overhead)
+        {
+            continue;
+        }
+        return Some((block + d, info.clone()));
+    }
+    None
+}
+
+/// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks
+/// validate as objects.
+fn detect_framing(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    arenas: &Arenas,
+) -> BlockFraming {
+    let mut hits = [0u32; 2];
+    let framings = [BlockFraming::default(), DEBUG_FRAMING];
+    let ps = arenas.pool_size;
+    'arenas: for arena in &arenas.arenas {
+        let mut pool = (arena.address + ps - 1) & !(ps - 1);
+        while pool + ps <= arena.pool_address {
+            let Ok(p) = view.get(pool, ps as usize).map(|b| b.to_vec()) else {
+                break;
+            };
+            let size = (p.u32_at(36) as u64 + 1) * 16;
+            let next = (p.u32_at(40) as u64).min(ps);
+            if p.u32_at(0) > 0 && size <= 512 {
+                let mut off = POOL_OVERHEAD;
+                while off + size <= next {
+                    let b = &p[off as usize..(off + size) as usize];
+                    for (i, f) in framings.iter().enumerate() {
+                        if object_in_block(view, l, types, pool + off, b, *f).is_some() {
+                            hits[i] += 1;
+                        }
+                    }
+                    off += size;
+                }
+            }
+            if hits[0] + hits[1] > 2000 {
+                break 'arenas;
+            }
+            pool += ps;
+        }
+    }
+    if hits[1] > hits[0] {
+        DEBUG_FRAMING
+    } else {
+        BlockFraming::default()
+    }
+}
+
+/// A live object's refcount. 3.14+ free lists write a next pointer over it, which this rejects.
+pub fn sane_refcnt(l: &Layout, rc: u64) -> bool {
+    if l.version.minor >= 14 {
+        // 32-bit count, 16-bit overflow (never set in practice), 16-bit flags.
+        rc & 0xffff_ffff != 0 && (rc >> 32) & 0xffff == 0
+    } else {
+        rc != 0 && rc < 1 << 40
+    }
+}
+
+/// Does the block's size class match what this object's fields say it allocated?
+fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], block: u64, overhead: u64) -> bool {
+    let Some(need) = own_size(l, t, o) else {
+        return false;
+    };
+    let want = (need + t.preheader + overhead).div_ceil(16) * 16;
+    if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {
+        // Instance attribute values live inline after the object: the block is larger.
+        return block >= want;
+    }
+    // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
+    block == want || (t.rule == SizeRule::Int && block == want + 16)
+}

@@ -1,0 +1,208 @@
+//! The referent pass: objects that are neither on a GC list nor in a pymalloc block (str, bytes,
+//! int and untracked tuples over 512 bytes; static objects such as small ints and builtin types),
+//! found by following pointers out of the objects we already know.
+//!
+//! Containers are followed exactly (list items, dict entries, set table, split values); other
+//! objects' bodies are scanned conservatively, word by word: a word is an object only if it
+//! passes the same validation as everything else (a real type, a sane refcount, a size that
+//! computes). Pointers into arenas are skipped: the arena scan already judged every block there.
+
+use super::arenas::Arenas;
+use super::pyobj::{dict_items, dict_keys};
+use super::sizes::getsizeof;
+use super::types::{SizeRule, TypeInfo, TypeTable};
+use crate::process::{Bytes, View};
+use crate::python::layout::{flags, Layout, Preheader};
+use std::collections::HashSet;
+
+/// Longest body scanned conservatively, and most items read from one container.
+const MAX_BODY: u64 = 1 << 16;
+const MAX_ITEMS: u64 = 1 << 26;
+
+pub struct Referents<'a> {
+    arenas: &'a Arenas,
+    /// Objects found outside the arenas (GC-listed ones included, to avoid re-scanning).
+    known: HashSet<u64>,
+    pending: Vec<u64>,
+    pub found: Vec<u64>,
+    pub rejected: u64,
+}
+
+impl<'a> Referents<'a> {
+    pub fn new(arenas: &'a Arenas) -> Referents<'a> {
+        Referents {
+            arenas,
+            known: HashSet::new(),
+            pending: Vec::new(),
+            found: Vec::new(),
+            rejected: 0,
+        }
+    }
+
+    /// Mark an object found by other means (a GC list) so it is not reported again.
+    pub fn mark_known(&mut self, obj: u64) {
+        if !self.arenas.contains(obj) {
+            self.known.insert(obj);
+        }
+    }
+
+    fn push(&mut self, p: u64) {
+        if p != 0 && p.is_multiple_of(8) && !self.arenas.contains(p) && !self.known.contains(&p) {
+            self.pending.push(p);
+        }
+    }
+
+    /// Queue the referents of `obj`. `body` holds its bytes from `obj` on when the caller has
+    /// them at hand (arena blocks); otherwise they are read through the view.
+    pub fn scan(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        obj: u64,
+        t: &TypeInfo,
+        body: Option<&[u8]>,
+    ) {
+        // The type is an object too (static types are found this way).
+        self.push(t.addr);
+        match t.rule {
+            SizeRule::Str | SizeRule::Int => {}
+            SizeRule::List => {
+                let head = read_head(view, obj, body, 40);
+                let n = head.u64_at(l.ob_size as usize);
+                let items = head.u64_at(l.list_items as usize);
+                self.scan_array(view, items, n);
+            }
+            SizeRule::Dict | SizeRule::OrderedDict => {
+                for (k, v) in dict_items(view, l, obj).unwrap_or_default() {
+                    self.push(k);
+                    self.push(v);
+                }
+            }
+            SizeRule::Set => {
+                let head = read_head(view, obj, body, 48);
+                let mask = head.u64_at(l.set_mask as usize);
+                let table = head.u64_at(l.set_table as usize);
+                if mask < MAX_ITEMS {
+                    if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
+                        let keys: Vec<u64> = raw.chunks_exact(16).map(|e| e.u64_at(0)).collect();
+                        keys.into_iter().for_each(|k| self.push(k));
+                    }
+                }
+            }
+            _ if t.scan_body => self.scan_generic(view, l, obj, t, body),
+            _ => {}
+        }
+        self.scan_managed(view, l, obj, t);
+    }
+
+    fn scan_array(&mut self, view: &mut View, at: u64, n: u64) {
+        if n == 0 || n > MAX_ITEMS {
+            return;
+        }
+        if let Ok(raw) = view.get(at, (n * 8) as usize) {
+            let words: Vec<u64> = raw.chunks_exact(8).map(|w| w.u64_at(0)).collect();
+            words.into_iter().for_each(|w| self.push(w));
+        }
+    }
+
+    fn scan_generic(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        obj: u64,
+        t: &TypeInfo,
+        body: Option<&[u8]>,
+    ) {
+        let words: Vec<u64> = match body {
+            Some(b) => b[16.min(b.len())..]
+                .chunks_exact(8)
+                .map(|w| w.u64_at(0))
+                .collect(),
+            None => {
+                let n = view
+                    .get(obj + l.ob_size, 8)
+                    .map(|b| b.i64_at(0).unsigned_abs())
+                    .unwrap_or(0);
+                let len = n
+                    .checked_mul(t.itemsize)
+                    .map_or(t.basicsize, |x| x + t.basicsize)
+                    .min(MAX_BODY);
+                let Some(span) = view.span_of(obj) else {
+                    return;
+                };
+                let len = len.min(span.end - obj);
+                match view.get(obj, len as usize) {
+                    Ok(b) => b[16.min(b.len())..]
+                        .chunks_exact(8)
+                        .map(|w| w.u64_at(0))
+                        .collect(),
+                    Err(_) => return,
+                }
+            }
+        };
+        words.into_iter().for_each(|w| self.push(w));
+    }
+
+    /// 3.11/3.12 instances keep attribute values in a separately allocated array before the
+    /// object (3.13+ keep them inline, inside the body already scanned).
+    fn scan_managed(&mut self, view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) {
+        if t.flags & flags::MANAGED_DICT == 0 || matches!(l.preheader, Preheader::GcOnly) {
+            return;
+        }
+        let Some(dict_or_values) = view.u64(obj - 24) else {
+            return;
+        };
+        let values = match l.version.minor {
+            11 => view.u64(obj - 32).unwrap_or(0),
+            12 if dict_or_values & 1 == 1 => dict_or_values + 1,
+            _ => {
+                self.push(dict_or_values);
+                return;
+            }
+        };
+        if l.version.minor == 11 {
+            self.push(dict_or_values);
+        }
+        if values == 0 {
+            return;
+        }
+        let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+        if let Some(k) = (keys != 0).then(|| dict_keys(view, l, keys)).flatten() {
+            self.scan_array(view, values, (k.nentries + k.usable).min(4096));
+        }
+    }
+
+    /// Validate queued pointers; each new object is recorded and its referents queued in turn.
+    pub fn drain(&mut self, view: &mut View, l: &Layout, types: &mut TypeTable) {
+        while let Some(p) = self.pending.pop() {
+            if !self.known.insert(p) {
+                continue;
+            }
+            let Some(t) = validate(view, l, types, p) else {
+                self.rejected += 1;
+                continue;
+            };
+            self.found.push(p);
+            self.scan(view, l, p, &t, None);
+        }
+    }
+}
+
+fn read_head(view: &mut View, obj: u64, body: Option<&[u8]>, n: usize) -> Vec<u8> {
+    match body {
+        Some(b) if b.len() >= n => b[..n].to_vec(),
+        _ => view.get(obj, n).map(|b| b.to_vec()).unwrap_or_default(),
+    }
+}
+
+/// An object outside the arenas: real type, sane refcount, and a size that computes.
+fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Option<TypeInfo> {
+    let head = view.get(p, 16).ok()?;
+    let (rc, tp) = (head.u64_at(0), head.u64_at(l.ob_type as usize));
+    if !super::arenas::sane_refcnt(l, rc) || tp == 0 || !tp.is_multiple_of(8) {
+        return None;
+    }
+    let t = types.get(view, l, tp)?.clone();
+    getsizeof(view, l, p, &t)?;
+    Some(t)
+}
