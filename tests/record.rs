@@ -105,7 +105,8 @@ fn check_growth(doc: &Value, truth: &Value) -> Vec<String> {
     };
     let want = truth["retain_rate"].as_f64().expect("truth retain_rate");
     let rate = r["rate_per_s"].as_f64().unwrap_or(f64::NAN);
-    if !((rate - want).abs() <= RATE_TOLERANCE * want) {
+    let within = (rate - want).abs() <= RATE_TOLERANCE * want;
+    if !within {
         failures.push(format!("{retained} rate {rate:.0}/s, truth {want}/s"));
     }
     if r["suspect"] != true {

@@ -19,6 +19,7 @@
 //!      out of the series. Growth that one jump explains is a **step** (a cache filled once, a
 //!      lazy import, a batch loaded at startup), not a leak; growth in several jumps (a staircase)
 //!      survives the removal and stays **growing**.
+//!
 //!    Jumps are looked for on a running median of three samples, so a single odd sample (a
 //!    census cut short) and its recovery are not mistaken for a jump.
 //! 4. **shrinking** — the same test in the falling direction.

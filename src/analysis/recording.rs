@@ -249,7 +249,7 @@ impl Recording {
                 })
             })
             .collect();
-        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out.sort_by_key(|g| std::cmp::Reverse(g.2));
         out.truncate(k);
         out
     }
@@ -459,7 +459,7 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        c.types.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        c.types.sort_by_key(|t| std::cmp::Reverse(t.bytes));
         c.objects = c.types.iter().map(|t| t.count).sum();
         c.bytes = c.types.iter().map(|t| t.bytes).sum();
         c

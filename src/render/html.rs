@@ -175,7 +175,7 @@ pub fn record_page(doc: &RecordDoc) -> String {
     card(
         &mut o,
         "",
-        "GC-tracked objects",
+        "Python objects",
         &thousands(last.map_or(0, |s| s.objects)),
         &format!("{} since start", signed_count(delta(|s| s.objects))),
     );
@@ -209,7 +209,7 @@ pub fn record_page(doc: &RecordDoc) -> String {
                 dashed: false,
             },
             Series {
-                label: "GC-tracked objects (sys.getsizeof)".into(),
+                label: "Python objects (sys.getsizeof)".into(),
                 color: BLUE,
                 points: objects,
                 area: true,
@@ -270,17 +270,29 @@ pub fn record_page(doc: &RecordDoc) -> String {
     }
     o.push_str("</div>");
 
-    // The table.
+    // The table: every type that moved; the ones that stayed put are only counted.
+    let moved: Vec<&TypeGrowth> = doc
+        .growth
+        .iter()
+        .filter(|g| g.count_delta != 0 || g.bytes_delta != 0 || g.count_min != g.count_max)
+        .collect();
+    let still = doc.growth.len() - moved.len();
     let _ = write!(
         o,
-        r#"<h2>All recorded types by growth <span class="how">(largest byte growth first; {} of {} shown)</span></h2>"#,
-        doc.growth.len().min(TABLE_ROWS),
-        doc.growth.len()
+        r#"<h2>Types that changed <span class="how">(largest byte growth first; {} of {} shown; {} more types did not change)</span></h2>"#,
+        moved.len().min(TABLE_ROWS),
+        moved.len(),
+        still
     );
     o.push_str(
         r#"<table><tr><th class="name">type</th><th>verdict</th><th>objects</th><th>Δ objects</th><th>objects/s</th><th>bytes</th><th>Δ bytes</th><th>bytes/s</th><th>count over time</th></tr>"#,
     );
-    for g in doc.growth.iter().take(TABLE_ROWS) {
+    if moved.is_empty() {
+        o.push_str(
+            r#"<tr><td class="name" colspan="9">No type changed during the recording.</td></tr>"#,
+        );
+    }
+    for g in moved.into_iter().take(TABLE_ROWS) {
         let spark: Vec<(f64, f64)> = type_series(doc, &g.name)
             .iter()
             .map(|&(t, c, _)| (t, c))
@@ -310,7 +322,7 @@ pub fn record_page(doc: &RecordDoc) -> String {
         }
     }
     o.push_str(
-        r#"<h2>How to read this</h2><p class="how">Each sample is a census of the objects on the garbage collector's lists, read from outside the process: nothing ran inside it and no collection was forced, so garbage that a collection would free is shown as it really lingers. A type is a <b>leak suspect</b> when its count or bytes grow <i>steadily</i>: a significant Mann–Kendall trend (p&nbsp;&lt;&nbsp;0.001) with a positive Theil–Sen slope that survives removing the single largest jump, over at least 8 samples. Growth explained by one jump is a <b>step</b> (a cache filled once); ups and downs without a trend are <b>churn</b>.</p>"#,
+        r#"<h2>How to read this</h2><p class="how">Each sample is a census of the process's Python objects, read from outside it: nothing ran inside the process and no collection was forced, so garbage that a collection would free is shown as it really lingers. A type is a <b>leak suspect</b> when its count or bytes grow <i>steadily</i>: a significant Mann–Kendall trend (p&nbsp;&lt;&nbsp;0.001) with a positive Theil–Sen slope that survives removing the single largest jump, over at least 8 samples. Growth explained by one jump is a <b>step</b> (a cache filled once); ups and downs without a trend are <b>churn</b>.</p>"#,
     );
     o.push_str("</main></body></html>\n");
     o

@@ -3,7 +3,7 @@
 
 use super::table::{human_bytes, thousands};
 use crate::analysis::diff::Diff;
-use crate::analysis::growth::{Trend, TypeGrowth};
+use crate::analysis::growth::{Trend, TypeGrowth, MIN_SAMPLES};
 use crate::analysis::recording::{EndReason, RecordDoc};
 use std::fmt::Write;
 
@@ -106,6 +106,14 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
                 verdict(g)
             );
         }
+    }
+    if doc.timeline.len() < MIN_SAMPLES {
+        let _ = writeln!(
+            o,
+            "\n(no verdicts: {} samples, a trend needs at least {MIN_SAMPLES}; record longer or \
+             with a shorter --interval)",
+            doc.timeline.len()
+        );
     }
     let suspects: Vec<String> = doc
         .suspects()
