@@ -222,6 +222,23 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         .duration
         .map(|d| seconds("duration", d, 0.0))
         .transpose()?;
+    // Refuse an output we could not write before recording, not after.
+    if let Some(dir) = a
+        .output
+        .as_deref()
+        .filter(|p| p.as_os_str() != "-")
+        .map(|p| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+        })
+    {
+        if !dir.is_dir() {
+            return Err(
+                Error::Usage(format!("-o: directory {} does not exist", dir.display())).into(),
+            );
+        }
+    }
     // First Ctrl-C: stop and write what was recorded. A second one: leave at once.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

@@ -366,7 +366,7 @@ fn record_starts_the_command_and_stops_when_it_exits() {
 }
 
 #[test]
-fn diff_of_two_snapshots_and_a_recording_shows_the_growth() {
+fn diff_and_html_of_snapshots_and_recordings() {
     let interp = common::interpreters()
         .into_iter()
         .find(|i| !i.is_free_threaded())
@@ -402,6 +402,29 @@ fn diff_of_two_snapshots_and_a_recording_shows_the_growth() {
     ]);
     assert!(run.status.success(), "record: {}", run.describe());
     let b = snap("b.json");
+
+    // The same kind of recording as one self-contained page.
+    let page = dir.join("rec.html");
+    let run = common::run_tool(&[
+        "record",
+        "--pid",
+        &target.pid_arg(),
+        "--duration",
+        "1",
+        "--interval",
+        "0.5",
+        "--format",
+        "html",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "record html: {}", run.describe());
+    let html = std::fs::read_to_string(&page).expect("html written");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
+    assert!(html.contains("__main__.Retained"));
+    for external in ["<script", "<link", "src=", "url(", "@import"] {
+        assert!(!html.contains(external), "page loads something: {external}");
+    }
 
     for (x, y) in [(&a, &b), (&a, &rec)] {
         let run = common::run_tool(&[

@@ -1,7 +1,7 @@
 //! The output formats of `record`, chosen in one place: adding one (svg, collapsed, speedscope,
 //! pprof) is one variant and one arm of each match below.
 
-use super::{html, json};
+use super::html;
 use crate::analysis::recording::RecordDoc;
 use clap::ValueEnum;
 
@@ -25,7 +25,13 @@ impl RecordFormat {
 
     pub fn render(self, doc: &RecordDoc) -> anyhow::Result<Vec<u8>> {
         match self {
-            RecordFormat::Json => json::to_json(doc),
+            // Compact: a long recording's timeline is large, and pretty-printing would put every
+            // [count, bytes] pair on three lines.
+            RecordFormat::Json => {
+                let mut out = serde_json::to_vec(doc)?;
+                out.push(b'\n');
+                Ok(out)
+            }
             RecordFormat::Html => Ok(html::record_page(doc).into_bytes()),
         }
     }
