@@ -1,12 +1,13 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
-use crate::analysis::snapshot::{self, SnapshotOptions};
-use crate::analysis::{diff, recording};
+use crate::analysis::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::{diff, recording, retention, why};
 use crate::error::Error;
 use crate::python::ResolveOptions;
 use crate::record::{RecordOptions, Source};
 use crate::render;
 use crate::render::formats::RecordFormat;
+use crate::render::profile::ProfileFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Census of live objects by type, now.
+    /// Census of live objects by type, now (or what holds them: --format flamegraph).
     Snapshot(SnapshotArgs),
     /// Watch a process over time: what grows, at what rate, which types leak.
     ///
@@ -37,6 +38,8 @@ enum Command {
     Record(RecordArgs),
     /// Per-type differences between two snapshots or recordings (their last samples).
     Diff(DiffArgs),
+    /// Reference paths from the roots that keep objects of a type alive.
+    Why(WhyArgs),
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
     Layout(TargetArgs),
@@ -71,6 +74,53 @@ impl TargetArgs {
 enum SnapshotFormat {
     Table,
     Json,
+    /// The retention flamegraph as SVG (what holds the memory).
+    Flamegraph,
+    Svg,
+    Collapsed,
+    Speedscope,
+    Pprof,
+}
+
+impl SnapshotFormat {
+    /// The flamegraph formats: the retention tree rendered by `render::profile`.
+    fn profile_format(self) -> Option<ProfileFormat> {
+        match self {
+            SnapshotFormat::Flamegraph | SnapshotFormat::Svg => Some(ProfileFormat::Svg),
+            SnapshotFormat::Collapsed => Some(ProfileFormat::Collapsed),
+            SnapshotFormat::Speedscope => Some(ProfileFormat::Speedscope),
+            SnapshotFormat::Pprof => Some(ProfileFormat::Pprof),
+            SnapshotFormat::Table | SnapshotFormat::Json => None,
+        }
+    }
+}
+
+#[derive(Args)]
+struct WhyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The type, as the snapshot names it (`__main__.Session`, `dict`).
+    #[arg(short = 't', long = "type")]
+    type_name: String,
+    /// Path groups (and retainers) to show.
+    #[arg(long, default_value = "10")]
+    max_paths: usize,
+    #[arg(short, long, value_enum, default_value = "table")]
+    format: WhyFormat,
+    /// Also write the paths as a Graphviz graph to this file.
+    #[arg(long)]
+    dot: Option<PathBuf>,
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Stop the target while reading (ptrace).
+    #[arg(long)]
+    pause: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WhyFormat {
+    Table,
+    Json,
 }
 
 #[derive(Args)]
@@ -91,6 +141,9 @@ struct SnapshotArgs {
     /// Stop the target while reading (ptrace), for a consistent picture of a busy process.
     #[arg(long)]
     pause: bool,
+    /// Do not show the paths of open files.
+    #[arg(long)]
+    no_paths: bool,
 }
 
 #[derive(Args)]
@@ -155,12 +208,37 @@ struct DiffArgs {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                e.exit();
+            }
+            // One line, like every other error: the first line of clap's message.
+            let text = e.render().to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            if first.ends_with(':') {
+                // "the following required arguments were not provided:" + the next line.
+                first = format!("{first} {}", lines.next().unwrap_or(""));
+            }
+            let first = first.trim_start_matches("error: ");
+            eprintln!("pymemspy: {first} (see `pymemspy --help`)");
+            std::process::exit(2);
+        }
+    };
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Record(a) => record_cmd(a),
         Command::Diff(a) => diff_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
+        Command::Why(a) => why_cmd(a),
         Command::Layout(t) => {
             let target = crate::process::Target::attach(t.pid)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
@@ -183,12 +261,47 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         resolve: a.target.resolve_options(),
         pause: a.pause,
         gc_only: a.gc_only,
+        no_paths: a.no_paths,
         ..Default::default()
     };
+    if let Some(format) = a.format.profile_format() {
+        let mut session = Session::open(a.target.pid, opts)?;
+        let profile = session.with_objects(|view, py, types, objects| {
+            let tree = retention::build(view, py, types, objects);
+            retention::profile(view, py, types, &tree)
+        })?;
+        let default = format!("pymemspy-{}-retention.{}", a.target.pid, format.extension());
+        let path = a.output.unwrap_or_else(|| PathBuf::from(default));
+        render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
+        eprintln!("pymemspy: wrote {}", path.display());
+        return Ok(());
+    }
     let snap = snapshot::take(a.target.pid, opts)?;
     let bytes = match a.format {
         SnapshotFormat::Json => render::json::to_json(&snap)?,
-        SnapshotFormat::Table => render::table::snapshot_table(&snap, a.top).into_bytes(),
+        _ => render::table::snapshot_table(&snap, a.top).into_bytes(),
+    };
+    render::output::write(a.output.as_deref(), &bytes)
+}
+
+fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
+    let opts = SnapshotOptions {
+        resolve: a.target.resolve_options(),
+        pause: a.pause,
+        ..Default::default()
+    };
+    let pid = a.target.pid;
+    let mut session = Session::open(pid, opts)?;
+    let report = session.with_objects(|view, py, types, objects| {
+        let tree = retention::build(view, py, types, objects);
+        why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)
+    })?;
+    if let Some(dot) = &a.dot {
+        render::output::write(Some(dot), why::dot(&report).as_bytes())?;
+    }
+    let bytes = match a.format {
+        WhyFormat::Json => render::json::to_json(&report)?,
+        WhyFormat::Table => render::table::why_table(&report).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }

@@ -5,8 +5,8 @@ use crate::heap::sizes::{getsizeof, own_size};
 use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Layout;
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TypeCount {
@@ -30,6 +30,8 @@ pub struct Census {
     pub bad_type: u64,
     /// Objects of a valid type whose size fields did not make sense (counted at base size).
     pub bad_size: u64,
+    /// (type name, fd) of live objects that own a file descriptor (-1 once closed).
+    pub fd_owners: Vec<(String, i32)>,
 }
 
 /// Where an object's own allocation came from, as far as the census knows.
@@ -49,7 +51,7 @@ pub fn count(
     placement: &Placement,
 ) -> Census {
     // Group by type pointer first: one hash lookup per object, names resolved afterwards.
-    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::new();
+    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::default();
     let mut census = Census::default();
     let mut blocks = placement.blocks.iter().peekable();
     for &obj in objects {
@@ -70,13 +72,17 @@ pub fn count(
             census.bad_size += 1;
             info.basicsize + info.preheader
         });
+        if info.owns_fd {
+            let fd = view.u32(obj + 16).map_or(-1, |v| v as i32);
+            census.fd_owners.push((info.name.to_string(), fd));
+        }
         let allocated = allocated(view, l, obj, info, size, block, placement.statics);
         let e = by_ptr.entry(tp).or_default();
         e[0] += 1;
         e[1] += size;
         e[2] += allocated;
     }
-    let mut by_name: HashMap<String, [u64; 3]> = HashMap::new();
+    let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
     for (tp, v) in by_ptr {
         if let Some(info) = types.get(view, l, tp) {
             let e = by_name.entry(info.name.to_string()).or_default();
@@ -114,12 +120,14 @@ fn allocated(
     block: Option<u64>,
     statics: &[(u64, u64)],
 ) -> u64 {
-    let head = view
+    let mut head = [0u8; 64];
+    let n = view
         .span_of(obj)
-        .and_then(|s| view.get(obj, 64.min((s.end - obj) as usize)).ok())
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    let own = own_size(l, t, &head).unwrap_or(t.basicsize) + t.preheader;
+        .map_or(0, |s| 64.min((s.end - obj) as usize));
+    if let Ok(b) = view.get(obj, n) {
+        head[..n].copy_from_slice(b);
+    }
+    let own = own_size(l, t, &head[..n]).unwrap_or(t.basicsize) + t.preheader;
     let owned_buffers = getsizeof.saturating_sub(own);
     if let Some(b) = block {
         return b + owned_buffers;
@@ -129,12 +137,17 @@ fn allocated(
     }
     // glibc: the chunk size (with flag bits; bit 1 = mmapped) sits just before the pointer.
     let start = obj - t.preheader;
-    let usable = view.u64(start - 8).map(|h| {
+    // Only a plausible header counts: 16-byte granular, and no more slack than malloc leaves
+    // (a few bytes, or up to a page for an mmapped chunk).
+    let usable = view.u64(start - 8).and_then(|h| {
         let chunk = h & !7;
-        chunk.saturating_sub(if h & 2 != 0 { 16 } else { 8 })
+        let mmapped = h & 2 != 0;
+        let u = chunk.checked_sub(if mmapped { 16 } else { 8 })?;
+        let slack = if mmapped { 4096 + 16 } else { 32 };
+        (chunk.is_multiple_of(16) && u >= own && u <= own + slack).then_some(u)
     });
     match usable {
-        Some(u) if u >= own && u <= own + (1 << 20) => u + owned_buffers,
-        _ => getsizeof,
+        Some(u) => u + owned_buffers,
+        None => getsizeof,
     }
 }

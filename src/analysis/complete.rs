@@ -63,11 +63,20 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     let (blocks, scan) = arenas::scan(view, l, types, &arenas, |view, _types, obj, info, body| {
         refs.scan(view, l, obj, info, Some(body))
     });
-    // GC objects the arena scan did not cover (large ones, or ones it could not validate).
-    for &o in gc {
-        if blocks.binary_search_by_key(&o, |b| b.obj).is_ok() {
-            continue;
+    // GC objects the arena scan did not cover (large ones, or ones it could not validate),
+    // found by a merge of two sorted lists.
+    let mut gc_sorted = gc.to_vec();
+    gc_sorted.sort_unstable();
+    gc_sorted.dedup();
+    let mut in_blocks = blocks.iter().map(|b| b.obj).peekable();
+    let mut uncovered = Vec::new();
+    for &o in &gc_sorted {
+        while in_blocks.next_if(|&b| b < o).is_some() {}
+        if in_blocks.peek() != Some(&o) {
+            uncovered.push(o);
         }
+    }
+    for o in uncovered {
         let Some(tp) = view.u64(o + l.ob_type) else {
             continue;
         };
@@ -92,15 +101,50 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
         "referents: {} more objects outside the arenas",
         refs.found.len()
     ));
-    let mut all: Vec<u64> = Vec::with_capacity(gc.len() + blocks.len() + refs.found.len());
-    all.extend_from_slice(gc);
-    all.extend(blocks.iter().map(|b| b.obj));
-    all.extend_from_slice(&refs.found);
-    all.sort_unstable();
-    all.dedup();
-    out.objects = all;
+    let mut found = std::mem::take(&mut refs.found);
+    found.sort_unstable();
+    let block_objs: Vec<u64> = blocks.iter().map(|b| b.obj).collect();
+    out.objects = merge_sorted(&merge_sorted(&gc_sorted, &block_objs), &found);
     out.blocks = blocks;
     out.scan = scan;
     out.arenas = Some(arenas);
     out
+}
+
+/// Union of two sorted, deduplicated lists, sorted and deduplicated.
+fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn merge_is_a_sorted_union() {
+        assert_eq!(
+            super::merge_sorted(&[1, 3, 5], &[2, 3, 6]),
+            vec![1, 2, 3, 5, 6]
+        );
+        assert_eq!(super::merge_sorted(&[], &[2]), vec![2]);
+    }
 }

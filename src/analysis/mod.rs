@@ -3,7 +3,14 @@
 pub mod census;
 pub mod complete;
 pub mod diff;
+pub mod gc_state;
 pub mod growth;
 pub mod memory;
 pub mod recording;
+pub mod resources;
+pub mod retention;
 pub mod snapshot;
+pub mod why;
+
+#[cfg(test)]
+mod hostile_tests;

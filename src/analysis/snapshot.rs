@@ -2,7 +2,9 @@
 
 use super::census::{self, Census, TypeCount};
 use super::complete;
+use super::gc_state::{self, GcState};
 use super::memory::{self, MemoryReport};
+use super::resources::{self, Resources};
 use crate::error::Result;
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
@@ -23,6 +25,8 @@ pub struct SnapshotOptions {
     pub cache_budget: u64,
     /// Count only GC-listed objects (skip the arena scan and referent pass).
     pub gc_only: bool,
+    /// Hide file paths of open descriptors.
+    pub no_paths: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -32,6 +36,7 @@ impl Default for SnapshotOptions {
             pause: false,
             cache_budget: 256 << 20,
             gc_only: false,
+            no_paths: false,
         }
     }
 }
@@ -79,6 +84,10 @@ pub struct Snapshot {
     pub types: Vec<TypeCount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
     pub coverage: Coverage,
     pub warnings: Vec<String>,
 }
@@ -91,6 +100,9 @@ pub struct Session {
     pub opts: SnapshotOptions,
     /// The memory breakdown of the latest census (None with --gc-only).
     pub last_memory: Option<MemoryReport>,
+    /// The collector's state and the process's descriptors and threads at the latest census.
+    pub last_gc: Option<GcState>,
+    pub last_resources: Option<Resources>,
 }
 
 impl Session {
@@ -112,6 +124,8 @@ impl Session {
             types,
             opts,
             last_memory: None,
+            last_gc: None,
+            last_resources: None,
         })
     }
 
@@ -123,19 +137,35 @@ impl Session {
         }
     }
 
-    /// Count every GC-tracked object now.
+    /// Find every object now (GC lists, arenas, referents) and hand them, sorted, to `f`
+    /// together with a fresh view: the retention tree and `why` are built from this.
+    pub fn with_objects<R>(
+        &mut self,
+        f: impl FnOnce(&mut View, &Python, &mut TypeTable, Vec<u64>) -> R,
+    ) -> Result<R> {
+        let _paused = self.pause()?;
+        let mut view = View::new(
+            &self.target.memory,
+            self.target.spans(),
+            self.opts.cache_budget,
+        );
+        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
+        let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
+        Ok(f(&mut view, &self.py, &mut self.types, all.objects))
+    }
+
+    fn pause(&self) -> Result<Option<remoteprocess::Lock>> {
+        if !self.opts.pause {
+            return Ok(None);
+        }
+        let lock = self.target.memory.process().lock();
+        lock.map(Some)
+            .map_err(|_| crate::error::Error::Permission(self.target.pid))
+    }
+
+    /// Count every object now (only GC-tracked ones with `gc_only`).
     pub fn census(&mut self) -> Result<(Census, Coverage, Vec<String>)> {
-        let _paused = if self.opts.pause {
-            Some(
-                self.target
-                    .memory
-                    .process()
-                    .lock()
-                    .map_err(|_| crate::error::Error::Permission(self.target.pid))?,
-            )
-        } else {
-            None
-        };
+        let _paused = self.pause()?;
         let mut view = View::new(
             &self.target.memory,
             self.target.spans(),
@@ -156,9 +186,17 @@ impl Session {
         };
         sources.extend(all.sources.iter().cloned());
         warnings.extend(all.warnings.iter().cloned());
+        // Static objects live in the Python binary's own mappings (.data, .bss, .PyRuntime).
+        let statics: Vec<(u64, u64)> = self
+            .target
+            .maps
+            .iter()
+            .filter(|m| m.path.as_deref() == Some(self.py.binary.path.as_str()))
+            .map(|m| (m.start, m.end - m.start))
+            .collect();
         let placement = census::Placement {
             blocks: &all.blocks,
-            statics: &self.py.binary.data_sections,
+            statics: &statics,
         };
         let census = census::count(
             &mut view,
@@ -167,6 +205,14 @@ impl Session {
             &all.objects,
             &placement,
         );
+        self.last_gc = gc_state::read(&mut view, &self.py, &mut self.types, &walked);
+        self.last_resources = Some(resources::read(
+            &mut view,
+            &self.py,
+            &census,
+            self.target.pid,
+            !self.opts.no_paths,
+        ));
         self.last_memory = (!self.opts.gc_only).then(|| {
             let rss = RssParts::read(self.target.pid).unwrap_or_default();
             memory::report(rss, all.arenas.as_ref(), Some(&all.scan), &census)
@@ -226,6 +272,8 @@ pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
             allocated_bytes: census.allocated_bytes,
         },
         memory: session.last_memory.take(),
+        gc: session.last_gc.take(),
+        resources: session.last_resources.take(),
         types: census.types,
         coverage,
         warnings,

@@ -11,7 +11,6 @@ use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, ObmallocState};
 use crate::python::Python;
-use std::collections::HashSet;
 
 const ARENA_OBJECT_SIZE: u64 = 48;
 const POOL_OVERHEAD: u64 = 48;
@@ -235,7 +234,7 @@ pub fn scan(
     let mut stats = ScanStats::default();
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
-    let mut free: HashSet<u64> = HashSet::new();
+    let mut free: Vec<bool> = Vec::new();
     stats.framing = detect_framing(view, l, types, arenas);
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
@@ -266,7 +265,7 @@ fn scan_pool(
     types: &mut TypeTable,
     pool: u64,
     p: &[u8],
-    free: &mut HashSet<u64>,
+    free: &mut Vec<bool>,
     out: &mut Vec<BlockObject>,
     stats: &mut ScanStats,
     visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, &[u8]),
@@ -286,21 +285,25 @@ fn scan_pool(
     stats.pools += 1;
     stats.pool_bytes += ps;
     // The free list threads through the free blocks themselves.
+    // One flag per block slot: is it on the free list?
     free.clear();
+    free.resize(((ps - POOL_OVERHEAD) / size) as usize + 1, false);
     let mut f = p.u64_at(8);
     let mut steps = 0;
     while f != 0 && steps <= ps / 16 {
         if f < pool + POOL_OVERHEAD || f >= pool + ps {
             break;
         }
-        free.insert(f);
+        if let Some(slot) = free.get_mut(((f - pool - POOL_OVERHEAD) / size) as usize) {
+            *slot = true;
+        }
         f = p.u64_at((f - pool) as usize);
         steps += 1;
     }
     let mut off = POOL_OVERHEAD;
     while off + size <= nextoffset.min(ps) {
         let block = pool + off;
-        if !free.contains(&block) {
+        if !free[((off - POOL_OVERHEAD) / size) as usize] {
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];

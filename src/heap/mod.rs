@@ -2,6 +2,7 @@
 
 pub mod arenas;
 pub mod gc_lists;
+pub mod graph;
 pub mod pyobj;
 pub mod referents;
 pub mod sizes;

@@ -13,7 +13,7 @@ use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, Preheader};
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 
 /// Longest body scanned conservatively, and most items read from one container.
 const MAX_BODY: u64 = 1 << 16;
@@ -32,7 +32,7 @@ impl<'a> Referents<'a> {
     pub fn new(arenas: &'a Arenas) -> Referents<'a> {
         Referents {
             arenas,
-            known: HashSet::new(),
+            known: HashSet::default(),
             pending: Vec::new(),
             found: Vec::new(),
             rejected: 0,

@@ -13,7 +13,10 @@ const HEAD: usize = 128;
 pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
     let span = view.span_of(obj)?;
     let n = HEAD.min((span.end - obj) as usize);
-    let b = view.get(obj, n).ok()?.to_vec();
+    // A stack copy: the view stays free for the reads below (dict keys, str data).
+    let mut head = [0u8; HEAD];
+    head[..n].copy_from_slice(view.get(obj, n).ok()?);
+    let b = &head[..n];
     let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
     let core = match t.rule {
         SizeRule::Generic => t.basicsize + ob_size.checked_mul(t.itemsize)?,
@@ -28,12 +31,12 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
             };
             t.basicsize + extra
         }
-        SizeRule::Dict => dict_size(view, l, &b, t.basicsize)?,
+        SizeRule::Dict => dict_size(view, l, b, t.basicsize)?,
         SizeRule::OrderedDict => {
             // odict_sizeof: the dict part, the fast-nodes index, and one node per item.
             let fast_nodes_size = b.u64_at(72);
             let used = b.u64_at(l.dict.ma_used as usize);
-            dict_size(view, l, &b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
+            dict_size(view, l, b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
         }
         SizeRule::ByteArray => 56 + b.u64_at(24),
         SizeRule::Deque => {
@@ -54,7 +57,7 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
             let min_one = l.version.minor >= 11;
             24 + 4 * if min_one { digits.max(1) } else { digits }
         }
-        SizeRule::Str => str_size(view, l, obj, &b)?,
+        SizeRule::Str => str_size(view, l, obj, b)?,
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {

@@ -6,7 +6,7 @@ use super::pyobj::{dict_get_str, read_str, MAX_NAME};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 /// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
@@ -45,6 +45,9 @@ pub struct TypeInfo {
     pub scan_body: bool,
     /// The tp_name pointer when loaded: part of what tells a reused address from the same type.
     pub tp_name: u64,
+    /// Instances own a file descriptor (an int right after the header): _io.FileIO and
+    /// _socket.socket, and their subclasses.
+    pub owns_fd: bool,
 }
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
@@ -102,7 +105,7 @@ impl TypeTable {
             .filter_map(|(sym, rule)| Some((py.binary.symbol(sym)?, *rule)))
             .collect();
         TypeTable {
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             builtins,
             type_type: py.type_type,
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
@@ -179,7 +182,9 @@ impl TypeTable {
         }
         let tp_name = b.u64_at(t.tp_name as usize);
         let name = self.name(view, l, addr, tflags, tp_name)?;
+        let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         Some(TypeInfo {
+            owns_fd,
             addr,
             scan_body: !no_pointers(&name, tflags),
             tp_name,
@@ -229,6 +234,24 @@ impl TypeTable {
 
     fn is_str(&self, view: &mut View, l: &Layout, obj: u64) -> bool {
         obj != 0 && view.u64(obj + l.ob_type) == Some(self.str_type)
+    }
+
+    /// Whether the type or one of its bases has one of these tp_names.
+    fn has_base_named(&self, view: &mut View, l: &Layout, addr: u64, names: &[&str]) -> bool {
+        let mut cur = addr;
+        for _ in 0..MAX_BASE_DEPTH {
+            let name = view
+                .u64(cur + l.type_.tp_name)
+                .and_then(|p| view.cstr(p, 64));
+            if name.is_some_and(|n| names.iter().any(|w| w.as_bytes() == n)) {
+                return true;
+            }
+            match view.u64(cur + l.type_.tp_base) {
+                Some(base) if base != 0 => cur = base,
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).

@@ -107,7 +107,12 @@ impl Target {
 
 /// The single-letter state from /proc/PID/stat ('R', 'S', 'T', 'Z', ...).
 pub fn process_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    process_state_of(Path::new(&format!("/proc/{pid}")))
+}
+
+/// The state letter from `DIR/stat` (a process or a task directory).
+pub fn process_state_of(dir: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     // The command name is in parentheses and may itself contain spaces or parentheses.
     let after = stat.rsplit_once(')')?.1;
     after.trim_start().chars().next()

@@ -7,7 +7,8 @@
 //! mapping are refused without a syscall: that is also our first line of pointer validation.
 
 use super::memory::{Fault, FaultKind, Memory};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 
 pub const CHUNK: u64 = 1 << 20;
 
@@ -34,6 +35,9 @@ pub struct View<'m> {
     held: u64,
     budget: u64,
     scratch: Vec<u8>,
+    /// The chunk of the previous read: (start, end) it covers and its key. Walkers read
+    /// neighbouring addresses, so most reads hit it without a span search or hash lookup.
+    last: Option<(u64, u64, (u64, u64))>,
     pub stats: ViewStats,
 }
 
@@ -54,11 +58,12 @@ impl<'m> View<'m> {
         View {
             mem,
             spans,
-            chunks: HashMap::new(),
+            chunks: HashMap::default(),
             order: VecDeque::new(),
             held: 0,
             budget: budget.max(4 * CHUNK),
             scratch: Vec::new(),
+            last: None,
             stats: ViewStats::default(),
         }
     }
@@ -84,6 +89,7 @@ impl<'m> View<'m> {
 
     /// Drop all cached bytes: the next reads see the target as it is now.
     pub fn forget(&mut self) {
+        self.last = None;
         self.chunks.clear();
         self.order.clear();
         self.held = 0;
@@ -109,6 +115,9 @@ impl<'m> View<'m> {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
+            if self.last.is_some_and(|l| l.2 == old) {
+                self.last = None;
+            }
             if let Some(Some(b)) = self.chunks.remove(&old) {
                 self.held -= b.len() as u64;
             }
@@ -120,6 +129,17 @@ impl<'m> View<'m> {
     /// Bytes at `[addr, addr+len)`, borrowed from the cache when they sit in one chunk.
     pub fn get(&mut self, addr: u64, len: usize) -> Result<&[u8], Fault> {
         let fault = |kind| Fault { addr, len, kind };
+        if let Some((start, end, key)) = self.last {
+            if addr >= start && addr.saturating_add(len as u64) <= end {
+                let off = (addr - start) as usize;
+                return self
+                    .chunks
+                    .get(&key)
+                    .and_then(|d| d.as_deref())
+                    .and_then(|d| d.get(off..off + len))
+                    .ok_or(fault(FaultKind::Unmapped));
+            }
+        }
         let end = addr
             .checked_add(len as u64)
             .ok_or(fault(FaultKind::Unmapped))?;
@@ -143,6 +163,7 @@ impl<'m> View<'m> {
             let base = (idx * CHUNK).max(span.start);
             let off = (addr - base) as usize;
             let data = self.chunks.get(&key).and_then(|d| d.as_deref());
+            self.last = data.map(|d| (base, base + d.len() as u64, key));
             return data
                 .and_then(|d| d.get(off..off + len))
                 .ok_or(fault(FaultKind::Unmapped));

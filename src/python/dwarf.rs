@@ -43,6 +43,8 @@ const WANTED: &[(&str, &[&str])] = &[
             "generation0",
             "permanent_generation",
             "collecting",
+            "generation_stats",
+            "garbage",
         ],
     ),
     (
@@ -337,6 +339,9 @@ fn override_layout(o: &Offsets, layout: &mut Layout) {
     }
     if let Some(v) = get("_gc_runtime_state.collecting") {
         g.collecting = v;
+    }
+    if let Some(v) = get("_gc_runtime_state.garbage") {
+        g.garbage = v;
     }
     if let Some(v) = get("_gc_runtime_state.enabled") {
         g.enabled = v;

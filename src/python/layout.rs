@@ -92,6 +92,10 @@ pub struct GcLayout {
     pub collecting: u64,
     pub generation_stride: u64,
     pub generation_count: u64,
+    /// `generation_stats[3]` ({collections, collected, uncollectable}), inline before 3.15.
+    pub stats: Option<u64>,
+    /// `gc.garbage`, a list.
+    pub garbage: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -195,6 +199,7 @@ pub mod flags {
     pub const MANAGED_DICT: u64 = 1 << 4;
     pub const HEAPTYPE: u64 = 1 << 9;
     pub const HAVE_GC: u64 = 1 << 14;
+    pub const TUPLE_SUBCLASS: u64 = 1 << 26;
     pub const TYPE_SUBCLASS: u64 = 1 << 31;
 }
 

@@ -39,6 +39,8 @@ const GC_38_313: GcLayout = GcLayout {
     collecting: 200,
     generation_stride: 24,
     generation_count: 3,
+    stats: Some(128),
+    garbage: 208,
 };
 
 /// 3.14.5+ went back to the generational GC but kept the incremental GC's field offsets; the
@@ -53,6 +55,8 @@ const GC_314: GcLayout = GcLayout {
     collecting: 192,
     generation_stride: 24,
     generation_count: 3,
+    stats: Some(120),
+    garbage: 200,
 };
 
 const GC_315: GcLayout = GcLayout {
@@ -64,6 +68,9 @@ const GC_315: GcLayout = GcLayout {
     collecting: 112,
     generation_stride: 24,
     generation_count: 3,
+    // 3.15 keeps the statistics in a separately allocated ring buffer.
+    stats: None,
+    garbage: 128,
 };
 
 const ROWS: &[Row] = &[

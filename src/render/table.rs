@@ -85,6 +85,12 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     if let Some(m) = &s.memory {
         memory_section(&mut o, m);
     }
+    if let Some(g) = &s.gc {
+        gc_section(&mut o, g);
+    }
+    if let Some(r) = &s.resources {
+        resources_section(&mut o, r);
+    }
     for w in &s.warnings {
         let _ = writeln!(o, "\nwarning: {w}");
     }
@@ -137,4 +143,102 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
     if r.swap > 0 {
         line(o, "swapped out", r.swap, "");
     }
+}
+
+pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "why {}: {} objects, {} (sys.getsizeof)\n",
+        r.type_name,
+        thousands(r.objects),
+        human_bytes(r.bytes)
+    );
+    if r.objects == 0 {
+        let _ = writeln!(
+            o,
+            "no live objects of that type (names are as `snapshot` prints them)"
+        );
+        return o;
+    }
+    let _ = writeln!(o, "paths from the roots (shortest, grouped):");
+    for g in &r.paths {
+        let _ = writeln!(o, "  {:>10}  {}", human_bytes(g.bytes), g.text());
+    }
+    let _ = writeln!(o, "\ntop retainers (direct holders, by bytes held):");
+    for h in &r.retainers {
+        let _ = writeln!(
+            o,
+            "  {:>10}  {:>8} objects held by {}",
+            human_bytes(h.bytes),
+            thousands(h.count),
+            h.holder
+        );
+    }
+    o
+}
+
+fn gc_section(o: &mut String, g: &crate::analysis::gc_state::GcState) {
+    let _ = writeln!(
+        o,
+        "\ngarbage collector: {}{}",
+        if g.enabled {
+            "enabled"
+        } else {
+            "DISABLED (gc.disable(): reference cycles are never freed)"
+        },
+        if g.collecting { ", collecting now" } else { "" }
+    );
+    for (i, gen) in g.generations.iter().enumerate() {
+        let stats = match (gen.collections, gen.collected, gen.uncollectable) {
+            (Some(c), Some(d), Some(u)) => format!(
+                ", {} collections, {} collected, {} uncollectable",
+                thousands(c),
+                thousands(d),
+                thousands(u)
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "  generation {i}: {} objects, threshold {}, count {}{stats}",
+            thousands(gen.objects),
+            gen.threshold,
+            gen.count
+        );
+    }
+    let _ = writeln!(o, "  frozen (gc.freeze): {} objects", thousands(g.frozen));
+    if g.garbage > 0 {
+        let types: Vec<String> = g
+            .garbage_types
+            .iter()
+            .take(5)
+            .map(|(t, n)| format!("{t} ×{n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  gc.garbage: {} objects ({})",
+            thousands(g.garbage),
+            types.join(", ")
+        );
+    }
+}
+
+fn resources_section(o: &mut String, r: &crate::analysis::resources::Resources) {
+    let kinds: Vec<String> = r
+        .fds_by_kind
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let _ = writeln!(o, "\nfile descriptors: {} ({})", r.fds, kinds.join(", "));
+    let _ = writeln!(
+        o,
+        "  {} Python file/socket objects alive ({} closed); {} descriptors have no live Python owner",
+        r.python_fd_objects, r.python_fd_objects_closed, r.fds_without_python_owner
+    );
+    let _ = writeln!(
+        o,
+        "threads: {} OS threads, {} Python thread states",
+        r.os_threads, r.python_threads
+    );
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Snapshot speed on a 1M-instance heap (each instance with a list and a str: ~4M objects):
+# whole-process wall time of `pymemspy snapshot` (complete census and GC-only), its peak RSS,
+# against the in-process Counter(type(o) for o in gc.get_objects()) timed inside the target.
+#   scripts/bench-snapshot.sh [python] [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-python3}
+N=${2:-1000000}
+cargo build --release -q
+BIN=target/release/pymemspy
+OUT=$(mktemp -d)
+trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
+"$PY" scripts/bench/million.py "$OUT/truth.json" "$N" &
+PID=$!
+for _ in $(seq 600); do [ -s "$OUT/truth.json" ] && break; sleep 0.2; done
+sleep 0.5
+inproc=$(python3 -c "import json;print(json.load(open('$OUT/truth.json'))['in_process_counter_s'])")
+measure() {  # args...: prints "median_wall_s peak_rss_kb objects"
+  local walls=() rss=0 objs=0
+  for _ in 1 2 3; do
+    /usr/bin/time -f "%e %M" -o "$OUT/time" "$BIN" snapshot --pid "$PID" --format json "$@" -o "$OUT/snap.json"
+    read -r w m < "$OUT/time"; walls+=("$w"); rss=$m
+    objs=$(python3 -c "import json;print(json.load(open('$OUT/snap.json'))['totals']['objects'])")
+  done
+  printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p | tr '\n' ' '; echo "$rss $objs"
+}
+read -r full_s full_kb full_objs < <(measure)
+read -r gc_s gc_kb gc_objs < <(measure --gc-only)
+echo "python: $("$PY" -c 'import sys;print(sys.version.split()[0])')  instances: $N  machine: $(nproc) cores"
+echo "in-process Counter over gc.get_objects(): ${inproc}s"
+python3 - <<PY
+full_s, gc_s, inproc = float("$full_s"), float("$gc_s"), float("$inproc")
+print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall, ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
+print(f"pymemspy snapshot --gc-only ({int('$gc_objs'):,} objects): {gc_s:.2f}s wall, ratio {gc_s/inproc:.2f}, peak RSS {int('$gc_kb')/1024:.0f} MiB")
+PY

@@ -1,0 +1,311 @@
+//! Who holds the memory: a breadth-first spanning tree of the object graph from the roots
+//! (modules by name, then thread frames when known). Each object is charged once, to the path by
+//! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
+//! `why` both read this one tree: no second walker.
+
+use crate::heap::graph::{self, Label};
+use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
+use crate::heap::sizes::getsizeof;
+use crate::heap::types::TypeTable;
+use crate::process::View;
+use crate::python::Python;
+use crate::render::profile::{Profile, Stack, Unit};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+pub const NONE: u32 = u32::MAX;
+/// Paths deeper than this are folded into one frame (linked lists can be 100k deep).
+const MAX_DEPTH: usize = 48;
+
+/// The spanning tree over a census's objects (indexes into the sorted object list).
+pub struct Tree {
+    pub objects: Vec<u64>,
+    pub parent: Vec<u32>,
+    pub label: Vec<Label>,
+    pub type_ptr: Vec<u64>,
+    pub bytes: Vec<u64>,
+    /// Root objects (modules) with their names.
+    pub roots: Vec<(u32, String)>,
+    /// Object indexes in BFS order (parents before children).
+    pub order: Vec<u32>,
+}
+
+impl Tree {
+    pub fn index_of(&self, addr: u64) -> Option<u32> {
+        self.objects.binary_search(&addr).ok().map(|i| i as u32)
+    }
+}
+
+/// Build the tree. `objects` must be sorted and deduplicated (the census's list).
+pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u64>) -> Tree {
+    let l = &py.layout;
+    let n = objects.len();
+    let mut t = Tree {
+        parent: vec![NONE; n],
+        label: vec![Label::Ref; n],
+        type_ptr: vec![0; n],
+        bytes: vec![0; n],
+        roots: Vec::new(),
+        order: Vec::with_capacity(n),
+        objects,
+    };
+    let mut seen = vec![false; n];
+    let mut queue: VecDeque<u32> = VecDeque::new();
+    for (i, name) in module_roots(view, py, &t) {
+        if !seen[i as usize] {
+            seen[i as usize] = true;
+            t.roots.push((i, name));
+            queue.push_back(i);
+        }
+    }
+    let mut edges = Vec::new();
+    while let Some(i) = queue.pop_front() {
+        t.order.push(i);
+        let obj = t.objects[i as usize];
+        let Some(tp) = view.u64(obj + l.ob_type) else {
+            continue;
+        };
+        let Some(info) = types.get(view, l, tp) else {
+            continue;
+        };
+        t.type_ptr[i as usize] = tp;
+        t.bytes[i as usize] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+        edges.clear();
+        let info = info.clone();
+        graph::edges(view, l, obj, &info, &mut edges);
+        for &(to, label) in &edges {
+            let Some(j) = t.index_of(to) else {
+                continue;
+            };
+            if !seen[j as usize] {
+                seen[j as usize] = true;
+                t.parent[j as usize] = i;
+                t.label[j as usize] = label;
+                queue.push_back(j);
+            }
+        }
+    }
+    // Objects no root reaches still count: type and size, under a root of their own.
+    for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
+        let obj = t.objects[i];
+        if let Some(tp) = view.u64(obj + l.ob_type) {
+            if let Some(info) = types.get(view, l, tp) {
+                t.type_ptr[i] = tp;
+                t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+            }
+        }
+    }
+    t
+}
+
+/// Modules from sys.modules, `__main__` first, as (object index, name).
+fn module_roots(view: &mut View, py: &Python, t: &Tree) -> Vec<(u32, String)> {
+    let l = &py.layout;
+    let mut out = Vec::new();
+    for &interp in &py.interpreters {
+        let Some(modules) = view.u64(interp + l.interp.modules).filter(|&m| m != 0) else {
+            continue;
+        };
+        for (k, v) in dict_items(view, l, modules).unwrap_or_default() {
+            let (Some(i), Some(name)) = (t.index_of(v), read_str(view, l, k, MAX_NAME)) else {
+                continue;
+            };
+            out.push((i, name));
+        }
+    }
+    out.sort_by_key(|(_, name)| name != "__main__");
+    out
+}
+
+/// Turns labels and types into frame text, caching names by pointer.
+pub struct Namer<'p> {
+    py: &'p Python,
+    names: HashMap<u64, Rc<str>>,
+}
+
+impl<'p> Namer<'p> {
+    pub fn new(py: &'p Python) -> Namer<'p> {
+        Namer {
+            py,
+            names: HashMap::default(),
+        }
+    }
+
+    fn name(&mut self, view: &mut View, ptr: u64) -> Rc<str> {
+        let l = &self.py.layout;
+        self.names
+            .entry(ptr)
+            .or_insert_with(|| {
+                read_str(view, l, ptr, 64)
+                    .filter(|s| is_identifier(s))
+                    .unwrap_or_else(|| "…".into())
+                    .into()
+            })
+            .clone()
+    }
+
+    /// The edge's text: `.attr`, `['key']`, `[*]`, `[…]`.
+    pub fn label(&mut self, view: &mut View, label: Label) -> String {
+        match label {
+            Label::Attr(p) => format!(".{}", self.name(view, p)),
+            Label::Key(p) => format!("['{}']", self.name(view, p)),
+            Label::AnyKey => "[…]".into(),
+            Label::KeyObject => "(key)".into(),
+            Label::Item => "[*]".into(),
+            Label::Field(f) => f.to_string(),
+            Label::Ref => String::new(),
+        }
+    }
+}
+
+/// Only identifier-like keys are shown: anything else may be user data (heaps hold secrets).
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch == '_' || ch.is_alphabetic())
+        && c.all(|ch| ch == '_' || ch.is_alphanumeric())
+}
+
+pub fn type_name(view: &mut View, py: &Python, types: &mut TypeTable, tp: u64) -> Rc<str> {
+    types
+        .get(view, &py.layout, tp)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One step of a path: the edge's text and the type it leads to.
+pub struct Hop {
+    pub label: String,
+    pub type_name: Rc<str>,
+}
+
+/// The path to object `i`: its root's name (None when no root reaches it) and the hops from
+/// there, the last hop being `i` itself.
+pub fn hops(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    namer: &mut Namer,
+    t: &Tree,
+    i: u32,
+) -> (Option<String>, Vec<Hop>) {
+    let mut chain = Vec::new();
+    let mut cur = i;
+    while cur != NONE && chain.len() <= 100_000 {
+        chain.push(cur);
+        cur = t.parent[cur as usize];
+    }
+    chain.reverse();
+    let root = t
+        .roots
+        .iter()
+        .find(|r| r.0 == chain[0])
+        .map(|r| r.1.clone());
+    let skip = if root.is_some() { 1 } else { 0 };
+    let hops = chain[skip..]
+        .iter()
+        .map(|&j| Hop {
+            label: namer.label(view, t.label[j as usize]),
+            type_name: type_name(view, py, types, t.type_ptr[j as usize]),
+        })
+        .collect();
+    (root, hops)
+}
+
+/// The retention flamegraph: every object's bytes stacked on its path from the roots.
+///
+/// Paths form a trie keyed by (parent node, edge label, type): objects reached the same way
+/// share a node, so the work is one hash lookup per object, not a path rebuild.
+pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) -> Profile {
+    let mut namer = Namer::new(py);
+    // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
+    let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
+    let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
+    let mut root_nodes: HashMap<u32, u32> = HashMap::default();
+    for (i, name) in &t.roots {
+        nodes.push((0, format!("{name} (module)"), 1, 0, 0));
+        root_nodes.insert(*i, (nodes.len() - 1) as u32);
+    }
+    nodes.push((0, "(not reachable from modules)".into(), 1, 0, 0));
+    let unreached = (nodes.len() - 1) as u32;
+    let mut node_of = vec![NONE; t.objects.len()];
+    let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
+                     view: &mut View,
+                     types: &mut TypeTable,
+                     parent: u32,
+                     label: Label,
+                     tp: u64| {
+        let depth = nodes[parent as usize].2;
+        if depth >= MAX_DEPTH {
+            return parent;
+        }
+        *index.entry((parent, label, tp)).or_insert_with(|| {
+            let text = match namer.label(view, label) {
+                l if l.is_empty() => type_name(view, py, types, tp).to_string(),
+                l => format!("{l} {}", type_name(view, py, types, tp)),
+            };
+            nodes.push((parent, text, depth + 1, 0, 0));
+            (nodes.len() - 1) as u32
+        })
+    };
+    for &i in &t.order {
+        let iu = i as usize;
+        let node = match root_nodes.get(&i) {
+            Some(&n) => n,
+            None => {
+                let p = t.parent[iu];
+                let pn = if p == NONE {
+                    unreached
+                } else {
+                    node_of[p as usize]
+                };
+                if pn == NONE {
+                    unreached
+                } else {
+                    child(&mut nodes, view, types, pn, t.label[iu], t.type_ptr[iu])
+                }
+            }
+        };
+        node_of[iu] = node;
+        nodes[node as usize].3 += t.bytes[iu];
+        nodes[node as usize].4 += 1;
+    }
+    let unreached_objects: Vec<usize> =
+        (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
+    for i in unreached_objects {
+        let n = child(
+            &mut nodes,
+            view,
+            types,
+            unreached,
+            Label::Ref,
+            t.type_ptr[i],
+        );
+        nodes[n as usize].3 += t.bytes[i];
+        nodes[n as usize].4 += 1;
+    }
+    let mut p = Profile::new(
+        format!(
+            "Retention: what holds the memory ({} objects)",
+            t.objects.len()
+        ),
+        "width = bytes (sys.getsizeof) of objects first reached along each path from the \
+         modules (breadth-first; each object charged once)",
+        Unit::Bytes,
+    );
+    for n in 1..nodes.len() {
+        let (_, _, _, bytes, count) = nodes[n];
+        if count == 0 {
+            continue;
+        }
+        let mut frames = Vec::new();
+        let mut cur = n as u32;
+        while cur != 0 && cur != NONE {
+            frames.push(nodes[cur as usize].1.clone());
+            cur = nodes[cur as usize].0;
+        }
+        frames.reverse();
+        p.stacks.push(Stack::new(frames, bytes).with_objects(count));
+    }
+    p
+}

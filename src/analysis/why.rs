@@ -1,0 +1,213 @@
+//! `why`: the reference paths that keep objects of a type alive, grouped so that 20,000
+//! sessions held by one list read as one path with a count; and their direct holders by bytes.
+
+use super::retention::{hops, Namer, Tree, NONE};
+use crate::heap::types::TypeTable;
+use crate::process::View;
+use crate::python::Python;
+use rustc_hash::FxHashMap as HashMap;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathGroup {
+    /// Root name ("__main__ (module)"), or "(not reachable from modules)".
+    pub root: String,
+    /// (edge, type) from the root down to the objects.
+    pub hops: Vec<(String, String)>,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl PathGroup {
+    /// `__main__ (module) .registry → dict ['sessions'] → list [*] → __main__.Session ×20000`
+    pub fn text(&self) -> String {
+        format!("{} ×{}", self.path_text(), self.count)
+    }
+
+    pub fn path_text(&self) -> String {
+        let mut s = self.root.clone();
+        for (i, (label, ty)) in self.hops.iter().enumerate() {
+            if i > 0 || !label.is_empty() {
+                s.push(' ');
+            }
+            if !label.is_empty() {
+                s.push_str(label);
+                s.push(' ');
+            }
+            s.push_str("→ ");
+            s.push_str(ty);
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Retainer {
+    /// The holder's path (root and hops down to the holder itself).
+    pub holder: String,
+    pub holder_type: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WhyReport {
+    pub schema: &'static str,
+    pub pid: i32,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub objects: u64,
+    pub bytes: u64,
+    pub paths: Vec<PathGroup>,
+    pub retainers: Vec<Retainer>,
+}
+
+/// A root name (None: unreachable) and (edge, type) hops.
+type RootedPath = (Option<String>, Vec<(String, String)>);
+
+pub fn explain(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    t: &Tree,
+    type_name: &str,
+    max_paths: usize,
+    pid: i32,
+) -> WhyReport {
+    let mut namer = Namer::new(py);
+    let mut groups: HashMap<String, PathGroup> = HashMap::default();
+    let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
+    // The path up to the parent is shared by siblings: compute it once per parent.
+    let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    for i in 0..t.objects.len() as u32 {
+        let tp = t.type_ptr[i as usize];
+        if tp == 0 {
+            continue;
+        }
+        let matches = types
+            .get(view, &py.layout, tp)
+            .is_some_and(|info| &*info.name == type_name);
+        if !matches {
+            continue;
+        }
+        objects += 1;
+        let b = t.bytes[i as usize];
+        bytes += b;
+        let parent = t.parent[i as usize];
+        let (root, mut path) = if parent == NONE {
+            match t.roots.iter().find(|r| r.0 == i) {
+                Some(r) => (Some(r.1.clone()), Vec::new()),
+                None => (None, Vec::new()),
+            }
+        } else {
+            by_parent
+                .entry(parent)
+                .or_insert_with(|| {
+                    let (root, h) = hops(view, py, types, &mut namer, t, parent);
+                    let h = h
+                        .into_iter()
+                        .map(|h| (h.label, h.type_name.to_string()))
+                        .collect();
+                    (root, h)
+                })
+                .clone()
+        };
+        if parent != NONE {
+            let label = namer.label(view, t.label[i as usize]);
+            path.push((label, type_name.to_string()));
+            let e = holders.entry(parent).or_default();
+            e.0 += 1;
+            e.1 += b;
+        }
+        let root = match root {
+            Some(r) => format!("{r} (module)"),
+            None => "(not reachable from modules)".to_string(),
+        };
+        let key = format!("{root}|{path:?}");
+        let g = groups.entry(key).or_insert_with(|| PathGroup {
+            root,
+            hops: path,
+            count: 0,
+            bytes: 0,
+        });
+        g.count += 1;
+        g.bytes += b;
+    }
+    let mut paths: Vec<PathGroup> = groups.into_values().collect();
+    paths.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
+    paths.truncate(max_paths);
+    let mut top: Vec<(u32, (u64, u64))> = holders.into_iter().collect();
+    top.sort_by_key(|t| std::cmp::Reverse(t.1 .1));
+    top.truncate(max_paths);
+    let retainers = top
+        .into_iter()
+        .map(|(h, (count, bytes))| {
+            let (root, path) = by_parent.get(&h).cloned().unwrap_or((None, Vec::new()));
+            let holder_type = path.last().map(|p| p.1.clone()).unwrap_or_default();
+            let g = PathGroup {
+                root: root.map_or("(not reachable from modules)".into(), |r| {
+                    format!("{r} (module)")
+                }),
+                hops: path,
+                count,
+                bytes,
+            };
+            Retainer {
+                holder: g.path_text(),
+                holder_type,
+                count,
+                bytes,
+            }
+        })
+        .collect();
+    WhyReport {
+        schema: "pymemspy.why/1",
+        pid,
+        type_name: type_name.to_string(),
+        objects,
+        bytes,
+        paths,
+        retainers,
+    }
+}
+
+/// Graphviz: one node per path prefix, edges labelled like the text paths.
+pub fn dot(r: &WhyReport) -> String {
+    let mut ids: HashMap<String, usize> = HashMap::default();
+    let mut nodes = String::new();
+    let mut edges = String::new();
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    for g in &r.paths {
+        let mut prefix = g.root.clone();
+        let mut prev = node(&mut ids, &mut nodes, &prefix, &g.root, &esc);
+        for (k, (label, ty)) in g.hops.iter().enumerate() {
+            prefix.push_str(&format!("|{label}|{ty}"));
+            let shown = if k + 1 == g.hops.len() {
+                format!("{ty} ×{}", g.count)
+            } else {
+                ty.clone()
+            };
+            let id = node(&mut ids, &mut nodes, &prefix, &shown, &esc);
+            edges.push_str(&format!("  n{prev} -> n{id} [label=\"{}\"];\n", esc(label)));
+            prev = id;
+        }
+    }
+    format!(
+        "digraph why {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n{nodes}{edges}}}\n"
+    )
+}
+
+fn node(
+    ids: &mut HashMap<String, usize>,
+    nodes: &mut String,
+    key: &str,
+    label: &str,
+    esc: &dyn Fn(&str) -> String,
+) -> usize {
+    let n = ids.len();
+    *ids.entry(key.to_string()).or_insert_with(|| {
+        nodes.push_str(&format!("  n{n} [label=\"{}\"];\n", esc(label)));
+        n
+    })
+}

@@ -1,0 +1,242 @@
+//! Labelled references out of an object: what a person would call them (a module global, a
+//! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
+//! and `why` walk these from the roots; the census's referent pass only needs the targets.
+
+use super::pyobj::{dict_items, dict_keys};
+use super::types::{SizeRule, TypeInfo};
+use crate::process::{Bytes, View};
+use crate::python::layout::{flags, Layout, Preheader};
+
+/// Dicts larger than this are shown as one `[…]` key: per-key frames would drown the picture,
+/// and keys are user data.
+pub const MAX_NAMED_KEYS: usize = 32;
+const MAX_ITEMS: u64 = 1 << 26;
+const MAX_BODY: u64 = 1 << 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Label {
+    /// A name in a namespace (module global, class or instance attribute): a str pointer.
+    Attr(u64),
+    /// A str key of a small dict (a str pointer).
+    Key(u64),
+    /// A key of a large dict, or a non-str key.
+    AnyKey,
+    /// The key object itself.
+    KeyObject,
+    /// An item of a sequence or set.
+    Item,
+    /// A known field.
+    Field(&'static str),
+    /// A pointer found in the object's body.
+    Ref,
+}
+
+/// Edges of `obj` (of type `t`), appended to `out` as (target, label).
+pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+    match t.rule {
+        SizeRule::Str | SizeRule::Int => return,
+        SizeRule::List => {
+            let Ok(h) = view.get(obj, 40).map(|b| b.to_vec()) else {
+                return;
+            };
+            items(
+                view,
+                h.u64_at(l.list_items as usize),
+                h.u64_at(l.ob_size as usize),
+                out,
+            );
+            return;
+        }
+        SizeRule::Dict | SizeRule::OrderedDict => {
+            dict_edges(view, l, obj, false, out);
+            return;
+        }
+        SizeRule::Set => {
+            let Ok(h) = view.get(obj, 48).map(|b| b.to_vec()) else {
+                return;
+            };
+            let (mask, table) = (
+                h.u64_at(l.set_mask as usize),
+                h.u64_at(l.set_table as usize),
+            );
+            if mask < MAX_ITEMS {
+                if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
+                    out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
+                }
+            }
+            return;
+        }
+        SizeRule::Type => {
+            // Class attributes, named; then the rest of the type object (mro, bases, ...).
+            if let Some(d) = view.u64(obj + l.type_.tp_dict).filter(|&d| d != 0) {
+                out.push((d, Label::Field("__dict__")));
+                dict_edges(view, l, d, true, out);
+            }
+        }
+        _ => {}
+    }
+    if t.flags & flags::TUPLE_SUBCLASS != 0 {
+        let n = view.u64(obj + l.ob_size).unwrap_or(0);
+        items(view, obj + l.tuple_items, n, out);
+        return;
+    }
+    if let Some(closure_off) = function_closure(l, t) {
+        if let Some(c) = view.u64(obj + closure_off).filter(|&c| c != 0) {
+            out.push((c, Label::Field("__closure__")));
+        }
+    }
+    if &*t.name == "cell" {
+        if let Some(c) = view.u64(obj + 16).filter(|&c| c != 0) {
+            out.push((c, Label::Field("cell_contents")));
+        }
+        return;
+    }
+    if &*t.name == "module" {
+        if let Some(d) = view.u64(obj + 16).filter(|&d| d != 0) {
+            out.push((d, Label::Field("__dict__")));
+            dict_edges(view, l, d, true, out);
+        }
+        return;
+    }
+    instance_dict(view, l, obj, t, out);
+    if t.scan_body {
+        body(view, l, obj, t, out);
+    }
+}
+
+/// Where a function keeps its closure cells (3.10 moved the field).
+fn function_closure(l: &Layout, t: &TypeInfo) -> Option<u64> {
+    (&*t.name == "function" && t.flags & flags::HEAPTYPE == 0).then_some(if l.version.minor >= 10 {
+        72
+    } else {
+        48
+    })
+}
+
+fn items(view: &mut View, at: u64, n: u64, out: &mut Vec<(u64, Label)>) {
+    if n == 0 || n > MAX_ITEMS {
+        return;
+    }
+    if let Ok(raw) = view.get(at, (n * 8) as usize) {
+        out.extend(raw.chunks_exact(8).map(|w| (w.u64_at(0), Label::Item)));
+    }
+}
+
+/// Entries of a dict as edges. `namespace`: the keys are attribute names.
+fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Vec<(u64, Label)>) {
+    let Some(entries) = dict_items(view, l, d) else {
+        return;
+    };
+    let small = entries.len() <= MAX_NAMED_KEYS;
+    for (k, v) in entries {
+        let label = match (namespace, small) {
+            (true, _) => Label::Attr(k),
+            (false, true) => Label::Key(k),
+            (false, false) => Label::AnyKey,
+        };
+        out.push((v, label));
+        out.push((k, Label::KeyObject));
+    }
+}
+
+/// Instance attributes: a managed or `__dict__` dict, or (3.11+) values stored without one.
+fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+    if t.flags & flags::HEAPTYPE == 0 {
+        return;
+    }
+    let managed = t.flags & flags::MANAGED_DICT != 0 && !matches!(l.preheader, Preheader::GcOnly);
+    if managed {
+        let dv = view.u64(obj - 24).unwrap_or(0);
+        let values = match l.version.minor {
+            11 => view.u64(obj - 32).unwrap_or(0),
+            12 if dv & 1 == 1 => dv + 1,
+            12 => 0,
+            // 3.13+: inline values after the object, valid unless a dict took over.
+            _ if t.flags & flags::INLINE_VALUES != 0 => {
+                let hdr = view
+                    .get(obj + t.basicsize, 4)
+                    .map(|b| b.to_vec())
+                    .unwrap_or_default();
+                if hdr.len() == 4 && hdr[3] != 0 && (dv == 0 || dv & 1 == 1) {
+                    obj + t.basicsize + 8
+                } else {
+                    0
+                }
+            }
+            _ => 0,
+        };
+        if dv != 0 && dv & 1 == 0 {
+            out.push((dv, Label::Field("__dict__")));
+            dict_edges(view, l, dv, true, out);
+        }
+        if values != 0 {
+            split_values(view, l, t, values, out);
+        }
+        return;
+    }
+    let off = view.u64(t.addr + l.type_.tp_dictoffset).unwrap_or(0) as i64;
+    if off > 0 {
+        if let Some(d) = view.u64(obj + off as u64).filter(|&d| d != 0) {
+            out.push((d, Label::Field("__dict__")));
+            dict_edges(view, l, d, true, out);
+        }
+    }
+}
+
+/// Attribute values kept in an array whose names are the class's cached (shared) keys.
+fn split_values(
+    view: &mut View,
+    l: &Layout,
+    t: &TypeInfo,
+    values: u64,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+    if keys == 0 {
+        return;
+    }
+    let Some(k) = dict_keys(view, l, keys) else {
+        return;
+    };
+    let n = k.nentries.min(4096);
+    let Ok(names) = view
+        .get(keys + k.entries_at, (n * k.entry_size) as usize)
+        .map(|b| b.to_vec())
+    else {
+        return;
+    };
+    let Ok(vals) = view.get(values, (n * 8) as usize).map(|b| b.to_vec()) else {
+        return;
+    };
+    let key_off = if k.entry_size == 24 { 8 } else { 0 };
+    for i in 0..n as usize {
+        let (name, v) = (
+            names.u64_at(i * k.entry_size as usize + key_off),
+            vals.u64_at(i * 8),
+        );
+        if name != 0 && v != 0 {
+            out.push((v, Label::Attr(name)));
+        }
+    }
+}
+
+/// Conservative: every word of the body that may be a pointer (validated by the caller).
+fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+    let n = view.u64(obj + l.ob_size).unwrap_or(0) as i64;
+    let len = n
+        .unsigned_abs()
+        .checked_mul(t.itemsize)
+        .map_or(t.basicsize, |x| x + t.basicsize)
+        .min(MAX_BODY);
+    let Some(span) = view.span_of(obj) else {
+        return;
+    };
+    let len = len.min(span.end - obj);
+    if let Ok(b) = view.get(obj, len as usize) {
+        out.extend(
+            b[16.min(b.len())..]
+                .chunks_exact(8)
+                .map(|w| (w.u64_at(0), Label::Ref)),
+        );
+    }
+}
