@@ -1,12 +1,18 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
-use crate::analysis::{retention, why};
+use crate::analysis::{diff, recording, retention, why};
+use crate::error::Error;
 use crate::python::ResolveOptions;
+use crate::record::{RecordOptions, Source};
 use crate::render;
+use crate::render::formats::RecordFormat;
 use crate::render::profile::ProfileFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +30,14 @@ struct Cli {
 enum Command {
     /// Census of live objects by type, now (or what holds them: --format flamegraph).
     Snapshot(SnapshotArgs),
+    /// Watch a process over time: what grows, at what rate, which types leak.
+    ///
+    /// `record --pid PID` attaches to a running process; `record [OPTIONS] -- python app.py`
+    /// starts the program and records it until it exits. Ctrl-C, --duration or the target
+    /// exiting end the recording, and everything recorded so far is written.
+    Record(RecordArgs),
+    /// Per-type differences between two snapshots or recordings (their last samples).
+    Diff(DiffArgs),
     /// Reference paths from the roots that keep objects of a type alive.
     Why(WhyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -145,6 +159,67 @@ struct SnapshotArgs {
     no_paths: bool,
 }
 
+#[derive(Args)]
+struct RecordArgs {
+    /// Process id of the Python process (or give a command after `--`).
+    #[arg(short, long)]
+    pid: Option<i32>,
+    /// Stop after this many seconds (default: until Ctrl-C or the target exits).
+    #[arg(short, long, value_name = "S")]
+    duration: Option<f64>,
+    /// Seconds between censuses.
+    #[arg(short, long, value_name = "S", default_value = "1")]
+    interval: f64,
+    /// Output file (default: pymemspy-PID.json, or .html).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[arg(short, long, value_enum, default_value_t = RecordFormat::default())]
+    format: RecordFormat,
+    /// Types stored per sample: the N largest by bytes and by count (bounds memory).
+    #[arg(long, value_name = "N", default_value_t = recording::DEFAULT_TOP_TYPES)]
+    top_types: usize,
+    /// Rows in the summary printed at the end.
+    #[arg(long, default_value = "10")]
+    top: usize,
+    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
+    #[arg(long)]
+    pause: bool,
+    /// Count only objects on the GC's lists (cheaper censuses on big heaps; no str, int, ...).
+    #[arg(long)]
+    gc_only: bool,
+    /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
+    #[arg(long = "debug-dir")]
+    debug_dirs: Vec<PathBuf>,
+    /// Do not read DWARF debug info even when present.
+    #[arg(long)]
+    no_dwarf: bool,
+    /// The program to start and record, after `--`: e.g. `-- python3 app.py`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The earlier snapshot or recording (JSON).
+    a: PathBuf,
+    /// The later snapshot or recording (JSON).
+    b: PathBuf,
+    #[arg(short, long, value_enum, default_value = "table")]
+    format: DiffFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Rows per section of the table.
+    #[arg(long, default_value = "25")]
+    top: usize,
+}
+
 pub fn run() -> anyhow::Result<()> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -173,6 +248,8 @@ pub fn run() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
+        Command::Record(a) => record_cmd(a),
+        Command::Diff(a) => diff_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
         Command::Why(a) => why_cmd(a),
         Command::Completions { shell } => {
@@ -252,6 +329,99 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let bytes = match a.format {
         WhyFormat::Json => render::json::to_json(&report)?,
         WhyFormat::Table => render::table::why_table(&report).into_bytes(),
+    };
+    render::output::write(a.output.as_deref(), &bytes)
+}
+
+fn seconds(what: &str, s: f64, min: f64) -> anyhow::Result<Duration> {
+    if !s.is_finite() || s < min || s > 1e7 {
+        return Err(Error::Usage(format!("--{what} must be a number of seconds ≥ {min}")).into());
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
+    let source = match (a.pid, a.command.is_empty()) {
+        (Some(pid), true) => Source::Pid(pid),
+        (None, false) => Source::Command(a.command.clone()),
+        (Some(_), false) => {
+            return Err(
+                Error::Usage("give either --pid or a command after `--`, not both".into()).into(),
+            )
+        }
+        (None, true) => {
+            return Err(Error::Usage(
+                "what to record? `--pid PID`, or a command: `pymemspy record -- python3 app.py`"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    let interval = seconds("interval", a.interval, 0.01)?;
+    let duration = a
+        .duration
+        .map(|d| seconds("duration", d, 0.0))
+        .transpose()?;
+    // Refuse an output we could not write before recording, not after.
+    if let Some(dir) = a
+        .output
+        .as_deref()
+        .filter(|p| p.as_os_str() != "-")
+        .map(|p| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+        })
+    {
+        if !dir.is_dir() {
+            return Err(
+                Error::Usage(format!("-o: directory {} does not exist", dir.display())).into(),
+            );
+        }
+    }
+    // First Ctrl-C: stop and write what was recorded. A second one: leave at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })?;
+    let doc = crate::record::record(RecordOptions {
+        source,
+        duration,
+        interval,
+        snapshot: SnapshotOptions {
+            resolve: ResolveOptions {
+                debug_dirs: a.debug_dirs.clone(),
+                no_dwarf: a.no_dwarf,
+            },
+            pause: a.pause,
+            gc_only: a.gc_only,
+            ..Default::default()
+        },
+        top_types: a.top_types,
+        stop,
+    })?;
+    let path = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("pymemspy-{}.{}", doc.pid, a.format.extension())));
+    render::output::write(Some(&path), &a.format.render(&doc)?)?;
+    let shown = if path.as_os_str() == "-" {
+        "standard output".to_string()
+    } else {
+        path.display().to_string()
+    };
+    eprint!("{}", render::summary::record_summary(&doc, &shown, a.top));
+    Ok(())
+}
+
+fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
+    let d = diff::diff(&diff::load(&a.a)?, &diff::load(&a.b)?);
+    let bytes = match a.format {
+        DiffFormat::Json => render::json::to_json(&d)?,
+        DiffFormat::Table => render::summary::diff_table(&d, a.top).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }

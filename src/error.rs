@@ -23,7 +23,7 @@ pub enum Error {
     #[error("process {0} exited while it was being read")]
     Exited(i32),
 
-    /// Arguments that parse but make no sense together.
+    /// A command line that cannot work (exit status 2, like clap's own usage errors).
     #[error("{0}")]
     Usage(String),
 

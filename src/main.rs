@@ -11,6 +11,7 @@ mod error;
 mod heap;
 mod process;
 mod python;
+mod record;
 mod render;
 
 fn main() {

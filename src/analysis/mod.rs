@@ -3,9 +3,12 @@
 pub mod alloc_profile;
 pub mod census;
 pub mod complete;
+pub mod diff;
 pub mod dump;
 pub mod gc_state;
+pub mod growth;
 pub mod memory;
+pub mod recording;
 pub mod resources;
 pub mod retention;
 pub mod snapshot;

@@ -58,6 +58,8 @@ pub struct Totals {
 /// How the census was made: what was read and what was skipped.
 #[derive(Debug, Clone, Serialize)]
 pub struct Coverage {
+    /// Every GC list was walked to its end with no collection running: the census is whole.
+    pub complete: bool,
     /// Where the layout came from (tables, debug offsets, DWARF).
     pub layout: Vec<String>,
     /// How objects were found, with counts.
@@ -169,6 +171,8 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
+        // Repeated censuses (record): classes come and go while the target runs.
+        self.types.revalidate(&mut view, &self.py.layout);
         let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
         let mut warnings = self.py.warnings.clone();
         let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
@@ -236,6 +240,7 @@ impl Session {
             ));
         }
         let coverage = Coverage {
+            complete: walked.broken.is_empty() && !walked.during_collection,
             layout: self.py.layout.sources.clone(),
             sources,
             gc_lists: walked.lists,

@@ -43,6 +43,8 @@ pub struct TypeInfo {
     pub preheader: u64,
     /// False for types whose instances hold no object pointers (str, int, float, bytes).
     pub scan_body: bool,
+    /// The tp_name pointer when loaded: part of what tells a reused address from the same type.
+    pub tp_name: u64,
     /// Instances own a file descriptor (an int right after the header): _io.FileIO and
     /// _socket.socket, and their subclasses.
     pub owns_fd: bool,
@@ -123,6 +125,24 @@ impl TypeTable {
         self.cache.get(&addr)?.as_ref()
     }
 
+    /// Before another census of a process that kept running: forget addresses that were not
+    /// types (a class may have been created there since) and types whose object no longer
+    /// looks the same (the class was freed and its memory reused, perhaps by another class).
+    /// Types still in place keep their learned names.
+    pub fn revalidate(&mut self, view: &mut View, l: &Layout) {
+        let t = &l.type_;
+        self.cache.retain(|&addr, info| {
+            let Some(info) = info else { return false };
+            let Ok(b) = view.get(addr, t.type_size as usize) else {
+                return false;
+            };
+            b.u64_at(t.tp_flags as usize) == info.flags
+                && b.u64_at(t.tp_basicsize as usize) == info.basicsize
+                && b.u64_at(t.tp_itemsize as usize) == info.itemsize
+                && b.u64_at(t.tp_name as usize) == info.tp_name
+        });
+    }
+
     /// A real type object: its metatype chain reaches `type` within a few hops, and every
     /// metatype along the way says it is a type subclass.
     pub fn is_type(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
@@ -160,12 +180,14 @@ impl TypeTable {
         if basicsize == 0 || basicsize > (1 << 24) || itemsize > (1 << 16) {
             return None;
         }
-        let name = self.name(view, l, addr, tflags, b.u64_at(t.tp_name as usize))?;
+        let tp_name = b.u64_at(t.tp_name as usize);
+        let name = self.name(view, l, addr, tflags, tp_name)?;
         let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         Some(TypeInfo {
             owns_fd,
             addr,
             scan_body: !no_pointers(&name, tflags),
+            tp_name,
             name: name.into(),
             flags: tflags,
             basicsize,

@@ -3,6 +3,7 @@
 pub mod fds;
 pub mod memory;
 pub mod smaps;
+pub mod stats;
 pub mod target;
 pub mod view;
 

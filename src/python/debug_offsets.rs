@@ -12,6 +12,7 @@ pub const READ_LEN: usize = 1024;
 /// Positions of the values we use, inside the debug offsets struct.
 struct Positions {
     runtime_size: usize,
+    finalizing: usize,
     interpreters_head: usize,
     interp_size: usize,
     interp_next: usize,
@@ -34,6 +35,7 @@ fn positions(minor: u8) -> Option<Positions> {
     };
     Some(Positions {
         runtime_size: 24,
+        finalizing: 32,
         interpreters_head: 40,
         interp_size: 48,
         interp_next: 64,
@@ -52,6 +54,7 @@ pub struct DebugOffsets {
     pub version: Version,
     pub free_threaded: bool,
     pub runtime_size: u64,
+    pub finalizing: u64,
     pub interp_size: u64,
     pub interpreters_head: u64,
     pub interp_next: u64,
@@ -76,6 +79,7 @@ pub fn parse(raw: &[u8]) -> Option<DebugOffsets> {
         version,
         free_threaded: raw.u64_at(16) != 0,
         runtime_size: raw.u64_at(p.runtime_size),
+        finalizing: raw.u64_at(p.finalizing),
         interp_size: raw.u64_at(p.interp_size),
         interpreters_head: raw.u64_at(p.interpreters_head),
         interp_next: raw.u64_at(p.interp_next),
@@ -121,6 +125,8 @@ impl DebugOffsets {
             layout.ob_size = 32;
         }
         layout.runtime.interpreters_head = self.interpreters_head;
+        layout.runtime.finalizing =
+            (self.finalizing < self.runtime_size).then_some(self.finalizing);
         layout.interp.next = self.interp_next;
         layout.interp.threads_head = self.interp_threads_head;
         layout.interp.gc = Some(self.interp_gc);

@@ -62,6 +62,9 @@ pub enum ObmallocState {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RuntimeLayout {
     pub interpreters_head: u64,
+    /// `PyThreadState*` that is non-NULL once the runtime is shutting down (module teardown:
+    /// a census then sees objects being freed en masse, not the program's steady state).
+    pub finalizing: Option<u64>,
     /// 3.8 keeps the GC state in the runtime; later versions in each interpreter.
     pub gc: Option<u64>,
 }

@@ -36,6 +36,13 @@ pub struct Python {
 }
 
 impl Python {
+    /// True once the runtime has begun shutting down (None when the layout does not say where
+    /// to look, or the read failed).
+    pub fn is_finalizing(&self, mem: &dyn Memory) -> Option<bool> {
+        let off = self.layout.runtime.finalizing?;
+        mem.u64(self.runtime + off).ok().map(|p| p != 0)
+    }
+
     /// Address of the GC state of an interpreter.
     pub fn gc_state(&self, interp: u64) -> u64 {
         match (self.layout.runtime.gc, self.layout.interp.gc) {

@@ -14,6 +14,8 @@ use super::layout::*;
 struct Row {
     minor: u8,
     interpreters_head: u64,
+    /// `_PyRuntime._finalizing` (3.8: `finalizing`): set once the runtime starts shutting down.
+    runtime_finalizing: u64,
     runtime_gc: Option<u64>,
     interp_next: u64,
     interp_threads_head: u64,
@@ -75,6 +77,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 8,
         interpreters_head: 32,
+        runtime_finalizing: 16,
         runtime_gc: Some(344),
         interp_next: 0,
         interp_threads_head: 8,
@@ -91,6 +94,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 9,
         interpreters_head: 32,
+        runtime_finalizing: 16,
         runtime_gc: None,
         interp_next: 0,
         interp_threads_head: 8,
@@ -107,6 +111,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 10,
         interpreters_head: 32,
+        runtime_finalizing: 16,
         runtime_gc: None,
         interp_next: 0,
         interp_threads_head: 8,
@@ -123,6 +128,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 11,
         interpreters_head: 40,
+        runtime_finalizing: 24,
         runtime_gc: None,
         interp_next: 0,
         interp_threads_head: 16,
@@ -139,6 +145,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 12,
         interpreters_head: 40,
+        runtime_finalizing: 24,
         runtime_gc: None,
         interp_next: 0,
         interp_threads_head: 72,
@@ -155,6 +162,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 13,
         interpreters_head: 632,
+        runtime_finalizing: 608,
         runtime_gc: None,
         interp_next: 7264,
         interp_threads_head: 7344,
@@ -171,6 +179,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 14,
         interpreters_head: 808,
+        runtime_finalizing: 784,
         runtime_gc: None,
         interp_next: 7272,
         interp_threads_head: 7344,
@@ -187,6 +196,7 @@ const ROWS: &[Row] = &[
     Row {
         minor: 15,
         interpreters_head: 936,
+        runtime_finalizing: 912,
         runtime_gc: None,
         interp_next: 7264,
         interp_threads_head: 7336,
@@ -243,6 +253,7 @@ pub fn table_layout(version: Version) -> Option<Layout> {
         sources: vec![format!("built-in table for 3.{m}")],
         runtime: RuntimeLayout {
             interpreters_head: row.interpreters_head,
+            finalizing: Some(row.runtime_finalizing),
             gc: row.runtime_gc,
         },
         interp: InterpLayout {

@@ -1,7 +1,11 @@
-//! Stage 5 of the pipeline: writing results for people (tables, flamegraphs) and programs
-//! (JSON, folded stacks, speedscope, pprof).
+//! Stage 5 of the pipeline: writing results for people (tables, pages, flamegraphs) and
+//! programs (JSON, folded stacks, speedscope, pprof).
 
+pub mod formats;
+pub mod html;
 pub mod json;
 pub mod output;
 pub mod profile;
+pub mod summary;
+pub mod svg;
 pub mod table;

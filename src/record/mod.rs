@@ -1,0 +1,224 @@
+//! `pymemspy record`: watch a live process over time. One `Session` is opened (layout and type
+//! names are learned once) and a census is taken every interval, with the RSS beside it. The
+//! target is never paused (unless --pause) and no code runs in it: in particular no
+//! `gc.collect()`, so what a collection would free is seen as it really lingers.
+//!
+//! Ctrl-C, the end of --duration and the target exiting each end the recording; what was
+//! recorded so far is always returned, to be written.
+
+pub mod launch;
+pub mod progress;
+pub mod schedule;
+
+use crate::analysis::recording::{EndReason, RecordDoc, Recording};
+use crate::analysis::snapshot::{Session, SnapshotOptions};
+use crate::process::stats;
+use schedule::Schedule;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Which process to record.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Pid(i32),
+    /// Start this command and record it.
+    Command(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub source: Source,
+    pub duration: Option<Duration>,
+    pub interval: Duration,
+    pub snapshot: SnapshotOptions,
+    /// Types stored per sample: the top N by bytes and by count (see `analysis::recording`).
+    pub top_types: usize,
+    /// Set (by the Ctrl-C handler) to end the recording.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The periodic activities of the record loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    Census,
+}
+
+/// Census failures in a row (with the target alive) after which the recording gives up.
+const MAX_FAILURES_IN_A_ROW: u32 = 10;
+/// Longest sleep between checks of Ctrl-C and the target's exit.
+const POLL: Duration = Duration::from_millis(50);
+
+pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
+    let mut child = match &opts.source {
+        Source::Command(argv) => Some(launch::spawn(argv)?),
+        Source::Pid(_) => None,
+    };
+    let mut session = match (&opts.source, child.as_mut()) {
+        (_, Some(c)) => launch::open_when_ready(c, &opts.snapshot)?,
+        (Source::Pid(pid), None) => Session::open(*pid, opts.snapshot.clone())?,
+        (Source::Command(_), None) => unreachable!("a command source always has a child"),
+    };
+    let pid = session.target.pid;
+    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut rec = Recording::new(
+        pid,
+        session.python_info(),
+        started_at,
+        opts.interval.as_secs_f64(),
+        opts.top_types,
+    );
+    let progress = progress::Progress::new(pid);
+    let t0 = Instant::now();
+    let deadline = opts.duration.map(|d| t0 + d);
+    let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
+    let mut failures = 0u32;
+    // A runtime that says it is shutting down before we even started: its flag is not to be
+    // trusted (or it really is exiting, and the loop will see it go).
+    let watch_finalizing = session.py.is_finalizing(&session.target.memory) == Some(false);
+    let mut finalizing_seen = false;
+
+    let end = loop {
+        let Some((activity, due)) = schedule.next_due() else {
+            break EndReason::Duration;
+        };
+        let wake = deadline.map_or(due, |d| d.min(due));
+        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, &session) {
+            break end;
+        }
+        if deadline.is_some_and(|d| due > d) {
+            break EndReason::Duration;
+        }
+        match activity {
+            Activity::Census => match take_sample(&mut session, &mut rec, t0, watch_finalizing) {
+                Sampled::Ok => failures = 0,
+                Sampled::Finalizing => {
+                    if !finalizing_seen {
+                        rec.warn(
+                            "the target began shutting down; samples taken during its teardown \
+                             were left out",
+                        );
+                    }
+                    finalizing_seen = true;
+                }
+                Sampled::Failed => {
+                    failures += 1;
+                    if failures >= MAX_FAILURES_IN_A_ROW {
+                        rec.warn(&format!(
+                            "recording stopped after {failures} failed censuses in a row"
+                        ));
+                        break EndReason::Failed;
+                    }
+                }
+                Sampled::TargetGone => break EndReason::TargetExited,
+            },
+        }
+        progress.update(&rec);
+        schedule.done(activity, Instant::now());
+    };
+    let duration = t0.elapsed().as_secs_f64();
+    progress.finish();
+
+    if end == EndReason::TargetExited {
+        let status = child
+            .as_mut()
+            .and_then(|c| c.exited())
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        rec.warn(&format!(
+            "the target exited{status} after {:.1} s; the recording has the {} samples taken \
+             until then",
+            duration,
+            rec.samples_taken()
+        ));
+    }
+    if let Some(c) = child.as_mut() {
+        // The recording is over: a program we started does not outlive it.
+        c.stop();
+    }
+    Ok(rec.finish(duration, end))
+}
+
+/// Sleep until `when`, waking early for Ctrl-C or the target's exit.
+fn sleep_until(
+    when: Instant,
+    stop: &AtomicBool,
+    child: &mut Option<launch::Child>,
+    session: &Session,
+) -> Option<EndReason> {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Some(EndReason::Interrupted);
+        }
+        let gone = match child {
+            Some(c) => c.exited().is_some(),
+            None => !session.target.is_alive(),
+        };
+        if gone {
+            return Some(EndReason::TargetExited);
+        }
+        let now = Instant::now();
+        if now >= when {
+            return None;
+        }
+        std::thread::sleep((when - now).min(POLL));
+    }
+}
+
+enum Sampled {
+    Ok,
+    /// The interpreter is tearing itself down: the census would show objects being freed
+    /// en masse, not the program. Not kept; the loop goes on until the process is gone.
+    Finalizing,
+    Failed,
+    TargetGone,
+}
+
+/// One census plus RSS. A census taken while the target died is thrown away: reads from a
+/// vanishing address space are not a picture of anything.
+fn take_sample(
+    session: &mut Session,
+    rec: &mut Recording,
+    t0: Instant,
+    watch_finalizing: bool,
+) -> Sampled {
+    if !session.target.is_alive() {
+        return Sampled::TargetGone;
+    }
+    let finalizing =
+        |s: &Session| watch_finalizing && s.py.is_finalizing(&s.target.memory) == Some(true);
+    if finalizing(session) {
+        return Sampled::Finalizing;
+    }
+    // Arenas come and go while the target runs.
+    if let Err(e) = session.target.refresh_maps() {
+        if !session.target.is_alive() {
+            return Sampled::TargetGone;
+        }
+        rec.warn(&format!("could not re-read the memory map: {e}"));
+    }
+    let start = Instant::now();
+    let result = session.census();
+    let rss = stats::read(session.target.pid).ok().map(|s| s.rss);
+    if !session.target.is_alive() {
+        return Sampled::TargetGone;
+    }
+    if finalizing(session) {
+        return Sampled::Finalizing;
+    }
+    // Stamp the sample at the middle of its census.
+    let t = (start + start.elapsed() / 2 - t0).as_secs_f64();
+    match result {
+        Ok((census, coverage, warnings)) => {
+            rec.add(t, rss, &census, coverage.complete);
+            for w in &warnings {
+                rec.warn(w);
+            }
+            Sampled::Ok
+        }
+        Err(e) => {
+            rec.warn(&format!("a census failed: {e}"));
+            Sampled::Failed
+        }
+    }
+}
