@@ -1,6 +1,6 @@
 """A small service loop with a memory leak, to watch with pymemspy.
 
-    pymemspy record --duration 10 -o demo.json -- python3 examples/leaky.py
+    pymemspy record --duration 10 -o demo.svg -- python3 examples/leaky.py
 
 Every simulated request parses its payload into temporary dicts and lists (churn: freed when
 the request is done) and renders a response. Rendering is memoised in a module-level dict, but
@@ -9,6 +9,7 @@ evicted: the cache grows by one Response (and its headers dict) per request, for
 Runs until interrupted (Ctrl-C) or terminated.
 """
 
+import json
 import random
 import time
 
@@ -31,9 +32,11 @@ class Response:
 
 
 def parse(request):
-    # Temporary structures that die with the request.
+    # Temporary structures that die with the request (and take a little CPU, like real parsing).
     fields = [part.split("=") for part in request.body.split("&")]
-    return {"user": request.user_id, "fields": dict(fields), "path": request.path.split("/")}
+    for _ in range(5):
+        doc = json.loads(json.dumps({"fields": fields, "path": request.path}))
+    return {"user": request.user_id, "fields": dict(fields), "path": doc["path"].split("/")}
 
 
 def render(request, parsed):
@@ -43,6 +46,9 @@ def render(request, parsed):
     if cached is not None:
         return cached
     body = "hello %s: %d fields" % (parsed["user"], len(parsed["fields"]))
+    # Rendering takes a while too: a template with a few hundred lines.
+    lines = ["<li>%s=%s</li>" % (k, v) for k, v in sorted(parsed["fields"].items()) for _ in range(150)]
+    body += "".join(lines)[:200]
     response = Response(200, body, {"content-type": "text/plain", "x-user": str(request.user_id)})
     _RENDER_CACHE[key] = response
     return response
@@ -61,7 +67,7 @@ def main():
         for _ in range(rng.randint(5, 40)):
             body = "&".join("k%d=v%d" % (i, rng.randint(0, 99)) for i in range(rng.randint(1, 12)))
             handle(Request(rng.randint(1, 500), rng.choice(paths), body))
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

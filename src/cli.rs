@@ -170,9 +170,12 @@ struct RecordArgs {
     /// Seconds between censuses.
     #[arg(short, long, value_name = "S", default_value = "1")]
     interval: f64,
-    /// Output file (default: pymemspy-PID.json, or .html).
+    /// Output file (default: pymemspy-PID.svg, or the format's extension).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Stack samples per second for the allocation flamegraph (0: none).
+    #[arg(short, long, value_name = "HZ", default_value = "100")]
+    rate: f64,
     #[arg(short, long, value_enum, default_value_t = RecordFormat::default())]
     format: RecordFormat,
     /// Types stored per sample: the N largest by bytes and by count (bounds memory).
@@ -358,6 +361,11 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         }
     };
     let interval = seconds("interval", a.interval, 0.01)?;
+    if !(0.0..=10_000.0).contains(&a.rate) {
+        return Err(
+            Error::Usage("--rate must be between 0 (no stack sampling) and 10000".into()).into(),
+        );
+    }
     let duration = a
         .duration
         .map(|d| seconds("duration", d, 0.0))
@@ -402,11 +410,18 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         },
         top_types: a.top_types,
         stop,
+        rate: a.rate,
     })?;
     let path = a
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("pymemspy-{}.{}", doc.pid, a.format.extension())));
+    if a.format.profile_format().is_some() && path.as_os_str() != "-" {
+        // Record once, render later: the whole recording goes beside the flamegraph.
+        let json = path.with_extension("json");
+        render::output::write(Some(&json), &RecordFormat::Json.render(&doc)?)?;
+        eprintln!("pymemspy: recording written to {}", json.display());
+    }
     render::output::write(Some(&path), &a.format.render(&doc)?)?;
     let shown = if path.as_os_str() == "-" {
         "standard output".to_string()

@@ -100,6 +100,9 @@ pub struct AllocStats {
     pub records: u64,
     pub bad_type: u64,
     pub dropped: u64,
+    /// New objects found while the last GIL holder had released it (sleeping, blocked) and no
+    /// earlier running stack of that thread was known: not charged to any stack.
+    pub unattributed: u64,
     /// Distinct addresses at the end (a later record at the same address replaces the earlier).
     pub distinct_records: u64,
     /// Recorded objects still alive at the end (fingerprint, type and refcount agree).
@@ -191,6 +194,8 @@ pub struct AllocSampler {
     latest: HashMap<u64, u32>,
     stack_ids: HashMap<Vec<FrameId>, u32>,
     stack_table: Vec<Vec<FrameId>>,
+    /// (thread state, stack) of the last tick that found that thread holding the GIL.
+    last_running: Option<(u64, u32)>,
     tick_ns: Vec<u32>,
     first_tick: Option<Instant>,
     last_tick: Option<Instant>,
@@ -237,6 +242,7 @@ impl AllocSampler {
             latest: HashMap::new(),
             stack_ids: HashMap::new(),
             stack_table: Vec::new(),
+            last_running: None,
             tick_ns: Vec::new(),
             first_tick: None,
             last_tick: None,
@@ -294,7 +300,10 @@ impl AllocSampler {
         if fresh.is_empty() {
             return;
         }
-        let stack = self.current_stack(mem, py);
+        let Some(stack) = self.current_stack(mem, py) else {
+            self.stats.unattributed += fresh.len() as u64;
+            return;
+        };
         for (obj, type_ptr, fingerprint) in fresh {
             if self.records.len() >= self.opts.max_records {
                 self.stats.dropped += 1;
@@ -382,23 +391,40 @@ impl AllocSampler {
         fresh
     }
 
-    /// The stack of the thread that took the GIL last (it made the newest objects), interned.
-    fn current_stack(&mut self, mem: &dyn Memory, py: &Python) -> u32 {
-        let holder = self.stacks.gil(mem, py).map(|(h, _)| h).or_else(|| {
+    /// The stack to charge the newest objects to, interned: that of the thread that took the
+    /// GIL last, while it holds it. A thread that has released the GIL (asleep, blocked in I/O)
+    /// made its newest objects before it stopped, not in the sleep: those go to the stack it
+    /// had at the last tick that found it running, or to none.
+    fn current_stack(&mut self, mem: &dyn Memory, py: &Python) -> Option<u32> {
+        let gil = self.stacks.gil(mem, py);
+        let holder = gil.map(|(h, _)| h).or_else(|| {
             // No GIL holder recorded: the first thread listed will do.
             self.stacks.thread_states(mem, py).first().copied()
         });
+        let running = gil.is_none_or(|(_, locked)| locked);
+        if !running {
+            return self
+                .last_running
+                .filter(|(ts, _)| Some(*ts) == holder)
+                .map(|(_, id)| id);
+        }
         let frames = holder
             .and_then(|ts| self.stacks.thread(mem, py, ts))
             .map(|t| t.frames)
             .unwrap_or_default();
-        if let Some(&id) = self.stack_ids.get(&frames) {
-            return id;
+        let id = match self.stack_ids.get(&frames) {
+            Some(&id) => id,
+            None => {
+                let id = self.stack_table.len() as u32;
+                self.stack_table.push(frames.clone());
+                self.stack_ids.insert(frames, id);
+                id
+            }
+        };
+        if let Some(ts) = holder {
+            self.last_running = Some((ts, id));
         }
-        let id = self.stack_table.len() as u32;
-        self.stack_table.push(frames.clone());
-        self.stack_ids.insert(frames, id);
-        id
+        Some(id)
     }
 
     fn type_bits(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {

@@ -358,6 +358,7 @@ impl Recording {
             timeline,
             growth,
             rss,
+            allocations: None,
             warnings: self.warnings.list(),
         }
     }
@@ -424,7 +425,28 @@ pub struct RecordDoc {
     /// Per type, sorted by bytes_delta, largest first.
     pub growth: Vec<TypeGrowth>,
     pub rss: Option<RssGrowth>,
+    /// The allocation profile: which Python stacks made the heap grow (absent with --rate 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<Allocations>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationStack {
+    /// Python frames, outermost first: `qualname (file:firstline)`.
+    pub stack: Vec<String>,
+    /// Heap growth charged to this stack (scaled to the growth the censuses measured).
+    pub bytes: u64,
+    pub objects: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Allocations {
+    pub rate_hz: f64,
+    pub ticks: u64,
+    /// What the weights mean, in words (it is also the flamegraph's subtitle).
+    pub method: String,
+    pub stacks: Vec<AllocationStack>,
 }
 
 impl RecordDoc {

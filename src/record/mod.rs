@@ -10,7 +10,8 @@ pub mod launch;
 pub mod progress;
 pub mod schedule;
 
-use crate::analysis::recording::{EndReason, RecordDoc, Recording};
+use crate::analysis::alloc_profile::{AllocSampler, SamplerOptions};
+use crate::analysis::recording::{AllocationStack, Allocations, EndReason, RecordDoc, Recording};
 use crate::analysis::snapshot::{Session, SnapshotOptions};
 use crate::process::stats;
 use schedule::Schedule;
@@ -36,12 +37,16 @@ pub struct RecordOptions {
     pub top_types: usize,
     /// Set (by the Ctrl-C handler) to end the recording.
     pub stop: Arc<AtomicBool>,
+    /// Stack samples per second for the allocation profile (0: none).
+    pub rate: f64,
 }
 
 /// The periodic activities of the record loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Activity {
     Census,
+    /// One tick of the allocation sampler: the newest GC objects and the running stack.
+    Sample,
 }
 
 /// Census failures in a row (with the target alive) after which the recording gives up.
@@ -72,6 +77,14 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
+    let mut sampler = start_sampler(&session, opts.rate, &mut rec);
+    if sampler.is_some() {
+        schedule = schedule.every(
+            Activity::Sample,
+            Duration::from_secs_f64(1.0 / opts.rate),
+            t0,
+        );
+    }
     let mut failures = 0u32;
     // A runtime that says it is shutting down before we even started: its flag is not to be
     // trusted (or it really is exiting, and the loop will see it go).
@@ -112,6 +125,11 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
                 }
                 Sampled::TargetGone => break EndReason::TargetExited,
             },
+            Activity::Sample => {
+                if let Some(s) = sampler.as_mut() {
+                    s.sample(&session);
+                }
+            }
         }
         progress.update(&rec);
         schedule.done(activity, Instant::now());
@@ -132,11 +150,78 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             rec.samples_taken()
         ));
     }
+    // Survival is judged on the live heap: finish the profile before stopping a child.
+    let profile = match (sampler, end) {
+        (Some(s), EndReason::TargetExited) => {
+            drop(s);
+            rec.warn(
+                "the target exited before the recording ended: no allocation profile (which \
+                 sampled objects survived can only be read from a live process)",
+            );
+            None
+        }
+        (Some(s), _) => Some(s.finish(&mut session)),
+        (None, _) => None,
+    };
     if let Some(c) = child.as_mut() {
         // The recording is over: a program we started does not outlive it.
         c.stop();
     }
-    Ok(rec.finish(duration, end))
+    let mut doc = rec.finish(duration, end);
+    if let Some(mut p) = profile {
+        let (bytes, objects) = measured_growth(&doc);
+        if bytes > 0 {
+            p.scale_to(bytes, objects);
+        }
+        doc.warnings.extend(p.warnings.iter().cloned());
+        doc.allocations = Some(Allocations {
+            rate_hz: opts.rate,
+            ticks: p.stats.ticks,
+            method: ALLOCATION_METHOD.to_string(),
+            stacks: p
+                .stacks
+                .into_iter()
+                .map(|(stack, bytes, objects)| AllocationStack {
+                    stack,
+                    bytes,
+                    objects,
+                })
+                .collect(),
+        });
+    }
+    Ok(doc)
+}
+
+pub const ALLOCATION_METHOD: &str = "width = heap growth by Python stack: newest GC objects \
+    sampled with the running stack, counted if still alive at the end";
+
+fn start_sampler(session: &Session, rate: f64, rec: &mut Recording) -> Option<AllocSampler> {
+    if rate <= 0.0 {
+        return None;
+    }
+    let opts = SamplerOptions {
+        census: false,
+        ..Default::default()
+    };
+    match AllocSampler::with_options(session, opts) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            rec.warn(&format!("no allocation profile: {e}"));
+            None
+        }
+    }
+}
+
+/// Growth between the first and last complete census (bytes, objects), floored at zero.
+fn measured_growth(doc: &RecordDoc) -> (u64, u64) {
+    let complete: Vec<_> = doc.timeline.iter().filter(|t| t.complete).collect();
+    match (complete.first(), complete.last()) {
+        (Some(a), Some(b)) => (
+            b.bytes.saturating_sub(a.bytes),
+            b.objects.saturating_sub(a.objects),
+        ),
+        _ => (0, 0),
+    }
 }
 
 /// Sleep until `when`, waking early for Ctrl-C or the target's exit.

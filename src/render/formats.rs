@@ -2,13 +2,21 @@
 //! pprof) is one variant and one arm of each match below.
 
 use super::html;
+use super::profile::{render, Profile, ProfileFormat, Stack, Unit};
 use crate::analysis::recording::RecordDoc;
 use clap::ValueEnum;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum RecordFormat {
-    /// The whole recording, schema pymemspy.record/1.
+    /// The allocation flamegraph: which code makes the heap grow (the recording goes beside it
+    /// as JSON).
     #[default]
+    Svg,
+    /// The allocation profile as folded stacks.
+    Collapsed,
+    Speedscope,
+    Pprof,
+    /// The whole recording, schema pymemspy.record/1.
     Json,
     /// One self-contained page with growth charts (no external files).
     Html,
@@ -17,9 +25,10 @@ pub enum RecordFormat {
 impl RecordFormat {
     /// File extension for the default output name `pymemspy-PID.EXT`.
     pub fn extension(self) -> &'static str {
-        match self {
-            RecordFormat::Json => "json",
-            RecordFormat::Html => "html",
+        match self.profile_format() {
+            Some(f) => f.extension(),
+            None if self == RecordFormat::Html => "html",
+            None => "json",
         }
     }
 
@@ -33,6 +42,48 @@ impl RecordFormat {
                 Ok(out)
             }
             RecordFormat::Html => Ok(html::record_page(doc).into_bytes()),
+            _ => {
+                let format = self.profile_format().unwrap_or(ProfileFormat::Svg);
+                render(&allocation_profile(doc)?, format)
+            }
         }
     }
+
+    /// The flamegraph formats render the allocation profile.
+    pub fn profile_format(self) -> Option<ProfileFormat> {
+        match self {
+            RecordFormat::Svg => Some(ProfileFormat::Svg),
+            RecordFormat::Collapsed => Some(ProfileFormat::Collapsed),
+            RecordFormat::Speedscope => Some(ProfileFormat::Speedscope),
+            RecordFormat::Pprof => Some(ProfileFormat::Pprof),
+            RecordFormat::Json | RecordFormat::Html => None,
+        }
+    }
+}
+
+/// The recording's allocation stacks as a profile (an error when there are none).
+fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
+    let Some(a) = &doc.allocations else {
+        anyhow::bail!(
+            "no allocation profile was recorded (see the warnings; --rate 0, a free-threaded \
+             build, or a target that exited): use --format json or html"
+        );
+    };
+    let mut p = Profile::new(
+        format!(
+            "Allocation flamegraph: which code makes the heap grow (pid {}, Python {})",
+            doc.pid, doc.python.version
+        ),
+        a.method.clone(),
+        Unit::Bytes,
+    );
+    for s in &a.stacks {
+        p.stacks
+            .push(Stack::new(s.stack.clone(), s.bytes).with_objects(s.objects));
+    }
+    if p.stacks.iter().all(|s| s.value == 0) {
+        p.stacks
+            .push(Stack::new(["(no surviving growth sampled)"], 1));
+    }
+    Ok(p)
 }
