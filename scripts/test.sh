@@ -4,4 +4,4 @@
 # the tests use the python3 on PATH; in CI a missing list is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --locked -- --test-threads=2 "$@"
+cargo test --release --locked --no-fail-fast -- --test-threads=2 "$@"

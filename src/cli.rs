@@ -176,8 +176,9 @@ struct RecordArgs {
     /// Stack samples per second for the allocation flamegraph (0: none).
     #[arg(short, long, value_name = "HZ", default_value = "100")]
     rate: f64,
-    #[arg(short, long, value_enum, default_value_t = RecordFormat::default())]
-    format: RecordFormat,
+    /// Output format (default: from the -o extension, else svg).
+    #[arg(short, long, value_enum)]
+    format: Option<RecordFormat>,
     /// Types stored per sample: the N largest by bytes and by count (bounds memory).
     #[arg(long, value_name = "N", default_value_t = recording::DEFAULT_TOP_TYPES)]
     top_types: usize,
@@ -412,17 +413,21 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         stop,
         rate: a.rate,
     })?;
+    let format = a
+        .format
+        .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path))
+        .unwrap_or_default();
     let path = a
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("pymemspy-{}.{}", doc.pid, a.format.extension())));
-    if a.format.profile_format().is_some() && path.as_os_str() != "-" {
+        .unwrap_or_else(|| PathBuf::from(format!("pymemspy-{}.{}", doc.pid, format.extension())));
+    let json = path.with_extension("json");
+    if format.profile_format().is_some() && path.as_os_str() != "-" && json != path {
         // Record once, render later: the whole recording goes beside the flamegraph.
-        let json = path.with_extension("json");
         render::output::write(Some(&json), &RecordFormat::Json.render(&doc)?)?;
         eprintln!("pymemspy: recording written to {}", json.display());
     }
-    render::output::write(Some(&path), &a.format.render(&doc)?)?;
+    render::output::write(Some(&path), &format.render(&doc)?)?;
     let shown = if path.as_os_str() == "-" {
         "standard output".to_string()
     } else {

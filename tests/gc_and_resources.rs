@@ -92,3 +92,106 @@ fn gc_state_descriptors_and_threads_match_the_target() {
     table.print("gc_state_descriptors_and_threads_match_the_target");
     common::assert_no_failures("gc_and_resources", &failures);
 }
+
+#[test]
+fn record_flags_descriptor_thread_and_cycle_leaks() {
+    let mut table = Table::new(&[
+        "label",
+        "(fds) file",
+        "(fds) socket",
+        "(threads) Python",
+        "Cycle",
+        "gc off",
+    ]);
+    let mut failures = Vec::new();
+    let interps: Vec<_> = common::interpreters()
+        .into_iter()
+        .filter(|i| !i.is_free_threaded())
+        .collect();
+    for interp in interps {
+        let target = match Target::spawn(&interp, "resource_leaker.py", &[]) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("[{}] {e}", interp.label));
+                continue;
+            }
+        };
+        let out = target.scratch().join("rec.json");
+        let run = common::run_tool(&[
+            "record",
+            "--pid",
+            &target.pid_arg(),
+            "--duration",
+            "7",
+            "--interval",
+            "0.5",
+            "--rate",
+            "0",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap_or_default(),
+        ]);
+        if !run.status.success() {
+            failures.push(format!(
+                "[{}] record failed: {}",
+                interp.label,
+                run.describe()
+            ));
+            continue;
+        }
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap_or_default())
+            .unwrap_or_default();
+        let growth = doc["growth"].as_array().cloned().unwrap_or_default();
+        let suspect = |name: &str| {
+            growth
+                .iter()
+                .find(|g| g["type"] == name)
+                .is_some_and(|g| g["suspect"] == Value::Bool(true))
+        };
+        let gc_warned = doc["warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w.as_str().is_some_and(|s| s.contains("disabled")))
+        });
+        let checks = [
+            ("(fds) file", suspect("(fds) file")),
+            ("(fds) socket", suspect("(fds) socket")),
+            ("(threads) Python", suspect("(threads) Python")),
+            ("__main__.Cycle", suspect("__main__.Cycle")),
+            ("gc disabled warning", gc_warned),
+        ];
+        for (what, ok) in checks {
+            if !ok {
+                failures.push(format!("[{}] {what} not flagged", interp.label));
+            }
+        }
+        // The last sample's counts against the target's own, once it stopped growing.
+        let final_path = target.scratch().join("truth.json.final");
+        let fin: Value =
+            serde_json::from_str(&std::fs::read_to_string(&final_path).unwrap_or_default())
+                .unwrap_or_default();
+        let last = doc["timeline"]
+            .as_array()
+            .and_then(|t| t.last())
+            .cloned()
+            .unwrap_or_default();
+        let python_threads = last["types"]["(threads) Python"][0].clone();
+        if fin["threads"] != python_threads {
+            failures.push(format!(
+                "[{}] threads: tool {python_threads}, target {}",
+                interp.label, fin["threads"]
+            ));
+        }
+        let yes = |b: bool| if b { "flagged" } else { "MISSED" }.to_string();
+        table.row(vec![
+            interp.label.clone(),
+            yes(checks[0].1),
+            yes(checks[1].1),
+            yes(checks[2].1),
+            yes(checks[3].1),
+            yes(checks[4].1),
+        ]);
+    }
+    table.print("record_flags_descriptor_thread_and_cycle_leaks");
+    common::assert_no_failures("record_resources", &failures);
+}

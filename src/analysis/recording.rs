@@ -199,7 +199,12 @@ impl Recording {
         // census.types is sorted by bytes, largest first.
         let mut by_count: Vec<usize> = (0..census.types.len()).collect();
         by_count.sort_unstable_by(|&a, &b| census.types[b].count.cmp(&census.types[a].count));
-        let top = (0..census.types.len().min(n)).chain(by_count.into_iter().take(n));
+        // Resource series ("(fds) socket", "(threads) Python", ...) are always tracked: a
+        // descriptor leak is small in count but is a leak all the same.
+        let resources = (0..census.types.len()).filter(|&i| census.types[i].name.starts_with('('));
+        let top = (0..census.types.len().min(n))
+            .chain(by_count.into_iter().take(n))
+            .chain(resources);
         for i in top {
             let tc = &census.types[i];
             if tc.count == 0 || self.index.contains_key(&tc.name) {

@@ -259,6 +259,35 @@ enum Sampled {
     TargetGone,
 }
 
+/// Descriptors, threads and gc.garbage as series beside the types, so that their leaks are
+/// judged by the same rule as object leaks. Names start with "(" (never a type name); they add
+/// nothing to the census totals.
+fn add_resource_series(session: &Session, census: &mut crate::analysis::census::Census) {
+    use crate::analysis::census::TypeCount;
+    let mut push = |name: String, count: u64| {
+        census.types.push(TypeCount {
+            name,
+            count,
+            bytes: 0,
+            allocated_bytes: 0,
+        })
+    };
+    if let Some(r) = &session.last_resources {
+        for (kind, n) in &r.fds_by_kind {
+            push(format!("(fds) {kind}"), *n);
+        }
+        push(
+            "(fds) without a Python owner".into(),
+            r.fds_without_python_owner,
+        );
+        push("(threads) OS".into(), r.os_threads);
+        push("(threads) Python".into(), r.python_threads);
+    }
+    if let Some(g) = &session.last_gc {
+        push("(gc) gc.garbage".into(), g.garbage);
+    }
+}
+
 /// One census plus RSS. A census taken while the target died is thrown away: reads from a
 /// vanishing address space are not a picture of anything.
 fn take_sample(
@@ -294,7 +323,14 @@ fn take_sample(
     // Stamp the sample at the middle of its census.
     let t = (start + start.elapsed() / 2 - t0).as_secs_f64();
     match result {
-        Ok((census, coverage, warnings)) => {
+        Ok((mut census, coverage, warnings)) => {
+            add_resource_series(session, &mut census);
+            if session.last_gc.as_ref().is_some_and(|g| !g.enabled) {
+                rec.warn(
+                    "the garbage collector is disabled (gc.disable()): reference cycles are \
+                     never freed; types growing here may be cyclic garbage",
+                );
+            }
             rec.add(t, rss, &census, coverage.complete);
             for w in &warnings {
                 rec.warn(w);

@@ -49,6 +49,30 @@ impl RecordFormat {
         }
     }
 
+    /// The format an output file name asks for: `.json`, `.html`, `.svg`, `.folded`/`.txt`,
+    /// `.speedscope.json`, `.pb.gz`/`.pprof`.
+    pub fn from_path(path: &std::path::Path) -> Option<RecordFormat> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        Some(if name.ends_with(".speedscope.json") {
+            RecordFormat::Speedscope
+        } else if name.ends_with(".json") {
+            RecordFormat::Json
+        } else if name.ends_with(".html") || name.ends_with(".htm") {
+            RecordFormat::Html
+        } else if name.ends_with(".svg") {
+            RecordFormat::Svg
+        } else if name.ends_with(".folded")
+            || name.ends_with(".txt")
+            || name.ends_with(".collapsed")
+        {
+            RecordFormat::Collapsed
+        } else if name.ends_with(".pb.gz") || name.ends_with(".pprof") || name.ends_with(".pb") {
+            RecordFormat::Pprof
+        } else {
+            return None;
+        })
+    }
+
     /// The flamegraph formats render the allocation profile.
     pub fn profile_format(self) -> Option<ProfileFormat> {
         match self {
@@ -61,13 +85,19 @@ impl RecordFormat {
     }
 }
 
-/// The recording's allocation stacks as a profile (an error when there are none).
+/// The recording's allocation stacks as a profile. Without one (--rate 0, a free-threaded
+/// build, a target that exited before the end) the picture says so instead of failing: what was
+/// recorded is still written.
 fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
     let Some(a) = &doc.allocations else {
-        anyhow::bail!(
-            "no allocation profile was recorded (see the warnings; --rate 0, a free-threaded \
-             build, or a target that exited): use --format json or html"
+        let mut p = Profile::new(
+            format!("No allocation profile (pid {})", doc.pid),
+            "none was recorded: --rate 0, a free-threaded build, or the target exited before \
+             the end (see the recording's warnings)",
+            Unit::Bytes,
         );
+        p.stacks.push(Stack::new(["(no allocation profile)"], 1));
+        return Ok(p);
     };
     let mut p = Profile::new(
         format!(
