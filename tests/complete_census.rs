@@ -136,10 +136,6 @@ fn complete_census_matches_referent_truth() {
     ]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!("note [{}] skipped: free-threaded build", interp.label);
-            continue;
-        }
         let (small, big) = match (measure(&interp, "1"), measure(&interp, "4")) {
             (Ok(s), Ok(b)) => (s, b),
             (Err(e), _) | (_, Err(e)) => {

@@ -4,7 +4,6 @@ use super::census::{self, Census, TypeCount};
 use super::complete;
 use super::memory::{self, MemoryReport};
 use crate::error::Result;
-use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
@@ -95,14 +94,6 @@ impl Session {
     pub fn open(pid: i32, opts: SnapshotOptions) -> Result<Session> {
         let target = Target::attach(pid)?;
         let py = resolve(&target, &opts.resolve)?;
-        if py.layout.free_threaded {
-            return Err(crate::error::Error::Unsupported {
-                pid,
-                why: "free-threaded builds (no GC lists; objects live in mimalloc heaps) are not \
-                      supported yet"
-                    .into(),
-            });
-        }
         let types = TypeTable::new(&py);
         Ok(Session {
             target,
@@ -133,8 +124,7 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
-        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
-        let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
+        let (_, all) = complete::collect(&mut view, &self.py, &mut self.types, false);
         Ok(f(&mut view, &self.py, &mut self.types, all.objects))
     }
 
@@ -155,18 +145,10 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
-        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
+        let (walked, all) =
+            complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
         let mut warnings = self.py.warnings.clone();
-        let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
-        let all = if self.opts.gc_only {
-            let mut objects = walked.objects.clone();
-            objects.sort_unstable();
-            objects.dedup();
-            complete::AllObjects::only(objects)
-        } else {
-            complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects)
-        };
-        sources.extend(all.sources.iter().cloned());
+        let sources = all.sources.clone();
         warnings.extend(all.warnings.iter().cloned());
         let placement = census::Placement {
             blocks: &all.blocks,
@@ -181,7 +163,13 @@ impl Session {
         );
         self.last_memory = (!self.opts.gc_only).then(|| {
             let rss = RssParts::read(self.target.pid).unwrap_or_default();
-            memory::report(rss, all.arenas.as_ref(), Some(&all.scan), &census)
+            memory::report(
+                rss,
+                all.arenas.as_ref(),
+                Some(&all.scan),
+                all.mimalloc.as_ref(),
+                &census,
+            )
         });
         if !walked.broken.is_empty() {
             warnings.push(format!(
