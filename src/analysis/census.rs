@@ -38,6 +38,10 @@ pub struct Placement<'a> {
     pub blocks: &'a [BlockObject],
     /// (start, size) of the binary's data sections: static objects live there.
     pub statics: &'a [(u64, u64)],
+    /// Objects outside the blocks and statics were malloc'd (glibc chunk headers precede them).
+    /// Not so on free-threaded builds, where such objects sit in mimalloc pages that appeared
+    /// after the walk: there the word before an object is the previous block's data.
+    pub malloc_outside: bool,
 }
 
 /// Count and size `objects` (sorted by address). Types are resolved once per type pointer.
@@ -70,7 +74,7 @@ pub fn count(
             census.bad_size += 1;
             info.basicsize + info.preheader
         });
-        let allocated = allocated(view, l, obj, info, size, block, placement.statics);
+        let allocated = allocated(view, l, obj, info, size, block, placement);
         let e = by_ptr.entry(tp).or_default();
         e[0] += 1;
         e[1] += size;
@@ -112,7 +116,7 @@ fn allocated(
     t: &TypeInfo,
     getsizeof: u64,
     block: Option<u64>,
-    statics: &[(u64, u64)],
+    placement: &Placement,
 ) -> u64 {
     let mut head = [0u8; 64];
     let n = view
@@ -126,8 +130,15 @@ fn allocated(
     if let Some(b) = block {
         return b + owned_buffers;
     }
-    if statics.iter().any(|&(s, n)| obj >= s && obj < s + n) {
+    if placement
+        .statics
+        .iter()
+        .any(|&(s, n)| obj >= s && obj < s + n)
+    {
         return owned_buffers;
+    }
+    if !placement.malloc_outside {
+        return getsizeof;
     }
     // glibc: the chunk size (with flag bits; bit 1 = mmapped) sits just before the pointer.
     let start = obj - t.preheader;

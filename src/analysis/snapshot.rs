@@ -153,6 +153,7 @@ impl Session {
         let placement = census::Placement {
             blocks: &all.blocks,
             statics: &self.py.binary.data_sections,
+            malloc_outside: all.mimalloc.is_none(),
         };
         let census = census::count(
             &mut view,

@@ -16,7 +16,7 @@ use super::arenas::{BlockFraming, BlockObject, DEBUG_FRAMING};
 use super::regions::Regions;
 use super::sizes::own_size;
 use super::types::{TypeInfo, TypeTable};
-use crate::process::{Bytes, View};
+use crate::process::{Bytes, MemoryExt, View};
 use crate::python::layout::{flags, Layout, MimallocLayout};
 use crate::python::Python;
 use rustc_hash::FxHashSet as HashSet;
@@ -38,6 +38,7 @@ const PAGE_SIZE: u64 = 96;
 const PAGE_SLICE_COUNT: usize = 0;
 const PAGE_FLAGS: usize = 8;
 const PAGE_CAPACITY: usize = 10;
+const PAGE_RESERVED: usize = 12;
 const PAGE_FREE: usize = 16;
 const PAGE_USED: usize = 24;
 const PAGE_XBLOCK_SIZE: usize = 28;
@@ -119,10 +120,13 @@ pub struct HeapObjects {
 /// A page found on a heap's queues (or in an abandoned segment), its header decoded.
 #[derive(Debug, Clone, Copy)]
 struct Page {
+    addr: u64,
     heap: u8,
     start: u64,
     block_size: u64,
     capacity: u64,
+    /// Blocks the page may grow to (capacity grows as the page is extended).
+    reserved: u64,
     used: u64,
     /// Heads of the free, local-free and thread-free lists.
     free_lists: [u64; 3],
@@ -130,7 +134,8 @@ struct Page {
 
 impl Page {
     fn area(&self) -> (u64, u64) {
-        (self.start, self.start + self.capacity * self.block_size)
+        let blocks = self.capacity.max(self.reserved);
+        (self.start, self.start + blocks * self.block_size)
     }
 }
 
@@ -353,26 +358,25 @@ fn page_start(page: u64, block_size: u64) -> Option<u64> {
     Some(segment + idx * SLICE_BYTES + start_offset)
 }
 
-/// Mark the blocks of one free list; false when the list leaves the page.
+/// Mark the blocks of one free list; false when the list leaves the page. `next` reads a free
+/// block's link (its first word).
 fn mark_free_list(
-    view: &mut View,
     mut block: u64,
-    start: u64,
-    bs: u64,
-    capacity: u64,
+    page: &Page,
+    next: impl Fn(u64) -> u64,
     free: &mut [bool],
 ) -> bool {
+    let (start, bs) = (page.start, page.block_size);
     let mut steps = 0;
     while block != 0 {
-        if block < start || (block - start) % bs != 0 || steps > capacity {
+        if block < start || (block - start) % bs != 0 || steps > page.capacity {
             return false;
         }
-        let i = ((block - start) / bs) as usize;
-        match free.get_mut(i) {
+        match free.get_mut(((block - start) / bs) as usize) {
             Some(f) => *f = true,
             None => return false,
         }
-        block = view.u64(block).unwrap_or(0);
+        block = next(block);
         steps += 1;
     }
     true
@@ -380,8 +384,12 @@ fn mark_free_list(
 
 /// Read and check a page header: its tag must be its heap's, its blocks must fit its slices.
 fn decode_page(view: &mut View, addr: u64, heap: u8) -> Option<Page> {
-    let p = view.get(addr, PAGE_SIZE as usize).ok()?;
+    decode(view.get(addr, PAGE_SIZE as usize).ok()?, addr, heap)
+}
+
+fn decode(p: &[u8], addr: u64, heap: u8) -> Option<Page> {
     let capacity = p.u16_at(PAGE_CAPACITY) as u64;
+    let reserved = p.u16_at(PAGE_RESERVED) as u64;
     let block_size = p.u32_at(PAGE_XBLOCK_SIZE) as u64;
     let used = p.u32_at(PAGE_USED) as u64;
     let tag = (p.u8_at(PAGE_FLAGS) >> 3) & 0xf;
@@ -393,17 +401,67 @@ fn decode_page(view: &mut View, addr: u64, heap: u8) -> Option<Page> {
         p.u64_at(PAGE_XTHREAD_FREE) & !3,
     ];
     let fits = capacity
+        .max(reserved)
         .checked_mul(block_size)
         .is_some_and(|n| n <= slices * SLICE_BYTES);
     let sane = block_size >= 8 && capacity > 0 && tag == heap && used <= capacity && fits;
     sane.then_some(Page {
+        addr,
         heap,
         start: page_start(addr, block_size)?,
         block_size,
         capacity,
+        reserved,
         used,
         free_lists,
     })
+}
+
+/// How often a page is re-read when its free lists changed while we read them.
+const PAGE_ATTEMPTS: usize = 4;
+
+/// A page's header, blocks and free-block flags read together, straight from the target (not
+/// the view's older cached copy): the owner thread keeps allocating while we look, so a free
+/// list is followed inside the same copy of the page, and the page is re-read when a list
+/// leaves it. None when the page went away or was reused for another block size.
+fn read_page_now(
+    view: &View,
+    planned: &Page,
+    buf: &mut Vec<u8>,
+    free: &mut Vec<bool>,
+) -> Option<(Page, bool)> {
+    let mem = view.memory();
+    for _ in 0..PAGE_ATTEMPTS {
+        let mut h = [0u8; PAGE_SIZE as usize];
+        mem.read(planned.addr, &mut h).ok()?;
+        let page = decode(&h, planned.addr, planned.heap)
+            .filter(|p| p.start == planned.start && p.block_size == planned.block_size)?;
+        let area = page.capacity * page.block_size;
+        let whole = area <= MAX_PAGE_COPY;
+        buf.clear();
+        if whole {
+            buf.resize(area as usize, 0);
+            mem.read(page.start, buf).ok()?;
+        }
+        free.clear();
+        free.resize(page.capacity as usize, false);
+        let copy: &[u8] = buf;
+        let next = |b: u64| {
+            if whole {
+                copy.u64_at((b - page.start) as usize)
+            } else {
+                mem.u64(b).unwrap_or(0)
+            }
+        };
+        if page
+            .free_lists
+            .iter()
+            .all(|&list| mark_free_list(list, &page, next, free))
+        {
+            return Some((page, whole));
+        }
+    }
+    None
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -411,39 +469,23 @@ fn scan_page(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
-    page: &Page,
+    planned: &Page,
     delayed: &HashSet<u64>,
     buf: &mut Vec<u8>,
     free: &mut Vec<bool>,
     out: &mut HeapObjects,
     visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, Option<&[u8]>),
 ) {
+    let Some((page, whole)) = read_page_now(view, planned, buf, free) else {
+        out.stats.bad_pages += 1;
+        return;
+    };
     let (start, capacity, bs) = (page.start, page.capacity, page.block_size);
-    let area = capacity * bs;
     let hs = &mut out.stats.heaps[page.heap as usize];
     hs.pages += 1;
-    hs.page_bytes += area;
+    hs.page_bytes += capacity * bs;
     if page.used == 0 {
         return;
-    }
-    free.clear();
-    free.resize(capacity as usize, false);
-    for list in page.free_lists {
-        if !mark_free_list(view, list, start, bs, capacity, free) {
-            out.stats.bad_pages += 1;
-            return;
-        }
-    }
-    let whole = area <= MAX_PAGE_COPY;
-    buf.clear();
-    if whole {
-        match view.get(start, area as usize) {
-            Ok(b) => buf.extend_from_slice(b),
-            Err(_) => {
-                out.stats.bad_pages += 1;
-                return;
-            }
-        }
     }
     let framing = out.stats.framing;
     for i in 0..capacity {
