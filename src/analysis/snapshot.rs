@@ -20,7 +20,8 @@ pub struct SnapshotOptions {
     pub pause: bool,
     /// Bytes of target memory the view may hold at once.
     pub cache_budget: u64,
-    /// Count only GC-listed objects (skip the arena scan and referent pass).
+    /// Count only GC-tracked objects (GC lists; free-threaded: the TRACKED bit), skipping the
+    /// arena scan and referent pass.
     pub gc_only: bool,
 }
 

@@ -241,6 +241,85 @@ impl DebugOffsets {
             layout.gc.generation0 = None;
         }
         layout.gc.size = self.gc_size;
-        layout.sources.push("debug offsets".into());
+        layout.sources.push(
+            if self.objects.is_some() {
+                "debug offsets (with object fields)"
+            } else {
+                "debug offsets"
+            }
+            .into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The struct as a free-threaded 3.13.5t build publishes it (values read with gdb).
+    fn ft_313() -> Vec<u8> {
+        let mut raw = vec![0u8; READ_LEN];
+        let mut put = |pos: usize, v: u64| raw[pos..pos + 8].copy_from_slice(&v.to_le_bytes());
+        put(8, 0x030d_05f0);
+        put(16, 1);
+        put(24, 300_000);
+        put(40, 632);
+        put(48, 200_000);
+        for (pos, v) in [
+            (64, 7264),
+            (72, 7344),
+            (80, 7400),
+            (88, 7656),
+            (96, 7640),
+            (104, 7648),
+        ] {
+            put(pos, v);
+        }
+        for (pos, v) in [
+            (352, 32),
+            (360, 24),
+            (376, 40),
+            (392, 184),
+            (400, 48),
+            (408, 40),
+            (416, 32),
+            (424, 56),
+            (432, 40),
+            (440, 32),
+            (456, 48),
+            (464, 56),
+            (496, 32),
+            (504, 40),
+            (544, 48),
+            (552, 32),
+            (560, 56),
+            (568, 300),
+            (576, 200),
+        ] {
+            put(pos, v);
+        }
+        raw[..8].copy_from_slice(COOKIE);
+        raw
+    }
+
+    #[test]
+    fn free_threaded_object_fields_are_read_and_applied() {
+        let d = parse(&ft_313()).expect("plausible");
+        assert!(d.free_threaded);
+        let o = d.objects.expect("object groups consistent");
+        assert_eq!((o.header_size, o.ob_type, o.tuple_items), (32, 24, 40));
+        let mut l = crate::python::tables::table_layout(d.version).expect("3.13 row");
+        d.apply(&mut l);
+        assert!(l.free_threaded);
+        assert_eq!((l.ob_type, l.ob_size, l.dict.ma_keys), (24, 32, 48));
+        assert_eq!(l.unicode.ascii_size, 56);
+    }
+
+    #[test]
+    fn inconsistent_object_groups_are_ignored() {
+        let mut raw = ft_313();
+        raw[360..368].copy_from_slice(&8u64.to_le_bytes()); // ob_type no longer header - 8
+        let d = parse(&raw).expect("plausible");
+        assert!(d.objects.is_none());
     }
 }
