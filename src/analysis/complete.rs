@@ -62,11 +62,18 @@ fn find_all_mimalloc(
         }
     };
     let mut refs = Referents::new(plan.regions.clone());
-    let heaps = mimalloc::scan(view, l, types, plan, |view, _types, obj, info, body| {
-        if !gc_only {
-            refs.scan(view, l, obj, info, body)
-        }
-    });
+    let heaps = mimalloc::scan(
+        view,
+        l,
+        types,
+        plan,
+        gc_only,
+        |view, _types, obj, info, body| {
+            if !gc_only {
+                refs.scan(view, l, obj, info, body)
+            }
+        },
+    );
     out.warnings.extend(heaps.warnings.iter().cloned());
     let s = &heaps.stats;
     out.sources.push(format!(
@@ -99,13 +106,8 @@ fn find_all_mimalloc(
         ));
     }
     if gc_only {
-        let tracked: rustc_hash::FxHashSet<u64> = heaps.tracked.iter().copied().collect();
-        out.blocks = heaps
-            .objects
-            .into_iter()
-            .filter(|b| tracked.contains(&b.obj))
-            .collect();
         out.objects = heaps.tracked;
+        out.blocks = heaps.objects;
     } else {
         refs.drain(view, l, types);
         out.sources.push(format!(

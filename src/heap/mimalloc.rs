@@ -210,13 +210,15 @@ pub fn plan(view: &mut View, py: &Python) -> Result<Plan, String> {
     Ok(plan)
 }
 
-/// Every object in the planned pages. `visit` sees each object with its bytes when the whole
-/// page was at hand (for the referent pass).
+/// Every object in the planned pages (only the GC-tracked ones with `tracked_only`, which
+/// leaves the mem and object heaps unread). `visit` sees each object with its bytes when the
+/// whole page was at hand (for the referent pass).
 pub fn scan(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
     plan: Plan,
+    tracked_only: bool,
     mut visit: impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, Option<&[u8]>),
 ) -> HeapObjects {
     let mut out = HeapObjects {
@@ -228,7 +230,8 @@ pub fn scan(
     out.stats.framing = detect_framing(view, l, types, &plan.pages);
     let mut buf: Vec<u8> = Vec::new();
     let mut free: Vec<bool> = Vec::new();
-    for page in &plan.pages {
+    let gc_heap = |p: &&Page| p.heap == HEAP_GC || p.heap == HEAP_GC_PRE;
+    for page in plan.pages.iter().filter(|p| !tracked_only || gc_heap(p)) {
         scan_page(
             view,
             l,
@@ -237,6 +240,7 @@ pub fn scan(
             &plan.delayed,
             &mut buf,
             &mut free,
+            tracked_only,
             &mut out,
             &mut visit,
         );
@@ -473,6 +477,7 @@ fn scan_page(
     delayed: &HashSet<u64>,
     buf: &mut Vec<u8>,
     free: &mut Vec<bool>,
+    tracked_only: bool,
     out: &mut HeapObjects,
     visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, Option<&[u8]>),
 ) {
@@ -517,13 +522,17 @@ fn scan_page(
         match object_in_block(view, l, types, page.heap, b, bs, framing) {
             Some((off, info)) => {
                 let obj = block + off;
+                let o = &b[off as usize..];
+                let tracked = l.gc_tracked(o) == Some(true) && page.heap != HEAP_OBJECT;
+                if tracked_only && !tracked {
+                    continue;
+                }
                 out.stats.heaps[page.heap as usize].objects += 1;
                 out.objects.push(BlockObject {
                     obj,
                     block_size: bs,
                 });
-                let o = &b[off as usize..];
-                if l.gc_tracked(o) == Some(true) && page.heap != HEAP_OBJECT {
+                if tracked {
                     out.tracked.push(obj);
                 }
                 visit(view, types, obj, &info, whole.then_some(o));
