@@ -373,7 +373,7 @@ fn mark_free_list(
     let (start, bs) = (page.start, page.block_size);
     let mut steps = 0;
     while block != 0 {
-        if block < start || (block - start) % bs != 0 || steps > page.capacity {
+        if block < start || !(block - start).is_multiple_of(bs) || steps > page.capacity {
             return false;
         }
         match free.get_mut(((block - start) / bs) as usize) {
@@ -583,7 +583,7 @@ fn detect_framing(
     let mut hits = [0u32; 2];
     for page in pages.iter().filter(|p| p.heap != HEAP_MEM) {
         let (capacity, bs, start) = (page.capacity, page.block_size, page.start);
-        if bs < 16 || bs > HEAD_OF_LARGE_BLOCK {
+        if !(16..=HEAD_OF_LARGE_BLOCK).contains(&bs) {
             continue;
         }
         for i in 0..capacity.min(64) {
