@@ -203,7 +203,14 @@ pub fn plan(view: &mut View, py: &Python) -> Result<Plan, String> {
     for (addr, heap) in found {
         match decode_page(view, addr, heap) {
             Some(p) => plan.pages.push(p),
-            None => plan.stats.bad_pages += 1,
+            None => {
+                log::debug!(
+                    "page {addr:#x} of the {} heap: header does not validate: {:02x?}",
+                    HEAP_NAMES[heap as usize],
+                    view.get(addr, 32).unwrap_or_default()
+                );
+                plan.stats.bad_pages += 1
+            }
         }
     }
     plan.regions = Regions::new(plan.pages.iter().map(Page::area).collect());
@@ -408,7 +415,8 @@ fn decode(p: &[u8], addr: u64, heap: u8) -> Option<Page> {
         .max(reserved)
         .checked_mul(block_size)
         .is_some_and(|n| n <= slices * SLICE_BYTES);
-    let sane = block_size >= 8 && capacity > 0 && tag == heap && used <= capacity && fits;
+    // A page not extended yet has capacity 0: no blocks, nothing wrong.
+    let sane = block_size >= 8 && tag == heap && used <= capacity && fits;
     sane.then_some(Page {
         addr,
         heap,
@@ -482,6 +490,11 @@ fn scan_page(
     visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, Option<&[u8]>),
 ) {
     let Some((page, whole)) = read_page_now(view, planned, buf, free) else {
+        log::debug!(
+            "page {:#x} of the {} heap: changed or free lists leave it",
+            planned.addr,
+            HEAP_NAMES[planned.heap as usize]
+        );
         out.stats.bad_pages += 1;
         return;
     };
@@ -489,7 +502,7 @@ fn scan_page(
     let hs = &mut out.stats.heaps[page.heap as usize];
     hs.pages += 1;
     hs.page_bytes += capacity * bs;
-    if page.used == 0 {
+    if page.used == 0 || capacity == 0 {
         return;
     }
     let framing = out.stats.framing;
