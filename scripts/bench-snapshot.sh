@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${1:-python3}
 N=${2:-1000000}
 cargo build --release -q
-BIN=target/release/pymemspy
+BIN=${CARGO_TARGET_DIR:-target}/release/pymemspy
 OUT=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
 "$PY" scripts/bench/million.py "$OUT/truth.json" "$N" &

@@ -148,7 +148,8 @@ struct SnapshotArgs {
     /// Rows in the table.
     #[arg(long, default_value = "25")]
     top: usize,
-    /// Count only objects on the GC's lists (containers and instances).
+    /// Count only objects the cyclic GC tracks (containers and instances): those on its lists,
+    /// or on free-threaded builds those whose GC bits say TRACKED (what gc.get_objects() lists).
     #[arg(long)]
     gc_only: bool,
     /// Stop the target while reading (ptrace), for a consistent picture of a busy process.

@@ -136,10 +136,6 @@ fn complete_census_matches_referent_truth() {
     ]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!("note [{}] skipped: free-threaded build", interp.label);
-            continue;
-        }
         let (small, big) = match (measure(&interp, "1"), measure(&interp, "4")) {
             (Ok(s), Ok(b)) => (s, b),
             (Err(e), _) | (_, Err(e)) => {
@@ -160,4 +156,79 @@ fn complete_census_matches_referent_truth() {
     }
     table.print("complete_census_matches_referent_truth");
     common::assert_no_failures("complete_census_matches_referent_truth", &failures);
+}
+
+/// Snapshots taken while the heap churns.
+const CHURN_SNAPSHOTS: usize = 10;
+/// Of which at least this many must count each stable type exactly.
+const CHURN_EXACT: usize = 8;
+
+/// Two threads allocate and free without pause (tests/targets/churn_heap.py) while ten complete
+/// snapshots are taken: the population nobody touches must be counted exactly in at least eight.
+/// On free-threaded builds this is the mimalloc walk racing the owner threads of the pages.
+#[test]
+fn stable_types_survive_churn() {
+    let mut table = Table::new(&["label", "type", "truth", "exact", "seen counts"]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        let target = match Target::spawn(&interp, "churn_heap.py", &[]) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("[{}] {e}", interp.label));
+                continue;
+            }
+        };
+        let want: BTreeMap<String, u64> = target.truth["stable"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for _ in 0..CHURN_SNAPSHOTS {
+            let run =
+                common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
+            let snap: Value = match serde_json::from_str(&run.stdout) {
+                Ok(v) if run.status.success() => v,
+                _ => {
+                    failures.push(format!(
+                        "[{}] tool failed: {}",
+                        interp.label,
+                        run.describe()
+                    ));
+                    continue;
+                }
+            };
+            for name in want.keys() {
+                let n = snap["types"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|t| t["type"] == name.as_str()))
+                    .and_then(|t| t["count"].as_u64())
+                    .unwrap_or(0);
+                seen.entry(name.clone()).or_default().push(n);
+            }
+        }
+        for (name, &n) in &want {
+            let counts = seen.get(name).cloned().unwrap_or_default();
+            let exact = counts.iter().filter(|&&c| c == n).count();
+            if exact < CHURN_EXACT {
+                failures.push(format!(
+                    "[{}] {name}: exact in {exact}/{CHURN_SNAPSHOTS} snapshots (truth {n}, \
+                     tool {counts:?})",
+                    interp.label
+                ));
+            }
+            table.row(vec![
+                interp.label.clone(),
+                name.clone(),
+                n.to_string(),
+                format!("{exact}/{CHURN_SNAPSHOTS}"),
+                format!("{counts:?}"),
+            ]);
+        }
+    }
+    table.print("stable_types_survive_churn");
+    common::assert_no_failures("stable_types_survive_churn", &failures);
 }

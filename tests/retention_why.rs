@@ -18,10 +18,6 @@ fn retention_flamegraph_puts_app_cache_under_its_name() {
     let mut table = Table::new(&["label", "truth bytes", "under app_cache", "ratio", "svg"]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!("note [{}] skipped: free-threaded build", interp.label);
-            continue;
-        }
         let target = match Target::spawn(&interp, "retention_heap.py", &[]) {
             Ok(t) => t,
             Err(e) => {
@@ -97,9 +93,6 @@ fn why_explains_sessions_and_cycles() {
     ]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            continue;
-        }
         let target = match Target::spawn(&interp, "retention_heap.py", &[]) {
             Ok(t) => t,
             Err(e) => {

@@ -14,13 +14,6 @@ fn known_heap_truth_is_a_fixed_point() {
     let mut table = Table::new(&["label", "args", "result", "time"]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!(
-                "note [{}] skipped: free-threaded build (no GC lists)",
-                interp.label
-            );
-            continue;
-        }
         for args in SCENARIOS {
             let dir = common::ScratchDir::new("selfcheck");
             let truth = dir.path().join("truth.json");

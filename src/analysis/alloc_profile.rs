@@ -492,6 +492,7 @@ impl AllocSampler {
         let placement = census::Placement {
             blocks: &[],
             statics: &[],
+            malloc_outside: true,
         };
         let c = census::count(
             &mut view,

@@ -40,6 +40,10 @@ pub struct Placement<'a> {
     pub blocks: &'a [BlockObject],
     /// (start, size) of the binary's data sections: static objects live there.
     pub statics: &'a [(u64, u64)],
+    /// Objects outside the blocks and statics were malloc'd (glibc chunk headers precede them).
+    /// Not so on free-threaded builds, where such objects sit in mimalloc pages that appeared
+    /// after the walk: there the word before an object is the previous block's data.
+    pub malloc_outside: bool,
 }
 
 /// Count and size `objects` (sorted by address). Types are resolved once per type pointer.
@@ -73,10 +77,11 @@ pub fn count(
             info.basicsize + info.preheader
         });
         if info.owns_fd {
-            let fd = view.u32(obj + 16).map_or(-1, |v| v as i32);
+            // The descriptor is the first field after the object header.
+            let fd = view.u32(obj + l.header_size).map_or(-1, |v| v as i32);
             census.fd_owners.push((info.name.to_string(), fd));
         }
-        let allocated = allocated(view, l, obj, info, size, block, placement.statics);
+        let allocated = allocated(view, l, obj, info, size, block, placement);
         let e = by_ptr.entry(tp).or_default();
         e[0] += 1;
         e[1] += size;
@@ -118,7 +123,7 @@ fn allocated(
     t: &TypeInfo,
     getsizeof: u64,
     block: Option<u64>,
-    statics: &[(u64, u64)],
+    placement: &Placement,
 ) -> u64 {
     let mut head = [0u8; 64];
     let n = view
@@ -132,8 +137,15 @@ fn allocated(
     if let Some(b) = block {
         return b + owned_buffers;
     }
-    if statics.iter().any(|&(s, n)| obj >= s && obj < s + n) {
+    if placement
+        .statics
+        .iter()
+        .any(|&(s, n)| obj >= s && obj < s + n)
+    {
         return owned_buffers;
+    }
+    if !placement.malloc_outside {
+        return getsizeof;
     }
     // glibc: the chunk size (with flag bits; bit 1 = mmapped) sits just before the pointer.
     let start = obj - t.preheader;

@@ -1,10 +1,128 @@
-//! The complete census: GC lists ∪ pymalloc arena objects ∪ what they reference.
+//! The complete census. How objects are found is decided once, by the layout:
+//! - default builds: GC lists ∪ pymalloc arena objects ∪ what they reference;
+//! - free-threaded builds: every object of the mimalloc heaps ∪ what they reference (statics).
 
 use crate::heap::arenas::{self, BlockObject};
+use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
+use crate::heap::mimalloc::{self, MimallocStats};
 use crate::heap::referents::Referents;
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
+
+/// Every object of the target (or only the GC-tracked ones with `gc_only`), by the method this
+/// build calls for; `GcObjects` describes the GC-list walk (empty on free-threaded builds).
+pub fn collect(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    gc_only: bool,
+) -> (GcObjects, AllObjects) {
+    if py.layout.free_threaded {
+        return (
+            GcObjects::default(),
+            find_all_mimalloc(view, py, types, gc_only),
+        );
+    }
+    let walked = gc_lists::walk(view, py, &WalkLimits::default());
+    let all = if gc_only {
+        let mut objects = walked.objects.clone();
+        objects.sort_unstable();
+        objects.dedup();
+        let mut all = AllObjects::only(objects);
+        all.sources
+            .push(format!("GC lists ({} objects)", walked.objects.len()));
+        all
+    } else {
+        let mut all = find_all(view, py, types, &walked.objects);
+        all.sources
+            .insert(0, format!("GC lists ({} objects)", walked.objects.len()));
+        all
+    };
+    (walked, all)
+}
+
+/// Free-threaded: the mimalloc heaps hold every object allocated at run time; the referent pass
+/// adds static objects (builtin types, small ints, interned statics) they point to.
+fn find_all_mimalloc(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    gc_only: bool,
+) -> AllObjects {
+    let l = &py.layout;
+    let mut out = AllObjects::only(Vec::new());
+    let plan = match mimalloc::plan(view, py) {
+        Ok(p) => p,
+        Err(why) => {
+            out.warnings.push(format!(
+                "mimalloc heaps not walked ({why}): no objects counted"
+            ));
+            return out;
+        }
+    };
+    let mut refs = Referents::new(plan.regions.clone());
+    let heaps = mimalloc::scan(
+        view,
+        l,
+        types,
+        plan,
+        gc_only,
+        |view, _types, obj, info, body| {
+            if !gc_only {
+                refs.scan(view, l, obj, info, body)
+            }
+        },
+    );
+    out.warnings.extend(heaps.warnings.iter().cloned());
+    let s = &heaps.stats;
+    out.sources.push(format!(
+        "mimalloc heaps: {} threads, {} pages{}{}, {} objects ({} GC-tracked) in {} blocks",
+        s.threads,
+        s.heaps.iter().map(|h| h.pages).sum::<u64>(),
+        if s.abandoned_pages > 0 {
+            format!(" ({} abandoned)", s.abandoned_pages)
+        } else {
+            String::new()
+        },
+        if s.framing == arenas::DEBUG_FRAMING {
+            "; debug allocator framing"
+        } else {
+            ""
+        },
+        heaps.objects.len(),
+        heaps.tracked.len(),
+        s.heaps
+            .iter()
+            .filter(|h| h.heap != "mem")
+            .map(|h| h.blocks_in_use)
+            .sum::<u64>(),
+    ));
+    if s.bad_pages > 0 {
+        out.warnings.push(format!(
+            "{} mimalloc pages skipped: their headers or free lists did not validate (the \
+             target was changing them)",
+            s.bad_pages
+        ));
+    }
+    if gc_only {
+        out.objects = heaps.tracked;
+        out.blocks = heaps.objects;
+    } else {
+        refs.drain(view, l, types);
+        out.sources.push(format!(
+            "referents: {} more objects outside the heaps",
+            refs.found.len()
+        ));
+        let mut found = std::mem::take(&mut refs.found);
+        found.sort_unstable();
+        let block_objs: Vec<u64> = heaps.objects.iter().map(|b| b.obj).collect();
+        out.objects = merge_sorted(&block_objs, &found);
+        out.blocks = heaps.objects;
+    }
+    out.mimalloc = Some(heaps.stats);
+    out
+}
 
 pub struct AllObjects {
     /// Every object found, sorted by address, each once.
@@ -13,6 +131,8 @@ pub struct AllObjects {
     pub blocks: Vec<BlockObject>,
     pub arenas: Option<arenas::Arenas>,
     pub scan: arenas::ScanStats,
+    /// Free-threaded builds: what the mimalloc walk saw.
+    pub mimalloc: Option<MimallocStats>,
     pub sources: Vec<String>,
     pub warnings: Vec<String>,
 }
@@ -25,6 +145,7 @@ impl AllObjects {
             blocks: Vec::new(),
             arenas: None,
             scan: Default::default(),
+            mimalloc: None,
             sources: Vec::new(),
             warnings: Vec::new(),
         }
@@ -33,14 +154,7 @@ impl AllObjects {
 
 pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64]) -> AllObjects {
     let l = &py.layout;
-    let mut out = AllObjects {
-        objects: Vec::new(),
-        blocks: Vec::new(),
-        arenas: None,
-        scan: Default::default(),
-        sources: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut out = AllObjects::only(Vec::new());
     let arenas = match arenas::locate(view, py) {
         Ok(a) => a,
         Err(why) => {
@@ -58,7 +172,7 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
                 .into(),
         );
     }
-    let mut refs = Referents::new(&arenas);
+    let mut refs = Referents::new(arenas.regions());
     gc.iter().for_each(|&o| refs.mark_known(o));
     let (blocks, scan) = arenas::scan(view, l, types, &arenas, |view, _types, obj, info, body| {
         refs.scan(view, l, obj, info, Some(body))

@@ -110,6 +110,7 @@ fn corrupted_heaps_never_panic_or_hang() {
         let placement = census::Placement {
             blocks: &all.blocks,
             statics: &[],
+            malloc_outside: true,
         };
         let c = census::count(&mut view, &py.layout, &mut types, &all.objects, &placement);
         let tree = retention::build(&mut view, &py, &mut types, all.objects.clone());

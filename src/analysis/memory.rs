@@ -4,6 +4,7 @@
 
 use super::census::Census;
 use crate::heap::arenas::{Arenas, ScanStats};
+use crate::heap::mimalloc::{HeapStats, MimallocStats};
 use crate::process::smaps::RssParts;
 use serde::Serialize;
 
@@ -29,10 +30,26 @@ pub struct Pymalloc {
     pub raw_allocated_blocks: Option<u64>,
 }
 
+/// Free-threaded builds: mimalloc's pages, per heap kind (mem = PyMem buffers, object, gc,
+/// gc_pre), and how full they are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mimalloc {
+    pub threads: u64,
+    pub abandoned_pages: u64,
+    /// Bytes of page block areas.
+    pub page_bytes: u64,
+    pub in_use_bytes: u64,
+    /// Free blocks inside pages: held by the process, not by objects.
+    pub free_in_pages_bytes: u64,
+    pub heaps: Vec<HeapStats>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
     pub rss: RssParts,
     pub pymalloc: Option<Pymalloc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mimalloc: Option<Mimalloc>,
     /// sys.getsizeof of every object found, and what the allocators really hold for them.
     pub python_objects_bytes: u64,
     pub python_objects_allocated_bytes: u64,
@@ -45,8 +62,17 @@ pub fn report(
     rss: RssParts,
     arenas: Option<&Arenas>,
     scan: Option<&ScanStats>,
+    mi: Option<&MimallocStats>,
     census: &Census,
 ) -> MemoryReport {
+    let mimalloc = mi.map(|m| Mimalloc {
+        threads: m.threads,
+        abandoned_pages: m.abandoned_pages,
+        page_bytes: m.page_bytes(),
+        in_use_bytes: m.bytes_in_use(),
+        free_in_pages_bytes: m.page_bytes().saturating_sub(m.bytes_in_use()),
+        heaps: m.heaps.clone(),
+    });
     let pymalloc = match (arenas, scan) {
         (Some(a), Some(s)) if !a.arenas.is_empty() => {
             let reserved = a.reserved_bytes();
@@ -64,10 +90,12 @@ pub fn report(
         }
         _ => None,
     };
-    // Objects outside arenas hold at most what was not in arena blocks.
-    let in_arenas = pymalloc.as_ref().map_or(0, |p| p.in_use_bytes);
+    // Objects outside arenas (or mimalloc pages) hold at most what was not in their blocks.
+    let in_arenas = pymalloc.as_ref().map_or(0, |p| p.in_use_bytes)
+        + mimalloc.as_ref().map_or(0, |m| m.in_use_bytes);
     let outside = census.allocated_bytes.saturating_sub(in_arenas);
-    let arena_reserved = pymalloc.as_ref().map_or(0, |p| p.pool_bytes);
+    let arena_reserved = pymalloc.as_ref().map_or(0, |p| p.pool_bytes)
+        + mimalloc.as_ref().map_or(0, |m| m.page_bytes);
     let native = (rss.anon + rss.swap)
         .saturating_sub(arena_reserved)
         .saturating_sub(outside)
@@ -75,6 +103,7 @@ pub fn report(
     MemoryReport {
         rss,
         pymalloc,
+        mimalloc,
         python_objects_bytes: census.bytes,
         python_objects_allocated_bytes: census.allocated_bytes,
         native_bytes: native,

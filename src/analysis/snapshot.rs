@@ -6,7 +6,6 @@ use super::gc_state::{self, GcState};
 use super::memory::{self, MemoryReport};
 use super::resources::{self, Resources};
 use crate::error::Result;
-use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
@@ -23,7 +22,8 @@ pub struct SnapshotOptions {
     pub pause: bool,
     /// Bytes of target memory the view may hold at once.
     pub cache_budget: u64,
-    /// Count only GC-listed objects (skip the arena scan and referent pass).
+    /// Count only GC-tracked objects (GC lists; free-threaded: the TRACKED bit), skipping the
+    /// arena scan and referent pass.
     pub gc_only: bool,
     /// Hide file paths of open descriptors.
     pub no_paths: bool,
@@ -109,14 +109,6 @@ impl Session {
     pub fn open(pid: i32, opts: SnapshotOptions) -> Result<Session> {
         let target = Target::attach(pid)?;
         let py = resolve(&target, &opts.resolve)?;
-        if py.layout.free_threaded {
-            return Err(crate::error::Error::Unsupported {
-                pid,
-                why: "free-threaded builds (no GC lists; objects live in mimalloc heaps) are not \
-                      supported yet"
-                    .into(),
-            });
-        }
         let types = TypeTable::new(&py);
         Ok(Session {
             target,
@@ -149,8 +141,7 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
-        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
-        let all = complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects);
+        let (_, all) = complete::collect(&mut view, &self.py, &mut self.types, false);
         Ok(f(&mut view, &self.py, &mut self.types, all.objects))
     }
 
@@ -173,18 +164,10 @@ impl Session {
         );
         // Repeated censuses (record): classes come and go while the target runs.
         self.types.revalidate(&mut view, &self.py.layout);
-        let walked = gc_lists::walk(&mut view, &self.py, &WalkLimits::default());
+        let (walked, all) =
+            complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
         let mut warnings = self.py.warnings.clone();
-        let mut sources = vec![format!("GC lists ({} objects)", walked.objects.len())];
-        let all = if self.opts.gc_only {
-            let mut objects = walked.objects.clone();
-            objects.sort_unstable();
-            objects.dedup();
-            complete::AllObjects::only(objects)
-        } else {
-            complete::find_all(&mut view, &self.py, &mut self.types, &walked.objects)
-        };
-        sources.extend(all.sources.iter().cloned());
+        let sources = all.sources.clone();
         warnings.extend(all.warnings.iter().cloned());
         // Static objects live in the Python binary's own mappings (.data, .bss, .PyRuntime).
         let statics: Vec<(u64, u64)> = self
@@ -197,6 +180,7 @@ impl Session {
         let placement = census::Placement {
             blocks: &all.blocks,
             statics: &statics,
+            malloc_outside: all.mimalloc.is_none(),
         };
         let census = census::count(
             &mut view,
@@ -215,7 +199,13 @@ impl Session {
         ));
         self.last_memory = (!self.opts.gc_only).then(|| {
             let rss = RssParts::read(self.target.pid).unwrap_or_default();
-            memory::report(rss, all.arenas.as_ref(), Some(&all.scan), &census)
+            memory::report(
+                rss,
+                all.arenas.as_ref(),
+                Some(&all.scan),
+                all.mimalloc.as_ref(),
+                &census,
+            )
         });
         if !walked.broken.is_empty() {
             warnings.push(format!(

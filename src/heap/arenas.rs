@@ -35,10 +35,14 @@ pub struct Arenas {
 }
 
 impl Arenas {
-    /// True when `addr` lies in a pymalloc arena (so the arena scan has already judged it).
-    pub fn contains(&self, addr: u64) -> bool {
-        let i = self.arenas.partition_point(|a| a.address <= addr);
-        i > 0 && addr < self.arenas[i - 1].address + self.arena_size
+    /// The arenas as address ranges.
+    pub fn regions(&self) -> super::regions::Regions {
+        super::regions::Regions::new(
+            self.arenas
+                .iter()
+                .map(|a| (a.address, a.address + self.arena_size))
+                .collect(),
+        )
     }
 
     pub fn reserved_bytes(&self) -> u64 {
@@ -334,12 +338,12 @@ fn object_in_block(
     framing: BlockFraming,
 ) -> Option<(u64, TypeInfo)> {
     for d in [0u64, 16, 32].map(|d| d + framing.base) {
-        if d + 16 > b.len() as u64 {
+        if d + l.header_size > b.len() as u64 {
             break;
         }
         let o = &b[d as usize..];
         let tp = o.u64_at(l.ob_type as usize);
-        if tp == 0 || !tp.is_multiple_of(8) || !sane_refcnt(l, o.u64_at(0)) {
+        if tp == 0 || !tp.is_multiple_of(8) || !l.live_refcount(o) {
             continue;
         }
         let Some(info) = types.get(view, l, tp) else {
@@ -397,16 +401,6 @@ fn detect_framing(
         DEBUG_FRAMING
     } else {
         BlockFraming::default()
-    }
-}
-
-/// A live object's refcount. 3.14+ free lists write a next pointer over it, which this rejects.
-pub fn sane_refcnt(l: &Layout, rc: u64) -> bool {
-    if l.version.minor >= 14 {
-        // 32-bit count, 16-bit overflow (never set in practice), 16-bit flags.
-        rc & 0xffff_ffff != 0 && (rc >> 32) & 0xffff == 0
-    } else {
-        rc != 0 && rc < 1 << 40
     }
 }
 

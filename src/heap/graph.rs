@@ -36,7 +36,10 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
     match t.rule {
         SizeRule::Str | SizeRule::Int => return,
         SizeRule::List => {
-            let Ok(h) = view.get(obj, 40).map(|b| b.to_vec()) else {
+            let Ok(h) = view
+                .get(obj, (l.list_items + 8) as usize)
+                .map(|b| b.to_vec())
+            else {
                 return;
             };
             items(
@@ -52,7 +55,10 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
             return;
         }
         SizeRule::Set => {
-            let Ok(h) = view.get(obj, 48).map(|b| b.to_vec()) else {
+            let Ok(h) = view
+                .get(obj, (l.set_table + 8) as usize)
+                .map(|b| b.to_vec())
+            else {
                 return;
             };
             let (mask, table) = (
@@ -86,13 +92,13 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         }
     }
     if &*t.name == "cell" {
-        if let Some(c) = view.u64(obj + 16).filter(|&c| c != 0) {
+        if let Some(c) = view.u64(obj + l.fields.cell_contents).filter(|&c| c != 0) {
             out.push((c, Label::Field("cell_contents")));
         }
         return;
     }
     if &*t.name == "module" {
-        if let Some(d) = view.u64(obj + 16).filter(|&d| d != 0) {
+        if let Some(d) = view.u64(obj + l.fields.module_dict).filter(|&d| d != 0) {
             out.push((d, Label::Field("__dict__")));
             dict_edges(view, l, d, true, out);
         }
@@ -106,11 +112,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
 
 /// Where a function keeps its closure cells (3.10 moved the field).
 fn function_closure(l: &Layout, t: &TypeInfo) -> Option<u64> {
-    (&*t.name == "function" && t.flags & flags::HEAPTYPE == 0).then_some(if l.version.minor >= 10 {
-        72
-    } else {
-        48
-    })
+    (&*t.name == "function" && t.flags & flags::HEAPTYPE == 0).then_some(l.fields.function_closure)
 }
 
 fn items(view: &mut View, at: u64, n: u64, out: &mut Vec<(u64, Label)>) {
@@ -146,7 +148,7 @@ fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut 
     }
     let managed = t.flags & flags::MANAGED_DICT != 0 && !matches!(l.preheader, Preheader::GcOnly);
     if managed {
-        let dv = view.u64(obj - 24).unwrap_or(0);
+        let dv = view.u64(obj - l.managed_dict).unwrap_or(0);
         let values = match l.version.minor {
             11 => view.u64(obj - 32).unwrap_or(0),
             12 if dv & 1 == 1 => dv + 1,
@@ -234,7 +236,7 @@ fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64,
     let len = len.min(span.end - obj);
     if let Ok(b) = view.get(obj, len as usize) {
         out.extend(
-            b[16.min(b.len())..]
+            b[(l.header_size as usize).min(b.len())..]
                 .chunks_exact(8)
                 .map(|w| (w.u64_at(0), Label::Ref)),
         );

@@ -3,8 +3,10 @@
 pub mod arenas;
 pub mod gc_lists;
 pub mod graph;
+pub mod mimalloc;
 pub mod pyobj;
 pub mod referents;
+pub mod regions;
 pub mod sizes;
 pub mod stacks;
 pub mod types;

@@ -184,7 +184,7 @@ pub fn dict_entries(
 
 /// Entries of a dict object (combined or split).
 pub fn dict_items(view: &mut View, l: &Layout, dict: u64) -> Option<Vec<(u64, u64)>> {
-    let b = view.get(dict, 48).ok()?;
+    let b = view.get(dict, (l.dict.ma_values + 8) as usize).ok()?;
     let keys = b.u64_at(l.dict.ma_keys as usize);
     let values = b.u64_at(l.dict.ma_values as usize);
     let values = if values != 0 {

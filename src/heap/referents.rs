@@ -5,10 +5,11 @@
 //! Containers are followed exactly (list items, dict entries, set table, split values); other
 //! objects' bodies are scanned conservatively, word by word: a word is an object only if it
 //! passes the same validation as everything else (a real type, a sane refcount, a size that
-//! computes). Pointers into arenas are skipped: the arena scan already judged every block there.
+//! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
+//! every block there.
 
-use super::arenas::Arenas;
 use super::pyobj::{dict_items, dict_keys};
+use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
@@ -19,8 +20,9 @@ use rustc_hash::FxHashSet as HashSet;
 const MAX_BODY: u64 = 1 << 16;
 const MAX_ITEMS: u64 = 1 << 26;
 
-pub struct Referents<'a> {
-    arenas: &'a Arenas,
+pub struct Referents {
+    /// Heap areas whose blocks were all judged already.
+    judged: Regions,
     /// Objects found outside the arenas (GC-listed ones included, to avoid re-scanning).
     known: HashSet<u64>,
     pending: Vec<u64>,
@@ -28,10 +30,10 @@ pub struct Referents<'a> {
     pub rejected: u64,
 }
 
-impl<'a> Referents<'a> {
-    pub fn new(arenas: &'a Arenas) -> Referents<'a> {
+impl Referents {
+    pub fn new(judged: Regions) -> Referents {
         Referents {
-            arenas,
+            judged,
             known: HashSet::default(),
             pending: Vec::new(),
             found: Vec::new(),
@@ -41,13 +43,13 @@ impl<'a> Referents<'a> {
 
     /// Mark an object found by other means (a GC list) so it is not reported again.
     pub fn mark_known(&mut self, obj: u64) {
-        if !self.arenas.contains(obj) {
+        if !self.judged.contains(obj) {
             self.known.insert(obj);
         }
     }
 
     fn push(&mut self, p: u64) {
-        if p != 0 && p.is_multiple_of(8) && !self.arenas.contains(p) && !self.known.contains(&p) {
+        if p != 0 && p.is_multiple_of(8) && !self.judged.contains(p) && !self.known.contains(&p) {
             self.pending.push(p);
         }
     }
@@ -67,7 +69,7 @@ impl<'a> Referents<'a> {
         match t.rule {
             SizeRule::Str | SizeRule::Int => {}
             SizeRule::List => {
-                let head = read_head(view, obj, body, 40);
+                let head = read_head(view, obj, body, (l.list_items + 8) as usize);
                 let n = head.u64_at(l.ob_size as usize);
                 let items = head.u64_at(l.list_items as usize);
                 self.scan_array(view, items, n);
@@ -79,7 +81,7 @@ impl<'a> Referents<'a> {
                 }
             }
             SizeRule::Set => {
-                let head = read_head(view, obj, body, 48);
+                let head = read_head(view, obj, body, (l.set_table + 8) as usize);
                 let mask = head.u64_at(l.set_mask as usize);
                 let table = head.u64_at(l.set_table as usize);
                 if mask < MAX_ITEMS {
@@ -114,7 +116,7 @@ impl<'a> Referents<'a> {
         body: Option<&[u8]>,
     ) {
         let words: Vec<u64> = match body {
-            Some(b) => b[16.min(b.len())..]
+            Some(b) => b[(l.header_size as usize).min(b.len())..]
                 .chunks_exact(8)
                 .map(|w| w.u64_at(0))
                 .collect(),
@@ -132,7 +134,7 @@ impl<'a> Referents<'a> {
                 };
                 let len = len.min(span.end - obj);
                 match view.get(obj, len as usize) {
-                    Ok(b) => b[16.min(b.len())..]
+                    Ok(b) => b[(l.header_size as usize).min(b.len())..]
                         .chunks_exact(8)
                         .map(|w| w.u64_at(0))
                         .collect(),
@@ -149,7 +151,7 @@ impl<'a> Referents<'a> {
         if t.flags & flags::MANAGED_DICT == 0 || matches!(l.preheader, Preheader::GcOnly) {
             return;
         }
-        let Some(dict_or_values) = view.u64(obj - 24) else {
+        let Some(dict_or_values) = view.u64(obj - l.managed_dict) else {
             return;
         };
         let values = match l.version.minor {
@@ -197,9 +199,9 @@ fn read_head(view: &mut View, obj: u64, body: Option<&[u8]>, n: usize) -> Vec<u8
 
 /// An object outside the arenas: real type, sane refcount, and a size that computes.
 fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Option<TypeInfo> {
-    let head = view.get(p, 16).ok()?;
-    let (rc, tp) = (head.u64_at(0), head.u64_at(l.ob_type as usize));
-    if !super::arenas::sane_refcnt(l, rc) || tp == 0 || !tp.is_multiple_of(8) {
+    let head = view.get(p, l.header_size as usize).ok()?;
+    let tp = head.u64_at(l.ob_type as usize);
+    if !l.live_refcount(head) || tp == 0 || !tp.is_multiple_of(8) {
         return None;
     }
     let t = types.get(view, l, tp)?.clone();

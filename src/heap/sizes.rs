@@ -7,7 +7,7 @@ use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, LongLayout};
 
 /// Bytes of an object header we read to size it: enough for every fixed field used below.
-const HEAD: usize = 128;
+const HEAD: usize = 160;
 
 /// `sys.getsizeof(obj)`, or None when the object's fields do not make sense (a torn read).
 pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
@@ -34,28 +34,37 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
         SizeRule::Dict => dict_size(view, l, b, t.basicsize)?,
         SizeRule::OrderedDict => {
             // odict_sizeof: the dict part, the fast-nodes index, and one node per item.
-            let fast_nodes_size = b.u64_at(72);
+            let fast_nodes_size = b.u64_at(l.fields.odict_fast_nodes_size as usize);
             let used = b.u64_at(l.dict.ma_used as usize);
             dict_size(view, l, b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
         }
-        SizeRule::ByteArray => 56 + b.u64_at(24),
+        SizeRule::ByteArray => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
         SizeRule::Deque => {
             // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
-            let blocks = b.u64_at(40).checked_add(ob_size)?.div_ceil(64);
+            let leftindex = b.u64_at(l.fields.deque_leftindex as usize);
+            let blocks = leftindex.checked_add(ob_size)?.div_ceil(64);
             t.basicsize + blocks * (64 * 8 + 16)
         }
         SizeRule::Buffered => {
-            let buffer = b.u64_at(56);
-            t.basicsize + if buffer != 0 { b.u64_at(120) } else { 0 }
+            let f = &l.fields;
+            let buffer = b.u64_at(f.buffered_buffer as usize);
+            t.basicsize
+                + if buffer != 0 {
+                    b.u64_at(f.buffered_buffer_size as usize)
+                } else {
+                    0
+                }
         }
-        SizeRule::Struct => t.basicsize + 32 * b.u64_at(24).checked_add(1)?,
+        SizeRule::Struct => {
+            t.basicsize + 32 * b.u64_at(l.fields.struct_len as usize).checked_add(1)?
+        }
         SizeRule::Int => {
             let digits = match l.long {
                 LongLayout::ObSize => ob_size,
-                LongLayout::Tag => b.u64_at(16) >> 3,
+                LongLayout::Tag => b.u64_at(l.fields.long_tag as usize) >> 3,
             };
             let min_one = l.version.minor >= 11;
-            24 + 4 * if min_one { digits.max(1) } else { digits }
+            l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
         }
         SizeRule::Str => str_size(view, l, obj, b)?,
         SizeRule::Type => {
@@ -91,7 +100,9 @@ pub fn own_size(l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
                 _ => l.unicode.unicode_size,
             }
         }
-        SizeRule::Int if l.long == LongLayout::Tag => t.basicsize + 4 * (o.u64_at(16) >> 3).max(1),
+        SizeRule::Int if l.long == LongLayout::Tag => {
+            t.basicsize + 4 * (o.u64_at(l.fields.long_tag as usize) >> 3).max(1)
+        }
         _ => t.basicsize + ob_size.checked_mul(t.itemsize)?,
     })
 }

@@ -87,6 +87,7 @@ fn classify(e: &remoteprocess::Error) -> FaultKind {
 /// Little-endian field access on bytes already copied out of the target.
 pub trait Bytes {
     fn u8_at(&self, off: usize) -> u8;
+    fn u16_at(&self, off: usize) -> u16;
     fn u32_at(&self, off: usize) -> u32;
     fn u64_at(&self, off: usize) -> u64;
     fn i64_at(&self, off: usize) -> i64 {
@@ -97,6 +98,11 @@ pub trait Bytes {
 impl Bytes for [u8] {
     fn u8_at(&self, off: usize) -> u8 {
         self.get(off).copied().unwrap_or(0)
+    }
+    fn u16_at(&self, off: usize) -> u16 {
+        self.get(off..off + 2)
+            .map(|b| u16::from_le_bytes(b.try_into().unwrap_or([0; 2])))
+            .unwrap_or(0)
     }
     fn u32_at(&self, off: usize) -> u32 {
         self.get(off..off + 4)

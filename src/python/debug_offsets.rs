@@ -23,6 +23,19 @@ struct Positions {
     interp_builtins: usize,
     gc_size: usize,
     gc_collecting: usize,
+    /// Position of the `pyobject` group; the object groups follow it in a fixed order.
+    objects: Option<ObjectPositions>,
+}
+
+/// Positions of the object-layout groups (pyobject … unicode_object), known for 3.13 and 3.14.
+struct ObjectPositions {
+    pyobject: usize,
+    type_object: usize,
+    tuple_object: usize,
+    list_object: usize,
+    dict_object: usize,
+    long_object: usize,
+    unicode_object: usize,
 }
 
 fn positions(minor: u8) -> Option<Positions> {
@@ -32,6 +45,29 @@ fn positions(minor: u8) -> Option<Positions> {
         14 => (8, 648),
         15 => (8, 752),
         _ => return None,
+    };
+    // 3.13: read off the 3.13.5t DWARF. 3.14 adds interpreter, frame and code fields before
+    // pyobject and a set_object group after list_object; the sum lands on gc at 648 as known.
+    let objects = match minor {
+        13 => Some(ObjectPositions {
+            pyobject: 352,
+            type_object: 368,
+            tuple_object: 400,
+            list_object: 424,
+            dict_object: 448,
+            long_object: 488,
+            unicode_object: 536,
+        }),
+        14 => Some(ObjectPositions {
+            pyobject: 400,
+            type_object: 416,
+            tuple_object: 448,
+            list_object: 472,
+            dict_object: 528,
+            long_object: 568,
+            unicode_object: 616,
+        }),
+        _ => None,
     };
     Some(Positions {
         runtime_size: 24,
@@ -46,6 +82,7 @@ fn positions(minor: u8) -> Option<Positions> {
         interp_builtins: 104 + shift,
         gc_size,
         gc_collecting: gc_size + 8,
+        objects,
     })
 }
 
@@ -65,6 +102,62 @@ pub struct DebugOffsets {
     pub interp_builtins: u64,
     pub gc_size: u64,
     pub gc_collecting: u64,
+    /// Object header and field offsets, when this version's positions are known and the
+    /// values read there are self-consistent.
+    pub objects: Option<ObjectOffsets>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectOffsets {
+    pub header_size: u64,
+    pub ob_type: u64,
+    pub tp_name: u64,
+    pub tp_flags: u64,
+    pub tuple_items: u64,
+    pub list_items: u64,
+    pub list_size: u64,
+    pub ma_keys: u64,
+    pub ma_values: u64,
+    pub long_tag: u64,
+    pub long_digits: u64,
+    pub str_state: u64,
+    pub str_length: u64,
+    pub ascii_size: u64,
+}
+
+fn object_offsets(raw: &[u8], p: &ObjectPositions) -> Option<ObjectOffsets> {
+    let at = |pos: usize| raw.u64_at(pos);
+    let o = ObjectOffsets {
+        header_size: at(p.pyobject),
+        ob_type: at(p.pyobject + 8),
+        tp_name: at(p.type_object + 8),
+        tp_flags: at(p.type_object + 24),
+        tuple_items: at(p.tuple_object + 8),
+        list_items: at(p.list_object + 8),
+        list_size: at(p.list_object + 16),
+        ma_keys: at(p.dict_object + 8),
+        ma_values: at(p.dict_object + 16),
+        long_tag: at(p.long_object + 8),
+        long_digits: at(p.long_object + 16),
+        str_state: at(p.unicode_object + 8),
+        str_length: at(p.unicode_object + 16),
+        ascii_size: at(p.unicode_object + 24),
+    };
+    // Not self-describing: accept only values that hang together (a misplaced group reads
+    // sizes where offsets should be, or zeros).
+    let tuple_size = at(p.tuple_object);
+    let consistent = matches!(o.header_size, 16 | 32)
+        && o.ob_type == o.header_size - 8
+        && o.list_size == o.header_size
+        && tuple_size == o.tuple_items + 8
+        && o.long_tag == o.header_size
+        && o.long_digits == o.header_size + 8
+        && o.str_length == o.header_size
+        && o.ascii_size > o.str_state
+        && o.ma_values == o.ma_keys + 8
+        && o.tp_flags > o.tp_name
+        && o.tp_flags < 512;
+    consistent.then_some(o)
 }
 
 /// Parse the struct from bytes read at `_PyRuntime`. None when there is no cookie (before 3.13)
@@ -90,6 +183,7 @@ pub fn parse(raw: &[u8]) -> Option<DebugOffsets> {
         interp_builtins: raw.u64_at(p.interp_builtins),
         gc_size: raw.u64_at(p.gc_size),
         gc_collecting: raw.u64_at(p.gc_collecting),
+        objects: p.objects.as_ref().and_then(|o| object_offsets(raw, o)),
     };
     d.plausible().then_some(d)
 }
@@ -118,11 +212,24 @@ impl DebugOffsets {
 
     /// Overwrite the table values the debug offsets know better.
     pub fn apply(&self, layout: &mut Layout) {
-        layout.free_threaded = self.free_threaded;
         if self.free_threaded {
-            // The free-threaded object header is 32 bytes: ob_tid, flags, refcounts, then type.
-            layout.ob_type = 24;
-            layout.ob_size = 32;
+            super::tables::adjust_for_free_threading(layout);
+        }
+        if let Some(o) = self.objects {
+            layout.header_size = o.header_size;
+            layout.ob_type = o.ob_type;
+            layout.ob_size = o.list_size;
+            layout.type_.tp_name = o.tp_name;
+            layout.type_.tp_flags = o.tp_flags;
+            layout.tuple_items = o.tuple_items;
+            layout.list_items = o.list_items;
+            layout.dict.ma_keys = o.ma_keys;
+            layout.dict.ma_values = o.ma_values;
+            layout.fields.long_tag = o.long_tag;
+            layout.fields.long_digits = o.long_digits;
+            layout.unicode.state = o.str_state;
+            layout.unicode.length = o.str_length;
+            layout.unicode.ascii_size = o.ascii_size;
         }
         layout.runtime.interpreters_head = self.interpreters_head;
         layout.runtime.finalizing =
@@ -140,6 +247,85 @@ impl DebugOffsets {
             layout.gc.generation0 = None;
         }
         layout.gc.size = self.gc_size;
-        layout.sources.push("debug offsets".into());
+        layout.sources.push(
+            if self.objects.is_some() {
+                "debug offsets (with object fields)"
+            } else {
+                "debug offsets"
+            }
+            .into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The struct as a free-threaded 3.13.5t build publishes it (values read with gdb).
+    fn ft_313() -> Vec<u8> {
+        let mut raw = vec![0u8; READ_LEN];
+        let mut put = |pos: usize, v: u64| raw[pos..pos + 8].copy_from_slice(&v.to_le_bytes());
+        put(8, 0x030d_05f0);
+        put(16, 1);
+        put(24, 300_000);
+        put(40, 632);
+        put(48, 200_000);
+        for (pos, v) in [
+            (64, 7264),
+            (72, 7344),
+            (80, 7400),
+            (88, 7656),
+            (96, 7640),
+            (104, 7648),
+        ] {
+            put(pos, v);
+        }
+        for (pos, v) in [
+            (352, 32),
+            (360, 24),
+            (376, 40),
+            (392, 184),
+            (400, 48),
+            (408, 40),
+            (416, 32),
+            (424, 56),
+            (432, 40),
+            (440, 32),
+            (456, 48),
+            (464, 56),
+            (496, 32),
+            (504, 40),
+            (544, 48),
+            (552, 32),
+            (560, 56),
+            (568, 300),
+            (576, 200),
+        ] {
+            put(pos, v);
+        }
+        raw[..8].copy_from_slice(COOKIE);
+        raw
+    }
+
+    #[test]
+    fn free_threaded_object_fields_are_read_and_applied() {
+        let d = parse(&ft_313()).expect("plausible");
+        assert!(d.free_threaded);
+        let o = d.objects.expect("object groups consistent");
+        assert_eq!((o.header_size, o.ob_type, o.tuple_items), (32, 24, 40));
+        let mut l = crate::python::tables::table_layout(d.version).expect("3.13 row");
+        d.apply(&mut l);
+        assert!(l.free_threaded);
+        assert_eq!((l.ob_type, l.ob_size, l.dict.ma_keys), (24, 32, 48));
+        assert_eq!(l.unicode.ascii_size, 56);
+    }
+
+    #[test]
+    fn inconsistent_object_groups_are_ignored() {
+        let mut raw = ft_313();
+        raw[360..368].copy_from_slice(&8u64.to_le_bytes()); // ob_type no longer header - 8
+        let d = parse(&raw).expect("plausible");
+        assert!(d.objects.is_none());
     }
 }

@@ -32,6 +32,7 @@ const WANTED: &[(&str, &[&str])] = &[
             "sysdict",
             "builtins",
             "obmalloc",
+            "mimalloc",
         ],
     ),
     (
@@ -51,7 +52,19 @@ const WANTED: &[(&str, &[&str])] = &[
         "_heaptypeobject",
         &["ht_name", "ht_qualname", "ht_cached_keys"],
     ),
+    // Free-threaded builds only (see `wanted`): where a thread's mimalloc heaps are.
+    ("_PyThreadStateImpl", &["mimalloc"]),
 ];
+
+/// The structs worth looking for in this build: default builds have no mimalloc state, and a
+/// struct that is never found would make us scan every compilation unit.
+fn wanted(
+    free_threaded: bool,
+) -> impl Iterator<Item = &'static (&'static str, &'static [&'static str])> {
+    WANTED
+        .iter()
+        .filter(move |(tag, _)| free_threaded || *tag != "_PyThreadStateImpl")
+}
 
 /// Member offsets and struct sizes found, keyed "struct.member" and "struct.__size__".
 pub type Offsets = HashMap<String, u64>;
@@ -69,7 +82,7 @@ pub fn apply(
     let file = std::fs::File::open(&path)?;
     // SAFETY: read-only map of a regular file.
     let map = unsafe { memmap2::Mmap::map(&file)? };
-    let offsets = read_offsets(&map)?;
+    let offsets = read_offsets(&map, layout.free_threaded)?;
     if offsets.is_empty() {
         return Ok(None);
     }
@@ -139,7 +152,7 @@ fn section_data<'a>(elf: &Elf, data: &'a [u8], name: &str) -> anyhow::Result<Cow
     Ok(Cow::Owned(out))
 }
 
-pub fn read_offsets(data: &[u8]) -> anyhow::Result<Offsets> {
+pub fn read_offsets(data: &[u8], free_threaded: bool) -> anyhow::Result<Offsets> {
     let elf = Elf::parse(data)?;
     let mut owned: HashMap<&'static str, Cow<[u8]>> = HashMap::new();
     for name in [
@@ -164,10 +177,11 @@ pub fn read_offsets(data: &[u8]) -> anyhow::Result<Offsets> {
     let mut found = Offsets::new();
     let mut units = dwarf.units();
     let mut done: Vec<&str> = Vec::new();
+    let want: Vec<_> = wanted(free_threaded).collect();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
-        scan_unit(&dwarf, &unit, &mut found, &mut done)?;
-        if done.len() == WANTED.len() {
+        scan_unit(&dwarf, &unit, &want, &mut found, &mut done)?;
+        if done.len() == want.len() {
             break;
         }
     }
@@ -187,6 +201,7 @@ fn attr_name<'a>(
 fn scan_unit<'a>(
     dwarf: &gimli::Dwarf<R<'a>>,
     unit: &gimli::Unit<R<'a>>,
+    want: &[&'static (&'static str, &'static [&'static str])],
     found: &mut Offsets,
     done: &mut Vec<&'static str>,
 ) -> anyhow::Result<()> {
@@ -200,7 +215,7 @@ fn scan_unit<'a>(
         let Some(name) = attr_name(dwarf, unit, e) else {
             continue;
         };
-        let Some((tag, members)) = WANTED.iter().find(|(t, _)| *t == name) else {
+        let Some((tag, members)) = want.iter().find(|(t, _)| *t == name) else {
             continue;
         };
         if done.contains(tag) {
@@ -345,6 +360,21 @@ fn override_layout(o: &Offsets, layout: &mut Layout) {
     }
     if let Some(v) = get("_gc_runtime_state.enabled") {
         g.enabled = v;
+    }
+    if let Some(m) = layout.mimalloc.as_mut() {
+        if let Some(v) = get("_PyThreadStateImpl.mimalloc") {
+            m.tstate_mimalloc = v;
+        }
+        if let Some(v) = get("_is.mimalloc") {
+            m.interp_mimalloc = Some(v);
+        }
+    } else if let Some(v) = get("_PyThreadStateImpl.mimalloc") {
+        // A free-threaded minor version the tables do not know yet.
+        layout.mimalloc = Some(super::layout::MimallocLayout {
+            tstate_mimalloc: v,
+            tstate_next: 8,
+            interp_mimalloc: get("_is.mimalloc"),
+        });
     }
     let t = &mut layout.type_;
     if let Some(v) = get("_heaptypeobject.__size__") {

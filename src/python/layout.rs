@@ -161,6 +161,54 @@ pub enum LongLayout {
     Tag,
 }
 
+/// How an object header keeps its reference count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Refcount {
+    /// `ob_refcnt`, one word at offset 0. `flags_above`: 3.14+ keep a 32-bit count with flag
+    /// bits above it (free lists overwrite the word with a pointer, which this rejects).
+    Word { flags_above: bool },
+    /// Free-threaded: `ob_ref_local` (u32; u32::MAX means immortal) plus `ob_ref_shared >> 2`
+    /// (its low two bits are state), and the GC bits in their own byte.
+    Split {
+        local: u64,
+        shared: u64,
+        gc_bits: u64,
+    },
+}
+
+/// Fields of particular object kinds the walkers read, as offsets from the object.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ObjectFields {
+    /// `PyLongObject`: lv_tag (3.12+) and where the digits start (int's base size).
+    pub long_tag: u64,
+    pub long_digits: u64,
+    pub bytearray_alloc: u64,
+    /// `collections.OrderedDict`: od_fast_nodes_size.
+    pub odict_fast_nodes_size: u64,
+    /// `collections.deque`: leftindex.
+    pub deque_leftindex: u64,
+    /// `_io.Buffered*`: buffer pointer and buffer_size.
+    pub buffered_buffer: u64,
+    pub buffered_buffer_size: u64,
+    /// `_struct.Struct`: s_len.
+    pub struct_len: u64,
+    pub cell_contents: u64,
+    pub module_dict: u64,
+    pub function_closure: u64,
+}
+
+/// The CPython side of the free-threaded mimalloc heaps (the mimalloc structs themselves are
+/// vendored and identical across 3.13t/3.14t: see `heap/mimalloc.rs`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MimallocLayout {
+    /// `_PyThreadStateImpl.mimalloc` (`struct _mimalloc_thread_state`).
+    pub tstate_mimalloc: u64,
+    /// `PyThreadState.next`.
+    pub tstate_next: u64,
+    /// `PyInterpreterState.mimalloc` (its `abandoned_pool` comes first), where known.
+    pub interp_mimalloc: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Layout {
     pub version: Version,
@@ -170,8 +218,13 @@ pub struct Layout {
     pub runtime: RuntimeLayout,
     pub interp: InterpLayout,
     pub gc: GcLayout,
+    /// `sizeof(PyObject)`: 16, or 32 on free-threaded builds.
+    pub header_size: u64,
+    pub refcount: Refcount,
     pub ob_type: u64,
     pub ob_size: u64,
+    /// Bytes before the object where a managed `__dict__` pointer sits (3.11+).
+    pub managed_dict: u64,
     pub type_: TypeLayout,
     pub unicode: UnicodeLayout,
     pub dict: DictLayout,
@@ -182,7 +235,12 @@ pub struct Layout {
     pub set_table: u64,
     pub set_smalltable: u64,
     pub preheader: Preheader,
+    /// `PyGC_Head` before GC objects: 16, or 0 on free-threaded builds (no GC lists).
+    pub gc_head_size: u64,
     pub long: LongLayout,
+    pub fields: ObjectFields,
+    /// Free-threaded builds: where the mimalloc heaps hang off thread states.
+    pub mimalloc: Option<MimallocLayout>,
     /// 3.12+: immortal objects have a negative 32-bit refcount.
     pub immortal_refcnt: bool,
     /// 3.13+: instance attribute values may live inline after the object.
@@ -208,15 +266,8 @@ pub mod flags {
 impl Layout {
     /// Bytes that precede an object of a type with these flags (GC head and managed slots).
     pub fn preheader_size(&self, tp_flags: u64) -> u64 {
-        if self.free_threaded {
-            return if tp_flags & (flags::MANAGED_DICT | flags::MANAGED_WEAKREF) != 0 {
-                16
-            } else {
-                0
-            };
-        }
         let gc = if tp_flags & flags::HAVE_GC != 0 {
-            16
+            self.gc_head_size
         } else {
             0
         };
@@ -232,5 +283,44 @@ impl Layout {
             }
         };
         gc + managed
+    }
+
+    /// Does an object header (at least `header_size` bytes) say the object is alive?
+    pub fn live_refcount(&self, header: &[u8]) -> bool {
+        use crate::process::Bytes;
+        if (header.len() as u64) < self.header_size {
+            return false;
+        }
+        match self.refcount {
+            Refcount::Word { flags_above: true } => {
+                let rc = header.u64_at(0);
+                // 32-bit count, 16-bit overflow (never set in practice), 16-bit flags.
+                rc & 0xffff_ffff != 0 && (rc >> 32) & 0xffff == 0
+            }
+            Refcount::Word { flags_above: false } => {
+                let rc = header.u64_at(0);
+                rc != 0 && rc < 1 << 40
+            }
+            Refcount::Split { local, shared, .. } => {
+                let local = header.u32_at(local as usize);
+                if local == u32::MAX {
+                    return true; // immortal
+                }
+                // The shared count may be negative while a merge is queued; the sum of both
+                // is what keeps the object alive.
+                let count = local as i64 + (header.i64_at(shared as usize) >> 2);
+                count > 0 && count < 1 << 40
+            }
+        }
+    }
+
+    /// Free-threaded only: is the object tracked by the GC (what gc.get_objects() lists)?
+    pub fn gc_tracked(&self, header: &[u8]) -> Option<bool> {
+        match self.refcount {
+            Refcount::Split { gc_bits, .. } => {
+                Some(header.get(gc_bits as usize).is_some_and(|b| b & 1 != 0))
+            }
+            Refcount::Word { .. } => None,
+        }
     }
 }

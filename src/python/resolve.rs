@@ -190,20 +190,21 @@ fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> Result<(), String> {
 
 /// A list head is valid when its next node's prev pointer comes back to it (or the list is
 /// empty). `_gc_prev` carries flag bits in its low two bits.
+///
+/// The two words are read at different moments while the target runs: a thread that frees the
+/// list's first object between them makes a correct layout look wrong. So both are re-read,
+/// a few dozen times over some milliseconds, before the layout is declared wrong.
 fn head_links_back(mem: &dyn Memory, head: u64) -> bool {
-    let Ok(next) = mem.u64(head).map(|v| v & !3) else {
-        return false;
-    };
-    if next == head {
-        return true;
-    }
-    // Tolerate a torn read once: the target mutates while we look.
-    for _ in 0..3 {
-        let back = mem.u64(next + 8).map(|v| v & !3).unwrap_or(0);
-        if back == head {
+    for _ in 0..HEAD_CHECK_ATTEMPTS {
+        let Ok(next) = mem.u64(head).map(|v| v & !3) else {
+            return false;
+        };
+        if next == head || mem.u64(next + 8).map(|v| v & !3).ok() == Some(head) {
             return true;
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     false
 }
+
+const HEAD_CHECK_ATTEMPTS: u32 = 50;

@@ -266,8 +266,13 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             obmalloc: row.obmalloc,
         },
         gc: row.gc,
+        header_size: 16,
+        refcount: Refcount::Word {
+            flags_above: m >= 14,
+        },
         ob_type: 8,
         ob_size: 16,
+        managed_dict: 24,
         type_: TypeLayout {
             tp_name: 24,
             tp_basicsize: 32,
@@ -307,15 +312,180 @@ pub fn table_layout(version: Version) -> Option<Layout> {
                 weakref_flag: Some(flags::MANAGED_WEAKREF),
             },
         },
+        gc_head_size: 16,
         long: if m >= 12 {
             LongLayout::Tag
         } else {
             LongLayout::ObSize
         },
+        fields: ObjectFields {
+            long_tag: 16,
+            long_digits: 24,
+            bytearray_alloc: 24,
+            odict_fast_nodes_size: 72,
+            deque_leftindex: 40,
+            buffered_buffer: 56,
+            buffered_buffer_size: 120,
+            struct_len: 24,
+            cell_contents: 16,
+            module_dict: 16,
+            function_closure: if m >= 10 { 72 } else { 48 },
+        },
+        mimalloc: None,
         immortal_refcnt: m >= 12,
         inline_values: m >= 13,
         arena_size: if m >= 10 { 1 << 20 } else { 256 << 10 },
         pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
         frames: super::frames_layout::table(version)?,
     })
+}
+
+/// `_PyThreadStateImpl.mimalloc` and `PyInterpreterState.mimalloc` of free-threaded builds, per
+/// minor version: neither is in the debug offsets. 3.13: DWARF of 3.13.5t (both agree with the
+/// reference's 3.13.5t figure); 3.14: 3.14.7t (thread state only). DWARF overrides these.
+const FT_MIMALLOC: &[(u8, u64, Option<u64>)] = &[(13, 0x158, Some(0x2a40)), (14, 0x3a8, None)];
+
+/// The one place where a free-threaded build's layout departs from the default build's.
+///
+/// `PyObject` grows from 16 to 32 bytes (ob_tid, flags, mutex, gc bits, split refcounts before
+/// ob_type), so every field of every object moves by the same 16 bytes. There is no GC head;
+/// the managed dict and weakref slots form a 16-byte pre-header (dict at -8). Debug offsets and
+/// DWARF, applied after this, still have the last word.
+pub fn adjust_for_free_threading(l: &mut Layout) {
+    const HEAD_GROWTH: u64 = 16;
+    let d = HEAD_GROWTH;
+    l.free_threaded = true;
+    l.header_size += d;
+    l.ob_type += d;
+    l.ob_size += d;
+    l.refcount = Refcount::Split {
+        local: 12,
+        shared: 16,
+        gc_bits: 11,
+    };
+    l.managed_dict = 8;
+    l.gc_head_size = 0;
+    l.preheader = Preheader::Managed {
+        weakref_flag: Some(flags::MANAGED_WEAKREF),
+    };
+    let t = &mut l.type_;
+    for f in [
+        &mut t.tp_name,
+        &mut t.tp_basicsize,
+        &mut t.tp_itemsize,
+        &mut t.tp_flags,
+        &mut t.tp_base,
+        &mut t.tp_dict,
+        &mut t.tp_dictoffset,
+        &mut t.heap_type_size,
+        &mut t.ht_name,
+        &mut t.ht_qualname,
+        &mut t.ht_cached_keys,
+        &mut t.type_size,
+    ] {
+        *f += d;
+    }
+    let u = &mut l.unicode;
+    for f in [
+        &mut u.length,
+        &mut u.state,
+        &mut u.ascii_size,
+        &mut u.compact_size,
+        &mut u.unicode_size,
+        &mut u.utf8_length,
+        &mut u.utf8,
+    ] {
+        *f += d;
+    }
+    for f in [
+        &mut l.dict.ma_used,
+        &mut l.dict.ma_keys,
+        &mut l.dict.ma_values,
+        &mut l.list_items,
+        &mut l.list_allocated,
+        &mut l.tuple_items,
+        &mut l.set_mask,
+        &mut l.set_table,
+        &mut l.set_smalltable,
+    ] {
+        *f += d;
+    }
+    let o = &mut l.fields;
+    for f in [
+        &mut o.long_tag,
+        &mut o.long_digits,
+        &mut o.bytearray_alloc,
+        &mut o.odict_fast_nodes_size,
+        &mut o.deque_leftindex,
+        &mut o.buffered_buffer,
+        &mut o.buffered_buffer_size,
+        &mut o.struct_len,
+        &mut o.cell_contents,
+        &mut o.module_dict,
+        &mut o.function_closure,
+    ] {
+        *f += d;
+    }
+    let known = FT_MIMALLOC.iter().find(|r| r.0 == l.version.minor);
+    l.mimalloc = known.map(|&(_, tstate, interp)| MimallocLayout {
+        tstate_mimalloc: tstate,
+        tstate_next: 8,
+        interp_mimalloc: interp,
+    });
+    l.sources
+        .push("free-threaded object header (+16 on every object field)".into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Offsets read with gdb from the DWARF of the 3.13.5t build.
+    #[test]
+    fn free_threaded_313_matches_dwarf() {
+        let mut l = table_layout(Version::new(3, 13, 5)).expect("3.13 row");
+        adjust_for_free_threading(&mut l);
+        assert_eq!((l.ob_type, l.ob_size, l.header_size), (24, 32, 32));
+        assert_eq!((l.type_.tp_name, l.type_.tp_flags), (40, 184));
+        assert_eq!((l.type_.ht_name, l.type_.heap_type_size), (872, 944));
+        assert_eq!(l.type_.type_size, 432);
+        assert_eq!(
+            (l.dict.ma_used, l.dict.ma_keys, l.dict.ma_values),
+            (32, 48, 56)
+        );
+        assert_eq!(
+            (l.tuple_items, l.list_items, l.list_allocated),
+            (40, 40, 48)
+        );
+        assert_eq!((l.set_mask, l.set_table, l.set_smalltable), (48, 56, 80));
+        let u = &l.unicode;
+        assert_eq!((u.length, u.state, u.ascii_size), (32, 48, 56));
+        assert_eq!((u.compact_size, u.unicode_size, u.utf8), (72, 80, 64));
+        assert_eq!((l.fields.long_tag, l.fields.function_closure), (32, 88));
+        assert_eq!((l.fields.cell_contents, l.fields.module_dict), (32, 32));
+        assert_eq!(l.fields.bytearray_alloc, 40);
+        assert_eq!(l.preheader_size(flags::HAVE_GC), 0);
+        assert_eq!(l.preheader_size(flags::HAVE_GC | flags::MANAGED_DICT), 16);
+        assert_eq!(l.mimalloc.map(|m| m.tstate_mimalloc), Some(344));
+    }
+
+    #[test]
+    fn split_refcounts_tell_live_from_dead() {
+        let mut l = table_layout(Version::new(3, 13, 5)).expect("3.13 row");
+        adjust_for_free_threading(&mut l);
+        let header = |local: u32, shared: i64, bits: u8| {
+            let mut h = vec![0u8; 32];
+            h[11] = bits;
+            h[12..16].copy_from_slice(&local.to_le_bytes());
+            h[16..24].copy_from_slice(&shared.to_le_bytes());
+            h
+        };
+        assert!(l.live_refcount(&header(u32::MAX, 0, 0)));
+        assert!(l.live_refcount(&header(1, 0, 0)));
+        assert!(l.live_refcount(&header(0, 2 << 2, 0)));
+        assert!(!l.live_refcount(&header(0, 0, 0)));
+        assert!(!l.live_refcount(&header(0, -(1 << 2), 0)));
+        assert_eq!(l.gc_tracked(&header(1, 0, 1)), Some(true));
+        assert_eq!(l.gc_tracked(&header(1, 0, 64)), Some(false));
+    }
 }

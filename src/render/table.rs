@@ -127,6 +127,33 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
             ),
         );
     }
+    if let Some(mi) = &m.mimalloc {
+        let heap = |name: &str| {
+            mi.heaps
+                .iter()
+                .find(|h| h.heap == name)
+                .map_or(0, |h| h.bytes_in_use)
+        };
+        line(
+            o,
+            "mimalloc pages",
+            mi.page_bytes,
+            &format!(
+                "{} thread{}{}: {} in use (objects {}, buffers {}), {} free in pages",
+                mi.threads,
+                if mi.threads == 1 { "" } else { "s" },
+                if mi.abandoned_pages > 0 {
+                    format!(", {} abandoned pages", mi.abandoned_pages)
+                } else {
+                    String::new()
+                },
+                human_bytes(mi.in_use_bytes),
+                human_bytes(heap("object") + heap("gc") + heap("gc_pre")),
+                human_bytes(heap("mem")),
+                human_bytes(mi.free_in_pages_bytes)
+            ),
+        );
+    }
     line(
         o,
         "native / unattributed",

@@ -36,7 +36,7 @@ pub struct Interp {
 }
 
 impl Interp {
-    /// Free-threaded builds keep no GC lists; the GC-list tests skip them.
+    /// Free-threaded builds (no GIL, no GC lists: objects live in mimalloc heaps).
     pub fn is_free_threaded(&self) -> bool {
         self.label.contains("free-threaded")
     }
@@ -46,6 +46,10 @@ impl Interp {
         // Keep tests/targets/ free of __pycache__ written by a dozen versions.
         cmd.args(&self.argv_prefix[1..])
             .env("PYTHONDONTWRITEBYTECODE", "1");
+        if self.is_free_threaded() {
+            // Really run without the GIL: an extension module could otherwise turn it back on.
+            cmd.env("PYTHON_GIL", "0");
+        }
         cmd
     }
 }

@@ -1,0 +1,32 @@
+//! Address ranges a heap scan has already judged block by block (pymalloc arenas, mimalloc
+//! pages): the referent pass need not look at pointers into them again.
+
+/// Address ranges already judged block by block: pointers into them need no second look.
+#[derive(Debug, Clone, Default)]
+pub struct Regions {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl Regions {
+    pub fn new(mut ranges: Vec<(u64, u64)>) -> Regions {
+        ranges.sort_unstable();
+        Regions { ranges }
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.0 <= addr);
+        i > 0 && addr < self.ranges[i - 1].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_contain_their_ranges_only() {
+        let r = Regions::new(vec![(300, 400), (100, 200)]);
+        assert!(r.contains(100) && r.contains(199) && r.contains(350));
+        assert!(!r.contains(99) && !r.contains(200) && !r.contains(400));
+    }
+}
