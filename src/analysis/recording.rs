@@ -364,6 +364,7 @@ impl Recording {
             growth,
             rss,
             allocations: None,
+            gc: None,
             warnings: self.warnings.list(),
         }
     }
@@ -433,7 +434,18 @@ pub struct RecordDoc {
     /// The allocation profile: which Python stacks made the heap grow (absent with --rate 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allocations: Option<Allocations>,
+    /// The collector over the recording: whether it ran, and how often per generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcActivity>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GcActivity {
+    pub enabled_at_start: bool,
+    pub enabled_at_end: bool,
+    /// Collections per second of generations 0, 1, 2 (None where the build keeps no counts).
+    pub collections_per_s: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

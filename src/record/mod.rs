@@ -11,7 +11,10 @@ pub mod progress;
 pub mod schedule;
 
 use crate::analysis::alloc_profile::{AllocSampler, SamplerOptions};
-use crate::analysis::recording::{AllocationStack, Allocations, EndReason, RecordDoc, Recording};
+use crate::analysis::gc_state::GcState;
+use crate::analysis::recording::{
+    AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
+};
 use crate::analysis::snapshot::{Session, SnapshotOptions};
 use crate::process::stats;
 use schedule::Schedule;
@@ -89,6 +92,9 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     // A runtime that says it is shutting down before we even started: its flag is not to be
     // trusted (or it really is exiting, and the loop will see it go).
     let watch_finalizing = session.py.is_finalizing(&session.target.memory) == Some(false);
+    // The collector's state at the first census, to rate its collections at the end.
+    let mut first_gc: Option<GcState> = None;
+    let mut first_gc_at: Option<(Instant, Instant)> = None;
     let mut finalizing_seen = false;
 
     let end = loop {
@@ -104,7 +110,16 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         }
         match activity {
             Activity::Census => match take_sample(&mut session, &mut rec, t0, watch_finalizing) {
-                Sampled::Ok => failures = 0,
+                Sampled::Ok => {
+                    failures = 0;
+                    let now = Instant::now();
+                    if first_gc.is_none() {
+                        first_gc = session.last_gc.clone();
+                        first_gc_at = Some((now, now));
+                    } else if let Some(span) = first_gc_at.as_mut() {
+                        span.1 = now;
+                    }
+                }
                 Sampled::Finalizing => {
                     if !finalizing_seen {
                         rec.warn(
@@ -168,6 +183,11 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         c.stop();
     }
     let mut doc = rec.finish(duration, end);
+    doc.gc = gc_activity(
+        first_gc.as_ref(),
+        session.last_gc.as_ref(),
+        gc_span(&first_gc_at),
+    );
     if let Some(mut p) = profile {
         let (bytes, objects) = measured_growth(&doc);
         if bytes > 0 {
@@ -257,6 +277,33 @@ enum Sampled {
     Finalizing,
     Failed,
     TargetGone,
+}
+
+fn gc_span(at: &Option<(Instant, Instant)>) -> f64 {
+    at.map_or(0.0, |(a, b)| (b - a).as_secs_f64())
+}
+
+/// Collections per second per generation between the first and the last census.
+fn gc_activity(
+    first: Option<&GcState>,
+    last: Option<&GcState>,
+    seconds: f64,
+) -> Option<GcActivity> {
+    let (a, b) = (first?, last?);
+    let rates = a
+        .generations
+        .iter()
+        .zip(&b.generations)
+        .map(|(x, y)| match (x.collections, y.collections) {
+            (Some(c0), Some(c1)) if seconds > 0.0 => Some(c1.saturating_sub(c0) as f64 / seconds),
+            _ => None,
+        })
+        .collect();
+    Some(GcActivity {
+        enabled_at_start: a.enabled,
+        enabled_at_end: b.enabled,
+        collections_per_s: rates,
+    })
 }
 
 /// Descriptors, threads and gc.garbage as series beside the types, so that their leaks are

@@ -148,6 +148,29 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
             r.trend.as_str()
         );
     }
+    if let Some(g) = &doc.gc {
+        let rates: Vec<String> = g
+            .collections_per_s
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.map(|r| format!("gen{i} {r:.1}/s")))
+            .collect();
+        let _ = writeln!(
+            o,
+            "collector: {}{}",
+            match (g.enabled_at_start, g.enabled_at_end) {
+                (true, true) => "enabled",
+                (false, false) => "DISABLED (cycles are never freed)",
+                (true, false) => "disabled during the recording",
+                (false, true) => "enabled during the recording",
+            },
+            if rates.is_empty() {
+                String::new()
+            } else {
+                format!(", collections {}", rates.join(", "))
+            }
+        );
+    }
     for w in &doc.warnings {
         let _ = writeln!(o, "warning: {w}");
     }
