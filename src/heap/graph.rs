@@ -2,7 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
-use super::pyobj::{dict_items, dict_keys};
+use super::pyobj::{body_words, dict_items, dict_keys};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, Preheader};
@@ -11,7 +11,6 @@ use crate::python::layout::{flags, Layout, Preheader};
 /// and keys are user data.
 pub const MAX_NAMED_KEYS: usize = 32;
 const MAX_ITEMS: u64 = 1 << 26;
-const MAX_BODY: u64 = 1 << 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Label {
@@ -224,21 +223,9 @@ fn split_values(
 
 /// Conservative: every word of the body that may be a pointer (validated by the caller).
 fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
-    let n = view.u64(obj + l.ob_size).unwrap_or(0) as i64;
-    let len = n
-        .unsigned_abs()
-        .checked_mul(t.itemsize)
-        .map_or(t.basicsize, |x| x + t.basicsize)
-        .min(MAX_BODY);
-    let Some(span) = view.span_of(obj) else {
-        return;
-    };
-    let len = len.min(span.end - obj);
-    if let Ok(b) = view.get(obj, len as usize) {
-        out.extend(
-            b[(l.header_size as usize).min(b.len())..]
-                .chunks_exact(8)
-                .map(|w| (w.u64_at(0), Label::Ref)),
-        );
-    }
+    out.extend(
+        body_words(view, l, obj, t)
+            .into_iter()
+            .map(|w| (w, Label::Ref)),
+    );
 }

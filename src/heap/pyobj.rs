@@ -206,3 +206,33 @@ pub fn dict_get_str(view: &mut View, l: &Layout, dict: u64, key: &str) -> Option
         (read_str(view, l, k, MAX_NAME)? == key).then_some(v)
     })
 }
+
+/// Longest object body scanned word by word.
+pub const MAX_BODY: u64 = 1 << 16;
+
+/// The words of an object's body after its header (basicsize + items, bounded): the candidates
+/// a conservative scan validates as pointers.
+pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeInfo) -> Vec<u64> {
+    let n = view.u64(obj + l.ob_size).unwrap_or(0) as i64;
+    let len = n
+        .unsigned_abs()
+        .checked_mul(t.itemsize)
+        .map_or(t.basicsize, |x| x + t.basicsize)
+        .min(MAX_BODY);
+    let Some(span) = view.span_of(obj) else {
+        return Vec::new();
+    };
+    let len = len.min(span.end - obj);
+    match view.get(obj, len as usize) {
+        Ok(b) => words_after_header(l, b),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The 8-byte words of `b` (an object's bytes) after the object header.
+pub fn words_after_header(l: &Layout, b: &[u8]) -> Vec<u64> {
+    b[(l.header_size as usize).min(b.len())..]
+        .chunks_exact(8)
+        .map(|w| w.u64_at(0))
+        .collect()
+}

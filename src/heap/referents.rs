@@ -8,7 +8,7 @@
 //! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
 //! every block there.
 
-use super::pyobj::{dict_items, dict_keys};
+use super::pyobj::{body_words, dict_items, dict_keys, words_after_header};
 use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
@@ -16,8 +16,7 @@ use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, Preheader};
 use rustc_hash::FxHashSet as HashSet;
 
-/// Longest body scanned conservatively, and most items read from one container.
-const MAX_BODY: u64 = 1 << 16;
+/// Most items read from one container.
 const MAX_ITEMS: u64 = 1 << 26;
 
 pub struct Referents {
@@ -115,32 +114,9 @@ impl Referents {
         t: &TypeInfo,
         body: Option<&[u8]>,
     ) {
-        let words: Vec<u64> = match body {
-            Some(b) => b[(l.header_size as usize).min(b.len())..]
-                .chunks_exact(8)
-                .map(|w| w.u64_at(0))
-                .collect(),
-            None => {
-                let n = view
-                    .get(obj + l.ob_size, 8)
-                    .map(|b| b.i64_at(0).unsigned_abs())
-                    .unwrap_or(0);
-                let len = n
-                    .checked_mul(t.itemsize)
-                    .map_or(t.basicsize, |x| x + t.basicsize)
-                    .min(MAX_BODY);
-                let Some(span) = view.span_of(obj) else {
-                    return;
-                };
-                let len = len.min(span.end - obj);
-                match view.get(obj, len as usize) {
-                    Ok(b) => b[(l.header_size as usize).min(b.len())..]
-                        .chunks_exact(8)
-                        .map(|w| w.u64_at(0))
-                        .collect(),
-                    Err(_) => return,
-                }
-            }
+        let words = match body {
+            Some(b) => words_after_header(l, b),
+            None => body_words(view, l, obj, t),
         };
         words.into_iter().for_each(|w| self.push(w));
     }
