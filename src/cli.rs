@@ -143,6 +143,10 @@ struct SnapshotArgs {
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
+    /// Also census every Python process under PID (forked workers, multiprocessing pools);
+    /// other children are skipped with a note.
+    #[arg(long)]
+    subprocesses: bool,
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -214,6 +218,16 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
+    if a.subprocesses {
+        return crate::cli_production::snapshot_tree_cmd(
+            a.target.pid,
+            &opts,
+            a.format.profile_format().is_none(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     if let Some(format) = a.format.profile_format() {
         let mut session = Session::open(a.target.pid, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod resources;
 pub mod retention;
 pub mod snapshot;
+pub mod snapshot_tree;
 pub mod why;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod fds;
 pub mod memory;
 pub mod smaps;
 pub mod target;
+pub mod tree;
 pub mod view;
 
 pub use memory::{Bytes, Memory, MemoryExt};

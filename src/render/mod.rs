@@ -5,3 +5,4 @@ pub mod json;
 pub mod output;
 pub mod profile;
 pub mod table;
+pub mod tree_table;
