@@ -50,8 +50,20 @@ enum Command {
 #[derive(Args, Clone)]
 pub(crate) struct TargetArgs {
     /// Process id of the Python process.
-    #[arg(short, long)]
+    #[arg(
+        short,
+        long,
+        required_unless_present = "core",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub(crate) pid: i32,
+    /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
+    #[arg(long, conflicts_with = "pid")]
+    pub(crate) core: Option<PathBuf>,
+    /// With --core: the Python executable, when the path recorded in the core is not valid here.
+    #[arg(long, requires = "core")]
+    pub(crate) executable: Option<PathBuf>,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
@@ -194,7 +206,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
         Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
-            let target = crate::process::Target::attach(t.pid)?;
+            let target = crate::cli_production::open_target(&t)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
             let out = serde_json::json!({
                 "binary": py.binary.path,
@@ -218,6 +230,16 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
+    if a.target.core.is_some() {
+        return crate::cli_production::snapshot_core_cmd(
+            &a.target,
+            opts,
+            a.format.profile_format(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     if a.subprocesses {
         return crate::cli_production::snapshot_tree_cmd(
             a.target.pid,

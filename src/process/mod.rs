@@ -1,5 +1,6 @@
 //! Stage 1 of the pipeline: the target process as an address space plus its mappings and files.
 
+pub mod core;
 pub mod fds;
 pub mod memory;
 pub mod smaps;
