@@ -155,6 +155,11 @@ struct SnapshotArgs {
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
+    /// What to attribute memory to: what keeps it alive (retention, the default) or the line
+    /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
+    /// PYTHONTRACEMALLOC=N).
+    #[arg(long, value_enum, default_value = "retention")]
+    by: crate::cli_production::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
     #[arg(long)]
@@ -230,6 +235,16 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
+    if matches!(a.by, crate::cli_production::By::Allocation) {
+        return crate::cli_production::allocations_cmd(
+            &a.target,
+            opts,
+            a.format.profile_format(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     if a.target.core.is_some() {
         return crate::cli_production::snapshot_core_cmd(
             &a.target,

@@ -1,9 +1,9 @@
 //! Commands for production setups: process trees (`--subprocesses`), core files, containers.
 //! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
 
-use crate::analysis::retention;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::snapshot_tree;
+use crate::analysis::{allocations, retention};
 use crate::cli::TargetArgs;
 use crate::error::Error;
 use crate::process::core::CoreProcess;
@@ -11,6 +11,42 @@ use crate::process::Target;
 use crate::render;
 use crate::render::profile::ProfileFormat;
 use std::path::{Path, PathBuf};
+
+/// What `snapshot` attributes memory to.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum By {
+    /// What keeps it alive (paths from the roots).
+    Retention,
+    /// The Python line that allocated it (the target's tracemalloc).
+    Allocation,
+}
+
+/// `snapshot --by allocation`: per-line table or JSON, or the allocation flamegraph.
+pub(crate) fn allocations_cmd(
+    t: &TargetArgs,
+    opts: SnapshotOptions,
+    profile: Option<ProfileFormat>,
+    json: bool,
+    output: Option<&Path>,
+    top: usize,
+) -> anyhow::Result<()> {
+    let session = Session::from_target(open_target(t)?, opts)?;
+    let report = allocations::take(&session)?;
+    if let Some(format) = profile {
+        let default = format!("pymemspy-{}-allocations.{}", report.pid, format.extension());
+        let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
+        let p = allocations::profile(&report);
+        render::output::write(Some(&path), &render::profile::render(&p, format)?)?;
+        eprintln!("pymemspy: wrote {}", path.display());
+        return Ok(());
+    }
+    let bytes = if json {
+        render::json::to_json(&report)?
+    } else {
+        allocations::table(&report, top).into_bytes()
+    };
+    render::output::write(output, &bytes)
+}
 
 /// The target named on the command line: a core file (`--core`) or a live process (`--pid`).
 pub(crate) fn open_target(t: &TargetArgs) -> anyhow::Result<Target> {

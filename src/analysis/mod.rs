@@ -1,6 +1,7 @@
 //! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
 
 pub mod alloc_profile;
+pub mod allocations;
 pub mod census;
 pub mod complete;
 pub mod dump;

@@ -7,4 +7,5 @@ pub mod pyobj;
 pub mod referents;
 pub mod sizes;
 pub mod stacks;
+pub mod tracemalloc;
 pub mod types;
