@@ -274,7 +274,9 @@ impl Session {
 }
 
 pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
-    take_from(Target::attach(pid)?, opts)
+    let mut snap = take_from(Target::attach(pid)?, opts)?;
+    snap.namespace_pid = crate::process::tree::namespace_pid(pid);
+    Ok(snap)
 }
 
 /// A snapshot of any target (a live process or a core file).

@@ -130,16 +130,41 @@ impl Target {
     }
 
     /// A path of the target's, as this process can open it.
+    ///
+    /// In a container the target's paths are relative to its own root: /proc/PID/root/PATH.
+    /// A chrooted target in another mount namespace shows paths under its chroot directory,
+    /// which exists only in that namespace: strip the chroot prefix, or open the mapped file
+    /// itself through /proc/PID/map_files (root only).
     pub fn host_path(&self, path: &str) -> PathBuf {
         if let TargetMemory::Core(c) = &self.memory {
             return c.host_path(path);
         }
-        let via_root = PathBuf::from(format!("/proc/{}/root{}", self.pid, path));
+        let root = format!("/proc/{}/root", self.pid);
+        let via_root = PathBuf::from(format!("{root}{path}"));
         if via_root.exists() {
-            via_root
-        } else {
-            PathBuf::from(path)
+            return via_root;
         }
+        if let Ok(chroot) = std::fs::read_link(&root) {
+            let chroot = chroot.to_string_lossy();
+            if let Some(rest) = path.strip_prefix(chroot.trim_end_matches('/')) {
+                let inside = PathBuf::from(format!("{root}{rest}"));
+                if rest.starts_with('/') && inside.exists() {
+                    return inside;
+                }
+            }
+        }
+        if !Path::new(path).exists() {
+            if let Some(m) = self.maps.iter().find(|m| m.path.as_deref() == Some(path)) {
+                let mapped = PathBuf::from(format!(
+                    "/proc/{}/map_files/{:x}-{:x}",
+                    self.pid, m.start, m.end
+                ));
+                if std::fs::File::open(&mapped).is_ok() {
+                    return mapped;
+                }
+            }
+        }
+        PathBuf::from(path)
     }
 
     pub fn exe(&self) -> String {

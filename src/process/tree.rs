@@ -107,6 +107,15 @@ pub fn parent_of(pid: i32) -> Option<i32> {
     fields.next()?.parse().ok()
 }
 
+/// The pid a process has in its own PID namespace (a container), from the last `NSpid` field
+/// of /proc/PID/status; None when it is the same as the host's (or the kernel does not say).
+pub fn namespace_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    let inner: i32 = line.split_whitespace().last()?.parse().ok()?;
+    (inner != pid).then_some(inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
