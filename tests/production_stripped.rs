@@ -69,6 +69,7 @@ fn survey(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
         if dwarf { "DWARF" } else { "tables only" }.to_string(),
         arenas,
         tracemalloc,
+        doc["totals"]["objects"].to_string(),
     ])
 }
 
@@ -84,7 +85,13 @@ fn stripped_builds_with_and_without_debug_files() {
         return;
     };
     std::env::set_var("PYTHONTRACEMALLOC", "1");
-    let mut table = Table::new(&["interpreter", "layout", "pymalloc arenas", "tracemalloc"]);
+    let mut table = Table::new(&[
+        "interpreter",
+        "layout",
+        "pymalloc arenas",
+        "tracemalloc",
+        "objects",
+    ]);
     let mut failures = Vec::new();
 
     // Debian's stripped system python without python3.11-dbg: tables and heuristics only.
@@ -133,6 +140,7 @@ fn stripped_builds_with_and_without_debug_files() {
     };
     let t = Target::spawn(&alone, "known_heap.py", &[]).expect("copied python");
     let debug_dir = tree.join("usr/lib/debug").to_string_lossy().into_owned();
+    let mut objects = Vec::new();
     for (label, extra) in [
         ("binary alone", vec![]),
         (
@@ -151,10 +159,15 @@ fn stripped_builds_with_and_without_debug_files() {
                 if !ok {
                     failures.push(format!("{label}: {row:?}"));
                 }
+                objects.push(row[3].clone());
                 table.row([vec![label.to_string()], row].concat());
             }
             Err(e) => failures.push(format!("{label}: {e}")),
         }
+    }
+    // The same process, arenas found by the .bss heuristic or by symbols: the same census.
+    if objects.len() == 2 && objects[0] != objects[1] {
+        failures.push(format!("heuristic vs symbols census: {objects:?} objects"));
     }
     table.print("stripped builds and debug files");
     common::assert_no_failures("stripped", &failures);
