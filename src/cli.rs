@@ -291,8 +291,9 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         pause: a.pause,
         ..Default::default()
     };
-    let pid = a.target.pid;
-    let mut session = Session::open(pid, opts)?;
+    let target = crate::cli_production::open_target(&a.target)?;
+    let pid = target.pid;
+    let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
         let tree = retention::build(view, py, types, objects);
         why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)

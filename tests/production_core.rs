@@ -33,6 +33,14 @@ fn census(args: &[&str]) -> Result<(Census, Value), String> {
     Ok((types, doc))
 }
 
+fn tool_text(args: &[&str]) -> Result<String, String> {
+    let run = common::run_tool(args);
+    if !run.status.success() {
+        return Err(format!("{args:?}: {}", run.describe()));
+    }
+    Ok(run.stdout)
+}
+
 fn diff(live: &Census, core: &Census) -> String {
     let mut out = Vec::new();
     for k in live.keys().chain(core.keys()) {
@@ -72,6 +80,16 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     let pid = target.pid_arg();
     let (live_gc, _) = census(&["snapshot", "--pid", &pid, "--gc-only", "--format", "json"])?;
     let (live_all, _) = census(&["snapshot", "--pid", &pid, "--format", "json"])?;
+    let live_tree = tool_text(&[
+        "snapshot",
+        "--pid",
+        &pid,
+        "--format",
+        "collapsed",
+        "-o",
+        "-",
+    ])?;
+    let live_dump = tool_text(&["dump", "--pid", &pid])?;
     let core = gcore(target.pid, target.scratch())?;
     let core_size = std::fs::metadata(&core).map(|m| m.len()).unwrap_or(0);
     let core_dir = common::ScratchDir::new("core");
@@ -100,6 +118,35 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
             diff(&live_all, &core_all)
         ));
     }
+    // The retention flamegraph and the thread stacks read from the core are the live ones.
+    let core_tree = tool_text(&[
+        "snapshot",
+        "--core",
+        &kept_s,
+        "--format",
+        "collapsed",
+        "-o",
+        "-",
+    ])?;
+    if core_tree != live_tree {
+        return Err("retention flamegraph (collapsed) differs".into());
+    }
+    // Thread names come from /proc, which a core does not have.
+    let live_dump: String = live_dump
+        .lines()
+        .map(|l| match l.find(") \"") {
+            Some(i) if l.starts_with("Thread ") => format!("{}\n", &l[..=i]),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let core_dump = tool_text(&["dump", "--core", &kept_s])?;
+    if core_dump != live_dump {
+        return Err(format!("dump differs:\n{live_dump}\nvs\n{core_dump}"));
+    }
+    let why = tool_text(&["why", "--core", &kept_s, "-t", "__main__.Leaf"])?;
+    if !why.contains("__main__.Leaf") {
+        return Err(format!("why on the core: {why:.300}"));
+    }
     if doc["core_file"].as_str() != Some(kept_s.as_str()) {
         return Err(format!("core_file {}", doc["core_file"]));
     }
@@ -108,7 +155,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         format!("{} MiB", core_size >> 20),
         live_gc.values().map(|v| v.0).sum::<u64>().to_string(),
         live_all.values().map(|v| v.0).sum::<u64>().to_string(),
-        "equal".into(),
+        "census, retention, dump equal".into(),
     ]);
     Ok(())
 }
