@@ -25,6 +25,8 @@ const MAX_ENTRIES: u64 = 1 << 28;
 const MAX_DOMAINS: u64 = 1 << 12;
 const MAX_FRAMES: u64 = 1 << 16;
 const MAX_FILENAME: u64 = 4096;
+/// No single block is this large: a size above it was read from a trace being freed.
+const MAX_BLOCK: u64 = 1 << 40;
 
 /// How a traces hashtable stores its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,11 @@ pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces, St
     // (size, traceback pointer) per block, from domain 0 and every other domain.
     let mut by_traceback: HashMap<u64, (u64, u64)> = HashMap::default();
     let mut add = |size: u64, tb: u64, traces: &mut Traces| {
+        // A trace read while the target freed or reused it: implausible size or pointer.
+        if size > MAX_BLOCK || tb == 0 || !tb.is_multiple_of(8) {
+            traces.skipped += 1;
+            return;
+        }
         let e = by_traceback.entry(tb).or_default();
         e.0 = e.0.saturating_add(size);
         e.1 += 1;
