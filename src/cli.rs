@@ -162,7 +162,7 @@ struct SnapshotArgs {
     by: crate::cli_production::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["core", "by"])]
     subprocesses: bool,
 }
 
