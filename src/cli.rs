@@ -64,8 +64,20 @@ enum Command {
 #[derive(Args, Clone)]
 pub(crate) struct TargetArgs {
     /// Process id of the Python process.
-    #[arg(short, long)]
+    #[arg(
+        short,
+        long,
+        required_unless_present = "core",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub(crate) pid: i32,
+    /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
+    #[arg(long, conflicts_with = "pid")]
+    pub(crate) core: Option<PathBuf>,
+    /// With --core: the Python executable, when the path recorded in the core is not valid here.
+    #[arg(long, requires = "core")]
+    pub(crate) executable: Option<PathBuf>,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
     #[arg(long = "debug-dir")]
     debug_dirs: Vec<PathBuf>,
@@ -158,6 +170,15 @@ struct SnapshotArgs {
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
+    /// What to attribute memory to: what keeps it alive (retention, the default) or the line
+    /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
+    /// PYTHONTRACEMALLOC=N).
+    #[arg(long, value_enum, default_value = "retention")]
+    by: crate::cli_production::By,
+    /// Also census every Python process under PID (forked workers, multiprocessing pools);
+    /// other children are skipped with a note.
+    #[arg(long, conflicts_with_all = ["core", "by"])]
+    subprocesses: bool,
 }
 
 #[derive(Args)]
@@ -272,7 +293,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
         Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
-            let target = crate::process::Target::attach(t.pid)?;
+            let target = crate::cli_production::open_target(&t)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
             let out = serde_json::json!({
                 "binary": py.binary.path,
@@ -296,6 +317,36 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
+    if matches!(a.by, crate::cli_production::By::Allocation) {
+        return crate::cli_production::allocations_cmd(
+            &a.target,
+            opts,
+            a.format.profile_format(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
+    if a.target.core.is_some() {
+        return crate::cli_production::snapshot_core_cmd(
+            &a.target,
+            opts,
+            a.format.profile_format(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
+    if a.subprocesses {
+        return crate::cli_production::snapshot_tree_cmd(
+            a.target.pid,
+            &opts,
+            a.format.profile_format().is_none(),
+            matches!(a.format, SnapshotFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     if let Some(format) = a.format.profile_format() {
         let mut session = Session::open(a.target.pid, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
@@ -322,8 +373,9 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         pause: a.pause,
         ..Default::default()
     };
-    let pid = a.target.pid;
-    let mut session = Session::open(pid, opts)?;
+    let target = crate::cli_production::open_target(&a.target)?;
+    let pid = target.pid;
+    let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
         let tree = retention::build(view, py, types, objects);
         why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)

@@ -51,8 +51,8 @@ pub struct AllocProfileArgs {
 }
 
 fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
-    Ok(Session::open(
-        target.pid,
+    Ok(Session::from_target(
+        crate::cli_production::open_target(target)?,
         SnapshotOptions {
             resolve: target.resolve_options(),
             pause,
@@ -76,6 +76,12 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
     if !valid {
         return Err(Error::Usage(
             "--rate must be in (0, 10000], --duration and --max-walk positive".into(),
+        )
+        .into());
+    }
+    if a.target.core.is_some() {
+        return Err(crate::error::Error::Usage(
+            "alloc-profile samples a running process: use --pid (a core file has no future)".into(),
         )
         .into());
     }

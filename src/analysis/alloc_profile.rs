@@ -465,7 +465,7 @@ impl AllocSampler {
         self.spans = spans.clone();
         self.spans_at = Instant::now();
         let _paused = if session.opts.pause {
-            Some(session.target.memory.process().lock().ok()?)
+            Some(session.target.memory.process()?.lock().ok()?)
         } else {
             None
         };

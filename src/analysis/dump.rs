@@ -38,7 +38,11 @@ pub fn take(session: &Session) -> Dump {
         .map(|t| ThreadDump {
             thread_id: t.thread_id,
             native_thread_id: t.native_thread_id,
-            name: t.native_thread_id.and_then(|tid| thread_name(pid, tid)),
+            // A core's pid is no live process: its /proc entry, if any, is someone else's.
+            name: t
+                .native_thread_id
+                .filter(|_| !session.target.is_core())
+                .and_then(|tid| thread_name(pid, tid)),
             holds_gil: t.holds_gil,
             frames: t.frames.iter().map(|&f| reader.frame(f).clone()).collect(),
         })

@@ -1,6 +1,7 @@
 //! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
 
 pub mod alloc_profile;
+pub mod allocations;
 pub mod census;
 pub mod complete;
 pub mod diff;
@@ -12,6 +13,7 @@ pub mod recording;
 pub mod resources;
 pub mod retention;
 pub mod snapshot;
+pub mod snapshot_tree;
 pub mod why;
 
 #[cfg(test)]

@@ -90,6 +90,12 @@ pub struct Snapshot {
     pub resources: Option<Resources>,
     pub coverage: Coverage,
     pub warnings: Vec<String>,
+    /// The core file read instead of a live process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core_file: Option<String>,
+    /// The process's pid inside its own PID namespace (a container), when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_pid: Option<i32>,
 }
 
 /// A process we have attached to and understood; censuses can be repeated on it cheaply.
@@ -107,7 +113,11 @@ pub struct Session {
 
 impl Session {
     pub fn open(pid: i32, opts: SnapshotOptions) -> Result<Session> {
-        let target = Target::attach(pid)?;
+        Session::from_target(Target::attach(pid)?, opts)
+    }
+
+    /// A session over any target: a live process or a core file.
+    pub fn from_target(target: Target, opts: SnapshotOptions) -> Result<Session> {
         let py = resolve(&target, &opts.resolve)?;
         let types = TypeTable::new(&py);
         Ok(Session {
@@ -149,8 +159,13 @@ impl Session {
         if !self.opts.pause {
             return Ok(None);
         }
-        let lock = self.target.memory.process().lock();
-        lock.map(Some)
+        // A core does not run: nothing to stop.
+        let Some(process) = self.target.memory.process() else {
+            return Ok(None);
+        };
+        process
+            .lock()
+            .map(Some)
             .map_err(|_| crate::error::Error::Permission(self.target.pid))
     }
 
@@ -190,15 +205,22 @@ impl Session {
             &placement,
         );
         self.last_gc = gc_state::read(&mut view, &self.py, &mut self.types, &walked);
-        self.last_resources = Some(resources::read(
-            &mut view,
-            &self.py,
-            &census,
-            self.target.pid,
-            !self.opts.no_paths,
-        ));
+        // Descriptors, threads and RSS come from /proc: a core's pid is not a live process.
+        let live = !self.target.is_core();
+        self.last_resources = live.then(|| {
+            resources::read(
+                &mut view,
+                &self.py,
+                &census,
+                self.target.pid,
+                !self.opts.no_paths,
+            )
+        });
         self.last_memory = (!self.opts.gc_only).then(|| {
-            let rss = RssParts::read(self.target.pid).unwrap_or_default();
+            let rss = live
+                .then(|| RssParts::read(self.target.pid))
+                .flatten()
+                .unwrap_or_default();
             memory::report(
                 rss,
                 all.arenas.as_ref(),
@@ -246,9 +268,17 @@ impl Session {
 }
 
 pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
+    let mut snap = take_from(Target::attach(pid)?, opts)?;
+    snap.namespace_pid = crate::process::tree::namespace_pid(pid);
+    Ok(snap)
+}
+
+/// A snapshot of any target (a live process or a core file).
+pub fn take_from(target: Target, opts: SnapshotOptions) -> Result<Snapshot> {
     let start = Instant::now();
     let taken_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let mut session = Session::open(pid, opts)?;
+    let pid = target.pid;
+    let mut session = Session::from_target(target, opts)?;
     let (census, coverage, warnings) = session.census()?;
     Ok(Snapshot {
         schema: SCHEMA,
@@ -267,5 +297,7 @@ pub fn take(pid: i32, opts: SnapshotOptions) -> Result<Snapshot> {
         types: census.types,
         coverage,
         warnings,
+        core_file: None,
+        namespace_pid: None,
     })
 }

@@ -9,4 +9,5 @@ pub mod referents;
 pub mod regions;
 pub mod sizes;
 pub mod stacks;
+pub mod tracemalloc;
 pub mod types;

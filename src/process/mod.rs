@@ -1,10 +1,12 @@
 //! Stage 1 of the pipeline: the target process as an address space plus its mappings and files.
 
+pub mod core;
 pub mod fds;
 pub mod memory;
 pub mod smaps;
 pub mod stats;
 pub mod target;
+pub mod tree;
 pub mod view;
 
 pub use memory::{Bytes, Memory, MemoryExt};

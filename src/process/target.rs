@@ -1,7 +1,8 @@
 //! A live target process: its pid, memory and mappings, and its files as the process sees them
 //! (through /proc/PID/root, so a process in another mount namespace works from the host).
 
-use super::memory::{FaultKind, LiveMemory, Memory};
+use super::core::CoreMemory;
+use super::memory::{Fault, FaultKind, LiveMemory, Memory};
 use super::view::Span;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -18,8 +19,35 @@ pub struct Mapping {
 
 pub struct Target {
     pub pid: i32,
-    pub memory: LiveMemory,
+    pub memory: TargetMemory,
     pub maps: Vec<Mapping>,
+}
+
+/// What a target's bytes are read from: a live process, or a core file (nothing runs there:
+/// no pausing, no /proc).
+pub enum TargetMemory {
+    Live(LiveMemory),
+    Core(Box<CoreMemory>),
+}
+
+impl TargetMemory {
+    /// The live process, for pausing it; None for a core.
+    pub fn process(&self) -> Option<&remoteprocess::Process> {
+        match self {
+            TargetMemory::Live(m) => Some(m.process()),
+            TargetMemory::Core(_) => None,
+        }
+    }
+}
+
+impl Memory for TargetMemory {
+    #[inline]
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        match self {
+            TargetMemory::Live(m) => m.read(addr, buf),
+            TargetMemory::Core(c) => c.read(addr, buf),
+        }
+    }
 }
 
 impl Target {
@@ -40,11 +68,24 @@ impl Target {
         }
         let target = Target {
             pid,
-            memory: LiveMemory::new(pid),
+            memory: TargetMemory::Live(LiveMemory::new(pid)),
             maps,
         };
         target.probe()?;
         Ok(target)
+    }
+
+    /// A core file as the target (`pid` is the dumped process's, for display only).
+    pub fn from_core(memory: CoreMemory, maps: Vec<Mapping>, pid: i32) -> Target {
+        Target {
+            pid,
+            memory: TargetMemory::Core(Box::new(memory)),
+            maps,
+        }
+    }
+
+    pub fn is_core(&self) -> bool {
+        matches!(self.memory, TargetMemory::Core(_))
     }
 
     /// One tiny read proves we may read this process at all, so permission problems surface as
@@ -70,6 +111,9 @@ impl Target {
     /// Re-read /proc/PID/maps: arenas come and go while a recording runs.
     #[allow(dead_code)] // for `record`, which re-reads maps between censuses
     pub fn refresh_maps(&mut self) -> Result<()> {
+        if self.is_core() {
+            return Ok(());
+        }
         self.maps = read_maps(self.pid)?;
         Ok(())
     }
@@ -86,22 +130,53 @@ impl Target {
     }
 
     /// A path of the target's, as this process can open it.
+    ///
+    /// In a container the target's paths are relative to its own root: /proc/PID/root/PATH.
+    /// A chrooted target in another mount namespace shows paths under its chroot directory,
+    /// which exists only in that namespace: strip the chroot prefix, or open the mapped file
+    /// itself through /proc/PID/map_files (root only).
     pub fn host_path(&self, path: &str) -> PathBuf {
-        let via_root = PathBuf::from(format!("/proc/{}/root{}", self.pid, path));
-        if via_root.exists() {
-            via_root
-        } else {
-            PathBuf::from(path)
+        if let TargetMemory::Core(c) = &self.memory {
+            return c.host_path(path);
         }
+        let root = format!("/proc/{}/root", self.pid);
+        let via_root = PathBuf::from(format!("{root}{path}"));
+        if via_root.exists() {
+            return via_root;
+        }
+        if let Ok(chroot) = std::fs::read_link(&root) {
+            let chroot = chroot.to_string_lossy();
+            if let Some(rest) = path.strip_prefix(chroot.trim_end_matches('/')) {
+                let inside = PathBuf::from(format!("{root}{rest}"));
+                if rest.starts_with('/') && inside.exists() {
+                    return inside;
+                }
+            }
+        }
+        if !Path::new(path).exists() {
+            if let Some(m) = self.maps.iter().find(|m| m.path.as_deref() == Some(path)) {
+                let mapped = PathBuf::from(format!(
+                    "/proc/{}/map_files/{:x}-{:x}",
+                    self.pid, m.start, m.end
+                ));
+                if std::fs::File::open(&mapped).is_ok() {
+                    return mapped;
+                }
+            }
+        }
+        PathBuf::from(path)
     }
 
     pub fn exe(&self) -> String {
+        if self.is_core() {
+            return "core file".into();
+        }
         exe_name(self.pid)
     }
 
     #[allow(dead_code)] // for `record`, which stops when the target exits
     pub fn is_alive(&self) -> bool {
-        !matches!(process_state(self.pid), None | Some('Z') | Some('X'))
+        !self.is_core() && !matches!(process_state(self.pid), None | Some('Z') | Some('X'))
     }
 }
 

@@ -48,6 +48,10 @@ const WANTED: &[&str] = &[
     "_PyObject_Malloc",
     "_PyMem_RawMalloc",
     "interned",
+    // tracemalloc (3.8–3.11): its tables are file-local statics.
+    "_Py_tracemalloc_config",
+    "tracemalloc_traces",
+    "tracemalloc_domains",
 ];
 
 #[derive(Debug, Clone)]
@@ -102,6 +106,8 @@ fn wanted_symbols(elf: &Elf) -> HashMap<String, u64> {
                 continue;
             }
             if let Some(name) = strtab.get_at(sym.st_name) {
+                // LTO renames file-local statics `name.lto_priv.N` (Debian's builds).
+                let name = name.split_once(".lto_priv.").map_or(name, |(base, _)| base);
                 if WANTED.contains(&name) {
                     raw.entry(name.to_string()).or_insert(sym.st_value);
                 }

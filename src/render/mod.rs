@@ -9,3 +9,4 @@ pub mod profile;
 pub mod summary;
 pub mod svg;
 pub mod table;
+pub mod tree_table;

@@ -33,10 +33,15 @@ pub fn thousands(n: u64) -> String {
 
 pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     let mut o = String::new();
+    let pid = match (s.namespace_pid, &s.core_file) {
+        (_, Some(core)) => format!("{} (core file {core})", s.pid),
+        (Some(inner), None) => format!("{} (pid {inner} in its container)", s.pid),
+        (None, None) => s.pid.to_string(),
+    };
     let _ = writeln!(
         o,
         "pymemspy snapshot: pid {} — Python {}{} ({})",
-        s.pid,
+        pid,
         s.python.version,
         if s.python.free_threaded {
             " free-threaded"

@@ -1,0 +1,163 @@
+//! Where live memory was allocated, from the target's own tracemalloc: `snapshot --by
+//! allocation`. Per-line statistics equal `tracemalloc.take_snapshot().statistics('lineno')`;
+//! the flamegraph stacks are the tracebacks tracemalloc kept (up to its N frames).
+
+use super::snapshot::{PythonInfo, Session};
+use crate::heap::tracemalloc::{self, Traces};
+use crate::process::View;
+use crate::render::profile::{Profile, Stack, Unit};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const SCHEMA: &str = "pymemspy.allocations/1";
+
+/// Bytes and blocks allocated at one line (the most recent frame of their tracebacks).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LineStat {
+    pub file: String,
+    pub line: u32,
+    pub size: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationReport {
+    pub schema: &'static str,
+    pub pid: i32,
+    pub python: PythonInfo,
+    /// Frames tracemalloc keeps per allocation (its N).
+    pub max_nframe: u32,
+    /// Where tracemalloc's tables were found.
+    pub found_by: String,
+    pub traced_bytes: u64,
+    pub traced_blocks: u64,
+    /// Largest first, like `statistics('lineno')`.
+    pub lines: Vec<LineStat>,
+    pub skipped_blocks: u64,
+    pub warnings: Vec<String>,
+    /// The stacks, for the flamegraph formats (not serialized).
+    #[serde(skip)]
+    pub traces: Traces,
+}
+
+/// Read the target's traces (pausing it when the session asks to).
+pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
+    let pid = session.target.pid;
+    let tl = tracemalloc::locate(&session.target, &session.py, &session.opts.resolve)
+        .map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
+    let _paused = match (session.opts.pause, session.target.memory.process()) {
+        (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
+        _ => None,
+    };
+    let mut view = View::new(
+        &session.target.memory,
+        session.target.spans(),
+        session.opts.cache_budget,
+    );
+    let traces = tracemalloc::read(&mut view, &session.py, &tl)
+        .map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
+    let mut warnings = Vec::new();
+    if traces.skipped > 0 {
+        warnings.push(format!(
+            "{} traced blocks skipped: their trace or traceback could not be read (the target \
+             was changing them; --pause gives an exact picture)",
+            traces.skipped
+        ));
+    }
+    Ok(AllocationReport {
+        schema: SCHEMA,
+        pid,
+        python: session.python_info(),
+        max_nframe: traces.config.map_or(0, |c| c.max_nframe),
+        found_by: tl.found_by.clone(),
+        traced_bytes: traces.bytes,
+        traced_blocks: traces.blocks,
+        lines: lines(&traces),
+        skipped_blocks: traces.skipped,
+        warnings,
+        traces,
+    })
+}
+
+/// Group by the most recent frame, as `statistics('lineno')` does.
+pub fn lines(traces: &Traces) -> Vec<LineStat> {
+    let mut by_line: BTreeMap<(&str, u32), (u64, u64)> = BTreeMap::new();
+    for (frames, bytes, blocks) in &traces.stacks {
+        let Some((file, line)) = frames.first() else {
+            continue;
+        };
+        let e = by_line.entry((file, *line)).or_default();
+        e.0 = e.0.saturating_add(*bytes);
+        e.1 += blocks;
+    }
+    let mut out: Vec<LineStat> = by_line
+        .into_iter()
+        .map(|((file, line), (size, count))| LineStat {
+            file: file.to_string(),
+            line,
+            size,
+            count,
+        })
+        .collect();
+    out.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.file.cmp(&b.file)));
+    out
+}
+
+/// The allocation flamegraph: each traceback root (oldest frame) first, frames `file:line`.
+pub fn profile(r: &AllocationReport) -> Profile {
+    let mut p = Profile::new(
+        format!("Live memory by allocating line, pid {}", r.pid),
+        format!(
+            "bytes of live blocks traced by the target's tracemalloc ({} frames per allocation); \
+             exact, for allocations made since tracing started",
+            r.max_nframe
+        ),
+        Unit::Bytes,
+    );
+    for (frames, bytes, blocks) in &r.traces.stacks {
+        let names = frames.iter().rev().map(|(f, l)| format!("{f}:{l}"));
+        p.stacks
+            .push(Stack::new(names, *bytes).with_objects(*blocks));
+    }
+    p.merge_identical();
+    p
+}
+
+/// Per-line table for people.
+pub fn table(r: &AllocationReport, top: usize) -> String {
+    use crate::render::table::{human_bytes, thousands};
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "pymemspy allocations: pid {} — Python {} — tracemalloc, {} frames per allocation",
+        r.pid, r.python.version, r.max_nframe
+    );
+    let _ = writeln!(
+        o,
+        "{} live in {} traced blocks, {} lines\n",
+        human_bytes(r.traced_bytes),
+        thousands(r.traced_blocks),
+        thousands(r.lines.len() as u64)
+    );
+    let _ = writeln!(o, "{:>12} {:>6} {:>10}  line", "bytes", "%", "blocks");
+    let total = r.traced_bytes.max(1) as f64;
+    for l in r.lines.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "{:>12} {:>5.1}% {:>10}  {}:{}",
+            human_bytes(l.size),
+            100.0 * l.size as f64 / total,
+            thousands(l.count),
+            l.file,
+            l.line
+        );
+    }
+    if r.lines.len() > top {
+        let _ = writeln!(o, "({} more lines: --top N)", r.lines.len() - top);
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "\nwarning: {w}");
+    }
+    o
+}

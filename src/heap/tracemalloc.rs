@@ -1,0 +1,397 @@
+//! tracemalloc's traces, read from outside: every live block the target's tracemalloc tracks,
+//! with its size and the Python stack that allocated it. Exact, like
+//! `tracemalloc.take_snapshot()`, for a target started with `PYTHONTRACEMALLOC=N` or
+//! `-X tracemalloc=N` (only allocations made after tracing started are known).
+//!
+//! Where the tables live and how they look changes with the version (cpython-internals.md §6):
+//! 3.8–3.11 keep them in static variables found only in `.symtab` (the binary's own or its
+//! build-id debug file); 3.12+ keep them in `_PyRuntime.tracemalloc`. 3.8's hashtable stores
+//! keys and values inline; 3.9+ stores pointers. 3.15 stores file names as C strings. These
+//! facts are data in [`TraceLayout`], resolved once; the walker below has no version checks.
+
+use crate::heap::pyobj;
+use crate::process::{Bytes, MemoryExt, Target, View};
+use crate::python::{dwarf, Python, ResolveOptions};
+use rustc_hash::FxHashMap as HashMap;
+
+/// `_PyRuntime.tracemalloc` per minor version, when no DWARF says otherwise (x86_64 builds).
+const RUNTIME_OFFSETS: &[(u8, u64)] = &[(12, 2768), (13, 10080), (14, 10296), (15, 10432)];
+/// Inside `struct _tracemalloc_runtime_state` (3.12+): the traces and domains table pointers.
+const STATE_TRACES: u64 = 184;
+const STATE_DOMAINS: u64 = 192;
+/// Bounds against a corrupted or moving table.
+const MAX_BUCKETS: u64 = 1 << 28;
+const MAX_ENTRIES: u64 = 1 << 28;
+const MAX_DOMAINS: u64 = 1 << 12;
+const MAX_FRAMES: u64 = 1 << 16;
+const MAX_FILENAME: u64 = 4096;
+/// No single block is this large: a size above it was read from a trace being freed.
+const MAX_BLOCK: u64 = 1 << 40;
+
+/// How a traces hashtable stores its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// 3.8: `{next, hash}` then the key (its size in the table header) then `trace_t` inline.
+    Inline,
+    /// 3.9+: `{next, hash, key, value}` with value a `trace_t *`.
+    Pointers,
+}
+
+/// Where tracemalloc's state is in this process, and how to read it.
+#[derive(Debug, Clone)]
+pub struct TraceLayout {
+    /// `struct _PyTraceMalloc_Config`: initialized@0, tracing@4, max_nframe@8.
+    pub config: u64,
+    /// Address of the `_Py_hashtable_t *` of domain 0's traces.
+    pub traces_ptr: u64,
+    /// Address of the `_Py_hashtable_t *` mapping other domains to their traces (3.9+).
+    pub domains_ptr: Option<u64>,
+    pub table: TableKind,
+    /// 3.8 stores `traceback_t.nframe` as an int, later versions as a u16.
+    pub nframe_u32: bool,
+    /// 3.15 stores `frame_t.filename` as a UTF-8 C string, earlier versions as a str object.
+    pub filename_cstr: bool,
+    /// How the state was found, for the report.
+    pub found_by: String,
+}
+
+/// Find tracemalloc's state, or say why it cannot be found (one line, actionable).
+pub fn locate(target: &Target, py: &Python, opts: &ResolveOptions) -> Result<TraceLayout, String> {
+    let v = py.layout.version;
+    let minor = v.minor;
+    let (config, traces_ptr, domains_ptr, found_by) = if minor <= 11 {
+        let sym = |n: &str| py.binary.symbol(n);
+        let (Some(config), Some(traces)) =
+            (sym("_Py_tracemalloc_config"), sym("tracemalloc_traces"))
+        else {
+            return Err(format!(
+                "Python {v} keeps tracemalloc's tables in static variables that only a symbol table \
+                 names, and this build ({}) has none: install its debug symbols (Debian: \
+                 python3.{minor}-dbg) or pass --debug-dir",
+                py.binary.path
+            ));
+        };
+        let domains = if minor >= 9 {
+            Some(sym("tracemalloc_domains").ok_or("no tracemalloc_domains symbol")?)
+        } else {
+            None
+        };
+        (
+            config,
+            traces,
+            domains,
+            "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
+        )
+    } else {
+        let (off, how) = match dwarf_offset(target, py, opts) {
+            Some(off) => (off, "DWARF"),
+            None => {
+                let off = RUNTIME_OFFSETS
+                    .iter()
+                    .find(|(m, _)| *m == minor)
+                    .map(|(_, o)| *o)
+                    .ok_or_else(|| format!("no tracemalloc layout known for Python {v}"))?;
+                (off, "built-in table")
+            }
+        };
+        let state = py.runtime + off;
+        (
+            state,
+            state + STATE_TRACES,
+            Some(state + STATE_DOMAINS),
+            format!("_PyRuntime.tracemalloc at +{off} ({how})"),
+        )
+    };
+    Ok(TraceLayout {
+        config,
+        traces_ptr,
+        domains_ptr,
+        table: if minor == 8 {
+            TableKind::Inline
+        } else {
+            TableKind::Pointers
+        },
+        nframe_u32: minor == 8,
+        filename_cstr: minor >= 15,
+        found_by,
+    })
+}
+
+/// `_PyRuntimeState.tracemalloc` from the build's DWARF, when it has any.
+fn dwarf_offset(target: &Target, py: &Python, opts: &ResolveOptions) -> Option<u64> {
+    if opts.no_dwarf {
+        return None;
+    }
+    let path = dwarf::debug_file(&py.binary, target, &opts.debug_dirs)?;
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only map of a regular file.
+    let map = unsafe { memmap2::Mmap::map(&file).ok()? };
+    dwarf::read_offsets(&map, py.layout.free_threaded)
+        .ok()?
+        .get("pyruntimestate.tracemalloc")
+        .copied()
+}
+
+/// tracemalloc's configuration in the target.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceConfig {
+    pub max_nframe: u32,
+}
+
+/// One frame: file name and line (most recent first in a traceback, as tracemalloc keeps them).
+pub type Frame = (String, u32);
+
+/// Traces grouped by their traceback (tracemalloc interns tracebacks: one per distinct stack).
+#[derive(Debug, Clone, Default)]
+pub struct Traces {
+    pub config: Option<TraceConfig>,
+    /// (frames most recent first, total bytes, blocks).
+    pub stacks: Vec<(Vec<Frame>, u64, u64)>,
+    pub blocks: u64,
+    pub bytes: u64,
+    /// Entries whose trace or traceback could not be read (the target was changing them).
+    pub skipped: u64,
+    /// Domains other than 0 (PyTraceMalloc_Track users, e.g. numpy) that were included.
+    pub domains: u64,
+}
+
+/// Read every trace. Fails only when tracemalloc is not tracing or its state does not validate.
+pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces, String> {
+    let cfg = view
+        .get(tl.config, 12)
+        .map_err(|_| "cannot read tracemalloc's configuration".to_string())?;
+    let (initialized, tracing, max_nframe) = (cfg.u32_at(0), cfg.u32_at(4), cfg.u32_at(8));
+    if initialized > 2 || tracing > 1 || u64::from(max_nframe) > MAX_FRAMES {
+        return Err(format!(
+            "tracemalloc's configuration does not validate (initialized {initialized}, tracing \
+             {tracing}, max_nframe {max_nframe}): layout mismatch ({})",
+            tl.found_by
+        ));
+    }
+    if tracing == 0 {
+        return Err(
+            "tracemalloc is not tracing in this process: start it with PYTHONTRACEMALLOC=N or \
+             -X tracemalloc=N (N frames per allocation, e.g. 25)"
+                .into(),
+        );
+    }
+    let mut traces = Traces {
+        config: Some(TraceConfig { max_nframe }),
+        ..Traces::default()
+    };
+    // (size, traceback pointer) per block, from domain 0 and every other domain.
+    let mut by_traceback: HashMap<u64, (u64, u64)> = HashMap::default();
+    let mut add = |size: u64, tb: u64, traces: &mut Traces| {
+        // A trace read while the target freed or reused it: implausible size or pointer.
+        if size > MAX_BLOCK || tb == 0 || !tb.is_multiple_of(8) {
+            traces.skipped += 1;
+            return;
+        }
+        let e = by_traceback.entry(tb).or_default();
+        e.0 = e.0.saturating_add(size);
+        e.1 += 1;
+        traces.blocks += 1;
+        traces.bytes = traces.bytes.saturating_add(size);
+    };
+    let table = view.u64(tl.traces_ptr).unwrap_or(0);
+    walk_traces(view, tl, table, &mut traces, &mut add)?;
+    if let Some(domains_ptr) = tl.domains_ptr {
+        let domains = view.u64(domains_ptr).unwrap_or(0);
+        let mut tables = Vec::new();
+        if domains != 0 {
+            walk_table(view, domains, MAX_DOMAINS, |_, _key, value| {
+                tables.push(value);
+                true
+            })?;
+        }
+        for t in tables {
+            traces.domains += 1;
+            walk_traces(view, tl, t, &mut traces, &mut add)?;
+        }
+    }
+    let mut names: HashMap<u64, String> = HashMap::default();
+    for (tb, (bytes, blocks)) in by_traceback {
+        match read_traceback(view, py, tl, tb, max_nframe, &mut names) {
+            Some(frames) => traces.stacks.push((frames, bytes, blocks)),
+            None => traces.skipped += blocks,
+        }
+    }
+    traces
+        .stacks
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(traces)
+}
+
+/// Every (block size, traceback) of one traces table.
+fn walk_traces(
+    view: &mut View,
+    tl: &TraceLayout,
+    table: u64,
+    traces: &mut Traces,
+    add: &mut impl FnMut(u64, u64, &mut Traces),
+) -> Result<(), String> {
+    if table == 0 {
+        return Ok(());
+    }
+    match tl.table {
+        TableKind::Pointers => {
+            let mut found = Vec::new();
+            walk_table(view, table, MAX_ENTRIES, |_, _key, value| {
+                found.push(value);
+                true
+            })?;
+            for trace in found {
+                match view.get(trace, 16) {
+                    Ok(b) => {
+                        let (size, tb) = (b.u64_at(0), b.u64_at(8));
+                        add(size, tb, traces);
+                    }
+                    Err(_) => traces.skipped += 1,
+                }
+            }
+        }
+        TableKind::Inline => {
+            let Ok(h) = view.get(table, 40) else {
+                return Err("cannot read tracemalloc's traces table".into());
+            };
+            let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
+            if nbuckets > MAX_BUCKETS || key_size > 16 {
+                return Err("tracemalloc's traces table does not validate".into());
+            }
+            let mut entries = Vec::new();
+            walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
+                entries.push(entry);
+                true
+            })?;
+            for e in entries {
+                match view.get(e + 16 + key_size, 16) {
+                    Ok(b) => {
+                        let (size, tb) = (b.u64_at(0), b.u64_at(8));
+                        add(size, tb, traces);
+                    }
+                    Err(_) => traces.skipped += 1,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Visit `(entry, key, value)` of a 3.9+ `_Py_hashtable_t`.
+fn walk_table(
+    view: &mut View,
+    table: u64,
+    max: u64,
+    mut f: impl FnMut(u64, u64, u64) -> bool,
+) -> Result<(), String> {
+    let Ok(h) = view.get(table, 24) else {
+        return Err("cannot read a tracemalloc hashtable".into());
+    };
+    let (nentries, nbuckets, buckets) = (h.u64_at(0), h.u64_at(8), h.u64_at(16));
+    if nbuckets > MAX_BUCKETS || nentries > max {
+        return Err("a tracemalloc hashtable does not validate".into());
+    }
+    let mut entries = Vec::new();
+    walk_chains(
+        view,
+        nbuckets,
+        buckets,
+        nentries.saturating_mul(2).max(64),
+        |e| {
+            entries.push(e);
+            true
+        },
+    )?;
+    for e in entries {
+        if let Ok(b) = view.get(e + 16, 16) {
+            let (key, value) = (b.u64_at(0), b.u64_at(8));
+            if !f(e, key, value) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every entry on the bucket chains (a bucket holds the first entry; each entry's first word is
+/// the next). Bounded by `max` entries in total, and each chain by that too.
+fn walk_chains(
+    view: &mut View,
+    nbuckets: u64,
+    buckets: u64,
+    max: u64,
+    mut f: impl FnMut(u64) -> bool,
+) -> Result<(), String> {
+    let bytes = nbuckets.checked_mul(8).ok_or("bucket array overflows")?;
+    if nbuckets == 0 {
+        return Ok(());
+    }
+    if !view.is_readable(buckets, bytes) {
+        return Err("tracemalloc's bucket array is not readable".into());
+    }
+    let mem = view.memory();
+    let heads = mem
+        .bytes(buckets, bytes as usize)
+        .map_err(|_| "cannot read tracemalloc's bucket array".to_string())?;
+    let mut seen = 0u64;
+    for i in 0..nbuckets as usize {
+        let mut e = heads.u64_at(i * 8);
+        while e != 0 {
+            seen += 1;
+            if seen > max || !f(e) {
+                return Ok(());
+            }
+            e = match view.u64(e) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+    }
+    Ok(())
+}
+
+/// The frames of one traceback, most recent first.
+fn read_traceback(
+    view: &mut View,
+    py: &Python,
+    tl: &TraceLayout,
+    tb: u64,
+    max_nframe: u32,
+    names: &mut HashMap<u64, String>,
+) -> Option<Vec<Frame>> {
+    let head = view.get(tb, 12).ok()?;
+    let nframe = if tl.nframe_u32 {
+        u64::from(head.u32_at(8))
+    } else {
+        u64::from(head.u32_at(8) & 0xffff)
+    };
+    // A traceback never holds more frames than the configuration allows (nor fewer than none).
+    if nframe > u64::from(max_nframe.max(1)) {
+        return None;
+    }
+    let raw = view.get(tb + 12, (nframe * 12) as usize).ok()?.to_vec();
+    if nframe == 0 {
+        // tracemalloc's own "no frame" traceback, shown by Python as <unknown>:0.
+        return Some(vec![("<unknown>".into(), 0)]);
+    }
+    let mut frames = Vec::with_capacity(nframe as usize);
+    for f in raw.chunks_exact(12) {
+        let (name_ptr, line) = (f.u64_at(0), f.u32_at(8));
+        let name = match names.get(&name_ptr) {
+            Some(n) => n.clone(),
+            None => {
+                let n = if tl.filename_cstr {
+                    view.cstr(name_ptr, MAX_FILENAME as usize)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                } else {
+                    pyobj::read_str(view, &py.layout, name_ptr, MAX_FILENAME)
+                }
+                .unwrap_or_else(|| "<unknown>".into());
+                names.insert(name_ptr, n.clone());
+                n
+            }
+        };
+        frames.push((name, line));
+    }
+    Some(frames)
+}

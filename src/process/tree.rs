@@ -1,0 +1,144 @@
+//! The process tree under a pid: which descendants run CPython, and why the others are skipped.
+//!
+//! Parents are read from /proc/*/stat (every kernel has it; /proc/PID/task/*/children needs
+//! CONFIG_PROC_CHILDREN). A process is Python when its mapped files hold a CPython runtime,
+//! exactly as `snapshot` decides, so gunicorn/uwsgi masters, multiprocessing workers and
+//! embedded interpreters are found alike. Cheap enough for `record` to call each interval.
+
+use super::target::Target;
+use crate::python::binary;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A process of the tree that is not censused, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub pid: i32,
+    pub reason: String,
+}
+
+/// The tree under a pid, split into Python processes (root first, then breadth-first by pid)
+/// and the rest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Descendants {
+    pub python: Vec<i32>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Bound on the tree size: a fork bomb under the target must not make us walk forever.
+const MAX_PROCESSES: usize = 4096;
+
+/// `root` and every process below it, breadth-first, root first.
+pub fn tree(root: i32) -> Vec<i32> {
+    let children = children_by_parent();
+    let mut out = vec![root];
+    let mut queue = VecDeque::from([root]);
+    while let Some(p) = queue.pop_front() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            if out.len() >= MAX_PROCESSES || out.contains(&c) {
+                continue;
+            }
+            out.push(c);
+            queue.push_back(c);
+        }
+    }
+    out
+}
+
+/// Every Python process in the tree under `root` (root included when it is Python), and the
+/// others with the reason each was skipped ("not Python (/usr/bin/sleep)", "permission ...").
+pub fn python_descendants(root: i32) -> Descendants {
+    let mut d = Descendants::default();
+    for pid in tree(root) {
+        match is_python(pid) {
+            Ok(()) => d.python.push(pid),
+            Err(reason) => d.skipped.push(Skipped { pid, reason }),
+        }
+    }
+    d
+}
+
+fn is_python(pid: i32) -> Result<(), String> {
+    let target = Target::attach(pid).map_err(|e| reason(&e))?;
+    binary::locate(&target).map(|_| ()).map_err(|e| reason(&e))
+}
+
+/// The error's text without the "process N" preamble the caller already shows.
+fn reason(e: &crate::error::Error) -> String {
+    use crate::error::Error;
+    match e {
+        Error::NotPython { exe, .. } => format!("not Python ({exe})"),
+        Error::Exited(_) | Error::NoSuchProcess(_) => "exited".into(),
+        Error::Permission(_) => "permission denied".into(),
+        other => other.to_string(),
+    }
+}
+
+/// ppid → children (sorted by pid), from one pass over /proc.
+fn children_by_parent() -> BTreeMap<i32, Vec<i32>> {
+    let mut map: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return map;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            map.entry(ppid).or_default().push(pid);
+        }
+    }
+    for kids in map.values_mut() {
+        kids.sort_unstable();
+    }
+    map
+}
+
+/// The parent pid from /proc/PID/stat (the field after the state letter).
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let _state = fields.next()?;
+    fields.next()?.parse().ok()
+}
+
+/// The pid a process has in its own PID namespace (a container), from the last `NSpid` field
+/// of /proc/PID/status; None when it is the same as the host's (or the kernel does not say).
+pub fn namespace_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    let inner: i32 = line.split_whitespace().last()?.parse().ok()?;
+    (inner != pid).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_child_and_skips_non_python() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let me = std::process::id() as i32;
+        let pid = child.id() as i32;
+        assert_eq!(parent_of(pid), Some(me));
+        assert!(tree(me).contains(&pid));
+        let d = python_descendants(pid);
+        assert!(d.python.is_empty());
+        assert_eq!(d.skipped.len(), 1);
+        assert!(
+            d.skipped[0].reason.starts_with("not Python"),
+            "{:?}",
+            d.skipped
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

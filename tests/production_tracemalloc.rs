@@ -1,0 +1,187 @@
+//! `pymemspy snapshot --by allocation`: tracemalloc's traces read from outside equal
+//! `tracemalloc.take_snapshot().statistics('lineno')` computed in the target, per line, on every
+//! interpreter whose tracemalloc tables can be found.
+
+mod common;
+
+use common::{Interp, Table, Target};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Frames tracemalloc keeps per allocation in the targets.
+const NFRAME: &str = "5";
+
+/// Interpreters where the tables cannot be found, and why (checked: the tool must say so).
+fn expected_unsupported(interp: &Interp) -> Option<&'static str> {
+    // Debian's system 3.11 is stripped and python3.11-dbg is not installed: the 3.8–3.11
+    // statics are named only in .symtab.
+    (interp.label == "debian-bookworm-system-3.11").then_some("python3.11-dbg")
+}
+
+fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
+    let target = Target::spawn(interp, "tracemalloc_heap.py", &[])?;
+    let pid = target.pid_arg();
+    let run = common::run_tool(&[
+        "snapshot",
+        "--pid",
+        &pid,
+        "--by",
+        "allocation",
+        "--format",
+        "json",
+    ]);
+    if let Some(hint) = expected_unsupported(interp) {
+        if run.status.success() || !run.stderr.contains(hint) {
+            return Err(format!(
+                "expected a one-line error naming {hint}: {}",
+                run.describe()
+            ));
+        }
+        table.row(vec![
+            interp.label.clone(),
+            "-".into(),
+            "-".into(),
+            format!("unsupported: {}", run.stderr.trim()),
+        ]);
+        return Ok(());
+    }
+    if !run.status.success() {
+        return Err(run.describe());
+    }
+    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
+    if doc["schema"] != "pymemspy.allocations/1" {
+        return Err(format!("schema {}", doc["schema"]));
+    }
+    let got: BTreeMap<String, (u64, u64)> = doc["lines"]
+        .as_array()
+        .ok_or("no lines")?
+        .iter()
+        .map(|l| {
+            (
+                format!("{}:{}", l["file"].as_str().unwrap_or("?"), l["line"]),
+                (
+                    l["size"].as_u64().unwrap_or(0),
+                    l["count"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect();
+    let truth = target.truth["lines"]
+        .as_object()
+        .ok_or("truth lacks lines")?;
+    if truth.len() < 6 {
+        return Err(format!("truth has only {} traced lines", truth.len()));
+    }
+    let mut bad = Vec::new();
+    for (line, v) in truth {
+        let want = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
+        let have = got.get(line).copied().unwrap_or((0, 0));
+        if have != want {
+            bad.push(format!("{line}: (size, count) {have:?}, expected {want:?}"));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(bad.join("; "));
+    }
+    // 3.12+ found through DWARF: the built-in offsets must agree (builds without debug info).
+    let found_by = doc["found_by"].as_str().unwrap_or("?").to_string();
+    if found_by.contains("DWARF") {
+        let run = common::run_tool(&[
+            "snapshot",
+            "--pid",
+            &pid,
+            "--by",
+            "allocation",
+            "--format",
+            "json",
+            "--no-dwarf",
+        ]);
+        let plain: Value = serde_json::from_str(&run.stdout)
+            .map_err(|e| format!("--no-dwarf: {}: {e}", run.describe()))?;
+        if plain["lines"] != doc["lines"]
+            || !plain["found_by"]
+                .as_str()
+                .unwrap_or("")
+                .contains("built-in")
+        {
+            return Err(format!(
+                "--no-dwarf differs (found by {})",
+                plain["found_by"]
+            ));
+        }
+    }
+    if doc["max_nframe"].as_u64() != target.truth["nframe"].as_u64() {
+        return Err(format!("max_nframe {}", doc["max_nframe"]));
+    }
+    // The collapsed flamegraph: stacks end at the allocating line, and sum to the same sizes.
+    let out = target.scratch().join("alloc.folded");
+    let out_s = out.to_string_lossy().into_owned();
+    let run = common::run_tool(&[
+        "snapshot",
+        "--pid",
+        &pid,
+        "--by",
+        "allocation",
+        "--format",
+        "collapsed",
+        "-o",
+        &out_s,
+    ]);
+    if !run.status.success() {
+        return Err(format!("collapsed: {}", run.describe()));
+    }
+    let folded = std::fs::read_to_string(&out).map_err(|e| format!("{out_s}: {e}"))?;
+    let mut by_leaf: BTreeMap<String, u64> = BTreeMap::new();
+    let mut deepest = 0;
+    for l in folded.lines() {
+        let Some((stack, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let frames: Vec<&str> = stack.split(';').collect();
+        deepest = deepest.max(frames.len());
+        *by_leaf
+            .entry(frames.last().unwrap_or(&"").to_string())
+            .or_default() += value.parse::<u64>().unwrap_or(0);
+    }
+    for (line, v) in truth {
+        if by_leaf.get(line).copied() != v[0].as_u64() {
+            return Err(format!(
+                "collapsed: {line} sums to {:?}, expected {}",
+                by_leaf.get(line),
+                v[0]
+            ));
+        }
+    }
+    if deepest < 2 {
+        return Err("collapsed stacks carry no callers".into());
+    }
+    table.row(vec![
+        interp.label.clone(),
+        truth.len().to_string(),
+        deepest.to_string(),
+        doc["found_by"].as_str().unwrap_or("?").to_string(),
+    ]);
+    Ok(())
+}
+
+#[test]
+fn allocation_sites_equal_tracemalloc_statistics() {
+    // The targets inherit it: tracing from the first line, as a user would run them.
+    std::env::set_var("PYTHONTRACEMALLOC", NFRAME);
+    let mut table = Table::new(&["interpreter", "lines exact", "max depth", "tables found by"]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        if interp.is_free_threaded() {
+            println!(
+                "note: {} skipped (free-threaded builds are not supported yet)",
+                interp.label
+            );
+            continue;
+        }
+        if let Err(e) = check(&interp, &mut table) {
+            failures.push(format!("{}: {e}", interp.label));
+        }
+    }
+    table.print("snapshot --by allocation vs tracemalloc statistics('lineno')");
+    common::assert_no_failures("tracemalloc", &failures);
+}
