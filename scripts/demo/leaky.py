@@ -1,6 +1,6 @@
 """A small service loop with a memory leak, to watch with pymemspy.
 
-    pymemspy record --duration 10 -o demo.svg -- python3 examples/leaky.py
+    pymemspy record --duration 10 -o demo.svg -- python3 scripts/demo/leaky.py
 
 Every simulated request parses its payload into temporary dicts and lists (churn: freed when
 the request is done) and renders a response. Rendering is memoised in a module-level dict, but
