@@ -2,10 +2,10 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
-use super::pyobj::{body_words, dict_items, dict_keys};
+use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, Preheader};
+use crate::python::layout::{flags, Layout};
 
 /// Dicts larger than this are shown as one `[…]` key: per-key frames would drown the picture,
 /// and keys are user data.
@@ -145,30 +145,11 @@ fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut 
     if t.flags & flags::HEAPTYPE == 0 {
         return;
     }
-    let managed = t.flags & flags::MANAGED_DICT != 0 && !matches!(l.preheader, Preheader::GcOnly);
-    if managed {
-        let dv = view.u64(obj - l.managed_dict).unwrap_or(0);
-        let values = match l.version.minor {
-            11 => view.u64(obj - 32).unwrap_or(0),
-            12 if dv & 1 == 1 => dv + 1,
-            12 => 0,
-            // 3.13+: inline values after the object, valid unless a dict took over.
-            _ if t.flags & flags::INLINE_VALUES != 0 => {
-                let hdr = view
-                    .get(obj + t.basicsize, 4)
-                    .map(|b| b.to_vec())
-                    .unwrap_or_default();
-                if hdr.len() == 4 && hdr[3] != 0 && (dv == 0 || dv & 1 == 1) {
-                    obj + t.basicsize + 8
-                } else {
-                    0
-                }
-            }
-            _ => 0,
-        };
-        if dv != 0 && dv & 1 == 0 {
-            out.push((dv, Label::Field("__dict__")));
-            dict_edges(view, l, dv, true, out);
+    let (dict, values) = managed_attrs(view, l, obj, t);
+    if dict != 0 || values != 0 {
+        if dict != 0 {
+            out.push((dict, Label::Field("__dict__")));
+            dict_edges(view, l, dict, true, out);
         }
         if values != 0 {
             split_values(view, l, t, values, out);

@@ -236,3 +236,37 @@ pub fn words_after_header(l: &Layout, b: &[u8]) -> Vec<u64> {
         .map(|w| w.u64_at(0))
         .collect()
 }
+
+/// An instance's managed attribute storage (3.11+): its dict, if one was made, and its values
+/// array (already past any header), if the values live without one.
+pub fn managed_attrs(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &super::types::TypeInfo,
+) -> (u64, u64) {
+    use crate::python::layout::{flags, ManagedValues};
+    if t.flags & flags::MANAGED_DICT == 0 || l.managed_values == ManagedValues::None {
+        return (0, 0);
+    }
+    let word = view.u64(obj - l.managed_dict).unwrap_or(0);
+    match l.managed_values {
+        ManagedValues::Pointer(off) => (word, view.u64(obj - off).unwrap_or(0)),
+        ManagedValues::Tagged if word & 1 == 1 => (0, word + 1),
+        ManagedValues::Inline if t.flags & flags::INLINE_VALUES != 0 && word & 1 == 0 => {
+            let valid = view
+                .get(obj + t.basicsize, 4)
+                .map(|h| h[3] != 0)
+                .unwrap_or(false);
+            (
+                word,
+                if valid && word == 0 {
+                    obj + t.basicsize + 8
+                } else {
+                    0
+                },
+            )
+        }
+        _ => (word & !1, 0),
+    }
+}

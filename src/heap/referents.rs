@@ -8,12 +8,12 @@
 //! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
 //! every block there.
 
-use super::pyobj::{body_words, dict_items, dict_keys, words_after_header};
+use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, words_after_header};
 use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, Preheader};
+use crate::python::layout::Layout;
 use rustc_hash::FxHashSet as HashSet;
 
 /// Most items read from one container.
@@ -124,23 +124,8 @@ impl Referents {
     /// 3.11/3.12 instances keep attribute values in a separately allocated array before the
     /// object (3.13+ keep them inline, inside the body already scanned).
     fn scan_managed(&mut self, view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) {
-        if t.flags & flags::MANAGED_DICT == 0 || matches!(l.preheader, Preheader::GcOnly) {
-            return;
-        }
-        let Some(dict_or_values) = view.u64(obj - l.managed_dict) else {
-            return;
-        };
-        let values = match l.version.minor {
-            11 => view.u64(obj - 32).unwrap_or(0),
-            12 if dict_or_values & 1 == 1 => dict_or_values + 1,
-            _ => {
-                self.push(dict_or_values);
-                return;
-            }
-        };
-        if l.version.minor == 11 {
-            self.push(dict_or_values);
-        }
+        let (dict, values) = managed_attrs(view, l, obj, t);
+        self.push(dict);
         if values == 0 {
             return;
         }

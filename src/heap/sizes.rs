@@ -63,7 +63,7 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
                 LongLayout::ObSize => ob_size,
                 LongLayout::Tag => b.u64_at(l.fields.long_tag as usize) >> 3,
             };
-            let min_one = l.version.minor >= 11;
+            let min_one = l.long_min_one_digit;
             l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
         }
         SizeRule::Str => str_size(view, l, obj, b)?,

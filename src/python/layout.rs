@@ -154,6 +154,18 @@ pub enum Preheader {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ManagedValues {
+    /// No managed values (3.8–3.10).
+    None,
+    /// 3.11: a values pointer of its own at obj-32 (the dict pointer beside it).
+    Pointer(u64),
+    /// 3.12: one word holds either the dict or the values pointer minus one (bit 0 set).
+    Tagged,
+    /// 3.13+: values inline after the object, with an 8-byte header; `valid` at byte 3.
+    Inline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum LongLayout {
     /// ≤3.11: signed digit count in ob_size.
     ObSize,
@@ -238,6 +250,10 @@ pub struct Layout {
     /// `PyGC_Head` before GC objects: 16, or 0 on free-threaded builds (no GC lists).
     pub gc_head_size: u64,
     pub long: LongLayout,
+    /// 3.11+: `int.__sizeof__` counts at least one digit (0 is 28 bytes, not 24).
+    pub long_min_one_digit: bool,
+    /// Where instances with a managed dict keep attribute values when no dict was made.
+    pub managed_values: ManagedValues,
     pub fields: ObjectFields,
     /// Free-threaded builds: where the mimalloc heaps hang off thread states.
     pub mimalloc: Option<MimallocLayout>,

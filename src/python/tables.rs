@@ -334,6 +334,13 @@ pub fn table_layout(version: Version) -> Option<Layout> {
         mimalloc: None,
         immortal_refcnt: m >= 12,
         inline_values: m >= 13,
+        long_min_one_digit: m >= 11,
+        managed_values: match m {
+            8..=10 => ManagedValues::None,
+            11 => ManagedValues::Pointer(32),
+            12 => ManagedValues::Tagged,
+            _ => ManagedValues::Inline,
+        },
         arena_size: if m >= 10 { 1 << 20 } else { 256 << 10 },
         pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
         frames: super::frames_layout::table(version)?,
