@@ -76,6 +76,14 @@ impl Drop for Tmux {
     }
 }
 
+/// The COUNT column of the `__main__.Retained` row.
+fn retained_count(screen: &str) -> Option<u64> {
+    let row = screen
+        .lines()
+        .find(|l| l.trim_end().ends_with("__main__.Retained"))?;
+    row.split_whitespace().next()?.replace(',', "").parse().ok()
+}
+
 fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -122,6 +130,11 @@ fn check(interp: &Interp) -> Result<(), String> {
     ])?;
     let first = tmux.wait_for("__main__.Retained and RSS", |s| {
         s.contains("__main__.Retained") && s.contains("RSS ")
+    })?;
+    // Later censuses of the same session see the objects retained since the first one.
+    let before = retained_count(&first).ok_or_else(|| format!("no count:\n{first}"))?;
+    tmux.wait_for("the Retained count growing", |s| {
+        retained_count(s).is_some_and(|n| n > before)
     })?;
     if !first.contains("sort: bytes") {
         return Err(format!("default sort is not bytes:\n{first}"));

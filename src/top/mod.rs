@@ -7,6 +7,7 @@
 pub mod model;
 
 use crate::analysis::snapshot::{Session, SnapshotOptions};
+use crate::error::Error;
 use crate::process::smaps::RssParts;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, style, terminal};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for a key before the screen is redrawn (the sample age is shown in tenths).
 const REDRAW: Duration = Duration::from_millis(200);
+/// Census failures in a row (with the target alive) after which the view gives up.
+const MAX_FAILURES_IN_A_ROW: u32 = 10;
 
 pub struct TopOptions {
     pub pid: i32,
@@ -26,7 +29,7 @@ pub struct TopOptions {
 /// Run the live view until the person quits or the target goes away.
 pub fn run(opts: TopOptions) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
-        return Err(crate::error::Error::Usage(
+        return Err(Error::Usage(
             "top needs a terminal on standard output; use `pymemspy record` or `snapshot` instead"
                 .into(),
         )
@@ -50,20 +53,10 @@ fn event_loop(session: &mut Session, model: &mut Model, opts: &TopOptions) -> an
     // When the latest census finished, and when the next one is due (None: now).
     let mut sampled_at: Option<Instant> = None;
     let mut next_due = Instant::now();
+    let mut failures = 0;
     loop {
         if !model.paused && Instant::now() >= next_due {
-            let t = start.elapsed().as_secs_f64();
-            let (census, coverage, warnings) = session.census()?;
-            let rss = session
-                .last_memory
-                .as_ref()
-                .map(|m| m.rss.rss)
-                .or_else(|| RssParts::read(opts.pid).map(|r| r.rss));
-            model.push(
-                Sample::from_census(t, &census, rss),
-                coverage.complete,
-                warnings,
-            );
+            sample(session, model, start, &mut failures)?;
             sampled_at = Some(Instant::now());
             next_due = Instant::now() + opts.interval;
         }
@@ -93,6 +86,53 @@ fn event_loop(session: &mut Session, model: &mut Model, opts: &TopOptions) -> an
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+/// One census into the model. A failed census is shown as a warning and retried at the next
+/// interval; the view ends when the target is gone or censuses keep failing.
+fn sample(
+    session: &mut Session,
+    model: &mut Model,
+    start: Instant,
+    failures: &mut u32,
+) -> anyhow::Result<()> {
+    let pid = session.target.pid;
+    if !session.target.is_alive() {
+        return Err(Error::Exited(pid).into());
+    }
+    // Arenas and heap mappings come and go while the target runs: objects in mappings the
+    // session does not know would be unreadable and the GC lists would look broken.
+    let mut map_warning = None;
+    if let Err(e) = session.target.refresh_maps() {
+        map_warning = Some(format!("could not re-read the memory map: {e}"));
+    }
+    let t = start.elapsed().as_secs_f64();
+    match session.census() {
+        Ok((census, coverage, mut warnings)) => {
+            *failures = 0;
+            warnings.extend(map_warning);
+            let rss = session
+                .last_memory
+                .as_ref()
+                .map(|m| m.rss.rss)
+                .or_else(|| RssParts::read(pid).map(|r| r.rss));
+            model.push(
+                Sample::from_census(t, &census, rss),
+                coverage.complete,
+                warnings,
+            );
+            Ok(())
+        }
+        Err(_) if !session.target.is_alive() => Err(Error::Exited(pid).into()),
+        Err(e) => {
+            *failures += 1;
+            if *failures >= MAX_FAILURES_IN_A_ROW {
+                return Err(e.into());
+            }
+            model.warnings = vec![format!("a census failed (showing the previous one): {e}")];
+            Ok(())
         }
     }
 }
