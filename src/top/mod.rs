@@ -60,6 +60,10 @@ fn event_loop(session: &mut Session, model: &mut Model, opts: &TopOptions) -> an
             sampled_at = Some(Instant::now());
             next_due = Instant::now() + opts.interval;
         }
+        // Paused, no census notices the target going away.
+        if model.paused && !session.target.is_alive() {
+            return Err(Error::Exited(session.target.pid).into());
+        }
         draw(&mut out, model, sampled_at)?;
         let wait = next_due
             .saturating_duration_since(Instant::now())
