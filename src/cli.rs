@@ -36,6 +36,10 @@ enum Command {
     /// starts the program and records it until it exits. Ctrl-C, --duration or the target
     /// exiting end the recording, and everything recorded so far is written.
     Record(RecordArgs),
+    /// A live view in the terminal: types by bytes, count or growth, refreshed every interval.
+    ///
+    /// Keys: b/g/c sort by bytes, growth, count; s leak suspects; p pause; q or Ctrl-C quit.
+    Top(TopArgs),
     /// Per-type differences between two snapshots or recordings (their last samples).
     Diff(DiffArgs),
     /// Reference paths from the roots that keep objects of a type alive.
@@ -224,6 +228,22 @@ struct RecordArgs {
     command: Vec<String>,
 }
 
+#[derive(Args)]
+struct TopArgs {
+    /// Process id of the Python process.
+    #[arg(short, long)]
+    pid: i32,
+    /// Seconds between censuses.
+    #[arg(short, long, value_name = "S", default_value = "1")]
+    interval: f64,
+    /// Count only objects on the GC's lists (cheaper censuses on big heaps; no str, int, ...).
+    #[arg(long)]
+    gc_only: bool,
+    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
+    #[arg(long)]
+    pause: bool,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DiffFormat {
     Table,
@@ -276,6 +296,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Record(a) => record_cmd(a),
         Command::Diff(a) => diff_cmd(a),
+        Command::Top(a) => top_cmd(a),
         Command::Render(a) => render::profile::render_command(a),
         Command::Why(a) => why_cmd(a),
         Command::Completions { shell } => {
@@ -365,6 +386,25 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         _ => render::table::snapshot_table(&snap, a.top).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
+}
+
+fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
+    if !(a.interval > 0.0 && a.interval <= 86_400.0) {
+        return Err(Error::Usage(format!(
+            "--interval must be between 0 and 86400 seconds, not {}",
+            a.interval
+        ))
+        .into());
+    }
+    crate::top::run(crate::top::TopOptions {
+        pid: a.pid,
+        interval: Duration::from_secs_f64(a.interval),
+        snapshot: SnapshotOptions {
+            gc_only: a.gc_only,
+            pause: a.pause,
+            ..Default::default()
+        },
+    })
 }
 
 fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {

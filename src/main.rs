@@ -14,6 +14,7 @@ mod process;
 mod python;
 mod record;
 mod render;
+mod top;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("PYMEMSPY_LOG", "warn"))
