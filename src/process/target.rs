@@ -91,20 +91,21 @@ impl Target {
     /// One tiny read proves we may read this process at all, so permission problems surface as
     /// one clear error instead of thousands of skipped objects.
     fn probe(&self) -> Result<()> {
-        let Some(m) = self.maps.iter().find(|m| m.readable) else {
-            return Err(Error::Exited(self.pid));
-        };
-        let mut b = [0u8; 8];
-        match self.memory.read(m.start, &mut b) {
-            Ok(()) => Ok(()),
-            Err(f) => match f.kind {
-                FaultKind::Permission => Err(Error::Permission(self.pid)),
-                FaultKind::Gone => Err(Error::Exited(self.pid)),
-                _ if !Path::new(&format!("/proc/{}", self.pid)).exists() => {
-                    Err(Error::Exited(self.pid))
-                }
-                _ => Err(Error::Permission(self.pid)),
-            },
+        // Any readable mapping will do: one may be mid-setup (a loader still mapping the
+        // program) or a file region past EOF. Permission is only concluded when the kernel says so.
+        let mut last = None;
+        for m in self.maps.iter().filter(|m| m.readable).take(16) {
+            let mut b = [0u8; 8];
+            match self.memory.read(m.start, &mut b) {
+                Ok(()) => return Ok(()),
+                Err(f) => last = Some(f.kind),
+            }
+        }
+        match last {
+            Some(FaultKind::Gone) | None => Err(Error::Exited(self.pid)),
+            _ if !self.is_alive() => Err(Error::Exited(self.pid)),
+            Some(FaultKind::Permission) => Err(Error::Permission(self.pid)),
+            Some(_) => Err(Error::Permission(self.pid)),
         }
     }
 
