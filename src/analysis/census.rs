@@ -1,7 +1,8 @@
 //! A census: objects counted and sized by type name.
 
 use crate::heap::arenas::BlockObject;
-use crate::heap::sizes::{getsizeof, own_size};
+use crate::heap::sizes::{getsizeof, getsizeof_at_hand, own_size};
+use crate::process::Bytes;
 use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Layout;
@@ -54,64 +55,125 @@ pub fn count(
     objects: &[u64],
     placement: &Placement,
 ) -> Census {
-    // Group by type pointer first: one hash lookup per object, names resolved afterwards.
-    let mut by_ptr: HashMap<u64, [u64; 3]> = HashMap::default();
-    let mut census = Census::default();
+    let mut tally = Tally::default();
     let mut blocks = placement.blocks.iter().peekable();
     for &obj in objects {
         // Merge-join with the (sorted) block list.
         while blocks.next_if(|b| b.obj < obj).is_some() {}
         let block = blocks.peek().filter(|b| b.obj == obj).map(|b| b.block_size);
+        tally.add_object(view, l, types, obj, block, placement);
+    }
+    tally.finish(view, l, types)
+}
+
+/// Per-type sums as objects are met: by type pointer (one hash lookup per object), names
+/// resolved once at the end.
+#[derive(Default)]
+pub struct Tally {
+    by_ptr: HashMap<u64, [u64; 3]>,
+    bad_type: u64,
+    bad_size: u64,
+    fd_owners: Vec<(String, i32)>,
+}
+
+impl Tally {
+    /// An object read through the view (found on a GC list or by reference).
+    pub fn add_object(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        types: &mut TypeTable,
+        obj: u64,
+        block: Option<u64>,
+        placement: &Placement,
+    ) {
         let Some(tp) = view.u64(obj + l.ob_type) else {
-            census.bad_type += 1;
-            continue;
+            self.bad_type += 1;
+            return;
         };
         let Some(info) = types.get(view, l, tp) else {
-            census.bad_type += 1;
-            continue;
+            self.bad_type += 1;
+            return;
         };
         // An object whose size fields do not validate is still counted: at its base size.
         let size = getsizeof(view, l, obj, info).unwrap_or_else(|| {
             log::debug!("size of a {} at {obj:#x} did not validate", info.name);
-            census.bad_size += 1;
+            self.bad_size += 1;
             info.basicsize + info.preheader
         });
         if info.owns_fd {
             // The descriptor is the first field after the object header.
             let fd = view.u32(obj + l.header_size).map_or(-1, |v| v as i32);
-            census.fd_owners.push((info.name.to_string(), fd));
+            self.fd_owners.push((info.name.to_string(), fd));
         }
         let allocated = allocated(view, l, obj, info, size, block, placement);
-        let e = by_ptr.entry(tp).or_default();
+        self.add(tp, size, allocated);
+    }
+
+    /// An object of a pymalloc block, sized from the block bytes at hand (`body` runs from the
+    /// object to the block's end).
+    pub fn add_block_object(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        obj: u64,
+        info: &TypeInfo,
+        body: &[u8],
+        block_size: u64,
+    ) {
+        let size = getsizeof_at_hand(view, l, obj, info, body).unwrap_or_else(|| {
+            self.bad_size += 1;
+            info.basicsize + info.preheader
+        });
+        if info.owns_fd {
+            let at = l.header_size as usize;
+            let fd = body.get(at..at + 4).map_or(-1, |b| b.u32_at(0) as i32);
+            self.fd_owners.push((info.name.to_string(), fd));
+        }
+        let own = own_size(l, info, body).unwrap_or(info.basicsize) + info.preheader;
+        self.add(info.addr, size, block_size + size.saturating_sub(own));
+    }
+
+    fn add(&mut self, tp: u64, size: u64, allocated: u64) {
+        let e = self.by_ptr.entry(tp).or_default();
         e[0] += 1;
         e[1] += size;
         e[2] += allocated;
     }
-    let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
-    for (tp, v) in by_ptr {
-        if let Some(info) = types.get(view, l, tp) {
-            let e = by_name.entry(info.name.to_string()).or_default();
-            for i in 0..3 {
-                e[i] += v[i];
+
+    pub fn finish(self, view: &mut View, l: &Layout, types: &mut TypeTable) -> Census {
+        let mut census = Census {
+            bad_type: self.bad_type,
+            bad_size: self.bad_size,
+            fd_owners: self.fd_owners,
+            ..Census::default()
+        };
+        let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
+        for (tp, v) in self.by_ptr {
+            if let Some(info) = types.get(view, l, tp) {
+                let e = by_name.entry(info.name.to_string()).or_default();
+                for i in 0..3 {
+                    e[i] += v[i];
+                }
             }
         }
+        census.types = by_name
+            .into_iter()
+            .map(|(name, [count, bytes, allocated_bytes])| TypeCount {
+                name,
+                count,
+                bytes,
+                allocated_bytes,
+            })
+            .collect();
+        census
+            .types
+            .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+        census.objects = census.types.iter().map(|t| t.count).sum();
+        census.bytes = census.types.iter().map(|t| t.bytes).sum();
+        census.allocated_bytes = census.types.iter().map(|t| t.allocated_bytes).sum();
+        census
     }
-    census.types = by_name
-        .into_iter()
-        .map(|(name, [count, bytes, allocated_bytes])| TypeCount {
-            name,
-            count,
-            bytes,
-            allocated_bytes,
-        })
-        .collect();
-    census
-        .types
-        .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
-    census.objects = census.types.iter().map(|t| t.count).sum();
-    census.bytes = census.types.iter().map(|t| t.bytes).sum();
-    census.allocated_bytes = census.types.iter().map(|t| t.allocated_bytes).sum();
-    census
 }
 
 /// The object's real footprint: its own allocation as the allocator rounded it, plus the

@@ -2,7 +2,8 @@
 //! - default builds: GC lists ∪ pymalloc arena objects ∪ what they reference;
 //! - free-threaded builds: every object of the mimalloc heaps ∪ what they reference (statics).
 
-use crate::heap::arenas::{self, BlockObject};
+use super::census::{Census, Placement, Tally};
+use crate::heap::arenas::{self, BlockObject, ObjectMarks};
 use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
 use crate::heap::referents::Referents;
@@ -24,7 +25,9 @@ pub fn collect(
             find_all_mimalloc(view, py, types, gc_only),
         );
     }
+    let mut phases = super::phases::Phases::start("collect");
     let walked = gc_lists::walk(view, py, &WalkLimits::default());
+    phases.lap("GC lists");
     let all = if gc_only {
         let mut objects = walked.objects.clone();
         objects.sort_unstable();
@@ -152,9 +155,93 @@ impl AllObjects {
     }
 }
 
-pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64]) -> AllObjects {
+/// The complete census of a default build without a list of every object: block objects are
+/// tallied while the arena scan holds their bytes; only the objects outside the arenas (large
+/// ones, statics) are collected and sized through the view. `AllObjects` comes back without
+/// `objects` and `blocks`: only what the reports need.
+pub fn count_all(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    statics: &[(u64, u64)],
+) -> (GcObjects, AllObjects, Census) {
     let l = &py.layout;
+    let mut phases = super::phases::Phases::start("count_all");
+    let walked = gc_lists::walk(view, py, &WalkLimits::default());
+    phases.lap("GC lists");
     let mut out = AllObjects::only(Vec::new());
+    let arenas = locate_arenas(view, py, &mut out);
+    let mut marks = ObjectMarks::new(&arenas);
+    let mut refs = Referents::new(arenas.regions());
+    walked.objects.iter().for_each(|&o| refs.mark_known(o));
+    phases.lap("mark GC objects known");
+    let mut tally = Tally::default();
+    let scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
+        marks.mark(found.obj);
+        tally.add_block_object(view, l, found.obj, info, body, found.block_size);
+        refs.scan(view, l, found.obj, info, Some(body));
+    });
+    phases.lap("arena scan");
+    // Objects malloc'd outside the arenas: GC-listed ones the scan did not count, then what the
+    // referent pass finds.
+    let outside = Placement {
+        blocks: &[],
+        statics,
+        malloc_outside: true,
+    };
+    let mut uncovered: Vec<u64> = walked
+        .objects
+        .iter()
+        .copied()
+        .filter(|&o| !marks.contains(o))
+        .collect();
+    uncovered.sort_unstable();
+    uncovered.dedup();
+    for &o in &uncovered {
+        let Some(tp) = view.u64(o + l.ob_type) else {
+            continue;
+        };
+        if let Some(t) = types.get(view, l, tp).cloned() {
+            refs.scan(view, l, o, &t, None);
+        }
+    }
+    refs.drain(view, l, types);
+    phases.lap("referents");
+    let mut found = std::mem::take(&mut refs.found);
+    found.sort_unstable();
+    for &o in uncovered.iter().chain(&found) {
+        tally.add_object(view, l, types, o, None, &outside);
+    }
+    let census = tally.finish(view, l, types);
+    phases.lap("outside objects counted");
+    out.sources.push(format!("GC lists ({} objects)", walked.objects.len()));
+    out.sources.push(arena_source(&arenas, &scan));
+    out.sources.push(format!(
+        "referents: {} more objects outside the arenas",
+        found.len()
+    ));
+    out.scan = scan;
+    out.arenas = Some(arenas);
+    (walked, out, census)
+}
+
+fn arena_source(arenas: &arenas::Arenas, scan: &arenas::ScanStats) -> String {
+    format!(
+        "pymalloc arenas: {} arenas ({}{}), {} objects in {} blocks",
+        arenas.arenas.len(),
+        arenas.found_by,
+        if scan.framing == arenas::DEBUG_FRAMING {
+            "; debug allocator framing"
+        } else {
+            ""
+        },
+        scan.objects,
+        scan.blocks_in_use
+    )
+}
+
+/// The arena table, or an empty one with a warning saying what was not counted.
+fn locate_arenas(view: &mut View, py: &Python, out: &mut AllObjects) -> arenas::Arenas {
     let arenas = match arenas::locate(view, py) {
         Ok(a) => a,
         Err(why) => {
@@ -172,11 +259,23 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
                 .into(),
         );
     }
+    arenas
+}
+
+pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64]) -> AllObjects {
+    let l = &py.layout;
+    let mut out = AllObjects::only(Vec::new());
+    let arenas = locate_arenas(view, py, &mut out);
+    let mut phases = super::phases::Phases::start("find_all");
     let mut refs = Referents::new(arenas.regions());
     gc.iter().for_each(|&o| refs.mark_known(o));
-    let (blocks, scan) = arenas::scan(view, l, types, &arenas, |view, _types, obj, info, body| {
-        refs.scan(view, l, obj, info, Some(body))
+    phases.lap("mark GC objects known");
+    let mut blocks = Vec::new();
+    let scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
+        blocks.push(found);
+        refs.scan(view, l, found.obj, info, Some(body))
     });
+    phases.lap("arena scan");
     // GC objects the arena scan did not cover (large ones, or ones it could not validate),
     // found by a merge of two sorted lists.
     let mut gc_sorted = gc.to_vec();
@@ -199,18 +298,8 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
         }
     }
     refs.drain(view, l, types);
-    out.sources.push(format!(
-        "pymalloc arenas: {} arenas ({}{}), {} objects in {} blocks",
-        arenas.arenas.len(),
-        arenas.found_by,
-        if scan.framing == arenas::DEBUG_FRAMING {
-            "; debug allocator framing"
-        } else {
-            ""
-        },
-        blocks.len(),
-        scan.blocks_in_use
-    ));
+    phases.lap("referents");
+    out.sources.push(arena_source(&arenas, &scan));
     out.sources.push(format!(
         "referents: {} more objects outside the arenas",
         refs.found.len()
@@ -219,6 +308,7 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     found.sort_unstable();
     let block_objs: Vec<u64> = blocks.iter().map(|b| b.obj).collect();
     out.objects = merge_sorted(&merge_sorted(&gc_sorted, &block_objs), &found);
+    phases.lap("merge");
     out.blocks = blocks;
     out.scan = scan;
     out.arenas = Some(arenas);

@@ -118,8 +118,10 @@ impl Session {
 
     /// A session over any target: a live process or a core file.
     pub fn from_target(target: Target, opts: SnapshotOptions) -> Result<Session> {
+        let mut phases = super::phases::Phases::start("session");
         let py = resolve(&target, &opts.resolve)?;
         let types = TypeTable::new(&py);
+        phases.lap("resolve");
         Ok(Session {
             target,
             py,
@@ -172,6 +174,7 @@ impl Session {
     /// Count every object now (only GC-tracked ones with `gc_only`).
     pub fn census(&mut self) -> Result<(Census, Coverage, Vec<String>)> {
         let _paused = self.pause()?;
+        let mut phases = super::phases::Phases::start("census");
         let mut view = View::new(
             &self.target.memory,
             self.target.spans(),
@@ -179,11 +182,6 @@ impl Session {
         );
         // Repeated censuses (record): classes come and go while the target runs.
         self.types.revalidate(&mut view, &self.py.layout);
-        let (walked, all) =
-            complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
-        let mut warnings = self.py.warnings.clone();
-        let sources = all.sources.clone();
-        warnings.extend(all.warnings.iter().cloned());
         // Static objects live in the Python binary's own mappings (.data, .bss, .PyRuntime).
         let statics: Vec<(u64, u64)> = self
             .target
@@ -192,18 +190,29 @@ impl Session {
             .filter(|m| m.path.as_deref() == Some(self.py.binary.path.as_str()))
             .map(|m| (m.start, m.end - m.start))
             .collect();
-        let placement = census::Placement {
-            blocks: &all.blocks,
-            statics: &statics,
-            malloc_outside: all.mimalloc.is_none(),
+        let (walked, all, census) = if self.opts.gc_only || self.py.layout.free_threaded {
+            let (walked, all) =
+                complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
+            let placement = census::Placement {
+                blocks: &all.blocks,
+                statics: &statics,
+                malloc_outside: all.mimalloc.is_none(),
+            };
+            let census = census::count(
+                &mut view,
+                &self.py.layout,
+                &mut self.types,
+                &all.objects,
+                &placement,
+            );
+            (walked, all, census)
+        } else {
+            complete::count_all(&mut view, &self.py, &mut self.types, &statics)
         };
-        let census = census::count(
-            &mut view,
-            &self.py.layout,
-            &mut self.types,
-            &all.objects,
-            &placement,
-        );
+        phases.lap("count");
+        let mut warnings = self.py.warnings.clone();
+        let sources = all.sources.clone();
+        warnings.extend(all.warnings.iter().cloned());
         self.last_gc = gc_state::read(&mut view, &self.py, &mut self.types, &walked);
         // Descriptors, threads and RSS come from /proc: a core's pid is not a live process.
         let live = !self.target.is_core();
@@ -229,6 +238,7 @@ impl Session {
                 &census,
             )
         });
+        phases.lap("gc state, resources, memory");
         if !walked.broken.is_empty() {
             warnings.push(format!(
                 "GC lists changed while being read and were cut short after {} attempts: {}",

@@ -191,6 +191,43 @@ fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<A
     Ok(arenas)
 }
 
+/// Which arena granules hold an object the scan validated: one bit per 16 bytes (8 KiB per
+/// 1 MiB arena), so "did the scan count this GC object?" needs no list of every object.
+pub struct ObjectMarks {
+    starts: Vec<u64>,
+    arena_size: u64,
+    bits: Vec<Vec<u64>>,
+}
+
+impl ObjectMarks {
+    pub fn new(arenas: &Arenas) -> ObjectMarks {
+        let words = (arenas.arena_size / 16).div_ceil(64) as usize;
+        ObjectMarks {
+            starts: arenas.arenas.iter().map(|a| a.address).collect(),
+            arena_size: arenas.arena_size,
+            bits: vec![vec![0; words]; arenas.arenas.len()],
+        }
+    }
+
+    /// (arena index, granule) of an address inside an arena.
+    fn slot(&self, addr: u64) -> Option<(usize, u64)> {
+        let i = self.starts.partition_point(|&s| s <= addr).checked_sub(1)?;
+        let off = addr - self.starts[i];
+        (off < self.arena_size).then_some((i, off / 16))
+    }
+
+    pub fn mark(&mut self, addr: u64) {
+        if let Some((i, g)) = self.slot(addr) {
+            self.bits[i][(g / 64) as usize] |= 1 << (g % 64);
+        }
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.slot(addr)
+            .is_some_and(|(i, g)| self.bits[i][(g / 64) as usize] & (1 << (g % 64)) != 0)
+    }
+}
+
 /// The debug allocator (`-X dev`, `PYTHONMALLOC=pymalloc_debug`) wraps each request: 16 bytes of
 /// size and API id before the object, 8 forbidden bytes after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,16 +262,16 @@ pub struct ScanStats {
     pub framing: BlockFraming,
 }
 
-/// Every validated object in the arenas, in address order. `visit` sees each with its block
-/// bytes (for the referent pass) while the pool is at hand.
+/// Every validated object in the arenas, in address order: `visit` sees each with its block
+/// (the bytes from the object to the block's end, and the block's size) while the pool is at
+/// hand, so sizing and the referent pass need no second read.
 pub fn scan(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
     arenas: &Arenas,
-    mut visit: impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, &[u8]),
-) -> (Vec<BlockObject>, ScanStats) {
-    let mut out = Vec::new();
+    mut visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
+) -> ScanStats {
     let mut stats = ScanStats::default();
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
@@ -254,12 +291,12 @@ pub fn scan(
                 }
             }
             scan_pool(
-                view, l, types, pool, &pool_buf, &mut free, &mut out, &mut stats, &mut visit,
+                view, l, types, pool, &pool_buf, &mut free, &mut stats, &mut visit,
             );
             pool += ps;
         }
     }
-    (out, stats)
+    stats
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -270,9 +307,8 @@ fn scan_pool(
     pool: u64,
     p: &[u8],
     free: &mut Vec<bool>,
-    out: &mut Vec<BlockObject>,
     stats: &mut ScanStats,
-    visit: &mut impl FnMut(&mut View, &mut TypeTable, u64, &TypeInfo, &[u8]),
+    visit: &mut impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
 ) {
     let ps = p.len() as u64;
     let count = p.u32_at(0) as u64;
@@ -314,12 +350,12 @@ fn scan_pool(
             match object_in_block(view, l, types, block, b, stats.framing) {
                 Some((obj, info)) => {
                     stats.objects += 1;
-                    out.push(BlockObject {
+                    let body = &b[(obj - block) as usize..];
+                    let found = BlockObject {
                         obj,
                         block_size: size,
-                    });
-                    let body = &b[(obj - block) as usize..];
-                    visit(view, types, obj, &info, body);
+                    };
+                    visit(view, types, found, &info, body);
                 }
                 None => stats.non_object_blocks += 1,
             }

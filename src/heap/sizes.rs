@@ -1,7 +1,7 @@
 //! `sys.getsizeof` computed from outside: the `__sizeof__` of the nearest builtin base plus the
 //! pre-header, exactly as CPython adds them.
 
-use super::pyobj::{dict_keys, str_header};
+use super::pyobj::{decode_str_header, dict_keys, str_header};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, LongLayout};
@@ -16,7 +16,27 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
     // A stack copy: the view stays free for the reads below (dict keys, str data).
     let mut head = [0u8; HEAD];
     head[..n].copy_from_slice(view.get(obj, n).ok()?);
-    let b = &head[..n];
+    getsizeof_from(view, l, obj, t, &head[..n])
+}
+
+/// `sys.getsizeof(obj)` when the caller already holds the object's bytes (an arena block):
+/// only what lives elsewhere (dict keys, a type's cached keys) is read through the view.
+pub fn getsizeof_at_hand(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    body: &[u8],
+) -> Option<u64> {
+    // Fields past the block's end read as zero; none of the rules below reads past the
+    // object's own size for an object small enough to sit in a block.
+    let mut head = [0u8; HEAD];
+    let n = HEAD.min(body.len());
+    head[..n].copy_from_slice(&body[..n]);
+    getsizeof_from(view, l, obj, t, &head)
+}
+
+fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
     let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
     let core = match t.rule {
         SizeRule::Generic => t.basicsize + ob_size.checked_mul(t.itemsize)?,
@@ -127,7 +147,11 @@ fn dict_size(view: &mut View, l: &Layout, b: &[u8], basicsize: u64) -> Option<u6
 
 fn str_size(view: &mut View, l: &Layout, obj: u64, b: &[u8]) -> Option<u64> {
     let u = &l.unicode;
-    let h = str_header(view, l, obj)?;
+    let h = if b.len() >= u.unicode_size as usize {
+        decode_str_header(b, l, obj)?
+    } else {
+        str_header(view, l, obj)?
+    };
     let mut size = if h.compact && h.ascii {
         u.ascii_size + h.length + 1
     } else if h.compact {
