@@ -231,10 +231,15 @@ pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeI
 
 /// The 8-byte words of `b` (an object's bytes) after the object header.
 pub fn words_after_header(l: &Layout, b: &[u8]) -> Vec<u64> {
-    b[(l.header_size as usize).min(b.len())..]
+    after_header(l, b)
         .chunks_exact(8)
         .map(|w| w.u64_at(0))
         .collect()
+}
+
+/// The bytes of `b` (an object's bytes) after the object header.
+pub fn after_header<'b>(l: &Layout, b: &'b [u8]) -> &'b [u8] {
+    &b[(l.header_size as usize).min(b.len())..]
 }
 
 /// An instance's managed attribute storage (3.11+): its dict, if one was made, and its values

@@ -8,13 +8,13 @@
 //! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
 //! every block there.
 
-use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, words_after_header};
+use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs};
 use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
 use crate::python::layout::Layout;
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Most items read from one container.
 const MAX_ITEMS: u64 = 1 << 26;
@@ -22,18 +22,28 @@ const MAX_ITEMS: u64 = 1 << 26;
 pub struct Referents {
     /// Heap areas whose blocks were all judged already.
     judged: Regions,
-    /// Objects found outside the arenas (GC-listed ones included, to avoid re-scanning).
+    /// Objects found outside the arenas, queued or done (GC-listed ones included, to avoid
+    /// re-scanning).
     known: HashSet<u64>,
+    /// The last pointer pushed per slot: most bodies point at the same few statics (their
+    /// type, None, small ints), which this answers without a hash lookup.
+    recent: Box<[u64; RECENT]>,
+    /// Attribute slots of each class's shared keys, per type (3.11/3.12 values arrays).
+    values_len: HashMap<u64, u64>,
     pending: Vec<u64>,
     pub found: Vec<u64>,
     pub rejected: u64,
 }
+
+const RECENT: usize = 1024;
 
 impl Referents {
     pub fn new(judged: Regions) -> Referents {
         Referents {
             judged,
             known: HashSet::default(),
+            recent: Box::new([0; RECENT]),
+            values_len: HashMap::default(),
             pending: Vec::new(),
             found: Vec::new(),
             rejected: 0,
@@ -48,8 +58,22 @@ impl Referents {
     }
 
     fn push(&mut self, p: u64) {
-        if p != 0 && p.is_multiple_of(8) && !self.judged.contains(p) && !self.known.contains(&p) {
+        if p == 0 || !p.is_multiple_of(8) {
+            return;
+        }
+        let r = (p >> 4) as usize % RECENT;
+        if self.recent[r] == p {
+            return;
+        }
+        self.recent[r] = p;
+        if !self.judged.contains(p) && self.known.insert(p) {
             self.pending.push(p);
+        }
+    }
+
+    fn push_words(&mut self, b: &[u8]) {
+        for w in b.chunks_exact(8) {
+            self.push(w.u64_at(0));
         }
     }
 
@@ -68,9 +92,19 @@ impl Referents {
         match t.rule {
             SizeRule::Str | SizeRule::Int => {}
             SizeRule::List => {
-                let head = read_head(view, obj, body, (l.list_items + 8) as usize);
-                let n = head.u64_at(l.ob_size as usize);
-                let items = head.u64_at(l.list_items as usize);
+                let (n, items) = match body.filter(|b| b.len() >= (l.list_items + 8) as usize) {
+                    Some(b) => (
+                        b.u64_at(l.ob_size as usize),
+                        b.u64_at(l.list_items as usize),
+                    ),
+                    None => match view.get(obj, (l.list_items + 8) as usize) {
+                        Ok(b) => (
+                            b.u64_at(l.ob_size as usize),
+                            b.u64_at(l.list_items as usize),
+                        ),
+                        Err(_) => (0, 0),
+                    },
+                };
                 self.scan_array(view, items, n);
             }
             SizeRule::Dict | SizeRule::OrderedDict => {
@@ -80,17 +114,24 @@ impl Referents {
                 }
             }
             SizeRule::Set => {
-                let head = read_head(view, obj, body, (l.set_table + 8) as usize);
-                let mask = head.u64_at(l.set_mask as usize);
-                let table = head.u64_at(l.set_table as usize);
+                let (mask, table) = match view.get(obj, (l.set_table + 8) as usize) {
+                    Ok(b) => (b.u64_at(l.set_mask as usize), b.u64_at(l.set_table as usize)),
+                    Err(_) => (u64::MAX, 0),
+                };
                 if mask < MAX_ITEMS {
                     if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
-                        let keys: Vec<u64> = raw.chunks_exact(16).map(|e| e.u64_at(0)).collect();
-                        keys.into_iter().for_each(|k| self.push(k));
+                        for e in raw.chunks_exact(16) {
+                            self.push(e.u64_at(0));
+                        }
                     }
                 }
             }
-            _ if t.scan_body => self.scan_generic(view, l, obj, t, body),
+            _ if t.scan_body => match body {
+                Some(b) => self.push_words(after_header(l, b)),
+                None => body_words(view, l, obj, t)
+                    .into_iter()
+                    .for_each(|w| self.push(w)),
+            },
             _ => {}
         }
         self.scan_managed(view, l, obj, t);
@@ -101,24 +142,10 @@ impl Referents {
             return;
         }
         if let Ok(raw) = view.get(at, (n * 8) as usize) {
-            let words: Vec<u64> = raw.chunks_exact(8).map(|w| w.u64_at(0)).collect();
-            words.into_iter().for_each(|w| self.push(w));
+            for w in raw.chunks_exact(8) {
+                self.push(w.u64_at(0));
+            }
         }
-    }
-
-    fn scan_generic(
-        &mut self,
-        view: &mut View,
-        l: &Layout,
-        obj: u64,
-        t: &TypeInfo,
-        body: Option<&[u8]>,
-    ) {
-        let words = match body {
-            Some(b) => words_after_header(l, b),
-            None => body_words(view, l, obj, t),
-        };
-        words.into_iter().for_each(|w| self.push(w));
     }
 
     /// 3.11/3.12 instances keep attribute values in a separately allocated array before the
@@ -129,18 +156,26 @@ impl Referents {
         if values == 0 {
             return;
         }
-        let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
-        if let Some(k) = (keys != 0).then(|| dict_keys(view, l, keys)).flatten() {
-            self.scan_array(view, values, (k.nentries + k.usable).min(4096));
-        }
+        // The class's shared keys change only when a new attribute name appears: read them
+        // once per type and census, not once per instance.
+        let n = match self.values_len.get(&t.addr) {
+            Some(&n) => n,
+            None => {
+                let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+                let n = (keys != 0)
+                    .then(|| dict_keys(view, l, keys))
+                    .flatten()
+                    .map_or(0, |k| (k.nentries + k.usable).min(4096));
+                self.values_len.insert(t.addr, n);
+                n
+            }
+        };
+        self.scan_array(view, values, n);
     }
 
     /// Validate queued pointers; each new object is recorded and its referents queued in turn.
     pub fn drain(&mut self, view: &mut View, l: &Layout, types: &mut TypeTable) {
         while let Some(p) = self.pending.pop() {
-            if !self.known.insert(p) {
-                continue;
-            }
             let Some(t) = validate(view, l, types, p) else {
                 self.rejected += 1;
                 continue;
@@ -148,13 +183,6 @@ impl Referents {
             self.found.push(p);
             self.scan(view, l, p, &t, None);
         }
-    }
-}
-
-fn read_head(view: &mut View, obj: u64, body: Option<&[u8]>, n: usize) -> Vec<u8> {
-    match body {
-        Some(b) if b.len() >= n => b[..n].to_vec(),
-        _ => view.get(obj, n).map(|b| b.to_vec()).unwrap_or_default(),
     }
 }
 

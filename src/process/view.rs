@@ -27,17 +27,33 @@ pub struct ViewStats {
     pub faults: u64,
 }
 
+/// Recently used chunks, direct-mapped by megabyte: a hit costs an index and two compares.
+const RECENT: usize = 64;
+
+/// A loaded chunk's place in the slab and the addresses it covers.
+#[derive(Clone, Copy)]
+struct Loaded {
+    start: u64,
+    end: u64,
+    slot: u32,
+}
+
 pub struct View<'m> {
     mem: &'m dyn Memory,
     spans: Vec<Span>,
-    chunks: HashMap<(u64, u64), Option<Box<[u8]>>>,
+    /// Chunk key → slot in `slab` (None: the bulk read failed).
+    chunks: HashMap<(u64, u64), Option<u32>>,
+    slab: Vec<Box<[u8]>>,
+    /// Slots of evicted chunks, reused (their buffers too: no fresh pages to fault in).
+    free_slots: Vec<u32>,
     order: VecDeque<(u64, u64)>,
     held: u64,
     budget: u64,
     scratch: Vec<u8>,
-    /// The chunk of the previous read: (start, end) it covers and its key. Walkers read
-    /// neighbouring addresses, so most reads hit it without a span search or hash lookup.
-    last: Option<(u64, u64, (u64, u64))>,
+    /// The chunk of the previous read. Walkers read neighbouring addresses, so most reads hit
+    /// it without a span search or hash lookup.
+    last: Option<Loaded>,
+    recent: [Option<Loaded>; RECENT],
     pub stats: ViewStats,
 }
 
@@ -59,11 +75,14 @@ impl<'m> View<'m> {
             mem,
             spans,
             chunks: HashMap::default(),
+            slab: Vec::new(),
+            free_slots: Vec::new(),
             order: VecDeque::new(),
             held: 0,
             budget: budget.max(4 * CHUNK),
             scratch: Vec::new(),
             last: None,
+            recent: [None; RECENT],
             stats: ViewStats::default(),
         }
     }
@@ -90,7 +109,9 @@ impl<'m> View<'m> {
     /// Drop all cached bytes: the next reads see the target as it is now.
     pub fn forget(&mut self) {
         self.last = None;
+        self.recent = [None; RECENT];
         self.chunks.clear();
+        self.free_slots = (0..self.slab.len() as u32).collect();
         self.order.clear();
         self.held = 0;
     }
@@ -98,75 +119,110 @@ impl<'m> View<'m> {
     fn load(&mut self, key: (u64, u64), span: Span) {
         let start = (key.1 * CHUNK).max(span.start);
         let end = ((key.1 + 1) * CHUNK).min(span.end);
-        let mut buf = vec![0u8; (end - start) as usize].into_boxed_slice();
-        let data = match self.mem.read(start, &mut buf) {
-            Ok(()) => {
-                self.stats.bulk_reads += 1;
-                self.stats.bytes_read += buf.len() as u64;
-                self.held += buf.len() as u64;
-                Some(buf)
-            }
-            Err(_) => {
-                self.stats.faults += 1;
-                None
-            }
-        };
-        while self.held > self.budget {
+        let len = (end - start) as usize;
+        // Make room first, so an evicted buffer can take this chunk.
+        while self.held + len as u64 > self.budget {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
-            if self.last.is_some_and(|l| l.2 == old) {
-                self.last = None;
-            }
-            if let Some(Some(b)) = self.chunks.remove(&old) {
-                self.held -= b.len() as u64;
+            if let Some(Some(slot)) = self.chunks.remove(&old) {
+                self.held -= self.slab[slot as usize].len() as u64;
+                self.free_slots.push(slot);
+                self.last = self.last.filter(|l| l.slot != slot);
+                for r in self.recent.iter_mut() {
+                    *r = r.filter(|l| l.slot != slot);
+                }
             }
         }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                let buf = &mut self.slab[slot as usize];
+                if buf.len() != len {
+                    *buf = vec![0u8; len].into_boxed_slice();
+                }
+                slot
+            }
+            None => {
+                self.slab.push(vec![0u8; len].into_boxed_slice());
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let data = match self.mem.read(start, &mut self.slab[slot as usize]) {
+            Ok(()) => {
+                self.stats.bulk_reads += 1;
+                self.stats.bytes_read += len as u64;
+                self.held += len as u64;
+                Some(slot)
+            }
+            Err(_) => {
+                self.stats.faults += 1;
+                self.free_slots.push(slot);
+                None
+            }
+        };
         self.chunks.insert(key, data);
         self.order.push_back(key);
+    }
+
+    /// The loaded chunk covering `[addr, end)`, from the recent table or by span and key.
+    fn locate(&mut self, addr: u64, end: u64) -> Result<Option<Loaded>, FaultKind> {
+        let r = ((addr / CHUNK) as usize) % RECENT;
+        if let Some(l) = self.recent[r] {
+            if addr >= l.start && end <= l.end {
+                return Ok(Some(l));
+            }
+        }
+        let span = self.span_of(addr).ok_or(FaultKind::Unmapped)?;
+        if end > span.end {
+            self.stats.faults += 1;
+            return Err(FaultKind::Unmapped);
+        }
+        // Chunks are keyed by their span too: two mappings may share an aligned megabyte.
+        let idx = addr / CHUNK;
+        if (end - 1) / CHUNK != idx {
+            return Ok(None); // straddles chunks
+        }
+        let key = (span.start, idx);
+        if !self.chunks.contains_key(&key) {
+            self.load(key, span);
+        }
+        let Some(Some(slot)) = self.chunks.get(&key).copied() else {
+            // The bulk read of this chunk failed: the caller falls back to a direct read.
+            return Err(FaultKind::Other);
+        };
+        let start = (idx * CHUNK).max(span.start);
+        let l = Loaded {
+            start,
+            end: start + self.slab[slot as usize].len() as u64,
+            slot,
+        };
+        self.recent[r] = Some(l);
+        Ok(Some(l))
     }
 
     /// Bytes at `[addr, addr+len)`, borrowed from the cache when they sit in one chunk.
     pub fn get(&mut self, addr: u64, len: usize) -> Result<&[u8], Fault> {
         let fault = |kind| Fault { addr, len, kind };
-        if let Some((start, end, key)) = self.last {
-            if addr >= start && addr.saturating_add(len as u64) <= end {
-                let off = (addr - start) as usize;
-                return self
-                    .chunks
-                    .get(&key)
-                    .and_then(|d| d.as_deref())
-                    .and_then(|d| d.get(off..off + len))
-                    .ok_or(fault(FaultKind::Unmapped));
+        if let Some(l) = self.last {
+            if addr >= l.start && addr.saturating_add(len as u64) <= l.end {
+                let off = (addr - l.start) as usize;
+                return Ok(&self.slab[l.slot as usize][off..off + len]);
             }
         }
         let end = addr
             .checked_add(len as u64)
             .ok_or(fault(FaultKind::Unmapped))?;
-        let span = self.span_of(addr).ok_or(fault(FaultKind::Unmapped))?;
-        if end > span.end {
-            self.stats.faults += 1;
-            return Err(fault(FaultKind::Unmapped));
-        }
-        // Chunks are keyed by their span too: two mappings may share an aligned megabyte.
-        let idx = addr / CHUNK;
-        let key = (span.start, idx);
-        if (end - 1) / CHUNK == idx {
-            if !self.chunks.contains_key(&key) {
-                self.load(key, span);
+        match self.locate(addr, end) {
+            Ok(Some(l)) => {
+                self.last = Some(l);
+                let off = (addr - l.start) as usize;
+                return Ok(&self.slab[l.slot as usize][off..off + len]);
             }
+            Ok(None) => {}
             // The bulk read failed (a race with munmap, or a guard page): fall back to a
             // direct read of just these bytes.
-            if !matches!(self.chunks.get(&key), Some(Some(_))) {
-                return self.direct(addr, len);
-            }
-            let base = (idx * CHUNK).max(span.start);
-            let off = (addr - base) as usize;
-            let data = self.chunks.get(&key).and_then(|d| d.as_deref());
-            self.last = data.map(|d| (base, base + d.len() as u64, key));
-            return data
-                .and_then(|d| d.get(off..off + len))
-                .ok_or(fault(FaultKind::Unmapped));
+            Err(FaultKind::Other) => return self.direct(addr, len),
+            Err(kind) => return Err(fault(kind)),
         }
         // Straddles chunks: assemble piecewise.
         let mut out = std::mem::take(&mut self.scratch);
@@ -174,8 +230,13 @@ impl<'m> View<'m> {
         let mut cur = addr;
         while cur < end {
             let piece_end = ((cur / CHUNK + 1) * CHUNK).min(end);
-            let piece = self.get(cur, (piece_end - cur) as usize)?.to_vec();
-            out.extend_from_slice(&piece);
+            match self.get(cur, (piece_end - cur) as usize) {
+                Ok(piece) => out.extend_from_slice(piece),
+                Err(e) => {
+                    self.scratch = out;
+                    return Err(e);
+                }
+            }
             cur = piece_end;
         }
         self.scratch = out;

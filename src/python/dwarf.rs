@@ -205,8 +205,13 @@ fn scan_unit<'a>(
     found: &mut Offsets,
     done: &mut Vec<&'static str>,
 ) -> anyhow::Result<()> {
-    let mut cursor = unit.entries();
-    while let Some((_, e)) = cursor.next_dfs()? {
+    // The structs we want are declared at file scope: walking only the unit's top level skips
+    // every function body's locals and scopes, most of a unit's entries.
+    let mut tree = unit.entries_tree(None)?;
+    let root = tree.root()?;
+    let mut top = root.children();
+    while let Some(node) = top.next()? {
+        let e = node.entry();
         if e.tag() != gimli::DW_TAG_structure_type
             || e.attr_value(gimli::DW_AT_declaration)?.is_some()
         {
