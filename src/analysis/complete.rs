@@ -155,6 +155,9 @@ impl AllObjects {
     }
 }
 
+/// GC list nodes walked per list to count it; one longer list is counted by difference.
+const LIST_BUDGET: u64 = 200_000;
+
 /// The complete census of a default build without a list of every object: block objects are
 /// tallied while the arena scan holds their bytes; only the objects outside the arenas (large
 /// ones, statics) are collected and sized through the view. `AllObjects` comes back without
@@ -167,37 +170,39 @@ pub fn count_all(
 ) -> (GcObjects, AllObjects, Census) {
     let l = &py.layout;
     let mut phases = super::phases::Phases::start("count_all");
-    let walked = gc_lists::walk(view, py, &WalkLimits::default());
-    phases.lap("GC lists");
     let mut out = AllObjects::only(Vec::new());
     let arenas = locate_arenas(view, py, &mut out);
     let mut marks = ObjectMarks::new(&arenas);
     let mut refs = Referents::new(arenas.regions());
-    walked.objects.iter().for_each(|&o| refs.mark_known(o));
-    phases.lap("mark GC objects known");
     let mut tally = Tally::default();
-    let scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
+    let mut scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
         marks.mark(found.obj);
         tally.add_block_object(view, l, found.obj, info, body, found.block_size);
         refs.scan(view, l, found.obj, info, Some(body));
     });
     phases.lap("arena scan");
-    // Objects malloc'd outside the arenas: GC-listed ones the scan did not count, then what the
-    // referent pass finds.
+    // Tracked objects outside the arenas, found where the GC lists leave them: no walk of
+    // every list node (a random walk over a heap larger than the view's budget would re-read
+    // it chunk by chunk).
+    let regions = arenas.regions();
+    let exits = std::mem::take(&mut scan.gc_exits);
+    let mut outside_gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
+    outside_gc.sort_unstable();
+    outside_gc.dedup();
+    let tracked = scan.gc_tracked + outside_gc.len() as u64;
+    let walked = gc_lists::count_lists(view, py, tracked, LIST_BUDGET);
+    phases.lap("GC lists");
+    // Objects malloc'd outside the arenas: GC-listed ones, then what the referent pass finds.
     let outside = Placement {
         blocks: &[],
         statics,
         malloc_outside: true,
     };
-    let mut uncovered: Vec<u64> = walked
-        .objects
-        .iter()
-        .copied()
-        .filter(|&o| !marks.contains(o))
-        .collect();
-    uncovered.sort_unstable();
-    uncovered.dedup();
-    for &o in &uncovered {
+    outside_gc.retain(|&o| !marks.contains(o));
+    for &o in &outside_gc {
+        refs.mark_known(o);
+    }
+    for &o in &outside_gc {
         let Some(tp) = view.u64(o + l.ob_type) else {
             continue;
         };
@@ -209,12 +214,19 @@ pub fn count_all(
     phases.lap("referents");
     let mut found = std::mem::take(&mut refs.found);
     found.sort_unstable();
-    for &o in uncovered.iter().chain(&found) {
+    // The referent pass ran alongside the scan, before the GC objects outside the arenas were
+    // known: what it found of those is counted once, as GC objects.
+    found.retain(|o| outside_gc.binary_search(o).is_err());
+    for &o in outside_gc.iter().chain(&found) {
         tally.add_object(view, l, types, o, None, &outside);
     }
     let census = tally.finish(view, l, types);
     phases.lap("outside objects counted");
-    out.sources.push(format!("GC lists ({} objects)", walked.objects.len()));
+    out.sources.push(format!(
+        "GC lists ({tracked} objects: {} in arenas, {} outside)",
+        scan.gc_tracked,
+        outside_gc.len()
+    ));
     out.sources.push(arena_source(&arenas, &scan));
     out.sources.push(format!(
         "referents: {} more objects outside the arenas",

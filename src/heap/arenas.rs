@@ -260,6 +260,11 @@ pub struct ScanStats {
     /// Bytes of carved pools (in use or with free blocks).
     pub pool_bytes: u64,
     pub framing: BlockFraming,
+    /// Objects whose GC head says they are tracked (on some GC list).
+    pub gc_tracked: u64,
+    /// GC list nodes outside the arenas that tracked arena objects link to: where the lists
+    /// leave the arenas (large GC objects live there).
+    pub gc_exits: Vec<u64>,
 }
 
 /// Every validated object in the arenas, in address order: `visit` sees each with its block
@@ -277,6 +282,7 @@ pub fn scan(
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
     let mut free: Vec<bool> = Vec::new();
     stats.framing = detect_framing(view, l, types, arenas);
+    let regions = arenas.regions();
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
@@ -291,7 +297,7 @@ pub fn scan(
                 }
             }
             scan_pool(
-                view, l, types, pool, &pool_buf, &mut free, &mut stats, &mut visit,
+                view, l, types, &regions, pool, &pool_buf, &mut free, &mut stats, &mut visit,
             );
             pool += ps;
         }
@@ -304,6 +310,7 @@ fn scan_pool(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
+    regions: &super::regions::Regions,
     pool: u64,
     p: &[u8],
     free: &mut Vec<bool>,
@@ -350,7 +357,19 @@ fn scan_pool(
             match object_in_block(view, l, types, block, b, stats.framing) {
                 Some((obj, info)) => {
                     stats.objects += 1;
-                    let body = &b[(obj - block) as usize..];
+                    let at = (obj - block) as usize;
+                    if info.flags & flags::HAVE_GC != 0 && at >= 16 {
+                        // The GC head sits just before the object; a zero `_gc_next` means
+                        // untracked.
+                        let next = b.u64_at(at - 16) & !3;
+                        if next != 0 {
+                            stats.gc_tracked += 1;
+                            if !regions.contains(next) {
+                                stats.gc_exits.push(next);
+                            }
+                        }
+                    }
+                    let body = &b[at..];
                     let found = BlockObject {
                         obj,
                         block_size: size,

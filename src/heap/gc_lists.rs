@@ -91,27 +91,113 @@ fn wait_for_quiet_gc(view: &View, py: &Python, wait: Duration) -> bool {
     true
 }
 
-fn walk_once(view: &mut View, py: &Python, limits: &WalkLimits, out: &mut GcObjects) {
+/// Every list head of every interpreter, labelled `interpN.genI` / `interpN.permanent`.
+pub fn heads(py: &Python) -> Vec<(String, u64)> {
     let g = py.layout.gc;
+    let mut out = Vec::new();
     for (ii, gc) in gc_states(py).into_iter().enumerate() {
-        let heads = (0..g.generation_count)
-            .map(|i| {
-                (
-                    format!("interp{ii}.gen{i}"),
-                    gc + g.generations + i * g.generation_stride,
-                )
-            })
-            .chain([(format!("interp{ii}.permanent"), gc + g.permanent)]);
-        for (label, head) in heads {
-            let before = out.objects.len();
-            let end = walk_list(view, head, limits.max_nodes, &mut out.objects);
-            out.lists
-                .push((label.clone(), (out.objects.len() - before) as u64));
-            if let ListEnd::Broken = end {
+        for i in 0..g.generation_count {
+            out.push((
+                format!("interp{ii}.gen{i}"),
+                gc + g.generations + i * g.generation_stride,
+            ));
+        }
+        out.push((format!("interp{ii}.permanent"), gc + g.permanent));
+    }
+    out
+}
+
+fn walk_once(view: &mut View, py: &Python, limits: &WalkLimits, out: &mut GcObjects) {
+    for (label, head) in heads(py) {
+        let before = out.objects.len();
+        let end = walk_list(view, head, limits.max_nodes, &mut out.objects);
+        out.lists
+            .push((label.clone(), (out.objects.len() - before) as u64));
+        if let ListEnd::Broken = end {
+            out.broken.push(label);
+        }
+    }
+}
+
+/// Per-list object counts without keeping the objects, for a census that found the tracked
+/// objects another way (`tracked` of them): lists are walked up to `budget` nodes each, and
+/// when exactly one list is longer (the old generation, typically) its count is what remains.
+/// Several long lists are walked in full.
+pub fn count_lists(view: &mut View, py: &Python, tracked: u64, budget: u64) -> GcObjects {
+    let mut out = GcObjects {
+        attempts: 1,
+        ..Default::default()
+    };
+    out.during_collection = !wait_for_quiet_gc(view, py, WalkLimits::default().collecting_wait);
+    let mut long = Vec::new();
+    let mut scratch = Vec::new();
+    for (label, head) in heads(py) {
+        scratch.clear();
+        match walk_list(view, head, budget, &mut scratch) {
+            ListEnd::Complete => out.lists.push((label, scratch.len() as u64)),
+            ListEnd::Broken if scratch.len() as u64 >= budget => {
+                long.push(out.lists.len());
+                out.lists.push((label, 0));
+            }
+            ListEnd::Broken => {
+                out.lists.push((label.clone(), scratch.len() as u64));
                 out.broken.push(label);
             }
         }
     }
+    if let [only] = long[..] {
+        let others: u64 = out.lists.iter().map(|l| l.1).sum();
+        out.lists[only].1 = tracked.saturating_sub(others);
+    } else {
+        for i in long {
+            scratch.clear();
+            let (label, head) = (out.lists[i].0.clone(), heads(py)[i].1);
+            if let ListEnd::Broken = walk_list(view, head, 1 << 30, &mut scratch) {
+                out.broken.push(label);
+            }
+            out.lists[i].1 = scratch.len() as u64;
+        }
+    }
+    out
+}
+
+/// GC-tracked objects outside the arenas: each is reached from a list head or from a tracked
+/// object in an arena whose `_gc_next` leaves the arenas (`exits`); chains of outside nodes are
+/// followed until they come back into an arena or to a head. Returns object addresses.
+pub fn outside_objects(
+    view: &mut View,
+    py: &Python,
+    exits: &[u64],
+    in_arenas: impl Fn(u64) -> bool,
+) -> Vec<u64> {
+    let heads: Vec<u64> = heads(py).into_iter().map(|h| h.1).collect();
+    let mut starts: Vec<u64> = heads
+        .iter()
+        .filter_map(|&h| view.u64(h).map(|n| n & !3))
+        .collect();
+    starts.extend_from_slice(exits);
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut out = Vec::new();
+    // Bounded: corrupted links cannot make this spin.
+    let mut budget = 1u64 << 26;
+    for start in starts {
+        let mut node = start;
+        while budget > 0
+            && node != 0
+            && node.is_multiple_of(8)
+            && !heads.contains(&node)
+            && !in_arenas(node)
+            && seen.insert(node)
+        {
+            budget -= 1;
+            let Some(next) = view.u64(node) else {
+                break;
+            };
+            out.push(node + 16);
+            node = next & !3;
+        }
+    }
+    out
 }
 
 fn walk_list(view: &mut View, head: u64, max_nodes: u64, objects: &mut Vec<u64>) -> ListEnd {
