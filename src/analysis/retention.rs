@@ -105,7 +105,8 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             queue.push_back(i);
         }
     }
-    walk(view, py, types, &mut t, &mut seen, &mut queue);
+    let mut guessed = VecDeque::new();
+    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
     let (frame_roots, stats) = thread_roots::frame_roots(view, py, types);
     t.frame_stats = stats;
     for r in frame_roots {
@@ -122,7 +123,17 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             queue.push_back(i);
         }
     }
-    walk(view, py, types, &mut t, &mut seen, &mut queue);
+    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+    // Last, what only conservative pointers reach, in the order they were found.
+    while let Some((from, to)) = guessed.pop_front() {
+        if !seen[to as usize] {
+            seen[to as usize] = true;
+            t.parent[to as usize] = from;
+            t.label[to as usize] = Label::Ref;
+            queue.push_back(to);
+            walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+        }
+    }
     // Objects no root reaches still count: type and size, under a root of their own.
     for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
         let obj = t.objects[i];
@@ -137,6 +148,11 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
 }
 
 /// Breadth-first from what is queued, marking each object's parent and edge on first sight.
+///
+/// Words found by scanning an object's body (`Label::Ref`) are only guesses: a stale pointer
+/// left in unused bytes looks like a reference. They go to `guessed` and are followed after
+/// every exact edge from every root, so a list a frame's local really holds is not charged to
+/// a module through a leftover word.
 fn walk(
     view: &mut View,
     py: &Python,
@@ -144,6 +160,7 @@ fn walk(
     t: &mut Tree,
     seen: &mut [bool],
     queue: &mut VecDeque<u32>,
+    guessed: &mut VecDeque<(u32, u32)>,
 ) {
     let l = &py.layout;
     let mut edges = Vec::new();
@@ -165,12 +182,17 @@ fn walk(
             let Some(j) = t.index_of(to) else {
                 continue;
             };
-            if !seen[j as usize] {
-                seen[j as usize] = true;
-                t.parent[j as usize] = i;
-                t.label[j as usize] = label;
-                queue.push_back(j);
+            if seen[j as usize] {
+                continue;
             }
+            if label == Label::Ref {
+                guessed.push_back((i, j));
+                continue;
+            }
+            seen[j as usize] = true;
+            t.parent[j as usize] = i;
+            t.label[j as usize] = label;
+            queue.push_back(j);
         }
     }
 }
