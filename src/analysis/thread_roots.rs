@@ -115,7 +115,9 @@ fn thread_names(
     let active = py.interpreters.first().and_then(|&interp| {
         let modules = view.u64(interp + l.interp.modules).filter(|&m| m != 0)?;
         let threading = dict_get_str(view, l, modules, "threading")?;
-        let globals = view.u64(threading + l.fields.module_dict).filter(|&d| d != 0)?;
+        let globals = view
+            .u64(threading + l.fields.module_dict)
+            .filter(|&d| d != 0)?;
         dict_get_str(view, l, globals, "_active")
     });
     let Some(active) = active else {
@@ -174,8 +176,7 @@ fn is_type(view: &mut View, py: &Python, types: &mut TypeTable, obj: u64, name: 
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars().count() <= MAX_THREAD_NAME
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_alphanumeric() || " _-.()[]:/#@+".contains(c))
 }
 

@@ -53,7 +53,13 @@ pub fn frame_slots(
         } => &[*varnames, *cellvars, *freevars],
     };
     for &off in tuples {
-        if !tuple_items(view, l, tuple_type, frame.code.wrapping_add(off), &mut names) {
+        if !tuple_items(
+            view,
+            l,
+            tuple_type,
+            frame.code.wrapping_add(off),
+            &mut names,
+        ) {
             return false;
         }
     }
