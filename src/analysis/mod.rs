@@ -15,6 +15,7 @@ pub mod resources;
 pub mod retention;
 pub mod snapshot;
 pub mod snapshot_tree;
+pub mod thread_roots;
 pub mod why;
 
 #[cfg(test)]

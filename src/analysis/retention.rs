@@ -3,6 +3,7 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
+use super::thread_roots::{self, FrameRootStats};
 use crate::heap::graph::{self, Label};
 use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
 use crate::heap::sizes::getsizeof;
@@ -25,19 +26,58 @@ pub struct Tree {
     pub label: Vec<Label>,
     pub type_ptr: Vec<u64>,
     pub bytes: Vec<u64>,
-    /// Root objects (modules) with their names.
-    pub roots: Vec<(u32, String)>,
+    /// Root objects: modules first, then what thread frames hold.
+    pub roots: Vec<Root>,
+    /// Object index → its position in `roots`.
+    root_of: HashMap<u32, u32>,
     /// Object indexes in BFS order (parents before children).
     pub order: Vec<u32>,
+    /// What the thread-frame walk read and skipped.
+    pub frame_stats: FrameRootStats,
+}
+
+/// Where paths of objects no root reaches are filed.
+pub const UNREACHED: &str = "(not reachable from modules or threads)";
+
+/// A root object and what holds it, as paths print it.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub index: u32,
+    /// The holders, outermost first: `__main__ (module)` (the root object itself), or
+    /// `thread 42 (MainThread)`, `frame main (/srv/app.py:3)` (above the root object).
+    pub holders: Vec<Rc<str>>,
+    /// The edge from the last holder into the root object (`local 'batch'`); None when the
+    /// root object is its own holder (a module).
+    pub edge: Option<String>,
+}
+
+impl Root {
+    /// `__main__ (module)` or `thread 42 (MainThread) → frame main (/srv/app.py:3)`.
+    pub fn text(&self) -> String {
+        self.holders.join(" → ")
+    }
 }
 
 impl Tree {
     pub fn index_of(&self, addr: u64) -> Option<u32> {
         self.objects.binary_search(&addr).ok().map(|i| i as u32)
     }
+
+    /// The root whose object is `i`, if any.
+    pub fn root(&self, i: u32) -> Option<&Root> {
+        self.root_of.get(&i).map(|&r| &self.roots[r as usize])
+    }
+
+    fn add_root(&mut self, root: Root) {
+        self.root_of.insert(root.index, self.roots.len() as u32);
+        self.roots.push(root);
+    }
 }
 
 /// Build the tree. `objects` must be sorted and deduplicated (the census's list).
+///
+/// Modules are walked to the end first, then thread frames: an object both reach is shown
+/// under its module path, and frames claim only what the running code alone keeps alive.
 pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u64>) -> Tree {
     let l = &py.layout;
     let n = objects.len();
@@ -47,18 +87,82 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
         type_ptr: vec![0; n],
         bytes: vec![0; n],
         roots: Vec::new(),
+        root_of: HashMap::default(),
         order: Vec::with_capacity(n),
         objects,
+        frame_stats: FrameRootStats::default(),
     };
     let mut seen = vec![false; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
     for (i, name) in module_roots(view, py, &t) {
         if !seen[i as usize] {
             seen[i as usize] = true;
-            t.roots.push((i, name));
+            t.add_root(Root {
+                index: i,
+                holders: vec![format!("{name} (module)").into()],
+                edge: None,
+            });
             queue.push_back(i);
         }
     }
+    let mut guessed = VecDeque::new();
+    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+    let (frame_roots, stats) = thread_roots::frame_roots(view, py, types);
+    t.frame_stats = stats;
+    for r in frame_roots {
+        let Some(i) = t.index_of(r.object) else {
+            continue;
+        };
+        if !seen[i as usize] {
+            seen[i as usize] = true;
+            t.add_root(Root {
+                index: i,
+                holders: vec![r.thread, r.frame],
+                edge: Some(r.slot),
+            });
+            queue.push_back(i);
+        }
+    }
+    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+    // Last, what only conservative pointers reach, in the order they were found.
+    while let Some((from, to)) = guessed.pop_front() {
+        if !seen[to as usize] {
+            seen[to as usize] = true;
+            t.parent[to as usize] = from;
+            t.label[to as usize] = Label::Ref;
+            queue.push_back(to);
+            walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+        }
+    }
+    // Objects no root reaches still count: type and size, under a root of their own.
+    for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
+        let obj = t.objects[i];
+        if let Some(tp) = view.u64(obj + l.ob_type) {
+            if let Some(info) = types.get(view, l, tp) {
+                t.type_ptr[i] = tp;
+                t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+            }
+        }
+    }
+    t
+}
+
+/// Breadth-first from what is queued, marking each object's parent and edge on first sight.
+///
+/// Words found by scanning an object's body (`Label::Ref`) are only guesses: a stale pointer
+/// left in unused bytes looks like a reference. They go to `guessed` and are followed after
+/// every exact edge from every root, so a list a frame's local really holds is not charged to
+/// a module through a leftover word.
+fn walk(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    t: &mut Tree,
+    seen: &mut [bool],
+    queue: &mut VecDeque<u32>,
+    guessed: &mut VecDeque<(u32, u32)>,
+) {
+    let l = &py.layout;
     let mut edges = Vec::new();
     while let Some(i) = queue.pop_front() {
         t.order.push(i);
@@ -78,25 +182,19 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             let Some(j) = t.index_of(to) else {
                 continue;
             };
-            if !seen[j as usize] {
-                seen[j as usize] = true;
-                t.parent[j as usize] = i;
-                t.label[j as usize] = label;
-                queue.push_back(j);
+            if seen[j as usize] {
+                continue;
             }
+            if label == Label::Ref {
+                guessed.push_back((i, j));
+                continue;
+            }
+            seen[j as usize] = true;
+            t.parent[j as usize] = i;
+            t.label[j as usize] = label;
+            queue.push_back(j);
         }
     }
-    // Objects no root reaches still count: type and size, under a root of their own.
-    for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
-        let obj = t.objects[i];
-        if let Some(tp) = view.u64(obj + l.ob_type) {
-            if let Some(info) = types.get(view, l, tp) {
-                t.type_ptr[i] = tp;
-                t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
-            }
-        }
-    }
-    t
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
@@ -160,7 +258,7 @@ impl<'p> Namer<'p> {
 }
 
 /// Only identifier-like keys are shown: anything else may be user data (heaps hold secrets).
-fn is_identifier(s: &str) -> bool {
+pub fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch == '_' || ch.is_alphabetic())
         && c.all(|ch| ch == '_' || ch.is_alphanumeric())
@@ -179,8 +277,9 @@ pub struct Hop {
     pub type_name: Rc<str>,
 }
 
-/// The path to object `i`: its root's name (None when no root reaches it) and the hops from
-/// there, the last hop being `i` itself.
+/// The path to object `i`: its root's text (None when no root reaches it) and the hops from
+/// there, the last hop being `i` itself. A frame root's object is the first hop, entered by
+/// its slot (`local 'batch'`); a module is its own root and not a hop.
 pub fn hops(
     view: &mut View,
     py: &Python,
@@ -196,20 +295,22 @@ pub fn hops(
         cur = t.parent[cur as usize];
     }
     chain.reverse();
-    let root = t
-        .roots
-        .iter()
-        .find(|r| r.0 == chain[0])
-        .map(|r| r.1.clone());
-    let skip = if root.is_some() { 1 } else { 0 };
-    let hops = chain[skip..]
-        .iter()
-        .map(|&j| Hop {
-            label: namer.label(view, t.label[j as usize]),
+    let root = t.root(chain[0]);
+    let mut out = Vec::with_capacity(chain.len());
+    for (k, &j) in chain.iter().enumerate() {
+        let label = match root {
+            Some(r) if k == 0 => match &r.edge {
+                Some(edge) => edge.clone(),
+                None => continue,
+            },
+            _ => namer.label(view, t.label[j as usize]),
+        };
+        out.push(Hop {
+            label,
             type_name: type_name(view, py, types, t.type_ptr[j as usize]),
-        })
-        .collect();
-    (root, hops)
+        });
+    }
+    (root.map(Root::text), out)
 }
 
 /// The retention flamegraph: every object's bytes stacked on its path from the roots.
@@ -222,11 +323,25 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
     let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
     let mut root_nodes: HashMap<u32, u32> = HashMap::default();
-    for (i, name) in &t.roots {
-        nodes.push((0, format!("{name} (module)"), 1, 0, 0));
-        root_nodes.insert(*i, (nodes.len() - 1) as u32);
+    // Holder nodes (modules, threads, frames) and frame roots' own nodes, by (parent, text).
+    let mut named: HashMap<(u32, String), u32> = HashMap::default();
+    for r in &t.roots {
+        let mut node = 0u32;
+        let mut texts: Vec<String> = r.holders.iter().map(|h| h.to_string()).collect();
+        if let Some(edge) = &r.edge {
+            let ty = type_name(view, py, types, t.type_ptr[r.index as usize]);
+            texts.push(format!("{edge} {ty}"));
+        }
+        for text in texts {
+            let depth = nodes[node as usize].2 + 1;
+            node = *named.entry((node, text.clone())).or_insert_with(|| {
+                nodes.push((node, text, depth, 0, 0));
+                (nodes.len() - 1) as u32
+            });
+        }
+        root_nodes.insert(r.index, node);
     }
-    nodes.push((0, "(not reachable from modules)".into(), 1, 0, 0));
+    nodes.push((0, UNREACHED.into(), 1, 0, 0));
     let unreached = (nodes.len() - 1) as u32;
     let mut node_of = vec![NONE; t.objects.len()];
     let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
@@ -290,7 +405,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
             t.objects.len()
         ),
         "width = bytes (sys.getsizeof) of objects first reached along each path from the \
-         modules (breadth-first; each object charged once)",
+         roots: modules, then what thread frames hold (breadth-first; each object charged once)",
         Unit::Bytes,
     );
     for n in 1..nodes.len() {

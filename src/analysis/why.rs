@@ -1,7 +1,7 @@
 //! `why`: the reference paths that keep objects of a type alive, grouped so that 20,000
 //! sessions held by one list read as one path with a count; and their direct holders by bytes.
 
-use super::retention::{hops, Namer, Tree, NONE};
+use super::retention::{hops, type_name as type_text, Namer, Tree, NONE, UNREACHED};
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
@@ -10,7 +10,8 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PathGroup {
-    /// Root name ("__main__ (module)"), or "(not reachable from modules)".
+    /// The root's holders: "__main__ (module)", "thread 42 (MainThread) → frame main
+    /// (app.py:3)", or "(not reachable from modules or threads)".
     pub root: String,
     /// (edge, type) from the root down to the objects.
     pub hops: Vec<(String, String)>,
@@ -60,6 +61,9 @@ pub struct WhyReport {
     pub bytes: u64,
     pub paths: Vec<PathGroup>,
     pub retainers: Vec<Retainer>,
+    /// What the roots could not be read from (thread frames skipped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A root name (None: unreachable) and (edge, type) hops.
@@ -96,8 +100,15 @@ pub fn explain(
         bytes += b;
         let parent = t.parent[i as usize];
         let (root, mut path) = if parent == NONE {
-            match t.roots.iter().find(|r| r.0 == i) {
-                Some(r) => (Some(r.1.clone()), Vec::new()),
+            match t.root(i) {
+                // A frame root of the type itself: entered by its slot.
+                Some(r) => {
+                    let first = r.edge.clone().map(|edge| {
+                        let ty = type_text(view, py, types, tp).to_string();
+                        (edge, ty)
+                    });
+                    (Some(r.text()), first.into_iter().collect())
+                }
                 None => (None, Vec::new()),
             }
         } else {
@@ -120,10 +131,7 @@ pub fn explain(
             e.0 += 1;
             e.1 += b;
         }
-        let root = match root {
-            Some(r) => format!("{r} (module)"),
-            None => "(not reachable from modules)".to_string(),
-        };
+        let root = root.unwrap_or_else(|| UNREACHED.to_string());
         let key = format!("{root}|{path:?}");
         let g = groups.entry(key).or_insert_with(|| PathGroup {
             root,
@@ -146,9 +154,7 @@ pub fn explain(
             let (root, path) = by_parent.get(&h).cloned().unwrap_or((None, Vec::new()));
             let holder_type = path.last().map(|p| p.1.clone()).unwrap_or_default();
             let g = PathGroup {
-                root: root.map_or("(not reachable from modules)".into(), |r| {
-                    format!("{r} (module)")
-                }),
+                root: root.unwrap_or_else(|| UNREACHED.to_string()),
                 hops: path,
                 count,
                 bytes,
@@ -169,7 +175,20 @@ pub fn explain(
         bytes,
         paths,
         retainers,
+        warnings: frame_warnings(t),
     }
+}
+
+fn frame_warnings(t: &Tree) -> Vec<String> {
+    let f = t.frame_stats;
+    if f.unreadable_frames == 0 {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} of {} thread frames could not be read as roots: what only they hold is listed as \
+         not reachable",
+        f.unreadable_frames, f.frames
+    )]
 }
 
 /// Graphviz: one node per path prefix, edges labelled like the text paths.

@@ -2,7 +2,7 @@
 //! module globals, instance attributes). Everything is bounded and validated.
 
 use crate::process::{Bytes, View};
-use crate::python::layout::{DictKeysLayout, Layout};
+use crate::python::layout::{DictKeysLayout, Layout, LongLayout};
 
 /// Longest string we will decode for a name.
 pub const MAX_NAME: u64 = 4096;
@@ -205,6 +205,31 @@ pub fn dict_get_str(view: &mut View, l: &Layout, dict: u64, key: &str) -> Option
         }
         (read_str(view, l, k, MAX_NAME)? == key).then_some(v)
     })
+}
+
+/// A non-negative int below 2**64 (a thread ident), read from its 30-bit digits. None for
+/// negative or larger ints; the caller checks that `addr` is an int.
+pub fn read_small_int(view: &mut View, l: &Layout, addr: u64) -> Option<u64> {
+    let ndigits = match l.long {
+        LongLayout::ObSize => u64::try_from(view.u64(addr + l.ob_size)? as i64).ok()?,
+        LongLayout::Tag => {
+            let tag = view.u64(addr + l.fields.long_tag)?;
+            // Sign in bits 0–1: 0 positive, 1 zero, 2 negative.
+            if tag & 3 == 2 {
+                return None;
+            }
+            tag >> 3
+        }
+    };
+    if ndigits > 3 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for i in 0..ndigits {
+        let d = view.u32(addr + l.fields.long_digits + 4 * i)? & 0x3fff_ffff;
+        value |= (d as u128) << (30 * i);
+    }
+    u64::try_from(value).ok()
 }
 
 /// Longest object body scanned word by word.

@@ -57,6 +57,16 @@ pub struct ThreadStack {
     pub holds_gil: bool,
     /// Innermost frame first.
     pub frames: Vec<FrameId>,
+    /// Where each of `frames` lives and the code object it runs (same order): what the
+    /// retention roots read a frame's local variables from.
+    pub located: Vec<FrameAt>,
+}
+
+/// The address of a frame (a `PyFrameObject` or a `_PyInterpreterFrame`) and of its code object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAt {
+    pub addr: u64,
+    pub code: u64,
 }
 
 /// What the reader skipped or cut, for reports.
@@ -197,13 +207,14 @@ impl StackReader {
                 .flatten()
                 .map(|bytes| (chunk, bytes))
         });
-        let frames = self.walk(mem, &py.layout, innermost, datastack.as_ref());
+        let (frames, located) = self.walk(mem, &py.layout, innermost, datastack.as_ref());
         Some(ThreadStack {
             tstate,
             thread_id: tb.u64_at(t.thread_id as usize),
             native_thread_id: t.native_thread_id.map(|o| tb.u64_at(o as usize)),
             holds_gil: false,
             frames,
+            located,
         })
     }
 
@@ -215,10 +226,11 @@ impl StackReader {
         l: &Layout,
         innermost: u64,
         datastack: Option<&(u64, Vec<u8>)>,
-    ) -> Vec<FrameId> {
+    ) -> (Vec<FrameId>, Vec<FrameAt>) {
         let f = self.frames.frame;
         let size = f.size as usize;
         let mut out = Vec::new();
+        let mut located = Vec::new();
         let mut cur = innermost;
         let mut steps = 0;
         let mut buf = vec![0u8; size];
@@ -257,6 +269,7 @@ impl StackReader {
                 match self.code_frame(mem, l, code) {
                     Some(Some(id)) => {
                         out.push(id);
+                        located.push(FrameAt { addr: cur, code });
                         self.stats.frames += 1;
                     }
                     Some(None) => self.stats.c_frames += 1,
@@ -269,7 +282,7 @@ impl StackReader {
             }
             cur = prev;
         }
-        out
+        (out, located)
     }
 
     /// The frame of a code object, named once per address: Some(None) for the interpreter's

@@ -121,12 +121,50 @@ pub struct GilLayout {
     pub last_holder: u64,
 }
 
+/// Which names a code object gives its frame's slots, in slot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SlotNames {
+    /// 3.11+: `co_localsplusnames`, one tuple naming every local, cell and free slot (its
+    /// length is `co_nlocalsplus`).
+    LocalsPlus { names: u64 },
+    /// 3.8–3.10: `co_varnames` (co_nlocals of them), then `co_cellvars`, then `co_freevars`.
+    Split {
+        varnames: u64,
+        cellvars: u64,
+        freevars: u64,
+    },
+}
+
+/// Where the top of a frame's value stack is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StackTop {
+    /// 3.11–3.13 `stacktop`: an int, the number of live slots from `localsplus[0]`.
+    SlotCount(u64),
+    /// 3.14+ `stackpointer`: a pointer one past the last live slot.
+    Pointer(u64),
+}
+
+/// A frame's local variables, cells and value stack: the references a running function holds,
+/// which make every thread's frames retention roots.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SlotLayout {
+    /// Offset of the first slot from the frame (`f_localsplus` / `localsplus`).
+    pub localsplus: u64,
+    pub names: SlotNames,
+    /// None where the walker cannot trust it while the frame runs (3.8–3.10 `f_stacktop` /
+    /// `f_stackdepth` are cleared then): only named slots are read.
+    pub stack_top: Option<StackTop>,
+    /// 3.8–3.10: a frame is a `PyFrameObject`, itself a GC object worth charging to its thread.
+    pub frame_is_object: bool,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FrameLayout {
     pub tstate: ThreadStateLayout,
     pub frame: FrameFields,
     pub code: CodeLayout,
     pub gil: GilLayout,
+    pub slots: SlotLayout,
 }
 
 const CODE_38_310: CodeLayout = CodeLayout {
@@ -188,6 +226,32 @@ const IFRAME_314_315: FrameFields = FrameFields {
     first_c_owner: Some(3),
 };
 
+/// 3.8–3.10: `f_localsplus` follows the fixed fields of `PyFrameObject` (checked live against
+/// `id()` of a frame's arguments); co_varnames@72, co_freevars@80, co_cellvars@88.
+const fn slots_38_310(localsplus: u64) -> SlotLayout {
+    SlotLayout {
+        localsplus,
+        names: SlotNames::Split {
+            varnames: 72,
+            cellvars: 88,
+            freevars: 80,
+        },
+        stack_top: None,
+        frame_is_object: true,
+    }
+}
+
+/// 3.11+: `co_localsplusnames`@96 in every version (checked live, 3.11.2–3.15.2); localsplus
+/// and the stack top follow the interpreter frame's fixed fields.
+const fn slots_311(localsplus: u64, stack_top: StackTop) -> SlotLayout {
+    SlotLayout {
+        localsplus,
+        names: SlotNames::LocalsPlus { names: 96 },
+        stack_top: Some(stack_top),
+        frame_is_object: false,
+    }
+}
+
 /// The table layout for a minor version (None when unknown; `tables.rs` then refuses it anyway).
 pub fn table(version: Version) -> Option<FrameLayout> {
     let gil_runtime = |locked, last_holder| GilLayout {
@@ -216,12 +280,15 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: FRAME_OBJECT_38_310,
             code: CODE_38_310,
             gil: gil_runtime(1168, 1160),
+            slots: slots_38_310(360),
         },
         9 | 10 => FrameLayout {
             tstate: old_tstate,
             frame: FRAME_OBJECT_38_310,
             code: CODE_38_310,
             gil: gil_runtime(368, 360),
+            // 3.10's fixed fields end 8 bytes earlier (f_stacktop became an int f_stackdepth).
+            slots: slots_38_310(if version.minor == 9 { 360 } else { 352 }),
         },
         11 => FrameLayout {
             tstate: ThreadStateLayout {
@@ -245,6 +312,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             },
             code: CODE_311,
             gil: gil_runtime(376, 368),
+            slots: slots_311(72, StackTop::SlotCount(64)),
         },
         12 => FrameLayout {
             tstate: ThreadStateLayout {
@@ -260,6 +328,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: IFRAME_312_313,
             code: CODE_312,
             gil: gil_interp(1056, 1048),
+            slots: slots_311(72, StackTop::SlotCount(64)),
         },
         13 => FrameLayout {
             tstate: ThreadStateLayout {
@@ -272,6 +341,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: IFRAME_312_313,
             code: CODE_313_315,
             gil: gil_interp(7768, 7760),
+            slots: slots_311(72, StackTop::SlotCount(64)),
         },
         14 => FrameLayout {
             tstate: ThreadStateLayout {
@@ -284,6 +354,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: IFRAME_314_315,
             code: CODE_313_315,
             gil: gil_interp(7800, 7792),
+            slots: slots_311(80, StackTop::Pointer(64)),
         },
         15 => FrameLayout {
             tstate: ThreadStateLayout {
@@ -296,6 +367,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: IFRAME_314_315,
             code: CODE_313_315,
             gil: gil_interp(7752, 7744),
+            slots: slots_311(80, StackTop::Pointer(64)),
         },
         _ => return None,
     })
@@ -319,11 +391,16 @@ struct Positions {
     if_previous: usize,
     if_executable: usize,
     if_owner: usize,
+    if_localsplus: usize,
+    /// 3.14+: the frame's stackpointer (after owner).
+    if_stackpointer: Option<usize>,
     /// code_object group: size, filename, name, qualname, linetable, firstlineno.
     co_filename: usize,
     co_name: usize,
     co_qualname: usize,
     co_firstlineno: usize,
+    /// After argcount.
+    co_localsplusnames: usize,
 }
 
 fn positions(minor: u8) -> Option<Positions> {
@@ -356,10 +433,13 @@ fn positions(minor: u8) -> Option<Positions> {
         if_previous: ifr + 8,
         if_executable: ifr + 16,
         if_owner: ifr + 40,
+        if_localsplus: ifr + 32,
+        if_stackpointer: (minor >= 14).then_some(ifr + 48),
         co_filename: co + 8,
         co_name: co + 16,
         co_qualname: co + 24,
         co_firstlineno: co + 40,
+        co_localsplusnames: co + 56,
     })
 }
 
@@ -370,7 +450,7 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
     let Some(p) = positions(version.minor) else {
         return false;
     };
-    if raw.len() < p.co_firstlineno + 8 || version.major != 3 {
+    if raw.len() < p.co_localsplusnames + 8 || version.major != 3 {
         return false;
     }
     let get = |pos: usize| raw.u64_at(pos);
@@ -387,12 +467,15 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
         get(p.if_previous),
         get(p.if_executable),
         get(p.if_owner),
+        get(p.if_localsplus),
+        p.if_stackpointer.map_or(0, get),
     ];
     let co = [
         get(p.co_filename),
         get(p.co_name),
         get(p.co_qualname),
         get(p.co_firstlineno),
+        get(p.co_localsplusnames),
     ];
     let gil = [
         get(p.gil_runtime_state),
@@ -418,6 +501,12 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
     frames.frame.previous = fr[1];
     frames.frame.code = fr[2];
     frames.frame.owner = Some(fr[3]);
+    // 3.13 has no stacktop in the debug offsets: the table's stays.
+    frames.slots.localsplus = fr[4];
+    if p.if_stackpointer.is_some() {
+        frames.slots.stack_top = Some(StackTop::Pointer(fr[5]));
+    }
+    frames.slots.names = SlotNames::LocalsPlus { names: co[4] };
     frames.code = CodeLayout {
         filename: co[0],
         name: co[1],
@@ -462,10 +551,17 @@ mod tests {
         for (pos, v) in [(192, 8), (208, 72), (216, 152), (224, 160), (232, 232)] {
             put(pos, v);
         }
-        for (pos, v) in [(248, 88), (256, 8), (264, 0), (288, 74)] {
+        for (pos, v) in [
+            (248, 88),
+            (256, 8),
+            (264, 0),
+            (280, 80),
+            (288, 74),
+            (296, 64),
+        ] {
             put(pos, v);
         }
-        for (pos, v) in [(320, 112), (328, 120), (336, 128), (352, 68)] {
+        for (pos, v) in [(320, 112), (328, 120), (336, 128), (352, 68), (368, 96)] {
             put(pos, v);
         }
         let v = Version::new(3, 14, 10);
@@ -473,6 +569,9 @@ mod tests {
         let mut got = want;
         got.tstate.thread_id = 0;
         got.gil.locked = 0;
+        got.slots.localsplus = 0;
+        got.slots.stack_top = None;
+        got.slots.names = SlotNames::LocalsPlus { names: 0 };
         assert!(apply_debug_offsets(&raw, v, &mut got));
         assert_eq!(format!("{want:?}"), format!("{got:?}"));
     }

@@ -359,6 +359,7 @@ const FT_MIMALLOC: &[(u8, u64, Option<u64>)] = &[(13, 0x158, Some(0x2a40)), (14,
 /// the managed dict and weakref slots form a 16-byte pre-header (dict at -8). Debug offsets and
 /// DWARF, applied after this, still have the last word.
 pub fn adjust_for_free_threading(l: &mut Layout) {
+    use super::frames_layout::SlotNames;
     const HEAD_GROWTH: u64 = 16;
     let d = HEAD_GROWTH;
     l.free_threaded = true;
@@ -432,6 +433,17 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut o.function_closure,
     ] {
         *f += d;
+    }
+    // Code objects are objects too (frame structs are not): what the stack walker and the
+    // frame roots read from them moves with the header.
+    let c = &mut l.frames.code;
+    for f in [&mut c.filename, &mut c.name, &mut c.firstlineno] {
+        *f += d;
+    }
+    c.qualname = c.qualname.map(|q| q + d);
+    c.shim_flag = c.shim_flag.map(|(off, bit)| (off + d, bit));
+    if let SlotNames::LocalsPlus { names } = &mut l.frames.slots.names {
+        *names += d;
     }
     let known = FT_MIMALLOC.iter().find(|r| r.0 == l.version.minor);
     l.mimalloc = known.map(|&(_, tstate, interp)| MimallocLayout {

@@ -207,6 +207,9 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
             h.holder
         );
     }
+    for w in &r.warnings {
+        let _ = writeln!(o, "\nwarning: {w}");
+    }
     o
 }
 

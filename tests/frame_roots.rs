@@ -1,0 +1,181 @@
+//! Thread frames as retention roots: objects held only by sleeping functions' local variables
+//! (in the main thread and a worker) must be explained from the frame that holds them, by `why`
+//! and by the retention flamegraph, on every interpreter.
+
+mod common;
+
+use common::{Table, Target};
+use serde_json::Value;
+
+/// What a holder's truth says: the thread label and the frame label the tool must print.
+fn labels(holder: &Value) -> (String, String) {
+    let thread = format!(
+        "thread {} ({})",
+        holder["native_id"].as_u64().unwrap_or(0),
+        holder["thread"].as_str().unwrap_or("?")
+    );
+    let f = &holder["function"];
+    let frame = format!(
+        "frame {} ({}:{})",
+        f["name"].as_str().unwrap_or("?"),
+        f["file"].as_str().unwrap_or("?"),
+        f["line"].as_u64().unwrap_or(0)
+    );
+    (thread, frame)
+}
+
+/// The `why` path group whose root is `root` and whose hops run `hops` (labels) down to the type.
+fn group_count(report: &Value, root: &str, hops: &[&str]) -> Option<u64> {
+    report["paths"].as_array()?.iter().find_map(|g| {
+        let labels: Vec<&str> = g["hops"]
+            .as_array()?
+            .iter()
+            .filter_map(|h| h[0].as_str())
+            .collect();
+        (g["root"].as_str() == Some(root) && labels == hops).then(|| g["count"].as_u64())?
+    })
+}
+
+/// Sum of the folded stacks' weights whose frames are exactly `frames`.
+fn folded_weight(folded: &str, frames: &[String]) -> u64 {
+    let want = frames.join(";");
+    folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(stack, _)| *stack == want)
+        .filter_map(|(_, w)| w.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn frame_locals_are_roots_for_why_and_the_flamegraph() {
+    let mut table = Table::new(&[
+        "label",
+        "main why",
+        "worker why",
+        "cell why",
+        "main bytes",
+        "worker bytes",
+        "unreached Held",
+    ]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        let target = match Target::spawn(&interp, "frame_locals.py", &[]) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("[{}] {e}", interp.label));
+                continue;
+            }
+        };
+        let pid = target.pid_arg();
+        let (main, worker) = (&target.truth["main"], &target.truth["worker"]);
+        let held = common::run_tool(&[
+            "why",
+            "--pid",
+            &pid,
+            "--type",
+            "__main__.Held",
+            "--format",
+            "json",
+        ]);
+        let boxed = common::run_tool(&[
+            "why",
+            "--pid",
+            &pid,
+            "--type",
+            "__main__.Boxed",
+            "--format",
+            "json",
+        ]);
+        let folded_path = target.scratch().join("r.folded");
+        let snap = common::run_tool(&[
+            "snapshot",
+            "--pid",
+            &pid,
+            "--format",
+            "collapsed",
+            "-o",
+            folded_path.to_str().unwrap_or_default(),
+        ]);
+        if !held.status.success() || !boxed.status.success() || !snap.status.success() {
+            failures.push(format!(
+                "[{}] tool failed: {} {} {}",
+                interp.label,
+                held.describe(),
+                boxed.describe(),
+                snap.describe()
+            ));
+            continue;
+        }
+        let held_report: Value = serde_json::from_str(&held.stdout).unwrap_or_default();
+        let boxed_report: Value = serde_json::from_str(&boxed.stdout).unwrap_or_default();
+        let folded = std::fs::read_to_string(&folded_path).unwrap_or_default();
+        let mut row = vec![interp.label.clone()];
+        let mut check = |ok: bool, what: String, shown: String| {
+            if !ok {
+                failures.push(format!("[{}] {what}", interp.label));
+            }
+            row.push(shown);
+        };
+        // why: each thread's `held` list, with the exact count, from its frame's local.
+        for holder in [main, worker] {
+            let (thread, frame) = labels(holder);
+            let root = format!("{thread} → {frame}");
+            let want = holder["count"].as_u64();
+            let got = group_count(&held_report, &root, &["local 'held'", "[*]"]);
+            check(
+                got == want,
+                format!(
+                    "why __main__.Held: want ×{want:?} under {root} local 'held'; got {got:?}\n{}",
+                    held.stdout
+                ),
+                format!("{got:?}"),
+            );
+        }
+        let (wthread, wframe) = labels(worker);
+        let root = format!("{wthread} → {wframe}");
+        let want = worker["boxed"].as_u64();
+        let got = group_count(
+            &boxed_report,
+            &root,
+            &["local 'boxed'", "cell_contents", "[*]"],
+        );
+        check(
+            got == want,
+            format!(
+                "why __main__.Boxed: want ×{want:?} via the cell 'boxed'; got {got:?}\n{}",
+                boxed.stdout
+            ),
+            format!("{got:?}"),
+        );
+        // The flamegraph: each list's Held objects under the frame root, to the byte.
+        for holder in [main, worker] {
+            let (thread, frame) = labels(holder);
+            let frames = [
+                thread,
+                frame,
+                "local 'held' list".to_string(),
+                "[*] __main__.Held".to_string(),
+            ];
+            let got = folded_weight(&folded, &frames);
+            let want = holder["held_bytes"].as_u64().unwrap_or(0);
+            check(
+                got == want && want > 0,
+                format!("flamegraph: {got} bytes under {frames:?}, truth {want}"),
+                format!("{got}/{want}"),
+            );
+        }
+        let unreached = folded
+            .lines()
+            .filter(|l| l.starts_with("(not reachable") && l.contains("__main__.Held"))
+            .count();
+        check(
+            unreached == 0,
+            format!("{unreached} folded stacks file Held objects as not reachable"),
+            unreached.to_string(),
+        );
+        table.row(row);
+    }
+    table.print("frame_locals_are_roots_for_why_and_the_flamegraph");
+    common::assert_no_failures("frame_roots", &failures);
+}
