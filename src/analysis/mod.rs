@@ -9,6 +9,7 @@ pub mod dump;
 pub mod gc_state;
 pub mod growth;
 pub mod memory;
+pub mod record_tree;
 pub mod recording;
 pub mod resources;
 pub mod retention;
