@@ -323,7 +323,7 @@ pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) ->
     } else {
         let _ = writeln!(o, "\nleak suspects (steady growth) across processes:");
         for s in doc.suspects.iter().take(top) {
-            let r#in: Vec<String> = s
+            let places: Vec<String> = s
                 .processes
                 .iter()
                 .map(|p| {
@@ -341,7 +341,7 @@ pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) ->
                 s.name,
                 s.processes.len(),
                 s.judged_in,
-                r#in.join(", ")
+                places.join(", ")
             );
         }
         if doc.suspects.len() > top {
