@@ -9,7 +9,7 @@ use crate::render;
 use crate::render::formats::RecordFormat;
 use crate::render::profile::ProfileFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -223,6 +223,13 @@ struct RecordArgs {
     /// Do not read DWARF debug info even when present.
     #[arg(long)]
     no_dwarf: bool,
+    /// Record every Python process under the target (gunicorn/celery/uwsgi workers, a
+    /// multiprocessing pool), following workers as they come and go. Writes JSON
+    /// (pymemspy.record-tree/1, default pymemspy-tree-PID.json) and a per-process summary; no
+    /// allocation flamegraph in this mode (--rate is ignored: record one worker with --pid for
+    /// that).
+    #[arg(long)]
+    subprocesses: bool,
     /// The program to start and record, after `--`: e.g. `-- python3 app.py`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -489,7 +496,17 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     })?;
-    let doc = crate::record::record(RecordOptions {
+    let tree_format = a
+        .format
+        .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path));
+    if a.subprocesses && tree_format.is_some_and(|f| f != RecordFormat::Json) {
+        return Err(Error::Usage(
+            "--subprocesses writes JSON (pymemspy.record-tree/1) and a summary; flamegraphs and              the HTML page are per process: record one worker with --pid WORKER"
+                .into(),
+        )
+        .into());
+    }
+    let opts = RecordOptions {
         source,
         duration,
         interval,
@@ -505,7 +522,11 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         top_types: a.top_types,
         stop,
         rate: a.rate,
-    })?;
+    };
+    if a.subprocesses {
+        return record_tree_cmd(opts, a.output.as_deref(), a.top);
+    }
+    let doc = crate::record::record(opts)?;
     let format = a
         .format
         .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path))
@@ -527,6 +548,28 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         path.display().to_string()
     };
     eprint!("{}", render::summary::record_summary(&doc, &shown, a.top));
+    Ok(())
+}
+
+/// `record --subprocesses`: the tree's recording as JSON, its summary on stderr.
+fn record_tree_cmd(opts: RecordOptions, output: Option<&Path>, top: usize) -> anyhow::Result<()> {
+    let doc = crate::record::tree::record_tree(opts)?;
+    let path = output.map_or_else(
+        || PathBuf::from(format!("pymemspy-tree-{}.json", doc.root_pid)),
+        Path::to_path_buf,
+    );
+    let mut bytes = serde_json::to_vec(&doc)?;
+    bytes.push(b'\n');
+    render::output::write(Some(&path), &bytes)?;
+    let shown = if path.as_os_str() == "-" {
+        "standard output".to_string()
+    } else {
+        path.display().to_string()
+    };
+    eprint!(
+        "{}",
+        render::summary::record_tree_summary(&doc, &shown, top)
+    );
     Ok(())
 }
 

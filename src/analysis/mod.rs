@@ -10,6 +10,7 @@ pub mod gc_state;
 pub mod growth;
 pub mod memory;
 pub mod phases;
+pub mod record_tree;
 pub mod recording;
 pub mod resources;
 pub mod retention;

@@ -177,8 +177,13 @@ impl Target {
 
     #[allow(dead_code)] // for `record`, which stops when the target exits
     pub fn is_alive(&self) -> bool {
-        !self.is_core() && !matches!(process_state(self.pid), None | Some('Z') | Some('X'))
+        !self.is_core() && is_running(self.pid)
     }
+}
+
+/// The process exists and is not a zombie (exited, not yet reaped by its parent).
+pub fn is_running(pid: i32) -> bool {
+    !matches!(process_state(pid), None | Some('Z') | Some('X'))
 }
 
 /// The single-letter state from /proc/PID/stat ('R', 'S', 'T', 'Z', ...).

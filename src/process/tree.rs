@@ -64,7 +64,7 @@ fn is_python(pid: i32) -> Result<(), String> {
 }
 
 /// The error's text without the "process N" preamble the caller already shows.
-fn reason(e: &crate::error::Error) -> String {
+pub fn reason(e: &crate::error::Error) -> String {
     use crate::error::Error;
     match e {
         Error::NotPython { exe, .. } => format!("not Python ({exe})"),
@@ -107,6 +107,37 @@ pub fn parent_of(pid: i32) -> Option<i32> {
     fields.next()?.parse().ok()
 }
 
+/// When the process started (clock ticks since boot, field 22 of /proc/PID/stat): with the pid,
+/// it names one process, so a recycled pid is not mistaken for the process that had it before.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name start at field 3 (the state): field 22 is the 20th.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// The command line, arguments joined by spaces, cut at `max` characters ("" for a zombie or a
+/// kernel thread).
+pub fn cmdline(pid: i32, max: usize) -> String {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return String::new();
+    };
+    let text = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 /// The pid a process has in its own PID namespace (a container), from the last `NSpid` field
 /// of /proc/PID/status; None when it is the same as the host's (or the kernel does not say).
 pub fn namespace_pid(pid: i32) -> Option<i32> {
@@ -129,6 +160,9 @@ mod tests {
         let me = std::process::id() as i32;
         let pid = child.id() as i32;
         assert_eq!(parent_of(pid), Some(me));
+        assert!(start_time(pid).is_some_and(|t| t >= start_time(me).unwrap_or(0)));
+        assert_eq!(cmdline(pid, 100), "sleep 30");
+        assert_eq!(cmdline(pid, 3), "sle…");
         assert!(tree(me).contains(&pid));
         let d = python_descendants(pid);
         assert!(d.python.is_empty());

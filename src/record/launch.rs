@@ -77,7 +77,7 @@ impl Drop for Child {
 /// Errors that mean "not yet" while a program starts: its libpython is not mapped yet, or its
 /// runtime has no interpreter or GC state yet. A permission problem or an unsupported build
 /// will not go away by waiting.
-fn worth_retrying(e: &Error) -> bool {
+pub(crate) fn worth_retrying(e: &Error) -> bool {
     match e {
         Error::NotPython { .. } | Error::Exited(_) | Error::Io { .. } => true,
         Error::Unsupported { why, .. } => {

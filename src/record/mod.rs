@@ -9,6 +9,7 @@
 pub mod launch;
 pub mod progress;
 pub mod schedule;
+pub mod tree;
 
 use crate::analysis::alloc_profile::{AllocSampler, SamplerOptions};
 use crate::analysis::gc_state::GcState;
@@ -76,7 +77,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         opts.interval.as_secs_f64(),
         opts.top_types,
     );
-    let progress = progress::Progress::new(pid);
+    let progress = progress::Progress::new(&format!("pid {pid}"));
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
@@ -102,7 +103,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             break EndReason::Duration;
         };
         let wake = deadline.map_or(due, |d| d.min(due));
-        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, &session) {
+        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, pid) {
             break end;
         }
         if deadline.is_some_and(|d| due > d) {
@@ -249,7 +250,7 @@ fn sleep_until(
     when: Instant,
     stop: &AtomicBool,
     child: &mut Option<launch::Child>,
-    session: &Session,
+    pid: i32,
 ) -> Option<EndReason> {
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -257,7 +258,7 @@ fn sleep_until(
         }
         let gone = match child {
             Some(c) => c.exited().is_some(),
-            None => !session.target.is_alive(),
+            None => !crate::process::target::is_running(pid),
         };
         if gone {
             return Some(EndReason::TargetExited);

@@ -12,7 +12,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(pid: i32) -> Progress {
+    /// `what`: "pid 42", "the tree under pid 42".
+    pub fn new(what: &str) -> Progress {
         if !std::io::stderr().is_terminal() {
             return Progress { bar: None };
         }
@@ -20,7 +21,7 @@ impl Progress {
         let style = ProgressStyle::with_template("{spinner} {elapsed_precise} {prefix} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
-        bar.set_prefix(format!("recording pid {pid} (Ctrl-C stops and writes)"));
+        bar.set_prefix(format!("recording {what} (Ctrl-C stops and writes)"));
         bar.enable_steady_tick(Duration::from_millis(200));
         Progress { bar: Some(bar) }
     }
@@ -42,6 +43,13 @@ impl Progress {
             msg.push_str(&format!(" · growing: {}", list.join(", ")));
         }
         bar.set_message(msg);
+    }
+
+    /// Any other message (the process-tree recorder's).
+    pub fn set(&self, msg: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(msg);
+        }
     }
 
     pub fn finish(&self) {

@@ -4,6 +4,7 @@
 use super::table::{human_bytes, thousands};
 use crate::analysis::diff::Diff;
 use crate::analysis::growth::{Trend, TypeGrowth, MIN_SAMPLES};
+use crate::analysis::record_tree::{ProcessRecording, ProcessState, RecordTreeDoc};
 use crate::analysis::recording::{EndReason, RecordDoc};
 use std::fmt::Write;
 
@@ -250,6 +251,139 @@ pub fn diff_table(d: &Diff, top: usize) -> String {
     o
 }
 
+/// A process's lifetime within a tree recording: "whole recording", "new at 3.2 s",
+/// "ended at 4.1 s", "new at 1.0 s, ended at 2.5 s".
+fn lifetime(p: &ProcessRecording) -> String {
+    let mut parts = Vec::new();
+    if p.new {
+        parts.push(format!("new at {:.1} s", p.first_seen_s));
+    }
+    match (p.state, p.ended_s) {
+        (ProcessState::Exited, Some(t)) => parts.push(format!("ended at {t:.1} s")),
+        (ProcessState::Failed, Some(t)) => parts.push(format!("given up at {t:.1} s")),
+        _ => {}
+    }
+    if parts.is_empty() {
+        "whole recording".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The summary printed on stderr when `record --subprocesses` ends: one line per process with
+/// its lifetime and what grew in it, then the leak suspects across processes.
+pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "pymemspy record --subprocesses: root pid {} — {} Python processes over {:.1} s (every \
+         {} s), {}",
+        doc.root_pid,
+        doc.processes.len(),
+        doc.duration_s,
+        doc.interval_s,
+        end_reason(doc.end_reason)
+    );
+    let _ = writeln!(o, "wrote {written_to}\n");
+    let _ = writeln!(
+        o,
+        "{:>8} {:<24} {:>7} {:>11} {:>11}  {:<24} command",
+        "pid", "lifetime", "samples", "bytes Δ", "RSS Δ", "leak suspects"
+    );
+    for p in &doc.processes {
+        let r = &p.recording;
+        let delta = |f: fn(&crate::analysis::recording::TimelineEntry) -> Option<u64>| match (
+            r.timeline.first().and_then(f),
+            r.timeline.last().and_then(f),
+        ) {
+            (Some(a), Some(b)) => signed_bytes(b as i64 - a as i64),
+            _ => "-".into(),
+        };
+        let suspects: Vec<&str> = r.suspects().map(|g| g.name.as_str()).collect();
+        let suspects = match suspects.len() {
+            0 if r.timeline.len() < MIN_SAMPLES => "(too few samples)".to_string(),
+            0 => "none".to_string(),
+            _ => suspects.join(", "),
+        };
+        let _ = writeln!(
+            o,
+            "{:>8} {:<24} {:>7} {:>11} {:>11}  {:<24} {}",
+            format!("{}{}", if p.root { "*" } else { "" }, p.pid),
+            lifetime(p),
+            r.samples_taken,
+            delta(|t| Some(t.bytes)),
+            delta(|t| t.rss),
+            suspects,
+            shorten_end(&short_command(&p.cmdline), 60)
+        );
+    }
+    let _ = writeln!(o, "(* the root)");
+    if doc.suspects.is_empty() {
+        let _ = writeln!(o, "\nleak suspects (steady growth) across processes: none");
+    } else {
+        let _ = writeln!(o, "\nleak suspects (steady growth) across processes:");
+        for s in doc.suspects.iter().take(top) {
+            let places: Vec<String> = s
+                .processes
+                .iter()
+                .map(|p| {
+                    format!(
+                        "pid {} ({} objects, {})",
+                        p.pid,
+                        signed_rate(p.rate_per_s),
+                        signed_rate_bytes(p.bytes_per_s)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                o,
+                "  {} — in {} of {} processes judged: {}",
+                s.name,
+                s.processes.len(),
+                s.judged_in,
+                places.join(", ")
+            );
+        }
+        if doc.suspects.len() > top {
+            let _ = writeln!(o, "  … {} more in the JSON", doc.suspects.len() - top);
+        }
+    }
+    for s in &doc.skipped {
+        let _ = writeln!(o, "note: skipped pid {}: {}", s.pid, s.reason);
+    }
+    for n in &doc.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    for p in &doc.processes {
+        for w in &p.recording.warnings {
+            let _ = writeln!(o, "warning: pid {}: {w}", p.pid);
+        }
+    }
+    o
+}
+
+/// The command line with its program's directory left out ("python3.12 app.py --workers 4").
+fn short_command(cmdline: &str) -> String {
+    let (program, rest) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
+    let program = program.rsplit('/').next().unwrap_or(program);
+    if rest.is_empty() {
+        program.to_string()
+    } else {
+        format!("{program} {rest}")
+    }
+}
+
+/// Keep the start of a command line (the program and its first arguments say the most).
+fn shorten_end(text: &str, w: usize) -> String {
+    match text.char_indices().nth(w) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +395,13 @@ mod tests {
         assert_eq!(signed_rate(1999.6), "+2,000/s");
         assert_eq!(signed_rate(-0.5), "-0.50/s");
         assert_eq!(shorten("package.module.Class", 10), "…ule.Class");
+    }
+
+    #[test]
+    fn shortens_command_lines_from_the_program() {
+        let c = short_command("/usr/local/bin/python3.12 /srv/app/manage.py runserver");
+        assert_eq!(c, "python3.12 /srv/app/manage.py runserver");
+        assert_eq!(shorten_end(&c, 10), "python3.12…");
+        assert_eq!(short_command("/usr/bin/python3"), "python3");
     }
 }
