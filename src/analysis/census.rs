@@ -134,6 +134,19 @@ impl Tally {
         self.add(info.addr, size, block_size + size.saturating_sub(own));
     }
 
+    /// Fold in a tally made by another thread.
+    pub fn merge(&mut self, o: Tally) {
+        for (tp, v) in o.by_ptr {
+            let e = self.by_ptr.entry(tp).or_default();
+            for i in 0..3 {
+                e[i] += v[i];
+            }
+        }
+        self.bad_type += o.bad_type;
+        self.bad_size += o.bad_size;
+        self.fd_owners.extend(o.fd_owners);
+    }
+
     fn add(&mut self, tp: u64, size: u64, allocated: u64) {
         let e = self.by_ptr.entry(tp).or_default();
         e[0] += 1;

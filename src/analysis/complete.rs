@@ -7,6 +7,7 @@ use crate::heap::arenas::{self, BlockObject, ObjectMarks};
 use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
 use crate::heap::referents::Referents;
+use crate::heap::regions::Regions;
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
@@ -172,19 +173,58 @@ pub fn count_all(
     let mut phases = super::phases::Phases::start("count_all");
     let mut out = AllObjects::only(Vec::new());
     let arenas = locate_arenas(view, py, &mut out);
-    let mut marks = ObjectMarks::new(&arenas);
-    let mut refs = Referents::new(arenas.regions());
-    let mut tally = Tally::default();
-    let mut scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
-        marks.mark(found.obj);
-        tally.add_block_object(view, l, found.obj, info, body, found.block_size);
-        refs.scan(view, l, found.obj, info, Some(body));
+    let regions = arenas.regions();
+    let framing = arenas::detect_framing(view, l, types, &arenas);
+    // The scan is most of a census: each core takes a run of arenas, with its own view (a
+    // share of the budget) and type table; their tallies and queues are merged after.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_SCAN_THREADS)
+        .min(arenas.arenas.len().div_ceil(8).max(1));
+    let parts = arenas.split(threads);
+    let mem = view.memory();
+    let spans = view.spans().to_vec();
+    // The scan reads arenas in address order and what their objects point to is mostly near:
+    // a small window per thread re-reads almost nothing (measured: 32 MiB per thread read the
+    // same 322 MiB as 256 MiB on a 4M-object heap) and keeps the tool's memory small.
+    let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
+    let scanned: Vec<ScanPart> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let (spans, regions, arenas) = (spans.clone(), &regions, &arenas);
+                s.spawn(move || {
+                    let mut view = View::new(mem, spans, budget);
+                    scan_part(&mut view, py, arenas, part, regions, framing)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect()
     });
+    if scanned.len() != parts.len() {
+        out.warnings.push("an arena scan thread failed: part of the heap was not counted".into());
+    }
+    let mut marks = ObjectMarks::new(&arenas);
+    let mut refs = Referents::new(regions.clone());
+    let mut tally = Tally::default();
+    let mut scan = arenas::ScanStats {
+        framing,
+        ..Default::default()
+    };
+    for part in scanned {
+        marks.merge(part.marks);
+        refs.absorb(part.refs);
+        tally.merge(part.tally);
+        scan.add(part.scan);
+        view.stats.add(&part.view);
+    }
     phases.lap("arena scan");
     // Tracked objects outside the arenas, found where the GC lists leave them: no walk of
     // every list node (a random walk over a heap larger than the view's budget would re-read
     // it chunk by chunk).
-    let regions = arenas.regions();
     let exits = std::mem::take(&mut scan.gc_exits);
     let mut outside_gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
     outside_gc.sort_unstable();
@@ -235,6 +275,56 @@ pub fn count_all(
     out.scan = scan;
     out.arenas = Some(arenas);
     (walked, out, census)
+}
+
+/// Bytes of target memory each scanning thread's view holds at most.
+const SCAN_BUDGET: u64 = 32 << 20;
+
+/// Most threads a census scans arenas with.
+const MAX_SCAN_THREADS: usize = 4;
+
+/// What one thread's scan of a run of arenas found.
+struct ScanPart {
+    tally: Tally,
+    refs: Referents,
+    marks: ObjectMarks,
+    scan: arenas::ScanStats,
+    view: crate::process::ViewStats,
+}
+
+fn scan_part(
+    view: &mut View,
+    py: &Python,
+    all: &arenas::Arenas,
+    part: &arenas::Arenas,
+    regions: &Regions,
+    framing: arenas::BlockFraming,
+) -> ScanPart {
+    let l = &py.layout;
+    let mut types = TypeTable::new(py);
+    let mut marks = ObjectMarks::new(all);
+    let mut refs = Referents::new(regions.clone());
+    let mut tally = Tally::default();
+    let scan = arenas::scan_with(
+        view,
+        l,
+        &mut types,
+        part,
+        regions,
+        framing,
+        |view, _types, found, info, body| {
+            marks.mark(found.obj);
+            tally.add_block_object(view, l, found.obj, info, body, found.block_size);
+            refs.scan(view, l, found.obj, info, Some(body));
+        },
+    );
+    ScanPart {
+        tally,
+        refs,
+        marks,
+        scan,
+        view: view.stats,
+    }
 }
 
 fn arena_source(arenas: &arenas::Arenas, scan: &arenas::ScanStats) -> String {

@@ -34,7 +34,11 @@ impl Default for SnapshotOptions {
         SnapshotOptions {
             resolve: ResolveOptions::default(),
             pause: false,
-            cache_budget: 256 << 20,
+            // PYMEMSPY_CACHE_MIB: how much target memory a census may hold at once.
+            cache_budget: std::env::var("PYMEMSPY_CACHE_MIB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(256 << 20, |m| m << 20),
             gc_only: false,
             no_paths: false,
         }

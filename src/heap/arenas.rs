@@ -34,7 +34,53 @@ pub struct Arenas {
     pub raw_allocated_blocks: Option<u64>,
 }
 
+impl ScanStats {
+    /// Fold in the figures of a scan over other arenas.
+    pub fn add(&mut self, o: ScanStats) {
+        self.pools += o.pools;
+        self.blocks_in_use += o.blocks_in_use;
+        self.bytes_in_use += o.bytes_in_use;
+        self.objects += o.objects;
+        self.non_object_blocks += o.non_object_blocks;
+        self.bad_pools += o.bad_pools;
+        self.pool_bytes += o.pool_bytes;
+        self.gc_tracked += o.gc_tracked;
+        self.gc_exits.extend(o.gc_exits);
+    }
+}
+
 impl Arenas {
+    /// The arenas in `n` runs of neighbouring arenas holding about as many carved pools each:
+    /// work for `n` threads.
+    pub fn split(&self, n: usize) -> Vec<Arenas> {
+        let carved = |a: &Arena| a.pool_address.saturating_sub(a.address).min(self.arena_size);
+        let total: u64 = self.arenas.iter().map(carved).sum();
+        let share = total.div_ceil(n.max(1) as u64).max(1);
+        let mut parts: Vec<Arenas> = Vec::new();
+        let mut acc = 0;
+        for a in &self.arenas {
+            if parts.is_empty() || (acc >= share && parts.len() < n) {
+                parts.push(self.clone_empty());
+                acc = 0;
+            }
+            acc += carved(a);
+            if let Some(p) = parts.last_mut() {
+                p.arenas.push(a.clone());
+            }
+        }
+        parts
+    }
+
+    fn clone_empty(&self) -> Arenas {
+        Arenas {
+            arenas: Vec::new(),
+            found_by: self.found_by.clone(),
+            arena_size: self.arena_size,
+            pool_size: self.pool_size,
+            raw_allocated_blocks: self.raw_allocated_blocks,
+        }
+    }
+
     /// The arenas as address ranges.
     pub fn regions(&self) -> super::regions::Regions {
         super::regions::Regions::new(
@@ -222,6 +268,15 @@ impl ObjectMarks {
         }
     }
 
+    /// Fold in the marks made by a scan of other arenas (same arena table).
+    pub fn merge(&mut self, o: ObjectMarks) {
+        for (mine, theirs) in self.bits.iter_mut().zip(o.bits) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a |= b;
+            }
+        }
+    }
+
     pub fn contains(&self, addr: u64) -> bool {
         self.slot(addr)
             .is_some_and(|(i, g)| self.bits[i][(g / 64) as usize] & (1 << (g % 64)) != 0)
@@ -275,14 +330,31 @@ pub fn scan(
     l: &Layout,
     types: &mut TypeTable,
     arenas: &Arenas,
+    visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
+) -> ScanStats {
+    let framing = detect_framing(view, l, types, arenas);
+    scan_with(view, l, types, arenas, &arenas.regions(), framing, visit)
+}
+
+/// `scan` over some of the arenas (`arenas`), with the framing already detected and the
+/// regions of every arena (`all`: where GC lists leave the arenas is judged against all).
+pub fn scan_with(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    arenas: &Arenas,
+    all: &super::regions::Regions,
+    framing: BlockFraming,
     mut visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
 ) -> ScanStats {
-    let mut stats = ScanStats::default();
+    let mut stats = ScanStats {
+        framing,
+        ..Default::default()
+    };
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
     let mut free: Vec<bool> = Vec::new();
-    stats.framing = detect_framing(view, l, types, arenas);
-    let regions = arenas.regions();
+    let regions = all;
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
@@ -297,7 +369,7 @@ pub fn scan(
                 }
             }
             scan_pool(
-                view, l, types, &regions, pool, &pool_buf, &mut free, &mut stats, &mut visit,
+                view, l, types, regions, pool, &pool_buf, &mut free, &mut stats, &mut visit,
             );
             pool += ps;
         }
@@ -417,7 +489,7 @@ fn object_in_block(
 
 /// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks
 /// validate as objects.
-fn detect_framing(
+pub fn detect_framing(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,

@@ -50,6 +50,18 @@ impl Referents {
         }
     }
 
+    /// Take over what another pass (a thread scanning other arenas) queued.
+    pub fn absorb(&mut self, o: Referents) {
+        for p in o.pending {
+            if self.known.insert(p) {
+                self.pending.push(p);
+            }
+        }
+        self.known.extend(o.known);
+        self.rejected += o.rejected;
+        self.found.extend(o.found);
+    }
+
     /// Mark an object found by other means (a GC list) so it is not reported again.
     pub fn mark_known(&mut self, obj: u64) {
         if !self.judged.contains(obj) {

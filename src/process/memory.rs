@@ -35,7 +35,8 @@ impl fmt::Display for Fault {
 impl std::error::Error for Fault {}
 
 /// Read-only access to a target address space. There is deliberately no write method anywhere.
-pub trait Memory {
+/// Sync: a census may read through several views at once, one per thread.
+pub trait Memory: Sync {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
 }
 

@@ -27,6 +27,16 @@ pub struct ViewStats {
     pub faults: u64,
 }
 
+impl ViewStats {
+    /// Fold in what another view (another thread's) read.
+    pub fn add(&mut self, o: &ViewStats) {
+        self.bulk_reads += o.bulk_reads;
+        self.bytes_read += o.bytes_read;
+        self.small_reads += o.small_reads;
+        self.faults += o.faults;
+    }
+}
+
 /// Recently used chunks, direct-mapped by megabyte: a hit costs an index and two compares.
 const RECENT: usize = 64;
 
@@ -89,6 +99,16 @@ impl<'m> View<'m> {
 
     pub fn memory(&self) -> &'m dyn Memory {
         self.mem
+    }
+
+    /// The readable spans this view reads from (merged, sorted).
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    /// Bytes of target memory this view may hold at once.
+    pub fn budget(&self) -> u64 {
+        self.budget
     }
 
     /// The readable span holding `addr`, if any.
