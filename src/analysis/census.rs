@@ -2,8 +2,8 @@
 
 use crate::heap::arenas::BlockObject;
 use crate::heap::sizes::{getsizeof, getsizeof_at_hand, own_size};
-use crate::process::Bytes;
 use crate::heap::types::{TypeInfo, TypeTable};
+use crate::process::Bytes;
 use crate::process::View;
 use crate::python::Layout;
 use rustc_hash::FxHashMap as HashMap;

@@ -199,13 +199,11 @@ pub fn count_all(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .collect()
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     if scanned.len() != parts.len() {
-        out.warnings.push("an arena scan thread failed: part of the heap was not counted".into());
+        out.warnings
+            .push("an arena scan thread failed: part of the heap was not counted".into());
     }
     let mut marks = ObjectMarks::new(&arenas);
     let mut refs = Referents::new(regions.clone());
@@ -373,10 +371,16 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     gc.iter().for_each(|&o| refs.mark_known(o));
     phases.lap("mark GC objects known");
     let mut blocks = Vec::new();
-    let scan = arenas::scan(view, l, types, &arenas, |view, _types, found, info, body| {
-        blocks.push(found);
-        refs.scan(view, l, found.obj, info, Some(body))
-    });
+    let scan = arenas::scan(
+        view,
+        l,
+        types,
+        &arenas,
+        |view, _types, found, info, body| {
+            blocks.push(found);
+            refs.scan(view, l, found.obj, info, Some(body))
+        },
+    );
     phases.lap("arena scan");
     // GC objects the arena scan did not cover (large ones, or ones it could not validate),
     // found by a merge of two sorted lists.

@@ -53,7 +53,11 @@ impl Arenas {
     /// The arenas in `n` runs of neighbouring arenas holding about as many carved pools each:
     /// work for `n` threads.
     pub fn split(&self, n: usize) -> Vec<Arenas> {
-        let carved = |a: &Arena| a.pool_address.saturating_sub(a.address).min(self.arena_size);
+        let carved = |a: &Arena| {
+            a.pool_address
+                .saturating_sub(a.address)
+                .min(self.arena_size)
+        };
         let total: u64 = self.arenas.iter().map(carved).sum();
         let share = total.div_ceil(n.max(1) as u64).max(1);
         let mut parts: Vec<Arenas> = Vec::new();
@@ -358,6 +362,8 @@ pub fn scan_with(
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
+        // Through the view (not a private buffer): what the objects point to (list items,
+        // attribute values, dict keys) mostly sits in these arenas, and is read from its cache.
         while pool + ps <= arena.pool_address.min(arena.address + arenas.arena_size) {
             pool_buf.clear();
             match view.get(pool, ps as usize) {

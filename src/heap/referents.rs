@@ -127,7 +127,10 @@ impl Referents {
             }
             SizeRule::Set => {
                 let (mask, table) = match view.get(obj, (l.set_table + 8) as usize) {
-                    Ok(b) => (b.u64_at(l.set_mask as usize), b.u64_at(l.set_table as usize)),
+                    Ok(b) => (
+                        b.u64_at(l.set_mask as usize),
+                        b.u64_at(l.set_table as usize),
+                    ),
                     Err(_) => (u64::MAX, 0),
                 };
                 if mask < MAX_ITEMS {

@@ -1,7 +1,7 @@
 //! `sys.getsizeof` computed from outside: the `__sizeof__` of the nearest builtin base plus the
 //! pre-header, exactly as CPython adds them.
 
-use super::pyobj::{decode_str_header, dict_keys, str_header};
+use super::pyobj::{decode_str_header, dict_keys};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, LongLayout};
@@ -21,6 +21,8 @@ pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
 
 /// `sys.getsizeof(obj)` when the caller already holds the object's bytes (an arena block):
 /// only what lives elsewhere (dict keys, a type's cached keys) is read through the view.
+/// Fields past the block's end read as zero; none of the rules reads past the object's own
+/// size for an object small enough to sit in a block.
 pub fn getsizeof_at_hand(
     view: &mut View,
     l: &Layout,
@@ -28,12 +30,7 @@ pub fn getsizeof_at_hand(
     t: &TypeInfo,
     body: &[u8],
 ) -> Option<u64> {
-    // Fields past the block's end read as zero; none of the rules below reads past the
-    // object's own size for an object small enough to sit in a block.
-    let mut head = [0u8; HEAD];
-    let n = HEAD.min(body.len());
-    head[..n].copy_from_slice(&body[..n]);
-    getsizeof_from(view, l, obj, t, &head)
+    getsizeof_from(view, l, obj, t, body)
 }
 
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
@@ -86,7 +83,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let min_one = l.long_min_one_digit;
             l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
         }
-        SizeRule::Str => str_size(view, l, obj, b)?,
+        SizeRule::Str => str_size(l, obj, b)?,
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {
@@ -145,13 +142,10 @@ fn dict_size(view: &mut View, l: &Layout, b: &[u8], basicsize: u64) -> Option<u6
     Some(size)
 }
 
-fn str_size(view: &mut View, l: &Layout, obj: u64, b: &[u8]) -> Option<u64> {
+fn str_size(l: &Layout, obj: u64, b: &[u8]) -> Option<u64> {
     let u = &l.unicode;
-    let h = if b.len() >= u.unicode_size as usize {
-        decode_str_header(b, l, obj)?
-    } else {
-        str_header(view, l, obj)?
-    };
+    // Short slices read as zero past their end: a compact str's header fits any block.
+    let h = decode_str_header(b, l, obj)?;
     let mut size = if h.compact && h.ascii {
         u.ascii_size + h.length + 1
     } else if h.compact {

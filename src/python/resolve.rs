@@ -202,6 +202,13 @@ fn head_links_back(mem: &dyn Memory, head: u64) -> bool {
         if next == head || mem.u64(next + 8).map(|v| v & !3).ok() == Some(head) {
             return true;
         }
+        // During a collection the objects' `_gc_prev` hold reference counts, not links, but
+        // `_gc_next` still chains them: the head's own `_gc_prev` names the last node, whose
+        // next is the head.
+        let last = mem.u64(head + 8).map(|v| v & !3);
+        if last.is_ok_and(|p| p != 0 && mem.u64(p).map(|v| v & !3).ok() == Some(head)) {
+            return true;
+        }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     false
