@@ -464,11 +464,7 @@ impl AllocSampler {
         let spans = current_spans(self.pid).ok()?;
         self.spans = spans.clone();
         self.spans_at = Instant::now();
-        let _paused = if session.opts.pause {
-            Some(session.target.memory.process()?.lock().ok()?)
-        } else {
-            None
-        };
+        let _paused = session.pause().ok()?;
         let mut view = View::new(mem, spans, session.opts.cache_budget);
         // The target keeps allocating, and lists change under any walk: a young list cut
         // short costs a few hundred objects; an older one is cut where collections append

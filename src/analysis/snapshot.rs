@@ -6,14 +6,19 @@ use super::gc_state::{self, GcState};
 use super::memory::{self, MemoryReport};
 use super::resources::{self, Resources};
 use crate::error::Result;
+use crate::heap::gc_lists;
 use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
 use crate::python::{resolve, Python, ResolveOptions};
 use serde::Serialize;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const SCHEMA: &str = "pymemspy.snapshot/1";
+/// Stops tried with --pause before reading inside a running collection anyway.
+const PAUSE_TRIES: u32 = 50;
+/// How long a target stopped inside a collection runs before it is stopped again.
+const PAUSE_RETRY: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
@@ -161,7 +166,12 @@ impl Session {
         Ok(f(&mut view, &self.py, &mut self.types, all.objects))
     }
 
-    fn pause(&self) -> Result<Option<remoteprocess::Lock>> {
+    /// With --pause, stop the target, but outside a garbage collection: a collection stopped
+    /// half-way never ends while we read (its objects sit on temporary lists, `_gc_prev` holds
+    /// gc_refs), so the GC lists would be cut short on every attempt. Stopped inside one, the
+    /// target is let go for a moment to finish it and stopped again, a bounded number of
+    /// times; a program that collects without end is read as last stopped (and said so).
+    pub(crate) fn pause(&self) -> Result<Option<remoteprocess::Lock>> {
         if !self.opts.pause {
             return Ok(None);
         }
@@ -169,10 +179,20 @@ impl Session {
         let Some(process) = self.target.memory.process() else {
             return Ok(None);
         };
-        process
-            .lock()
-            .map(Some)
-            .map_err(|_| crate::error::Error::Permission(self.target.pid))
+        let lock = || {
+            process
+                .lock()
+                .map_err(|_| crate::error::Error::Permission(self.target.pid))
+        };
+        for _ in 1..PAUSE_TRIES {
+            let paused = lock()?;
+            if !gc_lists::collection_running(&self.target.memory, &self.py) {
+                return Ok(Some(paused));
+            }
+            drop(paused);
+            std::thread::sleep(PAUSE_RETRY);
+        }
+        lock().map(Some)
     }
 
     /// Count every object now (only GC-tracked ones with `gc_only`).

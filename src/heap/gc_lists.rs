@@ -5,7 +5,7 @@
 //! point back at the node we came from. A torn list is re-read; a collection in progress
 //! (objects parked on temporary lists, `_gc_prev` holding gc_refs) is waited out.
 
-use crate::process::{Bytes, MemoryExt, View};
+use crate::process::{Bytes, Memory, MemoryExt, View};
 use crate::python::Python;
 use std::time::{Duration, Instant};
 
@@ -72,11 +72,16 @@ fn gc_states(py: &Python) -> Vec<u64> {
 }
 
 fn collecting(view: &View, py: &Python) -> bool {
+    // Read live, not from the cache: this flag is what we are waiting on.
+    collection_running(view.memory(), py)
+}
+
+/// Whether any interpreter's collector is running now (read live from `memory`).
+pub fn collection_running(memory: &dyn Memory, py: &Python) -> bool {
     let off = py.layout.gc.collecting;
-    gc_states(py).iter().any(|&gc| {
-        // Read live, not from the cache: this flag is what we are waiting on.
-        view.memory().u32(gc + off).unwrap_or(0) != 0
-    })
+    gc_states(py)
+        .iter()
+        .any(|&gc| memory.u32(gc + off).unwrap_or(0) != 0)
 }
 
 /// True when no collection runs (now or within `wait`).
