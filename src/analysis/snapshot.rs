@@ -27,6 +27,9 @@ pub struct SnapshotOptions {
     pub gc_only: bool,
     /// Hide file paths of open descriptors.
     pub no_paths: bool,
+    /// Break the RSS down (/proc/PID/smaps) at each census. `record` does not show it: the
+    /// kernel walking every page table of the target each second is a cost for nothing there.
+    pub memory_report: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -37,6 +40,7 @@ impl Default for SnapshotOptions {
             cache_budget: 256 << 20,
             gc_only: false,
             no_paths: false,
+            memory_report: true,
         }
     }
 }
@@ -216,7 +220,7 @@ impl Session {
                 !self.opts.no_paths,
             )
         });
-        self.last_memory = (!self.opts.gc_only).then(|| {
+        self.last_memory = (self.opts.memory_report && !self.opts.gc_only).then(|| {
             let rss = live
                 .then(|| RssParts::read(self.target.pid))
                 .flatten()
