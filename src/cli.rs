@@ -517,6 +517,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             },
             pause: a.pause,
             gc_only: a.gc_only,
+            memory_report: false,
             ..Default::default()
         },
         top_types: a.top_types,

@@ -32,6 +32,9 @@ pub struct SnapshotOptions {
     pub gc_only: bool,
     /// Hide file paths of open descriptors.
     pub no_paths: bool,
+    /// Break the RSS down (/proc/PID/smaps) at each census. `record` does not show it: the
+    /// kernel walking every page table of the target each second is a cost for nothing there.
+    pub memory_report: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -46,6 +49,7 @@ impl Default for SnapshotOptions {
                 .map_or(256 << 20, |m| m << 20),
             gc_only: false,
             no_paths: false,
+            memory_report: true,
         }
     }
 }
@@ -249,7 +253,7 @@ impl Session {
                 !self.opts.no_paths,
             )
         });
-        self.last_memory = (!self.opts.gc_only).then(|| {
+        self.last_memory = (self.opts.memory_report && !self.opts.gc_only).then(|| {
             let rss = live
                 .then(|| RssParts::read(self.target.pid))
                 .flatten()

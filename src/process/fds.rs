@@ -14,18 +14,27 @@ pub struct Fd {
 }
 
 pub fn list(pid: i32, show_paths: bool) -> Vec<Fd> {
-    let sockets = socket_table(pid);
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };
-    let mut out: Vec<Fd> = dir
+    let links: Vec<(i32, String)> = dir
         .flatten()
         .filter_map(|e| {
             let fd: i32 = e.file_name().to_str()?.parse().ok()?;
             let link = std::fs::read_link(e.path()).ok()?;
-            let link = link.to_string_lossy().into_owned();
-            Some(classify(fd, &link, &sockets, show_paths))
+            Some((fd, link.to_string_lossy().into_owned()))
         })
+        .collect();
+    // The socket tables list every socket of the network namespace (the kernel walks them all
+    // for each read, thousands on a busy host): read them only for a process that has one.
+    let sockets = if links.iter().any(|(_, l)| l.starts_with("socket:[")) {
+        socket_table(pid)
+    } else {
+        BTreeMap::new()
+    };
+    let mut out: Vec<Fd> = links
+        .iter()
+        .map(|(fd, link)| classify(*fd, link, &sockets, show_paths))
         .collect();
     out.sort_by_key(|f| f.fd);
     out

@@ -97,13 +97,14 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let mut first_gc: Option<GcState> = None;
     let mut first_gc_at: Option<(Instant, Instant)> = None;
     let mut finalizing_seen = false;
+    let mut exit_checked: Option<Instant> = None;
 
     let end = loop {
         let Some((activity, due)) = schedule.next_due() else {
             break EndReason::Duration;
         };
         let wake = deadline.map_or(due, |d| d.min(due));
-        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, pid) {
+        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, pid, &mut exit_checked) {
             break end;
         }
         if deadline.is_some_and(|d| due > d) {
@@ -245,23 +246,30 @@ fn measured_growth(doc: &RecordDoc) -> (u64, u64) {
     }
 }
 
-/// Sleep until `when`, waking early for Ctrl-C or the target's exit.
+/// Sleep until `when`, waking early for Ctrl-C or the target's exit. The target's exit is
+/// looked for at most every POLL (`last_check`), not at every sampler tick: reading
+/// /proc/PID/stat makes the kernel settle the target's CPU time under its run-queue lock, a
+/// cost to the target that 1000 ticks a second would pay 1000 times.
 fn sleep_until(
     when: Instant,
     stop: &AtomicBool,
     child: &mut Option<launch::Child>,
     pid: i32,
+    last_check: &mut Option<Instant>,
 ) -> Option<EndReason> {
     loop {
         if stop.load(Ordering::SeqCst) {
             return Some(EndReason::Interrupted);
         }
-        let gone = match child {
-            Some(c) => c.exited().is_some(),
-            None => !crate::process::target::is_running(pid),
-        };
-        if gone {
-            return Some(EndReason::TargetExited);
+        if last_check.is_none_or(|t| t.elapsed() >= POLL) {
+            *last_check = Some(Instant::now());
+            let gone = match child {
+                Some(c) => c.exited().is_some(),
+                None => !crate::process::target::is_running(pid),
+            };
+            if gone {
+                return Some(EndReason::TargetExited);
+            }
         }
         let now = Instant::now();
         if now >= when {

@@ -138,12 +138,13 @@ pub fn record_tree(opts: RecordOptions) -> anyhow::Result<RecordTreeDoc> {
     let progress = progress::Progress::new(&format!("the tree under pid {root}"));
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every((), opts.interval, t0);
+    let mut exit_checked = None;
     let end = loop {
         let Some(((), due)) = schedule.next_due() else {
             break EndReason::Duration;
         };
         let wake = deadline.map_or(due, |d| d.min(due));
-        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, root) {
+        if let Some(end) = sleep_until(wake, &opts.stop, &mut child, root, &mut exit_checked) {
             break end;
         }
         if deadline.is_some_and(|d| due > d) {
