@@ -157,7 +157,7 @@ impl AllObjects {
 }
 
 /// GC list nodes walked per list to count it; one longer list is counted by difference.
-const LIST_BUDGET: u64 = 200_000;
+const LIST_BUDGET: u64 = 50_000;
 
 /// The complete census of a default build without a list of every object: block objects are
 /// tallied while the arena scan holds their bytes; only the objects outside the arenas (large

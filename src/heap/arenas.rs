@@ -247,6 +247,8 @@ pub struct ObjectMarks {
     starts: Vec<u64>,
     arena_size: u64,
     bits: Vec<Vec<u64>>,
+    /// The arena of the previous mark: the scan marks objects arena by arena.
+    last: usize,
 }
 
 impl ObjectMarks {
@@ -256,6 +258,7 @@ impl ObjectMarks {
             starts: arenas.arenas.iter().map(|a| a.address).collect(),
             arena_size: arenas.arena_size,
             bits: vec![vec![0; words]; arenas.arenas.len()],
+            last: 0,
         }
     }
 
@@ -267,7 +270,13 @@ impl ObjectMarks {
     }
 
     pub fn mark(&mut self, addr: u64) {
-        if let Some((i, g)) = self.slot(addr) {
+        let near = self
+            .starts
+            .get(self.last)
+            .filter(|&&s| addr >= s && addr - s < self.arena_size)
+            .map(|&s| (self.last, (addr - s) / 16));
+        if let Some((i, g)) = near.or_else(|| self.slot(addr)) {
+            self.last = i;
             self.bits[i][(g / 64) as usize] |= 1 << (g % 64);
         }
     }
