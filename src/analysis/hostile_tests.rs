@@ -113,6 +113,8 @@ fn corrupted_heaps_never_panic_or_hang() {
             malloc_outside: true,
         };
         let c = census::count(&mut view, &py.layout, &mut types, &all.objects, &placement);
+        // The census path proper: threads over the arenas, GC lists left where they leave them.
+        let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[]);
         let tree = retention::build(&mut view, &py, &mut types, all.objects.clone());
         let profile = retention::profile(&mut view, &py, &mut types, &tree);
         let _ = why::explain(&mut view, &py, &mut types, &tree, "__main__.Node", 5, pid);
@@ -122,8 +124,9 @@ fn corrupted_heaps_never_panic_or_hang() {
             began.elapsed()
         );
         eprintln!(
-            "round {round}: {hits} words corrupted, {} objects, {} bad types, {} bad sizes",
-            c.objects, c.bad_type, c.bad_size
+            "round {round}: {hits} words corrupted, {} objects, {} bad types, {} bad sizes; \
+             census path: {} objects",
+            c.objects, c.bad_type, c.bad_size, counted.objects
         );
         assert!(c.objects <= all.objects.len() as u64);
         assert!(!profile.stacks.is_empty() || all.objects.is_empty());
