@@ -30,6 +30,8 @@ const FIXED_SIZE: &[&str] = &["float", "decimal.Decimal", "datetime.datetime"];
 type Counts = BTreeMap<String, (u64, u64)>;
 
 struct Measure {
+    /// gc.get_objects() per type: every one of them is in the complete census.
+    gc_truth: Counts,
     truth: Counts,
     tool: Counts,
     truth_total: u64,
@@ -77,6 +79,7 @@ fn measure(interp: &Interp, scale: &str) -> Result<Measure, String> {
         .unwrap_or_default();
     let full = &target.truth["full"];
     Ok(Measure {
+        gc_truth: counts(&target.truth["types"]),
         truth: counts(&full["types"]),
         tool,
         truth_total: full["total_objects"].as_u64().unwrap_or(0),
@@ -110,6 +113,23 @@ fn check(label: &str, small: &Measure, big: &Measure, failures: &mut Vec<String>
                 "[{label}] {ty}: {} bytes per object, truth {}",
                 sb4 / s4,
                 tb4 / t4
+            ));
+        }
+    }
+    // Every GC-tracked object is an object: no tracked type may come out short, whatever its
+    // size rule (generators embed their frame; tuple subclasses carry a dict).
+    for m in [small, big] {
+        let short: Vec<String> = m
+            .gc_truth
+            .iter()
+            .filter(|(ty, (n, _))| get(&m.tool, ty).0 < *n)
+            .take(5)
+            .map(|(ty, (n, _))| format!("{ty} {}/{n}", get(&m.tool, ty).0))
+            .collect();
+        if !short.is_empty() {
+            failures.push(format!(
+                "[{label}] GC-tracked types counted short (tool/gc.get_objects): {}",
+                short.join(", ")
             ));
         }
     }

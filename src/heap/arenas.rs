@@ -479,6 +479,7 @@ fn object_in_block(
     b: &[u8],
     framing: BlockFraming,
 ) -> Option<(u64, TypeInfo)> {
+    let mut tracked_misfit = None;
     for d in [0u64, 16, 32].map(|d| d + framing.base) {
         if d + l.header_size > b.len() as u64 {
             break;
@@ -491,15 +492,25 @@ fn object_in_block(
         let Some(info) = types.get(view, l, tp) else {
             continue;
         };
-        let block_len = b.len() as u64;
-        if info.preheader + framing.base != d
-            || !fits_block(l, info, o, block_len, framing.overhead)
-        {
+        if info.preheader + framing.base != d {
             continue;
         }
-        return Some((block + d, info.clone()));
+        if fits_block(l, info, o, b.len() as u64, framing.overhead) {
+            return Some((block + d, info.clone()));
+        }
+        // Some objects size themselves in ways the rules do not follow (a generator's embedded
+        // frame, a tuple subclass with a dict): a GC head that says "tracked" (both links set)
+        // vouches for them instead.
+        let at = d as usize;
+        let linked = at >= 16
+            && b.u64_at(at - 16) & !3 != 0
+            && b.u64_at(at - 8) & !3 != 0
+            && info.flags & flags::HAVE_GC != 0;
+        if linked && tracked_misfit.is_none() {
+            tracked_misfit = Some((block + d, info.clone()));
+        }
     }
-    None
+    tracked_misfit
 }
 
 /// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks

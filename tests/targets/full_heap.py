@@ -15,6 +15,14 @@ import _truth
 SCALE = int(sys.argv[sys.argv.index("--scale") + 1]) if "--scale" in sys.argv else 1
 
 
+class Pair(tuple):
+    """A tuple subclass whose instances carry a __dict__: sized unlike a plain tuple."""
+
+
+def counter(i):
+    yield i
+
+
 class Holder:
     def __init__(self, big):
         self.big = big
@@ -36,6 +44,10 @@ def build(scale):
     decimals = [decimal.Decimal(i) / 7 for i in range(n(3000))]
     stamps = [datetime.datetime(2020, 1, 1) + datetime.timedelta(seconds=i) for i in range(n(3000))]
     holders = [Holder("H%d" % i * 300) for i in range(n(1000))]
+    # Objects whose size no getsizeof rule reproduces from their block: a generator embeds its
+    # frame, a tuple subclass adds a dict. The census must still count every one.
+    generators = [counter(i) for i in range(n(300))]
+    pairs = [Pair((i, i + 1)) for i in range(n(300))]
     return {
         "floats": floats,
         "small_strs": small_strs,
@@ -50,6 +62,8 @@ def build(scale):
         "decimals": decimals,
         "stamps": stamps,
         "holders": holders,
+        "generators": generators,
+        "pairs": pairs,
     }
 
 
