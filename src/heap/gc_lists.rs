@@ -136,7 +136,8 @@ pub fn count_lists(view: &mut View, py: &Python, tracked: u64, budget: u64) -> G
     out.during_collection = !wait_for_quiet_gc(view, py, WalkLimits::default().collecting_wait);
     let mut long = Vec::new();
     let mut scratch = Vec::new();
-    for (label, head) in heads(py) {
+    let heads = heads(py);
+    for (label, head) in heads.iter().cloned() {
         scratch.clear();
         match walk_list(view, head, budget, &mut scratch) {
             ListEnd::Complete => out.lists.push((label, scratch.len() as u64)),
@@ -156,7 +157,7 @@ pub fn count_lists(view: &mut View, py: &Python, tracked: u64, budget: u64) -> G
     } else {
         for i in long {
             scratch.clear();
-            let (label, head) = (out.lists[i].0.clone(), heads(py)[i].1);
+            let (label, head) = (out.lists[i].0.clone(), heads[i].1);
             if let ListEnd::Broken = walk_list(view, head, 1 << 30, &mut scratch) {
                 out.broken.push(label);
             }
