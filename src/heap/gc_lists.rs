@@ -129,11 +129,25 @@ fn walk_once(view: &mut View, py: &Python, limits: &WalkLimits, out: &mut GcObje
 /// when exactly one list is longer (the old generation, typically) its count is what remains.
 /// Several long lists are walked in full.
 pub fn count_lists(view: &mut View, py: &Python, tracked: u64, budget: u64) -> GcObjects {
+    let attempts = WalkLimits::default().attempts.max(1);
+    let mut out = GcObjects::default();
+    for attempt in 1..=attempts {
+        out = count_lists_once(view, py, tracked, budget);
+        out.attempts = attempt;
+        if out.broken.is_empty() && !collecting(view, py) {
+            break;
+        }
+        // A list changed under the walk: read it again, not from the cache.
+        view.forget();
+    }
+    out
+}
+
+fn count_lists_once(view: &mut View, py: &Python, tracked: u64, budget: u64) -> GcObjects {
     let mut out = GcObjects {
-        attempts: 1,
+        during_collection: !wait_for_quiet_gc(view, py, WalkLimits::default().collecting_wait),
         ..Default::default()
     };
-    out.during_collection = !wait_for_quiet_gc(view, py, WalkLimits::default().collecting_wait);
     let mut long = Vec::new();
     let mut scratch = Vec::new();
     let heads = heads(py);
