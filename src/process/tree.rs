@@ -159,6 +159,14 @@ mod tests {
             .expect("sleep");
         let me = std::process::id() as i32;
         let pid = child.id() as i32;
+        // The kernel can show an empty command line for a moment after spawn returns (CI saw it
+        // on a loaded machine): wait, bounded, for the exec to be visible.
+        for _ in 0..200 {
+            if !cmdline(pid, 100).is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(parent_of(pid), Some(me));
         assert!(start_time(pid).is_some_and(|t| t >= start_time(me).unwrap_or(0)));
         assert_eq!(cmdline(pid, 100), "sleep 30");
