@@ -66,14 +66,33 @@ pub fn count(
     tally.finish(view, l, types)
 }
 
-/// Per-type sums as objects are met: by type pointer (one hash lookup per object), names
-/// resolved once at the end.
-#[derive(Default)]
+/// Per-type sums as objects are met: by type pointer, names resolved once at the end.
 pub struct Tally {
-    by_ptr: HashMap<u64, [u64; 3]>,
+    /// (type pointer, [count, bytes, allocated bytes]) per type met.
+    sums: Vec<(u64, [u64; 3])>,
+    /// Type pointer → its entry in `sums`.
+    index: HashMap<u64, usize>,
+    /// A direct-mapped cache in front of `index`: objects come in runs of a few types, which
+    /// this answers without hashing.
+    recent: Box<[(u64, usize); RECENT_TYPES]>,
     bad_type: u64,
     bad_size: u64,
     fd_owners: Vec<(String, i32)>,
+}
+
+const RECENT_TYPES: usize = 64;
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            sums: Vec::new(),
+            index: HashMap::default(),
+            recent: Box::new([(0, 0); RECENT_TYPES]),
+            bad_type: 0,
+            bad_size: 0,
+            fd_owners: Vec::new(),
+        }
+    }
 }
 
 impl Tally {
@@ -116,12 +135,11 @@ impl Tally {
         &mut self,
         view: &mut View,
         l: &Layout,
-        obj: u64,
+        found: BlockObject,
         info: &TypeInfo,
         body: &[u8],
-        block_size: u64,
     ) {
-        let size = getsizeof_at_hand(view, l, obj, info, body).unwrap_or_else(|| {
+        let size = getsizeof_at_hand(view, l, found.obj, info, body).unwrap_or_else(|| {
             self.bad_size += 1;
             info.basicsize + info.preheader
         });
@@ -130,14 +148,14 @@ impl Tally {
             let fd = body.get(at..at + 4).map_or(-1, |b| b.u32_at(0) as i32);
             self.fd_owners.push((info.name.to_string(), fd));
         }
-        let own = own_size(l, info, body).unwrap_or(info.basicsize) + info.preheader;
-        self.add(info.addr, size, block_size + size.saturating_sub(own));
+        let allocated = found.block_size + size.saturating_sub(found.own);
+        self.add(info.addr, size, allocated);
     }
 
     /// Fold in a tally made by another thread.
     pub fn merge(&mut self, o: Tally) {
-        for (tp, v) in o.by_ptr {
-            let e = self.by_ptr.entry(tp).or_default();
+        for (tp, v) in o.sums {
+            let e = self.entry(tp);
             for i in 0..3 {
                 e[i] += v[i];
             }
@@ -148,10 +166,27 @@ impl Tally {
     }
 
     fn add(&mut self, tp: u64, size: u64, allocated: u64) {
-        let e = self.by_ptr.entry(tp).or_default();
+        let e = self.entry(tp);
         e[0] += 1;
         e[1] += size;
         e[2] += allocated;
+    }
+
+    fn entry(&mut self, tp: u64) -> &mut [u64; 3] {
+        let r = (tp >> 4) as usize % RECENT_TYPES;
+        let (cached, at) = self.recent[r];
+        let at = if cached == tp && tp != 0 {
+            at
+        } else {
+            let next = self.sums.len();
+            let at = *self.index.entry(tp).or_insert(next);
+            if at == next {
+                self.sums.push((tp, [0; 3]));
+            }
+            self.recent[r] = (tp, at);
+            at
+        };
+        &mut self.sums[at].1
     }
 
     pub fn finish(self, view: &mut View, l: &Layout, types: &mut TypeTable) -> Census {
@@ -162,7 +197,7 @@ impl Tally {
             ..Census::default()
         };
         let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
-        for (tp, v) in self.by_ptr {
+        for (tp, v) in self.sums {
             if let Some(info) = types.get(view, l, tp) {
                 let e = by_name.entry(info.name.to_string()).or_default();
                 for i in 0..3 {

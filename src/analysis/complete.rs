@@ -213,6 +213,12 @@ pub fn count_all(
         ..Default::default()
     };
     for part in scanned {
+        log::debug!(
+            "scan part: {} objects, {} bytes read in {} bulk reads",
+            part.scan.objects,
+            part.view.bytes_read,
+            part.view.bulk_reads
+        );
         marks.merge(part.marks);
         refs.absorb(part.refs);
         tally.merge(part.tally);
@@ -310,10 +316,10 @@ fn scan_part(
         part,
         regions,
         framing,
-        |view, _types, found, info, body| {
+        |view, found, info, block| {
             marks.mark(found.obj);
-            tally.add_block_object(view, l, found.obj, info, body, found.block_size);
-            refs.scan(view, l, found.obj, info, Some(body));
+            tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
+            refs.scan_block(view, l, found, info, block);
         },
     );
     ScanPart {
@@ -376,9 +382,9 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
         l,
         types,
         &arenas,
-        |view, _types, found, info, body| {
+        |view, found, info, block| {
             blocks.push(found);
-            refs.scan(view, l, found.obj, info, Some(body))
+            refs.scan_block(view, l, found, info, block)
         },
     );
     phases.lap("arena scan");

@@ -314,6 +314,11 @@ pub const DEBUG_FRAMING: BlockFraming = BlockFraming {
 pub struct BlockObject {
     pub obj: u64,
     pub block_size: u64,
+    /// Bytes the object's own allocation asked for, pre-header included (its size rule's
+    /// own part, computed once while validating).
+    pub own: u64,
+    /// Offset of the object in its block.
+    pub at: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -335,15 +340,15 @@ pub struct ScanStats {
     pub gc_exits: Vec<u64>,
 }
 
-/// Every validated object in the arenas, in address order: `visit` sees each with its block
-/// (the bytes from the object to the block's end, and the block's size) while the pool is at
-/// hand, so sizing and the referent pass need no second read.
+/// Every validated object in the arenas, in address order: `visit` sees each with its block's
+/// bytes (the object starts at `found.at` in them) while the pool is at hand, so sizing and the
+/// referent pass need no second read.
 pub fn scan(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
     arenas: &Arenas,
-    visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
+    visit: impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) -> ScanStats {
     let framing = detect_framing(view, l, types, arenas);
     scan_with(view, l, types, arenas, &arenas.regions(), framing, visit)
@@ -358,7 +363,7 @@ pub fn scan_with(
     arenas: &Arenas,
     all: &super::regions::Regions,
     framing: BlockFraming,
-    mut visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
+    mut visit: impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) -> ScanStats {
     let mut stats = ScanStats {
         framing,
@@ -402,7 +407,7 @@ fn scan_pool(
     p: &[u8],
     free: &mut Vec<bool>,
     stats: &mut ScanStats,
-    visit: &mut impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, &[u8]),
+    visit: &mut impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) {
     let ps = p.len() as u64;
     let count = p.u32_at(0) as u64;
@@ -434,17 +439,31 @@ fn scan_pool(
         f = p.u64_at((f - pool) as usize);
         steps += 1;
     }
+    // Blocks of one pool share a size class, so mostly a few types at known offsets (a list
+    // and a str share the 64-byte class, allocated in turns): the last few (offset, type)
+    // pairs are tried first, which skips the type lookup.
+    let mut memo = Memo::default();
     let mut off = POOL_OVERHEAD;
+    // The block's slot number, counted rather than divided out (a division per block shows
+    // in profiles).
+    let mut slot = 0usize;
     while off + size <= nextoffset.min(ps) {
         let block = pool + off;
-        if !free[((off - POOL_OVERHEAD) / size) as usize] {
+        let is_free = free.get(slot).copied().unwrap_or(true);
+        slot += 1;
+        if !is_free {
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];
-            match object_in_block(view, l, types, block, b, stats.framing) {
-                Some((obj, info)) => {
+            let hit = memo
+                .find(|m| same_as(l, types, b, m, stats.framing))
+                .or_else(|| object_in_block(view, l, types, b, stats.framing));
+            match hit {
+                Some(f) => {
+                    memo.remember(f);
+                    let info = types.info(f.id);
                     stats.objects += 1;
-                    let at = (obj - block) as usize;
+                    let at = f.d as usize;
                     if info.flags & flags::HAVE_GC != 0 && at >= 16 {
                         // The GC head sits just before the object; a zero `_gc_next` means
                         // untracked.
@@ -456,12 +475,13 @@ fn scan_pool(
                             }
                         }
                     }
-                    let body = &b[at..];
                     let found = BlockObject {
-                        obj,
+                        obj: block + f.d,
                         block_size: size,
+                        own: f.own,
+                        at: f.d,
                     };
-                    visit(view, types, found, &info, body);
+                    visit(view, found, info, b);
                 }
                 None => stats.non_object_blocks += 1,
             }
@@ -470,15 +490,70 @@ fn scan_pool(
     }
 }
 
+/// An object validated in a block: where it starts, its type, its own allocation size.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    d: u64,
+    tp: u64,
+    id: u32,
+    own: u64,
+}
+
+/// The last few distinct (offset, type) pairs that validated in a pool, most recent first.
+#[derive(Default)]
+struct Memo {
+    recent: [Option<Found>; 4],
+}
+
+impl Memo {
+    #[inline(always)]
+    fn find(&self, mut check: impl FnMut(Found) -> Option<Found>) -> Option<Found> {
+        for m in self.recent.iter() {
+            let Some(m) = *m else { break };
+            if let Some(f) = check(m) {
+                return Some(f);
+            }
+        }
+        None
+    }
+
+    fn remember(&mut self, f: Found) {
+        let same = |m: &Option<Found>| m.is_some_and(|m| m.d == f.d && m.tp == f.tp);
+        let at = self.recent.iter().position(same).unwrap_or(self.recent.len() - 1);
+        self.recent.copy_within(0..at, 1);
+        self.recent[0] = Some(f);
+    }
+}
+
+/// The block holds an object of the same type at the same offset as `m` (the previous block's):
+/// the type is known good, so only the refcount and the size class are checked.
+#[inline(always)]
+fn same_as(
+    l: &Layout,
+    types: &TypeTable,
+    b: &[u8],
+    m: Found,
+    framing: BlockFraming,
+) -> Option<Found> {
+    let o = b.get(m.d as usize..)?;
+    if (o.len() as u64) < l.header_size
+        || o.u64_at(l.ob_type as usize) != m.tp
+        || !l.live_refcount(o)
+    {
+        return None;
+    }
+    let own = fits_block(l, types.info(m.id), o, b.len() as u64, framing.overhead)?;
+    Some(Found { own, ..m })
+}
+
 /// The object in a block, if one validates at one of the possible pre-header offsets.
 fn object_in_block(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
-    block: u64,
     b: &[u8],
     framing: BlockFraming,
-) -> Option<(u64, TypeInfo)> {
+) -> Option<Found> {
     let mut tracked_misfit = None;
     for d in [0u64, 16, 32].map(|d| d + framing.base) {
         if d + l.header_size > b.len() as u64 {
@@ -489,14 +564,15 @@ fn object_in_block(
         if tp == 0 || !tp.is_multiple_of(8) || !l.live_refcount(o) {
             continue;
         }
-        let Some(info) = types.get(view, l, tp) else {
+        let Some(id) = types.id(view, l, tp) else {
             continue;
         };
+        let info = types.info(id);
         if info.preheader + framing.base != d {
             continue;
         }
-        if fits_block(l, info, o, b.len() as u64, framing.overhead) {
-            return Some((block + d, info.clone()));
+        if let Some(own) = fits_block(l, info, o, b.len() as u64, framing.overhead) {
+            return Some(Found { d, tp, id, own });
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
         // frame, a tuple subclass with a dict): a GC head that says "tracked" (both links set)
@@ -507,7 +583,8 @@ fn object_in_block(
             && b.u64_at(at - 8) & !3 != 0
             && info.flags & flags::HAVE_GC != 0;
         if linked && tracked_misfit.is_none() {
-            tracked_misfit = Some((block + d, info.clone()));
+            let own = own_size(l, info, o).unwrap_or(info.basicsize) + info.preheader;
+            tracked_misfit = Some(Found { d, tp, id, own });
         }
     }
     tracked_misfit
@@ -537,7 +614,7 @@ pub fn detect_framing(
                 while off + size <= next {
                     let b = &p[off as usize..(off + size) as usize];
                     for (i, f) in framings.iter().enumerate() {
-                        if object_in_block(view, l, types, pool + off, b, *f).is_some() {
+                        if object_in_block(view, l, types, b, *f).is_some() {
                             hits[i] += 1;
                         }
                     }
@@ -557,16 +634,18 @@ pub fn detect_framing(
     }
 }
 
-/// Does the block's size class match what this object's fields say it allocated?
-fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], block: u64, overhead: u64) -> bool {
-    let Some(need) = own_size(l, t, o) else {
-        return false;
-    };
-    let want = (need + t.preheader + overhead).div_ceil(16) * 16;
-    if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {
+/// Does the block's size class match what this object's fields say it allocated? If so, the
+/// bytes its own allocation asked for (pre-header included).
+fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], block: u64, overhead: u64) -> Option<u64> {
+    let need = own_size(l, t, o)?;
+    let own = need + t.preheader;
+    let want = (own + overhead).div_ceil(16) * 16;
+    let fits = if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {
         // Instance attribute values live inline after the object: the block is larger.
-        return block >= want;
-    }
-    // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
-    block == want || (t.rule == SizeRule::Int && block == want + 16)
+        block >= want
+    } else {
+        // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
+        block == want || (t.rule == SizeRule::Int && block == want + 16)
+    };
+    fits.then_some(own)
 }

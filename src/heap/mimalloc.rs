@@ -544,6 +544,8 @@ fn scan_page(
                 out.objects.push(BlockObject {
                     obj,
                     block_size: bs,
+                    own: own_size(l, &info, o).unwrap_or(info.basicsize) + info.preheader,
+                    at: off,
                 });
                 if tracked {
                     out.tracked.push(obj);

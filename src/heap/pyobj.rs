@@ -275,19 +275,37 @@ pub fn managed_attrs(
     obj: u64,
     t: &super::types::TypeInfo,
 ) -> (u64, u64) {
+    managed_attrs_in(view, l, obj, t, None)
+}
+
+/// `managed_attrs` with the object's block at hand (`block` starts at address `start`): the
+/// pre-header words come from it instead of a read through the view.
+pub fn managed_attrs_in(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &super::types::TypeInfo,
+    block: Option<(u64, &[u8])>,
+) -> (u64, u64) {
     use crate::python::layout::{flags, ManagedValues};
     if t.flags & flags::MANAGED_DICT == 0 || l.managed_values == ManagedValues::None {
         return (0, 0);
     }
-    let word = view.u64(obj - l.managed_dict).unwrap_or(0);
+    let mut word_at = |addr: u64| -> u64 {
+        match block {
+            Some((start, b)) if addr >= start && addr + 8 <= start + b.len() as u64 => {
+                b.u64_at((addr - start) as usize)
+            }
+            _ => view.u64(addr).unwrap_or(0),
+        }
+    };
+    let word = word_at(obj - l.managed_dict);
     match l.managed_values {
-        ManagedValues::Pointer(off) => (word, view.u64(obj - off).unwrap_or(0)),
+        ManagedValues::Pointer(off) => (word, word_at(obj - off)),
         ManagedValues::Tagged if word & 1 == 1 => (0, word + 1),
         ManagedValues::Inline if t.flags & flags::INLINE_VALUES != 0 && word & 1 == 0 => {
-            let valid = view
-                .get(obj + t.basicsize, 4)
-                .map(|h| h[3] != 0)
-                .unwrap_or(false);
+            // The values' header: its fourth byte says whether they are valid.
+            let valid = (word_at(obj + t.basicsize) >> 24) & 0xff != 0;
             (
                 word,
                 if valid && word == 0 {

@@ -8,7 +8,8 @@
 //! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
 //! every block there.
 
-use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs};
+use super::arenas::BlockObject;
+use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs_in};
 use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
@@ -30,6 +31,10 @@ pub struct Referents {
     recent: Box<[u64; RECENT]>,
     /// Attribute slots of each class's shared keys, per type (3.11/3.12 values arrays).
     values_len: HashMap<u64, u64>,
+    /// The last type's entry of `values_len`: instances of one class come in runs.
+    last_values_len: (u64, u64),
+    /// The judged range the last pointer fell in: most pointers land in the same one.
+    last_judged: (u64, u64),
     pending: Vec<u64>,
     pub found: Vec<u64>,
     pub rejected: u64,
@@ -44,6 +49,8 @@ impl Referents {
             known: HashSet::default(),
             recent: Box::new([0; RECENT]),
             values_len: HashMap::default(),
+            last_values_len: (0, 0),
+            last_judged: (0, 0),
             pending: Vec::new(),
             found: Vec::new(),
             rejected: 0,
@@ -78,7 +85,14 @@ impl Referents {
             return;
         }
         self.recent[r] = p;
-        if !self.judged.contains(p) && self.known.insert(p) {
+        if p >= self.last_judged.0 && p < self.last_judged.1 {
+            return;
+        }
+        if let Some(range) = self.judged.range_of(p) {
+            self.last_judged = range;
+            return;
+        }
+        if self.known.insert(p) {
             self.pending.push(p);
         }
     }
@@ -90,8 +104,38 @@ impl Referents {
     }
 
     /// Queue the referents of `obj`. `body` holds its bytes from `obj` on when the caller has
-    /// them at hand (arena blocks); otherwise they are read through the view.
+    /// them at hand; otherwise they are read through the view.
     pub fn scan(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        obj: u64,
+        t: &TypeInfo,
+        body: Option<&[u8]>,
+    ) {
+        self.scan_fields(view, l, obj, t, body);
+        let (dict, values) = managed_attrs_in(view, l, obj, t, None);
+        self.scan_managed(view, l, t, dict, values);
+    }
+
+    /// `scan` for an object of an arena block, with the whole block at hand (its pre-header
+    /// too).
+    pub fn scan_block(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        found: BlockObject,
+        t: &TypeInfo,
+        block: &[u8],
+    ) {
+        let body = block.get(found.at as usize..);
+        self.scan_fields(view, l, found.obj, t, body);
+        let start = found.obj - found.at;
+        let (dict, values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
+        self.scan_managed(view, l, t, dict, values);
+    }
+
+    fn scan_fields(
         &mut self,
         view: &mut View,
         l: &Layout,
@@ -149,7 +193,6 @@ impl Referents {
             },
             _ => {}
         }
-        self.scan_managed(view, l, obj, t);
     }
 
     fn scan_array(&mut self, view: &mut View, at: u64, n: u64) {
@@ -165,25 +208,30 @@ impl Referents {
 
     /// 3.11/3.12 instances keep attribute values in a separately allocated array before the
     /// object (3.13+ keep them inline, inside the body already scanned).
-    fn scan_managed(&mut self, view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) {
-        let (dict, values) = managed_attrs(view, l, obj, t);
+    fn scan_managed(&mut self, view: &mut View, l: &Layout, t: &TypeInfo, dict: u64, values: u64) {
         self.push(dict);
         if values == 0 {
             return;
         }
         // The class's shared keys change only when a new attribute name appears: read them
         // once per type and census, not once per instance.
-        let n = match self.values_len.get(&t.addr) {
-            Some(&n) => n,
-            None => {
-                let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
-                let n = (keys != 0)
-                    .then(|| dict_keys(view, l, keys))
-                    .flatten()
-                    .map_or(0, |k| (k.nentries + k.usable).min(4096));
-                self.values_len.insert(t.addr, n);
-                n
-            }
+        let n = if self.last_values_len.0 == t.addr {
+            self.last_values_len.1
+        } else {
+            let n = match self.values_len.get(&t.addr) {
+                Some(&n) => n,
+                None => {
+                    let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+                    let n = (keys != 0)
+                        .then(|| dict_keys(view, l, keys))
+                        .flatten()
+                        .map_or(0, |k| (k.nentries + k.usable).min(4096));
+                    self.values_len.insert(t.addr, n);
+                    n
+                }
+            };
+            self.last_values_len = (t.addr, n);
+            n
         };
         self.scan_array(view, values, n);
     }

@@ -22,8 +22,14 @@ impl Regions {
     }
 
     pub fn contains(&self, addr: u64) -> bool {
+        self.range_of(addr).is_some()
+    }
+
+    /// The range holding `addr`, as (start, end).
+    pub fn range_of(&self, addr: u64) -> Option<(u64, u64)> {
         let i = self.ranges.partition_point(|r| r.0 <= addr);
-        i > 0 && addr < self.ranges[i - 1].1
+        let r = *self.ranges.get(i.checked_sub(1)?)?;
+        (addr < r.1).then_some(r)
     }
 }
 

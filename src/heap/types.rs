@@ -86,7 +86,10 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
 ];
 
 pub struct TypeTable {
-    cache: HashMap<u64, Option<TypeInfo>>,
+    /// Type pointer → its index in `infos` (None: not a type).
+    cache: HashMap<u64, Option<u32>>,
+    /// Every type met, by the small id the hot loops carry instead of a hash lookup.
+    infos: Vec<TypeInfo>,
     builtins: HashMap<u64, SizeRule>,
     type_type: u64,
     str_type: u64,
@@ -106,6 +109,7 @@ impl TypeTable {
             .collect();
         TypeTable {
             cache: HashMap::default(),
+            infos: Vec::new(),
             builtins,
             type_type: py.type_type,
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
@@ -115,14 +119,32 @@ impl TypeTable {
 
     /// The type at `addr`, if it is one. Cached, including the negative answer.
     pub fn get(&mut self, view: &mut View, l: &Layout, addr: u64) -> Option<&TypeInfo> {
-        if !self.cache.contains_key(&addr) {
-            let info = self.load(view, l, addr);
-            if info.is_none() {
-                self.rejected += 1;
-            }
-            self.cache.insert(addr, info);
+        let id = self.id(view, l, addr)?;
+        Some(&self.infos[id as usize])
+    }
+
+    /// The id of the type at `addr`, if it is one: resolved once, then one hash lookup.
+    pub fn id(&mut self, view: &mut View, l: &Layout, addr: u64) -> Option<u32> {
+        if let Some(&known) = self.cache.get(&addr) {
+            return known;
         }
-        self.cache.get(&addr)?.as_ref()
+        let id = match self.load(view, l, addr) {
+            Some(info) if self.infos.len() < u32::MAX as usize => {
+                self.infos.push(info);
+                Some((self.infos.len() - 1) as u32)
+            }
+            _ => {
+                self.rejected += 1;
+                None
+            }
+        };
+        self.cache.insert(addr, id);
+        id
+    }
+
+    /// The type of an id handed out by `id`.
+    pub fn info(&self, id: u32) -> &TypeInfo {
+        &self.infos[id as usize]
     }
 
     /// Before another census of a process that kept running: forget addresses that were not
@@ -131,8 +153,11 @@ impl TypeTable {
     /// Types still in place keep their learned names.
     pub fn revalidate(&mut self, view: &mut View, l: &Layout) {
         let t = &l.type_;
-        self.cache.retain(|&addr, info| {
-            let Some(info) = info else { return false };
+        let infos = &self.infos;
+        self.cache.retain(|&addr, id| {
+            let Some(info) = id.map(|i| &infos[i as usize]) else {
+                return false;
+            };
             let Ok(b) = view.get(addr, t.type_size as usize) else {
                 return false;
             };
