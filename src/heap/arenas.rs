@@ -443,6 +443,7 @@ fn scan_pool(
     // and a str share the 64-byte class, allocated in turns): the last few (offset, type)
     // pairs are tried first, which skips the type lookup.
     let mut memo = Memo::default();
+    let mut judged = (0u64, 0u64);
     let mut off = POOL_OVERHEAD;
     // The block's slot number, counted rather than divided out (a division per block shows
     // in profiles).
@@ -470,8 +471,13 @@ fn scan_pool(
                         let next = b.u64_at(at - 16) & !3;
                         if next != 0 {
                             stats.gc_tracked += 1;
-                            if !regions.contains(next) {
-                                stats.gc_exits.push(next);
+                            // The next node is mostly in the same stretch of arenas as the
+                            // last one: checked against it before searching.
+                            if next < judged.0 || next >= judged.1 {
+                                match regions.range_of(next) {
+                                    Some(r) => judged = r,
+                                    None => stats.gc_exits.push(next),
+                                }
                             }
                         }
                     }

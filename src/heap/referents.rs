@@ -35,6 +35,8 @@ pub struct Referents {
     last_values_len: (u64, u64),
     /// The judged range the last pointer fell in: most pointers land in the same one.
     last_judged: (u64, u64),
+    /// The type of the last leaf object scanned (its type pointer is all it refers to).
+    last_leaf_type: u64,
     pending: Vec<u64>,
     pub found: Vec<u64>,
     pub rejected: u64,
@@ -51,6 +53,7 @@ impl Referents {
             values_len: HashMap::default(),
             last_values_len: (0, 0),
             last_judged: (0, 0),
+            last_leaf_type: 0,
             pending: Vec::new(),
             found: Vec::new(),
             rejected: 0,
@@ -128,6 +131,14 @@ impl Referents {
         t: &TypeInfo,
         block: &[u8],
     ) {
+        if t.leaf {
+            // str, int, float...: only the type to queue, once per run of one type.
+            if self.last_leaf_type != t.addr {
+                self.last_leaf_type = t.addr;
+                self.push(t.addr);
+            }
+            return;
+        }
         let body = block.get(found.at as usize..);
         self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;

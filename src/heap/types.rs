@@ -43,6 +43,9 @@ pub struct TypeInfo {
     pub preheader: u64,
     /// False for types whose instances hold no object pointers (str, int, float, bytes).
     pub scan_body: bool,
+    /// Instances refer to no object but their type (no pointer fields, no managed dict): the
+    /// referent pass has nothing to read in them.
+    pub leaf: bool,
     /// The tp_name pointer when loaded: part of what tells a reused address from the same type.
     pub tp_name: u64,
     /// Instances own a file descriptor (an int right after the header): _io.FileIO and
@@ -208,16 +211,21 @@ impl TypeTable {
         let tp_name = b.u64_at(t.tp_name as usize);
         let name = self.name(view, l, addr, tflags, tp_name)?;
         let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
+        let rule = self.rule(view, l, addr);
+        let scan_body = !no_pointers(&name, tflags);
+        let leaf = (matches!(rule, SizeRule::Str | SizeRule::Int) || !scan_body)
+            && tflags & flags::MANAGED_DICT == 0;
         Some(TypeInfo {
             owns_fd,
             addr,
-            scan_body: !no_pointers(&name, tflags),
+            scan_body,
+            leaf,
             tp_name,
             name: name.into(),
             flags: tflags,
             basicsize,
             itemsize,
-            rule: self.rule(view, l, addr),
+            rule,
             preheader: l.preheader_size(tflags),
         })
     }
