@@ -8,7 +8,7 @@ use crate::process::Target;
 use gimli::{AttributeValue, EndianSlice, LittleEndian};
 use goblin::elf::Elf;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
@@ -66,28 +66,16 @@ fn wanted(
         .filter(move |(tag, _)| free_threaded || *tag != "_PyThreadStateImpl")
 }
 
-/// Member offsets and struct sizes found, keyed "struct.member" and "struct.__size__".
-pub type Offsets = HashMap<String, u64>;
+/// Member offsets and struct sizes found, keyed "struct.member" and "struct.__size__". Ordered,
+/// so that the layout cache's file is stable.
+pub type Offsets = BTreeMap<String, u64>;
 
-/// Find debug info for the binary and apply it. Ok(None) when there is none to be had.
-pub fn apply(
-    binary: &PythonBinary,
-    target: &Target,
-    extra_dirs: &[PathBuf],
-    layout: &mut Layout,
-) -> anyhow::Result<Option<String>> {
-    let Some(path) = debug_file(binary, target, extra_dirs) else {
-        return Ok(None);
-    };
-    let file = std::fs::File::open(&path)?;
+/// The struct offsets the DWARF of `path` (the binary itself or its debug file) gives.
+pub fn read_file(path: &Path, free_threaded: bool) -> anyhow::Result<Offsets> {
+    let file = std::fs::File::open(path)?;
     // SAFETY: read-only map of a regular file.
     let map = unsafe { memmap2::Mmap::map(&file)? };
-    let offsets = read_offsets(&map, layout.free_threaded)?;
-    if offsets.is_empty() {
-        return Ok(None);
-    }
-    override_layout(&offsets, layout);
-    Ok(Some(format!("DWARF from {}", path.display())))
+    read_offsets(&map, free_threaded)
 }
 
 /// The file holding the binary's debug info: itself, or its build-id debug file.
@@ -308,7 +296,8 @@ fn member_struct<'a>(
     Ok(None)
 }
 
-fn override_layout(o: &Offsets, layout: &mut Layout) {
+/// Let what DWARF found override the table's (and debug offsets') values.
+pub fn override_layout(o: &Offsets, layout: &mut Layout) {
     let get = |k: &str| o.get(k).copied();
     if let Some(v) = get("pyruntimestate.interpreters.head") {
         layout.runtime.interpreters_head = v;
