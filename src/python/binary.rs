@@ -5,7 +5,8 @@
 use crate::error::{Error, Result};
 use crate::process::Target;
 use goblin::elf::{program_header::PT_LOAD, Elf};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -119,7 +120,7 @@ pub fn debug_symbols(debug_file: &std::path::Path) -> anyhow::Result<BTreeMap<St
 /// A Python binary's `.symtab` holds tens of thousands of names and we want forty: each name is
 /// looked up once in a hash set, and only a name with a dot pays for the `.lto_priv.` check.
 fn wanted_symbols(elf: &Elf) -> HashMap<String, u64> {
-    static WANTED_SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    static WANTED_SET: OnceLock<FxHashSet<&'static str>> = OnceLock::new();
     let wanted = WANTED_SET.get_or_init(|| WANTED.iter().copied().collect());
     let mut raw: HashMap<String, u64> = HashMap::new();
     for (syms, strtab) in [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)] {
@@ -309,9 +310,9 @@ fn find_version_text(rodata: &[u8], path: &str) -> Option<String> {
         // prefix anywhere and take the most frequent micro version after it.
         let mut counts: std::collections::HashMap<String, usize> = Default::default();
         let p = prefix.as_bytes();
-        for i in 0..rodata.len().saturating_sub(p.len()) {
+        for i in memchr::memmem::find_iter(rodata, p) {
             let before_ok = i == 0 || !(rodata[i - 1].is_ascii_digit() || rodata[i - 1] == b'.');
-            if before_ok && &rodata[i..i + p.len()] == p {
+            if before_ok {
                 let micro: String = rodata[i + p.len()..]
                     .iter()
                     .take(3)
@@ -344,5 +345,18 @@ mod tests {
         assert_eq!(base_name("arenas.isra.0"), None);
         // The lookup compares the part before the first dot: no wanted name may have one.
         assert!(WANTED.iter().all(|w| !w.contains('.')));
+    }
+
+    #[test]
+    fn version_text() {
+        let path = "/usr/bin/python3.9";
+        assert_eq!(
+            find_version_text(b"x\x003.9.18\x00y", path).as_deref(),
+            Some("3.9.18")
+        );
+        // Tail-merged into longer strings: the most frequent micro version after "3.9.".
+        let merged = b"\x00ver 3.9.18+\x00at 3.9.18 (main)\x00re 3.9.1\x0013.9.2\x00";
+        assert_eq!(find_version_text(merged, path).as_deref(), Some("3.9.18"));
+        assert_eq!(find_version_text(b"none", path).as_deref(), Some("3.9.0"));
     }
 }
