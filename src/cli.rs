@@ -95,6 +95,7 @@ impl TargetArgs {
         ResolveOptions {
             debug_dirs: self.debug_dirs.clone(),
             no_dwarf: self.no_dwarf,
+            ..Default::default()
         }
     }
 }
@@ -514,6 +515,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             resolve: ResolveOptions {
                 debug_dirs: a.debug_dirs.clone(),
                 no_dwarf: a.no_dwarf,
+                ..Default::default()
             },
             pause: a.pause,
             gc_only: a.gc_only,

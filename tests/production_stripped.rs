@@ -172,3 +172,164 @@ fn stripped_builds_with_and_without_debug_files() {
     table.print("stripped builds and debug files");
     common::assert_no_failures("stripped", &failures);
 }
+
+/// The layout cache (README, "Layouts and debug info"): on every listed interpreter whose
+/// layout comes from DWARF, a second snapshot with the same cache directory takes the offsets
+/// from the cache and finds the same layout and the same census; a damaged cache file is
+/// ignored and rewritten.
+#[test]
+fn layout_cache_gives_the_same_layout_and_census() {
+    let mut table = Table::new(&["interpreter", "first", "second", "damaged", "census"]);
+    let mut failures = Vec::new();
+    for interp in common::interpreters() {
+        let t = match Target::spawn(&interp, "known_heap.py", &[]) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("{}: {e}", interp.label));
+                continue;
+            }
+        };
+        match cache_round(&t) {
+            Ok(Some(row)) => table.row([vec![interp.label.clone()], row].concat()),
+            Ok(None) => table.row(
+                [interp.label.as_str(), "no DWARF", "", "", ""]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            Err(e) => failures.push(format!("{}: {e}", interp.label)),
+        }
+    }
+    table.print("layout cache");
+    common::assert_no_failures("layout cache", &failures);
+}
+
+/// One target: Ok(None) when its layout has no DWARF, else the table row.
+fn cache_round(t: &Target) -> Result<Option<Vec<String>>, String> {
+    let pid = t.pid_arg();
+    let cache = ScratchDir::new("layout-cache");
+    let with_cache = [("XDG_CACHE_HOME", cache.path().as_os_str())];
+    let no_cache = [("PYMEMSPY_NO_CACHE", std::ffi::OsStr::new("1"))];
+    let layout = |env: &[(&str, &std::ffi::OsStr)]| -> Result<Value, String> {
+        let run = common::run_tool_env(&["layout", "--pid", &pid], env);
+        if !run.status.success() {
+            return Err(format!("layout: {}", run.describe()));
+        }
+        let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+        Ok(doc["layout"].clone())
+    };
+    let snapshot = || -> Result<(Vec<String>, Value), String> {
+        let args = ["snapshot", "--pid", &pid, "--format", "json", "--pause"];
+        let run = common::run_tool_env(&args, &with_cache);
+        if !run.status.success() {
+            return Err(format!("snapshot: {}", run.describe()));
+        }
+        let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+        let sources = strings(&doc["coverage"]["layout"]);
+        Ok((sources, doc))
+    };
+    let dwarf_source = |sources: &[String]| {
+        sources
+            .iter()
+            .find(|s| s.starts_with("DWARF from "))
+            .cloned()
+    };
+
+    let fresh = layout(&no_cache)?;
+    let Some(source) = dwarf_source(&strings(&fresh["sources"])) else {
+        return Ok(None);
+    };
+    let cached_source = format!("{source} (cached)");
+
+    let (first, first_doc) = snapshot()?;
+    if dwarf_source(&first).as_ref() != Some(&source) {
+        return Err(format!("first run with an empty cache: {first:?}"));
+    }
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("pymemspy"))
+        .map_err(|e| format!("no cache directory written: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let [file] = files.as_slice() else {
+        return Err(format!("cache files: {files:?}"));
+    };
+
+    let (second, second_doc) = snapshot()?;
+    if dwarf_source(&second).as_ref() != Some(&cached_source) {
+        return Err(format!("second run: {second:?}"));
+    }
+    // The cached layout is the one DWARF gives, to the last field.
+    let mut from_cache = layout(&with_cache)?;
+    if strings(&from_cache["sources"]) != strings(&fresh["sources"]) {
+        let mut want = strings(&fresh["sources"]);
+        for s in want.iter_mut().filter(|s| **s == source) {
+            *s = cached_source.clone();
+        }
+        if strings(&from_cache["sources"]) != want {
+            return Err(format!("cached layout sources: {}", from_cache["sources"]));
+        }
+        from_cache["sources"] = fresh["sources"].clone();
+    }
+    if from_cache != fresh {
+        return Err(format!(
+            "cached layout differs:\n  fresh  {fresh}\n  cached {from_cache}"
+        ));
+    }
+    // The same census: every type the target built itself, counted alike.
+    let built: Vec<String> = t.truth["built"]
+        .as_object()
+        .ok_or("truth has no \"built\"")?
+        .keys()
+        .cloned()
+        .collect();
+    let (a, b) = (counts(&first_doc, &built), counts(&second_doc, &built));
+    if a != b || a.iter().all(|(_, n)| *n == 0) {
+        return Err(format!("census differs: first {a:?}, second {b:?}"));
+    }
+
+    // A damaged entry: ignored (DWARF read again), then rewritten whole.
+    std::fs::write(file, b"{\"schema\": 1, \"offsets\": {\"_is.next\": ")
+        .map_err(|e| e.to_string())?;
+    let (third, _) = snapshot()?;
+    if dwarf_source(&third).as_ref() != Some(&source) {
+        return Err(format!("run after damaging the cache: {third:?}"));
+    }
+    let rewritten: Value = std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("damaged cache file not rewritten")?;
+    if !rewritten["offsets"].is_object() {
+        return Err(format!("rewritten cache file: {rewritten}"));
+    }
+    let objects: u64 = a.iter().map(|(_, n)| n).sum();
+    Ok(Some(vec![
+        "read".into(),
+        "cached".into(),
+        "ignored, rewritten".into(),
+        format!("{objects} built objects alike"),
+    ]))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
+}
+
+/// Per-type object counts of a snapshot document, for the named types.
+fn counts(doc: &Value, names: &[String]) -> Vec<(String, u64)> {
+    names
+        .iter()
+        .map(|name| {
+            let n = doc["types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["type"].as_str() == Some(name))
+                .filter_map(|e| e["count"].as_u64())
+                .sum();
+            (name.clone(), n)
+        })
+        .collect()
+}

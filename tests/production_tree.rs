@@ -167,6 +167,8 @@ impl Recorder {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pymemspy"))
             .args(args)
             .env("PYMEMSPY_LOG", "warn,pymemspy::record::tree=info")
+            // Hermetic: no layout cache from earlier runs.
+            .env("PYMEMSPY_NO_CACHE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -302,6 +302,8 @@ fn record_starts_the_command_and_stops_when_it_exits() {
         let out = dir.path().join("spawned.json");
         let script = common::target_script(SCRIPT);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
+        // Hermetic: no layout cache from earlier runs.
+        cmd.env("PYMEMSPY_NO_CACHE", "1");
         cmd.args(["record", "--interval", "0.5", "--duration", "120", "-o"])
             .arg(&out)
             .arg("--")

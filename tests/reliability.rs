@@ -266,7 +266,9 @@ fn output_files_are_replaced_atomically_and_owned_by_the_sudo_user() {
     ])
     .arg(&link)
     .env("SUDO_UID", "65534")
-    .env("SUDO_GID", "65534");
+    .env("SUDO_GID", "65534")
+    // Hermetic: no layout cache from earlier runs.
+    .env("PYMEMSPY_NO_CACHE", "1");
     let run = common::run_with_timeout(cmd, Duration::from_secs(120));
     assert!(run.status.success(), "{}", run.describe());
     assert_eq!(

@@ -35,7 +35,10 @@ const RECORD_EXACT_SHARE: f64 = 0.9;
 /// Run the tool, killing it after `bound` (a hang).
 fn run_bounded(args: &[&str], bound: Duration) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
-    cmd.args(args).env_remove("RUST_LOG");
+    // Hermetic: no layout cache from earlier runs.
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env("PYMEMSPY_NO_CACHE", "1");
     common::run_with_timeout(cmd, bound)
 }
 

@@ -43,8 +43,8 @@ pub struct AllocationReport {
 /// Read the target's traces (pausing it when the session asks to).
 pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
     let pid = session.target.pid;
-    let tl = tracemalloc::locate(&session.target, &session.py, &session.opts.resolve)
-        .map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
+    let tl =
+        tracemalloc::locate(&session.py).map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
     let _paused = match (session.opts.pause, session.target.memory.process()) {
         (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
         _ => None,

@@ -10,8 +10,8 @@
 //! facts are data in [`TraceLayout`], resolved once; the walker below has no version checks.
 
 use crate::heap::pyobj;
-use crate::process::{Bytes, MemoryExt, Target, View};
-use crate::python::{dwarf, Python, ResolveOptions};
+use crate::process::{Bytes, MemoryExt, View};
+use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;
 
 /// `_PyRuntime.tracemalloc` per minor version, when no DWARF says otherwise (x86_64 builds).
@@ -56,7 +56,7 @@ pub struct TraceLayout {
 }
 
 /// Find tracemalloc's state, or say why it cannot be found (one line, actionable).
-pub fn locate(target: &Target, py: &Python, opts: &ResolveOptions) -> Result<TraceLayout, String> {
+pub fn locate(py: &Python) -> Result<TraceLayout, String> {
     let v = py.layout.version;
     let minor = v.minor;
     let (config, traces_ptr, domains_ptr, found_by) = if minor <= 11 {
@@ -83,7 +83,7 @@ pub fn locate(target: &Target, py: &Python, opts: &ResolveOptions) -> Result<Tra
             "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
         )
     } else {
-        let (off, how) = match dwarf_offset(target, py, opts) {
+        let (off, how) = match dwarf_offset(py) {
             Some(off) => (off, "DWARF"),
             None => {
                 let off = RUNTIME_OFFSETS
@@ -118,18 +118,8 @@ pub fn locate(target: &Target, py: &Python, opts: &ResolveOptions) -> Result<Tra
 }
 
 /// `_PyRuntimeState.tracemalloc` from the build's DWARF, when it has any.
-fn dwarf_offset(target: &Target, py: &Python, opts: &ResolveOptions) -> Option<u64> {
-    if opts.no_dwarf {
-        return None;
-    }
-    let path = dwarf::debug_file(&py.binary, target, &opts.debug_dirs)?;
-    let file = std::fs::File::open(path).ok()?;
-    // SAFETY: read-only map of a regular file.
-    let map = unsafe { memmap2::Mmap::map(&file).ok()? };
-    dwarf::read_offsets(&map, py.layout.free_threaded)
-        .ok()?
-        .get("pyruntimestate.tracemalloc")
-        .copied()
+fn dwarf_offset(py: &Python) -> Option<u64> {
+    py.dwarf_offsets.get("pyruntimestate.tracemalloc").copied()
 }
 
 /// tracemalloc's configuration in the target.

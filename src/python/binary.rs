@@ -5,8 +5,10 @@
 use crate::error::{Error, Result};
 use crate::process::Target;
 use goblin::elf::{program_header::PT_LOAD, Elf};
-use std::collections::HashMap;
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Symbols worth resolving. Data symbols of static types let us recognise builtin types by
 /// address (robust on every build), the obmalloc/tracemalloc statics exist only in `.symtab`.
@@ -70,8 +72,8 @@ pub struct PythonBinary {
     pub has_debug_info: bool,
     /// (address, size) in the target of .data and .bss: where static pointers live.
     pub data_sections: Vec<(u64, u64)>,
-    /// Version text found in .rodata ("3.11.2"), used before 3.11 where `Py_Version` is absent.
-    pub version_text: Option<String>,
+    /// File offset and size of .rodata, where the version text is (see `version_text`).
+    rodata: Option<(u64, u64)>,
 }
 
 impl PythonBinary {
@@ -79,42 +81,70 @@ impl PythonBinary {
         self.symbols.get(name).copied()
     }
 
-    /// Add the symbols a separate debug file knows (a stripped build's `.symtab` lives there),
-    /// keeping those we already have. Same link addresses, so the same bias applies.
-    pub fn add_symbols_from(&mut self, debug_file: &std::path::Path) -> anyhow::Result<usize> {
-        let file = std::fs::File::open(debug_file)?;
-        // SAFETY: read-only map of a regular file.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        let elf = Elf::parse(&map)?;
-        let mut added = 0;
-        for (name, value) in wanted_symbols(&elf) {
-            if let std::collections::hash_map::Entry::Vacant(e) = self.symbols.entry(name) {
-                e.insert(value + self.bias);
-                added += 1;
-            }
+    /// The version text in .rodata ("3.11.2"), the last resort before 3.11 where `Py_Version`
+    /// is absent. Read only when asked: searching megabytes of strings is most of what finding
+    /// the binary would otherwise cost.
+    pub fn version_text(&self) -> Option<String> {
+        let (offset, size) = self.rodata?;
+        let file = std::fs::File::open(&self.host_path).ok()?;
+        // SAFETY: a read-only private map of a regular file; we tolerate its contents changing.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(size).ok()?)?;
+        find_version_text(map.get(start..end)?, &self.path)
+    }
+
+    /// Add symbols a separate debug file knows (see `debug_symbols`), keeping those we already
+    /// have. Same link addresses, so the same bias applies.
+    pub fn add_symbols(&mut self, link_values: &BTreeMap<String, u64>) {
+        for (name, value) in link_values {
+            self.symbols
+                .entry(name.clone())
+                .or_insert(value.wrapping_add(self.bias));
         }
-        Ok(added)
     }
 }
 
+/// Link-time values of the `WANTED` symbols in a separate debug file (a stripped build's
+/// `.symtab` lives there).
+pub fn debug_symbols(debug_file: &std::path::Path) -> anyhow::Result<BTreeMap<String, u64>> {
+    let file = std::fs::File::open(debug_file)?;
+    // SAFETY: read-only map of a regular file.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let elf = Elf::parse(&map)?;
+    Ok(wanted_symbols(&elf).into_iter().collect())
+}
+
 /// Link-time values of the `WANTED` symbols an ELF defines (dynamic and static tables).
+///
+/// A Python binary's `.symtab` holds tens of thousands of names and we want forty: each name is
+/// looked up once in a hash set, and only a name with a dot pays for the `.lto_priv.` check.
 fn wanted_symbols(elf: &Elf) -> HashMap<String, u64> {
+    static WANTED_SET: OnceLock<FxHashSet<&'static str>> = OnceLock::new();
+    let wanted = WANTED_SET.get_or_init(|| WANTED.iter().copied().collect());
     let mut raw: HashMap<String, u64> = HashMap::new();
     for (syms, strtab) in [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)] {
         for sym in syms.iter() {
             if sym.st_value == 0 || sym.st_shndx == 0 {
                 continue;
             }
-            if let Some(name) = strtab.get_at(sym.st_name) {
-                // LTO renames file-local statics `name.lto_priv.N` (Debian's builds).
-                let name = name.split_once(".lto_priv.").map_or(name, |(base, _)| base);
-                if WANTED.contains(&name) {
+            if let Some(name) = strtab.get_at(sym.st_name).and_then(base_name) {
+                if let Some(&name) = wanted.get(name) {
                     raw.entry(name.to_string()).or_insert(sym.st_value);
                 }
             }
         }
     }
     raw
+}
+
+/// A symbol's C name: LTO renames file-local statics `name.lto_priv.N` (Debian's builds); other
+/// dotted names (`name.cold`, `name.isra.0`, `name.part.0`) are compiler clones, not data.
+fn base_name(name: &str) -> Option<&str> {
+    match name.split_once('.') {
+        None => Some(name),
+        Some((base, rest)) => rest.starts_with("lto_priv.").then_some(base),
+    }
 }
 
 /// Mapped file paths, the likeliest homes of the runtime first.
@@ -188,11 +218,7 @@ fn inspect(
     let bias = load_bias(target, path, elf)?;
     let has_debug_info = section(".debug_info").is_some();
     let build_id = build_id(elf, data);
-    let version_text = section(".rodata").and_then(|sh| {
-        let start = sh.sh_offset as usize;
-        let end = start.checked_add(sh.sh_size as usize)?;
-        find_version_text(data.get(start..end)?, path)
-    });
+    let rodata = section(".rodata").map(|sh| (sh.sh_offset, sh.sh_size));
     let range = |name: &str| section(name).map(|sh| (sh.sh_addr + bias, sh.sh_size));
     Some(PythonBinary {
         data_sections: [range(".data"), range(".bss")]
@@ -207,7 +233,7 @@ fn inspect(
         runtime_found_by: found_by,
         build_id,
         has_debug_info,
-        version_text,
+        rodata,
     })
 }
 
@@ -284,9 +310,9 @@ fn find_version_text(rodata: &[u8], path: &str) -> Option<String> {
         // prefix anywhere and take the most frequent micro version after it.
         let mut counts: std::collections::HashMap<String, usize> = Default::default();
         let p = prefix.as_bytes();
-        for i in 0..rodata.len().saturating_sub(p.len()) {
+        for i in memchr::memmem::find_iter(rodata, p) {
             let before_ok = i == 0 || !(rodata[i - 1].is_ascii_digit() || rodata[i - 1] == b'.');
-            if before_ok && &rodata[i..i + p.len()] == p {
+            if before_ok {
                 let micro: String = rodata[i + p.len()..]
                     .iter()
                     .take(3)
@@ -304,4 +330,33 @@ fn find_version_text(rodata: &[u8], path: &str) -> Option<String> {
         return Some(format!("{h}.0"));
     }
     found.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_names() {
+        assert_eq!(base_name("arenas"), Some("arenas"));
+        assert_eq!(base_name("arenas.lto_priv.0"), Some("arenas"));
+        assert_eq!(base_name("interned.lto_priv.12"), Some("interned"));
+        assert_eq!(base_name("usedpools.cold"), None);
+        assert_eq!(base_name("arenas.isra.0"), None);
+        // The lookup compares the part before the first dot: no wanted name may have one.
+        assert!(WANTED.iter().all(|w| !w.contains('.')));
+    }
+
+    #[test]
+    fn version_text() {
+        let path = "/usr/bin/python3.9";
+        assert_eq!(
+            find_version_text(b"x\x003.9.18\x00y", path).as_deref(),
+            Some("3.9.18")
+        );
+        // Tail-merged into longer strings: the most frequent micro version after "3.9.".
+        let merged = b"\x00ver 3.9.18+\x00at 3.9.18 (main)\x00re 3.9.1\x0013.9.2\x00";
+        assert_eq!(find_version_text(merged, path).as_deref(), Some("3.9.18"));
+        assert_eq!(find_version_text(b"none", path).as_deref(), Some("3.9.0"));
+    }
 }

@@ -8,7 +8,7 @@ use crate::process::Target;
 use gimli::{AttributeValue, EndianSlice, LittleEndian};
 use goblin::elf::Elf;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
@@ -66,28 +66,16 @@ fn wanted(
         .filter(move |(tag, _)| free_threaded || *tag != "_PyThreadStateImpl")
 }
 
-/// Member offsets and struct sizes found, keyed "struct.member" and "struct.__size__".
-pub type Offsets = HashMap<String, u64>;
+/// Member offsets and struct sizes found, keyed "struct.member" and "struct.__size__". Ordered,
+/// so that the layout cache's file is stable.
+pub type Offsets = BTreeMap<String, u64>;
 
-/// Find debug info for the binary and apply it. Ok(None) when there is none to be had.
-pub fn apply(
-    binary: &PythonBinary,
-    target: &Target,
-    extra_dirs: &[PathBuf],
-    layout: &mut Layout,
-) -> anyhow::Result<Option<String>> {
-    let Some(path) = debug_file(binary, target, extra_dirs) else {
-        return Ok(None);
-    };
-    let file = std::fs::File::open(&path)?;
+/// The struct offsets the DWARF of `path` (the binary itself or its debug file) gives.
+pub fn read_file(path: &Path, free_threaded: bool) -> anyhow::Result<Offsets> {
+    let file = std::fs::File::open(path)?;
     // SAFETY: read-only map of a regular file.
     let map = unsafe { memmap2::Mmap::map(&file)? };
-    let offsets = read_offsets(&map, layout.free_threaded)?;
-    if offsets.is_empty() {
-        return Ok(None);
-    }
-    override_layout(&offsets, layout);
-    Ok(Some(format!("DWARF from {}", path.display())))
+    read_offsets(&map, free_threaded)
 }
 
 /// The file holding the binary's debug info: itself, or its build-id debug file.
@@ -117,75 +105,200 @@ pub fn debug_file(
     dirs.into_iter().map(|d| d.join(&rel)).find(|p| p.is_file())
 }
 
-fn section_data<'a>(elf: &Elf, data: &'a [u8], name: &str) -> anyhow::Result<Cow<'a, [u8]>> {
-    let Some(sh) = elf
-        .section_headers
-        .iter()
-        .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(name))
-    else {
-        return Ok(Cow::Borrowed(&[]));
-    };
-    if sh.sh_type == goblin::elf::section_header::SHT_NOBITS {
-        return Ok(Cow::Borrowed(&[]));
+/// A section's bytes: borrowed from the file, or a zlib stream inflated as far as asked
+/// (`SHF_COMPRESSED`, as Debian ships its debug files). The structs we want are usually declared
+/// in the first half of `.debug_info`: inflating only what the scan reaches halves the cost.
+enum Section<'a> {
+    Plain(&'a [u8]),
+    Zlib {
+        stream: &'a [u8],
+        out: Vec<u8>,
+        size: usize,
+        inflater: flate2::Decompress,
+    },
+}
+
+/// How much more to inflate at a time: a few units' worth.
+const INFLATE_STEP: usize = 1 << 20;
+
+impl<'a> Section<'a> {
+    fn open(elf: &Elf, data: &'a [u8], name: &str) -> anyhow::Result<Section<'a>> {
+        let Some(sh) = elf
+            .section_headers
+            .iter()
+            .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(name))
+        else {
+            return Ok(Section::Plain(&[]));
+        };
+        if sh.sh_type == goblin::elf::section_header::SHT_NOBITS {
+            return Ok(Section::Plain(&[]));
+        }
+        let start = sh.sh_offset as usize;
+        let raw = data
+            .get(start..start.saturating_add(sh.sh_size as usize))
+            .ok_or_else(|| anyhow::anyhow!("section {name} is truncated"))?;
+        if sh.sh_flags & u64::from(goblin::elf::section_header::SHF_COMPRESSED) == 0 {
+            return Ok(Section::Plain(raw));
+        }
+        // Elf64_Chdr: type u32, reserved u32, size u64, addralign u64; then the stream.
+        anyhow::ensure!(raw.len() >= 24, "compressed section {name} too short");
+        let ch_type = u32::from_le_bytes(raw[0..4].try_into()?);
+        let size = u64::from_le_bytes(raw[8..16].try_into()?) as usize;
+        anyhow::ensure!(
+            ch_type == 1,
+            "section {name} uses compression {ch_type}, not zlib"
+        );
+        anyhow::ensure!(size < (1 << 30), "section {name} claims {size} bytes");
+        Ok(Section::Zlib {
+            stream: &raw[24..],
+            out: Vec::new(),
+            size,
+            inflater: flate2::Decompress::new(true),
+        })
     }
-    let start = sh.sh_offset as usize;
-    let raw = data
-        .get(start..start.saturating_add(sh.sh_size as usize))
-        .ok_or_else(|| anyhow::anyhow!("section {name} is truncated"))?;
-    if sh.sh_flags & u64::from(goblin::elf::section_header::SHF_COMPRESSED) == 0 {
-        return Ok(Cow::Borrowed(raw));
+
+    /// Inflate until at least `len` bytes are available (or the section ends).
+    fn ensure(&mut self, len: usize) -> anyhow::Result<()> {
+        let Section::Zlib {
+            stream,
+            out,
+            size,
+            inflater,
+        } = self
+        else {
+            return Ok(());
+        };
+        while out.len() < len.min(*size) {
+            let have = out.len();
+            let want = (len.max(have + INFLATE_STEP)).min(*size);
+            out.resize(want, 0);
+            let consumed = inflater.total_in() as usize;
+            let before = inflater.total_out();
+            let status = inflater.decompress(
+                stream.get(consumed..).unwrap_or(&[]),
+                &mut out[have..],
+                flate2::FlushDecompress::None,
+            )?;
+            let got = (inflater.total_out() - before) as usize;
+            out.truncate(have + got);
+            if got == 0 || status == flate2::Status::StreamEnd {
+                // The stream ended (or stalled) short of what the header claimed.
+                *size = out.len();
+            }
+        }
+        Ok(())
     }
-    // Elf64_Chdr: type u32, reserved u32, size u64, addralign u64; then the stream.
-    anyhow::ensure!(raw.len() >= 24, "compressed section {name} too short");
-    let ch_type = u32::from_le_bytes(raw[0..4].try_into()?);
-    let size = u64::from_le_bytes(raw[8..16].try_into()?) as usize;
-    anyhow::ensure!(
-        ch_type == 1,
-        "section {name} uses compression {ch_type}, not zlib"
-    );
-    anyhow::ensure!(size < (1 << 30), "section {name} claims {size} bytes");
-    let mut out = Vec::with_capacity(size);
-    use std::io::Read;
-    flate2::read::ZlibDecoder::new(&raw[24..])
-        .take(size as u64)
-        .read_to_end(&mut out)?;
-    Ok(Cow::Owned(out))
+
+    /// Everything, inflated.
+    fn whole(mut self) -> anyhow::Result<Cow<'a, [u8]>> {
+        self.ensure(usize::MAX)?;
+        Ok(match self {
+            Section::Plain(b) => Cow::Borrowed(b),
+            Section::Zlib { out, .. } => Cow::Owned(out),
+        })
+    }
+
+    /// What is available so far.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Section::Plain(b) => b,
+            Section::Zlib { out, .. } => out,
+        }
+    }
 }
 
 pub fn read_offsets(data: &[u8], free_threaded: bool) -> anyhow::Result<Offsets> {
     let elf = Elf::parse(data)?;
+    // Names and struct members only: no line programs, ranges or addresses (see `unit`).
     let mut owned: HashMap<&'static str, Cow<[u8]>> = HashMap::new();
     for name in [
-        ".debug_info",
         ".debug_abbrev",
         ".debug_str",
         ".debug_line_str",
         ".debug_str_offsets",
-        // Unit::new reads the line program header and base attributes: these must be present.
-        ".debug_line",
-        ".debug_addr",
-        ".debug_rnglists",
-        ".debug_ranges",
     ] {
-        owned.insert(name, section_data(&elf, data, name)?);
+        owned.insert(name, Section::open(&elf, data, name)?.whole()?);
     }
-    let load = |id: gimli::SectionId| -> Result<R, gimli::Error> {
-        let d = owned.get(id.name()).map(|c| c.as_ref()).unwrap_or(&[]);
-        Ok(EndianSlice::new(d, LittleEndian))
-    };
-    let dwarf = gimli::Dwarf::load(load)?;
+    let mut info = Section::open(&elf, data, ".debug_info")?;
     let mut found = Offsets::new();
-    let mut units = dwarf.units();
     let mut done: Vec<&str> = Vec::new();
     let want: Vec<_> = wanted(free_threaded).collect();
-    while let Some(header) = units.next()? {
-        let unit = dwarf.unit(header)?;
-        scan_unit(&dwarf, &unit, &want, &mut found, &mut done)?;
-        if done.len() == want.len() {
+    let (mut offset, mut units) = (0usize, 0usize);
+    while done.len() < want.len() {
+        // The unit's length: 4 bytes, or 0xffffffff and 8 bytes (64-bit DWARF).
+        info.ensure(offset.saturating_add(12))?;
+        let Some(head) = info.bytes().get(offset..offset + 12) else {
             break;
+        };
+        let length = match u32::from_le_bytes(head[..4].try_into()?) {
+            0xffff_ffff => u64::from_le_bytes(head[4..12].try_into()?).saturating_add(12),
+            n => u64::from(n) + 4,
+        };
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| offset.checked_add(l))
+            .ok_or_else(|| anyhow::anyhow!("DWARF unit at {offset:#x} claims {length} bytes"))?;
+        info.ensure(end)?;
+        let load = |id: gimli::SectionId| -> Result<R, gimli::Error> {
+            let d = match id {
+                gimli::SectionId::DebugInfo => info.bytes(),
+                _ => owned.get(id.name()).map(|c| c.as_ref()).unwrap_or(&[]),
+            };
+            Ok(EndianSlice::new(d, LittleEndian))
+        };
+        let dwarf = gimli::Dwarf::load(load)?;
+        let header = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(offset))?;
+        let unit = unit(&dwarf, header)?;
+        scan_unit(&dwarf, &unit, &want, &mut found, &mut done)?;
+        offset = end;
+        units += 1;
+    }
+    log::debug!(
+        "DWARF: {units} units, {offset} bytes of .debug_info scanned; {} of {} structs found",
+        done.len(),
+        want.len()
+    );
+    Ok(found)
+}
+
+/// A unit for reading type entries only. `Unit::new` also parses the line program header
+/// and resolves the unit's base address, which would need `.debug_line` and `.debug_addr`
+/// (inflating `.debug_line` alone cost as much as scanning the units); only the base of the
+/// string offsets (`DW_FORM_strx` names, clang) matters here.
+fn unit<'a>(
+    dwarf: &gimli::Dwarf<R<'a>>,
+    header: gimli::UnitHeader<R<'a>>,
+) -> gimli::Result<gimli::Unit<R<'a>>> {
+    let abbreviations = dwarf.abbreviations(&header)?;
+    let file = gimli::DwarfFileType::Main;
+    let encoding = header.encoding();
+    let mut str_offsets_base =
+        gimli::DebugStrOffsetsBase::default_for_encoding_and_file(encoding, file);
+    {
+        let mut cursor = header.entries(&abbreviations);
+        if let Some((_, root)) = cursor.next_dfs()? {
+            if let Some(AttributeValue::DebugStrOffsetsBase(base)) =
+                root.attr_value(gimli::DW_AT_str_offsets_base)?
+            {
+                str_offsets_base = base;
+            }
         }
     }
-    Ok(found)
+    Ok(gimli::Unit {
+        header,
+        abbreviations,
+        name: None,
+        comp_dir: None,
+        low_pc: 0,
+        str_offsets_base,
+        addr_base: gimli::DebugAddrBase(0),
+        loclists_base: gimli::DebugLocListsBase::default_for_encoding_and_file(encoding, file),
+        rnglists_base: gimli::DebugRngListsBase::default_for_encoding_and_file(encoding, file),
+        line_program: None,
+        dwo_id: None,
+    })
 }
 
 fn attr_name<'a>(
@@ -217,10 +330,14 @@ fn scan_unit<'a>(
         {
             continue;
         }
-        let Some(name) = attr_name(dwarf, unit, e) else {
+        // Compared as bytes: most names are not ours, and need no `String`.
+        let Some(name) = e
+            .attr_value(gimli::DW_AT_name)?
+            .and_then(|v| dwarf.attr_string(unit, v).ok())
+        else {
             continue;
         };
-        let Some((tag, members)) = want.iter().find(|(t, _)| *t == name) else {
+        let Some((tag, members)) = want.iter().find(|(t, _)| t.as_bytes() == name.slice()) else {
             continue;
         };
         if done.contains(tag) {
@@ -308,7 +425,8 @@ fn member_struct<'a>(
     Ok(None)
 }
 
-fn override_layout(o: &Offsets, layout: &mut Layout) {
+/// Let what DWARF found override the table's (and debug offsets') values.
+pub fn override_layout(o: &Offsets, layout: &mut Layout) {
     let get = |k: &str| o.get(k).copied();
     if let Some(v) = get("pyruntimestate.interpreters.head") {
         layout.runtime.interpreters_head = v;

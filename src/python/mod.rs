@@ -5,6 +5,7 @@ pub mod debug_offsets;
 pub mod dwarf;
 pub mod frames_layout;
 pub mod layout;
+pub mod layout_cache;
 pub mod resolve;
 pub mod tables;
 

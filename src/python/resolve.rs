@@ -8,17 +8,31 @@ use super::binary::{self, PythonBinary};
 use super::debug_offsets;
 use super::dwarf;
 use super::layout::{Layout, Version};
+use super::layout_cache;
 use super::tables;
 use crate::error::{Error, Result};
 use crate::process::{Memory, MemoryExt, Target};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ResolveOptions {
     /// Extra directories holding `.build-id/xx/yyyy.debug` files.
     pub debug_dirs: Vec<PathBuf>,
     /// Skip DWARF even when present (faster; tables and debug offsets only).
     pub no_dwarf: bool,
+    /// Keep what DWARF yields in the per-user layout cache, and use it (see `layout_cache`).
+    pub cache: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions {
+            debug_dirs: Vec::new(),
+            no_dwarf: false,
+            cache: layout_cache::enabled_by_env(),
+        }
+    }
 }
 
 /// Everything stage 3 needs to walk a heap.
@@ -33,6 +47,9 @@ pub struct Python {
     pub type_type: u64,
     pub version_found_by: &'static str,
     pub warnings: Vec<String>,
+    /// What the build's DWARF gave (empty without DWARF), for readers of struct members the
+    /// `Layout` does not carry (tracemalloc's state).
+    pub dwarf_offsets: dwarf::Offsets,
 }
 
 impl Python {
@@ -57,10 +74,22 @@ const MAX_INTERPRETERS: usize = 256;
 
 pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
     let mut binary = binary::locate(target)?;
+    let debug_file = dwarf::debug_file(&binary, target, &opts.debug_dirs);
+    // The cache stands for the DWARF: without DWARF, there is nothing to keep.
+    let cache_slot = debug_file
+        .as_deref()
+        .filter(|_| opts.cache && !opts.no_dwarf)
+        .and_then(|f| layout_cache::Slot::new(&binary, f));
+    let cached = cache_slot.as_ref().and_then(|s| s.load());
     // A stripped build's static symbols (pymalloc's arenas, ...) live in its debug file.
+    let mut debug_symbols = BTreeMap::new();
     if !binary.has_debug_info {
-        if let Some(dbg) = dwarf::debug_file(&binary, target, &opts.debug_dirs) {
-            let _ = binary.add_symbols_from(&dbg);
+        if let Some(dbg) = &debug_file {
+            debug_symbols = match &cached {
+                Some(entry) => entry.symbols.clone(),
+                None => binary::debug_symbols(dbg).unwrap_or_default(),
+            };
+            binary.add_symbols(&debug_symbols);
         }
     }
     let mem = &target.memory;
@@ -81,7 +110,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
         .filter(|v| v >> 24 == 3)
     {
         (Version::from_hex(v), "Py_Version")
-    } else if let Some(v) = binary.version_text.as_deref().and_then(Version::parse) {
+    } else if let Some(v) = binary.version_text().as_deref().and_then(Version::parse) {
         (v, "version string")
     } else {
         return Err(unsupported(
@@ -104,10 +133,31 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
         super::frames_layout::apply_debug_offsets(&head, version, &mut layout.frames);
     }
     let mut warnings = Vec::new();
-    if !opts.no_dwarf {
-        match dwarf::apply(&binary, target, &opts.debug_dirs, &mut layout) {
-            Ok(Some(src)) => layout.sources.push(src),
-            Ok(None) => {}
+    let mut dwarf_offsets = dwarf::Offsets::new();
+    if let Some(path) = debug_file.as_deref().filter(|_| !opts.no_dwarf) {
+        let free_threaded = layout.free_threaded;
+        let hit = cached
+            .filter(|e| e.free_threaded == free_threaded)
+            .map(|e| e.offsets);
+        let from_cache = hit.is_some();
+        let read = match hit {
+            Some(offsets) => Ok(offsets),
+            None => dwarf::read_file(path, free_threaded),
+        };
+        match read {
+            Ok(offsets) => {
+                if let Some(slot) = cache_slot.as_ref().filter(|_| !from_cache) {
+                    slot.store(free_threaded, &offsets, &debug_symbols);
+                }
+                if !offsets.is_empty() {
+                    dwarf::override_layout(&offsets, &mut layout);
+                    let cached = if from_cache { " (cached)" } else { "" };
+                    layout
+                        .sources
+                        .push(format!("DWARF from {}{cached}", path.display()));
+                }
+                dwarf_offsets = offsets;
+            }
             Err(e) => warnings.push(format!("debug info ignored: {e}")),
         }
     }
@@ -133,6 +183,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
         type_type,
         version_found_by,
         warnings,
+        dwarf_offsets,
     };
     if !py.layout.free_threaded {
         settle_gc_heads(mem, &mut py).map_err(unsupported)?;

@@ -11,6 +11,13 @@ pub fn write(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
         std::io::stdout().write_all(bytes)?;
         return Ok(());
     };
+    write_file(path, bytes, true)
+}
+
+/// Write `path` atomically; `for_sudo_user`: hand it to the user who ran sudo (results), or
+/// leave it to whoever runs the tool (the layout cache: root's cache must not be the user's to
+/// edit).
+pub fn write_file(path: &Path, bytes: &[u8], for_sudo_user: bool) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -23,7 +30,9 @@ pub fn write(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.as_file().sync_all().ok();
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    give_to_sudo_user(tmp.path());
+    if for_sudo_user {
+        give_to_sudo_user(tmp.path());
+    }
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

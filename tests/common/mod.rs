@@ -399,10 +399,24 @@ impl Run {
 }
 
 /// Run the pymemspy binary with `args`, killing it after TOOL_TIMEOUT.
+///
+/// Each run gets an empty layout cache of its own (`XDG_CACHE_HOME`), so that no test depends
+/// on what earlier runs, or the developer's own use of the tool, left in `~/.cache/pymemspy`.
 pub fn run_tool(args: &[&str]) -> Run {
+    let cache = tempfile::tempdir().expect("temporary cache directory");
+    run_tool_env(args, &[("XDG_CACHE_HOME", cache.path().as_os_str())])
+}
+
+/// `run_tool` with extra environment variables (and no layout cache of its own: pass
+/// `XDG_CACHE_HOME` or `PYMEMSPY_NO_CACHE` to decide).
+pub fn run_tool_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
     // Log output would break the "one line of stderr" expectations.
     cmd.args(args).env_remove("RUST_LOG");
+    cmd.env_remove("PYMEMSPY_NO_CACHE");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     run_with_timeout(cmd, TOOL_TIMEOUT)
 }
 
