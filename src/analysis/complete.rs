@@ -377,16 +377,10 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     gc.iter().for_each(|&o| refs.mark_known(o));
     phases.lap("mark GC objects known");
     let mut blocks = Vec::new();
-    let scan = arenas::scan(
-        view,
-        l,
-        types,
-        &arenas,
-        |view, found, info, block| {
-            blocks.push(found);
-            refs.scan_block(view, l, found, info, block)
-        },
-    );
+    let scan = arenas::scan(view, l, types, &arenas, |view, found, info, block| {
+        blocks.push(found);
+        refs.scan_block(view, l, found, info, block)
+    });
     phases.lap("arena scan");
     // GC objects the arena scan did not cover (large ones, or ones it could not validate),
     // found by a merge of two sorted lists.

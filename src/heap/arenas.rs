@@ -525,7 +525,11 @@ impl Memo {
 
     fn remember(&mut self, f: Found) {
         let same = |m: &Option<Found>| m.is_some_and(|m| m.d == f.d && m.tp == f.tp);
-        let at = self.recent.iter().position(same).unwrap_or(self.recent.len() - 1);
+        let at = self
+            .recent
+            .iter()
+            .position(same)
+            .unwrap_or(self.recent.len() - 1);
         self.recent.copy_within(0..at, 1);
         self.recent[0] = Some(f);
     }

@@ -107,6 +107,13 @@ impl Slot {
     }
 
     fn read(&self) -> Result<Entry, String> {
+        // Under sudo, $HOME may still be the invoking user's: only a file and directory that
+        // belong to the tool's own user and that nobody else can write are trusted, so another
+        // user cannot feed root made-up offsets.
+        if let Some(dir) = self.path.parent() {
+            trusted(dir)?;
+        }
+        trusted(&self.path)?;
         let file = std::fs::File::open(&self.path).map_err(|e| e.to_string())?;
         let mut bytes = Vec::new();
         file.take(MAX_ENTRY_BYTES + 1)
@@ -141,7 +148,12 @@ impl Slot {
         };
         let written = (|| -> anyhow::Result<()> {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+                use std::os::unix::fs::DirBuilderExt;
+                // Private: entries are trusted only in a directory nobody else can write.
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
             }
             let mut json = serde_json::to_vec_pretty(&entry)?;
             json.push(b'\n');
@@ -152,6 +164,23 @@ impl Slot {
             Err(e) => log::debug!("layout cache not written ({e:#}): {}", self.path.display()),
         }
     }
+}
+
+/// Owned by the tool's effective user and not writable by group or others (symlinks are not
+/// followed: a planted link is refused like a foreign file).
+fn trusted(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if meta.file_type().is_symlink() {
+        return Err("a symbolic link".into());
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(format!("owned by uid {}, not ours", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err("writable by group or others".into());
+    }
+    Ok(())
 }
 
 /// `$XDG_CACHE_HOME/pymemspy`, else `$HOME/.cache/pymemspy` (relative paths are ignored, as
@@ -215,6 +244,30 @@ mod tests {
         raw["tool"] = "0.0.0-other".into();
         std::fs::write(&slot.path, raw.to_string()).unwrap();
         assert_eq!(slot.load(), None);
+    }
+
+    #[test]
+    fn entries_others_could_write_are_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("pymemspy");
+        let slot = Slot::in_dir(&dir, Some(&[0x12]), Path::new("/x")).unwrap();
+        let (offsets, symbols) = sample();
+        slot.store(false, &offsets, &symbols);
+        assert!(slot.load().is_some());
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+        mode(&slot.path, 0o666).unwrap();
+        assert_eq!(slot.load(), None, "world-writable file");
+        mode(&slot.path, 0o644).unwrap();
+        mode(&dir, 0o777).unwrap();
+        assert_eq!(slot.load(), None, "world-writable directory");
+        mode(&dir, 0o700).unwrap();
+        assert!(slot.load().is_some());
+        // A planted symbolic link is refused, even to a good entry.
+        let real = dir.join("real.json");
+        std::fs::rename(&slot.path, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &slot.path).unwrap();
+        assert_eq!(slot.load(), None, "symbolic link");
     }
 
     #[test]
