@@ -75,6 +75,9 @@ pub struct Tally {
     /// A direct-mapped cache in front of `index`: objects come in runs of a few types, which
     /// this answers without hashing.
     recent: Box<[(u64, usize); RECENT_TYPES]>,
+    /// Sums of arena objects by the scan's type id (no lookup at all), folded into `sums` by
+    /// type pointer when tallies meet or finish.
+    by_id: Vec<(u64, [u64; 3])>,
     bad_type: u64,
     bad_size: u64,
     fd_owners: Vec<(String, i32)>,
@@ -88,6 +91,7 @@ impl Default for Tally {
             sums: Vec::new(),
             index: HashMap::default(),
             recent: Box::new([(0, 0); RECENT_TYPES]),
+            by_id: Vec::new(),
             bad_type: 0,
             bad_size: 0,
             fd_owners: Vec::new(),
@@ -149,11 +153,37 @@ impl Tally {
             self.fd_owners.push((info.name.to_string(), fd));
         }
         let allocated = found.block_size + size.saturating_sub(found.own);
-        self.add(info.addr, size, allocated);
+        let id = found.type_id as usize;
+        if found.type_id == crate::heap::arenas::NO_TYPE_ID {
+            return self.add(info.addr, size, allocated);
+        }
+        if id >= self.by_id.len() {
+            self.by_id.resize(id + 1, (0, [0; 3]));
+        }
+        let e = &mut self.by_id[id];
+        e.0 = info.addr;
+        e.1[0] += 1;
+        e.1[1] += size;
+        e.1[2] += allocated;
+    }
+
+    /// Move the by-id sums into the by-pointer ones.
+    fn fold_ids(&mut self) {
+        for (tp, v) in std::mem::take(&mut self.by_id) {
+            if v[0] == 0 {
+                continue;
+            }
+            let e = self.entry(tp);
+            for i in 0..3 {
+                e[i] += v[i];
+            }
+        }
     }
 
     /// Fold in a tally made by another thread.
-    pub fn merge(&mut self, o: Tally) {
+    pub fn merge(&mut self, mut o: Tally) {
+        self.fold_ids();
+        o.fold_ids();
         for (tp, v) in o.sums {
             let e = self.entry(tp);
             for i in 0..3 {
@@ -189,7 +219,8 @@ impl Tally {
         &mut self.sums[at].1
     }
 
-    pub fn finish(self, view: &mut View, l: &Layout, types: &mut TypeTable) -> Census {
+    pub fn finish(mut self, view: &mut View, l: &Layout, types: &mut TypeTable) -> Census {
+        self.fold_ids();
         let mut census = Census {
             bad_type: self.bad_type,
             bad_size: self.bad_size,

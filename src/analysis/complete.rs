@@ -185,8 +185,9 @@ pub fn count_all(
     let mem = view.memory();
     let spans = view.spans().to_vec();
     // The scan reads arenas in address order and what their objects point to is mostly near:
-    // a small window per thread re-reads almost nothing (measured: 32 MiB per thread read the
-    // same 322 MiB as 256 MiB on a 4M-object heap) and keeps the tool's memory small.
+    // a small window per thread re-reads little and stays in the CPU's caches (measured on a
+    // 4M-object heap, two threads: 4 MiB each read 292 MB, 32 MiB each 278 MB; the small window
+    // was faster, with a third of the page faults) and keeps the tool's memory small.
     let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
     let scanned: Vec<ScanPart> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
@@ -282,7 +283,7 @@ pub fn count_all(
 }
 
 /// Bytes of target memory each scanning thread's view holds at most.
-const SCAN_BUDGET: u64 = 32 << 20;
+const SCAN_BUDGET: u64 = 4 << 20;
 
 /// Most threads a census scans arenas with.
 const MAX_SCAN_THREADS: usize = 4;

@@ -319,7 +319,12 @@ pub struct BlockObject {
     pub own: u64,
     /// Offset of the object in its block.
     pub at: u64,
+    /// The object's type as an id of the scan's `TypeTable` (`NO_TYPE_ID` where the walker
+    /// does not hand one out).
+    pub type_id: u32,
 }
+
+pub const NO_TYPE_ID: u32 = u32::MAX;
 
 #[derive(Debug, Default, Clone)]
 pub struct ScanStats {
@@ -486,6 +491,7 @@ fn scan_pool(
                         block_size: size,
                         own: f.own,
                         at: f.d,
+                        type_id: f.id,
                     };
                     visit(view, found, info, b);
                 }

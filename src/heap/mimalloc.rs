@@ -546,6 +546,7 @@ fn scan_page(
                     block_size: bs,
                     own: own_size(l, &info, o).unwrap_or(info.basicsize) + info.preheader,
                     at: off,
+                    type_id: super::arenas::NO_TYPE_ID,
                 });
                 if tracked {
                     out.tracked.push(obj);
