@@ -44,6 +44,38 @@ impl ViewStats {
 /// Recently used chunks, direct-mapped by chunk number: a hit costs an index and two compares.
 const RECENT: usize = 256;
 
+/// A chunk's buffer, starting on a 64-byte boundary. The kernel's copy into a buffer 16 bytes past
+/// a page boundary — where malloc puts the large buffers it maps itself — ran at a third of the
+/// speed (measured here: 1.3 vs 3.5–4.7 GB/s), so the buffer is carved out of a slightly larger
+/// allocation at the first aligned byte (a boxed slice never moves).
+struct ChunkBuf {
+    raw: Box<[u8]>,
+    pad: usize,
+    len: usize,
+}
+
+const BUF_ALIGN: usize = 64;
+
+impl ChunkBuf {
+    fn new(len: usize) -> ChunkBuf {
+        let raw = vec![0u8; len + BUF_ALIGN].into_boxed_slice();
+        let pad = raw.as_ptr().align_offset(BUF_ALIGN).min(BUF_ALIGN);
+        ChunkBuf { raw, pad, len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.raw[self.pad..self.pad + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.pad..self.pad + self.len]
+    }
+}
+
 /// A loaded chunk's place in the slab and the addresses it covers.
 #[derive(Clone, Copy)]
 struct Loaded {
@@ -57,7 +89,7 @@ pub struct View<'m> {
     spans: Vec<Span>,
     /// Chunk key → slot in `slab` (None: the bulk read failed).
     chunks: HashMap<(u64, u64), Option<u32>>,
-    slab: Vec<Box<[u8]>>,
+    slab: Vec<ChunkBuf>,
     /// Slots of evicted chunks, reused (their buffers too: no fresh pages to fault in).
     free_slots: Vec<u32>,
     order: VecDeque<(u64, u64)>,
@@ -162,16 +194,16 @@ impl<'m> View<'m> {
             Some(slot) => {
                 let buf = &mut self.slab[slot as usize];
                 if buf.len() != len {
-                    *buf = vec![0u8; len].into_boxed_slice();
+                    *buf = ChunkBuf::new(len);
                 }
                 slot
             }
             None => {
-                self.slab.push(vec![0u8; len].into_boxed_slice());
+                self.slab.push(ChunkBuf::new(len));
                 (self.slab.len() - 1) as u32
             }
         };
-        let data = match self.mem.read(start, &mut self.slab[slot as usize]) {
+        let data = match self.mem.read(start, self.slab[slot as usize].bytes_mut()) {
             Ok(()) => {
                 self.stats.bulk_reads += 1;
                 self.stats.bytes_read += len as u64;
@@ -230,7 +262,7 @@ impl<'m> View<'m> {
         if let Some(l) = self.last {
             if addr >= l.start && addr.saturating_add(len as u64) <= l.end {
                 let off = (addr - l.start) as usize;
-                return Ok(&self.slab[l.slot as usize][off..off + len]);
+                return Ok(&self.slab[l.slot as usize].bytes()[off..off + len]);
             }
         }
         let end = addr
@@ -240,7 +272,7 @@ impl<'m> View<'m> {
             Ok(Some(l)) => {
                 self.last = Some(l);
                 let off = (addr - l.start) as usize;
-                return Ok(&self.slab[l.slot as usize][off..off + len]);
+                return Ok(&self.slab[l.slot as usize].bytes()[off..off + len]);
             }
             Ok(None) => {}
             // The bulk read failed (a race with munmap, or a guard page): fall back to a
