@@ -142,7 +142,22 @@ impl Referents {
         let body = block.get(found.at as usize..);
         self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;
-        let (dict, values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
+        let (dict, mut values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
+        // The rules scan_fields follows exactly; every other body was queued word by word.
+        let exact = matches!(
+            t.rule,
+            SizeRule::Str
+                | SizeRule::Int
+                | SizeRule::List
+                | SizeRule::Dict
+                | SizeRule::OrderedDict
+                | SizeRule::Set
+        );
+        let scanned_whole = t.scan_body && !exact && body.is_some();
+        if scanned_whole && values >= found.obj && values < start + block.len() as u64 {
+            // Inline values (3.13+) sit inside the block, whose words were all queued above.
+            values = 0;
+        }
         self.scan_managed(view, l, t, dict, values);
     }
 
