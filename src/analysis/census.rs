@@ -2,7 +2,7 @@
 
 use crate::heap::arenas::BlockObject;
 use crate::heap::sizes::{getsizeof, getsizeof_at_hand, own_size};
-use crate::heap::types::{TypeInfo, TypeTable};
+use crate::heap::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::Bytes;
 use crate::process::View;
 use crate::python::Layout;
@@ -143,10 +143,15 @@ impl Tally {
         info: &TypeInfo,
         body: &[u8],
     ) {
-        let size = getsizeof_at_hand(view, l, found.obj, info, body).unwrap_or_else(|| {
-            self.bad_size += 1;
-            info.basicsize + info.preheader
-        });
+        // object.__sizeof__ is exactly the own size the block was validated with.
+        let size = if info.rule == SizeRule::Generic {
+            found.own
+        } else {
+            getsizeof_at_hand(view, l, found.obj, info, body).unwrap_or_else(|| {
+                self.bad_size += 1;
+                info.basicsize + info.preheader
+            })
+        };
         if info.owns_fd {
             let at = l.header_size as usize;
             let fd = body.get(at..at + 4).map_or(-1, |b| b.u32_at(0) as i32);

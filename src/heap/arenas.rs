@@ -378,23 +378,40 @@ pub fn scan_with(
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
     let mut free: Vec<bool> = Vec::new();
     let regions = all;
+    let mut chunk: Option<crate::process::view::Chunk> = None;
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
         // Through the view (not a private buffer): what the objects point to (list items,
         // attribute values, dict keys) mostly sits in these arenas, and is read from its cache.
+        // The pool's bytes come from the view's shared chunk, without a copy.
         while pool + ps <= arena.pool_address.min(arena.address + arenas.arena_size) {
-            pool_buf.clear();
-            match view.get(pool, ps as usize) {
-                Ok(b) => pool_buf.extend_from_slice(b),
-                Err(_) => {
-                    stats.bad_pools += 1;
-                    pool += ps;
-                    continue;
-                }
+            if chunk
+                .as_ref()
+                .and_then(|c| c.get(pool, ps as usize))
+                .is_none()
+            {
+                chunk = view.chunk(pool);
             }
+            let shared = chunk.as_ref().and_then(|c| c.get(pool, ps as usize));
+            let p: &[u8] = match shared {
+                Some(p) => p,
+                // Not within one chunk (a mapping's edge): copied out of the view instead.
+                None => match view.get(pool, ps as usize) {
+                    Ok(b) => {
+                        pool_buf.clear();
+                        pool_buf.extend_from_slice(b);
+                        &pool_buf
+                    }
+                    Err(_) => {
+                        stats.bad_pools += 1;
+                        pool += ps;
+                        continue;
+                    }
+                },
+            };
             scan_pool(
-                view, l, types, regions, pool, &pool_buf, &mut free, &mut stats, &mut visit,
+                view, l, types, regions, pool, p, &mut free, &mut stats, &mut visit,
             );
             pool += ps;
         }

@@ -9,6 +9,7 @@
 use super::memory::{Fault, FaultKind, Memory};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// 128 KiB: measured on a 4M-object heap (`scripts/bench-bandwidth.sh`), reads of 32–128 KiB
 /// ran at 3.3–4.9 GB/s on one core and reads of 256 KiB to 16 MiB at 1.3–1.6 GB/s (the copy's
@@ -76,6 +77,24 @@ impl ChunkBuf {
     }
 }
 
+/// A chunk handed out by `View::chunk`: target bytes from `start` on.
+pub struct Chunk {
+    pub start: u64,
+    buf: Rc<ChunkBuf>,
+}
+
+impl Chunk {
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.bytes()
+    }
+
+    /// The bytes of `[addr, addr+len)` if this chunk holds all of them.
+    pub fn get(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let off = usize::try_from(addr.checked_sub(self.start)?).ok()?;
+        self.bytes().get(off..off.checked_add(len)?)
+    }
+}
+
 /// A loaded chunk's place in the slab and the addresses it covers.
 #[derive(Clone, Copy)]
 struct Loaded {
@@ -89,7 +108,9 @@ pub struct View<'m> {
     spans: Vec<Span>,
     /// Chunk key → slot in `slab` (None: the bulk read failed).
     chunks: HashMap<(u64, u64), Option<u32>>,
-    slab: Vec<ChunkBuf>,
+    /// Shared so a walker can hold a chunk's bytes (`chunk`) while reading others: an evicted
+    /// buffer still held elsewhere is left to its holder, not reused.
+    slab: Vec<Rc<ChunkBuf>>,
     /// Slots of evicted chunks, reused (their buffers too: no fresh pages to fault in).
     free_slots: Vec<u32>,
     order: VecDeque<(u64, u64)>,
@@ -193,17 +214,22 @@ impl<'m> View<'m> {
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 let buf = &mut self.slab[slot as usize];
-                if buf.len() != len {
-                    *buf = ChunkBuf::new(len);
+                if buf.len() != len || Rc::get_mut(buf).is_none() {
+                    *buf = Rc::new(ChunkBuf::new(len));
                 }
                 slot
             }
             None => {
-                self.slab.push(ChunkBuf::new(len));
+                self.slab.push(Rc::new(ChunkBuf::new(len)));
                 (self.slab.len() - 1) as u32
             }
         };
-        let data = match self.mem.read(start, self.slab[slot as usize].bytes_mut()) {
+        let buf = &mut self.slab[slot as usize];
+        if Rc::get_mut(buf).is_none() {
+            *buf = Rc::new(ChunkBuf::new(len));
+        }
+        let dest = Rc::get_mut(buf).map(|b| b.bytes_mut()).unwrap_or_default();
+        let data = match self.mem.read(start, dest) {
             Ok(()) => {
                 self.stats.bulk_reads += 1;
                 self.stats.bytes_read += len as u64;
@@ -254,6 +280,16 @@ impl<'m> View<'m> {
         };
         self.recent[r] = Some(l);
         Ok(Some(l))
+    }
+
+    /// The whole loaded chunk holding `addr`, shared: its bytes stay valid however the view is
+    /// used meanwhile (a scan walks a chunk's pools while reading what their objects point to).
+    pub fn chunk(&mut self, addr: u64) -> Option<Chunk> {
+        let l = self.locate(addr, addr + 1).ok()??;
+        Some(Chunk {
+            start: l.start,
+            buf: Rc::clone(&self.slab[l.slot as usize]),
+        })
     }
 
     /// Bytes at `[addr, addr+len)`, borrowed from the cache when they sit in one chunk.
