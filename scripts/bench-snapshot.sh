@@ -16,14 +16,14 @@ PID=$!
 for _ in $(seq 600); do [ -s "$OUT/truth.json" ] && break; sleep 0.2; done
 sleep 0.5
 inproc=$(python3 -c "import json;print(json.load(open('$OUT/truth.json'))['in_process_counter_s'])")
-measure() {  # args...: prints "median_wall_s peak_rss_kb objects"
+measure() {  # args...: prints "median_wall_s peak_rss_kb objects" (median of 5 runs)
   local walls=() rss=0 objs=0
-  for _ in 1 2 3; do
+  for _ in 1 2 3 4 5; do
     /usr/bin/time -f "%e %M" -o "$OUT/time" "$BIN" snapshot --pid "$PID" --format json "$@" -o "$OUT/snap.json"
     read -r w m < "$OUT/time"; walls+=("$w"); rss=$m
     objs=$(python3 -c "import json;print(json.load(open('$OUT/snap.json'))['totals']['objects'])")
   done
-  printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p | tr '\n' ' '; echo "$rss $objs"
+  printf '%s\n' "${walls[@]}" | sort -n | sed -n 3p | tr '\n' ' '; echo "$rss $objs"
 }
 read -r full_s full_kb full_objs < <(measure)
 read -r gc_s gc_kb gc_objs < <(measure --gc-only)

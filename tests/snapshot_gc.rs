@@ -45,6 +45,11 @@ struct Snapshot {
     total_objects: u64,
     total_bytes: u64,
     types: Census,
+    /// The collector section: objects on the generations' lists (None on free-threaded
+    /// builds, which keep none), frozen ones, and every tracked one where reported.
+    gc_listed: Option<u64>,
+    gc_frozen: Option<u64>,
+    gc_tracked: Option<u64>,
 }
 
 /// The result of comparing one snapshot with the truth.
@@ -91,7 +96,19 @@ fn parse_snapshot(stdout: &str, pid: u32) -> Result<Snapshot, String> {
         slot.0 += field(entry, "count")?;
         slot.1 += field(entry, "bytes")?;
     }
+    let gens = doc["gc"]["generations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let gc_listed = gens
+        .iter()
+        .map(|g| g["objects"].as_u64())
+        .sum::<Option<u64>>()
+        .filter(|_| !gens.is_empty());
     Ok(Snapshot {
+        gc_listed,
+        gc_frozen: doc["gc"]["frozen"].as_u64(),
+        gc_tracked: doc["gc"]["tracked"].as_u64(),
         total_objects: field(&doc["totals"], "objects")?,
         total_bytes: field(&doc["totals"], "bytes")?,
         types,
@@ -115,6 +132,7 @@ fn compare(truth: &Value, snap: &Snapshot) -> Verdict {
         types_total: 0,
     };
     check_totals(truth, snap, frozen, &mut v.failures);
+    check_collector(truth, snap, frozen, &mut v.failures);
     let names: std::collections::BTreeSet<&String> = want.keys().chain(snap.types.keys()).collect();
     v.types_total = names.len();
     let mut excess = 0i64;
@@ -137,6 +155,26 @@ fn compare(truth: &Value, snap: &Snapshot) -> Verdict {
     }
     check_built(truth, snap, frozen, &mut v.failures);
     v
+}
+
+/// The collector section agrees with the truth: gc.get_freeze_count() frozen objects, and every
+/// other tracked one on the generations' lists (or, free-threaded, found in the heaps).
+fn check_collector(truth: &Value, snap: &Snapshot, frozen: u64, failures: &mut Vec<String>) {
+    let total = truth["total_objects"].as_u64().expect("total_objects");
+    if snap.gc_frozen != Some(frozen) {
+        failures.push(format!(
+            "gc.frozen: tool {:?}, gc.get_freeze_count() {frozen}",
+            snap.gc_frozen
+        ));
+    }
+    match (snap.gc_listed, snap.gc_tracked) {
+        (Some(listed), None) if listed == total => {}
+        (None, Some(tracked)) if tracked == total + frozen => {}
+        (listed, tracked) => failures.push(format!(
+            "gc section: listed {listed:?}, tracked {tracked:?}; truth {total} objects + \
+             {frozen} frozen (exactly one of the two is reported)"
+        )),
+    }
 }
 
 fn check_totals(truth: &Value, snap: &Snapshot, frozen: u64, failures: &mut Vec<String>) {

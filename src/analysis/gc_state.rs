@@ -14,8 +14,8 @@ pub struct Generation {
     /// gc.get_count(): for generation 0 allocations minus deallocations since the last
     /// collection; for older ones, collections of the younger generation.
     pub count: u32,
-    /// Objects on this generation's list now.
-    pub objects: u64,
+    /// Objects on this generation's list now (None on free-threaded builds: no lists).
+    pub objects: Option<u64>,
     pub collections: Option<u64>,
     pub collected: Option<u64>,
     pub uncollectable: Option<u64>,
@@ -29,6 +29,9 @@ pub struct GcState {
     pub generations: Vec<Generation>,
     /// Objects in the permanent generation (gc.freeze()).
     pub frozen: u64,
+    /// Free-threaded builds: every GC-tracked object, frozen ones included, found in the
+    /// mimalloc heaps (the collector keeps no lists there; gc.get_objects() lists the unfrozen).
+    pub tracked: Option<u64>,
     /// len(gc.garbage) and the types in it.
     pub garbage: u64,
     pub garbage_types: Vec<(String, u64)>,
@@ -39,6 +42,7 @@ pub fn read(
     py: &Python,
     types: &mut TypeTable,
     walked: &GcObjects,
+    heaps: Option<&crate::heap::mimalloc::MimallocStats>,
 ) -> Option<GcState> {
     let l = &py.layout;
     let gc = py.gc_state(*py.interpreters.first()?);
@@ -59,7 +63,7 @@ pub fn read(
             Generation {
                 threshold: raw.u32_at(at + 16),
                 count: raw.u32_at(at + 20),
-                objects: listed(&format!("gen{i}")),
+                objects: heaps.is_none().then(|| listed(&format!("gen{i}"))),
                 collections: stat(0),
                 collected: stat(1),
                 uncollectable: stat(2),
@@ -72,7 +76,8 @@ pub fn read(
         enabled: raw.u32_at(g.enabled as usize) != 0,
         collecting: raw.u32_at(g.collecting as usize) != 0,
         generations,
-        frozen: listed("permanent"),
+        frozen: heaps.map_or_else(|| listed("permanent"), |h| h.gc_frozen),
+        tracked: heaps.map(|h| h.gc_tracked),
         garbage,
         garbage_types,
     })

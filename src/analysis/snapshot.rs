@@ -241,7 +241,13 @@ impl Session {
         let mut warnings = self.py.warnings.clone();
         let sources = all.sources.clone();
         warnings.extend(all.warnings.iter().cloned());
-        self.last_gc = gc_state::read(&mut view, &self.py, &mut self.types, &walked);
+        self.last_gc = gc_state::read(
+            &mut view,
+            &self.py,
+            &mut self.types,
+            &walked,
+            all.mimalloc.as_ref(),
+        );
         // Descriptors, threads and RSS come from /proc: a core's pid is not a live process.
         let live = !self.target.is_core();
         self.last_resources = live.then(|| {

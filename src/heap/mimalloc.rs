@@ -94,6 +94,10 @@ pub struct MimallocStats {
     /// Allocated blocks of the object heaps that hold no validated object.
     pub non_object_blocks: u64,
     pub bad_pages: u64,
+    /// GC-tracked objects (the collector finds them in the heaps: there are no lists), and
+    /// how many of them gc.freeze() froze.
+    pub gc_tracked: u64,
+    pub gc_frozen: u64,
     #[serde(skip)]
     pub framing: BlockFraming,
 }
@@ -550,6 +554,10 @@ fn scan_page(
                 });
                 if tracked {
                     out.tracked.push(obj);
+                    out.stats.gc_tracked += 1;
+                    if l.gc_frozen(o) == Some(true) {
+                        out.stats.gc_frozen += 1;
+                    }
                 }
                 visit(view, types, obj, &info, whole.then_some(o));
             }

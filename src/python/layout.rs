@@ -221,6 +221,11 @@ pub struct MimallocLayout {
     pub interp_mimalloc: Option<u64>,
 }
 
+/// Free-threaded builds keep the collector's state per object in `ob_gc_bits` (3.13 and 3.14
+/// agree on these two).
+const GC_BIT_TRACKED: u8 = 1;
+const GC_BIT_FROZEN: u8 = 8;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Layout {
     pub version: Version,
@@ -332,9 +337,18 @@ impl Layout {
 
     /// Free-threaded only: is the object tracked by the GC (what gc.get_objects() lists)?
     pub fn gc_tracked(&self, header: &[u8]) -> Option<bool> {
+        self.gc_bit(header, GC_BIT_TRACKED)
+    }
+
+    /// Free-threaded only: was the object frozen by gc.freeze()?
+    pub fn gc_frozen(&self, header: &[u8]) -> Option<bool> {
+        self.gc_bit(header, GC_BIT_FROZEN)
+    }
+
+    fn gc_bit(&self, header: &[u8], bit: u8) -> Option<bool> {
         match self.refcount {
             Refcount::Split { gc_bits, .. } => {
-                Some(header.get(gc_bits as usize).is_some_and(|b| b & 1 != 0))
+                Some(header.get(gc_bits as usize).is_some_and(|b| b & bit != 0))
             }
             Refcount::Word { .. } => None,
         }

@@ -234,12 +234,22 @@ fn gc_section(o: &mut String, g: &crate::analysis::gc_state::GcState) {
             ),
             _ => String::new(),
         };
+        let objects = gen
+            .objects
+            .map_or(String::new(), |n| format!("{} objects, ", thousands(n)));
         let _ = writeln!(
             o,
-            "  generation {i}: {} objects, threshold {}, count {}{stats}",
-            thousands(gen.objects),
-            gen.threshold,
-            gen.count
+            "  generation {i}: {objects}threshold {}, count {}{stats}",
+            gen.threshold, gen.count
+        );
+    }
+    if let Some(n) = g.tracked {
+        let _ = writeln!(
+            o,
+            "  tracked: {} objects, {} of them not frozen (free-threaded: no per-generation \
+             lists; found in the heaps)",
+            thousands(n),
+            thousands(n.saturating_sub(g.frozen))
         );
     }
     let _ = writeln!(o, "  frozen (gc.freeze): {} objects", thousands(g.frozen));
