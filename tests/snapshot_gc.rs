@@ -157,23 +157,32 @@ fn compare(truth: &Value, snap: &Snapshot) -> Verdict {
     v
 }
 
-/// The collector section agrees with the truth: gc.get_freeze_count() frozen objects, and every
-/// other tracked one on the generations' lists (or, free-threaded, found in the heaps).
+/// The collector section agrees with the truth: every tracked object is either on the
+/// generations' lists (or, free-threaded, found in the heaps) or frozen, and the frozen ones are
+/// gc.get_freeze_count()'s — or, when the target froze everything after its census (`--freeze`),
+/// all of them.
 fn check_collector(truth: &Value, snap: &Snapshot, frozen: u64, failures: &mut Vec<String>) {
-    let total = truth["total_objects"].as_u64().expect("total_objects");
-    if snap.gc_frozen != Some(frozen) {
+    let all = truth["total_objects"].as_u64().expect("total_objects") + frozen;
+    let froze_after = truth["frozen"] == Value::Bool(true);
+    let want_frozen = if froze_after { all } else { frozen };
+    let tool_frozen = snap.gc_frozen.unwrap_or(u64::MAX);
+    if tool_frozen != want_frozen {
         failures.push(format!(
-            "gc.frozen: tool {:?}, gc.get_freeze_count() {frozen}",
+            "gc.frozen: tool {:?}, want {want_frozen}",
             snap.gc_frozen
         ));
     }
-    match (snap.gc_listed, snap.gc_tracked) {
-        (Some(listed), None) if listed == total => {}
-        (None, Some(tracked)) if tracked == total + frozen => {}
-        (listed, tracked) => failures.push(format!(
-            "gc section: listed {listed:?}, tracked {tracked:?}; truth {total} objects + \
-             {frozen} frozen (exactly one of the two is reported)"
-        )),
+    let tracked = match (snap.gc_listed, snap.gc_tracked) {
+        (Some(listed), None) => Some(listed + tool_frozen),
+        (None, Some(tracked)) => Some(tracked),
+        _ => None,
+    };
+    if tracked != Some(all) {
+        failures.push(format!(
+            "gc section: listed {:?}, tracked {:?}, frozen {:?}; want {all} tracked in all \
+             (exactly one of listed/tracked reported)",
+            snap.gc_listed, snap.gc_tracked, snap.gc_frozen
+        ));
     }
 }
 
