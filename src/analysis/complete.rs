@@ -3,7 +3,7 @@
 //! - free-threaded builds: every object of the mimalloc heaps ∪ what they reference (statics).
 
 use super::census::{Census, Placement, Tally};
-use crate::heap::arenas::{self, BlockObject, ObjectMarks};
+use crate::heap::arenas::{self, BlockObject};
 use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
 use crate::heap::referents::Referents;
@@ -193,10 +193,10 @@ pub fn count_all(
         let handles: Vec<_> = parts
             .iter()
             .map(|part| {
-                let (spans, regions, arenas) = (spans.clone(), &regions, &arenas);
+                let (spans, regions) = (spans.clone(), &regions);
                 s.spawn(move || {
                     let mut view = View::new(mem, spans, budget);
-                    scan_part(&mut view, py, arenas, part, regions, framing)
+                    scan_part(&mut view, py, part, regions, framing)
                 })
             })
             .collect();
@@ -206,7 +206,6 @@ pub fn count_all(
         out.warnings
             .push("an arena scan thread failed: part of the heap was not counted".into());
     }
-    let mut marks = ObjectMarks::new(&arenas);
     let mut refs = Referents::new(regions.clone());
     let mut tally = Tally::default();
     let mut scan = arenas::ScanStats {
@@ -220,7 +219,6 @@ pub fn count_all(
             part.view.bytes_read,
             part.view.bulk_reads
         );
-        marks.merge(part.marks);
         refs.absorb(part.refs);
         tally.merge(part.tally);
         scan.add(part.scan);
@@ -243,7 +241,8 @@ pub fn count_all(
         statics,
         malloc_outside: true,
     };
-    outside_gc.retain(|&o| !marks.contains(o));
+    // The chains are followed only outside the arenas (whose objects the scan counted).
+    outside_gc.retain(|&o| !regions.contains(o));
     for &o in &outside_gc {
         refs.mark_known(o);
     }
@@ -292,7 +291,6 @@ const MAX_SCAN_THREADS: usize = 4;
 struct ScanPart {
     tally: Tally,
     refs: Referents,
-    marks: ObjectMarks,
     scan: arenas::ScanStats,
     view: crate::process::ViewStats,
 }
@@ -300,14 +298,12 @@ struct ScanPart {
 fn scan_part(
     view: &mut View,
     py: &Python,
-    all: &arenas::Arenas,
     part: &arenas::Arenas,
     regions: &Regions,
     framing: arenas::BlockFraming,
 ) -> ScanPart {
     let l = &py.layout;
     let mut types = TypeTable::new(py);
-    let mut marks = ObjectMarks::new(all);
     let mut refs = Referents::new(regions.clone());
     let mut tally = Tally::default();
     let scan = arenas::scan_with(
@@ -318,7 +314,6 @@ fn scan_part(
         regions,
         framing,
         |view, found, info, block| {
-            marks.mark(found.obj);
             tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
             refs.scan_block(view, l, found, info, block);
         },
@@ -326,7 +321,6 @@ fn scan_part(
     ScanPart {
         tally,
         refs,
-        marks,
         scan,
         view: view.stats,
     }

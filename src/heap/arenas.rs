@@ -241,61 +241,6 @@ fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<A
     Ok(arenas)
 }
 
-/// Which arena granules hold an object the scan validated: one bit per 16 bytes (8 KiB per
-/// 1 MiB arena), so "did the scan count this GC object?" needs no list of every object.
-pub struct ObjectMarks {
-    starts: Vec<u64>,
-    arena_size: u64,
-    bits: Vec<Vec<u64>>,
-    /// The arena of the previous mark: the scan marks objects arena by arena.
-    last: usize,
-}
-
-impl ObjectMarks {
-    pub fn new(arenas: &Arenas) -> ObjectMarks {
-        let words = (arenas.arena_size / 16).div_ceil(64) as usize;
-        ObjectMarks {
-            starts: arenas.arenas.iter().map(|a| a.address).collect(),
-            arena_size: arenas.arena_size,
-            bits: vec![vec![0; words]; arenas.arenas.len()],
-            last: 0,
-        }
-    }
-
-    /// (arena index, granule) of an address inside an arena.
-    fn slot(&self, addr: u64) -> Option<(usize, u64)> {
-        let i = self.starts.partition_point(|&s| s <= addr).checked_sub(1)?;
-        let off = addr - self.starts[i];
-        (off < self.arena_size).then_some((i, off / 16))
-    }
-
-    pub fn mark(&mut self, addr: u64) {
-        let near = self
-            .starts
-            .get(self.last)
-            .filter(|&&s| addr >= s && addr - s < self.arena_size)
-            .map(|&s| (self.last, (addr - s) / 16));
-        if let Some((i, g)) = near.or_else(|| self.slot(addr)) {
-            self.last = i;
-            self.bits[i][(g / 64) as usize] |= 1 << (g % 64);
-        }
-    }
-
-    /// Fold in the marks made by a scan of other arenas (same arena table).
-    pub fn merge(&mut self, o: ObjectMarks) {
-        for (mine, theirs) in self.bits.iter_mut().zip(o.bits) {
-            for (a, b) in mine.iter_mut().zip(theirs) {
-                *a |= b;
-            }
-        }
-    }
-
-    pub fn contains(&self, addr: u64) -> bool {
-        self.slot(addr)
-            .is_some_and(|(i, g)| self.bits[i][(g / 64) as usize] & (1 << (g % 64)) != 0)
-    }
-}
-
 /// The debug allocator (`-X dev`, `PYTHONMALLOC=pymalloc_debug`) wraps each request: 16 bytes of
 /// size and API id before the object, 8 forbidden bytes after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -376,7 +321,7 @@ pub fn scan_with(
     };
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
-    let mut free: Vec<bool> = Vec::new();
+    let mut free: Vec<u64> = Vec::new();
     let regions = all;
     let mut chunk: Option<crate::process::view::Chunk> = None;
     for arena in &arenas.arenas {
@@ -427,7 +372,7 @@ fn scan_pool(
     regions: &super::regions::Regions,
     pool: u64,
     p: &[u8],
-    free: &mut Vec<bool>,
+    free: &mut Vec<u64>,
     stats: &mut ScanStats,
     visit: &mut impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) {
@@ -447,16 +392,18 @@ fn scan_pool(
     stats.pool_bytes += ps;
     // The free list threads through the free blocks themselves.
     // One flag per block slot: is it on the free list?
+    // One bit per block slot.
     free.clear();
-    free.resize(((ps - POOL_OVERHEAD) / size) as usize + 1, false);
+    free.resize((((ps - POOL_OVERHEAD) / size) as usize).div_ceil(64) + 1, 0);
     let mut f = p.u64_at(8);
     let mut steps = 0;
     while f != 0 && steps <= ps / 16 {
         if f < pool + POOL_OVERHEAD || f >= pool + ps {
             break;
         }
-        if let Some(slot) = free.get_mut(((f - pool - POOL_OVERHEAD) / size) as usize) {
-            *slot = true;
+        let slot = ((f - pool - POOL_OVERHEAD) / size) as usize;
+        if let Some(word) = free.get_mut(slot / 64) {
+            *word |= 1 << (slot % 64);
         }
         f = p.u64_at((f - pool) as usize);
         steps += 1;
@@ -472,18 +419,34 @@ fn scan_pool(
     let mut slot = 0usize;
     while off + size <= nextoffset.min(ps) {
         let block = pool + off;
-        let is_free = free.get(slot).copied().unwrap_or(true);
+        let is_free = free
+            .get(slot / 64)
+            .is_none_or(|w| w & (1 << (slot % 64)) != 0);
         slot += 1;
         if !is_free {
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];
-            let hit = memo
-                .find(|m| same_as(l, types, b, m, stats.framing))
-                .or_else(|| object_in_block(view, l, types, b, stats.framing));
+            let hit = match memo.find(|m| same_as(l, types, b, m, stats.framing)) {
+                Some((f, rank)) => {
+                    if rank > 0 {
+                        memo.remember(f, Some(rank));
+                    }
+                    Some(f)
+                }
+                None => {
+                    let f = object_in_block(view, l, types, b, stats.framing);
+                    if let Some(f) = f {
+                        // A pair already remembered but rejected by `same_as` (a misfit, a
+                        // refcount) moves to the front rather than being added twice.
+                        let rank = memo.find(|m| (m.d == f.d && m.tp == f.tp).then_some(m));
+                        memo.remember(f, rank.map(|(_, r)| r));
+                    }
+                    f
+                }
+            };
             match hit {
                 Some(f) => {
-                    memo.remember(f);
                     let info = types.info(f.id);
                     stats.objects += 1;
                     let at = f.d as usize;
@@ -535,24 +498,21 @@ struct Memo {
 }
 
 impl Memo {
+    /// The first remembered pair `check` accepts, and its rank.
     #[inline(always)]
-    fn find(&self, mut check: impl FnMut(Found) -> Option<Found>) -> Option<Found> {
-        for m in self.recent.iter() {
+    fn find(&self, mut check: impl FnMut(Found) -> Option<Found>) -> Option<(Found, usize)> {
+        for (i, m) in self.recent.iter().enumerate() {
             let Some(m) = *m else { break };
             if let Some(f) = check(m) {
-                return Some(f);
+                return Some((f, i));
             }
         }
         None
     }
 
-    fn remember(&mut self, f: Found) {
-        let same = |m: &Option<Found>| m.is_some_and(|m| m.d == f.d && m.tp == f.tp);
-        let at = self
-            .recent
-            .iter()
-            .position(same)
-            .unwrap_or(self.recent.len() - 1);
+    /// Move `f` to the front (`rank`: where it was, or None when new).
+    fn remember(&mut self, f: Found, rank: Option<usize>) {
+        let at = rank.unwrap_or(self.recent.len() - 1);
         self.recent.copy_within(0..at, 1);
         self.recent[0] = Some(f);
     }

@@ -35,8 +35,8 @@ pub struct Referents {
     last_values_len: (u64, u64),
     /// The judged range the last pointer fell in: most pointers land in the same one.
     last_judged: (u64, u64),
-    /// The type of the last leaf object scanned (its type pointer is all it refers to).
-    last_leaf_type: u64,
+    /// The type of the last arena object scanned (queued once per run of that type).
+    last_type: u64,
     pending: Vec<u64>,
     pub found: Vec<u64>,
     pub rejected: u64,
@@ -53,7 +53,7 @@ impl Referents {
             values_len: HashMap::default(),
             last_values_len: (0, 0),
             last_judged: (0, 0),
-            last_leaf_type: 0,
+            last_type: 0,
             pending: Vec::new(),
             found: Vec::new(),
             rejected: 0,
@@ -131,16 +131,16 @@ impl Referents {
         t: &TypeInfo,
         block: &[u8],
     ) {
+        // The type is an object too: queued once per run of objects of one type.
+        if self.last_type != t.addr {
+            self.last_type = t.addr;
+            self.push(t.addr);
+        }
         if t.leaf {
-            // str, int, float...: only the type to queue, once per run of one type.
-            if self.last_leaf_type != t.addr {
-                self.last_leaf_type = t.addr;
-                self.push(t.addr);
-            }
-            return;
+            return; // str, int, float...: nothing else to queue
         }
         let body = block.get(found.at as usize..);
-        self.scan_fields(view, l, found.obj, t, body);
+        self.scan_fields_only(view, l, found.obj, t, body);
         let start = found.obj - found.at;
         let (dict, mut values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
         // The rules scan_fields follows exactly; every other body was queued word by word.
@@ -171,6 +171,18 @@ impl Referents {
     ) {
         // The type is an object too (static types are found this way).
         self.push(t.addr);
+        self.scan_fields_only(view, l, obj, t, body);
+    }
+
+    /// The object's own pointer fields (the type aside).
+    fn scan_fields_only(
+        &mut self,
+        view: &mut View,
+        l: &Layout,
+        obj: u64,
+        t: &TypeInfo,
+        body: Option<&[u8]>,
+    ) {
         match t.rule {
             SizeRule::Str | SizeRule::Int => {}
             SizeRule::List => {
