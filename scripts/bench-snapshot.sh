@@ -16,21 +16,22 @@ PID=$!
 for _ in $(seq 600); do [ -s "$OUT/truth.json" ] && break; sleep 0.2; done
 sleep 0.5
 inproc=$(python3 -c "import json;print(json.load(open('$OUT/truth.json'))['in_process_counter_s'])")
-measure() {  # args...: prints "median_wall_s peak_rss_kb objects" (median of 5 runs)
+measure() {  # args...: prints "median_wall_s peak_rss_kb objects min_s max_s" over 7 runs
   local walls=() rss=0 objs=0
-  for _ in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5 6 7; do
     /usr/bin/time -f "%e %M" -o "$OUT/time" "$BIN" snapshot --pid "$PID" --format json "$@" -o "$OUT/snap.json"
     read -r w m < "$OUT/time"; walls+=("$w"); rss=$m
     objs=$(python3 -c "import json;print(json.load(open('$OUT/snap.json'))['totals']['objects'])")
   done
-  printf '%s\n' "${walls[@]}" | sort -n | sed -n 3p | tr '\n' ' '; echo "$rss $objs"
+  local sorted; sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
+  echo "$(sed -n 4p <<<"$sorted") $rss $objs $(head -1 <<<"$sorted") $(tail -1 <<<"$sorted")"
 }
-read -r full_s full_kb full_objs < <(measure)
-read -r gc_s gc_kb gc_objs < <(measure --gc-only)
+read -r full_s full_kb full_objs full_min full_max < <(measure)
+read -r gc_s gc_kb gc_objs gc_min gc_max < <(measure --gc-only)
 echo "python: $("$PY" -c 'import sys;print(sys.version.split()[0])')  instances: $N  machine: $(nproc) cores"
 echo "in-process Counter over gc.get_objects(): ${inproc}s"
 python3 - <<PY
 full_s, gc_s, inproc = float("$full_s"), float("$gc_s"), float("$inproc")
-print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall, ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
-print(f"pymemspy snapshot --gc-only ({int('$gc_objs'):,} objects): {gc_s:.2f}s wall, ratio {gc_s/inproc:.2f}, peak RSS {int('$gc_kb')/1024:.0f} MiB")
+print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall (median of 7; $full_min-$full_max), ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
+print(f"pymemspy snapshot --gc-only ({int('$gc_objs'):,} objects): {gc_s:.2f}s wall (median of 7; $gc_min-$gc_max), ratio {gc_s/inproc:.2f}, peak RSS {int('$gc_kb')/1024:.0f} MiB")
 PY

@@ -58,10 +58,22 @@ struct ChunkBuf {
 const BUF_ALIGN: usize = 64;
 
 impl ChunkBuf {
+    /// Room for a whole chunk, whatever `len`: a buffer is reused for chunks of any length
+    /// (arenas' first and last chunks are clipped to their mapping, each to another length).
     fn new(len: usize) -> ChunkBuf {
-        let raw = vec![0u8; len + BUF_ALIGN].into_boxed_slice();
+        let room = len.max(CHUNK as usize);
+        let raw = vec![0u8; room + BUF_ALIGN].into_boxed_slice();
         let pad = raw.as_ptr().align_offset(BUF_ALIGN).min(BUF_ALIGN);
         ChunkBuf { raw, pad, len }
+    }
+
+    /// Take `len` bytes of the buffer, if it has room for them.
+    fn fit(&mut self, len: usize) -> bool {
+        let fits = self.pad + len <= self.raw.len();
+        if fits {
+            self.len = len;
+        }
+        fits
     }
 
     fn len(&self) -> usize {
@@ -214,7 +226,7 @@ impl<'m> View<'m> {
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 let buf = &mut self.slab[slot as usize];
-                if buf.len() != len || Rc::get_mut(buf).is_none() {
+                if !Rc::get_mut(buf).is_some_and(|b| b.fit(len)) {
                     *buf = Rc::new(ChunkBuf::new(len));
                 }
                 slot
