@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 /// Types the issue names, checked per type.
 const CHECKED: &[&str] = &[
+    "list",
     "float",
     "str",
     "bytes",

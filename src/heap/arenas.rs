@@ -435,7 +435,7 @@ fn scan_pool(
                     Some(f)
                 }
                 None => {
-                    let f = object_in_block(view, l, types, b, stats.framing);
+                    let f = object_in_block(view, l, types, block, b, stats.framing);
                     if let Some(f) = f {
                         // A pair already remembered but rejected by `same_as` (a misfit, a
                         // refcount) moves to the front rather than being added twice.
@@ -544,6 +544,7 @@ fn object_in_block(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
+    block: u64,
     b: &[u8],
     framing: BlockFraming,
 ) -> Option<Found> {
@@ -568,19 +569,33 @@ fn object_in_block(
             return Some(Found { d, tp, id, own });
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
-        // frame, a tuple subclass with a dict): a GC head that says "tracked" (both links set)
-        // vouches for them instead.
+        // frame, a tuple subclass with a dict): a GC head on a list vouches for them instead —
+        // both links set, and a neighbour linking back (two set words alone are what any
+        // block of pointers holds: a dict keyed by types then passed for an object).
         let at = d as usize;
         let linked = at >= 16
-            && b.u64_at(at - 16) & !3 != 0
-            && b.u64_at(at - 8) & !3 != 0
-            && info.flags & flags::HAVE_GC != 0;
-        if linked && tracked_misfit.is_none() {
+            && info.flags & flags::HAVE_GC != 0
+            && tracked_misfit.is_none()
+            && on_a_list(view, block + at as u64 - 16, &b[at - 16..at]);
+        if linked {
             let own = own_size(l, info, o).unwrap_or(info.basicsize) + info.preheader;
             tracked_misfit = Some(Found { d, tp, id, own });
         }
     }
     tracked_misfit
+}
+
+/// The GC head at `head` (its bytes: `_gc_next`, `_gc_prev`) is linked into a list: its next
+/// node points back at it, or (during a collection, when `_gc_prev` words hold reference counts)
+/// its previous node points forward at it.
+fn on_a_list(view: &mut View, head: u64, h: &[u8]) -> bool {
+    let next = h.u64_at(0) & !3;
+    let prev = h.u64_at(8) & !3;
+    if next == 0 || prev == 0 || !next.is_multiple_of(8) || !prev.is_multiple_of(8) {
+        return false;
+    }
+    view.u64(next + 8).is_some_and(|p| p & !3 == head)
+        || view.u64(prev).is_some_and(|n| n & !3 == head)
 }
 
 /// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks
@@ -607,7 +622,7 @@ pub fn detect_framing(
                 while off + size <= next {
                     let b = &p[off as usize..(off + size) as usize];
                     for (i, f) in framings.iter().enumerate() {
-                        if object_in_block(view, l, types, b, *f).is_some() {
+                        if object_in_block(view, l, types, pool + off, b, *f).is_some() {
                             hits[i] += 1;
                         }
                     }

@@ -48,6 +48,11 @@ def build(scale):
     # frame, a tuple subclass adds a dict. The census must still count every one.
     generators = [counter(i) for i in range(n(300))]
     pairs = [Pair((i, i + 1)) for i in range(n(300))]
+    # Decoys: a list's item array [obj, obj, None, list] has the shape of a GC head, a
+    # refcount (None is a small address on non-PIE builds) and a type pointer. Its size fits no
+    # rule, but it is on no GC list: it must not be counted as a list.
+    decoys = [[holders[i % len(holders)], holders[i % len(holders) - 1], None, list]
+              for i in range(n(500))]
     return {
         "floats": floats,
         "small_strs": small_strs,
@@ -64,6 +69,7 @@ def build(scale):
         "holders": holders,
         "generators": generators,
         "pairs": pairs,
+        "decoys": decoys,
     }
 
 
