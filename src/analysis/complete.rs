@@ -72,43 +72,14 @@ fn find_all_mimalloc(
         types,
         plan,
         gc_only,
-        |view, _types, obj, info, body| {
+        |view, _types, found, info, body| {
             if !gc_only {
-                refs.scan(view, l, obj, info, body)
+                refs.scan(view, l, found.obj, info, body)
             }
         },
     );
     out.warnings.extend(heaps.warnings.iter().cloned());
-    let s = &heaps.stats;
-    out.sources.push(format!(
-        "mimalloc heaps: {} threads, {} pages{}{}, {} objects ({} GC-tracked) in {} blocks",
-        s.threads,
-        s.heaps.iter().map(|h| h.pages).sum::<u64>(),
-        if s.abandoned_pages > 0 {
-            format!(" ({} abandoned)", s.abandoned_pages)
-        } else {
-            String::new()
-        },
-        if s.framing == arenas::DEBUG_FRAMING {
-            "; debug allocator framing"
-        } else {
-            ""
-        },
-        heaps.objects.len(),
-        heaps.tracked.len(),
-        s.heaps
-            .iter()
-            .filter(|h| h.heap != "mem")
-            .map(|h| h.blocks_in_use)
-            .sum::<u64>(),
-    ));
-    if s.bad_pages > 0 {
-        out.warnings.push(format!(
-            "{} mimalloc pages skipped: their headers or free lists did not validate (the \
-             target was changing them)",
-            s.bad_pages
-        ));
-    }
+    describe_heaps(&mut out, &heaps.stats);
     if gc_only {
         out.objects = heaps.tracked;
         out.blocks = heaps.objects;
@@ -126,6 +97,108 @@ fn find_all_mimalloc(
     }
     out.mimalloc = Some(heaps.stats);
     out
+}
+
+/// What the heap scan covered (a source line) and what it skipped (a warning).
+fn describe_heaps(out: &mut AllObjects, s: &MimallocStats) {
+    out.sources.push(format!(
+        "mimalloc heaps: {} threads, {} pages{}{}, {} objects ({} GC-tracked) in {} blocks",
+        s.threads,
+        s.heaps.iter().map(|h| h.pages).sum::<u64>(),
+        if s.abandoned_pages > 0 {
+            format!(" ({} abandoned)", s.abandoned_pages)
+        } else {
+            String::new()
+        },
+        if s.framing == arenas::DEBUG_FRAMING {
+            "; debug allocator framing"
+        } else {
+            ""
+        },
+        s.heaps.iter().map(|h| h.objects).sum::<u64>(),
+        s.gc_tracked,
+        s.heaps
+            .iter()
+            .filter(|h| h.heap != "mem")
+            .map(|h| h.blocks_in_use)
+            .sum::<u64>(),
+    ));
+    if s.bad_pages > 0 {
+        out.warnings.push(format!(
+            "{} mimalloc pages skipped: their headers or free lists did not validate (the \
+             target was changing them)",
+            s.bad_pages
+        ));
+    }
+}
+
+/// The complete census of a free-threaded build, tallied while the heaps are scanned (no list
+/// of every object): heap objects, then the statics the referent pass finds.
+pub fn count_all_mimalloc(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    statics: &[(u64, u64)],
+) -> (AllObjects, Census) {
+    let l = &py.layout;
+    let mut phases = super::phases::Phases::start("count_all_mimalloc");
+    let mut out = AllObjects::only(Vec::new());
+    let plan = match mimalloc::plan(view, py) {
+        Ok(p) => p,
+        Err(why) => {
+            out.warnings.push(format!(
+                "mimalloc heaps not walked ({why}): no objects counted"
+            ));
+            return (out, Census::default());
+        }
+    };
+    let mut refs = Referents::new(plan.regions.clone());
+    let mut tally = Tally::default();
+    let in_heap = Placement {
+        blocks: &[],
+        statics,
+        malloc_outside: false,
+    };
+    let heaps = mimalloc::scan_keeping(
+        view,
+        l,
+        types,
+        plan,
+        false,
+        false,
+        |view, types, found, info, body| {
+            match body {
+                Some(b) => tally.add_block_object(view, l, found, info, b),
+                // A large block read in part: sized through the view.
+                None => {
+                    tally.add_object(view, l, types, found.obj, Some(found.block_size), &in_heap)
+                }
+            }
+            refs.scan(view, l, found.obj, info, body);
+        },
+    );
+    phases.lap("heap scan");
+    refs.drain(view, l, types);
+    let outside = Placement {
+        blocks: &[],
+        statics,
+        malloc_outside: false,
+    };
+    let mut found = std::mem::take(&mut refs.found);
+    found.sort_unstable();
+    for &o in &found {
+        tally.add_object(view, l, types, o, None, &outside);
+    }
+    let census = tally.finish(view, l, types);
+    phases.lap("referents counted");
+    out.warnings.extend(heaps.warnings.iter().cloned());
+    describe_heaps(&mut out, &heaps.stats);
+    out.sources.push(format!(
+        "referents: {} more objects outside the heaps",
+        found.len()
+    ));
+    out.mimalloc = Some(heaps.stats);
+    (out, census)
 }
 
 pub struct AllObjects {

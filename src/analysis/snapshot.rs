@@ -218,7 +218,11 @@ impl Session {
             .filter(|m| m.path.as_deref() == Some(self.py.binary.path.as_str()))
             .map(|m| (m.start, m.end - m.start))
             .collect();
-        let (walked, all, census) = if self.opts.gc_only || self.py.layout.free_threaded {
+        let (walked, all, census) = if self.py.layout.free_threaded && !self.opts.gc_only {
+            let (all, census) =
+                complete::count_all_mimalloc(&mut view, &self.py, &mut self.types, &statics);
+            (gc_lists::GcObjects::default(), all, census)
+        } else if self.opts.gc_only || self.py.layout.free_threaded {
             let (walked, all) =
                 complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
             let placement = census::Placement {
