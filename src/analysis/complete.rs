@@ -154,6 +154,15 @@ pub fn count_all_mimalloc(
     };
     let mut refs = Referents::new(plan.regions.clone());
     let mut tally = Tally::default();
+    // A small window of its own, like the arena scan's: pages are read in order and what their
+    // objects point to is mostly near; the session's larger cache would only grow the tool.
+    let mem = view.memory();
+    let mut scan_view = View::new(
+        mem,
+        view.spans().to_vec(),
+        view.budget().min(SCAN_BUDGET * 4),
+    );
+    let view = &mut scan_view;
     let in_heap = Placement {
         blocks: &[],
         statics,
