@@ -131,31 +131,46 @@ def full_census():
                 queue.append(o)
         del objs
         i = 0
-        extra_tuples = [0, 0]
-        while i < len(queue):
-            o = queue[i]
-            refs = gc.get_referents(o)
-            if type(o) is _CodeType:
-                # Code objects are not GC-tracked, so gc.get_referents sees nothing in them.
-                refs = refs + _code_referents(o, extra_tuples)
-            for r in refs:
-                if id(r) not in seen and r is not queue and r is not seen:
-                    seen.add(id(r))
-                    queue.append(r)
-            i += 1
-        o = refs = r = None
+        # [distinct hidden tuples, their bytes, code objects holding one, not verified]
+        hidden = [0, 0, 0, 0]
+        mem = _SelfMemory.open() if _HIDDEN_NAMES else None
+        try:
+            while i < len(queue):
+                o = queue[i]
+                refs = gc.get_referents(o)
+                if type(o) is _CodeType:
+                    # Code objects are not GC-tracked, so gc.get_referents sees nothing in them.
+                    refs = refs + _code_referents(o)
+                    if _HIDDEN_NAMES:
+                        refs = refs + _hidden_names(mem, o, seen, hidden)
+                for r in refs:
+                    if id(r) not in seen and r is not queue and r is not seen:
+                        seen.add(id(r))
+                        queue.append(r)
+                i += 1
+        finally:
+            if mem is not None:
+                mem.close()
+        o = refs = r = mem = None
         seen.clear()
         per_type, total_objects, total_bytes = _summarize(queue)
         del queue[:]
-        if extra_tuples[0]:
-            # 3.11+ keep each code object's local names in a tuple Python cannot reach without
-            # building a new one; count them from co_varnames/co_cellvars/co_freevars lengths.
+        if hidden[0]:
             entry = per_type.setdefault("tuple", [0, 0])
-            entry[0] += extra_tuples[0]
-            entry[1] += extra_tuples[1]
-            total_objects += extra_tuples[0]
-            total_bytes += extra_tuples[1]
-        doc = {"types": per_type, "total_objects": total_objects, "total_bytes": total_bytes}
+            entry[0] += hidden[0]
+            entry[1] += hidden[1]
+            total_objects += hidden[0]
+            total_bytes += hidden[1]
+        doc = {
+            "types": per_type,
+            "total_objects": total_objects,
+            "total_bytes": total_bytes,
+            "hidden_name_tuples": {
+                "distinct": hidden[0],
+                "code_objects": hidden[2],
+                "unverified": hidden[3],
+            },
+        }
         text = json.dumps(doc)
         doc.clear()
         per_type.clear()
@@ -174,23 +189,96 @@ _STORED_CODE_ATTRS = (
           "co_exceptiontable")
 )
 _TUPLE_HEAD = sys.getsizeof(())
+# 3.11+ keep each code object's local names (co_localsplusnames) in a tuple no attribute returns:
+# co_varnames and friends build new tuples from it (and 3.12+ keep those: reading them would add
+# tuples the census did not count), code._varname_from_oparg reads its items. The compiler merges
+# equal name tuples into its constant cache and deepfreeze shares equal tuples, so one such tuple
+# may serve many code objects and be one of their co_consts too: it is found by address (read
+# from /proc/self/mem) and counted once.
+_HIDDEN_NAMES = sys.version_info >= (3, 11)
+_MAX_NAMES = 1 << 16
 
 
-def _code_referents(code, extra_tuples):
+def _code_referents(code):
     """The objects a code object stores (attributes that are fields, not computed)."""
-    refs = [getattr(code, a) for a in _STORED_CODE_ATTRS]
-    if sys.version_info >= (3, 11):
-        n = code.co_nlocals + len(code.co_cellvars) + len(code.co_freevars)
-        names = code.co_varnames + code.co_cellvars + code.co_freevars
-        refs.extend(names)  # the same str objects the hidden tuple holds
-        if n:
-            extra_tuples[0] += 1
-            extra_tuples[1] += _TUPLE_HEAD + 8 * n
-    return refs
+    return [getattr(code, a) for a in _STORED_CODE_ATTRS]
+
+
+class _SelfMemory:
+    """This process's own memory read through /proc/self/mem (id() is an address in CPython).
+
+    Used only to read the address of a code object's hidden name tuple and check that it is
+    one; no object is made from what is read.
+    """
+
+    def __init__(self):
+        self.fd = os.open("/proc/self/mem", os.O_RDONLY)
+        probe = (_CodeType, _FrameType)
+        words = [self.word(id(probe) + 8 * k) for k in range(8)]
+        # Where a tuple keeps its type and length, and its first item (3.14 adds a cached hash
+        # before the items; free-threaded builds a longer header).
+        self.type_at = 8 * words.index(id(tuple))
+        self.size_at = self.type_at + 8
+        self.items_at = tuple.__basicsize__
+        code = _code_referents.__code__
+        fields = [self.word(id(code) + 8 * k) for k in range(type(code).__basicsize__ // 8)]
+        # co_localsplusnames, co_localspluskinds, co_filename follow each other (3.11+; each
+        # tuple found this way is checked item by item).
+        self.names_at = 8 * fields.index(id(code.co_filename)) - 16
+        if words[self.items_at // 8] != id(_CodeType) or self.names_at < 0:
+            raise RuntimeError("unexpected object layout")
+
+    @classmethod
+    def open(cls):
+        """None where the memory cannot be read: every hidden tuple then counts as unverified."""
+        try:
+            return cls()
+        except (OSError, ValueError, IndexError, RuntimeError):
+            return None
+
+    def word(self, addr):
+        return int.from_bytes(os.pread(self.fd, 8, addr), sys.byteorder)
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _hidden_names(mem, code, seen, hidden):
+    """The names in the code object's hidden tuple; the tuple is counted once in `hidden`
+    (count, bytes, code objects with names, tuples that could not be verified)."""
+    names = []
+    while len(names) < _MAX_NAMES:
+        try:
+            names.append(code._varname_from_oparg(len(names)))
+        except IndexError:
+            break
+    if not names:
+        return names
+    hidden[2] += 1
+    if mem is None:
+        hidden[3] += 1
+        return names
+    try:
+        p = mem.word(id(code) + mem.names_at)
+        ok = (
+            mem.word(p + mem.type_at) == id(tuple)
+            and mem.word(p + mem.size_at) == len(names)
+            and all(mem.word(p + mem.items_at + 8 * k) == id(x) for k, x in enumerate(names))
+        )
+    except OSError:
+        ok = False
+    if not ok:
+        hidden[3] += 1
+    elif p not in seen:
+        # In seen, so that reaching it again as a constant does not count it twice.
+        seen.add(p)
+        hidden[0] += 1
+        hidden[1] += _TUPLE_HEAD + 8 * len(names)
+    return names
 
 
 _OWN_CODES = (gc_census.__code__, _summarize.__code__, full_census.__code__,
-              _code_referents.__code__)
+              _code_referents.__code__, _hidden_names.__code__)
 
 
 def with_fields(text, fields):
