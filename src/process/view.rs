@@ -11,10 +11,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-/// 128 KiB: measured on a 4M-object heap (`scripts/bench-bandwidth.sh`), reads of 32–128 KiB
-/// ran at 3.3–4.9 GB/s on one core and reads of 256 KiB to 16 MiB at 1.3–1.6 GB/s (the copy's
-/// destination no longer stays in the core's cache); the census's kernel time halved. Pools
-/// (4 or 16 KiB, aligned) never straddle a chunk.
+/// 128 KiB. Into an aligned buffer, reads of 32 KiB to 4 MiB all ran at 3.3–3.7 GB/s on one
+/// core here (what mattered was the alignment: `ChunkBuf`); a smaller chunk over-reads less for
+/// scattered reads (stacks, GC links) and keeps a scan's window of recent chunks small enough to
+/// stay in cache. Pools (4 or 16 KiB, aligned) never straddle a chunk.
 pub const CHUNK: u64 = 128 << 10;
 
 /// A readable span of the target's address space (from /proc/PID/maps or a core's segments).
