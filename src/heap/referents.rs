@@ -116,6 +116,8 @@ impl Referents {
         t: &TypeInfo,
         body: Option<&[u8]>,
     ) {
+        // The type is an object too (static types are found this way).
+        self.push(t.addr);
         self.scan_fields(view, l, obj, t, body);
         let (dict, values) = managed_attrs_in(view, l, obj, t, None);
         self.scan_managed(view, l, t, dict, values);
@@ -140,7 +142,7 @@ impl Referents {
             return; // str, int, float...: nothing else to queue
         }
         let body = block.get(found.at as usize..);
-        self.scan_fields_only(view, l, found.obj, t, body);
+        self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;
         let (dict, mut values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
         // The rules scan_fields follows exactly; every other body was queued word by word.
@@ -161,21 +163,8 @@ impl Referents {
         self.scan_managed(view, l, t, dict, values);
     }
 
-    fn scan_fields(
-        &mut self,
-        view: &mut View,
-        l: &Layout,
-        obj: u64,
-        t: &TypeInfo,
-        body: Option<&[u8]>,
-    ) {
-        // The type is an object too (static types are found this way).
-        self.push(t.addr);
-        self.scan_fields_only(view, l, obj, t, body);
-    }
-
     /// The object's own pointer fields (the type aside).
-    fn scan_fields_only(
+    fn scan_fields(
         &mut self,
         view: &mut View,
         l: &Layout,
