@@ -2,6 +2,17 @@
 # The test command: unit tests plus integration tests against every interpreter listed in
 # ${PYMEMSPY_PYTHONS:-/opt/pymemspy-pythons}/interpreters.txt (on a machine without that file,
 # the tests use the python3 on PATH; in CI a missing list is a failure).
+# What a test could not check is logged and counted at the end ("skipped", "unsupported").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release --locked --no-fail-fast -- --test-threads=2 "$@"
+export PYMEMSPY_SKIP_LOG=${PYMEMSPY_SKIP_LOG:-$PWD/target/test-skips.log}
+mkdir -p "$(dirname "$PYMEMSPY_SKIP_LOG")"
+: >"$PYMEMSPY_SKIP_LOG"
+rc=0
+cargo test --release --locked --no-fail-fast -- --test-threads=2 "$@" || rc=$?
+skipped=$(grep -c '^skipped:' "$PYMEMSPY_SKIP_LOG" || true)
+unsupported=$(grep -c '^unsupported:' "$PYMEMSPY_SKIP_LOG" || true)
+echo
+echo "== checks not run: $skipped skipped, $unsupported unsupported (interpreter x feature)"
+sort "$PYMEMSPY_SKIP_LOG" | uniq -c | sed 's/^/  /'
+exit $rc

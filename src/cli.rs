@@ -19,7 +19,10 @@ use std::time::Duration;
     name = "pymemspy",
     version,
     about = "Where is the memory of a running Python process? Reads it from outside: no code \
-             injected, nothing written, not stopped unless asked."
+             injected, nothing written, not stopped unless asked.",
+    after_help = "Exit status: 0 done; 1 other failure (e.g. writing the output); 2 bad command \
+                  line; 3 no such process (or it exited); 4 permission denied; 5 not a Python \
+                  process, or a build pymemspy cannot read."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,8 +52,7 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(hide = true)]
+    /// Print the man page (roff): `pymemspy manpage > pymemspy.1`.
     Manpage,
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
     #[command(hide = true)]
@@ -73,7 +75,8 @@ pub(crate) struct TargetArgs {
         long,
         required_unless_present = "core",
         default_value_t = 0,
-        hide_default_value = true
+        hide_default_value = true,
+        value_parser = parse_pid
     )]
     pub(crate) pid: i32,
     /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
@@ -107,6 +110,8 @@ enum SnapshotFormat {
     /// The retention flamegraph as SVG (what holds the memory).
     Flamegraph,
     Svg,
+    /// Folded stacks (py-spy calls them `raw`).
+    #[value(alias = "raw")]
     Collapsed,
     Speedscope,
     Pprof,
@@ -142,9 +147,8 @@ struct WhyArgs {
     dot: Option<PathBuf>,
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Stop the target while reading (ptrace).
-    #[arg(long)]
-    pause: bool,
+    #[command(flatten)]
+    blocking: BlockingArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -169,9 +173,8 @@ struct SnapshotArgs {
     /// or on free-threaded builds those whose GC bits say TRACKED (what gc.get_objects() lists).
     #[arg(long)]
     gc_only: bool,
-    /// Stop the target while reading (ptrace), for a consistent picture of a busy process.
-    #[arg(long)]
-    pause: bool,
+    #[command(flatten)]
+    blocking: BlockingArgs,
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
@@ -182,20 +185,20 @@ struct SnapshotArgs {
     by: crate::cli_production::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
-    #[arg(long, conflicts_with_all = ["core", "by"])]
+    #[arg(short, long, conflicts_with_all = ["core", "by"])]
     subprocesses: bool,
 }
 
 #[derive(Args)]
 struct RecordArgs {
-    /// Process id of the Python process (or give a command after `--`).
-    #[arg(short, long)]
+    /// Process id of the Python process (decimal or 0x hex), or give the program to start.
+    #[arg(short, long, value_parser = parse_pid)]
     pid: Option<i32>,
     /// Stop after this many seconds (default: until Ctrl-C or the target exits).
     #[arg(short, long, value_name = "S")]
     duration: Option<f64>,
     /// Seconds between censuses.
-    #[arg(short, long, value_name = "S", default_value = "1")]
+    #[arg(long, value_name = "S", default_value = "1")]
     interval: f64,
     /// Output file (default: pymemspy-PID.svg, or the format's extension).
     #[arg(short, long)]
@@ -203,7 +206,8 @@ struct RecordArgs {
     /// Stack samples per second for the allocation flamegraph (0: none).
     #[arg(short, long, value_name = "HZ", default_value = "100")]
     rate: f64,
-    /// Output format (default: from the -o extension, else svg).
+    /// Output format (default: from the -o extension, else svg; `flamegraph` is svg, `raw`
+    /// is collapsed).
     #[arg(short, long, value_enum)]
     format: Option<RecordFormat>,
     /// Types stored per sample: the N largest by bytes and by count (bounds memory).
@@ -212,10 +216,10 @@ struct RecordArgs {
     /// Rows in the summary printed at the end.
     #[arg(long, default_value = "10")]
     top: usize,
-    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
-    #[arg(long)]
-    pause: bool,
-    /// Count only objects on the GC's lists (cheaper censuses on big heaps; no str, int, ...).
+    #[command(flatten)]
+    blocking: BlockingArgs,
+    /// Count only objects on the GC's lists (no str, int, float, ...). Not cheaper: the
+    /// complete census scans the arenas on every core and is as fast.
     #[arg(long)]
     gc_only: bool,
     /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
@@ -229,27 +233,110 @@ struct RecordArgs {
     /// (pymemspy.record-tree/1, default pymemspy-tree-PID.json) and a per-process summary; no
     /// allocation flamegraph in this mode (--rate is ignored: record one worker with --pid for
     /// that).
-    #[arg(long)]
+    #[arg(short, long)]
     subprocesses: bool,
-    /// The program to start and record, after `--`: e.g. `-- python3 app.py`.
-    #[arg(last = true, value_name = "COMMAND")]
+    /// Accepted for py-spy's habit; every thread is always included.
+    #[arg(short = 'i', long, hide = true)]
+    idle: bool,
+    /// The program to start and record: `pymemspy record -o app.svg python3 app.py` (a `--`
+    /// before it is allowed).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PYTHON_PROGRAM"
+    )]
     command: Vec<String>,
+}
+
+/// py-spy stops the target while it samples unless told `--nonblocking`; pymemspy never stops
+/// it unless told `--pause`. Both words are accepted, so a py-spy habit does no harm.
+#[derive(Args, Clone, Copy)]
+struct BlockingArgs {
+    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process
+    /// (py-spy's default "blocking" mode; pymemspy does not stop the target without it).
+    #[arg(long, conflicts_with = "nonblocking")]
+    pause: bool,
+    /// Never stop the target: pymemspy's default already (accepted for py-spy's habit).
+    #[arg(long)]
+    nonblocking: bool,
 }
 
 #[derive(Args)]
 struct TopArgs {
-    /// Process id of the Python process.
-    #[arg(short, long)]
-    pid: i32,
-    /// Seconds between censuses.
-    #[arg(short, long, value_name = "S", default_value = "1")]
+    /// Process id of the Python process (decimal or 0x hex), or give the program to start.
+    #[arg(short, long, value_parser = parse_pid)]
+    pid: Option<i32>,
+    /// Seconds between censuses (py-spy's `--delay` means the same).
+    #[arg(long, visible_alias = "delay", value_name = "S", default_value = "1")]
     interval: f64,
-    /// Count only objects on the GC's lists (cheaper censuses on big heaps; no str, int, ...).
+    /// Count only objects on the GC's lists (no str, int, float, ...).
     #[arg(long)]
     gc_only: bool,
-    /// Stop the target (ptrace) during each census, for consistent pictures of a busy process.
-    #[arg(long)]
-    pause: bool,
+    #[command(flatten)]
+    blocking: BlockingArgs,
+    /// Accepted for py-spy's habit; every thread is always included.
+    #[arg(short = 'i', long, hide = true)]
+    idle: bool,
+    /// The program to start and watch: `pymemspy top python3 app.py` (a `--` before it is
+    /// allowed). It is stopped when top quits.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PYTHON_PROGRAM"
+    )]
+    command: Vec<String>,
+}
+
+/// A pid as people write it: decimal, or hex with 0x (as some tools and logs print them).
+pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => i32::from_str_radix(hex, 16),
+        None => t.parse::<i32>(),
+    };
+    match parsed {
+        Ok(pid) if pid > 0 => Ok(pid),
+        _ => Err(format!(
+            "`{s}` is not a process id (a positive number, decimal or 0x hex)"
+        )),
+    }
+}
+
+/// Which process: `--pid`, or a program to start (after `--` or not), never both.
+fn source(pid: Option<i32>, command: &[String], verb: &str) -> anyhow::Result<Source> {
+    match (pid, command.is_empty()) {
+        (Some(pid), true) => Ok(Source::Pid(pid)),
+        (None, false) => Ok(Source::Command(command.to_vec())),
+        (Some(_), false) => Err(Error::Usage(format!(
+            "give either --pid or a program to start, not both (`{}` was read as the program)",
+            command.join(" ")
+        ))
+        .into()),
+        (None, true) => Err(Error::Usage(format!(
+            "which process? `pymemspy {verb} --pid PID`, or a program: `pymemspy {verb} python3 app.py`"
+        ))
+        .into()),
+    }
+}
+
+/// Refuse an output file that could not be written before any work, in every command alike.
+fn check_output(output: Option<&Path>) -> anyhow::Result<()> {
+    let Some(path) = output.filter(|p| p.as_os_str() != "-") else {
+        return Ok(());
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "-o {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -275,31 +362,9 @@ struct DiffArgs {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-                || matches!(
-                    e.kind(),
-                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-                )
-            {
-                e.exit();
-            }
-            // One line, like every other error: the first line of clap's message.
-            let text = e.render().to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
-            if first.ends_with(':') {
-                // "the following required arguments were not provided:" + the next line.
-                first = format!("{first} {}", lines.next().unwrap_or(""));
-            }
-            let first = first.trim_start_matches("error: ");
-            eprintln!("pymemspy: {first} (see `pymemspy --help`)");
-            std::process::exit(2);
-        }
-    };
+    // clap's whole message: the valid values, "similar argument" and "use `--`" tips, and the
+    // subcommand's usage. Usage errors exit with 2 (see `exit_code`).
+    let cli = Cli::try_parse().unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Snapshot(a) => snapshot_cmd(a),
         Command::Record(a) => record_cmd(a),
@@ -339,9 +404,10 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
+    check_output(a.output.as_deref())?;
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
-        pause: a.pause,
+        pause: a.blocking.pause,
         gc_only: a.gc_only,
         no_paths: a.no_paths,
         ..Default::default()
@@ -405,20 +471,22 @@ fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
         .into());
     }
     crate::top::run(crate::top::TopOptions {
-        pid: a.pid,
+        source: source(a.pid, &a.command, "top")?,
         interval: Duration::from_secs_f64(a.interval),
         snapshot: SnapshotOptions {
             gc_only: a.gc_only,
-            pause: a.pause,
+            pause: a.blocking.pause,
             ..Default::default()
         },
     })
 }
 
 fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
+    check_output(a.output.as_deref())?;
+    check_output(a.dot.as_deref())?;
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
-        pause: a.pause,
+        pause: a.blocking.pause,
         ..Default::default()
     };
     let target = crate::cli_production::open_target(&a.target)?;
@@ -446,22 +514,7 @@ fn seconds(what: &str, s: f64, min: f64) -> anyhow::Result<Duration> {
 }
 
 fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
-    let source = match (a.pid, a.command.is_empty()) {
-        (Some(pid), true) => Source::Pid(pid),
-        (None, false) => Source::Command(a.command.clone()),
-        (Some(_), false) => {
-            return Err(
-                Error::Usage("give either --pid or a command after `--`, not both".into()).into(),
-            )
-        }
-        (None, true) => {
-            return Err(Error::Usage(
-                "what to record? `--pid PID`, or a command: `pymemspy record -- python3 app.py`"
-                    .into(),
-            )
-            .into())
-        }
-    };
+    let source = source(a.pid, &a.command, "record")?;
     let interval = seconds("interval", a.interval, 0.01)?;
     if !(0.0..=10_000.0).contains(&a.rate) {
         return Err(
@@ -473,22 +526,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         .map(|d| seconds("duration", d, 0.0))
         .transpose()?;
     // Refuse an output we could not write before recording, not after.
-    if let Some(dir) = a
-        .output
-        .as_deref()
-        .filter(|p| p.as_os_str() != "-")
-        .map(|p| {
-            p.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."))
-        })
-    {
-        if !dir.is_dir() {
-            return Err(
-                Error::Usage(format!("-o: directory {} does not exist", dir.display())).into(),
-            );
-        }
-    }
+    check_output(a.output.as_deref())?;
     // First Ctrl-C: stop and write what was recorded. A second one: leave at once.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -502,7 +540,8 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path));
     if a.subprocesses && tree_format.is_some_and(|f| f != RecordFormat::Json) {
         return Err(Error::Usage(
-            "--subprocesses writes JSON (pymemspy.record-tree/1) and a summary; flamegraphs and              the HTML page are per process: record one worker with --pid WORKER"
+            "--subprocesses writes JSON (pymemspy.record-tree/1) and a summary; flamegraphs and \
+             the HTML page are per process: record one worker with --pid WORKER"
                 .into(),
         )
         .into());
@@ -517,7 +556,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
                 no_dwarf: a.no_dwarf,
                 ..Default::default()
             },
-            pause: a.pause,
+            pause: a.blocking.pause,
             gc_only: a.gc_only,
             memory_report: false,
             ..Default::default()
@@ -577,6 +616,7 @@ fn record_tree_cmd(opts: RecordOptions, output: Option<&Path>, top: usize) -> an
 }
 
 fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
+    check_output(a.output.as_deref())?;
     let d = diff::diff(&diff::load(&a.a)?, &diff::load(&a.b)?);
     let bytes = match a.format {
         DiffFormat::Json => render::json::to_json(&d)?,

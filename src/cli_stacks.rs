@@ -23,6 +23,9 @@ pub struct DumpArgs {
     target: TargetArgs,
     #[arg(short, long, value_enum, default_value = "text")]
     format: DumpFormat,
+    /// The same as `--format json` (py-spy's `dump --json`).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -64,7 +67,8 @@ fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
 pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
     let session = open(&a.target, false)?;
     let d = dump::take(&session);
-    let bytes = match a.format {
+    let format = if a.json { DumpFormat::Json } else { a.format };
+    let bytes = match format {
         DumpFormat::Text => dump::text(&d).into_bytes(),
         DumpFormat::Json => render::json::to_json(&d)?,
     };

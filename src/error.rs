@@ -35,7 +35,25 @@ pub enum Error {
     },
 }
 
+/// Exit statuses, one per kind of failure, so that scripts can tell them apart (README,
+/// "Exit status"; clap's own usage errors exit with 2 too).
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_NO_PROCESS: i32 = 3;
+pub const EXIT_PERMISSION: i32 = 4;
+pub const EXIT_NOT_READABLE: i32 = 5;
+
 impl Error {
+    /// 1: anything else (an I/O error writing the output, a read that failed mid-way).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::NoSuchProcess(_) | Error::Exited(_) => EXIT_NO_PROCESS,
+            Error::Permission(_) => EXIT_PERMISSION,
+            Error::NotPython { .. } | Error::Unsupported { .. } => EXIT_NOT_READABLE,
+            Error::Io { .. } => 1,
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

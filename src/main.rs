@@ -30,9 +30,9 @@ fn main() {
             }
         }
         eprintln!("pymemspy: {msg}");
-        std::process::exit(match e.downcast_ref::<error::Error>() {
-            Some(error::Error::Usage(_)) => 2,
-            _ => 1,
-        });
+        std::process::exit(
+            e.downcast_ref::<error::Error>()
+                .map_or(1, error::Error::exit_code),
+        );
     }
 }

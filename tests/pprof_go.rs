@@ -27,11 +27,9 @@ fn go_available() -> bool {
 #[test]
 fn go_tool_pprof_reads_our_pprof() {
     if !go_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`go` is not installed; CI must install Debian's golang-go"
+        common::skip(
+            "`go` not found: pprof file not checked with go tool pprof (apt-get install golang-go)",
         );
-        println!("note: `go` not found, pprof file not checked with go tool pprof (apt-get install golang-go)");
         return;
     }
     let dir = common::ScratchDir::new("pprof-go");

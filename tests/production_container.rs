@@ -146,7 +146,7 @@ fn children_of(parent: i32) -> Vec<i32> {
 #[test]
 fn target_in_other_pid_and_mount_namespace() {
     let Some((label, tree, binary)) = debian_tree() else {
-        println!("note: no debian-3.X tree with a .dist interpreter listed; skipped");
+        common::skip("no debian-3.X tree with a .dist interpreter in the interpreter list");
         return;
     };
     let c = start(&tree, &binary).expect("start the container");

@@ -166,9 +166,9 @@ fn core_census_equals_live_census() {
     let mut failures = Vec::new();
     for interp in common::interpreters() {
         if interp.is_free_threaded() {
-            println!(
-                "note: {} skipped (free-threaded builds are not supported yet)",
-                interp.label
+            common::unsupported(
+                &interp.label,
+                "free-threaded builds are not supported here yet",
             );
             continue;
         }
@@ -188,7 +188,7 @@ fn core_with_moved_executable() {
         .into_iter()
         .find(|i| i.label.contains("static"))
     else {
-        println!("note: no statically linked interpreter listed; skipped");
+        common::skip("no statically linked interpreter listed");
         return;
     };
     let dir = common::ScratchDir::new("moved-exe");

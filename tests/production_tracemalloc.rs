@@ -172,9 +172,9 @@ fn allocation_sites_equal_tracemalloc_statistics() {
     let mut failures = Vec::new();
     for interp in common::interpreters() {
         if interp.is_free_threaded() {
-            println!(
-                "note: {} skipped (free-threaded builds are not supported yet)",
-                interp.label
+            common::unsupported(
+                &interp.label,
+                "free-threaded builds are not supported here yet",
             );
             continue;
         }

@@ -135,9 +135,9 @@ fn subprocesses_master_with_forked_workers() {
     let mut failures = Vec::new();
     for interp in common::interpreters() {
         if interp.is_free_threaded() {
-            println!(
-                "note: {} skipped (free-threaded builds are not supported yet)",
-                interp.label
+            common::unsupported(
+                &interp.label,
+                "free-threaded builds are not supported here yet",
             );
             continue;
         }

@@ -29,10 +29,7 @@ const MIN_SAMPLES: usize = 8;
 
 fn skip(interp: &Interp) -> bool {
     if interp.is_free_threaded() {
-        println!(
-            "note [{}] skipped: free-threaded build (no GC lists)",
-            interp.label
-        );
+        common::unsupported(&interp.label, "free-threaded build (no GC lists)");
     }
     interp.is_free_threaded()
 }

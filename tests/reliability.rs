@@ -82,7 +82,7 @@ fn bad_input_gives_one_clear_line() {
             failures.push(e);
         }
     } else {
-        println!("note: not root, the unprivileged case is skipped");
+        common::skip("not root: the unprivileged case needs root to drop privileges");
     }
     // A process that exits while being read: every run ends cleanly (success or one line).
     for i in 0..5 {

@@ -30,7 +30,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<common::Run, String> {
 #[test]
 fn pip_installed_wheel_snapshots_a_process() {
     if std::env::var_os("CI").is_none() && std::env::var_os("PYMEMSPY_WHEEL_TEST").is_none() {
-        println!("note: wheel test skipped (set PYMEMSPY_WHEEL_TEST=1; CI runs it)");
+        common::skip("set PYMEMSPY_WHEEL_TEST=1 to build and install the wheel (CI runs it)");
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -87,6 +87,22 @@ pub(crate) fn worth_retrying(e: &Error) -> bool {
     }
 }
 
+/// A session on `source`: the running process, or the program started for it (returned too,
+/// so that it lives, and is stopped, with the caller's use of the session).
+pub fn open_source(
+    source: &super::Source,
+    opts: &SnapshotOptions,
+) -> anyhow::Result<(Option<Child>, Session)> {
+    match source {
+        super::Source::Pid(pid) => Ok((None, Session::open(*pid, opts.clone())?)),
+        super::Source::Command(argv) => {
+            let mut child = spawn(argv)?;
+            let session = open_when_ready(&mut child, opts)?;
+            Ok((Some(child), session))
+        }
+    }
+}
+
 /// Open a session on the child as soon as its runtime is initialised.
 pub fn open_when_ready(child: &mut Child, opts: &SnapshotOptions) -> anyhow::Result<Session> {
     let start = Instant::now();

@@ -59,15 +59,7 @@ const MAX_FAILURES_IN_A_ROW: u32 = 10;
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
-    let mut child = match &opts.source {
-        Source::Command(argv) => Some(launch::spawn(argv)?),
-        Source::Pid(_) => None,
-    };
-    let mut session = match (&opts.source, child.as_mut()) {
-        (_, Some(c)) => launch::open_when_ready(c, &opts.snapshot)?,
-        (Source::Pid(pid), None) => Session::open(*pid, opts.snapshot.clone())?,
-        (Source::Command(_), None) => unreachable!("a command source always has a child"),
-    };
+    let (mut child, mut session) = launch::open_source(&opts.source, &opts.snapshot)?;
     let pid = session.target.pid;
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut rec = Recording::new(

@@ -41,7 +41,7 @@ const RECHECKS: u32 = 3;
 const CMDLINE_CHARS: usize = 300;
 
 pub const ALLOCATIONS_NOTE: &str = "no allocation flamegraph with --subprocesses (stack sampling \
-    is per process): run `pymemspy record --pid WORKER` for one worker's";
+    is per process): run `pymemspy record --pid WORKER` for one worker's flamegraph";
 
 /// One Python process being followed.
 struct Member {

@@ -11,8 +11,10 @@ pub enum RecordFormat {
     /// The allocation flamegraph: which code makes the heap grow (the recording goes beside it
     /// as JSON).
     #[default]
+    #[value(alias = "flamegraph")]
     Svg,
-    /// The allocation profile as folded stacks.
+    /// The allocation profile as folded stacks (py-spy calls it `raw`).
+    #[value(alias = "raw")]
     Collapsed,
     Speedscope,
     Pprof,

@@ -21,7 +21,7 @@ const REDRAW: Duration = Duration::from_millis(200);
 const MAX_FAILURES_IN_A_ROW: u32 = 10;
 
 pub struct TopOptions {
-    pub pid: i32,
+    pub source: crate::record::Source,
     pub interval: Duration,
     pub snapshot: SnapshotOptions,
 }
@@ -35,9 +35,10 @@ pub fn run(opts: TopOptions) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut session = Session::open(opts.pid, opts.snapshot.clone())?;
+    // A program started for the view lives as long as `_child`: it is stopped when top quits.
+    let (_child, mut session) = crate::record::launch::open_source(&opts.source, &opts.snapshot)?;
     let mut model = Model::new(
-        opts.pid,
+        session.target.pid,
         session.python_info().version,
         opts.interval.as_secs_f64(),
     );
