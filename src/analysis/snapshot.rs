@@ -183,10 +183,29 @@ impl Session {
         let Some(process) = self.target.memory.process() else {
             return Ok(None);
         };
+        // Already stopped (SIGSTOP, job control, a debugger): it cannot change while we read,
+        // and ptrace would wait on it for nothing.
+        if matches!(
+            crate::process::target::process_state(self.target.pid),
+            Some('T' | 't')
+        ) {
+            log::info!(
+                "process {} is stopped already; --pause has nothing to do",
+                self.target.pid
+            );
+            return Ok(None);
+        }
+        let pid = self.target.pid;
         let lock = || {
-            process
-                .lock()
-                .map_err(|_| crate::error::Error::Permission(self.target.pid))
+            process.lock().map_err(|e| match e {
+                remoteprocess::Error::NixError(nix::errno::Errno::EPERM) => {
+                    crate::error::Error::Permission(pid)
+                }
+                e => crate::error::Error::Usage(format!(
+                    "--pause could not stop process {pid} ({e}): drop --pause to read it while \
+                     it runs"
+                )),
+            })
         };
         for _ in 1..PAUSE_TRIES {
             let paused = lock()?;

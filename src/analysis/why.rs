@@ -47,6 +47,8 @@ pub struct Retainer {
     /// The holder's path (root and hops down to the holder itself).
     pub holder: String,
     pub holder_type: String,
+    /// Holders with this same path (a thousand one-object lists under one dict are one line).
+    pub holders: u64,
     pub count: u64,
     pub bytes: u64,
 }
@@ -61,6 +63,10 @@ pub struct WhyReport {
     pub bytes: u64,
     pub paths: Vec<PathGroup>,
     pub retainers: Vec<Retainer>,
+    /// With no object of the type: live type names it may have meant (`Widget` →
+    /// `__main__.Widget`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub did_you_mean: Vec<String>,
     /// What the roots could not be read from (thread frames skipped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -145,28 +151,36 @@ pub fn explain(
     let mut paths: Vec<PathGroup> = groups.into_values().collect();
     paths.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
     paths.truncate(max_paths);
-    let mut top: Vec<(u32, (u64, u64))> = holders.into_iter().collect();
-    top.sort_by_key(|t| std::cmp::Reverse(t.1 .1));
-    top.truncate(max_paths);
-    let retainers = top
-        .into_iter()
-        .map(|(h, (count, bytes))| {
-            let (root, path) = by_parent.get(&h).cloned().unwrap_or((None, Vec::new()));
-            let holder_type = path.last().map(|p| p.1.clone()).unwrap_or_default();
-            let g = PathGroup {
-                root: root.unwrap_or_else(|| UNREACHED.to_string()),
-                hops: path,
-                count,
-                bytes,
-            };
-            Retainer {
-                holder: g.path_text(),
-                holder_type,
-                count,
-                bytes,
-            }
-        })
-        .collect();
+    // Holders grouped by their path: each holder's own path, then one line per distinct path.
+    let mut by_path: HashMap<String, Retainer> = HashMap::default();
+    for (h, (count, bytes)) in holders {
+        let (root, path) = by_parent.get(&h).cloned().unwrap_or((None, Vec::new()));
+        let holder_type = path.last().map(|p| p.1.clone()).unwrap_or_default();
+        let g = PathGroup {
+            root: root.unwrap_or_else(|| UNREACHED.to_string()),
+            hops: path,
+            count,
+            bytes,
+        };
+        let r = by_path.entry(g.path_text()).or_insert_with(|| Retainer {
+            holder: g.path_text(),
+            holder_type,
+            holders: 0,
+            count: 0,
+            bytes: 0,
+        });
+        r.holders += 1;
+        r.count += count;
+        r.bytes += bytes;
+    }
+    let mut retainers: Vec<Retainer> = by_path.into_values().collect();
+    retainers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.holder.cmp(&b.holder)));
+    retainers.truncate(max_paths);
+    let did_you_mean = if objects == 0 {
+        similar_types(view, py, types, t, type_name)
+    } else {
+        Vec::new()
+    };
     WhyReport {
         schema: "pymemspy.why/1",
         pid,
@@ -175,8 +189,39 @@ pub fn explain(
         bytes,
         paths,
         retainers,
+        did_you_mean,
         warnings: frame_warnings(t),
     }
+}
+
+/// Live type names close to what was asked: the same last component (`Widget` for
+/// `__main__.Widget`, `app.models.Widget`), or the same name in another case.
+fn similar_types(
+    view: &mut View,
+    py: &Python,
+    types: &mut TypeTable,
+    t: &Tree,
+    asked: &str,
+) -> Vec<String> {
+    let want = asked
+        .rsplit('.')
+        .next()
+        .unwrap_or(asked)
+        .to_ascii_lowercase();
+    let mut seen: Vec<u64> = t.type_ptr.iter().copied().filter(|&p| p != 0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let mut out: Vec<String> = seen
+        .into_iter()
+        .filter_map(|tp| types.get(view, &py.layout, tp).map(|i| i.name.to_string()))
+        .filter(|name| {
+            let last = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
+            last == want || name.eq_ignore_ascii_case(asked)
+        })
+        .collect();
+    out.sort();
+    out.truncate(10);
+    out
 }
 
 fn frame_warnings(t: &Tree) -> Vec<String> {

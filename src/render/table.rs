@@ -191,6 +191,9 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
             o,
             "no live objects of that type (names are as `snapshot` prints them)"
         );
+        if !r.did_you_mean.is_empty() {
+            let _ = writeln!(o, "did you mean: {}", r.did_you_mean.join(", "));
+        }
         return o;
     }
     let _ = writeln!(o, "paths from the roots (shortest, grouped):");
@@ -199,9 +202,14 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
     }
     let _ = writeln!(o, "\ntop retainers (direct holders, by bytes held):");
     for h in &r.retainers {
+        let holders = if h.holders > 1 {
+            format!("{} holders at ", thousands(h.holders))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "  {:>10}  {:>8} objects held by {}",
+            "  {:>10}  {:>8} objects held by {holders}{}",
             human_bytes(h.bytes),
             thousands(h.count),
             h.holder
