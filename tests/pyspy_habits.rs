@@ -1,0 +1,195 @@
+//! A py-spy user's habits, driven through the CLI as such a user types them: the program
+//! without `--`, `-s`, `--nonblocking`, `-f flamegraph` / `-f raw`, `dump --json`,
+//! `top --delay`, hex pids, `-i`; clap's whole error; one exit status per kind of error; "did you
+//! mean" in `why`; `--pause` on a process stopped already.
+
+mod common;
+
+use common::{Interp, Target};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn interp() -> Interp {
+    common::interpreters()
+        .into_iter()
+        .find(|i| !i.is_free_threaded())
+        .expect("an interpreter with a GIL")
+}
+
+fn check(failures: &mut Vec<String>, what: &str, ok: bool, run: &common::Run) {
+    if !ok {
+        failures.push(format!("{what}: {}", run.describe()));
+    }
+}
+
+#[test]
+fn a_py_spy_users_commands_work() {
+    let interp = interp();
+    let dir = common::ScratchDir::new("habits");
+    let out = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let mut failures = Vec::new();
+
+    // The program straight after the options, no `--`; its own options stay its own.
+    let svg = out("spawned.svg");
+    let mut argv = vec!["record", "-o", &svg, "-d", "2", "-r", "50"];
+    argv.extend(interp.argv_prefix.iter().map(String::as_str));
+    let script = common::target_script("known_heap.py");
+    let truth = out("truth.json");
+    argv.extend([script.to_str().unwrap(), truth.as_str()]);
+    let run = common::run_tool(&argv);
+    check(
+        &mut failures,
+        "record -o x.svg PROGRAM",
+        run.status.success() && std::fs::metadata(&svg).is_ok_and(|m| m.len() > 0),
+        &run,
+    );
+
+    let target = Target::spawn(&interp, "known_heap.py", &[]).expect("target");
+    let pid = target.pid_arg();
+    let hex = format!("{:#x}", target.pid);
+
+    let flame = out("nb.svg");
+    let run = common::run_tool(&[
+        "record",
+        "--pid",
+        &hex,
+        "-d",
+        "1",
+        "--nonblocking",
+        "-i",
+        "-f",
+        "flamegraph",
+        "-o",
+        &flame,
+    ]);
+    check(
+        &mut failures,
+        "record --pid 0xHEX --nonblocking -i -f flamegraph",
+        run.status.success() && std::fs::read_to_string(&flame).is_ok_and(|s| s.contains("<svg")),
+        &run,
+    );
+    let raw = out("raw.txt");
+    let run = common::run_tool(&["record", "-p", &pid, "-d", "1", "-f", "raw", "-o", &raw]);
+    check(
+        &mut failures,
+        "record -f raw",
+        run.status.success()
+            && !std::fs::read_to_string(&raw)
+                .unwrap_or_default()
+                .contains("<svg"),
+        &run,
+    );
+    let tree = out("tree.json");
+    let run = common::run_tool(&["record", "-s", "-p", &pid, "-d", "1", "-o", &tree]);
+    check(
+        &mut failures,
+        "record -s",
+        run.status.success()
+            && std::fs::read_to_string(&tree).is_ok_and(|s| s.contains("pymemspy.record-tree/1")),
+        &run,
+    );
+    let run = common::run_tool(&["dump", "--pid", &pid, "--json"]);
+    check(
+        &mut failures,
+        "dump --json",
+        run.status.success() && serde_json::from_str::<serde_json::Value>(&run.stdout).is_ok(),
+        &run,
+    );
+    // `--delay` is `--interval`: a bad value is refused by our own check, not by clap.
+    let run = common::run_tool(&["top", "--pid", &pid, "--delay", "0"]);
+    check(
+        &mut failures,
+        "top --delay 0",
+        run.status.code() == Some(2) && run.stderr.contains("--interval must be"),
+        &run,
+    );
+    let run = common::run_tool(&["snapshot", "--pid", &hex, "-f", "raw", "-o", &out("r.txt")]);
+    check(
+        &mut failures,
+        "snapshot --pid 0xHEX -f raw",
+        run.status.success(),
+        &run,
+    );
+
+    // why: a bare class name suggests the qualified one.
+    let run = common::run_tool(&["why", "--pid", &pid, "--type", "Leaf"]);
+    check(
+        &mut failures,
+        "why --type Leaf",
+        run.status.success() && run.stdout.contains("did you mean: __main__.Leaf"),
+        &run,
+    );
+
+    // --pause on a process that is stopped already reads it as it is.
+    kill(Pid::from_raw(target.pid as i32), Signal::SIGSTOP).expect("SIGSTOP");
+    let run = common::run_tool(&["snapshot", "--pid", &pid, "--pause", "--top", "3"]);
+    let _ = kill(Pid::from_raw(target.pid as i32), Signal::SIGCONT);
+    check(
+        &mut failures,
+        "snapshot --pause on a stopped process",
+        run.status.success() && run.stdout.contains("objects"),
+        &run,
+    );
+    drop(target);
+    common::assert_no_failures("py-spy habits", &failures);
+}
+
+#[test]
+fn errors_have_clap_detail_and_one_status_per_kind() {
+    let mut failures = Vec::new();
+    // clap's whole message: the valid values and the usage, exit 2.
+    let run = common::run_tool(&["record", "--pid", "1", "--format", "bogus"]);
+    check(
+        &mut failures,
+        "bad --format",
+        run.status.code() == Some(2) && run.stderr.contains("possible values"),
+        &run,
+    );
+    let run = common::run_tool(&["snapshot", "--pid", "1", "--formt", "json"]);
+    check(
+        &mut failures,
+        "misspelt flag",
+        run.status.code() == Some(2) && run.stderr.contains("similar"),
+        &run,
+    );
+    // A missing output directory: the same status and words in every command.
+    for cmd in ["snapshot", "record", "why"] {
+        let mut args = vec![cmd, "--pid", "1", "-o", "/nonexistent-dir/x.out"];
+        if cmd == "why" {
+            args.extend(["--type", "dict"]);
+        }
+        let run = common::run_tool(&args);
+        check(
+            &mut failures,
+            &format!("{cmd} -o /nonexistent-dir/x.out"),
+            run.status.code() == Some(2)
+                && run.stderr.trim() == "pymemspy: -o /nonexistent-dir/x.out: directory /nonexistent-dir does not exist",
+            &run,
+        );
+    }
+    let run = common::run_tool(&["snapshot", "--pid", "999999999"]);
+    check(
+        &mut failures,
+        "no such pid",
+        run.status.code() == Some(3),
+        &run,
+    );
+    let sleeper = common::KillOnDrop::spawn("sleep", &["30"]);
+    let run = common::run_tool(&["snapshot", "--pid", &sleeper.pid().to_string()]);
+    check(
+        &mut failures,
+        "not Python",
+        run.status.code() == Some(5),
+        &run,
+    );
+    let run = common::run_tool(&["--help"]);
+    check(
+        &mut failures,
+        "--help lists manpage and exit statuses",
+        run.status.success()
+            && run.stdout.contains("manpage")
+            && run.stdout.contains("Exit status"),
+        &run,
+    );
+    common::assert_no_failures("errors", &failures);
+}
