@@ -69,16 +69,9 @@ enum Command {
 
 #[derive(Args, Clone)]
 pub(crate) struct TargetArgs {
-    /// Process id of the Python process.
-    #[arg(
-        short,
-        long,
-        required_unless_present = "core",
-        default_value_t = 0,
-        hide_default_value = true,
-        value_parser = parse_pid
-    )]
-    pub(crate) pid: i32,
+    /// Process id of the Python process (decimal or 0x hex).
+    #[arg(short, long, required_unless_present = "core", value_parser = parse_pid)]
+    pid: Option<i32>,
     /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
     #[arg(long, conflicts_with = "pid")]
     pub(crate) core: Option<PathBuf>,
@@ -94,6 +87,11 @@ pub(crate) struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The live process (0 with `--core`, where clap makes `--pid` optional).
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid.unwrap_or(0)
+    }
+
     pub(crate) fn resolve_options(&self) -> ResolveOptions {
         ResolveOptions {
             debug_dirs: self.debug_dirs.clone(),
@@ -434,7 +432,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     }
     if a.subprocesses {
         return crate::cli_production::snapshot_tree_cmd(
-            a.target.pid,
+            a.target.pid(),
             &opts,
             a.format.profile_format().is_none(),
             matches!(a.format, SnapshotFormat::Json),
@@ -443,18 +441,22 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(format) = a.format.profile_format() {
-        let mut session = Session::open(a.target.pid, opts)?;
+        let mut session = Session::open(a.target.pid(), opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
             let tree = retention::build(view, py, types, objects);
             retention::profile(view, py, types, &tree)
         })?;
-        let default = format!("pymemspy-{}-retention.{}", a.target.pid, format.extension());
+        let default = format!(
+            "pymemspy-{}-retention.{}",
+            a.target.pid(),
+            format.extension()
+        );
         let path = a.output.unwrap_or_else(|| PathBuf::from(default));
         render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
         eprintln!("pymemspy: wrote {}", path.display());
         return Ok(());
     }
-    let snap = snapshot::take(a.target.pid, opts)?;
+    let snap = snapshot::take(a.target.pid(), opts)?;
     let bytes = match a.format {
         SnapshotFormat::Json => render::json::to_json(&snap)?,
         _ => render::table::snapshot_table(&snap, a.top).into_bytes(),

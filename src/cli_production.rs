@@ -70,7 +70,7 @@ pub(crate) fn open_target(t: &TargetArgs) -> anyhow::Result<Target> {
             }
             Ok(target)
         }
-        None => Ok(Target::attach(t.pid)?),
+        None => Ok(Target::attach(t.pid())?),
     }
 }
 
