@@ -5,6 +5,7 @@
 //! `render` (tables, JSON, flamegraphs).
 
 mod analysis;
+mod atomic_file;
 mod cli;
 mod cli_production;
 mod cli_stacks;

@@ -14,11 +14,6 @@ use crate::process::{Bytes, MemoryExt, View};
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;
 
-/// `_PyRuntime.tracemalloc` per minor version, when no DWARF says otherwise (x86_64 builds).
-const RUNTIME_OFFSETS: &[(u8, u64)] = &[(12, 2768), (13, 10080), (14, 10296), (15, 10432)];
-/// Inside `struct _tracemalloc_runtime_state` (3.12+): the traces and domains table pointers.
-const STATE_TRACES: u64 = 184;
-const STATE_DOMAINS: u64 = 192;
 /// Bounds against a corrupted or moving table.
 const MAX_BUCKETS: u64 = 1 << 28;
 const MAX_ENTRIES: u64 = 1 << 28;
@@ -28,14 +23,8 @@ const MAX_FILENAME: u64 = 4096;
 /// No single block is this large: a size above it was read from a trace being freed.
 const MAX_BLOCK: u64 = 1 << 40;
 
-/// How a traces hashtable stores its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
-    /// 3.8: `{next, hash}` then the key (its size in the table header) then `trace_t` inline.
-    Inline,
-    /// 3.9+: `{next, hash, key, value}` with value a `trace_t *`.
-    Pointers,
-}
+use crate::python::tracemalloc_layout::Location;
+pub use crate::python::tracemalloc_layout::TableKind;
 
 /// Where tracemalloc's state is in this process, and how to read it.
 #[derive(Debug, Clone)]
@@ -58,68 +47,64 @@ pub struct TraceLayout {
 /// Find tracemalloc's state, or say why it cannot be found (one line, actionable).
 pub fn locate(py: &Python) -> Result<TraceLayout, String> {
     let v = py.layout.version;
-    let minor = v.minor;
-    let (config, traces_ptr, domains_ptr, found_by) = if minor <= 11 {
-        let sym = |n: &str| py.binary.symbol(n);
-        let (Some(config), Some(traces)) =
-            (sym("_Py_tracemalloc_config"), sym("tracemalloc_traces"))
-        else {
-            return Err(format!(
-                "Python {v} keeps tracemalloc's tables in static variables that only a symbol table \
-                 names, and this build ({}) has none: install its debug symbols (Debian: \
-                 python3.{minor}-dbg) or pass --debug-dir",
-                py.binary.path
-            ));
-        };
-        let domains = if minor >= 9 {
-            Some(sym("tracemalloc_domains").ok_or("no tracemalloc_domains symbol")?)
-        } else {
-            None
-        };
-        (
-            config,
+    let facts = py
+        .tracemalloc
+        .as_ref()
+        .ok_or_else(|| format!("no tracemalloc layout known for Python {v}"))?;
+    let (config, traces_ptr, domains_ptr, found_by) = match facts.location {
+        Location::Statics { domains } => {
+            let sym = |n: &str| py.binary.symbol(n);
+            let (Some(config), Some(traces)) =
+                (sym("_Py_tracemalloc_config"), sym("tracemalloc_traces"))
+            else {
+                return Err(format!(
+                    "Python {v} keeps tracemalloc's tables in static variables that only a symbol \
+                     table names, and this build ({}) has none: install its debug symbols \
+                     (Debian: python3.{}-dbg) or pass --debug-dir",
+                    py.binary.path, v.minor
+                ));
+            };
+            let domains = if domains {
+                Some(sym("tracemalloc_domains").ok_or("no tracemalloc_domains symbol")?)
+            } else {
+                None
+            };
+            (
+                config,
+                traces,
+                domains,
+                "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
+            )
+        }
+        Location::Runtime {
+            offset,
+            from_dwarf,
             traces,
             domains,
-            "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
-        )
-    } else {
-        let (off, how) = match dwarf_offset(py) {
-            Some(off) => (off, "DWARF"),
-            None => {
-                let off = RUNTIME_OFFSETS
-                    .iter()
-                    .find(|(m, _)| *m == minor)
-                    .map(|(_, o)| *o)
-                    .ok_or_else(|| format!("no tracemalloc layout known for Python {v}"))?;
-                (off, "built-in table")
-            }
-        };
-        let state = py.runtime + off;
-        (
-            state,
-            state + STATE_TRACES,
-            Some(state + STATE_DOMAINS),
-            format!("_PyRuntime.tracemalloc at +{off} ({how})"),
-        )
+        } => {
+            let state = py.runtime.wrapping_add(offset);
+            let how = if from_dwarf {
+                "DWARF"
+            } else {
+                "built-in table"
+            };
+            (
+                state,
+                state.wrapping_add(traces),
+                Some(state.wrapping_add(domains)),
+                format!("_PyRuntime.tracemalloc at +{offset} ({how})"),
+            )
+        }
     };
     Ok(TraceLayout {
         config,
         traces_ptr,
         domains_ptr,
-        table: if minor == 8 {
-            TableKind::Inline
-        } else {
-            TableKind::Pointers
-        },
-        nframe_u32: minor == 8,
-        filename_cstr: minor >= 15,
+        table: facts.table,
+        nframe_u32: facts.nframe_u32,
+        filename_cstr: facts.filename_cstr,
         found_by,
     })
-}
-
-/// `_PyRuntimeState.tracemalloc` from the build's DWARF, when it has any.
-fn dwarf_offset(py: &Python) -> Option<u64> {
-    py.dwarf_offsets.get("pyruntimestate.tracemalloc").copied()
 }
 
 /// tracemalloc's configuration in the target.

@@ -157,7 +157,7 @@ impl Slot {
             }
             let mut json = serde_json::to_vec_pretty(&entry)?;
             json.push(b'\n');
-            crate::render::output::write_file(&self.path, &json, false)
+            crate::atomic_file::write(&self.path, &json, false)
         })();
         match written {
             Ok(()) => log::debug!("layout cache written: {}", self.path.display()),

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod layout_cache;
 pub mod resolve;
 pub mod tables;
+pub mod tracemalloc_layout;
 
 pub use layout::Layout;
 pub use resolve::{resolve, Python, ResolveOptions};

@@ -47,9 +47,8 @@ pub struct Python {
     pub type_type: u64,
     pub version_found_by: &'static str,
     pub warnings: Vec<String>,
-    /// What the build's DWARF gave (empty without DWARF), for readers of struct members the
-    /// `Layout` does not carry (tracemalloc's state).
-    pub dwarf_offsets: dwarf::Offsets,
+    /// Where tracemalloc keeps its tables (None: a version whose layout is not known).
+    pub tracemalloc: Option<super::tracemalloc_layout::TracemallocLayout>,
 }
 
 impl Python {
@@ -183,7 +182,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
         type_type,
         version_found_by,
         warnings,
-        dwarf_offsets,
+        tracemalloc: super::tracemalloc_layout::resolve(version.minor, &dwarf_offsets),
     };
     if !py.layout.free_threaded {
         settle_gc_heads(mem, &mut py).map_err(unsupported)?;
