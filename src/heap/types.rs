@@ -26,8 +26,23 @@ pub enum SizeRule {
     Deque,
     /// _io.Buffered*: basicsize plus the buffer.
     Buffered,
-    /// _struct.Struct: basicsize plus one format code per item.
+    /// _struct.Struct: basicsize plus one 32-byte format code per code, and the terminator.
     Struct,
+    /// Generators, coroutines, async generators: 3.11+ their embedded frame (see
+    /// `FrameSizing`); before, object.__sizeof__.
+    Generator,
+    /// Frame objects: the slots of the code they run.
+    Frame,
+    /// array.array: basicsize plus allocated items of its typecode's size.
+    Array,
+    /// itertools.combinations (and _with_replacement): one index per element of a result.
+    Combinations,
+    /// itertools.permutations: one index per pool item and one cycle counter per result item.
+    Permutations,
+    /// itertools.product: one index per pool.
+    Product,
+    /// _io.BytesIO: basicsize plus its bytes buffer unless shared.
+    BytesIO,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +66,10 @@ pub struct TypeInfo {
     /// Instances own a file descriptor (an int right after the header): _io.FileIO and
     /// _socket.socket, and their subclasses.
     pub owns_fd: bool,
+    /// `sys.getsizeof` of an instance calls a `__sizeof__` written in Python (a class of the
+    /// MRO defines it as a function, as pandas does): no outside reader can run it, so `bytes`
+    /// follows the builtin base's rule instead and says so.
+    pub python_sizeof: bool,
 }
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
@@ -75,6 +94,10 @@ const BUILTIN_RULES: &[(&str, SizeRule)] = &[
     ("PyByteArray_Type", SizeRule::ByteArray),
     ("PyType_Type", SizeRule::Type),
     ("PyFrozenDict_Type", SizeRule::Dict),
+    ("PyGen_Type", SizeRule::Generator),
+    ("PyCoro_Type", SizeRule::Generator),
+    ("PyAsyncGen_Type", SizeRule::Generator),
+    ("PyFrame_Type", SizeRule::Frame),
 ];
 
 /// Builtin types that are not exported symbols (or are heap types since 3.12), recognised by
@@ -86,6 +109,15 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("_io.BufferedRandom", SizeRule::Buffered),
     ("_struct.Struct", SizeRule::Struct),
     ("frozendict", SizeRule::Dict),
+    ("array.array", SizeRule::Array),
+    ("itertools.combinations", SizeRule::Combinations),
+    (
+        "itertools.combinations_with_replacement",
+        SizeRule::Combinations,
+    ),
+    ("itertools.permutations", SizeRule::Permutations),
+    ("itertools.product", SizeRule::Product),
+    ("_io.BytesIO", SizeRule::BytesIO),
 ];
 
 pub struct TypeTable {
@@ -96,6 +128,9 @@ pub struct TypeTable {
     builtins: HashMap<u64, SizeRule>,
     type_type: u64,
     str_type: u64,
+    /// `method_descriptor`: what a class dict holds for a `__sizeof__` written in C (0 when
+    /// the symbol is unknown: then recognised by its tp_name).
+    method_descr_type: u64,
     /// Pointers that were not types: counted, never named.
     pub rejected: u64,
 }
@@ -116,6 +151,7 @@ impl TypeTable {
             builtins,
             type_type: py.type_type,
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
+            method_descr_type: py.binary.symbol("PyMethodDescr_Type").unwrap_or(0),
             rejected: 0,
         }
     }
@@ -212,6 +248,7 @@ impl TypeTable {
         let name = self.name(view, l, addr, tflags, tp_name)?;
         let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         let rule = self.rule(view, l, addr);
+        let python_sizeof = tflags & flags::HEAPTYPE != 0 && self.python_sizeof(view, l, addr);
         let scan_body = !no_pointers(&name, tflags);
         let leaf = (matches!(rule, SizeRule::Str | SizeRule::Int) || !scan_body)
             && tflags & flags::MANAGED_DICT == 0;
@@ -226,6 +263,7 @@ impl TypeTable {
             basicsize,
             itemsize,
             rule,
+            python_sizeof,
             preheader: l.preheader_size(tflags),
         })
     }
@@ -282,6 +320,46 @@ impl TypeTable {
             match view.u64(cur + l.type_.tp_base) {
                 Some(base) if base != 0 => cur = base,
                 _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Does the first class of the type's MRO that defines `__sizeof__` define it as anything
+    /// but a builtin method descriptor? Static types end the search: their `__sizeof__` is C
+    /// (and 3.12+ keep their dict elsewhere). Unreadable parts answer no.
+    fn python_sizeof(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
+        let t = &l.type_;
+        let Some(mro) = view.u64(addr + t.tp_mro).filter(|&m| m != 0) else {
+            return false;
+        };
+        let n = view
+            .u64(mro + l.ob_size)
+            .unwrap_or(0)
+            .min(MAX_BASE_DEPTH as u64);
+        for i in 0..n {
+            let Some(class) = view.u64(mro + l.tuple_items + 8 * i) else {
+                return false;
+            };
+            let heap = view
+                .u64(class + t.tp_flags)
+                .is_some_and(|f| f & flags::HEAPTYPE != 0);
+            if !heap {
+                return false;
+            }
+            let dict = view.u64(class + t.tp_dict).unwrap_or(0);
+            if dict == 0 {
+                continue;
+            }
+            if let Some(v) = dict_get_str(view, l, dict, "__sizeof__") {
+                let Some(vt) = view.u64(v + l.ob_type) else {
+                    return false;
+                };
+                if self.method_descr_type != 0 {
+                    return vt != self.method_descr_type;
+                }
+                let name = view.u64(vt + t.tp_name).and_then(|p| view.cstr(p, 64));
+                return name.is_some_and(|n| n != b"method_descriptor");
             }
         }
         false
