@@ -36,7 +36,9 @@ pub fn getsizeof_at_hand(
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
     let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
     let core = match t.rule {
-        SizeRule::Generic => t.basicsize + ob_size.checked_mul(t.itemsize)?,
+        SizeRule::Generic | SizeRule::NaiveTime | SizeRule::NaiveDateTime => {
+            t.basicsize + ob_size.checked_mul(t.itemsize)?
+        }
         SizeRule::List => t.basicsize + b.u64_at(l.list_allocated as usize).checked_mul(8)?,
         SizeRule::Set => {
             let table = b.u64_at(l.set_table as usize);
@@ -55,7 +57,22 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let used = b.u64_at(l.dict.ma_used as usize);
             dict_size(view, l, b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
         }
-        SizeRule::ByteArray => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
+        SizeRule::ByteArray => match l.fields.bytearray_bytes_object {
+            // Measured on 3.15.2: an empty bytearray (holding the empty bytes singleton) adds
+            // nothing, any other the getsizeof of its bytes object (ob_alloc bytes long).
+            Some(at) => {
+                let bytes = b.u64_at(at as usize);
+                let alloc = b.u64_at(l.fields.bytearray_alloc as usize);
+                t.basicsize
+                    + if bytes != 0 && alloc != 0 {
+                        bytes_getsizeof(view, l, bytes)?
+                    } else {
+                        0
+                    }
+            }
+            None => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
+        },
+        SizeRule::Code => code_size(view, l, t, b)?,
         SizeRule::Deque => {
             // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
             let leftindex = b.u64_at(l.fields.deque_leftindex as usize);
@@ -107,8 +124,13 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {
-                // A static type: no pre-header is added for it either.
-                return Some(l.type_.type_size);
+                // A static type: a pre-header is added for it only where `static_type_preheader`.
+                let pre = if l.type_.static_type_preheader {
+                    t.preheader
+                } else {
+                    0
+                };
+                return Some(l.type_.type_size + pre);
             }
             let keys = view.u64(obj + l.type_.ht_cached_keys).unwrap_or(0);
             let keys_size = if keys != 0 {
@@ -143,6 +165,14 @@ pub fn own_size(view: &mut View, l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u
                 (true, true) => l.unicode.ascii_size + len + 1,
                 (true, false) => l.unicode.compact_size + (len + 1) * kind,
                 _ => l.unicode.unicode_size,
+            }
+        }
+        SizeRule::NaiveTime | SizeRule::NaiveDateTime
+            if o.get(l.fields.datetime_hastzinfo as usize) == Some(&0) =>
+        {
+            match t.rule {
+                SizeRule::NaiveTime => l.fields.naive_time_size,
+                _ => l.fields.naive_datetime_size,
             }
         }
         SizeRule::Int if l.long == LongLayout::Tag => {
@@ -236,16 +266,48 @@ fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
     if buf == 0 {
         return Some(0);
     }
-    let head = view.get(buf, (l.ob_size + 8) as usize).ok()?.to_vec();
+    let head = view.get(buf, l.header_size as usize).ok()?.to_vec();
     if l.refcount(&head)? > 1 {
         return Some(0);
     }
-    // bytes.__sizeof__ is object.__sizeof__: its type's sizes, no pre-header (not GC).
-    let tp = head.u64_at(l.ob_type as usize);
+    bytes_getsizeof(view, l, buf)
+}
+
+/// `sys.getsizeof` of a bytes object (object.__sizeof__ of its type; not GC, no pre-header).
+fn bytes_getsizeof(view: &mut View, l: &Layout, obj: u64) -> Option<u64> {
+    let tp = view.u64(obj.checked_add(l.ob_type)?)?;
+    let len = view.u64(obj.checked_add(l.ob_size)?)?;
     let basic = view.u64(tp.checked_add(l.type_.tp_basicsize)?)?;
     let item = view.u64(tp.checked_add(l.type_.tp_itemsize)?)?;
-    let len = head.u64_at(l.ob_size as usize);
     (basic < 1 << 16 && item <= 1 && len < 1 << 40).then(|| basic + len * item)
+}
+
+/// `code.__sizeof__`: 3.11+ the variable-size object rounded up to a pointer (_PyObject_VAR_SIZE);
+/// 3.8–3.10 tp_basicsize plus one Py_ssize_t per cell when cells map to arguments. Both add the
+/// co_extra block (ce_size, then ce_size pointers) when one was attached.
+fn code_size(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> Option<u64> {
+    let f = &l.fields;
+    let mut size = match f.code_cell2arg {
+        Some((cell2arg, cellvars)) => {
+            let cells = b.u64_at(cellvars as usize);
+            t.basicsize
+                + if b.u64_at(cell2arg as usize) != 0 && cells != 0 {
+                    8 * view.u64(cells.checked_add(l.ob_size)?)?.min(1 << 32)
+                } else {
+                    0
+                }
+        }
+        None => {
+            let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs().min(1 << 40);
+            (t.basicsize + ob_size * t.itemsize).div_ceil(8) * 8
+        }
+    };
+    let extra = b.u64_at(f.code_extra as usize);
+    if extra != 0 {
+        let n = view.u64(extra)?.min(1 << 16);
+        size += 8 + 8 * n.max(1);
+    }
+    Some(size)
 }
 
 fn dict_size(view: &mut View, l: &Layout, b: &[u8], basicsize: u64) -> Option<u64> {

@@ -43,6 +43,13 @@ pub enum SizeRule {
     Product,
     /// _io.BytesIO: basicsize plus its bytes buffer unless shared.
     BytesIO,
+    /// Code objects: the variable size rounded up (3.11+) or cell-to-argument map (3.8–3.10),
+    /// plus co_extra.
+    Code,
+    /// datetime.time and datetime.datetime: object.__sizeof__, but a naive instance allocates
+    /// less than tp_basicsize.
+    NaiveTime,
+    NaiveDateTime,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +105,7 @@ const BUILTIN_RULES: &[(&str, SizeRule)] = &[
     ("PyCoro_Type", SizeRule::Generator),
     ("PyAsyncGen_Type", SizeRule::Generator),
     ("PyFrame_Type", SizeRule::Frame),
+    ("PyCode_Type", SizeRule::Code),
 ];
 
 /// Builtin types that are not exported symbols (or are heap types since 3.12), recognised by
@@ -118,6 +126,15 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("itertools.permutations", SizeRule::Permutations),
     ("itertools.product", SizeRule::Product),
     ("_io.BytesIO", SizeRule::BytesIO),
+    // 3.8's tp_name for _struct.Struct.
+    ("Struct", SizeRule::Struct),
+];
+
+/// Static types that allocate by their own rule (not inherited: a subclass allocates its
+/// tp_basicsize through the generic allocator).
+const EXACT_TYPE_RULES: &[(&str, SizeRule)] = &[
+    ("datetime.time", SizeRule::NaiveTime),
+    ("datetime.datetime", SizeRule::NaiveDateTime),
 ];
 
 pub struct TypeTable {
@@ -367,6 +384,19 @@ impl TypeTable {
 
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).
     fn rule(&self, view: &mut View, l: &Layout, addr: u64) -> SizeRule {
+        let static_name = |view: &mut View, cur: u64| {
+            let tflags = view.u64(cur + l.type_.tp_flags)?;
+            if tflags & flags::HEAPTYPE != 0 {
+                return None;
+            }
+            view.u64(cur + l.type_.tp_name)
+                .and_then(|p| view.cstr(p, 64))
+        };
+        if let Some(name) = static_name(view, addr) {
+            if let Some((_, rule)) = EXACT_TYPE_RULES.iter().find(|(n, _)| n.as_bytes() == name) {
+                return *rule;
+            }
+        }
         let mut cur = addr;
         for _ in 0..MAX_BASE_DEPTH {
             if let Some(rule) = self.builtins.get(&cur) {
@@ -376,7 +406,13 @@ impl TypeTable {
                 .u64(cur + l.type_.tp_name)
                 .and_then(|p| view.cstr(p, 64))
             {
-                if let Some((_, rule)) = NAMED_RULES.iter().find(|(n, _)| n.as_bytes() == name) {
+                // An undotted name is a builtin's only on a static type (a class may be called
+                // "Struct").
+                let named = NAMED_RULES.iter().find(|(n, _)| {
+                    n.as_bytes() == name
+                        && (n.contains('.') || static_name(view, cur).is_some_and(|s| s == name))
+                });
+                if let Some((_, rule)) = named {
                     return *rule;
                 }
             }

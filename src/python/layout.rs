@@ -110,6 +110,10 @@ pub struct TypeLayout {
     /// The method resolution order, a tuple.
     pub tp_mro: u64,
     pub heap_type_size: u64,
+    /// 3.11/3.12: `sys.getsizeof` adds the pre-header of the object's type even to a static
+    /// type object (`_PyType_PreHeaderSize(Py_TYPE(o))`: `type` is a GC type), so `int` is
+    /// 424/432 bytes there; other versions add nothing for static types (measured 3.8–3.15).
+    pub static_type_preheader: bool,
     pub ht_name: u64,
     pub ht_qualname: u64,
     pub ht_cached_keys: u64,
@@ -223,6 +227,20 @@ pub struct ObjectFields {
     pub product_pools: u64,
     /// `_io.BytesIO`: buf, a bytes object counted (as its own getsizeof) unless shared.
     pub bytesio_buf: u64,
+    /// 3.15+: `bytearray.ob_bytes_object`, the bytes object holding the data, counted as its
+    /// own getsizeof (the empty bytes singleton adds nothing). None: ob_alloc is counted.
+    pub bytearray_bytes_object: Option<u64>,
+    /// `PyCodeObject.co_extra` (a `_PyCodeObjectExtra`: ce_size, then ce_size pointers).
+    pub code_extra: u64,
+    /// 3.8–3.10: co_cell2arg and co_cellvars (one Py_ssize_t per cell when co_cell2arg is
+    /// set). None from 3.11: `__sizeof__` is the variable size rounded up to 8 bytes.
+    pub code_cell2arg: Option<(u64, u64)>,
+    /// `datetime.time` / `datetime.datetime`: the hastzinfo byte, and how much a naive
+    /// instance allocates (`_PyDateTime_BaseTime` / `_PyDateTime_BaseDateTime`: no fold, no
+    /// tzinfo). Their `__sizeof__` is tp_basicsize either way.
+    pub datetime_hastzinfo: u64,
+    pub naive_time_size: u64,
+    pub naive_datetime_size: u64,
     pub cell_contents: u64,
     pub module_dict: u64,
     pub function_closure: u64,

@@ -283,6 +283,7 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             tp_dictoffset: 288,
             tp_mro: 344,
             heap_type_size: row.heap_type_size,
+            static_type_preheader: matches!(m, 11 | 12),
             ht_name: row.ht_name,
             ht_qualname: row.ht_name + 16,
             ht_cached_keys: row.ht_name + 24,
@@ -337,6 +338,19 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             permutations_r: 48,
             product_pools: 16,
             bytesio_buf: 16,
+            bytearray_bytes_object: (m >= 15).then_some(56),
+            // DWARF: co_extra@144 (3.8–3.10), 176, 184, 192, 200 (3.14, 3.15).
+            code_extra: match m {
+                8..=10 => 144,
+                11 => 176,
+                12 => 184,
+                13 => 192,
+                _ => 200,
+            },
+            code_cell2arg: (m <= 10).then_some((96, 88)),
+            datetime_hastzinfo: 24,
+            naive_time_size: 32,
+            naive_datetime_size: 40,
             cell_contents: 16,
             module_dict: 16,
             function_closure: if m >= 10 { 72 } else { 48 },
@@ -480,12 +494,18 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut o.permutations_r,
         &mut o.product_pools,
         &mut o.bytesio_buf,
+        &mut o.code_extra,
+        &mut o.datetime_hastzinfo,
+        &mut o.naive_time_size,
+        &mut o.naive_datetime_size,
         &mut o.cell_contents,
         &mut o.module_dict,
         &mut o.function_closure,
     ] {
         *f += d;
     }
+    o.bytearray_bytes_object = o.bytearray_bytes_object.map(|b| b + d);
+    o.code_cell2arg = o.code_cell2arg.map(|(a, c)| (a + d, c + d));
     // Generators and frame objects are objects (their fields move), the interpreter frame
     // inside is not; the code object's fields move like any object's.
     if let FrameSizing::Embedded {
