@@ -576,6 +576,18 @@ mod tests {
         assert_eq!(l.preheader_size(flags::HAVE_GC), 0);
         assert_eq!(l.preheader_size(flags::HAVE_GC | flags::MANAGED_DICT), 16);
         assert_eq!(l.mimalloc.map(|m| m.tstate_mimalloc), Some(344));
+        // gi_iframe@88, PyFrameObject.f_frame@40, co_stacksize@80, co_nlocalsplus@88.
+        assert_eq!(
+            l.frame_sizing,
+            FrameSizing::Embedded {
+                gen_code: GenCode::InFrame(88),
+                frame_ptr: 40,
+                frame_code: 0,
+                nlocalsplus: 88,
+                stacksize: 80,
+            }
+        );
+        assert_eq!(l.type_.tp_mro, 360);
     }
 
     #[test]
