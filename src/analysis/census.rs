@@ -19,6 +19,11 @@ pub struct TypeCount {
     /// What the allocators really hold for these objects: pymalloc size classes, malloc chunks,
     /// inline attribute values (3.13+); static objects hold no heap for themselves.
     pub allocated_bytes: u64,
+    /// `sys.getsizeof` of these objects calls a `__sizeof__` written in Python, which no outside
+    /// reader can run: `bytes` is what the nearest builtin base's rule gives. Only written when
+    /// set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub python_sizeof: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -232,23 +237,27 @@ impl Tally {
             fd_owners: self.fd_owners,
             ..Census::default()
         };
-        let mut by_name: HashMap<String, [u64; 3]> = HashMap::default();
+        let mut by_name: HashMap<String, ([u64; 3], bool)> = HashMap::default();
         for (tp, v) in self.sums {
             if let Some(info) = types.get(view, l, tp) {
-                let e = by_name.entry(info.name.to_string()).or_default();
+                let (e, python_sizeof) = by_name.entry(info.name.to_string()).or_default();
                 for i in 0..3 {
                     e[i] += v[i];
                 }
+                *python_sizeof |= info.python_sizeof;
             }
         }
         census.types = by_name
             .into_iter()
-            .map(|(name, [count, bytes, allocated_bytes])| TypeCount {
-                name,
-                count,
-                bytes,
-                allocated_bytes,
-            })
+            .map(
+                |(name, ([count, bytes, allocated_bytes], python_sizeof))| TypeCount {
+                    name,
+                    count,
+                    bytes,
+                    allocated_bytes,
+                    python_sizeof,
+                },
+            )
             .collect();
         census
             .types
@@ -278,7 +287,7 @@ fn allocated(
     if let Ok(b) = view.get(obj, n) {
         head[..n].copy_from_slice(b);
     }
-    let own = own_size(l, t, &head[..n]).unwrap_or(t.basicsize) + t.preheader;
+    let own = own_size(view, l, t, &head[..n]).unwrap_or(t.basicsize) + t.preheader;
     let owned_buffers = getsizeof.saturating_sub(own);
     if let Some(b) = block {
         return b + owned_buffers;

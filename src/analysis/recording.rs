@@ -494,6 +494,7 @@ mod tests {
                     count,
                     bytes,
                     allocated_bytes: bytes,
+                    python_sizeof: false,
                 })
                 .collect(),
             ..Default::default()

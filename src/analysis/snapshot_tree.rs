@@ -88,6 +88,7 @@ pub fn combine(processes: &[Snapshot]) -> Combined {
                 count: 0,
                 bytes: 0,
                 allocated_bytes: 0,
+                python_sizeof: t.python_sizeof,
             });
             e.count += t.count;
             e.bytes += t.bytes;

@@ -427,7 +427,7 @@ fn scan_pool(
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];
-            let hit = match memo.find(|m| same_as(l, types, b, m, stats.framing)) {
+            let hit = match memo.find(|m| same_as(view, l, types, b, m, stats.framing)) {
                 Some((f, rank)) => {
                     if rank > 0 {
                         memo.remember(f, Some(rank));
@@ -522,6 +522,7 @@ impl Memo {
 /// the type is known good, so only the refcount and the size class are checked.
 #[inline(always)]
 fn same_as(
+    view: &mut View,
     l: &Layout,
     types: &TypeTable,
     b: &[u8],
@@ -535,7 +536,14 @@ fn same_as(
     {
         return None;
     }
-    let own = fits_block(l, types.info(m.id), o, b.len() as u64, framing.overhead)?;
+    let own = fits_block(
+        view,
+        l,
+        types.info(m.id),
+        o,
+        b.len() as u64,
+        framing.overhead,
+    )?;
     Some(Found { own, ..m })
 }
 
@@ -565,7 +573,7 @@ fn object_in_block(
         if info.preheader + framing.base != d {
             continue;
         }
-        if let Some(own) = fits_block(l, info, o, b.len() as u64, framing.overhead) {
+        if let Some(own) = fits_block(view, l, info, o, b.len() as u64, framing.overhead) {
             return Some(Found { d, tp, id, own });
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
@@ -578,7 +586,7 @@ fn object_in_block(
             && tracked_misfit.is_none()
             && on_a_list(view, block + at as u64 - 16, &b[at - 16..at]);
         if linked {
-            let own = own_size(l, info, o).unwrap_or(info.basicsize) + info.preheader;
+            let own = own_size(view, l, info, o).unwrap_or(info.basicsize) + info.preheader;
             tracked_misfit = Some(Found { d, tp, id, own });
         }
     }
@@ -644,8 +652,15 @@ pub fn detect_framing(
 
 /// Does the block's size class match what this object's fields say it allocated? If so, the
 /// bytes its own allocation asked for (pre-header included).
-fn fits_block(l: &Layout, t: &TypeInfo, o: &[u8], block: u64, overhead: u64) -> Option<u64> {
-    let need = own_size(l, t, o)?;
+fn fits_block(
+    view: &mut View,
+    l: &Layout,
+    t: &TypeInfo,
+    o: &[u8],
+    block: u64,
+    overhead: u64,
+) -> Option<u64> {
+    let need = own_size(view, l, t, o)?;
     let own = need + t.preheader;
     let want = (own + overhead).div_ceil(16) * 16;
     let fits = if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {

@@ -562,7 +562,7 @@ fn scan_page(
                 let found = BlockObject {
                     obj,
                     block_size: bs,
-                    own: own_size(l, &info, o).unwrap_or(info.basicsize) + info.preheader,
+                    own: own_size(view, l, &info, o).unwrap_or(info.basicsize) + info.preheader,
                     at: off,
                     type_id: super::arenas::NO_TYPE_ID,
                 };
@@ -611,7 +611,7 @@ fn object_in_block(
     if info.preheader != pre || (gc_heap && info.flags & flags::HAVE_GC == 0) {
         return None;
     }
-    let need = own_size(l, info, o)? + pre + framing.overhead;
+    let need = own_size(view, l, info, o)? + pre + framing.overhead;
     (need <= block_size).then(|| (off, info.clone()))
 }
 

@@ -4,7 +4,7 @@
 use super::pyobj::{decode_str_header, dict_keys};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, LongLayout};
+use crate::python::layout::{flags, FrameSizing, GenCode, Layout, LongLayout};
 
 /// Bytes of an object header we read to size it: enough for every fixed field used below.
 const HEAD: usize = 160;
@@ -36,7 +36,9 @@ pub fn getsizeof_at_hand(
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
     let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
     let core = match t.rule {
-        SizeRule::Generic => t.basicsize + ob_size.checked_mul(t.itemsize)?,
+        SizeRule::Generic | SizeRule::NaiveTime | SizeRule::NaiveDateTime => {
+            t.basicsize + ob_size.checked_mul(t.itemsize)?
+        }
         SizeRule::List => t.basicsize + b.u64_at(l.list_allocated as usize).checked_mul(8)?,
         SizeRule::Set => {
             let table = b.u64_at(l.set_table as usize);
@@ -55,7 +57,22 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let used = b.u64_at(l.dict.ma_used as usize);
             dict_size(view, l, b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
         }
-        SizeRule::ByteArray => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
+        SizeRule::ByteArray => match l.fields.bytearray_bytes_object {
+            // Measured on 3.15.2: an empty bytearray (holding the empty bytes singleton) adds
+            // nothing, any other the getsizeof of its bytes object (ob_alloc bytes long).
+            Some(at) => {
+                let bytes = b.u64_at(at as usize);
+                let alloc = b.u64_at(l.fields.bytearray_alloc as usize);
+                t.basicsize
+                    + if bytes != 0 && alloc != 0 {
+                        bytes_getsizeof(view, l, bytes)?
+                    } else {
+                        0
+                    }
+            }
+            None => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
+        },
+        SizeRule::Code => code_size(view, l, t, b)?,
         SizeRule::Deque => {
             // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
             let leftindex = b.u64_at(l.fields.deque_leftindex as usize);
@@ -72,9 +89,29 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
                     0
                 }
         }
-        SizeRule::Struct => {
-            t.basicsize + 32 * b.u64_at(l.fields.struct_len as usize).checked_add(1)?
+        SizeRule::Struct => t.basicsize + 32 * struct_codes(view, l, b)?.checked_add(1)?,
+        SizeRule::Generator | SizeRule::Frame => frame_backed_size(view, l, t, b)?,
+        SizeRule::Array => {
+            let f = &l.fields;
+            let descr = b.u64_at(f.array_descr as usize);
+            let itemsize = view.u32(descr.checked_add(f.array_descr_itemsize)?)? as u64;
+            let allocated = b.u64_at(f.array_allocated as usize);
+            t.basicsize + allocated.checked_mul(itemsize.min(1 << 8))?
         }
+        SizeRule::Combinations => {
+            t.basicsize + 8 * b.u64_at(l.fields.combinations_r as usize).min(1 << 32)
+        }
+        SizeRule::Permutations => {
+            let f = &l.fields;
+            let pool = b.u64_at(f.permutations_pool as usize);
+            let n = view.u64(pool.checked_add(l.ob_size)?)?.min(1 << 32);
+            t.basicsize + 8 * (n + b.u64_at(f.permutations_r as usize).min(1 << 32))
+        }
+        SizeRule::Product => {
+            let pools = b.u64_at(l.fields.product_pools as usize);
+            t.basicsize + 8 * view.u64(pools.checked_add(l.ob_size)?)?.min(1 << 32)
+        }
+        SizeRule::BytesIO => t.basicsize + bytesio_buffer(view, l, b)?,
         SizeRule::Int => {
             let digits = match l.long {
                 LongLayout::ObSize => ob_size,
@@ -87,8 +124,13 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {
-                // A static type: no pre-header is added for it either.
-                return Some(l.type_.type_size);
+                // A static type: a pre-header is added for it only where `static_type_preheader`.
+                let pre = if l.type_.static_type_preheader {
+                    t.preheader
+                } else {
+                    0
+                };
+                return Some(l.type_.type_size + pre);
             }
             let keys = view.u64(obj + l.type_.ht_cached_keys).unwrap_or(0);
             let keys_size = if keys != 0 {
@@ -103,10 +145,18 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
 }
 
 /// Bytes the object's own allocation requested (without pre-header): what pymalloc or malloc
-/// was asked for, before rounding. Buffers it owns (list items, dict keys) are separate.
-pub fn own_size(l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
+/// was asked for, before rounding. Buffers it owns (list items, dict keys) are separate. The
+/// view is read only for objects sized by another object (a generator by its code).
+pub fn own_size(view: &mut View, l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
     let ob_size = o.i64_at(l.ob_size as usize).unsigned_abs();
     Some(match t.rule {
+        // 3.11+: allocated with one pointer per slot of the code (genobject.c make_gen,
+        // frameobject.c _PyFrame_New_NoTrack), exactly what __sizeof__ counts.
+        SizeRule::Generator | SizeRule::Frame
+            if matches!(l.frame_sizing, FrameSizing::Embedded { .. }) =>
+        {
+            frame_backed_size(view, l, t, o)?
+        }
         SizeRule::Str if t.flags & flags::HEAPTYPE == 0 => {
             let state = o.u32_at(l.unicode.state as usize);
             let len = o.u64_at(l.unicode.length as usize);
@@ -117,11 +167,147 @@ pub fn own_size(l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
                 _ => l.unicode.unicode_size,
             }
         }
+        SizeRule::NaiveTime | SizeRule::NaiveDateTime
+            if o.get(l.fields.datetime_hastzinfo as usize) == Some(&0) =>
+        {
+            match t.rule {
+                SizeRule::NaiveTime => l.fields.naive_time_size,
+                _ => l.fields.naive_datetime_size,
+            }
+        }
         SizeRule::Int if l.long == LongLayout::Tag => {
             t.basicsize + 4 * (o.u64_at(l.fields.long_tag as usize) >> 3).max(1)
         }
         _ => t.basicsize + ob_size.checked_mul(t.itemsize)?,
     })
+}
+
+/// Most slots a code object's frame may have (co_nlocalsplus + co_stacksize): far above what
+/// any real function needs, low enough to reject a misread.
+const MAX_FRAME_SLOTS: u64 = 1 << 20;
+
+/// `__sizeof__` of a generator, coroutine, async generator or frame object: what the code object
+/// it runs makes of its frame (see `FrameSizing`).
+fn frame_backed_size(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> Option<u64> {
+    let generator = t.rule == SizeRule::Generator;
+    let slots = match l.frame_sizing {
+        FrameSizing::FrameObject {
+            code,
+            nlocals,
+            stacksize,
+            cellvars,
+            freevars,
+        } => {
+            if generator {
+                // No __sizeof__ of its own: object.__sizeof__.
+                let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
+                return t.basicsize.checked_add(ob_size.checked_mul(t.itemsize)?);
+            }
+            let code = b.u64_at(code as usize);
+            let ints = int_pair(view, code, nlocals, stacksize)?;
+            let mut tuples = 0;
+            for at in [cellvars, freevars] {
+                let tuple = view.u64(code.checked_add(at)?)?;
+                tuples += view
+                    .u64(tuple.checked_add(l.ob_size)?)?
+                    .min(MAX_FRAME_SLOTS);
+            }
+            // The struct already holds one slot (f_localsplus[1]).
+            (ints + tuples).checked_sub(1)?
+        }
+        FrameSizing::Embedded {
+            gen_code,
+            frame_ptr,
+            frame_code,
+            nlocalsplus,
+            stacksize,
+        } => {
+            let code = if generator {
+                match gen_code {
+                    GenCode::Field(at) => b.u64_at(at as usize),
+                    GenCode::InFrame(at) => b.u64_at((at + frame_code) as usize),
+                }
+            } else {
+                let frame = b.u64_at(frame_ptr as usize);
+                view.u64(frame.checked_add(frame_code)?)?
+            };
+            // 3.14+ keep the code as a tagged stack reference.
+            int_pair(view, code & !7, nlocalsplus, stacksize)?
+        }
+    };
+    (slots <= MAX_FRAME_SLOTS).then_some(t.basicsize + slots * 8)
+}
+
+/// The sum of two non-negative C ints of an object (a code object's slot counts).
+fn int_pair(view: &mut View, obj: u64, a: u64, b: u64) -> Option<u64> {
+    if obj == 0 {
+        return None;
+    }
+    let x = view.u32(obj.checked_add(a)?)? as i32;
+    let y = view.u32(obj.checked_add(b)?)? as i32;
+    let sum = u64::try_from(x).ok()? + u64::try_from(y).ok()?;
+    (sum <= MAX_FRAME_SLOTS).then_some(sum)
+}
+
+/// How many format codes a `_struct.Struct` holds: s_codes up to the one with a NULL fmtdef,
+/// at most s_len of them (each code covers one or more items).
+fn struct_codes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+    const CODE_SIZE: u64 = 32;
+    let len = b.u64_at(l.fields.struct_len as usize).min(1 << 12);
+    let codes = b.u64_at(l.fields.struct_codes as usize);
+    let bytes = view.get(codes, ((len + 1) * CODE_SIZE) as usize).ok()?;
+    (0..=len).find(|&i| bytes.u64_at((i * CODE_SIZE) as usize) == 0)
+}
+
+/// What `_io.BytesIO.__sizeof__` adds for its buffer: the bytes object's own getsizeof, unless
+/// someone else holds it too (SHARED_BUF: a reference count above one, immortal included).
+fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+    let buf = b.u64_at(l.fields.bytesio_buf as usize);
+    if buf == 0 {
+        return Some(0);
+    }
+    let head = view.get(buf, l.header_size as usize).ok()?.to_vec();
+    if l.refcount(&head)? > 1 {
+        return Some(0);
+    }
+    bytes_getsizeof(view, l, buf)
+}
+
+/// `sys.getsizeof` of a bytes object (object.__sizeof__ of its type; not GC, no pre-header).
+fn bytes_getsizeof(view: &mut View, l: &Layout, obj: u64) -> Option<u64> {
+    let tp = view.u64(obj.checked_add(l.ob_type)?)?;
+    let len = view.u64(obj.checked_add(l.ob_size)?)?;
+    let basic = view.u64(tp.checked_add(l.type_.tp_basicsize)?)?;
+    let item = view.u64(tp.checked_add(l.type_.tp_itemsize)?)?;
+    (basic < 1 << 16 && item <= 1 && len < 1 << 40).then(|| basic + len * item)
+}
+
+/// `code.__sizeof__`: 3.11+ the variable-size object rounded up to a pointer (_PyObject_VAR_SIZE);
+/// 3.8–3.10 tp_basicsize plus one Py_ssize_t per cell when cells map to arguments. Both add the
+/// co_extra block (ce_size, then ce_size pointers) when one was attached.
+fn code_size(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> Option<u64> {
+    let f = &l.fields;
+    let mut size = match f.code_cell2arg {
+        Some((cell2arg, cellvars)) => {
+            let cells = b.u64_at(cellvars as usize);
+            t.basicsize
+                + if b.u64_at(cell2arg as usize) != 0 && cells != 0 {
+                    8 * view.u64(cells.checked_add(l.ob_size)?)?.min(1 << 32)
+                } else {
+                    0
+                }
+        }
+        None => {
+            let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs().min(1 << 40);
+            (t.basicsize + ob_size * t.itemsize).div_ceil(8) * 8
+        }
+    };
+    let extra = b.u64_at(f.code_extra as usize);
+    if extra != 0 {
+        let n = view.u64(extra)?.min(1 << 16);
+        size += 8 + 8 * n.max(1);
+    }
+    Some(size)
 }
 
 fn dict_size(view: &mut View, l: &Layout, b: &[u8], basicsize: u64) -> Option<u64> {

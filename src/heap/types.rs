@@ -26,8 +26,30 @@ pub enum SizeRule {
     Deque,
     /// _io.Buffered*: basicsize plus the buffer.
     Buffered,
-    /// _struct.Struct: basicsize plus one format code per item.
+    /// _struct.Struct: basicsize plus one 32-byte format code per code, and the terminator.
     Struct,
+    /// Generators, coroutines, async generators: 3.11+ their embedded frame (see
+    /// `FrameSizing`); before, object.__sizeof__.
+    Generator,
+    /// Frame objects: the slots of the code they run.
+    Frame,
+    /// array.array: basicsize plus allocated items of its typecode's size.
+    Array,
+    /// itertools.combinations (and _with_replacement): one index per element of a result.
+    Combinations,
+    /// itertools.permutations: one index per pool item and one cycle counter per result item.
+    Permutations,
+    /// itertools.product: one index per pool.
+    Product,
+    /// _io.BytesIO: basicsize plus its bytes buffer unless shared.
+    BytesIO,
+    /// Code objects: the variable size rounded up (3.11+) or cell-to-argument map (3.8–3.10),
+    /// plus co_extra.
+    Code,
+    /// datetime.time and datetime.datetime: object.__sizeof__, but a naive instance allocates
+    /// less than tp_basicsize.
+    NaiveTime,
+    NaiveDateTime,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +73,10 @@ pub struct TypeInfo {
     /// Instances own a file descriptor (an int right after the header): _io.FileIO and
     /// _socket.socket, and their subclasses.
     pub owns_fd: bool,
+    /// `sys.getsizeof` of an instance calls a `__sizeof__` written in Python (a class of the
+    /// MRO defines it as a function, as pandas does): no outside reader can run it, so `bytes`
+    /// follows the builtin base's rule instead and says so.
+    pub python_sizeof: bool,
 }
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
@@ -75,6 +101,11 @@ const BUILTIN_RULES: &[(&str, SizeRule)] = &[
     ("PyByteArray_Type", SizeRule::ByteArray),
     ("PyType_Type", SizeRule::Type),
     ("PyFrozenDict_Type", SizeRule::Dict),
+    ("PyGen_Type", SizeRule::Generator),
+    ("PyCoro_Type", SizeRule::Generator),
+    ("PyAsyncGen_Type", SizeRule::Generator),
+    ("PyFrame_Type", SizeRule::Frame),
+    ("PyCode_Type", SizeRule::Code),
 ];
 
 /// Builtin types that are not exported symbols (or are heap types since 3.12), recognised by
@@ -86,6 +117,24 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("_io.BufferedRandom", SizeRule::Buffered),
     ("_struct.Struct", SizeRule::Struct),
     ("frozendict", SizeRule::Dict),
+    ("array.array", SizeRule::Array),
+    ("itertools.combinations", SizeRule::Combinations),
+    (
+        "itertools.combinations_with_replacement",
+        SizeRule::Combinations,
+    ),
+    ("itertools.permutations", SizeRule::Permutations),
+    ("itertools.product", SizeRule::Product),
+    ("_io.BytesIO", SizeRule::BytesIO),
+    // 3.8's tp_name for _struct.Struct.
+    ("Struct", SizeRule::Struct),
+];
+
+/// Static types that allocate by their own rule (not inherited: a subclass allocates its
+/// tp_basicsize through the generic allocator).
+const EXACT_TYPE_RULES: &[(&str, SizeRule)] = &[
+    ("datetime.time", SizeRule::NaiveTime),
+    ("datetime.datetime", SizeRule::NaiveDateTime),
 ];
 
 pub struct TypeTable {
@@ -96,6 +145,9 @@ pub struct TypeTable {
     builtins: HashMap<u64, SizeRule>,
     type_type: u64,
     str_type: u64,
+    /// `method_descriptor`: what a class dict holds for a `__sizeof__` written in C (0 when
+    /// the symbol is unknown: then recognised by its tp_name).
+    method_descr_type: u64,
     /// Pointers that were not types: counted, never named.
     pub rejected: u64,
 }
@@ -116,6 +168,7 @@ impl TypeTable {
             builtins,
             type_type: py.type_type,
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
+            method_descr_type: py.binary.symbol("PyMethodDescr_Type").unwrap_or(0),
             rejected: 0,
         }
     }
@@ -212,6 +265,7 @@ impl TypeTable {
         let name = self.name(view, l, addr, tflags, tp_name)?;
         let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         let rule = self.rule(view, l, addr);
+        let python_sizeof = tflags & flags::HEAPTYPE != 0 && self.python_sizeof(view, l, addr);
         let scan_body = !no_pointers(&name, tflags);
         let leaf = (matches!(rule, SizeRule::Str | SizeRule::Int) || !scan_body)
             && tflags & flags::MANAGED_DICT == 0;
@@ -226,6 +280,7 @@ impl TypeTable {
             basicsize,
             itemsize,
             rule,
+            python_sizeof,
             preheader: l.preheader_size(tflags),
         })
     }
@@ -287,8 +342,61 @@ impl TypeTable {
         false
     }
 
+    /// Does the first class of the type's MRO that defines `__sizeof__` define it as anything
+    /// but a builtin method descriptor? Static types end the search: their `__sizeof__` is C
+    /// (and 3.12+ keep their dict elsewhere). Unreadable parts answer no.
+    fn python_sizeof(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
+        let t = &l.type_;
+        let Some(mro) = view.u64(addr + t.tp_mro).filter(|&m| m != 0) else {
+            return false;
+        };
+        let n = view
+            .u64(mro + l.ob_size)
+            .unwrap_or(0)
+            .min(MAX_BASE_DEPTH as u64);
+        for i in 0..n {
+            let Some(class) = view.u64(mro + l.tuple_items + 8 * i) else {
+                return false;
+            };
+            let heap = view
+                .u64(class + t.tp_flags)
+                .is_some_and(|f| f & flags::HEAPTYPE != 0);
+            if !heap {
+                return false;
+            }
+            let dict = view.u64(class + t.tp_dict).unwrap_or(0);
+            if dict == 0 {
+                continue;
+            }
+            if let Some(v) = dict_get_str(view, l, dict, "__sizeof__") {
+                let Some(vt) = view.u64(v + l.ob_type) else {
+                    return false;
+                };
+                if self.method_descr_type != 0 {
+                    return vt != self.method_descr_type;
+                }
+                let name = view.u64(vt + t.tp_name).and_then(|p| view.cstr(p, 64));
+                return name.is_some_and(|n| n != b"method_descriptor");
+            }
+        }
+        false
+    }
+
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).
     fn rule(&self, view: &mut View, l: &Layout, addr: u64) -> SizeRule {
+        let static_name = |view: &mut View, cur: u64| {
+            let tflags = view.u64(cur + l.type_.tp_flags)?;
+            if tflags & flags::HEAPTYPE != 0 {
+                return None;
+            }
+            view.u64(cur + l.type_.tp_name)
+                .and_then(|p| view.cstr(p, 64))
+        };
+        if let Some(name) = static_name(view, addr) {
+            if let Some((_, rule)) = EXACT_TYPE_RULES.iter().find(|(n, _)| n.as_bytes() == name) {
+                return *rule;
+            }
+        }
         let mut cur = addr;
         for _ in 0..MAX_BASE_DEPTH {
             if let Some(rule) = self.builtins.get(&cur) {
@@ -298,7 +406,13 @@ impl TypeTable {
                 .u64(cur + l.type_.tp_name)
                 .and_then(|p| view.cstr(p, 64))
             {
-                if let Some((_, rule)) = NAMED_RULES.iter().find(|(n, _)| n.as_bytes() == name) {
+                // An undotted name is a builtin's only on a static type (a class may be called
+                // "Struct").
+                let named = NAMED_RULES.iter().find(|(n, _)| {
+                    n.as_bytes() == name
+                        && (n.contains('.') || static_name(view, cur).is_some_and(|s| s == name))
+                });
+                if let Some((_, rule)) = named {
                     return *rule;
                 }
             }

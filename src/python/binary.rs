@@ -39,6 +39,7 @@ const WANTED: &[&str] = &[
     "PyMethod_Type",
     "PyComplex_Type",
     "PyODict_Type",
+    "PyMethodDescr_Type",
     "_PyNone_Type",
     "_Py_NoneStruct",
     "arenas",

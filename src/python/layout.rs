@@ -107,7 +107,13 @@ pub struct TypeLayout {
     pub tp_base: u64,
     pub tp_dict: u64,
     pub tp_dictoffset: u64,
+    /// The method resolution order, a tuple.
+    pub tp_mro: u64,
     pub heap_type_size: u64,
+    /// 3.11/3.12: `sys.getsizeof` adds the pre-header of the object's type even to a static
+    /// type object (`_PyType_PreHeaderSize(Py_TYPE(o))`: `type` is a GC type), so `int` is
+    /// 424/432 bytes there; other versions add nothing for static types (measured 3.8–3.15).
+    pub static_type_preheader: bool,
     pub ht_name: u64,
     pub ht_qualname: u64,
     pub ht_cached_keys: u64,
@@ -202,11 +208,87 @@ pub struct ObjectFields {
     /// `_io.Buffered*`: buffer pointer and buffer_size.
     pub buffered_buffer: u64,
     pub buffered_buffer_size: u64,
-    /// `_struct.Struct`: s_len.
+    /// `_struct.Struct`: s_len, and s_codes (an array of 32-byte format codes ended by one
+    /// whose fmtdef is NULL; `__sizeof__` counts the codes, which differs from s_len for
+    /// repeat counts: "3i" is one code of three items).
     pub struct_len: u64,
+    pub struct_codes: u64,
+    /// `array.array`: allocated, and ob_descr (a `struct arraydescr` whose int itemsize is at
+    /// `array_descr_itemsize`).
+    pub array_allocated: u64,
+    pub array_descr: u64,
+    pub array_descr_itemsize: u64,
+    /// `itertools.combinations` and `combinations_with_replacement`: r (one index each).
+    pub combinations_r: u64,
+    /// `itertools.permutations`: pool (a tuple: one index per item) and r (one cycle each).
+    pub permutations_pool: u64,
+    pub permutations_r: u64,
+    /// `itertools.product`: pools (a tuple: one index per pool).
+    pub product_pools: u64,
+    /// `_io.BytesIO`: buf, a bytes object counted (as its own getsizeof) unless shared.
+    pub bytesio_buf: u64,
+    /// 3.15+: `bytearray.ob_bytes_object`, the bytes object holding the data, counted as its
+    /// own getsizeof (the empty bytes singleton adds nothing). None: ob_alloc is counted.
+    pub bytearray_bytes_object: Option<u64>,
+    /// `PyCodeObject.co_extra` (a `_PyCodeObjectExtra`: ce_size, then ce_size pointers).
+    pub code_extra: u64,
+    /// 3.8–3.10: co_cell2arg and co_cellvars (one Py_ssize_t per cell when co_cell2arg is
+    /// set). None from 3.11: `__sizeof__` is the variable size rounded up to 8 bytes.
+    pub code_cell2arg: Option<(u64, u64)>,
+    /// `datetime.time` / `datetime.datetime`: the hastzinfo byte, and how much a naive
+    /// instance allocates (`_PyDateTime_BaseTime` / `_PyDateTime_BaseDateTime`: no fold, no
+    /// tzinfo). Their `__sizeof__` is tp_basicsize either way.
+    pub datetime_hastzinfo: u64,
+    pub naive_time_size: u64,
+    pub naive_datetime_size: u64,
     pub cell_contents: u64,
     pub module_dict: u64,
     pub function_closure: u64,
+}
+
+/// Where a generator's (coroutine's, async generator's) code object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum GenCode {
+    /// 3.11: `gi_code`, a field of the generator at this offset.
+    Field(u64),
+    /// 3.12+: the `f_code` / `f_executable` of the frame embedded at this offset (`gi_iframe`).
+    InFrame(u64),
+}
+
+/// How generators and frame objects size themselves: their `__sizeof__` follows the code
+/// object they run, not a field of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FrameSizing {
+    /// 3.8–3.10: generators are fixed-size (their frame is a separate object); a frame object
+    /// counts `sizeof(PyFrameObject)` plus one slot per local, cell, free variable and stack
+    /// entry of its code, less the one slot inside the struct (frameobject.c `frame_sizeof`).
+    /// A frame reused from the free list may have more slots than that (ob_size): they are
+    /// allocated, not counted.
+    FrameObject {
+        /// `PyFrameObject.f_code`.
+        code: u64,
+        /// `PyCodeObject` ints co_nlocals and co_stacksize, tuples co_cellvars and co_freevars.
+        nlocals: u64,
+        stacksize: u64,
+        cellvars: u64,
+        freevars: u64,
+    },
+    /// 3.11+: generators, coroutines, async generators and frame objects embed a
+    /// `_PyInterpreterFrame` (a frame object may point at another's instead); tp_basicsize ends
+    /// where its `localsplus` starts, and both `__sizeof__` and the allocation add one pointer
+    /// per slot of the code: co_nlocalsplus + co_stacksize (3.11 adds them; 3.12+ computes
+    /// co_framesize - FRAME_SPECIALS_SIZE, which codeobject.c and deepfreeze set to that sum).
+    Embedded {
+        gen_code: GenCode,
+        /// `PyFrameObject.f_frame`: the interpreter frame it shows.
+        frame_ptr: u64,
+        /// The code inside an interpreter frame (`f_code` / `f_executable`; 3.14+ a tagged
+        /// `_PyStackRef`, so its low three bits are masked).
+        frame_code: u64,
+        /// `PyCodeObject` ints co_nlocalsplus and co_stacksize.
+        nlocalsplus: u64,
+        stacksize: u64,
+    },
 }
 
 /// The CPython side of the free-threaded mimalloc heaps (the mimalloc structs themselves are
@@ -260,6 +342,8 @@ pub struct Layout {
     /// Where instances with a managed dict keep attribute values when no dict was made.
     pub managed_values: ManagedValues,
     pub fields: ObjectFields,
+    /// How generators and frame objects follow their code object's size.
+    pub frame_sizing: FrameSizing,
     /// Free-threaded builds: where the mimalloc heaps hang off thread states.
     pub mimalloc: Option<MimallocLayout>,
     /// 3.12+: immortal objects have a negative 32-bit refcount.
@@ -333,6 +417,26 @@ impl Layout {
                 count > 0 && count < 1 << 40
             }
         }
+    }
+
+    /// The reference count an object header holds (u64::MAX for an immortal free-threaded
+    /// object), or None for a header too short to hold one.
+    pub fn refcount(&self, header: &[u8]) -> Option<u64> {
+        use crate::process::Bytes;
+        if (header.len() as u64) < self.header_size {
+            return None;
+        }
+        Some(match self.refcount {
+            Refcount::Word { flags_above: true } => header.u64_at(0) & 0xffff_ffff,
+            Refcount::Word { flags_above: false } => header.u64_at(0),
+            Refcount::Split { local, shared, .. } => {
+                let local = header.u32_at(local as usize);
+                if local == u32::MAX {
+                    return Some(u64::MAX);
+                }
+                (local as i64 + (header.i64_at(shared as usize) >> 2)).max(0) as u64
+            }
+        })
     }
 
     /// Free-threaded only: is the object tracked by the GC (what gc.get_objects() lists)?

@@ -281,7 +281,9 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             tp_base: 256,
             tp_dict: 264,
             tp_dictoffset: 288,
+            tp_mro: 344,
             heap_type_size: row.heap_type_size,
+            static_type_preheader: matches!(m, 11 | 12),
             ht_name: row.ht_name,
             ht_qualname: row.ht_name + 16,
             ht_cached_keys: row.ht_name + 24,
@@ -327,10 +329,33 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             buffered_buffer: 56,
             buffered_buffer_size: 120,
             struct_len: 24,
+            struct_codes: 32,
+            array_allocated: 32,
+            array_descr: 40,
+            array_descr_itemsize: 4,
+            combinations_r: 40,
+            permutations_pool: 16,
+            permutations_r: 48,
+            product_pools: 16,
+            bytesio_buf: 16,
+            bytearray_bytes_object: (m >= 15).then_some(56),
+            // DWARF: co_extra@144 (3.8–3.10), 176, 184, 192, 200 (3.14, 3.15).
+            code_extra: match m {
+                8..=10 => 144,
+                11 => 176,
+                12 => 184,
+                13 => 192,
+                _ => 200,
+            },
+            code_cell2arg: (m <= 10).then_some((96, 88)),
+            datetime_hastzinfo: 24,
+            naive_time_size: 32,
+            naive_datetime_size: 40,
             cell_contents: 16,
             module_dict: 16,
             function_closure: if m >= 10 { 72 } else { 48 },
         },
+        frame_sizing: frame_sizing(m),
         mimalloc: None,
         immortal_refcnt: m >= 12,
         inline_values: m >= 13,
@@ -345,6 +370,38 @@ pub fn table_layout(version: Version) -> Option<Layout> {
         pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
         frames: super::frames_layout::table(version)?,
     })
+}
+
+/// Where generators and frame objects find their code object, and the code object's slot
+/// counts (DWARF of pyenv 3.10.13–3.13.0 and Debian 3.14.10 / 3.15.2: `ptype /o PyCodeObject`,
+/// `PyGenObject`, `PyFrameObject`).
+fn frame_sizing(minor: u8) -> FrameSizing {
+    match minor {
+        8..=10 => FrameSizing::FrameObject {
+            code: 32,
+            nlocals: 28,
+            stacksize: 32,
+            cellvars: 88,
+            freevars: 80,
+        },
+        // gi_code@16, gi_iframe@80; the frame's f_code@32; co_stacksize@68, co_nlocalsplus@76.
+        11 => FrameSizing::Embedded {
+            gen_code: GenCode::Field(16),
+            frame_ptr: 24,
+            frame_code: 32,
+            nlocalsplus: 76,
+            stacksize: 68,
+        },
+        // gi_iframe@72 (3.14 grew the frame, not what precedes it); f_code/f_executable@0;
+        // co_stacksize@64, co_nlocalsplus@72.
+        _ => FrameSizing::Embedded {
+            gen_code: GenCode::InFrame(72),
+            frame_ptr: 24,
+            frame_code: 0,
+            nlocalsplus: 72,
+            stacksize: 64,
+        },
+    }
 }
 
 /// `_PyThreadStateImpl.mimalloc` and `PyInterpreterState.mimalloc` of free-threaded builds, per
@@ -385,6 +442,7 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut t.tp_base,
         &mut t.tp_dict,
         &mut t.tp_dictoffset,
+        &mut t.tp_mro,
         &mut t.heap_type_size,
         &mut t.ht_name,
         &mut t.ht_qualname,
@@ -428,11 +486,43 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut o.buffered_buffer,
         &mut o.buffered_buffer_size,
         &mut o.struct_len,
+        &mut o.struct_codes,
+        &mut o.array_allocated,
+        &mut o.array_descr,
+        &mut o.combinations_r,
+        &mut o.permutations_pool,
+        &mut o.permutations_r,
+        &mut o.product_pools,
+        &mut o.bytesio_buf,
+        &mut o.code_extra,
+        &mut o.datetime_hastzinfo,
+        &mut o.naive_time_size,
+        &mut o.naive_datetime_size,
         &mut o.cell_contents,
         &mut o.module_dict,
         &mut o.function_closure,
     ] {
         *f += d;
+    }
+    o.bytearray_bytes_object = o.bytearray_bytes_object.map(|b| b + d);
+    o.code_cell2arg = o.code_cell2arg.map(|(a, c)| (a + d, c + d));
+    // Generators and frame objects are objects (their fields move), the interpreter frame
+    // inside is not; the code object's fields move like any object's.
+    if let FrameSizing::Embedded {
+        gen_code,
+        frame_ptr,
+        nlocalsplus,
+        stacksize,
+        ..
+    } = &mut l.frame_sizing
+    {
+        *gen_code = match *gen_code {
+            GenCode::Field(o) => GenCode::Field(o + d),
+            GenCode::InFrame(o) => GenCode::InFrame(o + d),
+        };
+        for f in [frame_ptr, nlocalsplus, stacksize] {
+            *f += d;
+        }
     }
     // Code objects are objects too (frame structs are not): what the stack walker and the
     // frame roots read from them moves with the header.
@@ -486,6 +576,18 @@ mod tests {
         assert_eq!(l.preheader_size(flags::HAVE_GC), 0);
         assert_eq!(l.preheader_size(flags::HAVE_GC | flags::MANAGED_DICT), 16);
         assert_eq!(l.mimalloc.map(|m| m.tstate_mimalloc), Some(344));
+        // gi_iframe@88, PyFrameObject.f_frame@40, co_stacksize@80, co_nlocalsplus@88.
+        assert_eq!(
+            l.frame_sizing,
+            FrameSizing::Embedded {
+                gen_code: GenCode::InFrame(88),
+                frame_ptr: 40,
+                frame_code: 0,
+                nlocalsplus: 88,
+                stacksize: 80,
+            }
+        );
+        assert_eq!(l.type_.tp_mro, 360);
     }
 
     #[test]

@@ -318,6 +318,7 @@ fn add_resource_series(session: &Session, census: &mut crate::analysis::census::
             count,
             bytes: 0,
             allocated_bytes: 0,
+            python_sizeof: false,
         })
     };
     if let Some(r) = &session.last_resources {

@@ -31,6 +31,9 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// After the name of a type whose `__sizeof__` is Python code (explained under the table).
+const PYTHON_SIZEOF_MARK: &str = " (*)";
+
 pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     let mut o = String::new();
     let pid = match (s.namespace_pid, &s.core_file) {
@@ -67,12 +70,17 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     for t in s.types.iter().take(top) {
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12} {:>12}  {}",
+            "{:>12} {:>5.1}% {:>12} {:>12}  {}{}",
             human_bytes(t.bytes),
             100.0 * t.bytes as f64 / total,
             human_bytes(t.allocated_bytes),
             thousands(t.count),
-            t.name
+            t.name,
+            if t.python_sizeof {
+                PYTHON_SIZEOF_MARK
+            } else {
+                ""
+            }
         );
     }
     if s.types.len() > top {
@@ -85,6 +93,15 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
             "",
             "",
             s.types.len() - top
+        );
+    }
+    if s.types.iter().take(top).any(|t| t.python_sizeof) {
+        let _ = writeln!(
+            o,
+            "\n{} these types define __sizeof__ in Python: sys.getsizeof would call it, which \
+             pymemspy cannot do from outside;\n  their bytes follow the builtin base's rule \
+             (JSON: \"python_sizeof\": true).",
+            PYTHON_SIZEOF_MARK.trim()
         );
     }
     if let Some(m) = &s.memory {
