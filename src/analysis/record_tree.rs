@@ -149,6 +149,7 @@ mod tests {
                 count: 100,
                 bytes: 4800,
                 allocated_bytes: 4800,
+                native_bytes: 0,
             }];
             if let Some(name) = leak {
                 types.push(TypeCount {
@@ -156,6 +157,7 @@ mod tests {
                     count: 50 * i,
                     bytes: 2400 * i,
                     allocated_bytes: 2400 * i,
+                    native_bytes: 0,
                 });
             }
             types.sort_by_key(|t| std::cmp::Reverse(t.bytes));

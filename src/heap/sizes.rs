@@ -1,6 +1,7 @@
 //! `sys.getsizeof` computed from outside: the `__sizeof__` of the nearest builtin base plus the
 //! pre-header, exactly as CPython adds them.
 
+use super::native;
 use super::pyobj::{decode_str_header, dict_keys};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
@@ -84,6 +85,10 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
         }
         SizeRule::Str => str_size(l, obj, b)?,
+        SizeRule::NdArray => native::ndarray_sizeof(view, l, t, b)?,
+        SizeRule::ArrayArray => t.basicsize + native::array_items_bytes(view, l, b)?,
+        SizeRule::BytesIO => t.basicsize + native::bytesio_buffer_bytes(view, l, b)?,
+        SizeRule::Mmap => t.basicsize,
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {

@@ -28,6 +28,14 @@ pub enum SizeRule {
     Buffered,
     /// _struct.Struct: basicsize plus one format code per item.
     Struct,
+    /// numpy.ndarray: basicsize, dimensions and strides, and the data it owns (heap::native).
+    NdArray,
+    /// array.array: basicsize plus its allocated items.
+    ArrayArray,
+    /// _io.BytesIO: basicsize plus its unshared buffer.
+    BytesIO,
+    /// mmap.mmap: basicsize only (the mapping is native memory, not in sys.getsizeof).
+    Mmap,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +94,11 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("_io.BufferedRandom", SizeRule::Buffered),
     ("_struct.Struct", SizeRule::Struct),
     ("frozendict", SizeRule::Dict),
+    // Objects that own memory outside their allocation (heap::native).
+    ("numpy.ndarray", SizeRule::NdArray),
+    ("array.array", SizeRule::ArrayArray),
+    ("_io.BytesIO", SizeRule::BytesIO),
+    ("mmap.mmap", SizeRule::Mmap),
 ];
 
 pub struct TypeTable {
