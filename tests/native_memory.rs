@@ -65,7 +65,7 @@ fn native_memory_matches_truth() {
         "numpy",
         "ndarray bytes tool/truth",
         "ndarray native tool/truth",
-        "bytearray/array/BytesIO native",
+        "bytearray/array/BytesIO/mmap native",
         "under .frame tool/truth",
         "owned line / unattributed",
         "held strs (labels, frame)",
@@ -135,7 +135,7 @@ fn native_memory_matches_truth() {
         // The other owners: exact, up to one stray object the truth's walk cannot reach
         // (allowed a page).
         let mut others = Vec::new();
-        for name in ["bytearray", "array.array", "_io.BytesIO"] {
+        for name in ["bytearray", "array.array", "_io.BytesIO", "mmap.mmap"] {
             let got = tool_type(&doc, name);
             let (want_bytes, want_native) = (t(name, 1), t(name, 2));
             if got[2].abs_diff(want_native) > 4096 || got[1].abs_diff(want_bytes) > 4096 {

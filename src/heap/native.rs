@@ -301,3 +301,109 @@ pub fn object_items(view: &mut View, l: &Layout, obj: u64) -> Vec<u64> {
         Err(_) => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::memory::fake::FakeMemory;
+    use crate::process::view::Span;
+    use crate::python::layout::Version;
+    use crate::python::tables::table_layout;
+
+    const BASE: u64 = 0x10000;
+    const DTYPE_TYPE: u64 = BASE;
+    const NAME: u64 = BASE + 0x800;
+    const DESCR: u64 = BASE + 0x900;
+    const DIMS: u64 = BASE + 0xa00;
+
+    fn put(mem: &mut [u8], addr: u64, v: u64) {
+        let at = (addr - BASE) as usize;
+        mem[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A fake heap: the `numpy.dtype` type, one float64 descriptor of the given layout and a
+    /// dims array [3, 4]; returns it with the array's header bytes.
+    fn heap(l: &Layout, layout: DescrLayout, dims: [i64; 2]) -> (FakeMemory, Vec<u8>) {
+        let mut mem = vec![0u8; 0x1000];
+        let basicsize = l.header_size + if layout == DescrLayout::V1 { 80 } else { 72 };
+        put(&mut mem, DTYPE_TYPE + l.type_.tp_name, NAME);
+        put(&mut mem, DTYPE_TYPE + l.type_.tp_basicsize, basicsize);
+        let at = (NAME - BASE) as usize;
+        mem[at..at + 12].copy_from_slice(b"numpy.dtype\0");
+        put(&mut mem, DESCR + l.ob_type, DTYPE_TYPE);
+        let h = l.header_size;
+        match layout {
+            DescrLayout::V1 => put(&mut mem, DESCR + h + 16, 8),
+            DescrLayout::V2 => put(&mut mem, DESCR + h + 24, 8),
+        }
+        let tn = (DESCR + h + DESCR_TYPE_NUM - BASE) as usize;
+        mem[tn..tn + 4].copy_from_slice(&12u32.to_le_bytes()); // NPY_DOUBLE
+        put(&mut mem, DIMS, dims[0] as u64);
+        put(&mut mem, DIMS + 8, dims[1] as u64);
+        let mut fake = FakeMemory::default();
+        fake.map(BASE, mem);
+        let mut arr = vec![0u8; (h + array_fields::SPAN) as usize + 4];
+        let set = |b: &mut Vec<u8>, off: u64, v: u64| {
+            let at = (h + off) as usize;
+            b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        set(&mut arr, array_fields::DATA, 0x7000_0000);
+        let nd_at = (h + array_fields::ND) as usize;
+        arr[nd_at..nd_at + 4].copy_from_slice(&2u32.to_le_bytes());
+        set(&mut arr, array_fields::DIMENSIONS, DIMS);
+        set(&mut arr, array_fields::DESCR, DESCR);
+        let flags_at = (h + array_fields::FLAGS) as usize;
+        arr[flags_at..flags_at + 4].copy_from_slice(&NPY_ARRAY_OWNDATA.to_le_bytes());
+        (fake, arr)
+    }
+
+    fn layout() -> Layout {
+        table_layout(Version {
+            major: 3,
+            minor: 12,
+            micro: 1,
+        })
+        .expect("3.12 layout")
+    }
+
+    fn read(l: &Layout, fake: &FakeMemory, arr: &[u8]) -> Option<NdArray> {
+        let spans = vec![Span {
+            start: BASE,
+            end: BASE + 0x1000,
+        }];
+        let mut view = View::new(fake, spans, 0);
+        ndarray(&mut view, l, arr)
+    }
+
+    #[test]
+    fn both_descr_layouts_give_nbytes() {
+        let l = layout();
+        for d in [DescrLayout::V1, DescrLayout::V2] {
+            let (fake, arr) = heap(&l, d, [3, 4]);
+            let a = read(&l, &fake, &arr).expect("validates");
+            assert_eq!(
+                (a.nd, a.nbytes, a.owns_data, a.object_items),
+                (2, 96, true, false)
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_arrays_do_not_validate() {
+        let l = layout();
+        let (fake, arr) = heap(&l, DescrLayout::V2, [-1, 4]);
+        assert_eq!(read(&l, &fake, &arr), None, "negative dimension");
+        let (fake, arr) = heap(&l, DescrLayout::V2, [1 << 40, 1 << 40]);
+        assert_eq!(read(&l, &fake, &arr), None, "overflowing size");
+        let (fake, mut arr) = heap(&l, DescrLayout::V2, [3, 4]);
+        let nd_at = (l.header_size + array_fields::ND) as usize;
+        arr[nd_at..nd_at + 4].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(read(&l, &fake, &arr), None, "too many dimensions");
+        let (fake, mut arr) = heap(&l, DescrLayout::V2, [3, 4]);
+        let descr_at = (l.header_size + array_fields::DESCR) as usize;
+        arr[descr_at..descr_at + 8].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+        assert_eq!(read(&l, &fake, &arr), None, "wild descriptor");
+        assert_eq!(read(&l, &fake, &arr[..20]), None, "short header");
+        assert_eq!(DescrLayout::from_dtype_basicsize(&l, 100), None);
+    }
+}

@@ -20,6 +20,7 @@ usage: numpy_heap.py TRUTH_PATH
 import array
 import gc
 import io
+import mmap
 import sys
 
 import numpy as np
@@ -64,14 +65,18 @@ buffers = [bytearray(1 * MB), bytearray(b"x" * 100_000)]
 arrays = [array.array("d", range(100_000)), array.array("i", range(50_000))]
 streams = [io.BytesIO(), io.BytesIO(b"y" * 500_000)]
 streams[0].write(b"z" * 300_000)
+maps = [mmap.mmap(-1, 2 * MB), mmap.mmap(-1, 5000)]
+maps[0].write(b"m" * MB)
 
-KINDS = ("numpy.ndarray", "bytearray", "array.array", "_io.BytesIO")
+KINDS = ("numpy.ndarray", "bytearray", "array.array", "_io.BytesIO", "mmap.mmap")
 
 
 def owned_outside(o, name):
     """Memory `o` owns outside its own allocation, as the tool defines it per type."""
     if name == "numpy.ndarray":
         return o.nbytes if o.flags.owndata else 0
+    if name == "mmap.mmap":
+        return 0 if o.closed else len(o)  # the mapping: not in sys.getsizeof
     # __sizeof__, not sys.getsizeof: the latter adds the GC pre-header, which is no buffer.
     return o.__sizeof__() - type(o).__basicsize__
 
