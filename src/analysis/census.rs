@@ -143,6 +143,11 @@ impl Tally {
         }
         let allocated = allocated(view, l, obj, info, size, block, placement);
         let native = native::native_of(view, l, obj, info);
+        let allocated = if native::native_is_object(info.rule) {
+            allocated.saturating_sub(native)
+        } else {
+            allocated
+        };
         self.add(tp, size, allocated, native);
     }
 
@@ -175,6 +180,11 @@ impl Tally {
             native::native_bytes(view, l, info, body)
         } else {
             0
+        };
+        let allocated = if native::native_is_object(info.rule) {
+            allocated.saturating_sub(native)
+        } else {
+            allocated
         };
         let id = found.type_id as usize;
         if found.type_id == crate::heap::arenas::NO_TYPE_ID {

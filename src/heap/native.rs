@@ -245,6 +245,13 @@ pub fn native_in_heap(rule: SizeRule) -> bool {
     )
 }
 
+/// Whether the rule's native bytes are a Python object of their own (a BytesIO's buffer is a
+/// bytes object), which the census counts and allocates by itself: the owner's allocated
+/// bytes leave them out so they are not counted twice.
+pub fn native_is_object(rule: SizeRule) -> bool {
+    rule == SizeRule::BytesIO
+}
+
 /// Bytes the object owns outside its own allocation (0 for rules that own none, or when the
 /// fields do not validate). `b` holds the object's bytes from the object on.
 pub fn native_bytes(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> u64 {
