@@ -17,11 +17,13 @@ if [ ! -f "$LIST" ]; then
   exit 1
 fi
 
-# Which interpreters: the pyenv builds 3.9-3.13 (they ship venv and pip). Debian's and the
-# source builds are the same versions, and a venv each would only repeat the numpy layouts.
+# Which interpreters: the pyenv builds 3.9-3.13 (they ship venv and pip) and the free-threaded
+# build (a larger object header: every numpy offset moves). Debian's and the other source builds
+# are the same versions, and a venv each would only repeat the numpy layouts.
 wanted() {
   case "$1" in
     pyenv-3.9.*|pyenv-3.10.*|pyenv-3.11.*|pyenv-3.12.*|pyenv-3.13.*) return 0 ;;
+    *free-threaded*) return 0 ;;
     *) return 1 ;;
   esac
 }
