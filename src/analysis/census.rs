@@ -1,6 +1,7 @@
 //! A census: objects counted and sized by type name.
 
 use crate::heap::arenas::BlockObject;
+use crate::heap::native;
 use crate::heap::sizes::{getsizeof, getsizeof_at_hand, own_size};
 use crate::heap::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::Bytes;
@@ -9,7 +10,7 @@ use crate::python::Layout;
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TypeCount {
     #[serde(rename = "type")]
     pub name: String,
@@ -24,6 +25,10 @@ pub struct TypeCount {
     /// set.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub python_sizeof: bool,
+    /// Memory these objects own outside their own allocation (heap::native): numpy data
+    /// buffers, bytearray and array.array items, BytesIO buffers, mmap lengths. Part of
+    /// `bytes` where sys.getsizeof counts it (all but mmap).
+    pub native_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -32,6 +37,11 @@ pub struct Census {
     pub objects: u64,
     pub bytes: u64,
     pub allocated_bytes: u64,
+    /// Sum of the types' native bytes.
+    pub native_bytes: u64,
+    /// The part of `native_bytes` that is heap memory no object of its own accounts for
+    /// (heap::native::native_in_heap): what the memory report takes out of "native".
+    pub native_heap_bytes: u64,
     /// Objects whose type pointer was not a valid type (torn reads, corruption).
     pub bad_type: u64,
     /// Objects of a valid type whose size fields did not make sense (counted at base size).
@@ -74,7 +84,7 @@ pub fn count(
 /// Per-type sums as objects are met: by type pointer, names resolved once at the end.
 pub struct Tally {
     /// (type pointer, [count, bytes, allocated bytes]) per type met.
-    sums: Vec<(u64, [u64; 3])>,
+    sums: Vec<(u64, [u64; N])>,
     /// Type pointer → its entry in `sums`.
     index: HashMap<u64, usize>,
     /// A direct-mapped cache in front of `index`: objects come in runs of a few types, which
@@ -82,13 +92,15 @@ pub struct Tally {
     recent: Box<[(u64, usize); RECENT_TYPES]>,
     /// Sums of arena objects by the scan's type id (no lookup at all), folded into `sums` by
     /// type pointer when tallies meet or finish.
-    by_id: Vec<(u64, [u64; 3])>,
+    by_id: Vec<(u64, [u64; N])>,
     bad_type: u64,
     bad_size: u64,
     fd_owners: Vec<(String, i32)>,
 }
 
 const RECENT_TYPES: usize = 64;
+/// Sums per type: count, bytes, allocated bytes, native bytes.
+const N: usize = 4;
 
 impl Default for Tally {
     fn default() -> Tally {
@@ -135,7 +147,13 @@ impl Tally {
             self.fd_owners.push((info.name.to_string(), fd));
         }
         let allocated = allocated(view, l, obj, info, size, block, placement);
-        self.add(tp, size, allocated);
+        let native = native::native_of(view, l, obj, info);
+        let allocated = if native::native_is_object(info.rule) {
+            allocated.saturating_sub(native)
+        } else {
+            allocated
+        };
+        self.add(tp, size, allocated, native);
     }
 
     /// An object of a pymalloc block, sized from the block bytes at hand (`body` runs from the
@@ -163,18 +181,29 @@ impl Tally {
             self.fd_owners.push((info.name.to_string(), fd));
         }
         let allocated = found.block_size + size.saturating_sub(found.own);
+        let native = if native::has_native(info.rule) {
+            native::native_bytes(view, l, info, body)
+        } else {
+            0
+        };
+        let allocated = if native::native_is_object(info.rule) {
+            allocated.saturating_sub(native)
+        } else {
+            allocated
+        };
         let id = found.type_id as usize;
         if found.type_id == crate::heap::arenas::NO_TYPE_ID {
-            return self.add(info.addr, size, allocated);
+            return self.add(info.addr, size, allocated, native);
         }
         if id >= self.by_id.len() {
-            self.by_id.resize(id + 1, (0, [0; 3]));
+            self.by_id.resize(id + 1, (0, [0; N]));
         }
         let e = &mut self.by_id[id];
         e.0 = info.addr;
         e.1[0] += 1;
         e.1[1] += size;
         e.1[2] += allocated;
+        e.1[3] += native;
     }
 
     /// Move the by-id sums into the by-pointer ones.
@@ -184,7 +213,7 @@ impl Tally {
                 continue;
             }
             let e = self.entry(tp);
-            for i in 0..3 {
+            for i in 0..N {
                 e[i] += v[i];
             }
         }
@@ -196,7 +225,7 @@ impl Tally {
         o.fold_ids();
         for (tp, v) in o.sums {
             let e = self.entry(tp);
-            for i in 0..3 {
+            for i in 0..N {
                 e[i] += v[i];
             }
         }
@@ -205,14 +234,15 @@ impl Tally {
         self.fd_owners.extend(o.fd_owners);
     }
 
-    fn add(&mut self, tp: u64, size: u64, allocated: u64) {
+    fn add(&mut self, tp: u64, size: u64, allocated: u64, native: u64) {
         let e = self.entry(tp);
         e[0] += 1;
         e[1] += size;
         e[2] += allocated;
+        e[3] += native;
     }
 
-    fn entry(&mut self, tp: u64) -> &mut [u64; 3] {
+    fn entry(&mut self, tp: u64) -> &mut [u64; N] {
         let r = (tp >> 4) as usize % RECENT_TYPES;
         let (cached, at) = self.recent[r];
         let at = if cached == tp && tp != 0 {
@@ -221,7 +251,7 @@ impl Tally {
             let next = self.sums.len();
             let at = *self.index.entry(tp).or_insert(next);
             if at == next {
-                self.sums.push((tp, [0; 3]));
+                self.sums.push((tp, [0; N]));
             }
             self.recent[r] = (tp, at);
             at
@@ -237,11 +267,14 @@ impl Tally {
             fd_owners: self.fd_owners,
             ..Census::default()
         };
-        let mut by_name: HashMap<String, ([u64; 3], bool)> = HashMap::default();
+        let mut by_name: HashMap<String, ([u64; N], bool)> = HashMap::default();
         for (tp, v) in self.sums {
             if let Some(info) = types.get(view, l, tp) {
+                if native::native_in_heap(info.rule) {
+                    census.native_heap_bytes += v[3];
+                }
                 let (e, python_sizeof) = by_name.entry(info.name.to_string()).or_default();
-                for i in 0..3 {
+                for i in 0..N {
                     e[i] += v[i];
                 }
                 *python_sizeof |= info.python_sizeof;
@@ -250,12 +283,13 @@ impl Tally {
         census.types = by_name
             .into_iter()
             .map(
-                |(name, ([count, bytes, allocated_bytes], python_sizeof))| TypeCount {
+                |(name, ([count, bytes, allocated_bytes, native_bytes], python_sizeof))| TypeCount {
                     name,
                     count,
                     bytes,
                     allocated_bytes,
                     python_sizeof,
+                    native_bytes,
                 },
             )
             .collect();
@@ -265,6 +299,7 @@ impl Tally {
         census.objects = census.types.iter().map(|t| t.count).sum();
         census.bytes = census.types.iter().map(|t| t.bytes).sum();
         census.allocated_bytes = census.types.iter().map(|t| t.allocated_bytes).sum();
+        census.native_bytes = census.types.iter().map(|t| t.native_bytes).sum();
         census
     }
 }

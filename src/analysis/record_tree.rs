@@ -150,6 +150,7 @@ mod tests {
                 bytes: 4800,
                 allocated_bytes: 4800,
                 python_sizeof: false,
+                native_bytes: 0,
             }];
             if let Some(name) = leak {
                 types.push(TypeCount {
@@ -158,6 +159,7 @@ mod tests {
                     bytes: 2400 * i,
                     allocated_bytes: 2400 * i,
                     python_sizeof: false,
+                    native_bytes: 0,
                 });
             }
             types.sort_by_key(|t| std::cmp::Reverse(t.bytes));

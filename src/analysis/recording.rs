@@ -35,6 +35,9 @@ struct Sample {
     complete: bool,
     /// (tracked type index, count, bytes), types with objects only, by index.
     types: Vec<(u32, u64, u64)>,
+    /// (tracked type index, native bytes): tracked types whose objects own memory outside
+    /// themselves (heap::native), by index.
+    native: Vec<(u32, u64)>,
 }
 
 impl Sample {
@@ -166,6 +169,13 @@ impl Recording {
             .filter_map(|tc| Some((*self.index.get(&tc.name)?, tc.count, tc.bytes)))
             .collect();
         types.sort_unstable_by_key(|e| e.0);
+        let mut native: Vec<(u32, u64)> = census
+            .types
+            .iter()
+            .filter(|tc| tc.native_bytes > 0)
+            .filter_map(|tc| Some((*self.index.get(&tc.name)?, tc.native_bytes)))
+            .collect();
+        native.sort_unstable_by_key(|e| e.0);
         let sample = Sample {
             t,
             rss,
@@ -173,6 +183,7 @@ impl Recording {
             bytes: census.bytes,
             complete,
             types,
+            native,
         };
         for (i, tr) in self.tracked.iter_mut().enumerate() {
             let (c, b) = sample.get(i as u32);
@@ -343,6 +354,11 @@ impl Recording {
                     .iter()
                     .map(|&(i, c, b)| (self.tracked[i as usize].name.clone(), [c, b]))
                     .collect(),
+                native: s
+                    .native
+                    .iter()
+                    .map(|&(i, n)| (self.tracked[i as usize].name.clone(), n))
+                    .collect(),
             })
             .collect();
         RecordDoc {
@@ -401,6 +417,10 @@ pub struct TimelineEntry {
     pub bytes: u64,
     pub complete: bool,
     pub types: BTreeMap<String, [u64; 2]>,
+    /// Native bytes (memory owned outside the objects: numpy data, bytearray items...) of the
+    /// tracked types that have any; absent when none has.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub native: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -495,6 +515,7 @@ mod tests {
                     bytes,
                     allocated_bytes: bytes,
                     python_sizeof: false,
+                    native_bytes: 0,
                 })
                 .collect(),
             ..Default::default()

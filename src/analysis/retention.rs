@@ -5,6 +5,7 @@
 
 use super::thread_roots::{self, FrameRootStats};
 use crate::heap::graph::{self, Label};
+use crate::heap::native;
 use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
 use crate::heap::sizes::getsizeof;
 use crate::heap::types::TypeTable;
@@ -26,6 +27,9 @@ pub struct Tree {
     pub label: Vec<Label>,
     pub type_ptr: Vec<u64>,
     pub bytes: Vec<u64>,
+    /// Memory each object owns outside itself (heap::native): numpy data, bytearray items...
+    /// Part of `bytes` where sys.getsizeof counts it (all but mmap).
+    pub native: Vec<u64>,
     /// Root objects: modules first, then what thread frames hold.
     pub roots: Vec<Root>,
     /// Object index → its position in `roots`.
@@ -86,6 +90,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
         label: vec![Label::Ref; n],
         type_ptr: vec![0; n],
         bytes: vec![0; n],
+        native: vec![0; n],
         roots: Vec::new(),
         root_of: HashMap::default(),
         order: Vec::with_capacity(n),
@@ -141,6 +146,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             if let Some(info) = types.get(view, l, tp) {
                 t.type_ptr[i] = tp;
                 t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+                t.native[i] = native::native_of(view, l, obj, info);
             }
         }
     }
@@ -175,6 +181,7 @@ fn walk(
         };
         t.type_ptr[i as usize] = tp;
         t.bytes[i as usize] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+        t.native[i as usize] = native::native_of(view, l, obj, info);
         edges.clear();
         let info = info.clone();
         graph::edges(view, l, obj, &info, &mut edges);

@@ -87,12 +87,13 @@ pub fn combine(processes: &[Snapshot]) -> Combined {
                 name: t.name.clone(),
                 count: 0,
                 bytes: 0,
-                allocated_bytes: 0,
                 python_sizeof: t.python_sizeof,
+                ..TypeCount::default()
             });
             e.count += t.count;
             e.bytes += t.bytes;
             e.allocated_bytes += t.allocated_bytes;
+            e.native_bytes += t.native_bytes;
         }
     }
     let mut types: Vec<TypeCount> = by_name.into_values().collect();

@@ -17,6 +17,8 @@ pub struct PathGroup {
     pub hops: Vec<(String, String)>,
     pub count: u64,
     pub bytes: u64,
+    /// Of which (or, for mmap, besides which) memory owned outside the objects: heap::native.
+    pub native_bytes: u64,
 }
 
 impl PathGroup {
@@ -61,6 +63,8 @@ pub struct WhyReport {
     pub type_name: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Memory the objects own outside themselves (numpy data, bytearray items...).
+    pub native_bytes: u64,
     pub paths: Vec<PathGroup>,
     pub retainers: Vec<Retainer>,
     /// With no object of the type: live type names it may have meant (`Widget` →
@@ -89,7 +93,7 @@ pub fn explain(
     let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
     // The path up to the parent is shared by siblings: compute it once per parent.
     let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
-    let (mut objects, mut bytes) = (0u64, 0u64);
+    let (mut objects, mut bytes, mut native) = (0u64, 0u64, 0u64);
     for i in 0..t.objects.len() as u32 {
         let tp = t.type_ptr[i as usize];
         if tp == 0 {
@@ -103,7 +107,9 @@ pub fn explain(
         }
         objects += 1;
         let b = t.bytes[i as usize];
+        let nb = t.native[i as usize];
         bytes += b;
+        native += nb;
         let parent = t.parent[i as usize];
         let (root, mut path) = if parent == NONE {
             match t.root(i) {
@@ -144,9 +150,11 @@ pub fn explain(
             hops: path,
             count: 0,
             bytes: 0,
+            native_bytes: 0,
         });
         g.count += 1;
         g.bytes += b;
+        g.native_bytes += nb;
     }
     let mut paths: Vec<PathGroup> = groups.into_values().collect();
     paths.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
@@ -161,6 +169,7 @@ pub fn explain(
             hops: path,
             count,
             bytes,
+            native_bytes: 0,
         };
         let r = by_path.entry(g.path_text()).or_insert_with(|| Retainer {
             holder: g.path_text(),
@@ -187,6 +196,7 @@ pub fn explain(
         type_name: type_name.to_string(),
         objects,
         bytes,
+        native_bytes: native,
         paths,
         retainers,
         did_you_mean,

@@ -2,6 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
+use super::native;
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
@@ -77,6 +78,11 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
                 out.push((d, Label::Field("__dict__")));
                 dict_edges(view, l, d, true, out);
             }
+        }
+        SizeRule::NdArray => {
+            // An object-dtype array's elements; the rest of the body (base, descr) below.
+            let items = native::object_items(view, l, obj);
+            out.extend(items.into_iter().map(|p| (p, Label::Item)));
         }
         _ => {}
     }

@@ -5,6 +5,7 @@ pub mod frame_slots;
 pub mod gc_lists;
 pub mod graph;
 pub mod mimalloc;
+pub mod native;
 pub mod pyobj;
 pub mod referents;
 pub mod regions;

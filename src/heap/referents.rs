@@ -9,6 +9,7 @@
 //! every block there.
 
 use super::arenas::BlockObject;
+use super::native;
 use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs_in};
 use super::regions::Regions;
 use super::sizes::getsizeof;
@@ -210,6 +211,18 @@ impl Referents {
                             self.push(e.u64_at(0));
                         }
                     }
+                }
+            }
+            SizeRule::NdArray => {
+                // The body (base, descr), then an object-dtype array's elements.
+                match body {
+                    Some(b) => self.push_words(after_header(l, b)),
+                    None => body_words(view, l, obj, t)
+                        .into_iter()
+                        .for_each(|w| self.push(w)),
+                }
+                for p in native::object_items(view, l, obj) {
+                    self.push(p);
                 }
             }
             _ if t.scan_body => match body {

@@ -1,6 +1,7 @@
 //! `sys.getsizeof` computed from outside: the `__sizeof__` of the nearest builtin base plus the
 //! pre-header, exactly as CPython adds them.
 
+use super::native;
 use super::pyobj::{decode_str_header, dict_keys};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
@@ -91,13 +92,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         }
         SizeRule::Struct => t.basicsize + 32 * struct_codes(view, l, b)?.checked_add(1)?,
         SizeRule::Generator | SizeRule::Frame => frame_backed_size(view, l, t, b)?,
-        SizeRule::Array => {
-            let f = &l.fields;
-            let descr = b.u64_at(f.array_descr as usize);
-            let itemsize = view.u32(descr.checked_add(f.array_descr_itemsize)?)? as u64;
-            let allocated = b.u64_at(f.array_allocated as usize);
-            t.basicsize + allocated.checked_mul(itemsize.min(1 << 8))?
-        }
+        SizeRule::Array => t.basicsize + array_items_bytes(view, l, b)?,
         SizeRule::Combinations => {
             t.basicsize + 8 * b.u64_at(l.fields.combinations_r as usize).min(1 << 32)
         }
@@ -121,6 +116,8 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
         }
         SizeRule::Str => str_size(l, obj, b)?,
+        SizeRule::NdArray => native::ndarray_sizeof(view, l, t, b)?,
+        SizeRule::Mmap => t.basicsize,
         SizeRule::Type => {
             let tflags = view.u64(obj + l.type_.tp_flags)?;
             if tflags & flags::HEAPTYPE == 0 {
@@ -259,9 +256,19 @@ fn struct_codes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
     (0..=len).find(|&i| bytes.u64_at((i * CODE_SIZE) as usize) == 0)
 }
 
+/// The items an array.array has allocated: allocated × its typecode's item size (the memory it
+/// owns outside itself, which its `__sizeof__` adds).
+pub fn array_items_bytes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+    let f = &l.fields;
+    let descr = b.u64_at(f.array_descr as usize);
+    let itemsize = view.u32(descr.checked_add(f.array_descr_itemsize)?)? as u64;
+    let allocated = b.u64_at(f.array_allocated as usize);
+    allocated.min(1 << 40).checked_mul(itemsize.min(1 << 8))
+}
+
 /// What `_io.BytesIO.__sizeof__` adds for its buffer: the bytes object's own getsizeof, unless
 /// someone else holds it too (SHARED_BUF: a reference count above one, immortal included).
-fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+pub fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
     let buf = b.u64_at(l.fields.bytesio_buf as usize);
     if buf == 0 {
         return Some(0);

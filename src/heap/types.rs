@@ -50,6 +50,10 @@ pub enum SizeRule {
     /// less than tp_basicsize.
     NaiveTime,
     NaiveDateTime,
+    /// numpy.ndarray: basicsize, dimensions and strides, and the data it owns (heap::native).
+    NdArray,
+    /// mmap.mmap: basicsize only (the mapping is native memory, not in sys.getsizeof).
+    Mmap,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +130,9 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("itertools.permutations", SizeRule::Permutations),
     ("itertools.product", SizeRule::Product),
     ("_io.BytesIO", SizeRule::BytesIO),
+    // Objects that own memory outside their allocation (heap::native).
+    ("numpy.ndarray", SizeRule::NdArray),
+    ("mmap.mmap", SizeRule::Mmap),
     // 3.8's tp_name for _struct.Struct.
     ("Struct", SizeRule::Struct),
 ];

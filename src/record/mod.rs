@@ -316,9 +316,7 @@ fn add_resource_series(session: &Session, census: &mut crate::analysis::census::
         census.types.push(TypeCount {
             name,
             count,
-            bytes: 0,
-            allocated_bytes: 0,
-            python_sizeof: false,
+            ..TypeCount::default()
         })
     };
     if let Some(r) = &session.last_resources {

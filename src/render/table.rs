@@ -61,19 +61,32 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         thousands(s.types.len() as u64),
         s.duration_ms
     );
+    // The native column only when some object owns memory outside itself (heap::native).
+    let native = s.types.iter().any(|t| t.native_bytes > 0);
+    let native_cell = |v: Option<u64>| match (native, v) {
+        (false, _) => String::new(),
+        (true, None) => format!(" {:>12}", "native"),
+        (true, Some(0)) => format!(" {:>12}", ""),
+        (true, Some(v)) => format!(" {:>12}", human_bytes(v)),
+    };
     let _ = writeln!(
         o,
-        "{:>12} {:>6} {:>12} {:>12}  type",
-        "bytes", "%", "allocated", "count"
+        "{:>12} {:>6} {:>12}{} {:>12}  type",
+        "bytes",
+        "%",
+        "allocated",
+        native_cell(None),
+        "count"
     );
     let total = s.totals.bytes.max(1) as f64;
     for t in s.types.iter().take(top) {
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12} {:>12}  {}{}",
+            "{:>12} {:>5.1}% {:>12}{} {:>12}  {}{}",
             human_bytes(t.bytes),
             100.0 * t.bytes as f64 / total,
             human_bytes(t.allocated_bytes),
+            native_cell(Some(t.native_bytes)),
             thousands(t.count),
             t.name,
             if t.python_sizeof {
@@ -87,10 +100,11 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         let rest: u64 = s.types[top..].iter().map(|t| t.bytes).sum();
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12} {:>12}  ({} more types: --top N, or --format json)",
+            "{:>12} {:>5.1}% {:>12}{} {:>12}  ({} more types: --top N, or --format json)",
             human_bytes(rest),
             100.0 * rest as f64 / total,
             "",
+            native_cell(Some(0)),
             "",
             s.types.len() - top
         );
@@ -128,12 +142,26 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
     line(
         o,
         "python objects",
-        m.python_objects_allocated_bytes,
+        m.python_objects_allocated_bytes
+            .saturating_sub(m.owned_by_objects_bytes),
         &format!(
-            "allocated ({} by sys.getsizeof)",
+            "allocated ({} by sys.getsizeof, with the buffers below)",
             human_bytes(m.python_objects_bytes)
         ),
     );
+    if m.owned_by_objects_bytes > 0 {
+        let types: Vec<String> = m
+            .owned_by_objects_types
+            .iter()
+            .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
+            .collect();
+        line(
+            o,
+            "owned by Python objects",
+            m.owned_by_objects_bytes,
+            &format!("buffers outside the objects: {}", types.join(", ")),
+        );
+    }
     if let Some(p) = &m.pymalloc {
         line(
             o,
@@ -196,9 +224,17 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
 
 pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
     let mut o = String::new();
+    let native = if r.native_bytes > 0 {
+        format!(
+            "; {} of it owned outside the objects (native)",
+            human_bytes(r.native_bytes)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "why {}: {} objects, {} (sys.getsizeof)\n",
+        "why {}: {} objects, {} (sys.getsizeof){native}\n",
         r.type_name,
         thousands(r.objects),
         human_bytes(r.bytes)
@@ -215,7 +251,12 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
     }
     let _ = writeln!(o, "paths from the roots (shortest, grouped):");
     for g in &r.paths {
-        let _ = writeln!(o, "  {:>10}  {}", human_bytes(g.bytes), g.text());
+        let native = if g.native_bytes > 0 {
+            format!("  (native {})", human_bytes(g.native_bytes))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(o, "  {:>10}  {}{native}", human_bytes(g.bytes), g.text());
     }
     let _ = writeln!(o, "\ntop retainers (direct holders, by bytes held):");
     for h in &r.retainers {

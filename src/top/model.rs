@@ -36,6 +36,8 @@ pub struct Row {
     pub name: String,
     pub count: u64,
     pub bytes: u64,
+    /// Memory the type's objects own outside themselves (heap::native), now.
+    pub native: u64,
     pub count_since_start: i64,
     pub bytes_since_start: i64,
     pub bytes_last_interval: i64,
@@ -49,6 +51,8 @@ pub struct Sample {
     /// Seconds since the first census.
     pub t: f64,
     pub types: HashMap<String, (u64, u64)>,
+    /// Native bytes of the types that have any.
+    pub native: HashMap<String, u64>,
     pub objects: u64,
     pub bytes: u64,
     pub rss: Option<u64>,
@@ -62,6 +66,12 @@ impl Sample {
                 .types
                 .iter()
                 .map(|tc| (tc.name.clone(), (tc.count, tc.bytes)))
+                .collect(),
+            native: census
+                .types
+                .iter()
+                .filter(|tc| tc.native_bytes > 0)
+                .map(|tc| (tc.name.clone(), tc.native_bytes))
                 .collect(),
             objects: census.objects,
             bytes: census.bytes,
@@ -147,6 +157,7 @@ impl Model {
                     name: name.clone(),
                     count,
                     bytes,
+                    native: now.native.get(name.as_str()).copied().unwrap_or(0),
                     count_since_start: diff(count, c0),
                     bytes_since_start,
                     bytes_last_interval: diff(bytes, bp),
@@ -255,11 +266,12 @@ impl Model {
     fn type_lines(&self, lines: &mut Vec<String>) {
         let mark = |s: SortBy| if self.sort == s { '*' } else { ' ' };
         lines.push(format!(
-            "{:>13}{} {:>11}{} {:>12} {:>11} {:>11} {:>11}{}  TYPE",
+            "{:>13}{} {:>11}{} {:>11} {:>12} {:>11} {:>11} {:>11}{}  TYPE",
             "COUNT",
             mark(SortBy::Count),
             "BYTES",
             mark(SortBy::Bytes),
+            "NATIVE",
             "COUNT +START",
             "BYTES +START",
             "BYTES +LAST",
@@ -268,9 +280,14 @@ impl Model {
         ));
         for r in self.rows() {
             lines.push(format!(
-                "{:>13}  {:>11}  {:>12} {:>11} {:>11} {:>11}   {}",
+                "{:>13}  {:>11}  {:>11} {:>12} {:>11} {:>11} {:>11}   {}",
                 thousands(r.count),
                 human_bytes(r.bytes),
+                if r.native > 0 {
+                    human_bytes(r.native)
+                } else {
+                    String::new()
+                },
                 signed_count(r.count_since_start),
                 signed_bytes(r.bytes_since_start),
                 signed_bytes(r.bytes_last_interval),
@@ -338,6 +355,7 @@ mod tests {
                 .iter()
                 .map(|&(n, c, b)| (n.to_string(), (c, b)))
                 .collect(),
+            native: HashMap::default(),
             objects: types.iter().map(|t| t.1).sum(),
             bytes: types.iter().map(|t| t.2).sum(),
             rss: Some(1 << 20),

@@ -183,6 +183,61 @@ fn log_skip(line: &str) {
     }
 }
 
+/// A venv with numpy and pandas made by scripts/provision-venvs.sh.
+#[derive(Clone, Debug)]
+pub struct Venv {
+    pub interp: Interp,
+    pub numpy: String,
+}
+
+/// The venvs listed in `${PYMEMSPY_PYTHONS:-/opt/pymemspy-pythons}/venvs.txt`
+/// (label<TAB>python<TAB>numpy version). Err: why none can be tested. In CI a missing list,
+/// or fewer than two venvs, fails the test instead: the numpy layouts would go untested.
+pub fn numpy_venvs() -> Result<Vec<Venv>, String> {
+    let root = std::env::var_os("PYMEMSPY_PYTHONS").unwrap_or_else(|| DEFAULT_PYTHONS.into());
+    let list = Path::new(&root).join("venvs.txt");
+    let ci = std::env::var_os("CI").is_some();
+    let text = match fs::read_to_string(&list) {
+        Ok(text) => text,
+        Err(err) => {
+            assert!(
+                !ci,
+                "{} unreadable ({err}); CI must run scripts/provision-venvs.sh",
+                list.display()
+            );
+            return Err(format!(
+                "{} unreadable ({err}); run scripts/provision-venvs.sh",
+                list.display()
+            ));
+        }
+    };
+    let venvs: Vec<Venv> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (label, python, numpy) = (f.next()?, f.next()?, f.next()?);
+            Path::new(python).exists().then(|| Venv {
+                interp: Interp {
+                    label: label.trim().to_string(),
+                    argv_prefix: vec![python.trim().to_string()],
+                },
+                numpy: numpy.trim().to_string(),
+            })
+        })
+        .collect();
+    assert!(
+        !ci || venvs.len() >= 2,
+        "{} lists {} usable venv(s); CI needs at least two",
+        list.display(),
+        venvs.len()
+    );
+    if venvs.is_empty() {
+        return Err(format!("{} lists no usable venv", list.display()));
+    }
+    Ok(venvs)
+}
+
 /// Absolute path of a script in tests/targets/.
 pub fn target_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
