@@ -93,6 +93,7 @@ pub fn combine(processes: &[Snapshot]) -> Combined {
             e.count += t.count;
             e.bytes += t.bytes;
             e.allocated_bytes += t.allocated_bytes;
+            e.python_sizeof |= t.python_sizeof;
         }
     }
     let mut types: Vec<TypeCount> = by_name.into_values().collect();
