@@ -94,6 +94,7 @@ pub fn combine(processes: &[Snapshot]) -> Combined {
             e.bytes += t.bytes;
             e.allocated_bytes += t.allocated_bytes;
             e.native_bytes += t.native_bytes;
+            e.python_sizeof |= t.python_sizeof;
         }
     }
     let mut types: Vec<TypeCount> = by_name.into_values().collect();

@@ -10,7 +10,7 @@
 
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
-use crate::python::layout::{Layout, Refcount};
+use crate::python::layout::Layout;
 
 /// numpy's `NPY_ARRAY_OWNDATA` flag: the array frees its data buffer (else `base` holds it).
 const NPY_ARRAY_OWNDATA: u32 = 0x0004;

@@ -32,7 +32,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// After the name of a type whose `__sizeof__` is Python code (explained under the table).
-const PYTHON_SIZEOF_MARK: &str = " (*)";
+pub(crate) const PYTHON_SIZEOF_MARK: &str = " (*)";
 
 pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     let mut o = String::new();

@@ -52,12 +52,18 @@ pub fn tree_table(t: &SnapshotTree, top: usize) -> String {
     for ty in c.types.iter().take(top) {
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12} {:>12}  {}",
+            "{:>12} {:>5.1}% {:>12} {:>12}  {}{}",
             human_bytes(ty.bytes),
             100.0 * ty.bytes as f64 / total,
             human_bytes(ty.allocated_bytes),
             thousands(ty.count),
-            ty.name
+            ty.name,
+            // Explained under each process's table below.
+            if ty.python_sizeof {
+                super::table::PYTHON_SIZEOF_MARK
+            } else {
+                ""
+            }
         );
     }
     for s in &t.processes {
