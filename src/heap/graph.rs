@@ -2,6 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
+use super::containers::{deque_items, field_values, Container};
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
@@ -47,10 +48,21 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
                 h.u64_at(l.ob_size as usize),
                 out,
             );
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Dict | SizeRule::OrderedDict => {
             dict_edges(view, l, obj, false, out);
+            container_rest(view, l, obj, t, out);
+            return;
+        }
+        SizeRule::Deque => {
+            out.extend(
+                deque_items(view, l, obj)
+                    .into_iter()
+                    .map(|p| (p, Label::Item)),
+            );
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Set => {
@@ -69,6 +81,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
                     out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
                 }
             }
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Type => {
@@ -103,9 +116,32 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         }
         return;
     }
+    if t.container != Container::None {
+        container_rest(view, l, obj, t, out);
+        return;
+    }
     instance_dict(view, l, obj, t, out);
     if t.scan_body {
-        body(view, l, obj, t, out);
+        body(view, l, obj, t, l.header_size, out);
+    }
+}
+
+/// What a modelled C container holds besides its items: its named fields, its `__dict__`, and
+/// the slots a Python subclass added after the base's fields (scanned word by word). The
+/// base's other words are never guessed at: for a weak reference they include its referent.
+fn container_rest(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    out: &mut Vec<(u64, Label)>,
+) {
+    for (p, name) in field_values(view, l, obj, t.container) {
+        out.push((p, Label::Field(name)));
+    }
+    instance_dict(view, l, obj, t, out);
+    if t.flags & flags::HEAPTYPE != 0 && t.basicsize > t.own_from {
+        body(view, l, obj, t, t.own_from, out);
     }
 }
 
@@ -141,10 +177,9 @@ fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Ve
 }
 
 /// Instance attributes: a managed or `__dict__` dict, or (3.11+) values stored without one.
+/// Static types with a `__dict__` slot (functools.partial, OrderedDict) keep it at their
+/// tp_dictoffset like heap types do.
 fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
-    if t.flags & flags::HEAPTYPE == 0 {
-        return;
-    }
     let (dict, values) = managed_attrs(view, l, obj, t);
     if dict != 0 || values != 0 {
         if dict != 0 {
@@ -155,6 +190,9 @@ fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut 
             split_values(view, l, t, values, out);
         }
         return;
+    }
+    if t.rule == SizeRule::Type {
+        return; // a class's tp_dict, already followed as its namespace
     }
     let off = view.u64(t.addr + l.type_.tp_dictoffset).unwrap_or(0) as i64;
     if off > 0 {
@@ -202,11 +240,22 @@ fn split_values(
     }
 }
 
-/// Conservative: every word of the body that may be a pointer (validated by the caller).
-fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+/// Conservative: every word of the body from offset `from` on that may be a pointer
+/// (validated by the caller), except the head of the object's weak reference list: the
+/// weakref objects there belong to whoever made them, and hold nothing.
+fn body(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    from: u64,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let offsets = (l.header_size..).step_by(8);
     out.extend(
-        body_words(view, l, obj, t)
-            .into_iter()
-            .map(|w| (w, Label::Ref)),
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off >= from && off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
     );
 }

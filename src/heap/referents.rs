@@ -9,12 +9,13 @@
 //! every block there.
 
 use super::arenas::BlockObject;
+use super::containers::{deque_items, field_values, Container};
 use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs_in};
 use super::regions::Regions;
 use super::sizes::getsizeof;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
-use crate::python::layout::Layout;
+use crate::python::layout::{flags, Layout};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Most items read from one container.
@@ -212,6 +213,18 @@ impl Referents {
                     }
                 }
             }
+            SizeRule::Deque => {
+                // Items live in malloc'ed blocks the body only points to.
+                for p in deque_items(view, l, obj) {
+                    self.push(p);
+                }
+                match body {
+                    Some(b) => self.push_words(after_header(l, b)),
+                    None => body_words(view, l, obj, t)
+                        .into_iter()
+                        .for_each(|w| self.push(w)),
+                }
+            }
             _ if t.scan_body => match body {
                 Some(b) => self.push_words(after_header(l, b)),
                 None => body_words(view, l, obj, t)
@@ -219,6 +232,28 @@ impl Referents {
                     .for_each(|w| self.push(w)),
             },
             _ => {}
+        }
+        if matches!(
+            t.rule,
+            SizeRule::List | SizeRule::Dict | SizeRule::OrderedDict | SizeRule::Set
+        ) && t.container != Container::None
+        {
+            self.scan_container_rest(view, l, obj, t);
+        }
+    }
+
+    /// What an exactly followed container holds besides its items: named fields (a
+    /// defaultdict's factory) and a Python subclass's slots, word by word.
+    fn scan_container_rest(&mut self, view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) {
+        for (p, _) in field_values(view, l, obj, t.container) {
+            self.push(p);
+        }
+        if t.flags & flags::HEAPTYPE != 0 && t.basicsize > t.own_from {
+            let words = body_words(view, l, obj, t);
+            let skip = (t.own_from.saturating_sub(l.header_size) / 8) as usize;
+            for w in words.into_iter().skip(skip) {
+                self.push(w);
+            }
         }
     }
 

@@ -281,6 +281,7 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             tp_base: 256,
             tp_dict: 264,
             tp_dictoffset: 288,
+            tp_weaklistoffset: 208,
             heap_type_size: row.heap_type_size,
             ht_name: row.ht_name,
             ht_qualname: row.ht_name + 16,
@@ -330,6 +331,20 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             cell_contents: 16,
             module_dict: 16,
             function_closure: if m >= 10 { 72 } else { 48 },
+        },
+        containers: ContainerFields {
+            deque_leftblock: 24,
+            deque_rightblock: 32,
+            deque_rightindex: 48,
+            defaultdict_factory: 48,
+            partial_func: 16,
+            partial_args: 24,
+            partial_keywords: 32,
+            lru_cache: 72,
+            lru_func: 88,
+            // 3.13 dropped the local's `key` (its first field).
+            local_dicts: if m >= 13 { 40 } else { 48 },
+            weakref_callback: 24,
         },
         mimalloc: None,
         immortal_refcnt: m >= 12,
@@ -385,6 +400,7 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut t.tp_base,
         &mut t.tp_dict,
         &mut t.tp_dictoffset,
+        &mut t.tp_weaklistoffset,
         &mut t.heap_type_size,
         &mut t.ht_name,
         &mut t.ht_qualname,
@@ -434,6 +450,7 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
     ] {
         *f += d;
     }
+    l.containers.shift(d);
     // Code objects are objects too (frame structs are not): what the stack walker and the
     // frame roots read from them moves with the header.
     let c = &mut l.frames.code;
