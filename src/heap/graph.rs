@@ -31,8 +31,21 @@ pub enum Label {
     Ref,
 }
 
+/// An object's type: its instances own it (heap types) or are the only way to it (static
+/// types no module exports: `dict_keys`, `_asyncio.FutureIter`). Followed after every exact
+/// edge, so a class is charged to the module that defines it, not to its first instance.
+pub const CLASS: Label = Label::Field("__class__");
+
+impl Label {
+    /// Edges a walk follows only once every exact edge has been: guesses and types.
+    pub fn deferred(self) -> bool {
+        self == Label::Ref || self == CLASS
+    }
+}
+
 /// Edges of `obj` (of type `t`), appended to `out` as (target, label).
 pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+    out.push((t.addr, CLASS));
     match t.rule {
         SizeRule::Str | SizeRule::Int => return,
         SizeRule::List => {
