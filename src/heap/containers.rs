@@ -6,7 +6,9 @@
 //! layout and add their own slots after its basicsize); offsets come from the `Layout`'s
 //! `ContainerFields`.
 
+use super::types::TypeInfo;
 use crate::process::{Bytes, View};
+use crate::python::frames_layout::StackTop;
 use crate::python::layout::Layout;
 
 /// Which modelled C base a type has.
@@ -24,6 +26,9 @@ pub enum Container {
     /// weakref.ref, proxies and their subclasses (KeyedRef, WeakMethod): the referent is not
     /// held; the callback and subclass slots are.
     Weakref,
+    /// generator, coroutine, async_generator: 3.11+ embed their frame, whose value stack above
+    /// the stack top holds stale pointers; only live slots are references.
+    Generator,
 }
 
 /// tp_name of each modelled base. Weak reference types were renamed in 3.10.
@@ -39,6 +44,9 @@ pub const NAMED: &[(&str, Container)] = &[
     ("weakref", Container::Weakref),
     ("weakproxy", Container::Weakref),
     ("weakcallableproxy", Container::Weakref),
+    ("generator", Container::Generator),
+    ("coroutine", Container::Generator),
+    ("async_generator", Container::Generator),
 ];
 
 /// Item slots per deque block; a block is a left link, the slots, a right link.
@@ -88,23 +96,34 @@ pub fn deque_items(view: &mut View, l: &Layout, obj: u64) -> Vec<u64> {
     out
 }
 
-type FieldAt = fn(&Layout) -> u64;
+/// Where a field is in this layout (None: not in this version).
+type FieldAt = fn(&Layout) -> Option<u64>;
 
 /// The named fields a modelled container holds strongly: where each is, and its name.
 pub fn fields(c: Container) -> &'static [(FieldAt, &'static str)] {
     match c {
-        Container::DefaultDict => &[(|l| l.containers.defaultdict_factory, "default_factory")],
+        Container::DefaultDict => &[(
+            |l| Some(l.containers.defaultdict_factory),
+            "default_factory",
+        )],
         Container::Partial => &[
-            (|l| l.containers.partial_func, "func"),
-            (|l| l.containers.partial_args, "args"),
-            (|l| l.containers.partial_keywords, "keywords"),
+            (|l| Some(l.containers.partial_func), "func"),
+            (|l| Some(l.containers.partial_args), "args"),
+            (|l| Some(l.containers.partial_keywords), "keywords"),
         ],
         Container::LruCache => &[
-            (|l| l.containers.lru_cache, "cache"),
-            (|l| l.containers.lru_func, "__wrapped__"),
+            (|l| Some(l.containers.lru_cache), "cache"),
+            (|l| Some(l.containers.lru_func), "__wrapped__"),
         ],
-        Container::ThreadLocal => &[(|l| l.containers.local_dicts, "<per-thread dicts>")],
-        Container::Weakref => &[(|l| l.containers.weakref_callback, "__callback__")],
+        Container::ThreadLocal => &[
+            (|l| Some(l.containers.local_dicts), "<per-thread dicts>"),
+            (|l| Some(l.containers.local_args), "<args>"),
+            (|l| Some(l.containers.local_kw), "<kwargs>"),
+            (|l| l.containers.local_key, "<key>"),
+            (|l| l.containers.local_callback, "<callback>"),
+            (|l| l.containers.local_watchdogs, "<thread watchdogs>"),
+        ],
+        Container::Weakref => &[(|l| Some(l.containers.weakref_callback), "__callback__")],
         _ => &[],
     }
 }
@@ -119,8 +138,47 @@ pub fn field_values(
     fields(c)
         .iter()
         .filter_map(|(off, name)| {
-            let p = view.u64(obj.checked_add(off(l))?)?;
+            let p = view.u64(obj.checked_add(off(l)?)?)?;
             (p != 0).then_some((p, *name))
         })
         .collect()
+}
+
+/// Most live frame slots read from one generator.
+const MAX_FRAME_SLOTS: u64 = 1 << 16;
+
+/// The live slots (locals, cells, value stack up to its top) of the frame a 3.11+ generator or
+/// coroutine embeds, or None where frames are separate objects (3.8-3.10) or the stack top
+/// does not read. The frame's slots start at the type's basicsize (`gi_iframe` is the last
+/// field and `localsplus` the frame's last); its fixed fields sit just before them.
+pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<Vec<u64>> {
+    let s = &l.frames.slots;
+    let base = obj.checked_add(t.basicsize)?;
+    let frame = base.checked_sub(s.localsplus)?;
+    let allocated = u64::try_from(view.u64(obj.checked_add(l.ob_size)?)? as i64).ok()?;
+    let top = match s.stack_top? {
+        StackTop::SlotCount(off) => {
+            u64::try_from(view.u32(frame.checked_add(off)?)? as i32).ok()?
+        }
+        StackTop::Pointer(off) => {
+            let bytes = view.u64(frame.checked_add(off)?)?.checked_sub(base)?;
+            bytes.is_multiple_of(8).then_some(bytes / 8)?
+        }
+    };
+    if top > allocated || top > MAX_FRAME_SLOTS {
+        return None;
+    }
+    if top == 0 {
+        return Some(Vec::new());
+    }
+    let raw = view.get(base, (top * 8) as usize).ok()?;
+    Some(
+        raw.chunks_exact(8)
+            .map(|w| w.u64_at(0))
+            // 3.14+ stack refs carry tag bits: both set is a tagged int, not a pointer.
+            .filter(|w| w & 3 != 3)
+            .map(|w| w & !3)
+            .filter(|&w| w != 0)
+            .collect(),
+    )
 }

@@ -2,7 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
-use super::containers::{deque_items, field_values, Container};
+use super::containers::{deque_items, field_values, generator_slots, Container};
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
@@ -129,6 +129,10 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         }
         return;
     }
+    if t.container == Container::Generator {
+        generator_edges(view, l, obj, t, out);
+        return;
+    }
     if t.container != Container::None {
         container_rest(view, l, obj, t, out);
         return;
@@ -156,6 +160,29 @@ fn container_rest(
     if t.flags & flags::HEAPTYPE != 0 && t.basicsize > t.own_from {
         body(view, l, obj, t, t.own_from, out);
     }
+}
+
+/// A generator or coroutine: its fields and its frame's fixed fields word by word, then only
+/// the live slots of its frame (3.11+; before, the frame is an object of its own).
+fn generator_edges(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let Some(slots) = generator_slots(view, l, obj, t) else {
+        body(view, l, obj, t, l.header_size, out);
+        return;
+    };
+    let offsets = (l.header_size..t.basicsize).step_by(8);
+    out.extend(
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
+    );
+    out.extend(slots.into_iter().map(|w| (w, Label::Ref)));
 }
 
 /// Where a function keeps its closure cells (3.10 moved the field).

@@ -233,8 +233,15 @@ pub struct ContainerFields {
     pub lru_cache: u64,
     pub lru_func: u64,
     /// `_thread._local`: the dict of per-thread dicts (`dummies` before 3.13, `localdicts`
-    /// since), keyed by weak references.
+    /// since), keyed by weak references; the constructor's args and kw; before 3.13 its key
+    /// (a str) and the callback its dummies' weak references call; since, the set of weak
+    /// references to thread sentinels (held; what they point at is not).
     pub local_dicts: u64,
+    pub local_args: u64,
+    pub local_kw: u64,
+    pub local_key: Option<u64>,
+    pub local_callback: Option<u64>,
+    pub local_watchdogs: Option<u64>,
     /// `PyWeakReference.wr_callback`: held strongly (wr_object, just before it, never is).
     pub weakref_callback: u64,
 }
@@ -253,9 +260,18 @@ impl ContainerFields {
             &mut self.lru_cache,
             &mut self.lru_func,
             &mut self.local_dicts,
+            &mut self.local_args,
+            &mut self.local_kw,
             &mut self.weakref_callback,
         ] {
             *f += d;
+        }
+        for f in [
+            &mut self.local_key,
+            &mut self.local_callback,
+            &mut self.local_watchdogs,
+        ] {
+            *f = f.map(|o| o + d);
         }
     }
 }

@@ -342,8 +342,14 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             partial_keywords: 32,
             lru_cache: 72,
             lru_func: 88,
-            // 3.13 dropped the local's `key` (its first field).
+            // 3.13 dropped the local's `key` (its first field) and its weakref callback, and
+            // added the thread watchdogs after the dicts.
             local_dicts: if m >= 13 { 40 } else { 48 },
+            local_args: if m >= 13 { 16 } else { 24 },
+            local_kw: if m >= 13 { 24 } else { 32 },
+            local_key: (m < 13).then_some(16),
+            local_callback: (m < 13).then_some(56),
+            local_watchdogs: (m >= 13).then_some(48),
             weakref_callback: 24,
         },
         mimalloc: None,

@@ -186,12 +186,19 @@ g_strong = [Both() for _ in range(200)]
 g_weakset = weakref.WeakSet(g_strong[:100])
 g_weakvalues = weakref.WeakValueDictionary((text("wv", i, 4), b) for i, b in enumerate(g_strong))
 g_weakkeys = weakref.WeakKeyDictionary((b, text("wk", i, 8)) for i, b in enumerate(g_strong))
-for _i in range(150):
-    _w = WeakOnly()
-    g_weakset.add(_w)
-    g_weakvalues[text("only", _i, 4)] = _w
-    g_weakkeys[_w] = text("wkonly", _i, 8)
-del _i, _w
+
+
+def add_weak_only():
+    # In a function: a module-level loop would leave the last one in a dead slot of the
+    # module's frame, which a conservative scan of that frame would take for a reference.
+    for i in range(150):
+        w = WeakOnly()
+        g_weakset.add(w)
+        g_weakvalues[text("only", i, 4)] = w
+        g_weakkeys[w] = text("wkonly", i, 8)
+
+
+add_weak_only()
 
 NAMED = [
     "g_connections",
@@ -228,7 +235,17 @@ def referents(o):
         refs.extend(dict.keys(o))
     elif type(o) is types.CodeType:
         refs.extend(_truth._code_referents(o))
+    elif isinstance(o, threading.local) and sys.version_info < (3, 13):
+        # Before 3.13 a thread-local's first field is its key, a str its traverse skips.
+        refs.append(local_key(o))
     return refs
+
+
+def local_key(loc):
+    import ctypes
+
+    p = ctypes.c_void_p.from_address(id(loc) + object.__basicsize__).value
+    return ctypes.cast(p, ctypes.py_object).value
 
 
 def hidden_names_bytes(code):
