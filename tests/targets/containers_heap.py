@@ -335,11 +335,14 @@ def truth():
             if r is not None:
                 weak_referent_types.add(type.__repr__(type(r))[8:-2])
             del r
+    held_counts = collections.Counter(type.__repr__(type(o))[8:-2] for o in gc.get_objects())
+    held_counts = {t: held_counts[t] for t in HELD_TYPES}
     held_only_weakly = sum(1 for o in gc.get_objects() if type(o) is WeakOnly)
     tasks = sum(1 for o in gc.get_objects() if isinstance(o, asyncio.Task))
     return {
         "globals": out,
         "held_types": HELD_TYPES,
+        "held_counts": held_counts,
         "weak_types": weak_types,
         "weak_referent_types": sorted(weak_referent_types),
         "weak_only": {"__main__.WeakOnly": held_only_weakly},
