@@ -283,13 +283,15 @@ impl Tally {
         census.types = by_name
             .into_iter()
             .map(
-                |(name, ([count, bytes, allocated_bytes, native_bytes], python_sizeof))| TypeCount {
-                    name,
-                    count,
-                    bytes,
-                    allocated_bytes,
-                    python_sizeof,
-                    native_bytes,
+                |(name, ([count, bytes, allocated_bytes, native_bytes], python_sizeof))| {
+                    TypeCount {
+                        name,
+                        count,
+                        bytes,
+                        allocated_bytes,
+                        python_sizeof,
+                        native_bytes,
+                    }
                 },
             )
             .collect();

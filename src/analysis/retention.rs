@@ -129,12 +129,12 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
         }
     }
     walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
-    // Last, what only conservative pointers reach, in the order they were found.
-    while let Some((from, to)) = guessed.pop_front() {
+    // Last, what only conservative pointers and type edges reach, in the order they were found.
+    while let Some((from, to, label)) = guessed.pop_front() {
         if !seen[to as usize] {
             seen[to as usize] = true;
             t.parent[to as usize] = from;
-            t.label[to as usize] = Label::Ref;
+            t.label[to as usize] = label;
             queue.push_back(to);
             walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
         }
@@ -158,7 +158,8 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
 /// Words found by scanning an object's body (`Label::Ref`) are only guesses: a stale pointer
 /// left in unused bytes looks like a reference. They go to `guessed` and are followed after
 /// every exact edge from every root, so a list a frame's local really holds is not charged to
-/// a module through a leftover word.
+/// a module through a leftover word. Type edges (`graph::CLASS`) wait there too: a class is
+/// charged to the module defining it, not to its first instance.
 fn walk(
     view: &mut View,
     py: &Python,
@@ -166,7 +167,7 @@ fn walk(
     t: &mut Tree,
     seen: &mut [bool],
     queue: &mut VecDeque<u32>,
-    guessed: &mut VecDeque<(u32, u32)>,
+    guessed: &mut VecDeque<(u32, u32, Label)>,
 ) {
     let l = &py.layout;
     let mut edges = Vec::new();
@@ -192,8 +193,8 @@ fn walk(
             if seen[j as usize] {
                 continue;
             }
-            if label == Label::Ref {
-                guessed.push_back((i, j));
+            if label.deferred() {
+                guessed.push_back((i, j, label));
                 continue;
             }
             seen[j as usize] = true;

@@ -2,6 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
+use super::containers::{deque_items, field_values, generator_slots, Container};
 use super::native;
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
 use super::types::{SizeRule, TypeInfo};
@@ -31,8 +32,21 @@ pub enum Label {
     Ref,
 }
 
+/// An object's type: its instances own it (heap types) or are the only way to it (static
+/// types no module exports: `dict_keys`, `_asyncio.FutureIter`). Followed after every exact
+/// edge, so a class is charged to the module that defines it, not to its first instance.
+pub const CLASS: Label = Label::Field("__class__");
+
+impl Label {
+    /// Edges a walk follows only once every exact edge has been: guesses and types.
+    pub fn deferred(self) -> bool {
+        self == Label::Ref || self == CLASS
+    }
+}
+
 /// Edges of `obj` (of type `t`), appended to `out` as (target, label).
 pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+    out.push((t.addr, CLASS));
     match t.rule {
         SizeRule::Str | SizeRule::Int => return,
         SizeRule::List => {
@@ -48,10 +62,21 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
                 h.u64_at(l.ob_size as usize),
                 out,
             );
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Dict | SizeRule::OrderedDict => {
             dict_edges(view, l, obj, false, out);
+            container_rest(view, l, obj, t, out);
+            return;
+        }
+        SizeRule::Deque => {
+            out.extend(
+                deque_items(view, l, obj)
+                    .into_iter()
+                    .map(|p| (p, Label::Item)),
+            );
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Set => {
@@ -70,6 +95,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
                     out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
                 }
             }
+            container_rest(view, l, obj, t, out);
             return;
         }
         SizeRule::Type => {
@@ -109,10 +135,60 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         }
         return;
     }
+    if t.container == Container::Generator {
+        generator_edges(view, l, obj, t, out);
+        return;
+    }
+    if t.container != Container::None {
+        container_rest(view, l, obj, t, out);
+        return;
+    }
     instance_dict(view, l, obj, t, out);
     if t.scan_body {
-        body(view, l, obj, t, out);
+        body(view, l, obj, t, l.header_size, out);
     }
+}
+
+/// What a modelled C container holds besides its items: its named fields, its `__dict__`, and
+/// the slots a Python subclass added after the base's fields (scanned word by word). The
+/// base's other words are never guessed at: for a weak reference they include its referent.
+fn container_rest(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    out: &mut Vec<(u64, Label)>,
+) {
+    for (p, name) in field_values(view, l, obj, t.container) {
+        out.push((p, Label::Field(name)));
+    }
+    instance_dict(view, l, obj, t, out);
+    if t.flags & flags::HEAPTYPE != 0 && t.basicsize > t.own_from {
+        body(view, l, obj, t, t.own_from, out);
+    }
+}
+
+/// A generator or coroutine: its fields and its frame's fixed fields word by word, then only
+/// the live slots of its frame (3.11+; before, the frame is an object of its own).
+fn generator_edges(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let Some(slots) = generator_slots(view, l, obj, t) else {
+        body(view, l, obj, t, l.header_size, out);
+        return;
+    };
+    let offsets = (l.header_size..t.basicsize).step_by(8);
+    out.extend(
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
+    );
+    out.extend(slots.into_iter().map(|w| (w, Label::Ref)));
 }
 
 /// Where a function keeps its closure cells (3.10 moved the field).
@@ -147,10 +223,9 @@ fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Ve
 }
 
 /// Instance attributes: a managed or `__dict__` dict, or (3.11+) values stored without one.
+/// Static types with a `__dict__` slot (functools.partial, OrderedDict) keep it at their
+/// tp_dictoffset like heap types do.
 fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
-    if t.flags & flags::HEAPTYPE == 0 {
-        return;
-    }
     let (dict, values) = managed_attrs(view, l, obj, t);
     if dict != 0 || values != 0 {
         if dict != 0 {
@@ -161,6 +236,9 @@ fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut 
             split_values(view, l, t, values, out);
         }
         return;
+    }
+    if t.rule == SizeRule::Type {
+        return; // a class's tp_dict, already followed as its namespace
     }
     let off = view.u64(t.addr + l.type_.tp_dictoffset).unwrap_or(0) as i64;
     if off > 0 {
@@ -208,11 +286,22 @@ fn split_values(
     }
 }
 
-/// Conservative: every word of the body that may be a pointer (validated by the caller).
-fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+/// Conservative: every word of the body from offset `from` on that may be a pointer
+/// (validated by the caller), except the head of the object's weak reference list: the
+/// weakref objects there belong to whoever made them, and hold nothing.
+fn body(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    from: u64,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let offsets = (l.header_size..).step_by(8);
     out.extend(
-        body_words(view, l, obj, t)
-            .into_iter()
-            .map(|w| (w, Label::Ref)),
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off >= from && off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
     );
 }

@@ -1,6 +1,7 @@
 //! Stage 3 of the pipeline: walking the target's heap with a resolved `Layout`.
 
 pub mod arenas;
+pub mod containers;
 pub mod frame_slots;
 pub mod gc_lists;
 pub mod graph;

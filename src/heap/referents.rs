@@ -9,13 +9,14 @@
 //! every block there.
 
 use super::arenas::BlockObject;
+use super::containers::{deque_items, field_values, Container};
 use super::native;
 use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs_in};
 use super::regions::Regions;
-use super::sizes::getsizeof;
+use super::sizes::{getsizeof, own_size};
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::{Bytes, View};
-use crate::python::layout::Layout;
+use crate::python::layout::{flags, Layout};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Most items read from one container.
@@ -225,6 +226,18 @@ impl Referents {
                     self.push(p);
                 }
             }
+            SizeRule::Deque => {
+                // Items live in malloc'ed blocks the body only points to.
+                for p in deque_items(view, l, obj) {
+                    self.push(p);
+                }
+                match body {
+                    Some(b) => self.push_words(after_header(l, b)),
+                    None => body_words(view, l, obj, t)
+                        .into_iter()
+                        .for_each(|w| self.push(w)),
+                }
+            }
             _ if t.scan_body => match body {
                 Some(b) => self.push_words(after_header(l, b)),
                 None => body_words(view, l, obj, t)
@@ -232,6 +245,28 @@ impl Referents {
                     .for_each(|w| self.push(w)),
             },
             _ => {}
+        }
+        if matches!(
+            t.rule,
+            SizeRule::List | SizeRule::Dict | SizeRule::OrderedDict | SizeRule::Set
+        ) && t.container != Container::None
+        {
+            self.scan_container_rest(view, l, obj, t);
+        }
+    }
+
+    /// What an exactly followed container holds besides its items: named fields (a
+    /// defaultdict's factory) and a Python subclass's slots, word by word.
+    fn scan_container_rest(&mut self, view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) {
+        for (p, _) in field_values(view, l, obj, t.container) {
+            self.push(p);
+        }
+        if t.flags & flags::HEAPTYPE != 0 && t.basicsize > t.own_from {
+            let words = body_words(view, l, obj, t);
+            let skip = (t.own_from.saturating_sub(l.header_size) / 8) as usize;
+            for w in words.into_iter().skip(skip) {
+                self.push(w);
+            }
         }
     }
 
@@ -298,5 +333,43 @@ fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Optio
     }
     let t = types.get(view, l, tp)?.clone();
     getsizeof(view, l, p, &t)?;
-    Some(t)
+    fits_its_mapping(view, l, p, &t).then_some(t)
 }
+
+/// The object's own bytes lie inside the mapping it starts in, and a list's item array inside
+/// its own. A word in an array of pointers (a tuple of classes, a list's items) followed by a
+/// type pointer reads like an object header; its "size" is then another pointer, hundreds of
+/// megabytes (seen on a non-PIE 3.14, whose heap addresses also pass as refcounts).
+fn fits_its_mapping(view: &mut View, l: &Layout, p: u64, t: &TypeInfo) -> bool {
+    let Some(span) = view.span_of(p) else {
+        return false;
+    };
+    let n = ((span.end - p) as usize).min(OBJECT_HEAD);
+    let Ok(head) = view.get(p, n).map(|b| b.to_vec()) else {
+        return false;
+    };
+    let fits = own_size(view, l, t, &head)
+        .is_some_and(|own| p.checked_add(own).is_some_and(|e| e <= span.end));
+    if !fits {
+        return false;
+    }
+    if t.rule != SizeRule::List || head.len() < (l.list_allocated + 8) as usize {
+        return true;
+    }
+    let size = head.i64_at(l.ob_size as usize);
+    let allocated = head.u64_at(l.list_allocated as usize);
+    let items = head.u64_at(l.list_items as usize);
+    if size < 0 || size as u64 > allocated {
+        return false;
+    }
+    allocated == 0
+        || view.span_of(items).is_some_and(|s| {
+            allocated
+                .checked_mul(8)
+                .and_then(|b| items.checked_add(b))
+                .is_some_and(|e| e <= s.end)
+        })
+}
+
+/// Bytes read to check an object's fields (every fixed field `own_size` reads).
+const OBJECT_HEAD: usize = 160;

@@ -2,6 +2,7 @@
 //! does, and deciding which `__sizeof__` rule its instances follow. Resolved once per type
 //! pointer and cached, so per-object work is a hash lookup.
 
+use super::containers::{self, Container};
 use super::pyobj::{dict_get_str, read_str, MAX_NAME};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
@@ -81,6 +82,14 @@ pub struct TypeInfo {
     /// MRO defines it as a function, as pandas does): no outside reader can run it, so `bytes`
     /// follows the builtin base's rule instead and says so.
     pub python_sizeof: bool,
+    /// The C container base whose fields are followed exactly (see `heap::containers`).
+    pub container: Container,
+    /// Where the words a Python subclass added (`__slots__`, dict and weakref pointers) start:
+    /// the modelled base's basicsize. Only meaningful when `container` is not `None`.
+    pub own_from: u64,
+    /// tp_weaklistoffset when it lies inside the object (0 otherwise): the head of the list of
+    /// weak references to the object, which the object does not own.
+    pub weaklist: u64,
 }
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
@@ -273,6 +282,9 @@ impl TypeTable {
         let owns_fd = self.has_base_named(view, l, addr, &["_io.FileIO", "_socket.socket"]);
         let rule = self.rule(view, l, addr);
         let python_sizeof = tflags & flags::HEAPTYPE != 0 && self.python_sizeof(view, l, addr);
+        let (container, own_from) = self.container(view, l, addr);
+        let weaklist = b.i64_at(t.tp_weaklistoffset as usize);
+        let weaklist = if weaklist > 0 { weaklist as u64 } else { 0 };
         let scan_body = !no_pointers(&name, tflags);
         let leaf = (matches!(rule, SizeRule::Str | SizeRule::Int) || !scan_body)
             && tflags & flags::MANAGED_DICT == 0;
@@ -289,6 +301,9 @@ impl TypeTable {
             rule,
             python_sizeof,
             preheader: l.preheader_size(tflags),
+            container,
+            own_from,
+            weaklist,
         })
     }
 
@@ -321,10 +336,14 @@ impl TypeTable {
         } else {
             None
         };
-        Some(match module.as_deref() {
-            Some("builtins") | None => qualname,
-            Some(m) => format!("{m}.{qualname}"),
-        })
+        // type_repr falls back to tp_name as is when `__module__` is missing, not a str
+        // (Cython's shared types keep a member descriptor there) or "builtins".
+        match module.as_deref() {
+            Some("builtins") | None => String::from_utf8(view.cstr(tp_name, MAX_NAME as usize)?)
+                .ok()
+                .or(Some(qualname)),
+            Some(m) => Some(format!("{m}.{qualname}")),
+        }
     }
 
     fn is_str(&self, view: &mut View, l: &Layout, obj: u64) -> bool {
@@ -387,6 +406,40 @@ impl TypeTable {
             }
         }
         false
+    }
+
+    /// The nearest base whose layout `heap::containers` models, and its basicsize.
+    fn container(&self, view: &mut View, l: &Layout, addr: u64) -> (Container, u64) {
+        let mut cur = addr;
+        for _ in 0..MAX_BASE_DEPTH {
+            let builtin = self.builtins.get(&cur).is_some_and(|r| {
+                matches!(
+                    r,
+                    SizeRule::List | SizeRule::Dict | SizeRule::OrderedDict | SizeRule::Set
+                )
+            });
+            let found = if builtin {
+                Some(Container::Builtin)
+            } else {
+                view.u64(cur + l.type_.tp_name)
+                    .and_then(|p| view.cstr(p, 64))
+                    .and_then(|name| {
+                        containers::NAMED
+                            .iter()
+                            .find(|(n, _)| n.as_bytes() == name)
+                            .map(|(_, c)| *c)
+                    })
+            };
+            if let Some(c) = found {
+                let size = view.u64(cur + l.type_.tp_basicsize).unwrap_or(0);
+                return (c, size);
+            }
+            match view.u64(cur + l.type_.tp_base) {
+                Some(base) if base != 0 => cur = base,
+                _ => break,
+            }
+        }
+        (Container::None, 0)
     }
 
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).

@@ -109,6 +109,9 @@ pub struct TypeLayout {
     pub tp_dictoffset: u64,
     /// The method resolution order, a tuple.
     pub tp_mro: u64,
+    /// Where instances keep their list of weak references (0: none; negative: a 3.12+
+    /// managed pre-header slot). That word is never an ownership edge.
+    pub tp_weaklistoffset: u64,
     pub heap_type_size: u64,
     /// 3.11/3.12: `sys.getsizeof` adds the pre-header of the object's type even to a static
     /// type object (`_PyType_PreHeaderSize(Py_TYPE(o))`: `type` is a GC type), so `int` is
@@ -291,6 +294,70 @@ pub enum FrameSizing {
     },
 }
 
+/// Where C containers keep what they hold, as offsets from the object: retention and the
+/// referent pass follow these exactly instead of guessing from the body's words. Measured on
+/// every interpreter of the matrix (ctypes over each object's words, 3.8-3.15, 3.13t).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ContainerFields {
+    /// `collections.deque`: leftblock, rightblock, rightindex (leftindex is in `ObjectFields`).
+    /// Blocks are malloc'ed: a left link, 64 item slots, a right link.
+    pub deque_leftblock: u64,
+    pub deque_rightblock: u64,
+    pub deque_rightindex: u64,
+    /// `collections.defaultdict`: default_factory, right after the dict.
+    pub defaultdict_factory: u64,
+    /// `functools.partial`: fn, args, kw.
+    pub partial_func: u64,
+    pub partial_args: u64,
+    pub partial_keywords: u64,
+    /// `functools._lru_cache_wrapper`: cache (a dict of key -> link, or key -> result when
+    /// unbounded) and func. Its root links are borrowed and not followed.
+    pub lru_cache: u64,
+    pub lru_func: u64,
+    /// `_thread._local`: the dict of per-thread dicts (`dummies` before 3.13, `localdicts`
+    /// since), keyed by weak references; the constructor's args and kw; before 3.13 its key
+    /// (a str) and the callback its dummies' weak references call; since, the set of weak
+    /// references to thread sentinels (held; what they point at is not).
+    pub local_dicts: u64,
+    pub local_args: u64,
+    pub local_kw: u64,
+    pub local_key: Option<u64>,
+    pub local_callback: Option<u64>,
+    pub local_watchdogs: Option<u64>,
+    /// `PyWeakReference.wr_callback`: held strongly (wr_object, just before it, never is).
+    pub weakref_callback: u64,
+}
+
+impl ContainerFields {
+    /// Every field moved by `d` bytes (a larger object header).
+    pub fn shift(&mut self, d: u64) {
+        for f in [
+            &mut self.deque_leftblock,
+            &mut self.deque_rightblock,
+            &mut self.deque_rightindex,
+            &mut self.defaultdict_factory,
+            &mut self.partial_func,
+            &mut self.partial_args,
+            &mut self.partial_keywords,
+            &mut self.lru_cache,
+            &mut self.lru_func,
+            &mut self.local_dicts,
+            &mut self.local_args,
+            &mut self.local_kw,
+            &mut self.weakref_callback,
+        ] {
+            *f += d;
+        }
+        for f in [
+            &mut self.local_key,
+            &mut self.local_callback,
+            &mut self.local_watchdogs,
+        ] {
+            *f = f.map(|o| o + d);
+        }
+    }
+}
+
 /// The CPython side of the free-threaded mimalloc heaps (the mimalloc structs themselves are
 /// vendored and identical across 3.13t/3.14t: see `heap/mimalloc.rs`).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -344,6 +411,7 @@ pub struct Layout {
     pub fields: ObjectFields,
     /// How generators and frame objects follow their code object's size.
     pub frame_sizing: FrameSizing,
+    pub containers: ContainerFields,
     /// Free-threaded builds: where the mimalloc heaps hang off thread states.
     pub mimalloc: Option<MimallocLayout>,
     /// 3.12+: immortal objects have a negative 32-bit refcount.

@@ -282,6 +282,7 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             tp_dict: 264,
             tp_dictoffset: 288,
             tp_mro: 344,
+            tp_weaklistoffset: 208,
             heap_type_size: row.heap_type_size,
             static_type_preheader: matches!(m, 11 | 12),
             ht_name: row.ht_name,
@@ -356,6 +357,26 @@ pub fn table_layout(version: Version) -> Option<Layout> {
             function_closure: if m >= 10 { 72 } else { 48 },
         },
         frame_sizing: frame_sizing(m),
+        containers: ContainerFields {
+            deque_leftblock: 24,
+            deque_rightblock: 32,
+            deque_rightindex: 48,
+            defaultdict_factory: 48,
+            partial_func: 16,
+            partial_args: 24,
+            partial_keywords: 32,
+            lru_cache: 72,
+            lru_func: 88,
+            // 3.13 dropped the local's `key` (its first field) and its weakref callback, and
+            // added the thread watchdogs after the dicts.
+            local_dicts: if m >= 13 { 40 } else { 48 },
+            local_args: if m >= 13 { 16 } else { 24 },
+            local_kw: if m >= 13 { 24 } else { 32 },
+            local_key: (m < 13).then_some(16),
+            local_callback: (m < 13).then_some(56),
+            local_watchdogs: (m >= 13).then_some(48),
+            weakref_callback: 24,
+        },
         mimalloc: None,
         immortal_refcnt: m >= 12,
         inline_values: m >= 13,
@@ -443,6 +464,7 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
         &mut t.tp_dict,
         &mut t.tp_dictoffset,
         &mut t.tp_mro,
+        &mut t.tp_weaklistoffset,
         &mut t.heap_type_size,
         &mut t.ht_name,
         &mut t.ht_qualname,
@@ -524,6 +546,7 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
             *f += d;
         }
     }
+    l.containers.shift(d);
     // Code objects are objects too (frame structs are not): what the stack walker and the
     // frame roots read from them moves with the header.
     let c = &mut l.frames.code;

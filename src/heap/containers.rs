@@ -1,0 +1,184 @@
+//! C containers whose contents live where a word-by-word scan of the object cannot see them
+//! (deque blocks are malloc'ed outside the object) or whose fields must be named (partial,
+//! lru_cache, thread locals), and weak references, which hold nothing.
+//!
+//! A type is recognised by the tp_name of the nearest base we model (subclasses inherit its
+//! layout and add their own slots after its basicsize); offsets come from the `Layout`'s
+//! `ContainerFields`.
+
+use super::types::TypeInfo;
+use crate::process::{Bytes, View};
+use crate::python::frames_layout::StackTop;
+use crate::python::layout::Layout;
+
+/// Which modelled C base a type has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// Nothing modelled: the body is scanned conservatively.
+    None,
+    /// The builtin list, dict, set: items followed exactly (`SizeRule` says which).
+    Builtin,
+    Deque,
+    DefaultDict,
+    Partial,
+    LruCache,
+    ThreadLocal,
+    /// weakref.ref, proxies and their subclasses (KeyedRef, WeakMethod): the referent is not
+    /// held; the callback and subclass slots are.
+    Weakref,
+    /// generator, coroutine, async_generator: 3.11+ embed their frame, whose value stack above
+    /// the stack top holds stale pointers; only live slots are references.
+    Generator,
+}
+
+/// tp_name of each modelled base. Weak reference types were renamed in 3.10.
+pub const NAMED: &[(&str, Container)] = &[
+    ("collections.deque", Container::Deque),
+    ("collections.defaultdict", Container::DefaultDict),
+    ("functools.partial", Container::Partial),
+    ("functools._lru_cache_wrapper", Container::LruCache),
+    ("_thread._local", Container::ThreadLocal),
+    ("weakref.ReferenceType", Container::Weakref),
+    ("weakref.ProxyType", Container::Weakref),
+    ("weakref.CallableProxyType", Container::Weakref),
+    ("weakref", Container::Weakref),
+    ("weakproxy", Container::Weakref),
+    ("weakcallableproxy", Container::Weakref),
+    ("generator", Container::Generator),
+    ("coroutine", Container::Generator),
+    ("async_generator", Container::Generator),
+];
+
+/// Item slots per deque block; a block is a left link, the slots, a right link.
+const DEQUE_BLOCKLEN: u64 = 64;
+const DEQUE_BLOCK_BYTES: u64 = 8 + DEQUE_BLOCKLEN * 8 + 8;
+const DEQUE_RIGHTLINK: usize = 8 + DEQUE_BLOCKLEN as usize * 8;
+/// Longest deque we walk.
+const MAX_DEQUE_LEN: u64 = 1 << 26;
+
+/// The items of a deque, left to right: `len` slots from leftblock[leftindex], following the
+/// right links. A block that does not read, or a chain that ends early, stops the walk.
+pub fn deque_items(view: &mut View, l: &Layout, obj: u64) -> Vec<u64> {
+    let c = &l.containers;
+    let head_len = c.deque_rightindex.max(l.fields.deque_leftindex) + 8;
+    let Ok(h) = view.get(obj, head_len as usize).map(|b| b.to_vec()) else {
+        return Vec::new();
+    };
+    let len = h.i64_at(l.ob_size as usize);
+    let leftindex = h.u64_at(l.fields.deque_leftindex as usize);
+    let rightblock = h.u64_at(c.deque_rightblock as usize);
+    let mut block = h.u64_at(c.deque_leftblock as usize);
+    if len <= 0 || len as u64 > MAX_DEQUE_LEN || leftindex >= DEQUE_BLOCKLEN {
+        return Vec::new();
+    }
+    let mut remaining = len as u64;
+    let mut out = Vec::with_capacity(remaining as usize);
+    let mut index = leftindex;
+    let max_blocks = (leftindex + remaining).div_ceil(DEQUE_BLOCKLEN);
+    for _ in 0..max_blocks {
+        if block == 0 || !block.is_multiple_of(8) {
+            break;
+        }
+        let Ok(b) = view.get(block, DEQUE_BLOCK_BYTES as usize) else {
+            break;
+        };
+        let take = (DEQUE_BLOCKLEN - index).min(remaining);
+        for i in index..index + take {
+            out.push(b.u64_at(8 + 8 * i as usize));
+        }
+        remaining -= take;
+        if remaining == 0 || block == rightblock {
+            break;
+        }
+        block = b.u64_at(DEQUE_RIGHTLINK);
+        index = 0;
+    }
+    out
+}
+
+/// Where a field is in this layout (None: not in this version).
+type FieldAt = fn(&Layout) -> Option<u64>;
+
+/// The named fields a modelled container holds strongly: where each is, and its name.
+pub fn fields(c: Container) -> &'static [(FieldAt, &'static str)] {
+    match c {
+        Container::DefaultDict => &[(
+            |l| Some(l.containers.defaultdict_factory),
+            "default_factory",
+        )],
+        Container::Partial => &[
+            (|l| Some(l.containers.partial_func), "func"),
+            (|l| Some(l.containers.partial_args), "args"),
+            (|l| Some(l.containers.partial_keywords), "keywords"),
+        ],
+        Container::LruCache => &[
+            (|l| Some(l.containers.lru_cache), "cache"),
+            (|l| Some(l.containers.lru_func), "__wrapped__"),
+        ],
+        Container::ThreadLocal => &[
+            (|l| Some(l.containers.local_dicts), "<per-thread dicts>"),
+            (|l| Some(l.containers.local_args), "<args>"),
+            (|l| Some(l.containers.local_kw), "<kwargs>"),
+            (|l| l.containers.local_key, "<key>"),
+            (|l| l.containers.local_callback, "<callback>"),
+            (|l| l.containers.local_watchdogs, "<thread watchdogs>"),
+        ],
+        Container::Weakref => &[(|l| Some(l.containers.weakref_callback), "__callback__")],
+        _ => &[],
+    }
+}
+
+/// (pointer, name) of each named field of `obj`, zero pointers left out.
+pub fn field_values(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    c: Container,
+) -> Vec<(u64, &'static str)> {
+    fields(c)
+        .iter()
+        .filter_map(|(off, name)| {
+            let p = view.u64(obj.checked_add(off(l)?)?)?;
+            (p != 0).then_some((p, *name))
+        })
+        .collect()
+}
+
+/// Most live frame slots read from one generator.
+const MAX_FRAME_SLOTS: u64 = 1 << 16;
+
+/// The live slots (locals, cells, value stack up to its top) of the frame a 3.11+ generator or
+/// coroutine embeds, or None where frames are separate objects (3.8-3.10) or the stack top
+/// does not read. The frame's slots start at the type's basicsize (`gi_iframe` is the last
+/// field and `localsplus` the frame's last); its fixed fields sit just before them.
+pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<Vec<u64>> {
+    let s = &l.frames.slots;
+    let base = obj.checked_add(t.basicsize)?;
+    let frame = base.checked_sub(s.localsplus)?;
+    let allocated = u64::try_from(view.u64(obj.checked_add(l.ob_size)?)? as i64).ok()?;
+    let top = match s.stack_top? {
+        StackTop::SlotCount(off) => {
+            u64::try_from(view.u32(frame.checked_add(off)?)? as i32).ok()?
+        }
+        StackTop::Pointer(off) => {
+            let bytes = view.u64(frame.checked_add(off)?)?.checked_sub(base)?;
+            bytes.is_multiple_of(8).then_some(bytes / 8)?
+        }
+    };
+    if top > allocated || top > MAX_FRAME_SLOTS {
+        return None;
+    }
+    if top == 0 {
+        return Some(Vec::new());
+    }
+    let raw = view.get(base, (top * 8) as usize).ok()?;
+    Some(
+        raw.chunks_exact(8)
+            .map(|w| w.u64_at(0))
+            // 3.14+ stack refs carry tag bits: both set is a tagged int, not a pointer.
+            .filter(|w| w & 3 != 3)
+            .map(|w| w & !3)
+            .filter(|&w| w != 0)
+            .collect(),
+    )
+}
