@@ -276,7 +276,8 @@ impl Referents {
     }
 }
 
-/// An object outside the arenas: real type, sane refcount, and a size that computes.
+/// An object outside the arenas: real type, sane refcount, a size that computes, and what
+/// says a block's object is alive (`arenas::alive_outside`).
 fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Option<TypeInfo> {
     let head = view.get(p, l.header_size as usize).ok()?;
     let tp = head.u64_at(l.ob_type as usize);
@@ -285,5 +286,5 @@ fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Optio
     }
     let t = types.get(view, l, tp)?.clone();
     getsizeof(view, l, p, &t)?;
-    Some(t)
+    super::arenas::alive_outside(view, l, types, p, &t).then_some(t)
 }
