@@ -645,7 +645,9 @@ fn alive(
 }
 
 /// `alive` for an object outside the arenas (the referent pass's candidates), read through
-/// the view: what a pointer into a large array of pointers lands on must not pass either.
+/// the view: what a pointer into a large array of pointers lands on must not pass either. A GC
+/// type's object passes with a GC head in order, or else with a refcount that is not an
+/// address: static objects (builtin types, 3.12+ immortal tuples) have no GC head.
 pub fn alive_outside(
     view: &mut View,
     l: &Layout,
@@ -654,18 +656,18 @@ pub fn alive_outside(
     t: &TypeInfo,
 ) -> bool {
     if t.flags & flags::HAVE_GC != 0 {
-        let Some(head) = obj.checked_sub(16) else {
-            return false;
-        };
-        let Ok([next, prev]) = view.get(head, 16).map(|h| [h.u64_at(0), h.u64_at(8)]) else {
-            return false;
-        };
-        let near = Near {
-            pool: 0,
-            p: &[],
-            chunk: None,
-        };
-        return gc_head_ok(view, &near, head, next, prev);
+        if let Some(head) = obj.checked_sub(16) {
+            if let Ok([next, prev]) = view.get(head, 16).map(|h| [h.u64_at(0), h.u64_at(8)]) {
+                let near = Near {
+                    pool: 0,
+                    p: &[],
+                    chunk: None,
+                };
+                if gc_head_ok(view, &near, head, next, prev) {
+                    return true;
+                }
+            }
+        }
     }
     let Some(rc) = view.u64(obj) else {
         return false;
