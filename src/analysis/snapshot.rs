@@ -79,6 +79,15 @@ pub struct Coverage {
     pub sources: Vec<String>,
     pub gc_lists: Vec<(String, u64)>,
     pub gc_attempts: u32,
+    /// GC lists whose count (`gc_lists`, the collector report) is an estimate: the target
+    /// changed them while they were read. The census itself does not depend on them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gc_lists_approximate: Vec<String>,
+    /// What the census noticed that changes nothing a user could act on (objects a running
+    /// target was changing while they were read, estimated list counts): kept out of
+    /// `warnings`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub skipped_bad_type: u64,
     pub skipped_bad_size: u64,
     pub bytes_read: u64,
@@ -296,6 +305,11 @@ impl Session {
             )
         });
         phases.lap("gc state, resources, memory");
+        // The GC lists are the census only with --gc-only on a build that keeps them; the
+        // complete census counts from the arenas and needs the lists only for the collector
+        // report, whose counts it marks approximate when a busy target tore them.
+        let from_lists = self.opts.gc_only && !self.py.layout.free_threaded;
+        let mut notes = Vec::new();
         if !walked.broken.is_empty() {
             warnings.push(format!(
                 "GC lists changed while being read and were cut short after {} attempts: {}",
@@ -303,27 +317,53 @@ impl Session {
                 walked.broken.join(", ")
             ));
         }
-        if walked.during_collection {
-            warnings.push("a garbage collection was running during the walk".into());
+        if !walked.approximate.is_empty() {
+            notes.push(format!(
+                "GC lists changed while being read: the collector's counts of {} are estimates",
+                walked.approximate.join(", ")
+            ));
         }
+        if walked.during_collection {
+            let note = "a garbage collection was running during the walk".to_string();
+            if from_lists {
+                warnings.push(note);
+            } else {
+                notes.push(note);
+            }
+        }
+        // Objects a running target was changing while they were read: not actionable, and a
+        // handful among many changes nothing; said in the coverage unless they are many.
+        let many = |n: u64| n > 0 && n * 1000 >= census.objects.max(1);
         if census.bad_type > 0 {
-            warnings.push(format!(
+            let note = format!(
                 "{} objects skipped: their type did not validate (the target was mutating them)",
                 census.bad_type
-            ));
+            );
+            if many(census.bad_type) {
+                warnings.push(note);
+            } else {
+                notes.push(note);
+            }
         }
         if census.bad_size > 0 {
-            warnings.push(format!(
+            let note = format!(
                 "{} objects counted at their base size: their size fields did not validate",
                 census.bad_size
-            ));
+            );
+            if many(census.bad_size) {
+                warnings.push(note);
+            } else {
+                notes.push(note);
+            }
         }
         let coverage = Coverage {
-            complete: walked.broken.is_empty() && !walked.during_collection,
+            complete: walked.broken.is_empty() && !(walked.during_collection && from_lists),
             layout: self.py.layout.sources.clone(),
             sources,
             gc_lists: walked.lists,
             gc_attempts: walked.attempts,
+            gc_lists_approximate: walked.approximate,
+            notes,
             skipped_bad_type: census.bad_type,
             skipped_bad_size: census.bad_size,
             bytes_read: view.stats.bytes_read,

@@ -8,6 +8,7 @@
 
 use super::sizes::own_size;
 use super::types::{SizeRule, TypeInfo, TypeTable};
+use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, ObmallocState};
 use crate::python::Python;
@@ -285,9 +286,9 @@ pub struct ScanStats {
     pub framing: BlockFraming,
     /// Objects whose GC head says they are tracked (on some GC list).
     pub gc_tracked: u64,
-    /// GC list nodes outside the arenas that tracked arena objects link to: where the lists
-    /// leave the arenas (large GC objects live there).
-    pub gc_exits: Vec<u64>,
+    /// Where the GC lists leave the arenas (large GC objects live outside them): (the GC head
+    /// of a tracked arena object, the node outside the arenas its `_gc_next` points at).
+    pub gc_exits: Vec<(u64, u64)>,
 }
 
 /// Every validated object in the arenas, in address order: `visit` sees each with its block's
@@ -355,8 +356,13 @@ pub fn scan_with(
                     }
                 },
             };
+            let near = Near {
+                pool,
+                p,
+                chunk: chunk.as_ref(),
+            };
             scan_pool(
-                view, l, types, regions, pool, p, &mut free, &mut stats, &mut visit,
+                view, l, types, regions, &near, &mut free, &mut stats, &mut visit,
             );
             pool += ps;
         }
@@ -370,12 +376,12 @@ fn scan_pool(
     l: &Layout,
     types: &mut TypeTable,
     regions: &super::regions::Regions,
-    pool: u64,
-    p: &[u8],
+    near: &Near,
     free: &mut Vec<u64>,
     stats: &mut ScanStats,
     visit: &mut impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) {
+    let (pool, p) = (near.pool, near.p);
     let ps = p.len() as u64;
     let count = p.u32_at(0) as u64;
     if count == 0 {
@@ -427,7 +433,8 @@ fn scan_pool(
             stats.blocks_in_use += 1;
             stats.bytes_in_use += size;
             let b = &p[off as usize..(off + size) as usize];
-            let hit = match memo.find(|m| same_as(view, l, types, b, m, stats.framing)) {
+            let hit = match memo.find(|m| same_as(view, l, types, near, block, b, m, stats.framing))
+            {
                 Some((f, rank)) => {
                     if rank > 0 {
                         memo.remember(f, Some(rank));
@@ -435,7 +442,7 @@ fn scan_pool(
                     Some(f)
                 }
                 None => {
-                    let f = object_in_block(view, l, types, block, b, stats.framing);
+                    let f = object_in_block(view, l, types, near, block, b, stats.framing);
                     if let Some(f) = f {
                         // A pair already remembered but rejected by `same_as` (a misfit, a
                         // refcount) moves to the front rather than being added twice.
@@ -461,7 +468,7 @@ fn scan_pool(
                             if next < judged.0 || next >= judged.1 {
                                 match regions.range_of(next) {
                                     Some(r) => judged = r,
-                                    None => stats.gc_exits.push(next),
+                                    None => stats.gc_exits.push((block + f.d - 16, next)),
                                 }
                             }
                         }
@@ -519,12 +526,16 @@ impl Memo {
 }
 
 /// The block holds an object of the same type at the same offset as `m` (the previous block's):
-/// the type is known good, so only the refcount and the size class are checked.
+/// the type is known good, so only the refcount, the size class and what says the object is
+/// alive (`alive`) are checked.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn same_as(
     view: &mut View,
     l: &Layout,
-    types: &TypeTable,
+    types: &mut TypeTable,
+    near: &Near,
+    block: u64,
     b: &[u8],
     m: Found,
     framing: BlockFraming,
@@ -544,7 +555,7 @@ fn same_as(
         b.len() as u64,
         framing.overhead,
     )?;
-    Some(Found { own, ..m })
+    alive(view, l, types, near, block, b, m.d, m.id).then_some(Found { own, ..m })
 }
 
 /// The object in a block, if one validates at one of the possible pre-header offsets.
@@ -552,6 +563,7 @@ fn object_in_block(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
+    near: &Near,
     block: u64,
     b: &[u8],
     framing: BlockFraming,
@@ -574,17 +586,25 @@ fn object_in_block(
             continue;
         }
         if let Some(own) = fits_block(view, l, info, o, b.len() as u64, framing.overhead) {
-            return Some(Found { d, tp, id, own });
+            if alive(view, l, types, near, block, b, d, id) {
+                return Some(Found { d, tp, id, own });
+            }
+            continue;
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
-        // frame, a tuple subclass with a dict): a GC head on a list vouches for them instead —
-        // both links set, and a neighbour linking back (two set words alone are what any
-        // block of pointers holds: a dict keyed by types then passed for an object).
+        // frame, a tuple subclass with a dict): a GC head on a list vouches for them instead.
         let at = d as usize;
         let linked = at >= 16
             && info.flags & flags::HAVE_GC != 0
             && tracked_misfit.is_none()
-            && on_a_list(view, block + at as u64 - 16, &b[at - 16..at]);
+            && b.u64_at(at - 16) != 0
+            && gc_head_ok(
+                view,
+                near,
+                block + d - 16,
+                b.u64_at(at - 16),
+                b.u64_at(at - 8),
+            );
         if linked {
             let own = own_size(view, l, info, o).unwrap_or(info.basicsize) + info.preheader;
             tracked_misfit = Some(Found { d, tp, id, own });
@@ -593,17 +613,129 @@ fn object_in_block(
     tracked_misfit
 }
 
-/// The GC head at `head` (its bytes: `_gc_next`, `_gc_prev`) is linked into a list: its next
-/// node points back at it, or (during a collection, when `_gc_prev` words hold reference counts)
-/// its previous node points forward at it.
-fn on_a_list(view: &mut View, head: u64, h: &[u8]) -> bool {
-    let next = h.u64_at(0) & !3;
-    let prev = h.u64_at(8) & !3;
-    if next == 0 || prev == 0 || !next.is_multiple_of(8) || !prev.is_multiple_of(8) {
+/// Lowest address an object can have: a non-PIE executable is mapped from 4 MiB on. Reference
+/// counts of live objects stay far below it.
+const MIN_OBJECT_ADDRESS: u64 = 1 << 22;
+
+/// What says an object whose type, refcount and size class validated is alive, in words a
+/// block of pointers (a list's items [obj, type(obj), ...], a tuple (type, ...), a dict's
+/// entries keyed by type) cannot hold:
+/// - a GC type: its GC head is linked into a list (a neighbour links back), or it is
+///   untracked (`_gc_next` zero and nothing but the finalized bit in `_gc_prev`);
+/// - any other type: its refcount word is not the address of an object (a pointer array's
+///   item before a type pointer reads as a small count on a non-PIE build).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn alive(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    near: &Near,
+    block: u64,
+    b: &[u8],
+    d: u64,
+    id: u32,
+) -> bool {
+    let at = d as usize;
+    if types.info(id).flags & flags::HAVE_GC != 0 {
+        return at >= 16
+            && gc_head_ok(
+                view,
+                near,
+                block + d - 16,
+                b.u64_at(at - 16),
+                b.u64_at(at - 8),
+            );
+    }
+    let rc = b.u64_at(at);
+    rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
+}
+
+/// `alive` for an object outside the arenas (the referent pass's candidates), read through
+/// the view: what a pointer into a large array of pointers lands on must not pass either. A GC
+/// type's object passes with a GC head in order, or else with a refcount that is not an
+/// address: static objects (builtin types, 3.12+ immortal tuples) have no GC head.
+pub fn alive_outside(
+    view: &mut View,
+    l: &Layout,
+    types: &mut TypeTable,
+    obj: u64,
+    t: &TypeInfo,
+) -> bool {
+    if t.flags & flags::HAVE_GC != 0 {
+        if let Some(head) = obj.checked_sub(16) {
+            if let Ok([next, prev]) = view.get(head, 16).map(|h| [h.u64_at(0), h.u64_at(8)]) {
+                let near = Near {
+                    pool: 0,
+                    p: &[],
+                    chunk: None,
+                };
+                if gc_head_ok(view, &near, head, next, prev) {
+                    return true;
+                }
+            }
+        }
+    }
+    let Some(rc) = view.u64(obj) else {
+        return false;
+    };
+    rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
+}
+
+/// An object's header is at `addr`: its type word names a type.
+fn is_object_at(view: &mut View, l: &Layout, types: &mut TypeTable, addr: u64) -> bool {
+    view.is_readable(addr, l.header_size)
+        && view
+            .u64(addr + l.ob_type)
+            .is_some_and(|tp| tp != 0 && tp.is_multiple_of(8) && types.id(view, l, tp).is_some())
+}
+
+/// The GC head at `head` (`_gc_next`, `_gc_prev`) is one a live object has:
+/// untracked (`_gc_next` zero; untracking keeps only the finalized bit of `_gc_prev`), or
+/// linked into a list: its next node points back at it, or its previous node forward at it.
+/// While a collection runs, `_gc_prev` words hold reference counts with the collecting bit
+/// (bit 1, which no pointer has): set here and in the next node, it links them too.
+fn gc_head_ok(view: &mut View, near: &Near, head: u64, next: u64, prev: u64) -> bool {
+    if next == 0 {
+        return prev & !1 == 0;
+    }
+    // Nodes are 8-aligned, list heads only 4-aligned on some builds (Debian's GC-head
+    // alignment patch puts them at gc+20).
+    let n = next & !3;
+    if n == 0 {
         return false;
     }
-    view.u64(next + 8).is_some_and(|p| p & !3 == head)
-        || view.u64(prev).is_some_and(|n| n & !3 == head)
+    match n.checked_add(8).and_then(|a| near.u64(view, a)) {
+        Some(back) if back & !3 == head => return true,
+        Some(back) if prev & 2 != 0 && back & 2 != 0 => return true,
+        _ => {}
+    }
+    let p = prev & !3;
+    prev & 2 == 0 && p != 0 && near.u64(view, p).is_some_and(|f| f & !3 == head)
+}
+
+/// The bytes a scan holds while it judges a pool's blocks: the pool itself and the view's chunk
+/// it came from. A GC head's neighbour is mostly in one of them (list order follows allocation
+/// order), read without a lookup.
+pub struct Near<'a> {
+    pub pool: u64,
+    pub p: &'a [u8],
+    pub chunk: Option<&'a Chunk>,
+}
+
+impl Near<'_> {
+    #[inline(always)]
+    fn u64(&self, view: &mut View, addr: u64) -> Option<u64> {
+        if let Some(off) = addr.checked_sub(self.pool) {
+            if off < self.p.len() as u64 && self.p.len() as u64 - off >= 8 {
+                return Some(self.p.u64_at(off as usize));
+            }
+        }
+        if let Some(b) = self.chunk.and_then(|c| c.get(addr, 8)) {
+            return Some(b.u64_at(0));
+        }
+        view.u64(addr)
+    }
 }
 
 /// Plain pymalloc blocks or debug-wrapped ones: whichever makes more of the first blocks
@@ -629,8 +761,13 @@ pub fn detect_framing(
                 let mut off = POOL_OVERHEAD;
                 while off + size <= next {
                     let b = &p[off as usize..(off + size) as usize];
+                    let near = Near {
+                        pool,
+                        p: &p,
+                        chunk: None,
+                    };
                     for (i, f) in framings.iter().enumerate() {
-                        if object_in_block(view, l, types, pool + off, b, *f).is_some() {
+                        if object_in_block(view, l, types, &near, pool + off, b, *f).is_some() {
                             hits[i] += 1;
                         }
                     }

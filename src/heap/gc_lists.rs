@@ -39,6 +39,9 @@ pub struct GcObjects {
     pub attempts: u32,
     /// The walk ran while a collection was in progress (counts may be off).
     pub during_collection: bool,
+    /// Lists whose count is an estimate (`count_lists`: the target changed them while they
+    /// were read; nothing else depends on them).
+    pub approximate: Vec<String>,
 }
 
 enum ListEnd {
@@ -128,20 +131,46 @@ fn walk_once(view: &mut View, py: &Python, limits: &WalkLimits, out: &mut GcObje
 /// objects another way (`tracked` of them): lists are walked up to `budget` nodes each, and
 /// when exactly one list is longer (the old generation, typically) its count is what remains.
 /// Several long lists are walked in full.
+///
+/// A busy target changes its lists faster than they can be read whole. The census does not
+/// depend on these counts, so a list the target tore is not re-read until it holds still: it
+/// gets another attempt, then an estimate (the nodes walked before the tear; the largest such
+/// list gets what remains of `tracked`) and is named in `approximate`, never in `broken`.
 pub fn count_lists(view: &mut View, py: &Python, tracked: u64, budget: u64) -> GcObjects {
-    let attempts = WalkLimits::default().attempts.max(1);
     let mut out = GcObjects::default();
-    for attempt in 1..=attempts {
+    for attempt in 1..=COUNT_ATTEMPTS {
         out = count_lists_once(view, py, tracked, budget);
         out.attempts = attempt;
         if out.broken.is_empty() && !collecting(view, py) {
-            break;
+            return out;
         }
         // A list changed under the walk: read it again, not from the cache.
         view.forget();
     }
+    // Still torn: estimates. The walked prefix of each torn list is a lower bound; the largest
+    // torn list takes what the others leave of the tracked total (it is mostly the old
+    // generation, whose length the young ones' churn does not change much).
+    let torn = std::mem::take(&mut out.broken);
+    if let Some(big) = out
+        .lists
+        .iter()
+        .enumerate()
+        .filter(|(_, (label, _))| torn.contains(label))
+        .max_by_key(|(_, (_, n))| *n)
+        .map(|(i, _)| i)
+    {
+        let others: u64 = (0..out.lists.len())
+            .filter(|&i| i != big)
+            .map(|i| out.lists[i].1)
+            .sum();
+        out.lists[big].1 = out.lists[big].1.max(tracked.saturating_sub(others));
+    }
+    out.approximate = torn;
     out
 }
+
+/// Walks of the GC lists a complete census makes before it settles for estimates.
+const COUNT_ATTEMPTS: u32 = 2;
 
 fn count_lists_once(view: &mut View, py: &Python, tracked: u64, budget: u64) -> GcObjects {
     let mut out = GcObjects {
@@ -182,38 +211,48 @@ fn count_lists_once(view: &mut View, py: &Python, tracked: u64, budget: u64) -> 
 }
 
 /// GC-tracked objects outside the arenas: each is reached from a list head or from a tracked
-/// object in an arena whose `_gc_next` leaves the arenas (`exits`); chains of outside nodes are
-/// followed until they come back into an arena or to a head. Returns object addresses.
+/// object in an arena whose `_gc_next` leaves the arenas (`exits`: that object's GC head and
+/// the node it links to); chains of outside nodes are followed until they come back into an
+/// arena or to a head. Each step must be linked back (`_gc_prev`, or the collecting bit while
+/// a collection runs): a busy target changes its lists while they are read, and a chain it has
+/// cut is not followed into memory it may have freed. Objects past a cut are still found by
+/// the referent pass. Returns object addresses.
 pub fn outside_objects(
     view: &mut View,
     py: &Python,
-    exits: &[u64],
+    exits: &[(u64, u64)],
     in_arenas: impl Fn(u64) -> bool,
 ) -> Vec<u64> {
     let heads: Vec<u64> = heads(py).into_iter().map(|h| h.1).collect();
-    let mut starts: Vec<u64> = heads
+    let mut starts: Vec<(u64, u64)> = heads
         .iter()
-        .filter_map(|&h| view.u64(h).map(|n| n & !3))
+        .filter_map(|&h| view.u64(h).map(|n| (h, n & !3)))
         .collect();
     starts.extend_from_slice(exits);
     let mut seen = rustc_hash::FxHashSet::default();
     let mut out = Vec::new();
     // Bounded: corrupted links cannot make this spin.
     let mut budget = 1u64 << 26;
-    for start in starts {
-        let mut node = start;
+    for (from, start) in starts {
+        let (mut prev, mut node) = (from, start);
         while budget > 0
             && node != 0
             && node.is_multiple_of(8)
             && !heads.contains(&node)
             && !in_arenas(node)
-            && seen.insert(node)
+            && !seen.contains(&node)
         {
             budget -= 1;
-            let Some(next) = view.u64(node) else {
+            let Ok(b) = view.get(node, 16) else {
                 break;
             };
+            let (next, back) = (b.u64_at(0), b.u64_at(8));
+            if back & !3 != prev && back & 2 == 0 {
+                break;
+            }
+            seen.insert(node);
             out.push(node + 16);
+            prev = node;
             node = next & !3;
         }
     }

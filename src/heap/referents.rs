@@ -324,7 +324,8 @@ impl Referents {
     }
 }
 
-/// An object outside the arenas: real type, sane refcount, and a size that computes.
+/// An object outside the arenas: real type, sane refcount, a size that computes, and what
+/// says a block's object is alive (`arenas::alive_outside`).
 fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Option<TypeInfo> {
     let head = view.get(p, l.header_size as usize).ok()?;
     let tp = head.u64_at(l.ob_type as usize);
@@ -333,7 +334,8 @@ fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Optio
     }
     let t = types.get(view, l, tp)?.clone();
     getsizeof(view, l, p, &t)?;
-    fits_its_mapping(view, l, p, &t).then_some(t)
+    (fits_its_mapping(view, l, p, &t) && super::arenas::alive_outside(view, l, types, p, &t))
+        .then_some(t)
 }
 
 /// The object's own bytes lie inside the mapping it starts in, and a list's item array inside
