@@ -165,14 +165,32 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                 format!("{got}/{want}"),
             );
         }
-        let unreached = folded
-            .lines()
-            .filter(|l| l.starts_with("(not reachable") && l.contains("__main__.Held"))
-            .count();
+        // Every Held the target made is reached. An object the census counts beyond them (a
+        // stale block that validated, seen on the 3.11 debug build) is held by nothing and may
+        // be filed as not reachable (on this branch's base a conservative word happened to
+        // reach it).
+        let unreached: u64 = held_report["paths"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| {
+                        p["root"]
+                            .as_str()
+                            .is_some_and(|r| r.starts_with("(not reachable"))
+                    })
+                    .filter_map(|p| p["count"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let made = main["count"].as_u64().unwrap_or(0) + worker["count"].as_u64().unwrap_or(0);
+        let extra = held_report["objects"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(made);
         check(
-            unreached == 0,
-            format!("{unreached} folded stacks file Held objects as not reachable"),
-            unreached.to_string(),
+            unreached <= extra,
+            format!("{unreached} Held objects not reachable ({extra} beyond the target's)"),
+            format!("{unreached} ({extra} extra)"),
         );
         table.row(row);
     }

@@ -155,7 +155,6 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
     let s = &l.frames.slots;
     let base = obj.checked_add(t.basicsize)?;
     let frame = base.checked_sub(s.localsplus)?;
-    let allocated = u64::try_from(view.u64(obj.checked_add(l.ob_size)?)? as i64).ok()?;
     let top = match s.stack_top? {
         StackTop::SlotCount(off) => {
             u64::try_from(view.u32(frame.checked_add(off)?)? as i32).ok()?
@@ -165,7 +164,9 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
             bytes.is_multiple_of(8).then_some(bytes / 8)?
         }
     };
-    if top > allocated || top > MAX_FRAME_SLOTS {
+    // No size field bounds the slots (a generator's ob_size is not its frame's): a count past
+    // any code's, or slots that do not read, fall back to the caller's scan.
+    if top > MAX_FRAME_SLOTS {
         return None;
     }
     if top == 0 {

@@ -169,7 +169,8 @@ fn container_rest(
 }
 
 /// A generator or coroutine: its fields and its frame's fixed fields word by word, then only
-/// the live slots of its frame (3.11+; before, the frame is an object of its own).
+/// the live slots of its frame (3.11+; before, the frame is an object of its own). The live
+/// slots include what it awaits (the sub-coroutine sits on its value stack).
 fn generator_edges(
     view: &mut View,
     l: &Layout,
