@@ -1,6 +1,7 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::heap_source::LiveSource;
 use crate::analysis::{diff, recording, retention, why};
 use crate::error::Error;
 use crate::python::ResolveOptions;
@@ -443,8 +444,9 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     if let Some(format) = a.format.profile_format() {
         let mut session = Session::open(a.target.pid(), opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
-            let tree = retention::build(view, py, types, objects);
-            retention::profile(view, py, types, &tree)
+            let mut src = LiveSource::new(view, py, types);
+            let tree = retention::build(&mut src, objects);
+            retention::profile(&mut src, &tree)
         })?;
         let default = format!(
             "pymemspy-{}-retention.{}",
@@ -495,8 +497,9 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
-        let tree = retention::build(view, py, types, objects);
-        why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)
+        let mut src = LiveSource::new(view, py, types);
+        let tree = retention::build(&mut src, objects);
+        why::explain(&mut src, &tree, &a.type_name, a.max_paths, pid)
     })?;
     if let Some(dot) = &a.dot {
         render::output::write(Some(dot), why::dot(&report).as_bytes())?;

@@ -7,9 +7,9 @@ use crate::process::Bytes;
 use crate::process::View;
 use crate::python::Layout;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TypeCount {
     #[serde(rename = "type")]
     pub name: String,
@@ -21,7 +21,7 @@ pub struct TypeCount {
     pub allocated_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Census {
     pub types: Vec<TypeCount>,
     pub objects: u64,

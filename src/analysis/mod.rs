@@ -8,6 +8,8 @@ pub mod diff;
 pub mod dump;
 pub mod gc_state;
 pub mod growth;
+pub mod heap_graph;
+pub mod heap_source;
 pub mod memory;
 pub mod phases;
 pub mod record_tree;

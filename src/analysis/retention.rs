@@ -3,11 +3,10 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
-use super::thread_roots::{self, FrameRootStats};
-use crate::heap::graph::{self, Label};
+use super::heap_source::HeapSource;
+use super::thread_roots::FrameRootStats;
+use crate::heap::graph::Label;
 use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
-use crate::heap::sizes::getsizeof;
-use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 use crate::render::profile::{Profile, Stack, Unit};
@@ -78,8 +77,7 @@ impl Tree {
 ///
 /// Modules are walked to the end first, then thread frames: an object both reach is shown
 /// under its module path, and frames claim only what the running code alone keeps alive.
-pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u64>) -> Tree {
-    let l = &py.layout;
+pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
     let n = objects.len();
     let mut t = Tree {
         parent: vec![NONE; n],
@@ -94,7 +92,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
     };
     let mut seen = vec![false; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
-    for (i, name) in module_roots(view, py, &t) {
+    for (i, name) in src.module_roots(&t.objects) {
         if !seen[i as usize] {
             seen[i as usize] = true;
             t.add_root(Root {
@@ -106,8 +104,8 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
         }
     }
     let mut guessed = VecDeque::new();
-    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
-    let (frame_roots, stats) = thread_roots::frame_roots(view, py, types);
+    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
+    let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
     for r in frame_roots {
         let Some(i) = t.index_of(r.object) else {
@@ -123,7 +121,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             queue.push_back(i);
         }
     }
-    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
     // Last, what only conservative pointers reach, in the order they were found.
     while let Some((from, to)) = guessed.pop_front() {
         if !seen[to as usize] {
@@ -131,17 +129,14 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             t.parent[to as usize] = from;
             t.label[to as usize] = Label::Ref;
             queue.push_back(to);
-            walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+            walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
         }
     }
     // Objects no root reaches still count: type and size, under a root of their own.
     for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
-        let obj = t.objects[i];
-        if let Some(tp) = view.u64(obj + l.ob_type) {
-            if let Some(info) = types.get(view, l, tp) {
-                t.type_ptr[i] = tp;
-                t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
-            }
+        if let Some((tp, bytes)) = src.type_and_size(i as u32, t.objects[i]) {
+            t.type_ptr[i] = tp;
+            t.bytes[i] = bytes;
         }
     }
     t
@@ -154,30 +149,23 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
 /// every exact edge from every root, so a list a frame's local really holds is not charged to
 /// a module through a leftover word.
 fn walk(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
+    src: &mut dyn HeapSource,
     t: &mut Tree,
     seen: &mut [bool],
     queue: &mut VecDeque<u32>,
     guessed: &mut VecDeque<(u32, u32)>,
 ) {
-    let l = &py.layout;
     let mut edges = Vec::new();
     while let Some(i) = queue.pop_front() {
         t.order.push(i);
         let obj = t.objects[i as usize];
-        let Some(tp) = view.u64(obj + l.ob_type) else {
-            continue;
-        };
-        let Some(info) = types.get(view, l, tp) else {
+        let Some((tp, bytes)) = src.type_and_size(i, obj) else {
             continue;
         };
         t.type_ptr[i as usize] = tp;
-        t.bytes[i as usize] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
+        t.bytes[i as usize] = bytes;
         edges.clear();
-        let info = info.clone();
-        graph::edges(view, l, obj, &info, &mut edges);
+        src.edges(i, obj, &mut edges);
         for &(to, label) in &edges {
             let Some(j) = t.index_of(to) else {
                 continue;
@@ -198,7 +186,7 @@ fn walk(
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
-fn module_roots(view: &mut View, py: &Python, t: &Tree) -> Vec<(u32, String)> {
+pub fn module_roots(view: &mut View, py: &Python, objects: &[u64]) -> Vec<(u32, String)> {
     let l = &py.layout;
     let mut out = Vec::new();
     for &interp in &py.interpreters {
@@ -206,7 +194,8 @@ fn module_roots(view: &mut View, py: &Python, t: &Tree) -> Vec<(u32, String)> {
             continue;
         };
         for (k, v) in dict_items(view, l, modules).unwrap_or_default() {
-            let (Some(i), Some(name)) = (t.index_of(v), read_str(view, l, k, MAX_NAME)) else {
+            let i = objects.binary_search(&v).ok().map(|i| i as u32);
+            let (Some(i), Some(name)) = (i, read_str(view, l, k, MAX_NAME)) else {
                 continue;
             };
             out.push((i, name));
@@ -230,7 +219,7 @@ impl<'p> Namer<'p> {
         }
     }
 
-    fn name(&mut self, view: &mut View, ptr: u64) -> Rc<str> {
+    pub fn name(&mut self, view: &mut View, ptr: u64) -> Rc<str> {
         let l = &self.py.layout;
         self.names
             .entry(ptr)
@@ -264,11 +253,8 @@ pub fn is_identifier(s: &str) -> bool {
         && c.all(|ch| ch == '_' || ch.is_alphanumeric())
 }
 
-pub fn type_name(view: &mut View, py: &Python, types: &mut TypeTable, tp: u64) -> Rc<str> {
-    types
-        .get(view, &py.layout, tp)
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| "?".into())
+pub fn type_name(src: &mut dyn HeapSource, tp: u64) -> Rc<str> {
+    src.type_name(tp).unwrap_or_else(|| "?".into())
 }
 
 /// One step of a path: the edge's text and the type it leads to.
@@ -281,10 +267,7 @@ pub struct Hop {
 /// there, the last hop being `i` itself. A frame root's object is the first hop, entered by
 /// its slot (`local 'batch'`); a module is its own root and not a hop.
 pub fn hops(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
-    namer: &mut Namer,
+    src: &mut dyn HeapSource,
     t: &Tree,
     i: u32,
 ) -> (Option<String>, Vec<Hop>) {
@@ -303,11 +286,11 @@ pub fn hops(
                 Some(edge) => edge.clone(),
                 None => continue,
             },
-            _ => namer.label(view, t.label[j as usize]),
+            _ => src.label(t.label[j as usize]),
         };
         out.push(Hop {
             label,
-            type_name: type_name(view, py, types, t.type_ptr[j as usize]),
+            type_name: type_name(src, t.type_ptr[j as usize]),
         });
     }
     (root.map(Root::text), out)
@@ -317,8 +300,7 @@ pub fn hops(
 ///
 /// Paths form a trie keyed by (parent node, edge label, type): objects reached the same way
 /// share a node, so the work is one hash lookup per object, not a path rebuild.
-pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) -> Profile {
-    let mut namer = Namer::new(py);
+pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
     let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
@@ -329,7 +311,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
         let mut node = 0u32;
         let mut texts: Vec<String> = r.holders.iter().map(|h| h.to_string()).collect();
         if let Some(edge) = &r.edge {
-            let ty = type_name(view, py, types, t.type_ptr[r.index as usize]);
+            let ty = type_name(src, t.type_ptr[r.index as usize]);
             texts.push(format!("{edge} {ty}"));
         }
         for text in texts {
@@ -345,8 +327,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     let unreached = (nodes.len() - 1) as u32;
     let mut node_of = vec![NONE; t.objects.len()];
     let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
-                     view: &mut View,
-                     types: &mut TypeTable,
+                     src: &mut dyn HeapSource,
                      parent: u32,
                      label: Label,
                      tp: u64| {
@@ -355,9 +336,9 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
             return parent;
         }
         *index.entry((parent, label, tp)).or_insert_with(|| {
-            let text = match namer.label(view, label) {
-                l if l.is_empty() => type_name(view, py, types, tp).to_string(),
-                l => format!("{l} {}", type_name(view, py, types, tp)),
+            let text = match src.label(label) {
+                l if l.is_empty() => type_name(src, tp).to_string(),
+                l => format!("{l} {}", type_name(src, tp)),
             };
             nodes.push((parent, text, depth + 1, 0, 0));
             (nodes.len() - 1) as u32
@@ -377,7 +358,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
                 if pn == NONE {
                     unreached
                 } else {
-                    child(&mut nodes, view, types, pn, t.label[iu], t.type_ptr[iu])
+                    child(&mut nodes, src, pn, t.label[iu], t.type_ptr[iu])
                 }
             }
         };
@@ -390,8 +371,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     for i in unreached_objects {
         let n = child(
             &mut nodes,
-            view,
-            types,
+            src,
             unreached,
             Label::Ref,
             t.type_ptr[i],

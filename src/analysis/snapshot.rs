@@ -11,7 +11,7 @@ use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
 use crate::python::{resolve, Python, ResolveOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
 
 pub const SCHEMA: &str = "pymemspy.snapshot/1";
@@ -54,14 +54,14 @@ impl Default for SnapshotOptions {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PythonInfo {
     pub version: String,
     pub executable: String,
     pub free_threaded: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Totals {
     pub objects: u64,
     pub bytes: u64,
@@ -69,7 +69,7 @@ pub struct Totals {
 }
 
 /// How the census was made: what was read and what was skipped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Coverage {
     /// Every GC list was walked to its end with no collection running: the census is whole.
     pub complete: bool,
@@ -86,8 +86,10 @@ pub struct Coverage {
     pub small_reads: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Set back to `SCHEMA` when read from a heap dump.
+    #[serde(skip_deserializing)]
     pub schema: &'static str,
     pub pid: i32,
     pub python: PythonInfo,
