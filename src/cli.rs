@@ -71,8 +71,11 @@ enum Command {
 #[derive(Args, Clone)]
 pub(crate) struct TargetArgs {
     /// Process id of the Python process (decimal or 0x hex).
-    #[arg(short, long, required_unless_present = "core", value_parser = parse_pid)]
+    #[arg(short, long, required_unless_present_any = ["core", "heap"], value_parser = parse_pid)]
     pid: Option<i32>,
+    /// Read a heap dump (`snapshot --format heap -o FILE`) instead of a live process.
+    #[arg(long, conflicts_with_all = ["pid", "core"])]
+    pub(crate) heap: Option<PathBuf>,
     /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
     #[arg(long, conflicts_with = "pid")]
     pub(crate) core: Option<PathBuf>,
@@ -114,6 +117,9 @@ enum SnapshotFormat {
     Collapsed,
     Speedscope,
     Pprof,
+    /// A heap dump (objects, references, roots, type names and the census; no values): every
+    /// analysis reads it later with `--heap FILE`.
+    Heap,
 }
 
 impl SnapshotFormat {
@@ -124,7 +130,7 @@ impl SnapshotFormat {
             SnapshotFormat::Collapsed => Some(ProfileFormat::Collapsed),
             SnapshotFormat::Speedscope => Some(ProfileFormat::Speedscope),
             SnapshotFormat::Pprof => Some(ProfileFormat::Pprof),
-            SnapshotFormat::Table | SnapshotFormat::Json => None,
+            SnapshotFormat::Table | SnapshotFormat::Json | SnapshotFormat::Heap => None,
         }
     }
 }
@@ -404,6 +410,25 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
+    if a.target.heap.is_some() || matches!(a.format, SnapshotFormat::Heap) {
+        return crate::cli_heap::snapshot_heap_cmd(
+            &a.target,
+            SnapshotOptions {
+                resolve: a.target.resolve_options(),
+                pause: a.blocking.pause,
+                no_paths: a.no_paths,
+                ..Default::default()
+            },
+            a.format.profile_format(),
+            match a.format {
+                SnapshotFormat::Json => crate::cli_heap::Kind::Json,
+                SnapshotFormat::Heap => crate::cli_heap::Kind::Heap,
+                _ => crate::cli_heap::Kind::Table,
+            },
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
@@ -488,6 +513,13 @@ fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
 fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
     check_output(a.dot.as_deref())?;
+    if let Some(heap) = &a.target.heap {
+        let dump = crate::analysis::heap_file::load(heap)?;
+        let mut src = crate::analysis::heap_graph::DumpSource::new(&dump.graph);
+        let tree = retention::build(&mut src, dump.graph.objects.clone());
+        let report = why::explain(&mut src, &tree, &a.type_name, a.max_paths, dump.pid);
+        return why_output(&a, &report);
+    }
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
@@ -501,12 +533,16 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         let tree = retention::build(&mut src, objects);
         why::explain(&mut src, &tree, &a.type_name, a.max_paths, pid)
     })?;
+    why_output(&a, &report)
+}
+
+fn why_output(a: &WhyArgs, report: &why::WhyReport) -> anyhow::Result<()> {
     if let Some(dot) = &a.dot {
-        render::output::write(Some(dot), why::dot(&report).as_bytes())?;
+        render::output::write(Some(dot), why::dot(report).as_bytes())?;
     }
     let bytes = match a.format {
-        WhyFormat::Json => render::json::to_json(&report)?,
-        WhyFormat::Table => render::table::why_table(&report).into_bytes(),
+        WhyFormat::Json => render::json::to_json(report)?,
+        WhyFormat::Table => render::table::why_table(report).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }

@@ -6,6 +6,7 @@
 
 mod analysis;
 mod cli;
+mod cli_heap;
 mod cli_production;
 mod cli_stacks;
 mod error;

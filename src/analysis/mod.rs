@@ -8,6 +8,7 @@ pub mod diff;
 pub mod dump;
 pub mod gc_state;
 pub mod growth;
+pub mod heap_file;
 pub mod heap_graph;
 pub mod heap_source;
 pub mod memory;

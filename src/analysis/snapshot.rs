@@ -348,8 +348,15 @@ pub fn take_from(target: Target, opts: SnapshotOptions) -> Result<Snapshot> {
     let taken_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
-    let (census, coverage, warnings) = session.census()?;
-    Ok(Snapshot {
+    session.snapshot(pid, start, taken_at)
+}
+
+impl Session {
+    /// A census now, as a `Snapshot` (`start`: when the command began, for `duration_ms`).
+    pub fn snapshot(&mut self, pid: i32, start: Instant, taken_at: String) -> Result<Snapshot> {
+        let session = self;
+        let (census, coverage, warnings) = session.census()?;
+        Ok(Snapshot {
         schema: SCHEMA,
         pid,
         python: session.python_info(),
@@ -369,4 +376,5 @@ pub fn take_from(target: Target, opts: SnapshotOptions) -> Result<Snapshot> {
         core_file: None,
         namespace_pid: None,
     })
+}
 }
