@@ -183,6 +183,10 @@ struct SnapshotArgs {
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
+    /// Add a column (and JSON `retained_by_type`): per type, the bytes its instances retain
+    /// together — what freeing them all would free (dominator tree over the heap graph).
+    #[arg(long, conflicts_with_all = ["gc_only", "subprocesses", "by"])]
+    retained: bool,
     /// What to attribute memory to: what keeps it alive (retention, the default) or the line
     /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
     /// PYTHONTRACEMALLOC=N).
@@ -356,6 +360,9 @@ struct DiffArgs {
     a: PathBuf,
     /// The later snapshot or recording (JSON).
     b: PathBuf,
+    /// Heap dumps only: a third, later dump; then only the objects new in `b` and still alive
+    /// in `c` are listed (what a slow leak keeps, not what churns).
+    c: Option<PathBuf>,
     #[arg(short, long, value_enum, default_value = "table")]
     format: DiffFormat,
     /// Write to this file instead of standard output.
@@ -410,7 +417,10 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
-    if a.target.heap.is_some() || matches!(a.format, SnapshotFormat::Heap) {
+    if a.target.heap.is_some()
+        || matches!(a.format, SnapshotFormat::Heap)
+        || (a.retained && a.format.profile_format().is_none())
+    {
         return crate::cli_heap::snapshot_heap_cmd(
             &a.target,
             SnapshotOptions {
@@ -425,6 +435,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
                 SnapshotFormat::Heap => crate::cli_heap::Kind::Heap,
                 _ => crate::cli_heap::Kind::Table,
             },
+            a.retained,
             a.output.as_deref(),
             a.top,
         );
@@ -515,9 +526,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
         let dump = crate::analysis::heap_file::load(heap)?;
-        let mut src = crate::analysis::heap_graph::DumpSource::new(&dump.graph);
-        let tree = retention::build(&mut src, dump.graph.objects.clone());
-        let report = why::explain(&mut src, &tree, &a.type_name, a.max_paths, dump.pid);
+        let report = crate::cli_heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {
@@ -529,9 +538,10 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
+        // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types);
-        let tree = retention::build(&mut src, objects);
-        why::explain(&mut src, &tree, &a.type_name, a.max_paths, pid)
+        let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+        crate::cli_heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
     })?;
     why_output(&a, &report)
 }
@@ -658,6 +668,23 @@ fn record_tree_cmd(opts: RecordOptions, output: Option<&Path>, top: usize) -> an
 
 fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
+    if crate::analysis::heap_file::is_heap_dump(&a.a) {
+        return crate::cli_heap::diff_cmd(
+            &a.a,
+            &a.b,
+            a.c.as_deref(),
+            matches!(a.format, DiffFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
+    if a.c.is_some() {
+        return Err(Error::Usage(
+            "a third file is for heap dumps (`snapshot --format heap`); JSON snapshots and              recordings are compared two at a time"
+                .into(),
+        )
+        .into());
+    }
     let d = diff::diff(&diff::load(&a.a)?, &diff::load(&a.b)?);
     let bytes = match a.format {
         DiffFormat::Json => render::json::to_json(&d)?,

@@ -111,6 +111,10 @@ pub struct Snapshot {
     /// The process's pid inside its own PID namespace (a container), when it differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_pid: Option<i32>,
+    /// With --retained: per type, the bytes its instances retain together (what freeing them
+    /// all would free; dominator tree over the heap graph).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retained_by_type: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A process we have attached to and understood; censuses can be repeated on it cheaply.
@@ -375,6 +379,7 @@ impl Session {
         warnings,
         core_file: None,
         namespace_pid: None,
+        retained_by_type: None,
     })
 }
 }

@@ -49,6 +49,12 @@ pub struct Retainer {
     pub holders: u64,
     pub count: u64,
     pub bytes: u64,
+    /// What freeing these holders would free (their retained bytes, from the dominator tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained: Option<u64>,
+    /// The holders' object indexes (for their retained bytes).
+    #[serde(skip)]
+    pub holder_indexes: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +167,10 @@ pub fn explain(
             holders: 0,
             count: 0,
             bytes: 0,
+            retained: None,
+            holder_indexes: Vec::new(),
         });
+        r.holder_indexes.push(h);
         r.holders += 1;
         r.count += count;
         r.bytes += bytes;
