@@ -104,9 +104,13 @@ pub(crate) fn why_on_graph(
     let mut src = DumpSource::new(g);
     let tree = retention::build(&mut src, g.objects.clone());
     let mut report = crate::analysis::why::explain(&mut src, &tree, type_name, max_paths, pid);
+    let parent = log::log_enabled!(log::Level::Debug).then(|| tree.parent.clone());
     drop(tree);
     let d = dominators::compute(g);
     dominators::annotate_why(&mut report, &d);
+    if let Some(parent) = parent {
+        dominators::log_other_holders(g, &d, &parent, type_name);
+    }
     report
 }
 

@@ -1,17 +1,37 @@
 //! Retained size: what freeing an object would free. An object's retained bytes are its own
 //! plus those of every object it dominates — every path from the roots to them passes through
-//! it. The dominator tree is computed over the whole captured graph (exact and conservative
-//! edges alike: any reference keeps an object alive) from a virtual root whose children are the
+//! it. The dominator tree is computed over the whole captured graph from a virtual root whose
+//! children are the
 //! modules, then what thread frames hold, then every object no root reaches (each its own
-//! root: what it alone holds is still what freeing it would free).
+//! root: what it alone holds is still what freeing it would free). Conservative edges count
+//! only into objects no exact edge reaches (`kept_edges`).
 //!
 //! Algorithm: Cooper, Harvey and Kennedy's iterative one ("A Simple, Fast Dominance
 //! Algorithm"), over integer arrays: a DFS numbering, predecessors as CSR, one `idom` array.
 
-use super::heap_graph::{Graph, NO_TYPE};
+use super::heap_graph::{EdgeLabel, Graph, NO_TYPE};
 use rustc_hash::FxHashMap as HashMap;
 
 const UNDEF: u32 = u32::MAX;
+/// An edge the dominator computation leaves out (see `kept_edges`).
+const SKIP: u32 = u32::MAX - 2;
+
+/// Which edges count: exact ones always; a conservative one (a word of an object's body that
+/// looks like a pointer) only into an object no exact edge reaches. Such words are guesses —
+/// a finished generator's or a dead tuple's stale slots point at objects that are held for
+/// real elsewhere, and counting them would take those objects from their true holder —, but
+/// they are also how `__slots__` values and C extensions' fields are found, which nothing else
+/// reaches. Returns (label is exact, per label; object has an exact in-edge, per object).
+fn kept_edges(g: &Graph) -> (Vec<bool>, Vec<bool>) {
+    let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
+    let mut exact_in = vec![false; g.len()];
+    for (e, &t) in g.edge_to.iter().enumerate() {
+        if exact[g.edge_label[e] as usize] {
+            exact_in[t as usize] = true;
+        }
+    }
+    (exact, exact_in)
+}
 
 pub struct Dominators {
     /// Per object: its immediate dominator (an object index), or `ROOT` for the virtual root.
@@ -25,8 +45,10 @@ pub const ROOT: u32 = u32::MAX - 1;
 
 pub fn compute(g: &Graph) -> Dominators {
     let n = g.len();
+    let kept = kept_edges(g);
+    let kept = |e: usize| kept.0[g.edge_label[e] as usize] || !kept.1[g.edge_to[e] as usize];
     // Node numbering: 0 is the virtual root, object i is i + 1.
-    let root_children = root_children(g);
+    let root_children = root_children(g, &kept);
     // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
     let mut post = vec![UNDEF; n + 1];
     let mut order: Vec<u32> = Vec::with_capacity(n + 1);
@@ -38,7 +60,13 @@ pub fn compute(g: &Graph) -> Dominators {
         } else {
             let i = (v - 1) as usize;
             let at = g.edge_start[i] + k;
-            (at < g.edge_start[i + 1]).then(|| g.edge_to[at as usize] + 1)
+            (at < g.edge_start[i + 1]).then(|| {
+                if kept(at as usize) {
+                    g.edge_to[at as usize] + 1
+                } else {
+                    SKIP
+                }
+            })
         }
     };
     visited[0] = true;
@@ -46,6 +74,7 @@ pub fn compute(g: &Graph) -> Dominators {
     while let Some(top) = stack.last_mut() {
         let (v, k) = *top;
         match children(v, k) {
+            Some(SKIP) => top.1 += 1,
             Some(c) => {
                 top.1 += 1;
                 if !visited[c as usize] {
@@ -67,8 +96,10 @@ pub fn compute(g: &Graph) -> Dominators {
     for &c in &root_children {
         pred_start[c as usize + 3] += 1;
     }
-    for &t in &g.edge_to {
-        pred_start[t as usize + 3] += 1;
+    for (e, &t) in g.edge_to.iter().enumerate() {
+        if kept(e) {
+            pred_start[t as usize + 3] += 1;
+        }
     }
     for v in 1..pred_start.len() {
         pred_start[v] += pred_start[v - 1];
@@ -85,7 +116,9 @@ pub fn compute(g: &Graph) -> Dominators {
         }
         for i in 0..n {
             for e in g.edge_start[i]..g.edge_start[i + 1] {
-                fill(i as u32 + 1, g.edge_to[e as usize] + 1);
+                if kept(e as usize) {
+                    fill(i as u32 + 1, g.edge_to[e as usize] + 1);
+                }
             }
         }
     }
@@ -154,7 +187,10 @@ pub fn compute(g: &Graph) -> Dominators {
 
 /// The virtual root's children: modules, frame roots, then every object neither reaches (in
 /// address order; those reached from an earlier one are not roots themselves).
-fn root_children(g: &Graph) -> Vec<u32> {
+fn root_children(g: &Graph, kept: &dyn Fn(usize) -> bool) -> Vec<u32> {
+    if g.is_empty() {
+        return Vec::new();
+    }
     let mut out: Vec<u32> = g.modules.iter().map(|(i, _)| *i).collect();
     out.extend(
         g.frame_roots
@@ -170,8 +206,9 @@ fn root_children(g: &Graph) -> Vec<u32> {
         reached[start as usize] = true;
         stack.push(start);
         while let Some(v) = stack.pop() {
-            for (t, _) in g.edges(v) {
-                if !reached[t as usize] {
+            for e in g.edge_start[v as usize]..g.edge_start[v as usize + 1] {
+                let t = g.edge_to[e as usize];
+                if kept(e as usize) && !reached[t as usize] {
                     reached[t as usize] = true;
                     stack.push(t);
                 }
@@ -262,24 +299,61 @@ pub fn annotate_why(r: &mut super::why::WhyReport, d: &Dominators) {
     }
 }
 
+/// Debugging retained sizes: objects of `type_name` whose immediate dominator is not their
+/// tree parent, with every object that references them (`PYMEMSPY_LOG=debug`).
+pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &str) {
+    let mut shown = 0;
+    for i in 0..g.len() as u32 {
+        if shown >= 50 || g.type_name_of(i) != Some(type_name) {
+            continue;
+        }
+        if d.idom[i as usize] == parent[i as usize] {
+            continue;
+        }
+        shown += 1;
+        let holders: Vec<String> = (0..g.len() as u32)
+            .flat_map(|s| g.edges(s).map(move |(t, l)| (s, t, l)))
+            .filter(|&(_, t, _)| t == i)
+            .map(|(s, _, l)| {
+                format!(
+                    "{:#x} {} via {:?}",
+                    g.objects[s as usize],
+                    g.type_name_of(s).unwrap_or("?"),
+                    g.labels[l as usize]
+                )
+            })
+            .collect();
+        log::debug!(
+            "{type_name} at {:#x}: idom {:?}, tree parent {}, referenced by {holders:?}",
+            g.objects[i as usize],
+            d.idom.get(i as usize),
+            parent[i as usize]
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A graph from (bytes, edges) per object; module root = object 0.
+    /// Edge targets at or above `REF` are conservative edges to `target - REF`.
+    const REF: u32 = 1000;
+
     fn graph(nodes: &[(u64, &[u32])]) -> Graph {
         let mut g = Graph {
             objects: (0..nodes.len() as u64).map(|i| 0x1000 + i * 16).collect(),
             type_of: vec![0; nodes.len()],
             types: vec![(1, "t".into())],
+            labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
             modules: vec![(0, "m".into())],
             ..Default::default()
         };
         g.edge_start.push(0);
         for (b, es) in nodes {
             g.bytes.push(*b);
-            g.edge_to.extend_from_slice(es);
-            g.edge_label.extend(es.iter().map(|_| 0));
+            g.edge_to.extend(es.iter().map(|&t| t % REF));
+            g.edge_label.extend(es.iter().map(|&t| u32::from(t >= REF)));
             g.edge_start.push(g.edge_to.len() as u64);
         }
         g
@@ -308,5 +382,14 @@ mod tests {
         let d = compute(&g);
         assert_eq!(d.retained, vec![7, 6, 4]);
         assert_eq!(retained_by_type(&g, &d).get("t"), Some(&7));
+    }
+
+    #[test]
+    fn conservative_words_count_only_where_nothing_exact_reaches() {
+        // 0 → 1 (exact) → 2 (only a body word: a slot); 0 → 3 whose stale word points at 1.
+        let g = graph(&[(1, &[1, 3]), (10, &[2 + REF]), (100, &[]), (1000, &[1 + REF])]);
+        let d = compute(&g);
+        assert_eq!(d.idom, vec![ROOT, 0, 1, 0]);
+        assert_eq!(d.retained, vec![1111, 110, 100, 1000]);
     }
 }

@@ -172,8 +172,11 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
-        let (_, all) = complete::collect(&mut view, &self.py, &mut self.types, false);
-        Ok(f(&mut view, &self.py, &mut self.types, all.objects))
+        // Only the object list is kept: the walk's lists and blocks go before `f` runs.
+        let objects = complete::collect(&mut view, &self.py, &mut self.types, false)
+            .1
+            .objects;
+        Ok(f(&mut view, &self.py, &mut self.types, objects))
     }
 
     /// With --pause, stop the target, but outside a garbage collection: a collection stopped
