@@ -1,7 +1,7 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
-use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::heap_source::LiveSource;
+use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::{diff, recording, retention, why};
 use crate::error::Error;
 use crate::python::ResolveOptions;
@@ -526,7 +526,8 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
         let dump = crate::analysis::heap_file::load(heap)?;
-        let report = crate::cli_heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
+        let report =
+            crate::cli_heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {

@@ -1,17 +1,17 @@
 //! Commands over heap dumps: `snapshot --format heap` writes one; `--heap FILE` reads one back
 //! into the same table, JSON and flamegraphs as a live process gives.
 
-use crate::analysis::heap_file::{self, HeapDump};
 use crate::analysis::dominators;
 use crate::analysis::heap_diff;
+use crate::analysis::heap_file::{self, HeapDump};
 use crate::analysis::heap_graph::{DumpSource, Graph};
-use std::collections::BTreeMap;
 use crate::analysis::retention;
 use crate::analysis::snapshot::SnapshotOptions;
 use crate::cli::TargetArgs;
 use crate::error::Error;
 use crate::render;
 use crate::render::profile::ProfileFormat;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What `snapshot` writes when it is not a flamegraph.

@@ -1,9 +1,9 @@
 //! Commands for production setups: process trees (`--subprocesses`), core files, containers.
 //! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
 
+use crate::analysis::heap_source::LiveSource;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::snapshot_tree;
-use crate::analysis::heap_source::LiveSource;
 use crate::analysis::{allocations, retention};
 use crate::cli::TargetArgs;
 use crate::error::Error;

@@ -53,7 +53,10 @@ fn round_trip(target: &Target) -> Result<Vec<(String, String, String)>, String> 
             "snapshot --retained json",
             vec!["snapshot", "--retained", "--format", "json"],
         ),
-        ("why Private json", vec!["why", "-t", "__main__.Private", "-f", "json"]),
+        (
+            "why Private json",
+            vec!["why", "-t", "__main__.Private", "-f", "json"],
+        ),
         ("why bytes table", vec!["why", "-t", "bytes"]),
         ("why list json", vec!["why", "-t", "list", "-f", "json"]),
         ("why Missing table", vec!["why", "-t", "Private"]),
@@ -110,7 +113,13 @@ fn stop(pid: u32, sig: i32) {
 
 #[test]
 fn dump_round_trips_every_analysis() {
-    let mut table = Table::new(&["label", "objects", "dump bytes", "B/object", "analyses equal"]);
+    let mut table = Table::new(&[
+        "label",
+        "objects",
+        "dump bytes",
+        "B/object",
+        "analyses equal",
+    ]);
     let mut failures = Vec::new();
     for interp in common::interpreters() {
         let target = match Target::spawn(&interp, "leak_steps.py", &[]) {
@@ -261,7 +270,11 @@ fn retained_sizes_equal_the_targets_truth() {
             }
         };
         for (what, got, truth) in [
-            ("__main__.Private retained by its instances", by_type, want.0),
+            (
+                "__main__.Private retained by its instances",
+                by_type,
+                want.0,
+            ),
             ("the holder list's retained bytes", holder, want.1),
             ("holder_a (shares its bytes with holder_b)", a, want.2),
         ] {
@@ -322,7 +335,15 @@ fn three_dump_diff_names_the_leak_not_the_churn() {
                     step(&target, k)?;
                 }
                 let p = dir.join(format!("d{k}.heap"));
-                tool(&["snapshot", "--pid", &pid, "--format", "heap", "-o", path_arg(&p)])?;
+                tool(&[
+                    "snapshot",
+                    "--pid",
+                    &pid,
+                    "--format",
+                    "heap",
+                    "-o",
+                    path_arg(&p),
+                ])?;
                 dumps.push(p);
             }
             let text = tool(&[
@@ -368,7 +389,10 @@ fn three_dump_diff_names_the_leak_not_the_churn() {
             ));
         }
         if churn != 0 {
-            failures.push(format!("[{}] {churn} Churn counted as leaking", interp.label));
+            failures.push(format!(
+                "[{}] {churn} Churn counted as leaking",
+                interp.label
+            ));
         }
         if !path_named {
             failures.push(format!(

@@ -142,8 +142,7 @@ pub fn compute(g: &Graph) -> Dominators {
         // Reverse postorder, the root (last in postorder) skipped.
         for &v in order.iter().rev().skip(1) {
             let mut new = UNDEF;
-            for &p in &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize]
-            {
+            for &p in &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
                 if idom[p as usize] == UNDEF {
                     continue;
                 }
@@ -387,7 +386,12 @@ mod tests {
     #[test]
     fn conservative_words_count_only_where_nothing_exact_reaches() {
         // 0 → 1 (exact) → 2 (only a body word: a slot); 0 → 3 whose stale word points at 1.
-        let g = graph(&[(1, &[1, 3]), (10, &[2 + REF]), (100, &[]), (1000, &[1 + REF])]);
+        let g = graph(&[
+            (1, &[1, 3]),
+            (10, &[2 + REF]),
+            (100, &[]),
+            (1000, &[1 + REF]),
+        ]);
         let d = compute(&g);
         assert_eq!(d.idom, vec![ROOT, 0, 1, 0]);
         assert_eq!(d.retained, vec![1111, 110, 100, 1000]);

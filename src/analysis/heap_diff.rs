@@ -54,8 +54,10 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
     let old = identities(first);
     let last = later[later.len() - 1];
     // Kept in every later dump but the last: alive there too.
-    let between: Vec<HashSet<(u64, &str)>> =
-        later[..later.len() - 1].iter().map(|g| identities(g)).collect();
+    let between: Vec<HashSet<(u64, &str)>> = later[..later.len() - 1]
+        .iter()
+        .map(|g| identities(g))
+        .collect();
     let new: Vec<u32> = (0..last.len() as u32)
         .filter(|&i| {
             let Some(t) = last.type_name_of(i) else {
@@ -67,7 +69,9 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
         .collect();
     let mut by_type: HashMap<&str, (u64, u64)> = HashMap::default();
     for &i in &new {
-        let e = by_type.entry(last.type_name_of(i).unwrap_or("?")).or_default();
+        let e = by_type
+            .entry(last.type_name_of(i).unwrap_or("?"))
+            .or_default();
         e.0 += 1;
         e.1 += last.bytes[i as usize];
     }

@@ -170,15 +170,14 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         _ => true,
     };
     if !f.labels.iter().all(name_ok)
-        || f
-            .frame_roots
+        || f.frame_roots
             .iter()
             .any(|r| r.thread >= names || r.frame >= names || r.slot >= names)
     {
         return Err(bad("corrupt: name index out of range".into()));
     }
-    let mut snapshot: Snapshot = serde_json::from_str(&f.snapshot_json)
-        .map_err(|e| bad(format!("corrupt census: {e}")))?;
+    let mut snapshot: Snapshot =
+        serde_json::from_str(&f.snapshot_json).map_err(|e| bad(format!("corrupt census: {e}")))?;
     snapshot.schema = snapshot::SCHEMA;
     Ok(HeapDump {
         pid: f.pid,
@@ -202,8 +201,8 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
 }
 
 pub fn load(path: &Path) -> Result<HeapDump> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     decode(&bytes, &path.display().to_string())
 }
 

@@ -9,7 +9,8 @@
 
 use super::heap_source::{HeapSource, LiveSource};
 use super::thread_roots::{FrameRoot, FrameRootStats};
-use crate::heap::graph::Label;
+use crate::heap::graph::{self, Label};
+use crate::heap::sizes::getsizeof;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -170,24 +171,32 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     };
     let mut names = Interner::default();
     let mut edges = Vec::new();
+    let index = AddrIndex::new(&objects);
+    let l = &src.py.layout;
     g.edge_start.push(0);
-    for i in 0..n {
-        let obj = objects[i];
-        if let Some((tp, bytes)) = src.type_and_size(i as u32, obj) {
+    for (i, &obj) in objects.iter().enumerate() {
+        // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
+        let found = src.view.u64(obj + l.ob_type).and_then(|tp| {
+            let info = src.types.get(src.view, l, tp)?;
+            let bytes = getsizeof(src.view, l, obj, info).unwrap_or(info.basicsize);
+            edges.clear();
+            graph::edges(src.view, l, obj, info, &mut edges);
+            Some((tp, bytes))
+        });
+        if let Some((tp, bytes)) = found {
             g.type_of[i] = names.type_id(src, tp);
             g.bytes[i] = bytes;
-            edges.clear();
-            src.edges(i as u32, obj, &mut edges);
             for &(to, label) in &edges {
-                let Ok(j) = objects.binary_search(&to) else {
+                let Some(j) = index.find(to) else {
                     continue;
                 };
-                g.edge_to.push(j as u32);
+                g.edge_to.push(j);
                 g.edge_label.push(names.label(src, label));
             }
         }
         g.edge_start.push(g.edge_to.len() as u64);
     }
+    drop(index);
     g.modules = src.module_roots(&objects);
     let (frames, stats) = src.frame_roots();
     g.frame_roots = frames
@@ -209,6 +218,35 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     g.labels = names.labels;
     g.types = names.types;
     g
+}
+
+/// Address → object index without a binary search over every object: a directory of 64 KiB
+/// address ranges (a few thousand entries), then a search within one range (cache-resident).
+struct AddrIndex<'a> {
+    objects: &'a [u64],
+    dir: HashMap<u64, (u32, u32)>,
+}
+
+impl<'a> AddrIndex<'a> {
+    fn new(objects: &'a [u64]) -> AddrIndex<'a> {
+        let mut dir: HashMap<u64, (u32, u32)> = HashMap::default();
+        let mut start = 0usize;
+        while start < objects.len() {
+            let key = objects[start] >> 16;
+            let end = start + objects[start..].partition_point(|&a| a >> 16 == key);
+            dir.insert(key, (start as u32, end as u32));
+            start = end;
+        }
+        AddrIndex { objects, dir }
+    }
+
+    fn find(&self, addr: u64) -> Option<u32> {
+        let &(s, e) = self.dir.get(&(addr >> 16))?;
+        self.objects[s as usize..e as usize]
+            .binary_search(&addr)
+            .ok()
+            .map(|k| s + k as u32)
+    }
 }
 
 /// Answers from a captured graph, in the live source's order and words.
@@ -245,7 +283,13 @@ impl<'g> DumpSource<'g> {
 
     /// The live `Label` an interned one stands for (names by their index in the table).
     fn live_label(&self, id: u32) -> Label {
-        match self.g.labels.get(id as usize).copied().unwrap_or(EdgeLabel::Ref) {
+        match self
+            .g
+            .labels
+            .get(id as usize)
+            .copied()
+            .unwrap_or(EdgeLabel::Ref)
+        {
             EdgeLabel::Attr(n) => Label::Attr(n as u64),
             EdgeLabel::Key(n) => Label::Key(n as u64),
             EdgeLabel::AnyKey => Label::AnyKey,

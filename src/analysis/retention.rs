@@ -266,11 +266,7 @@ pub struct Hop {
 /// The path to object `i`: its root's text (None when no root reaches it) and the hops from
 /// there, the last hop being `i` itself. A frame root's object is the first hop, entered by
 /// its slot (`local 'batch'`); a module is its own root and not a hop.
-pub fn hops(
-    src: &mut dyn HeapSource,
-    t: &Tree,
-    i: u32,
-) -> (Option<String>, Vec<Hop>) {
+pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<Hop>) {
     let mut chain = Vec::new();
     let mut cur = i;
     while cur != NONE && chain.len() <= 100_000 {
@@ -369,13 +365,7 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     let unreached_objects: Vec<usize> =
         (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
     for i in unreached_objects {
-        let n = child(
-            &mut nodes,
-            src,
-            unreached,
-            Label::Ref,
-            t.type_ptr[i],
-        );
+        let n = child(&mut nodes, src, unreached, Label::Ref, t.type_ptr[i]);
         nodes[n as usize].3 += t.bytes[i];
         nodes[n as usize].4 += 1;
     }

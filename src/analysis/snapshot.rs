@@ -364,25 +364,25 @@ impl Session {
         let session = self;
         let (census, coverage, warnings) = session.census()?;
         Ok(Snapshot {
-        schema: SCHEMA,
-        pid,
-        python: session.python_info(),
-        taken_at,
-        duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-        totals: Totals {
-            objects: census.objects,
-            bytes: census.bytes,
-            allocated_bytes: census.allocated_bytes,
-        },
-        memory: session.last_memory.take(),
-        gc: session.last_gc.take(),
-        resources: session.last_resources.take(),
-        types: census.types,
-        coverage,
-        warnings,
-        core_file: None,
-        namespace_pid: None,
-        retained_by_type: None,
-    })
-}
+            schema: SCHEMA,
+            pid,
+            python: session.python_info(),
+            taken_at,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            totals: Totals {
+                objects: census.objects,
+                bytes: census.bytes,
+                allocated_bytes: census.allocated_bytes,
+            },
+            memory: session.last_memory.take(),
+            gc: session.last_gc.take(),
+            resources: session.last_resources.take(),
+            types: census.types,
+            coverage,
+            warnings,
+            core_file: None,
+            namespace_pid: None,
+            retained_by_type: None,
+        })
+    }
 }

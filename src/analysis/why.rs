@@ -198,11 +198,7 @@ pub fn explain(
 
 /// Live type names close to what was asked: the same last component (`Widget` for
 /// `__main__.Widget`, `app.models.Widget`), or the same name in another case.
-fn similar_types(
-    src: &mut dyn HeapSource,
-    t: &Tree,
-    asked: &str,
-) -> Vec<String> {
+fn similar_types(src: &mut dyn HeapSource, t: &Tree, asked: &str) -> Vec<String> {
     let want = asked
         .rsplit('.')
         .next()

@@ -104,7 +104,10 @@ impl<'de> Deserialize<'de> for HeapStats {
 impl From<HeapStatsRead> for HeapStats {
     fn from(r: HeapStatsRead) -> HeapStats {
         HeapStats {
-            heap: HEAP_NAMES.into_iter().find(|k| *k == r.heap).unwrap_or("other"),
+            heap: HEAP_NAMES
+                .into_iter()
+                .find(|k| *k == r.heap)
+                .unwrap_or("other"),
             pages: r.pages,
             page_bytes: r.page_bytes,
             blocks_in_use: r.blocks_in_use,
