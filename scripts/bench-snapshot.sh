@@ -50,7 +50,7 @@ echo "python: $("$PY" -c 'import sys;print(sys.version.split()[0])')  instances:
 echo "in-process Counter over gc.get_objects(): ${inproc}s"
 python3 - <<PY
 full_s, gc_s, inproc = float("$full_s"), float("$gc_s"), float("$inproc")
-print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall (median of 7; $full_min-$full_max), ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
+print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall (median of ${BENCH_RUNS:-7}; $full_min-$full_max), ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
 objs = int('$full_objs')
 for what, s, kb in [("why -t __main__.Item", $why_s, $why_kb),
                     ("retention flamegraph (collapsed)", $flame_s, $flame_kb),
@@ -58,5 +58,5 @@ for what, s, kb in [("why -t __main__.Item", $why_s, $why_kb),
                     ("why from the dump (--heap)", $dwhy_s, $dwhy_kb)]:
     print(f"{what}: {s:.2f}s wall ({s/full_s:.1f}x the census), peak RSS {kb/1024:.0f} MiB = {kb*1024/objs:.0f} B/object")
 print(f"heap dump file: {int('$dump_bytes')/2**20:.1f} MiB = {int('$dump_bytes')/objs:.2f} B/object")
-print(f"pymemspy snapshot --gc-only ({int('$gc_objs'):,} objects): {gc_s:.2f}s wall (median of 7; $gc_min-$gc_max), ratio {gc_s/inproc:.2f}, peak RSS {int('$gc_kb')/1024:.0f} MiB")
+print(f"pymemspy snapshot --gc-only ({int('$gc_objs'):,} objects): {gc_s:.2f}s wall (median of ${BENCH_RUNS:-7}; $gc_min-$gc_max), ratio {gc_s/inproc:.2f}, peak RSS {int('$gc_kb')/1024:.0f} MiB")
 PY
