@@ -399,6 +399,12 @@ pub fn run() -> anyhow::Result<()> {
         Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
         Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
+            if t.heap.is_some() {
+                return Err(Error::Usage(
+                    "layout reads a live process or a core, not --heap".into(),
+                )
+                .into());
+            }
             let target = crate::cli_production::open_target(&t)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
             let out = serde_json::json!({
@@ -417,6 +423,15 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
+    let allocation = matches!(a.by, crate::cli_production::By::Allocation);
+    if a.target.heap.is_some() && (a.gc_only || a.subprocesses || allocation) {
+        return Err(Error::Usage(
+            "--heap reads a heap dump: --gc-only, --subprocesses and --by allocation need the \
+             live process"
+                .into(),
+        )
+        .into());
+    }
     if a.target.heap.is_some()
         || matches!(a.format, SnapshotFormat::Heap)
         || (a.retained && a.format.profile_format().is_none())
