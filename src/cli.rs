@@ -1,5 +1,6 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
+use crate::analysis::heap_source::LiveSource;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::{diff, recording, retention, why};
 use crate::error::Error;
@@ -70,8 +71,11 @@ enum Command {
 #[derive(Args, Clone)]
 pub(crate) struct TargetArgs {
     /// Process id of the Python process (decimal or 0x hex).
-    #[arg(short, long, required_unless_present = "core", value_parser = parse_pid)]
+    #[arg(short, long, required_unless_present_any = ["core", "heap"], value_parser = parse_pid)]
     pid: Option<i32>,
+    /// Read a heap dump (`snapshot --format heap -o FILE`) instead of a live process.
+    #[arg(long, conflicts_with_all = ["pid", "core"])]
+    pub(crate) heap: Option<PathBuf>,
     /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
     #[arg(long, conflicts_with = "pid")]
     pub(crate) core: Option<PathBuf>,
@@ -113,6 +117,9 @@ enum SnapshotFormat {
     Collapsed,
     Speedscope,
     Pprof,
+    /// A heap dump (objects, references, roots, type names and the census; no values): every
+    /// analysis reads it later with `--heap FILE`.
+    Heap,
 }
 
 impl SnapshotFormat {
@@ -123,7 +130,7 @@ impl SnapshotFormat {
             SnapshotFormat::Collapsed => Some(ProfileFormat::Collapsed),
             SnapshotFormat::Speedscope => Some(ProfileFormat::Speedscope),
             SnapshotFormat::Pprof => Some(ProfileFormat::Pprof),
-            SnapshotFormat::Table | SnapshotFormat::Json => None,
+            SnapshotFormat::Table | SnapshotFormat::Json | SnapshotFormat::Heap => None,
         }
     }
 }
@@ -176,6 +183,10 @@ struct SnapshotArgs {
     /// Do not show the paths of open files.
     #[arg(long)]
     no_paths: bool,
+    /// Add a column (and JSON `retained_by_type`): per type, the bytes its instances retain
+    /// together — what freeing them all would free (dominator tree over the heap graph).
+    #[arg(long, conflicts_with_all = ["gc_only", "subprocesses", "by"])]
+    retained: bool,
     /// What to attribute memory to: what keeps it alive (retention, the default) or the line
     /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
     /// PYTHONTRACEMALLOC=N).
@@ -349,6 +360,9 @@ struct DiffArgs {
     a: PathBuf,
     /// The later snapshot or recording (JSON).
     b: PathBuf,
+    /// Heap dumps only: a third, later dump; then only the objects new in `b` and still alive
+    /// in `c` are listed (what a slow leak keeps, not what churns).
+    c: Option<PathBuf>,
     #[arg(short, long, value_enum, default_value = "table")]
     format: DiffFormat,
     /// Write to this file instead of standard output.
@@ -385,6 +399,12 @@ pub fn run() -> anyhow::Result<()> {
         Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
         Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
+            if t.heap.is_some() {
+                return Err(Error::Usage(
+                    "layout reads a live process or a core, not --heap".into(),
+                )
+                .into());
+            }
             let target = crate::cli_production::open_target(&t)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
             let out = serde_json::json!({
@@ -403,6 +423,38 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
+    let allocation = matches!(a.by, crate::cli_production::By::Allocation);
+    if a.target.heap.is_some() && (a.gc_only || a.subprocesses || allocation) {
+        return Err(Error::Usage(
+            "--heap reads a heap dump: --gc-only, --subprocesses and --by allocation need the \
+             live process"
+                .into(),
+        )
+        .into());
+    }
+    if a.target.heap.is_some()
+        || matches!(a.format, SnapshotFormat::Heap)
+        || (a.retained && a.format.profile_format().is_none())
+    {
+        return crate::cli_heap::snapshot_heap_cmd(
+            &a.target,
+            SnapshotOptions {
+                resolve: a.target.resolve_options(),
+                pause: a.blocking.pause,
+                no_paths: a.no_paths,
+                ..Default::default()
+            },
+            a.format.profile_format(),
+            match a.format {
+                SnapshotFormat::Json => crate::cli_heap::Kind::Json,
+                SnapshotFormat::Heap => crate::cli_heap::Kind::Heap,
+                _ => crate::cli_heap::Kind::Table,
+            },
+            a.retained,
+            a.output.as_deref(),
+            a.top,
+        );
+    }
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
@@ -443,8 +495,9 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     if let Some(format) = a.format.profile_format() {
         let mut session = Session::open(a.target.pid(), opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
-            let tree = retention::build(view, py, types, objects);
-            retention::profile(view, py, types, &tree)
+            let mut src = LiveSource::new(view, py, types);
+            let tree = retention::build(&mut src, objects);
+            retention::profile(&mut src, &tree)
         })?;
         let default = format!(
             "pymemspy-{}-retention.{}",
@@ -486,6 +539,12 @@ fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
 fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
     check_output(a.dot.as_deref())?;
+    if let Some(heap) = &a.target.heap {
+        let dump = crate::analysis::heap_file::load(heap)?;
+        let report =
+            crate::cli_heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
+        return why_output(&a, &report);
+    }
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
@@ -495,15 +554,21 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
-        let tree = retention::build(view, py, types, objects);
-        why::explain(view, py, types, &tree, &a.type_name, a.max_paths, pid)
+        // The graph once (address order, bulk reads), then the tree and the dominators on it.
+        let mut src = LiveSource::new(view, py, types);
+        let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+        crate::cli_heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
     })?;
+    why_output(&a, &report)
+}
+
+fn why_output(a: &WhyArgs, report: &why::WhyReport) -> anyhow::Result<()> {
     if let Some(dot) = &a.dot {
-        render::output::write(Some(dot), why::dot(&report).as_bytes())?;
+        render::output::write(Some(dot), why::dot(report).as_bytes())?;
     }
     let bytes = match a.format {
-        WhyFormat::Json => render::json::to_json(&report)?,
-        WhyFormat::Table => render::table::why_table(&report).into_bytes(),
+        WhyFormat::Json => render::json::to_json(report)?,
+        WhyFormat::Table => render::table::why_table(report).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
 }
@@ -619,6 +684,23 @@ fn record_tree_cmd(opts: RecordOptions, output: Option<&Path>, top: usize) -> an
 
 fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
+    if crate::analysis::heap_file::is_heap_dump(&a.a) {
+        return crate::cli_heap::diff_cmd(
+            &a.a,
+            &a.b,
+            a.c.as_deref(),
+            matches!(a.format, DiffFormat::Json),
+            a.output.as_deref(),
+            a.top,
+        );
+    }
+    if a.c.is_some() {
+        return Err(Error::Usage(
+            "a third file is for heap dumps (`snapshot --format heap`); JSON snapshots and              recordings are compared two at a time"
+                .into(),
+        )
+        .into());
+    }
     let d = diff::diff(&diff::load(&a.a)?, &diff::load(&a.b)?);
     let bytes = match a.format {
         DiffFormat::Json => render::json::to_json(&d)?,

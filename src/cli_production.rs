@@ -1,6 +1,7 @@
 //! Commands for production setups: process trees (`--subprocesses`), core files, containers.
 //! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
 
+use crate::analysis::heap_source::LiveSource;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::snapshot_tree;
 use crate::analysis::{allocations, retention};
@@ -89,8 +90,9 @@ pub(crate) fn snapshot_core_cmd(
     if let Some(format) = profile {
         let mut session = Session::from_target(target, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
-            let tree = retention::build(view, py, types, objects);
-            retention::profile(view, py, types, &tree)
+            let mut src = LiveSource::new(view, py, types);
+            let tree = retention::build(&mut src, objects);
+            retention::profile(&mut src, &tree)
         })?;
         let default = format!("pymemspy-core-{pid}-retention.{}", format.extension());
         let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);

@@ -7,6 +7,7 @@
 mod analysis;
 mod atomic_file;
 mod cli;
+mod cli_heap;
 mod cli_production;
 mod cli_stacks;
 mod error;

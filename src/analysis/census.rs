@@ -8,9 +8,9 @@ use crate::process::Bytes;
 use crate::process::View;
 use crate::python::Layout;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TypeCount {
     #[serde(rename = "type")]
     pub name: String,
@@ -23,15 +23,16 @@ pub struct TypeCount {
     /// `sys.getsizeof` of these objects calls a `__sizeof__` written in Python, which no outside
     /// reader can run: `bytes` is what the nearest builtin base's rule gives. Only written when
     /// set.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub python_sizeof: bool,
     /// Memory these objects own outside their own allocation (heap::native): numpy data
     /// buffers, bytearray and array.array items, BytesIO buffers, mmap lengths. Part of
     /// `bytes` where sys.getsizeof counts it (all but mmap).
+    #[serde(default)]
     pub native_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Census {
     pub types: Vec<TypeCount>,
     pub objects: u64,

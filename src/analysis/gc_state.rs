@@ -6,9 +6,9 @@ use crate::heap::types::TypeTable;
 use crate::process::{Bytes, View};
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Generation {
     pub threshold: u32,
     /// gc.get_count(): for generation 0 allocations minus deallocations since the last
@@ -21,7 +21,7 @@ pub struct Generation {
     pub uncollectable: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GcState {
     pub enabled: bool,
     /// A collection is running right now.

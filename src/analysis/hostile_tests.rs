@@ -2,6 +2,7 @@
 //! were corrupted (wild pointers, self-pointing types, huge sizes, cycles). Never a panic, never
 //! a hang, never unbounded memory: what does not validate is skipped and counted.
 
+use crate::analysis::heap_source::LiveSource;
 use crate::analysis::{census, complete, retention, why};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
@@ -115,9 +116,10 @@ fn corrupted_heaps_never_panic_or_hang() {
         let c = census::count(&mut view, &py.layout, &mut types, &all.objects, &placement);
         // The census path proper: threads over the arenas, GC lists left where they leave them.
         let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[]);
-        let tree = retention::build(&mut view, &py, &mut types, all.objects.clone());
-        let profile = retention::profile(&mut view, &py, &mut types, &tree);
-        let _ = why::explain(&mut view, &py, &mut types, &tree, "__main__.Node", 5, pid);
+        let mut src = LiveSource::new(&mut view, &py, &mut types);
+        let tree = retention::build(&mut src, all.objects.clone());
+        let profile = retention::profile(&mut src, &tree);
+        let _ = why::explain(&mut src, &tree, "__main__.Node", 5, pid);
         assert!(
             began.elapsed() < Duration::from_secs(60),
             "round {round}: took {:?}",

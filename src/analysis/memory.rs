@@ -6,9 +6,9 @@ use super::census::Census;
 use crate::heap::arenas::{Arenas, ScanStats};
 use crate::heap::mimalloc::{HeapStats, MimallocStats};
 use crate::process::smaps::RssParts;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pymalloc {
     pub arenas: u64,
     /// Address space reserved by arenas.
@@ -32,7 +32,7 @@ pub struct Pymalloc {
 
 /// Free-threaded builds: mimalloc's pages, per heap kind (mem = PyMem buffers, object, gc,
 /// gc_pre), and how full they are.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mimalloc {
     pub threads: u64,
     pub abandoned_pages: u64,
@@ -44,7 +44,7 @@ pub struct Mimalloc {
     pub heaps: Vec<HeapStats>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryReport {
     pub rss: RssParts,
     pub pymalloc: Option<Pymalloc>,

@@ -5,10 +5,10 @@ use super::census::Census;
 use crate::process::fds::{self, Fd};
 use crate::process::View;
 use crate::python::Python;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resources {
     pub fds: u64,
     pub fds_by_kind: BTreeMap<String, u64>,

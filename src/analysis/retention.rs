@@ -3,12 +3,10 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
-use super::thread_roots::{self, FrameRootStats};
-use crate::heap::graph::{self, Label};
-use crate::heap::native;
+use super::heap_source::{HeapSource, TypeSize};
+use super::thread_roots::FrameRootStats;
+use crate::heap::graph::Label;
 use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
-use crate::heap::sizes::getsizeof;
-use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 use crate::render::profile::{Profile, Stack, Unit};
@@ -82,8 +80,7 @@ impl Tree {
 ///
 /// Modules are walked to the end first, then thread frames: an object both reach is shown
 /// under its module path, and frames claim only what the running code alone keeps alive.
-pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u64>) -> Tree {
-    let l = &py.layout;
+pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
     let n = objects.len();
     let mut t = Tree {
         parent: vec![NONE; n],
@@ -99,7 +96,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
     };
     let mut seen = vec![false; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
-    for (i, name) in module_roots(view, py, &t) {
+    for (i, name) in src.module_roots(&t.objects) {
         if !seen[i as usize] {
             seen[i as usize] = true;
             t.add_root(Root {
@@ -111,8 +108,8 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
         }
     }
     let mut guessed = VecDeque::new();
-    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
-    let (frame_roots, stats) = thread_roots::frame_roots(view, py, types);
+    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
+    let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
     for r in frame_roots {
         let Some(i) = t.index_of(r.object) else {
@@ -128,7 +125,7 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             queue.push_back(i);
         }
     }
-    walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
     // Last, what only conservative pointers and type edges reach, in the order they were found.
     while let Some((from, to, label)) = guessed.pop_front() {
         if !seen[to as usize] {
@@ -136,18 +133,15 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
             t.parent[to as usize] = from;
             t.label[to as usize] = label;
             queue.push_back(to);
-            walk(view, py, types, &mut t, &mut seen, &mut queue, &mut guessed);
+            walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
         }
     }
     // Objects no root reaches still count: type and size, under a root of their own.
     for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
-        let obj = t.objects[i];
-        if let Some(tp) = view.u64(obj + l.ob_type) {
-            if let Some(info) = types.get(view, l, tp) {
-                t.type_ptr[i] = tp;
-                t.bytes[i] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
-                t.native[i] = native::native_of(view, l, obj, info);
-            }
+        if let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i as u32, t.objects[i]) {
+            t.type_ptr[i] = tp;
+            t.bytes[i] = bytes;
+            t.native[i] = native;
         }
     }
     t
@@ -161,31 +155,24 @@ pub fn build(view: &mut View, py: &Python, types: &mut TypeTable, objects: Vec<u
 /// a module through a leftover word. Type edges (`graph::CLASS`) wait there too: a class is
 /// charged to the module defining it, not to its first instance.
 fn walk(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
+    src: &mut dyn HeapSource,
     t: &mut Tree,
     seen: &mut [bool],
     queue: &mut VecDeque<u32>,
     guessed: &mut VecDeque<(u32, u32, Label)>,
 ) {
-    let l = &py.layout;
     let mut edges = Vec::new();
     while let Some(i) = queue.pop_front() {
         t.order.push(i);
         let obj = t.objects[i as usize];
-        let Some(tp) = view.u64(obj + l.ob_type) else {
-            continue;
-        };
-        let Some(info) = types.get(view, l, tp) else {
+        let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i, obj) else {
             continue;
         };
         t.type_ptr[i as usize] = tp;
-        t.bytes[i as usize] = getsizeof(view, l, obj, info).unwrap_or(info.basicsize);
-        t.native[i as usize] = native::native_of(view, l, obj, info);
+        t.bytes[i as usize] = bytes;
+        t.native[i as usize] = native;
         edges.clear();
-        let info = info.clone();
-        graph::edges(view, l, obj, &info, &mut edges);
+        src.edges(i, obj, &mut edges);
         for &(to, label) in &edges {
             let Some(j) = t.index_of(to) else {
                 continue;
@@ -206,7 +193,7 @@ fn walk(
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
-fn module_roots(view: &mut View, py: &Python, t: &Tree) -> Vec<(u32, String)> {
+pub fn module_roots(view: &mut View, py: &Python, objects: &[u64]) -> Vec<(u32, String)> {
     let l = &py.layout;
     let mut out = Vec::new();
     for &interp in &py.interpreters {
@@ -214,7 +201,8 @@ fn module_roots(view: &mut View, py: &Python, t: &Tree) -> Vec<(u32, String)> {
             continue;
         };
         for (k, v) in dict_items(view, l, modules).unwrap_or_default() {
-            let (Some(i), Some(name)) = (t.index_of(v), read_str(view, l, k, MAX_NAME)) else {
+            let i = objects.binary_search(&v).ok().map(|i| i as u32);
+            let (Some(i), Some(name)) = (i, read_str(view, l, k, MAX_NAME)) else {
                 continue;
             };
             out.push((i, name));
@@ -238,7 +226,7 @@ impl<'p> Namer<'p> {
         }
     }
 
-    fn name(&mut self, view: &mut View, ptr: u64) -> Rc<str> {
+    pub fn name(&mut self, view: &mut View, ptr: u64) -> Rc<str> {
         let l = &self.py.layout;
         self.names
             .entry(ptr)
@@ -272,11 +260,8 @@ pub fn is_identifier(s: &str) -> bool {
         && c.all(|ch| ch == '_' || ch.is_alphanumeric())
 }
 
-pub fn type_name(view: &mut View, py: &Python, types: &mut TypeTable, tp: u64) -> Rc<str> {
-    types
-        .get(view, &py.layout, tp)
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| "?".into())
+pub fn type_name(src: &mut dyn HeapSource, tp: u64) -> Rc<str> {
+    src.type_name(tp).unwrap_or_else(|| "?".into())
 }
 
 /// One step of a path: the edge's text and the type it leads to.
@@ -288,14 +273,7 @@ pub struct Hop {
 /// The path to object `i`: its root's text (None when no root reaches it) and the hops from
 /// there, the last hop being `i` itself. A frame root's object is the first hop, entered by
 /// its slot (`local 'batch'`); a module is its own root and not a hop.
-pub fn hops(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
-    namer: &mut Namer,
-    t: &Tree,
-    i: u32,
-) -> (Option<String>, Vec<Hop>) {
+pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<Hop>) {
     let mut chain = Vec::new();
     let mut cur = i;
     while cur != NONE && chain.len() <= 100_000 {
@@ -311,11 +289,11 @@ pub fn hops(
                 Some(edge) => edge.clone(),
                 None => continue,
             },
-            _ => namer.label(view, t.label[j as usize]),
+            _ => src.label(t.label[j as usize]),
         };
         out.push(Hop {
             label,
-            type_name: type_name(view, py, types, t.type_ptr[j as usize]),
+            type_name: type_name(src, t.type_ptr[j as usize]),
         });
     }
     (root.map(Root::text), out)
@@ -325,8 +303,7 @@ pub fn hops(
 ///
 /// Paths form a trie keyed by (parent node, edge label, type): objects reached the same way
 /// share a node, so the work is one hash lookup per object, not a path rebuild.
-pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) -> Profile {
-    let mut namer = Namer::new(py);
+pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
     let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
@@ -337,7 +314,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
         let mut node = 0u32;
         let mut texts: Vec<String> = r.holders.iter().map(|h| h.to_string()).collect();
         if let Some(edge) = &r.edge {
-            let ty = type_name(view, py, types, t.type_ptr[r.index as usize]);
+            let ty = type_name(src, t.type_ptr[r.index as usize]);
             texts.push(format!("{edge} {ty}"));
         }
         for text in texts {
@@ -353,8 +330,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     let unreached = (nodes.len() - 1) as u32;
     let mut node_of = vec![NONE; t.objects.len()];
     let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
-                     view: &mut View,
-                     types: &mut TypeTable,
+                     src: &mut dyn HeapSource,
                      parent: u32,
                      label: Label,
                      tp: u64| {
@@ -363,9 +339,9 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
             return parent;
         }
         *index.entry((parent, label, tp)).or_insert_with(|| {
-            let text = match namer.label(view, label) {
-                l if l.is_empty() => type_name(view, py, types, tp).to_string(),
-                l => format!("{l} {}", type_name(view, py, types, tp)),
+            let text = match src.label(label) {
+                l if l.is_empty() => type_name(src, tp).to_string(),
+                l => format!("{l} {}", type_name(src, tp)),
             };
             nodes.push((parent, text, depth + 1, 0, 0));
             (nodes.len() - 1) as u32
@@ -385,7 +361,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
                 if pn == NONE {
                     unreached
                 } else {
-                    child(&mut nodes, view, types, pn, t.label[iu], t.type_ptr[iu])
+                    child(&mut nodes, src, pn, t.label[iu], t.type_ptr[iu])
                 }
             }
         };
@@ -396,14 +372,7 @@ pub fn profile(view: &mut View, py: &Python, types: &mut TypeTable, t: &Tree) ->
     let unreached_objects: Vec<usize> =
         (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
     for i in unreached_objects {
-        let n = child(
-            &mut nodes,
-            view,
-            types,
-            unreached,
-            Label::Ref,
-            t.type_ptr[i],
-        );
+        let n = child(&mut nodes, src, unreached, Label::Ref, t.type_ptr[i]);
         nodes[n as usize].3 += t.bytes[i];
         nodes[n as usize].4 += 1;
     }

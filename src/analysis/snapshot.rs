@@ -11,7 +11,7 @@ use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
 use crate::python::{resolve, Python, ResolveOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
 
 pub const SCHEMA: &str = "pymemspy.snapshot/1";
@@ -54,14 +54,14 @@ impl Default for SnapshotOptions {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PythonInfo {
     pub version: String,
     pub executable: String,
     pub free_threaded: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Totals {
     pub objects: u64,
     pub bytes: u64,
@@ -69,7 +69,7 @@ pub struct Totals {
 }
 
 /// How the census was made: what was read and what was skipped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Coverage {
     /// Every GC list was walked to its end with no collection running: the census is whole.
     pub complete: bool,
@@ -95,8 +95,10 @@ pub struct Coverage {
     pub small_reads: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Set back to `SCHEMA` when read from a heap dump.
+    #[serde(skip_deserializing)]
     pub schema: &'static str,
     pub pid: i32,
     pub python: PythonInfo,
@@ -118,6 +120,10 @@ pub struct Snapshot {
     /// The process's pid inside its own PID namespace (a container), when it differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_pid: Option<i32>,
+    /// With --retained: per type, the bytes its instances retain together (what freeing them
+    /// all would free; dominator tree over the heap graph).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retained_by_type: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A process we have attached to and understood; censuses can be repeated on it cheaply.
@@ -175,8 +181,11 @@ impl Session {
             self.target.spans(),
             self.opts.cache_budget,
         );
-        let (_, all) = complete::collect(&mut view, &self.py, &mut self.types, false);
-        Ok(f(&mut view, &self.py, &mut self.types, all.objects))
+        // Only the object list is kept: the walk's lists and blocks go before `f` runs.
+        let objects = complete::collect(&mut view, &self.py, &mut self.types, false)
+            .1
+            .objects;
+        Ok(f(&mut view, &self.py, &mut self.types, objects))
     }
 
     /// With --pause, stop the target, but outside a garbage collection: a collection stopped
@@ -386,25 +395,34 @@ pub fn take_from(target: Target, opts: SnapshotOptions) -> Result<Snapshot> {
     let taken_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
-    let (census, coverage, warnings) = session.census()?;
-    Ok(Snapshot {
-        schema: SCHEMA,
-        pid,
-        python: session.python_info(),
-        taken_at,
-        duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-        totals: Totals {
-            objects: census.objects,
-            bytes: census.bytes,
-            allocated_bytes: census.allocated_bytes,
-        },
-        memory: session.last_memory.take(),
-        gc: session.last_gc.take(),
-        resources: session.last_resources.take(),
-        types: census.types,
-        coverage,
-        warnings,
-        core_file: None,
-        namespace_pid: None,
-    })
+    session.snapshot(pid, start, taken_at)
+}
+
+impl Session {
+    /// A census now, as a `Snapshot` (`start`: when the command began, for `duration_ms`).
+    pub fn snapshot(&mut self, pid: i32, start: Instant, taken_at: String) -> Result<Snapshot> {
+        let session = self;
+        let (census, coverage, warnings) = session.census()?;
+        Ok(Snapshot {
+            schema: SCHEMA,
+            pid,
+            python: session.python_info(),
+            taken_at,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            totals: Totals {
+                objects: census.objects,
+                bytes: census.bytes,
+                allocated_bytes: census.allocated_bytes,
+            },
+            memory: session.last_memory.take(),
+            gc: session.last_gc.take(),
+            resources: session.last_resources.take(),
+            types: census.types,
+            coverage,
+            warnings,
+            core_file: None,
+            namespace_pid: None,
+            retained_by_type: None,
+        })
+    }
 }

@@ -1,10 +1,8 @@
 //! `why`: the reference paths that keep objects of a type alive, grouped so that 20,000
 //! sessions held by one list read as one path with a count; and their direct holders by bytes.
 
-use super::retention::{hops, type_name as type_text, Namer, Tree, NONE, UNREACHED};
-use crate::heap::types::TypeTable;
-use crate::process::View;
-use crate::python::Python;
+use super::heap_source::HeapSource;
+use super::retention::{hops, type_name as type_text, Tree, NONE, UNREACHED};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
@@ -53,6 +51,12 @@ pub struct Retainer {
     pub holders: u64,
     pub count: u64,
     pub bytes: u64,
+    /// What freeing these holders would free (their retained bytes, from the dominator tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained: Option<u64>,
+    /// The holders' object indexes (for their retained bytes).
+    #[serde(skip)]
+    pub holder_indexes: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,15 +84,12 @@ pub struct WhyReport {
 type RootedPath = (Option<String>, Vec<(String, String)>);
 
 pub fn explain(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
+    src: &mut dyn HeapSource,
     t: &Tree,
     type_name: &str,
     max_paths: usize,
     pid: i32,
 ) -> WhyReport {
-    let mut namer = Namer::new(py);
     let mut groups: HashMap<String, PathGroup> = HashMap::default();
     let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
     // The path up to the parent is shared by siblings: compute it once per parent.
@@ -99,9 +100,7 @@ pub fn explain(
         if tp == 0 {
             continue;
         }
-        let matches = types
-            .get(view, &py.layout, tp)
-            .is_some_and(|info| &*info.name == type_name);
+        let matches = src.type_name(tp).is_some_and(|name| &*name == type_name);
         if !matches {
             continue;
         }
@@ -116,7 +115,7 @@ pub fn explain(
                 // A frame root of the type itself: entered by its slot.
                 Some(r) => {
                     let first = r.edge.clone().map(|edge| {
-                        let ty = type_text(view, py, types, tp).to_string();
+                        let ty = type_text(src, tp).to_string();
                         (edge, ty)
                     });
                     (Some(r.text()), first.into_iter().collect())
@@ -127,7 +126,7 @@ pub fn explain(
             by_parent
                 .entry(parent)
                 .or_insert_with(|| {
-                    let (root, h) = hops(view, py, types, &mut namer, t, parent);
+                    let (root, h) = hops(src, t, parent);
                     let h = h
                         .into_iter()
                         .map(|h| (h.label, h.type_name.to_string()))
@@ -137,7 +136,7 @@ pub fn explain(
                 .clone()
         };
         if parent != NONE {
-            let label = namer.label(view, t.label[i as usize]);
+            let label = src.label(t.label[i as usize]);
             path.push((label, type_name.to_string()));
             let e = holders.entry(parent).or_default();
             e.0 += 1;
@@ -177,7 +176,10 @@ pub fn explain(
             holders: 0,
             count: 0,
             bytes: 0,
+            retained: None,
+            holder_indexes: Vec::new(),
         });
+        r.holder_indexes.push(h);
         r.holders += 1;
         r.count += count;
         r.bytes += bytes;
@@ -186,7 +188,7 @@ pub fn explain(
     retainers.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.holder.cmp(&b.holder)));
     retainers.truncate(max_paths);
     let did_you_mean = if objects == 0 {
-        similar_types(view, py, types, t, type_name)
+        similar_types(src, t, type_name)
     } else {
         Vec::new()
     };
@@ -206,13 +208,7 @@ pub fn explain(
 
 /// Live type names close to what was asked: the same last component (`Widget` for
 /// `__main__.Widget`, `app.models.Widget`), or the same name in another case.
-fn similar_types(
-    view: &mut View,
-    py: &Python,
-    types: &mut TypeTable,
-    t: &Tree,
-    asked: &str,
-) -> Vec<String> {
+fn similar_types(src: &mut dyn HeapSource, t: &Tree, asked: &str) -> Vec<String> {
     let want = asked
         .rsplit('.')
         .next()
@@ -223,7 +219,7 @@ fn similar_types(
     seen.dedup();
     let mut out: Vec<String> = seen
         .into_iter()
-        .filter_map(|tp| types.get(view, &py.layout, tp).map(|i| i.name.to_string()))
+        .filter_map(|tp| src.type_name(tp).map(|name| name.to_string()))
         .filter(|name| {
             let last = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
             last == want || name.eq_ignore_ascii_case(asked)

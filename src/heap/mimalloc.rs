@@ -20,7 +20,7 @@ use crate::process::{Bytes, MemoryExt, View};
 use crate::python::layout::{flags, Layout, MimallocLayout};
 use crate::python::Python;
 use rustc_hash::FxHashSet as HashSet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `_mimalloc_thread_state`: current_object_heap, then `mi_heap_t heaps[4]`.
 const THREAD_HEAPS: u64 = 8;
@@ -84,7 +84,40 @@ pub struct HeapStats {
     pub objects: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// `HeapStats` read back from a heap dump: the heap kind is one of a few fixed names.
+#[derive(Deserialize)]
+struct HeapStatsRead {
+    heap: String,
+    pages: u64,
+    page_bytes: u64,
+    blocks_in_use: u64,
+    bytes_in_use: u64,
+    objects: u64,
+}
+
+impl<'de> Deserialize<'de> for HeapStats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HeapStats, D::Error> {
+        HeapStatsRead::deserialize(d).map(HeapStats::from)
+    }
+}
+
+impl From<HeapStatsRead> for HeapStats {
+    fn from(r: HeapStatsRead) -> HeapStats {
+        HeapStats {
+            heap: HEAP_NAMES
+                .into_iter()
+                .find(|k| *k == r.heap)
+                .unwrap_or("other"),
+            pages: r.pages,
+            page_bytes: r.page_bytes,
+            blocks_in_use: r.blocks_in_use,
+            bytes_in_use: r.bytes_in_use,
+            objects: r.objects,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MimallocStats {
     pub threads: u64,
     pub heaps: Vec<HeapStats>,

@@ -1,10 +1,10 @@
 //! Open file descriptors of the target, by kind, from /proc (no Python involved): regular files
 //! with their paths, sockets with protocol and state, pipes, eventfds, ...
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fd {
     pub fd: i32,
     /// "file", "socket", "pipe", "anon_inode", "device", "other".

@@ -1,9 +1,9 @@
 //! Where the process's resident memory is, from /proc/PID/smaps: anonymous vs file-backed,
 //! the brk heap, stacks, swap.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RssParts {
     pub rss: u64,
     /// Anonymous memory (malloc, mmap'd arenas, thread stacks...).

@@ -69,25 +69,37 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         (true, Some(0)) => format!(" {:>12}", ""),
         (true, Some(v)) => format!(" {:>12}", human_bytes(v)),
     };
+    // With --retained: what the type's instances retain together (the dominator tree).
+    let retained = |name: &str| -> String {
+        s.retained_by_type.as_ref().map_or(String::new(), |r| {
+            format!(" {:>12}", human_bytes(r.get(name).copied().unwrap_or(0)))
+        })
+    };
     let _ = writeln!(
         o,
-        "{:>12} {:>6} {:>12}{} {:>12}  type",
+        "{:>12} {:>6} {:>12}{} {:>12}{}  type",
         "bytes",
         "%",
         "allocated",
         native_cell(None),
-        "count"
+        "count",
+        if s.retained_by_type.is_some() {
+            format!(" {:>12}", "retained")
+        } else {
+            String::new()
+        }
     );
     let total = s.totals.bytes.max(1) as f64;
     for t in s.types.iter().take(top) {
         let _ = writeln!(
             o,
-            "{:>12} {:>5.1}% {:>12}{} {:>12}  {}{}",
+            "{:>12} {:>5.1}% {:>12}{} {:>12}{}  {}{}",
             human_bytes(t.bytes),
             100.0 * t.bytes as f64 / total,
             human_bytes(t.allocated_bytes),
             native_cell(Some(t.native_bytes)),
             thousands(t.count),
+            retained(&t.name),
             t.name,
             if t.python_sizeof {
                 PYTHON_SIZEOF_MARK
@@ -265,9 +277,12 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
         } else {
             String::new()
         };
+        let retains = h
+            .retained
+            .map_or(String::new(), |r| format!(" (retains {})", human_bytes(r)));
         let _ = writeln!(
             o,
-            "  {:>10}  {:>8} objects held by {holders}{}",
+            "  {:>10}  {:>8} objects held by {holders}{}{retains}",
             human_bytes(h.bytes),
             thousands(h.count),
             h.holder

@@ -1,0 +1,181 @@
+//! Leak diff between heap dumps: the objects present in the later dumps and not in the first
+//! (same address and type), grouped by type and by their path from the roots in the last dump.
+//! With two later dumps, only the objects alive in both count: what a slow leak keeps, not
+//! what churns (made and freed between dumps).
+
+use super::heap_graph::{DumpSource, Graph};
+use super::heap_source::HeapSource;
+use super::retention::{self, NONE, UNREACHED};
+use super::why::PathGroup;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use serde::Serialize;
+
+pub const SCHEMA: &str = "pymemspy.heap-diff/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewType {
+    #[serde(rename = "type")]
+    pub name: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewPath {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// `__main__ (module) .leaks → list [*] → __main__.Leaked`.
+    pub path: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeapDiff {
+    pub schema: &'static str,
+    /// The dumps, first to last.
+    pub dumps: Vec<String>,
+    /// Objects new since the first dump (and, with three dumps, alive in both later ones).
+    pub objects: u64,
+    pub bytes: u64,
+    pub types: Vec<NewType>,
+    pub paths: Vec<NewPath>,
+}
+
+/// (address, type name) of every object of a graph whose type validated.
+fn identities(g: &Graph) -> HashSet<(u64, &str)> {
+    (0..g.len() as u32)
+        .filter_map(|i| Some((g.objects[i as usize], g.type_name_of(i)?)))
+        .collect()
+}
+
+/// `first` and `later` dumps (one or two), with their names for the output.
+pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usize) -> HeapDiff {
+    let old = identities(first);
+    let last = later[later.len() - 1];
+    // Kept in every later dump but the last: alive there too.
+    let between: Vec<HashSet<(u64, &str)>> = later[..later.len() - 1]
+        .iter()
+        .map(|g| identities(g))
+        .collect();
+    let new: Vec<u32> = (0..last.len() as u32)
+        .filter(|&i| {
+            let Some(t) = last.type_name_of(i) else {
+                return false;
+            };
+            let id = (last.objects[i as usize], t);
+            !old.contains(&id) && between.iter().all(|b| b.contains(&id))
+        })
+        .collect();
+    let mut by_type: HashMap<&str, (u64, u64)> = HashMap::default();
+    for &i in &new {
+        let e = by_type
+            .entry(last.type_name_of(i).unwrap_or("?"))
+            .or_default();
+        e.0 += 1;
+        e.1 += last.bytes[i as usize];
+    }
+    // Paths in the last dump, as `why` shows them (one per parent, shared by its children).
+    let mut src = DumpSource::new(last);
+    let tree = retention::build(&mut src, last.objects.clone());
+    let mut by_parent: HashMap<u32, (String, Vec<(String, String)>)> = HashMap::default();
+    let mut groups: HashMap<String, NewPath> = HashMap::default();
+    for &i in &new {
+        let ty = last.type_name_of(i).unwrap_or("?").to_string();
+        let parent = tree.parent[i as usize];
+        let (root, mut hops) = if parent == NONE {
+            match tree.root(i) {
+                Some(r) => (
+                    r.text(),
+                    r.edge
+                        .clone()
+                        .map(|e| vec![(e, ty.clone())])
+                        .unwrap_or_default(),
+                ),
+                None => (UNREACHED.to_string(), Vec::new()),
+            }
+        } else {
+            by_parent
+                .entry(parent)
+                .or_insert_with(|| {
+                    let (root, h) = retention::hops(&mut src, &tree, parent);
+                    (
+                        root.unwrap_or_else(|| UNREACHED.to_string()),
+                        h.into_iter()
+                            .map(|h| (h.label, h.type_name.to_string()))
+                            .collect(),
+                    )
+                })
+                .clone()
+        };
+        if parent != NONE {
+            hops.push((src.label(tree.label[i as usize]), ty.clone()));
+        }
+        let text = PathGroup {
+            root,
+            hops,
+            count: 0,
+            bytes: 0,
+            native_bytes: 0,
+        }
+        .path_text();
+        let g = groups.entry(text.clone()).or_insert_with(|| NewPath {
+            type_name: ty,
+            path: text,
+            count: 0,
+            bytes: 0,
+        });
+        g.count += 1;
+        g.bytes += last.bytes[i as usize];
+    }
+    let mut types: Vec<NewType> = by_type
+        .into_iter()
+        .map(|(name, (count, bytes))| NewType {
+            name: name.to_string(),
+            count,
+            bytes,
+        })
+        .collect();
+    types.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    let mut paths: Vec<NewPath> = groups.into_values().collect();
+    paths.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.path.cmp(&b.path)));
+    paths.truncate(max_paths);
+    HeapDiff {
+        schema: SCHEMA,
+        dumps: names,
+        objects: new.len() as u64,
+        bytes: new.iter().map(|&i| last.bytes[i as usize]).sum(),
+        types,
+        paths,
+    }
+}
+
+pub fn table(d: &HeapDiff, top: usize) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let since = match d.dumps.len() {
+        3 => format!(
+            "new since {} and still alive in {} and {}",
+            d.dumps[0], d.dumps[1], d.dumps[2]
+        ),
+        _ => format!(
+            "new in {} since {}",
+            d.dumps.last().map_or("", String::as_str),
+            d.dumps[0]
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "objects {since}: {} ({} bytes, sys.getsizeof)\n",
+        d.objects, d.bytes
+    );
+    let _ = writeln!(o, "by type:");
+    for t in d.types.iter().take(top) {
+        let _ = writeln!(o, "  {:>12} {:>10}  {}", t.bytes, t.count, t.name);
+    }
+    let _ = writeln!(o, "\nby path from the roots (in the last dump):");
+    for p in d.paths.iter().take(top) {
+        let _ = writeln!(o, "  {:>12}  {} ×{}", p.bytes, p.path, p.count);
+    }
+    o
+}

@@ -1,0 +1,390 @@
+//! The heap as a graph captured once: objects sorted by address (type, `sys.getsizeof`), their
+//! labelled references as integer arrays (CSR), edge labels interned into a string table, and
+//! the roots (modules by name, thread frames with their slot names). A heap dump is this graph
+//! written to a file (`heap_file`); `DumpSource` answers the retention tree's and `why`'s
+//! questions from it exactly as `LiveSource` does from the process.
+//!
+//! Only names are kept: of types, attributes, small identifier-like dict keys, modules,
+//! threads, frames and locals — the very text the live analyses print. Never object values.
+
+use super::heap_source::{HeapSource, LiveSource, TypeSize};
+use super::thread_roots::{FrameRoot, FrameRootStats};
+use crate::heap::graph::{self, Label};
+use crate::heap::native;
+use crate::heap::sizes::getsizeof;
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+use std::rc::Rc;
+
+/// `type_of` of an object whose type did not validate.
+pub const NO_TYPE: u32 = u32::MAX;
+
+/// An edge label with its names interned (indexes into `Graph::names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EdgeLabel {
+    Attr(u32),
+    Key(u32),
+    AnyKey,
+    KeyObject,
+    Item,
+    Field(u32),
+    Ref,
+}
+
+/// A thread frame's root: the object and the interned texts naming where it is held.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct FrameRootEntry {
+    pub object: u64,
+    pub thread: u32,
+    pub frame: u32,
+    pub slot: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct FrameStats {
+    pub threads: u64,
+    pub frames: u64,
+    pub unreadable_frames: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    /// Object addresses, sorted and distinct.
+    pub objects: Vec<u64>,
+    /// Per object: index into `types`, or `NO_TYPE`.
+    pub type_of: Vec<u32>,
+    /// Per object: `sys.getsizeof`.
+    pub bytes: Vec<u64>,
+    /// (object index, native bytes) of the few objects that own memory outside themselves
+    /// (`heap::native`), by index.
+    pub native: Vec<(u32, u64)>,
+    /// Edges of object i: `edge_to[edge_start[i]..edge_start[i + 1]]` (object indexes), in the
+    /// order the live walker lists them (the breadth-first tree depends on it).
+    pub edge_start: Vec<u64>,
+    pub edge_to: Vec<u32>,
+    pub edge_label: Vec<u32>,
+    pub labels: Vec<EdgeLabel>,
+    /// Interned texts: attribute and key names (as the live paths show them, `…` for what is
+    /// not identifier-like), field names, thread, frame and slot texts.
+    pub names: Vec<String>,
+    /// (type object address, name as `repr(type)` prints it).
+    pub types: Vec<(u64, String)>,
+    /// Module roots, `__main__` first: (object index, module name).
+    pub modules: Vec<(u32, String)>,
+    pub frame_roots: Vec<FrameRootEntry>,
+    pub frame_stats: FrameStats,
+}
+
+impl Graph {
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Edges of object `i` as (target index, label id).
+    pub fn edges(&self, i: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let (a, b) = (
+            self.edge_start[i as usize] as usize,
+            self.edge_start[i as usize + 1] as usize,
+        );
+        self.edge_to[a..b]
+            .iter()
+            .copied()
+            .zip(self.edge_label[a..b].iter().copied())
+    }
+
+    /// The type name of object `i` (None when its type did not validate).
+    pub fn type_name_of(&self, i: u32) -> Option<&str> {
+        let t = self.type_of[i as usize];
+        (t != NO_TYPE).then(|| self.types[t as usize].1.as_str())
+    }
+}
+
+/// Interns texts and labels while a graph is captured.
+#[derive(Default)]
+struct Interner {
+    names: Vec<String>,
+    name_ids: HashMap<String, u32>,
+    labels: Vec<EdgeLabel>,
+    label_ids: HashMap<Label, u32>,
+    entry_ids: HashMap<EdgeLabel, u32>,
+    types: Vec<(u64, String)>,
+    type_ids: HashMap<u64, u32>,
+}
+
+impl Interner {
+    fn name(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(s) {
+            return id;
+        }
+        self.names.push(s.to_string());
+        let id = (self.names.len() - 1) as u32;
+        self.name_ids.insert(s.to_string(), id);
+        id
+    }
+
+    fn label(&mut self, src: &mut LiveSource, label: Label) -> u32 {
+        if let Some(&id) = self.label_ids.get(&label) {
+            return id;
+        }
+        let entry = match label {
+            Label::Attr(p) => EdgeLabel::Attr(self.name(&src.name(p))),
+            Label::Key(p) => EdgeLabel::Key(self.name(&src.name(p))),
+            Label::AnyKey => EdgeLabel::AnyKey,
+            Label::KeyObject => EdgeLabel::KeyObject,
+            Label::Item => EdgeLabel::Item,
+            Label::Field(f) => EdgeLabel::Field(self.name(f)),
+            Label::Ref => EdgeLabel::Ref,
+        };
+        // Two str pointers with the same text share one label.
+        let labels = &mut self.labels;
+        let id = *self.entry_ids.entry(entry).or_insert_with(|| {
+            labels.push(entry);
+            (labels.len() - 1) as u32
+        });
+        self.label_ids.insert(label, id);
+        id
+    }
+
+    fn type_id(&mut self, src: &mut LiveSource, tp: u64) -> u32 {
+        if let Some(&id) = self.type_ids.get(&tp) {
+            return id;
+        }
+        let name = src
+            .type_name(tp)
+            .map_or_else(|| "?".to_string(), |n| n.to_string());
+        self.types.push((tp, name));
+        let id = (self.types.len() - 1) as u32;
+        self.type_ids.insert(tp, id);
+        id
+    }
+}
+
+/// Capture the graph of `objects` (sorted, distinct: the census's list) from a live source:
+/// every object's type, size and edges in address order, then the roots.
+pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
+    let n = objects.len();
+    let mut g = Graph {
+        type_of: vec![NO_TYPE; n],
+        bytes: vec![0; n],
+        edge_start: Vec::with_capacity(n + 1),
+        ..Default::default()
+    };
+    let mut names = Interner::default();
+    let mut edges = Vec::new();
+    let index = AddrIndex::new(&objects);
+    let l = &src.py.layout;
+    g.edge_start.push(0);
+    for (i, &obj) in objects.iter().enumerate() {
+        // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
+        let found = src.view.u64(obj + l.ob_type).and_then(|tp| {
+            let info = src.types.get(src.view, l, tp)?;
+            let bytes = getsizeof(src.view, l, obj, info).unwrap_or(info.basicsize);
+            let native = native::native_of(src.view, l, obj, info);
+            edges.clear();
+            graph::edges(src.view, l, obj, info, &mut edges);
+            Some((tp, bytes, native))
+        });
+        if let Some((tp, bytes, native)) = found {
+            g.type_of[i] = names.type_id(src, tp);
+            g.bytes[i] = bytes;
+            if native > 0 {
+                g.native.push((i as u32, native));
+            }
+            for &(to, label) in &edges {
+                let Some(j) = index.find(to) else {
+                    continue;
+                };
+                g.edge_to.push(j);
+                g.edge_label.push(names.label(src, label));
+            }
+        }
+        g.edge_start.push(g.edge_to.len() as u64);
+    }
+    drop(index);
+    g.modules = src.module_roots(&objects);
+    let (frames, stats) = src.frame_roots();
+    g.frame_roots = frames
+        .iter()
+        .map(|r| FrameRootEntry {
+            object: r.object,
+            thread: names.name(&r.thread),
+            frame: names.name(&r.frame),
+            slot: names.name(&r.slot),
+        })
+        .collect();
+    g.frame_stats = FrameStats {
+        threads: stats.threads,
+        frames: stats.frames,
+        unreadable_frames: stats.unreadable_frames,
+    };
+    g.objects = objects;
+    g.names = names.names;
+    g.labels = names.labels;
+    g.types = names.types;
+    g
+}
+
+/// Address → object index without a binary search over every object: a directory of 64 KiB
+/// address ranges (a few thousand entries), then a search within one range (cache-resident).
+struct AddrIndex<'a> {
+    objects: &'a [u64],
+    dir: HashMap<u64, (u32, u32)>,
+}
+
+impl<'a> AddrIndex<'a> {
+    fn new(objects: &'a [u64]) -> AddrIndex<'a> {
+        let mut dir: HashMap<u64, (u32, u32)> = HashMap::default();
+        let mut start = 0usize;
+        while start < objects.len() {
+            let key = objects[start] >> 16;
+            let end = start + objects[start..].partition_point(|&a| a >> 16 == key);
+            dir.insert(key, (start as u32, end as u32));
+            start = end;
+        }
+        AddrIndex { objects, dir }
+    }
+
+    fn find(&self, addr: u64) -> Option<u32> {
+        let &(s, e) = self.dir.get(&(addr >> 16))?;
+        self.objects[s as usize..e as usize]
+            .binary_search(&addr)
+            .ok()
+            .map(|k| s + k as u32)
+    }
+}
+
+/// Answers from a captured graph, in the live source's order and words.
+pub struct DumpSource<'g> {
+    g: &'g Graph,
+    type_names: HashMap<u64, Rc<str>>,
+    /// Field names as the `&'static str` `Label::Field` holds (a handful, leaked once).
+    fields: HashMap<u32, &'static str>,
+    texts: Vec<Rc<str>>,
+}
+
+impl<'g> DumpSource<'g> {
+    pub fn new(g: &'g Graph) -> DumpSource<'g> {
+        let mut fields = HashMap::default();
+        for l in &g.labels {
+            if let EdgeLabel::Field(f) = *l {
+                fields.entry(f).or_insert_with(|| {
+                    let s: &'static str = Box::leak(g.names[f as usize].clone().into_boxed_str());
+                    s
+                });
+            }
+        }
+        DumpSource {
+            g,
+            type_names: g
+                .types
+                .iter()
+                .map(|(tp, name)| (*tp, Rc::from(name.as_str())))
+                .collect(),
+            fields,
+            texts: g.names.iter().map(|s| Rc::from(s.as_str())).collect(),
+        }
+    }
+
+    /// The live `Label` an interned one stands for (names by their index in the table).
+    fn live_label(&self, id: u32) -> Label {
+        match self
+            .g
+            .labels
+            .get(id as usize)
+            .copied()
+            .unwrap_or(EdgeLabel::Ref)
+        {
+            EdgeLabel::Attr(n) => Label::Attr(n as u64),
+            EdgeLabel::Key(n) => Label::Key(n as u64),
+            EdgeLabel::AnyKey => Label::AnyKey,
+            EdgeLabel::KeyObject => Label::KeyObject,
+            EdgeLabel::Item => Label::Item,
+            EdgeLabel::Field(n) => Label::Field(self.fields.get(&n).copied().unwrap_or("?")),
+            EdgeLabel::Ref => Label::Ref,
+        }
+    }
+
+    fn text(&self, id: u64) -> &str {
+        self.g.names.get(id as usize).map_or("…", String::as_str)
+    }
+}
+
+impl HeapSource for DumpSource<'_> {
+    fn module_roots(&mut self, _objects: &[u64]) -> Vec<(u32, String)> {
+        self.g.modules.clone()
+    }
+
+    fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats) {
+        let text = |id: u32| -> Rc<str> {
+            self.texts
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_else(|| "?".into())
+        };
+        let roots = self
+            .g
+            .frame_roots
+            .iter()
+            .map(|r| FrameRoot {
+                object: r.object,
+                thread: text(r.thread),
+                frame: text(r.frame),
+                slot: text(r.slot).to_string(),
+            })
+            .collect();
+        let s = self.g.frame_stats;
+        (
+            roots,
+            FrameRootStats {
+                threads: s.threads,
+                frames: s.frames,
+                unreadable_frames: s.unreadable_frames,
+            },
+        )
+    }
+
+    fn type_and_size(&mut self, i: u32, _obj: u64) -> Option<TypeSize> {
+        let t = *self.g.type_of.get(i as usize)?;
+        (t != NO_TYPE).then(|| TypeSize {
+            tp: self.g.types[t as usize].0,
+            bytes: self.g.bytes[i as usize],
+            native: self
+                .g
+                .native
+                .binary_search_by_key(&i, |&(j, _)| j)
+                .map_or(0, |k| self.g.native[k].1),
+        })
+    }
+
+    fn edges(&mut self, i: u32, _obj: u64, out: &mut Vec<(u64, Label)>) {
+        if i as usize + 1 >= self.g.edge_start.len() {
+            return;
+        }
+        out.extend(
+            self.g
+                .edges(i)
+                .map(|(j, l)| (self.g.objects[j as usize], self.live_label(l))),
+        );
+    }
+
+    fn type_name(&mut self, tp: u64) -> Option<Rc<str>> {
+        self.type_names.get(&tp).cloned()
+    }
+
+    /// The same words as `retention::Namer::label`.
+    fn label(&mut self, label: Label) -> String {
+        match label {
+            Label::Attr(n) => format!(".{}", self.text(n)),
+            Label::Key(n) => format!("['{}']", self.text(n)),
+            Label::AnyKey => "[…]".into(),
+            Label::KeyObject => "(key)".into(),
+            Label::Item => "[*]".into(),
+            Label::Field(f) => f.to_string(),
+            Label::Ref => String::new(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Commands over heap dumps: `snapshot --format heap` writes one; `--heap FILE` reads one back
+//! into the same table, JSON and flamegraphs as a live process gives.
+
+use crate::analysis::dominators;
+use crate::analysis::heap_diff;
+use crate::analysis::heap_file::{self, HeapDump};
+use crate::analysis::heap_graph::{DumpSource, Graph};
+use crate::analysis::retention;
+use crate::analysis::snapshot::SnapshotOptions;
+use crate::cli::TargetArgs;
+use crate::error::Error;
+use crate::render;
+use crate::render::profile::ProfileFormat;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What `snapshot` writes when it is not a flamegraph.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Table,
+    Json,
+    Heap,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn snapshot_heap_cmd(
+    t: &TargetArgs,
+    opts: SnapshotOptions,
+    profile: Option<ProfileFormat>,
+    kind: Kind,
+    retained: bool,
+    output: Option<&Path>,
+    top: usize,
+) -> anyhow::Result<()> {
+    if t.heap.is_none() && kind != Kind::Heap {
+        // --retained on a live process: the census, then the graph of the same target.
+        let target = crate::cli_production::open_target(t)?;
+        let mut dump = heap_file::take(target, opts)?;
+        dump.snapshot.retained_by_type = Some(retained_by_type(&dump.graph));
+        return write_snapshot(&dump, kind, output, top);
+    }
+    let Some(heap) = &t.heap else {
+        // Write a dump of the live process (or core).
+        let target = crate::cli_production::open_target(t)?;
+        let dump = heap_file::take(target, opts)?;
+        let path = output.map_or_else(
+            || PathBuf::from(format!("pymemspy-{}.heap", dump.pid)),
+            Path::to_path_buf,
+        );
+        let bytes = heap_file::encode(&dump)?;
+        render::output::write(Some(&path), &bytes)?;
+        eprintln!(
+            "pymemspy: wrote {} ({} objects, {} references, {} bytes)",
+            path.display(),
+            dump.graph.len(),
+            dump.graph.edge_to.len(),
+            bytes.len()
+        );
+        return Ok(());
+    };
+    let dump = heap_file::load(heap)?;
+    if let Some(format) = profile {
+        let profile = retention_profile(&dump);
+        let default = format!("pymemspy-{}-retention.{}", dump.pid, format.extension());
+        let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
+        render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
+        eprintln!("pymemspy: wrote {}", path.display());
+        return Ok(());
+    }
+    if kind == Kind::Heap {
+        return Err(Error::Usage(format!(
+            "{} is a heap dump already: copy the file",
+            heap.display()
+        ))
+        .into());
+    }
+    let mut dump = dump;
+    if retained {
+        dump.snapshot.retained_by_type = Some(retained_by_type(&dump.graph));
+    }
+    write_snapshot(&dump, kind, output, top)
+}
+
+fn write_snapshot(
+    dump: &HeapDump,
+    kind: Kind,
+    output: Option<&Path>,
+    top: usize,
+) -> anyhow::Result<()> {
+    let bytes = match kind {
+        Kind::Json => render::json::to_json(&dump.snapshot)?,
+        _ => render::table::snapshot_table(&dump.snapshot, top).into_bytes(),
+    };
+    render::output::write(output, &bytes)
+}
+
+/// `why` over a captured graph (live or from a dump), its holders' retained bytes included.
+pub(crate) fn why_on_graph(
+    g: &Graph,
+    type_name: &str,
+    max_paths: usize,
+    pid: i32,
+) -> crate::analysis::why::WhyReport {
+    let mut src = DumpSource::new(g);
+    let tree = retention::build(&mut src, g.objects.clone());
+    let mut report = crate::analysis::why::explain(&mut src, &tree, type_name, max_paths, pid);
+    let parent = log::log_enabled!(log::Level::Debug).then(|| tree.parent.clone());
+    drop(tree);
+    let d = dominators::compute(g);
+    dominators::annotate_why(&mut report, &d);
+    if let Some(parent) = parent {
+        dominators::log_other_holders(g, &d, &parent, type_name);
+    }
+    report
+}
+
+/// Per type, what its instances retain together.
+pub(crate) fn retained_by_type(g: &Graph) -> BTreeMap<String, u64> {
+    let d = dominators::compute(g);
+    dominators::retained_by_type(g, &d).into_iter().collect()
+}
+
+/// The retention flamegraph of a dump: the live tree, built from the dump's graph.
+pub(crate) fn retention_profile(dump: &HeapDump) -> crate::render::profile::Profile {
+    let mut src = DumpSource::new(&dump.graph);
+    let tree = retention::build(&mut src, dump.graph.objects.clone());
+    retention::profile(&mut src, &tree)
+}
+
+/// `diff a.heap b.heap [c.heap]`: objects new since the first dump (alive in every later one).
+pub(crate) fn diff_cmd(
+    a: &Path,
+    b: &Path,
+    c: Option<&Path>,
+    json: bool,
+    output: Option<&Path>,
+    top: usize,
+) -> anyhow::Result<()> {
+    let mut files = vec![a, b];
+    files.extend(c);
+    let mut dumps = Vec::new();
+    for f in &files {
+        if !heap_file::is_heap_dump(f) {
+            return Err(Error::Usage(format!(
+                "{}: not a heap dump; give heap dumps only (`snapshot --format heap`)",
+                f.display()
+            ))
+            .into());
+        }
+        dumps.push(heap_file::load(f)?);
+    }
+    let later: Vec<&Graph> = dumps[1..].iter().map(|d| &d.graph).collect();
+    let names = files.iter().map(|f| f.display().to_string()).collect();
+    let d = heap_diff::diff(&dumps[0].graph, &later, names, top.max(1000));
+    let bytes = if json {
+        render::json::to_json(&d)?
+    } else {
+        heap_diff::table(&d, top).into_bytes()
+    };
+    render::output::write(output, &bytes)
+}
