@@ -3,6 +3,7 @@
 pub mod arenas;
 pub mod frame_slots;
 pub mod gc_lists;
+pub mod line_table;
 pub mod graph;
 pub mod mimalloc;
 pub mod pyobj;
