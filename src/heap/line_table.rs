@@ -216,8 +216,17 @@ mod tests {
 
     #[test]
     fn hostile_tables_do_not_panic() {
-        for format in [LineFormat::Lnotab, LineFormat::Pep626, LineFormat::Locations] {
-            for t in [&[][..], &[0xff; 7], &[0x80 | (14 << 3), 0xff, 0xff], &[0, 0x80]] {
+        for format in [
+            LineFormat::Lnotab,
+            LineFormat::Pep626,
+            LineFormat::Locations,
+        ] {
+            for t in [
+                &[][..],
+                &[0xff; 7],
+                &[0x80 | (14 << 3), 0xff, 0xff],
+                &[0, 0x80],
+            ] {
                 let lt = LineTable::decode(format, t, u32::MAX);
                 let _ = lt.line_at(u64::MAX);
                 let _ = lt.line_at(0);

@@ -3,8 +3,8 @@
 pub mod arenas;
 pub mod frame_slots;
 pub mod gc_lists;
-pub mod line_table;
 pub mod graph;
+pub mod line_table;
 pub mod mimalloc;
 pub mod pyobj;
 pub mod referents;
