@@ -59,6 +59,8 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
         let dir = target.scratch().to_path_buf();
         // The server idles until told to start its request loop.
         let _ = std::fs::write(dir.join("truth.json.go"), "");
+        // 10 s runs: the sampler charges only objects made inside its microsecond windows and
+        // judges none younger than a second, so shorter runs leave thin or empty profiles.
         let folded = dir.join("a.folded");
         let svg = dir.join("a.svg");
         let run = common::run_tool(&[
@@ -66,7 +68,7 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             "--pid",
             &pid,
             "--duration",
-            "5",
+            "10",
             "--format",
             "collapsed",
             "-o",
@@ -102,7 +104,7 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             "--pid",
             &pid,
             "--duration",
-            "3",
+            "10",
             "-o",
             svg.to_str().unwrap_or_default(),
         ]);
@@ -121,7 +123,7 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             "--pid",
             &pid,
             "--duration",
-            "3",
+            "10",
             "--format",
             "speedscope",
             "-o",
@@ -143,7 +145,7 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             "--pid",
             &pid,
             "--duration",
-            "3",
+            "10",
             "--format",
             "pprof",
             "-o",

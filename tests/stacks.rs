@@ -1,6 +1,7 @@
 //! `pymemspy dump` against stacks the target wrote down itself
 //! (tests/targets/thread_stacks.py): every thread's frames, innermost first, with their names,
-//! files and first lines, and the GIL marked on the thread spinning in Python.
+//! files and first lines, the line each frame executes (the blocking call of a parked thread:
+//! `Event.wait`, `time.sleep`), and the GIL marked on the thread spinning in Python.
 //!
 //! Run with `cargo test --release --test stacks -- --nocapture` to see the table.
 
@@ -11,26 +12,37 @@ use serde_json::Value;
 
 const SCHEMA: &str = "pymemspy.dump/1";
 
-/// (name, file, firstlineno) of one frame.
+/// (name, file, firstlineno) of one frame: the function's identity.
 type Frame = (String, String, u64);
 
-fn frames(v: &Value, name: &str, file: &str, line: &str) -> Result<Vec<Frame>, String> {
-    v.as_array()
+/// Frames and, per frame, the lines it may be executing (the truth lists them; the tool's
+/// dump gives one).
+fn frames(v: &Value) -> Result<(Vec<Frame>, Vec<Vec<u64>>), String> {
+    let mut funcs = Vec::new();
+    let mut lines = Vec::new();
+    for f in v
+        .as_array()
         .ok_or_else(|| format!("frames is not an array: {v}"))?
-        .iter()
-        .map(|f| {
-            let get = |key: &str| f.get(key).cloned().unwrap_or(Value::Null);
-            let (n, fi, l) = if f.is_array() {
-                (f[0].clone(), f[1].clone(), f[2].clone())
-            } else {
-                (get(name), get(file), get(line))
-            };
-            match (n.as_str(), fi.as_str(), l.as_u64()) {
-                (Some(n), Some(fi), Some(l)) => Ok((n.to_string(), fi.to_string(), l)),
-                _ => Err(format!("malformed frame {f}")),
+    {
+        let get = |key: &str| f.get(key).cloned().unwrap_or(Value::Null);
+        let (n, fi, first, line) = if f.is_array() {
+            (f[0].clone(), f[1].clone(), f[2].clone(), f[3].clone())
+        } else {
+            (get("name"), get("file"), get("first_line"), get("line"))
+        };
+        let line: Vec<u64> = match &line {
+            Value::Array(a) => a.iter().filter_map(Value::as_u64).collect(),
+            v => v.as_u64().into_iter().collect(),
+        };
+        match (n.as_str(), fi.as_str(), first.as_u64()) {
+            (Some(n), Some(fi), Some(l)) if !line.is_empty() => {
+                funcs.push((n.to_string(), fi.to_string(), l));
+                lines.push(line);
             }
-        })
-        .collect()
+            _ => return Err(format!("malformed frame {f}")),
+        }
+    }
+    Ok((funcs, lines))
 }
 
 /// Compare one dump with the truth; returns (failures, threads matched).
@@ -65,12 +77,25 @@ fn compare(truth: &Value, dump: &Value, pid: u32) -> (Vec<String>, usize) {
                 ));
             }
         }
-        let want_frames = frames(&want["frames"], "", "", "").expect("truth frames");
-        match frames(&got["frames"], "name", "file", "line") {
-            Ok(got_frames) if got_frames == want_frames => matched += 1,
-            Ok(got_frames) => failures.push(format!(
+        let (want_frames, want_lines) = frames(&want["frames"]).expect("truth frames");
+        match frames(&got["frames"]) {
+            Ok((got_frames, _)) if got_frames != want_frames => failures.push(format!(
                 "{label}: frames differ\n  truth: {want_frames:?}\n  tool:  {got_frames:?}"
             )),
+            Ok((_, got_lines)) => {
+                // The current line of every frame: a parked thread's blocking call included.
+                let bad: Vec<String> = want_frames
+                    .iter()
+                    .zip(want_lines.iter().zip(&got_lines))
+                    .filter(|(_, (want, got))| !want.contains(&got[0]))
+                    .map(|(f, (want, got))| format!("{} at line {} not {want:?}", f.0, got[0]))
+                    .collect();
+                if bad.is_empty() {
+                    matched += 1;
+                } else {
+                    failures.push(format!("{label}: lines differ: {}", bad.join("; ")));
+                }
+            }
             Err(e) => failures.push(format!("{label}: {e}")),
         }
         // Only the spinner runs Python; the others wait with the GIL released.

@@ -3,17 +3,20 @@
 //! A thread state gives the innermost frame; frames link to their callers. From 3.11 on, plain
 //! function frames live in the thread's data stack, so one read of `[chunk, top)` serves most
 //! of a stack; other frames (older chunks, generators, frame objects) cost one small read each.
-//! Code objects are named once and cached by address: a tick costs a handful of reads.
+//! Code objects are named once and cached by address, with their line table decoded: a tick
+//! costs a handful of reads, and each frame's current line a binary search.
 //!
 //! Everything read is hostile input: pointers are checked for alignment, loops are bounded, a
 //! frame whose code is not a code object ends nothing but is counted and skipped.
 
+use super::line_table::{LineTable, MAX_TABLE_BYTES};
 use super::pyobj::{decode_chars, decode_str_header};
 use crate::process::{Bytes, Memory, MemoryExt};
-use crate::python::frames_layout::{CurrentFrame, FrameLayout, GilBase};
+use crate::python::frames_layout::{CurrentFrame, FrameLayout, GilBase, InstrAt};
 use crate::python::{Layout, Python};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 
 /// Deepest stack we follow; deeper ones are cut (innermost frames kept) and counted.
 pub const MAX_DEPTH: usize = 512;
@@ -27,20 +30,43 @@ const MAX_CHUNK_READ: u64 = 256 << 10;
 /// A name read speculatively with its header: most names fit.
 const SHORT_STR_READ: usize = 160;
 
-/// One Python frame, as a person reads it: `qualname (file:firstlineno)`.
+/// One Python frame, as a person reads it: `qualname (file:line)`, the line it is executing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Frame {
     /// `co_qualname` (3.11+) or `co_name`.
     pub name: String,
     pub file: String,
-    /// First line of the function (the code object's `co_firstlineno`).
+    /// The line being executed (for a caller: the line of the call), from the frame's
+    /// instruction and the code object's line table; the function's first line when the
+    /// table gives none.
     pub line: u32,
+    /// First line of the function (the code object's `co_firstlineno`): with `name` and `file`,
+    /// the function's identity, the same whichever of its lines runs.
+    pub first_line: u32,
 }
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}:{})", self.name, self.file, self.line)
     }
+}
+
+/// Index of a function (name, file, first line) in a `StackReader`'s table.
+type FuncId = u32;
+
+/// Where a frame is in its code: a byte offset, or a pointer into the code object's bytecode.
+#[derive(Debug, Clone, Copy)]
+enum Instr {
+    Offset(i64),
+    Pointer(u64),
+}
+
+/// One reading of the GIL (see `StackReader::gil_switch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GilReading {
+    pub holder: u64,
+    pub locked: bool,
+    pub switches: u64,
 }
 
 /// Index of a `Frame` in a `StackReader`'s table: stacks are cheap vectors of these.
@@ -88,15 +114,11 @@ pub struct StackStats {
 }
 
 /// What a code address turned out to hold.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum CodeKind {
-    User(FrameId),
+    /// The function and the code object's decoded line table (None: unreadable).
+    User(FuncId, Option<Rc<LineTable>>),
     /// The interpreter's own shim code: the frame is skipped.
-    Shim,
-}
-
-enum Loaded {
-    User(Frame),
     Shim,
 }
 
@@ -104,10 +126,14 @@ pub struct StackReader {
     frames: FrameLayout,
     code_type: u64,
     str_type: u64,
-    /// Code object address → its frame (None: not a code object).
+    /// Code object address → its function (None: not a code object).
     codes: HashMap<u64, Option<CodeKind>>,
+    bytes_type: u64,
     table: Vec<Frame>,
-    ids: HashMap<Frame, FrameId>,
+    /// Functions by identity, and frames by (function, current line).
+    funcs: Vec<(String, String, u32)>,
+    func_ids: HashMap<(String, String, u32), FuncId>,
+    ids: HashMap<(FuncId, u32), FrameId>,
     pub stats: StackStats,
 }
 
@@ -117,8 +143,11 @@ impl StackReader {
             frames: py.layout.frames,
             code_type: py.binary.symbol("PyCode_Type").unwrap_or(0),
             str_type: py.binary.symbol("PyUnicode_Type").unwrap_or(0),
+            bytes_type: py.binary.symbol("PyBytes_Type").unwrap_or(0),
             codes: HashMap::new(),
             table: Vec::new(),
+            funcs: Vec::new(),
+            func_ids: HashMap::new(),
             ids: HashMap::new(),
             stats: StackStats::default(),
         }
@@ -147,6 +176,28 @@ impl StackReader {
         let holder = b.u64_at((g.last_holder - lo) as usize);
         let locked = b.u32_at((g.locked - lo) as usize) != 0;
         (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
+    }
+
+    /// The GIL's (last holder, held now, switch number) in one read. `switch_number` counts
+    /// every change of holder (CPython bumps it in `take_gil` when the taker is not the last
+    /// holder); it is the `unsigned long` after the `int locked` in every version 3.8–3.15.
+    /// Two readings with the same holder and switch number mean no other thread took the GIL
+    /// in between.
+    pub fn gil_switch(&self, mem: &dyn Memory, py: &Python) -> Option<GilReading> {
+        let g = self.frames.gil;
+        let base = match g.base {
+            GilBase::Runtime => py.runtime,
+            GilBase::Interpreter => *py.interpreters.first()?,
+        };
+        let switch = g.locked.checked_add(8)?;
+        let lo = g.locked.min(g.last_holder);
+        let hi = switch.max(g.last_holder) + 8;
+        let b = mem.bytes(base.checked_add(lo)?, (hi - lo) as usize).ok()?;
+        Some(GilReading {
+            holder: b.u64_at((g.last_holder - lo) as usize),
+            locked: b.u32_at((g.locked - lo) as usize) != 0,
+            switches: b.u64_at((switch - lo) as usize),
+        })
     }
 
     /// Every thread state of every interpreter, newest thread first within an interpreter.
@@ -261,12 +312,19 @@ impl StackReader {
             };
             let code = fb.u64_at(f.code as usize) & !3;
             let prev = fb.u64_at(f.previous as usize);
+            let instr = match f.instr {
+                InstrAt::LastiBytes(o) => Instr::Offset(i64::from(fb.u32_at(o as usize) as i32)),
+                InstrAt::LastiUnits(o) => {
+                    Instr::Offset(i64::from(fb.u32_at(o as usize) as i32).saturating_mul(2))
+                }
+                InstrAt::Pointer(o) => Instr::Pointer(fb.u64_at(o as usize)),
+            };
             let owner = f.owner.map(|o| fb.u8_at(o as usize));
             let c_owned = matches!((owner, f.first_c_owner), (Some(o), Some(c)) if o >= c);
             if c_owned {
                 self.stats.c_frames += 1;
             } else {
-                match self.code_frame(mem, l, code) {
+                match self.code_frame(mem, l, code, instr) {
                     Some(Some(id)) => {
                         out.push(id);
                         located.push(FrameAt { addr: cur, code });
@@ -285,39 +343,66 @@ impl StackReader {
         (out, located)
     }
 
-    /// The frame of a code object, named once per address: Some(None) for the interpreter's
-    /// shim code, None when `code` is not a readable code object.
-    fn code_frame(&mut self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Option<FrameId>> {
-        if let Some(known) = self.codes.get(&code) {
-            return known.map(|k| match k {
-                CodeKind::User(id) => Some(id),
-                CodeKind::Shim => None,
-            });
-        }
-        self.stats.code_loads += 1;
-        let kind = self.load_code(mem, l, code).map(|c| match c {
-            Loaded::Shim => CodeKind::Shim,
-            Loaded::User(fr) => CodeKind::User(match self.ids.get(&fr) {
-                Some(&id) => id,
-                None => {
-                    let id = self.table.len() as FrameId;
-                    self.table.push(fr.clone());
-                    self.ids.insert(fr, id);
-                    id
+    /// The frame of a code object at an instruction, the code named and its line table decoded
+    /// once per address: Some(None) for the interpreter's shim code, None when `code` is not a
+    /// readable code object.
+    fn code_frame(
+        &mut self,
+        mem: &dyn Memory,
+        l: &Layout,
+        code: u64,
+        instr: Instr,
+    ) -> Option<Option<FrameId>> {
+        let kind = match self.codes.get(&code) {
+            Some(known) => known.clone(),
+            None => {
+                self.stats.code_loads += 1;
+                let kind = self.load_code(mem, l, code);
+                // Cache only what we could read: a torn read is retried next time.
+                if kind.is_some() || code == 0 || !code.is_multiple_of(8) {
+                    self.codes.insert(code, kind.clone());
                 }
-            }),
-        });
-        // Cache only what we could read: a torn read is retried next time.
-        if kind.is_some() || code == 0 || !code.is_multiple_of(8) {
-            self.codes.insert(code, kind);
+                kind
+            }
+        };
+        match kind? {
+            CodeKind::Shim => Some(None),
+            CodeKind::User(func, lines) => {
+                let offset = match instr {
+                    Instr::Offset(o) => o,
+                    Instr::Pointer(p) => {
+                        let start = code.wrapping_add(self.frames.code.code_start);
+                        p.wrapping_sub(start) as i64
+                    }
+                };
+                let first_line = self.funcs[func as usize].2;
+                let line = match (&lines, u64::try_from(offset)) {
+                    (Some(t), Ok(off)) => t.line_at(off),
+                    _ => 0,
+                };
+                let line = if line == 0 { first_line } else { line };
+                Some(Some(self.frame_id(func, line)))
+            }
         }
-        kind.map(|k| match k {
-            CodeKind::User(id) => Some(id),
-            CodeKind::Shim => None,
-        })
     }
 
-    fn load_code(&self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<Loaded> {
+    fn frame_id(&mut self, func: FuncId, line: u32) -> FrameId {
+        if let Some(&id) = self.ids.get(&(func, line)) {
+            return id;
+        }
+        let (name, file, first_line) = self.funcs[func as usize].clone();
+        let id = self.table.len() as FrameId;
+        self.table.push(Frame {
+            name,
+            file,
+            line,
+            first_line,
+        });
+        self.ids.insert((func, line), id);
+        id
+    }
+
+    fn load_code(&mut self, mem: &dyn Memory, l: &Layout, code: u64) -> Option<CodeKind> {
         if code == 0 || !code.is_multiple_of(8) {
             return None;
         }
@@ -328,7 +413,7 @@ impl StackReader {
         }
         if let Some((off, bit)) = c.shim_flag {
             if b.u32_at(off as usize) & bit != 0 {
-                return Some(Loaded::Shim);
+                return Some(CodeKind::Shim);
             }
         }
         let name_ptr = c
@@ -336,11 +421,39 @@ impl StackReader {
             .map_or(b.u64_at(c.name as usize), |q| b.u64_at(q as usize));
         let name = self.read_str(mem, l, name_ptr)?;
         let file = self.read_str(mem, l, b.u64_at(c.filename as usize))?;
-        Some(Loaded::User(Frame {
-            name,
-            file,
-            line: b.u32_at(c.firstlineno as usize),
-        }))
+        let first_line = b.u32_at(c.firstlineno as usize);
+        let lines = self
+            .read_bytes(mem, l, b.u64_at(c.linetable as usize))
+            .map(|t| Rc::new(LineTable::decode(c.line_format, &t, first_line)));
+        let key = (name, file, first_line);
+        let func = match self.func_ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.funcs.len() as FuncId;
+                self.funcs.push(key.clone());
+                self.func_ids.insert(key, id);
+                id
+            }
+        };
+        Some(CodeKind::User(func, lines))
+    }
+
+    /// A bytes object's contents (a line table), bounded.
+    fn read_bytes(&self, mem: &dyn Memory, l: &Layout, addr: u64) -> Option<Vec<u8>> {
+        if addr == 0 || !addr.is_multiple_of(8) || self.bytes_type == 0 {
+            return None;
+        }
+        let head = mem.bytes(addr, (l.ob_size + 8) as usize).ok()?;
+        if head.u64_at(l.ob_type as usize) != self.bytes_type {
+            return None;
+        }
+        let len = head.u64_at(l.ob_size as usize);
+        if len > MAX_TABLE_BYTES {
+            return None;
+        }
+        // ob_size, then the (deprecated) ob_shash, then the bytes.
+        let data = addr.checked_add(l.ob_size + 16)?;
+        mem.bytes(data, len as usize).ok().map(|b| b.to_vec())
     }
 
     /// A str object's text, with one read when it is short (the usual case).
@@ -382,6 +495,7 @@ mod tests {
             name: "Server.handle".into(),
             file: "/srv/app.py".into(),
             line: 42,
+            first_line: 40,
         };
         assert_eq!(f.to_string(), "Server.handle (/srv/app.py:42)");
     }

@@ -72,6 +72,32 @@ pub struct FrameFields {
     /// shims = 3; 3.14 `FRAME_OWNED_BY_INTERPRETER` = 3 and `_CSTACK` = 4; 3.15 `_INTERPRETER`
     /// = 3): not Python code, skipped.
     pub first_c_owner: Option<u8>,
+    /// Where the frame says which instruction it is at: what its current line is computed from.
+    pub instr: InstrAt,
+}
+
+/// How a frame records the instruction it executes (CPython's `PyFrame_GetLineNumber` reads the
+/// same field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum InstrAt {
+    /// 3.8/3.9 `f_lasti`: an int, a byte offset into `co_code`.
+    LastiBytes(u64),
+    /// 3.10 `f_lasti`: an int, an index in code units (2 bytes).
+    LastiUnits(u64),
+    /// 3.11/3.12 `prev_instr`, 3.13+ `instr_ptr`: a pointer into the code object's own
+    /// `co_code_adaptive` (at `CodeLayout::code_start`).
+    Pointer(u64),
+}
+
+/// The encoding of a code object's line table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LineFormat {
+    /// 3.8/3.9 `co_lnotab`: (byte delta, signed line delta) pairs.
+    Lnotab,
+    /// 3.10 `co_linetable` (PEP 626): (byte delta, signed line delta or -128 for none) pairs.
+    Pep626,
+    /// 3.11+ `co_linetable`, the location table: one entry per run of code units.
+    Locations,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -86,6 +112,12 @@ pub struct CodeLayout {
     /// (`CO_NO_MONITORING_EVENTS`, set on the `__init__` cleanup frame pushed between a class
     /// call and its `__init__`): such frames are not user code and are skipped.
     pub shim_flag: Option<(u64, u32)>,
+    /// The line table (a bytes object: `co_lnotab` before 3.10, `co_linetable` after).
+    pub linetable: u64,
+    pub line_format: LineFormat,
+    /// 3.11+: where the bytecode starts in the code object (`co_code_adaptive`, which is also
+    /// `code.__basicsize__`); the frame's instruction pointer is relative to it.
+    pub code_start: u64,
 }
 
 impl CodeLayout {
@@ -95,6 +127,7 @@ impl CodeLayout {
             .max(self.qualname.unwrap_or(0))
             .max(self.firstlineno)
             .max(self.shim_flag.map_or(0, |(off, _)| off))
+            .max(self.linetable)
             + 8
     }
 }
@@ -173,6 +206,10 @@ const CODE_38_310: CodeLayout = CodeLayout {
     qualname: None,
     firstlineno: 40,
     shim_flag: None,
+    // co_lnotab (3.8/3.9) and co_linetable (3.10) share the slot after co_name.
+    linetable: 120,
+    line_format: LineFormat::Lnotab,
+    code_start: 0,
 };
 
 const CODE_311: CodeLayout = CodeLayout {
@@ -181,6 +218,9 @@ const CODE_311: CodeLayout = CodeLayout {
     qualname: Some(128),
     firstlineno: 72,
     shim_flag: None,
+    linetable: 136,
+    line_format: LineFormat::Locations,
+    code_start: 184,
 };
 
 /// 3.12 moved `co_firstlineno` up; unchanged since (3.13.0, 3.13.5, 3.14.10, 3.15.2).
@@ -190,22 +230,38 @@ const CODE_312: CodeLayout = CodeLayout {
     qualname: Some(128),
     firstlineno: 68,
     shim_flag: None,
+    linetable: 136,
+    line_format: LineFormat::Locations,
+    code_start: 192,
 };
 
 /// 3.13 added the `__init__` cleanup shim, marked by CO_NO_MONITORING_EVENTS (0x2000000) in
 /// co_flags@48 (verified live on 3.14.10: flags 0x2000001 on `_Py_InitCleanup`).
-const CODE_313_315: CodeLayout = CodeLayout {
+/// co_code_adaptive: 200 in 3.13 (`code.__basicsize__`); the debug offsets say it too.
+const CODE_313: CodeLayout = CodeLayout {
     shim_flag: Some((48, 0x0200_0000)),
+    code_start: 200,
     ..CODE_312
 };
+/// 3.14 grew the code object by 8 bytes before co_code_adaptive (208).
+const CODE_314_315: CodeLayout = CodeLayout {
+    code_start: 208,
+    ..CODE_313
+};
 
-/// `PyFrameObject`: f_back@24, f_code@32 in 3.8–3.10.
-const FRAME_OBJECT_38_310: FrameFields = FrameFields {
-    size: 40,
+/// `PyFrameObject`: f_back@24, f_code@32 in 3.8–3.10; f_lasti@104 in 3.8/3.9 (a byte
+/// offset), @96 in 3.10 (f_stacktop became an int; a code-unit index).
+const FRAME_OBJECT_38_39: FrameFields = FrameFields {
+    size: 112,
     previous: 24,
     code: 32,
     owner: None,
     first_c_owner: None,
+    instr: InstrAt::LastiBytes(104),
+};
+const FRAME_OBJECT_310: FrameFields = FrameFields {
+    instr: InstrAt::LastiUnits(96),
+    ..FRAME_OBJECT_38_39
 };
 
 /// 3.12/3.13 `_PyInterpreterFrame` (80 bytes): f_code/f_executable@0, previous@8, owner@70.
@@ -215,6 +271,7 @@ const IFRAME_312_313: FrameFields = FrameFields {
     code: 0,
     owner: Some(70),
     first_c_owner: Some(3),
+    instr: InstrAt::Pointer(56),
 };
 
 /// 3.14/3.15 `_PyInterpreterFrame` (88 bytes): stackpointer became a pointer, owner moved to 74.
@@ -224,6 +281,7 @@ const IFRAME_314_315: FrameFields = FrameFields {
     code: 0,
     owner: Some(74),
     first_c_owner: Some(3),
+    instr: InstrAt::Pointer(56),
 };
 
 /// 3.8–3.10: `f_localsplus` follows the fixed fields of `PyFrameObject` (checked live against
@@ -277,15 +335,26 @@ pub fn table(version: Version) -> Option<FrameLayout> {
     Some(match version.minor {
         8 => FrameLayout {
             tstate: old_tstate,
-            frame: FRAME_OBJECT_38_310,
+            frame: FRAME_OBJECT_38_39,
             code: CODE_38_310,
             gil: gil_runtime(1168, 1160),
             slots: slots_38_310(360),
         },
         9 | 10 => FrameLayout {
             tstate: old_tstate,
-            frame: FRAME_OBJECT_38_310,
-            code: CODE_38_310,
+            frame: if version.minor == 9 {
+                FRAME_OBJECT_38_39
+            } else {
+                FRAME_OBJECT_310
+            },
+            code: CodeLayout {
+                line_format: if version.minor == 9 {
+                    LineFormat::Lnotab
+                } else {
+                    LineFormat::Pep626
+                },
+                ..CODE_38_310
+            },
             gil: gil_runtime(368, 360),
             // 3.10's fixed fields end 8 bytes earlier (f_stacktop became an int f_stackdepth).
             slots: slots_38_310(if version.minor == 9 { 360 } else { 352 }),
@@ -309,6 +378,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 code: 32,
                 owner: Some(69),
                 first_c_owner: None,
+                instr: InstrAt::Pointer(56),
             },
             code: CODE_311,
             gil: gil_runtime(376, 368),
@@ -339,7 +409,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((232, 240)),
             },
             frame: IFRAME_312_313,
-            code: CODE_313_315,
+            code: CODE_313,
             gil: gil_interp(7768, 7760),
             slots: slots_311(72, StackTop::SlotCount(64)),
         },
@@ -352,7 +422,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((232, 240)),
             },
             frame: IFRAME_314_315,
-            code: CODE_313_315,
+            code: CODE_314_315,
             gil: gil_interp(7800, 7792),
             slots: slots_311(80, StackTop::Pointer(64)),
         },
@@ -365,7 +435,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
                 datastack: Some((256, 264)),
             },
             frame: IFRAME_314_315,
-            code: CODE_313_315,
+            code: CODE_314_315,
             gil: gil_interp(7752, 7744),
             slots: slots_311(80, StackTop::Pointer(64)),
         },
@@ -390,6 +460,7 @@ struct Positions {
     if_size: usize,
     if_previous: usize,
     if_executable: usize,
+    if_instr_ptr: usize,
     if_owner: usize,
     if_localsplus: usize,
     /// 3.14+: the frame's stackpointer (after owner).
@@ -398,9 +469,12 @@ struct Positions {
     co_filename: usize,
     co_name: usize,
     co_qualname: usize,
+    co_linetable: usize,
     co_firstlineno: usize,
     /// After argcount.
     co_localsplusnames: usize,
+    /// After localspluskinds.
+    co_code_adaptive: usize,
 }
 
 fn positions(minor: u8) -> Option<Positions> {
@@ -432,14 +506,17 @@ fn positions(minor: u8) -> Option<Positions> {
         if_size: ifr,
         if_previous: ifr + 8,
         if_executable: ifr + 16,
+        if_instr_ptr: ifr + 24,
         if_owner: ifr + 40,
         if_localsplus: ifr + 32,
         if_stackpointer: (minor >= 14).then_some(ifr + 48),
         co_filename: co + 8,
         co_name: co + 16,
         co_qualname: co + 24,
+        co_linetable: co + 32,
         co_firstlineno: co + 40,
         co_localsplusnames: co + 56,
+        co_code_adaptive: co + 72,
     })
 }
 
@@ -450,7 +527,7 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
     let Some(p) = positions(version.minor) else {
         return false;
     };
-    if raw.len() < p.co_localsplusnames + 8 || version.major != 3 {
+    if raw.len() < p.co_code_adaptive + 8 || version.major != 3 {
         return false;
     }
     let get = |pos: usize| raw.u64_at(pos);
@@ -469,6 +546,7 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
         get(p.if_owner),
         get(p.if_localsplus),
         p.if_stackpointer.map_or(0, get),
+        get(p.if_instr_ptr),
     ];
     let co = [
         get(p.co_filename),
@@ -476,6 +554,8 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
         get(p.co_qualname),
         get(p.co_firstlineno),
         get(p.co_localsplusnames),
+        get(p.co_linetable),
+        get(p.co_code_adaptive),
     ];
     let gil = [
         get(p.gil_runtime_state),
@@ -501,6 +581,7 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
     frames.frame.previous = fr[1];
     frames.frame.code = fr[2];
     frames.frame.owner = Some(fr[3]);
+    frames.frame.instr = InstrAt::Pointer(fr[6]);
     // 3.13 has no stacktop in the debug offsets: the table's stays.
     frames.slots.localsplus = fr[4];
     if p.if_stackpointer.is_some() {
@@ -514,6 +595,9 @@ pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayou
         firstlineno: co[3],
         // Not in the debug offsets: the table's stays.
         shim_flag: frames.code.shim_flag,
+        linetable: co[5],
+        line_format: LineFormat::Locations,
+        code_start: co[6],
     };
     // The debug offsets give the GIL fields as absolute offsets in the interpreter state.
     frames.gil = GilLayout {
@@ -558,10 +642,19 @@ mod tests {
             (280, 80),
             (288, 74),
             (296, 64),
+            (272, 56),
         ] {
             put(pos, v);
         }
-        for (pos, v) in [(320, 112), (328, 120), (336, 128), (352, 68), (368, 96)] {
+        for (pos, v) in [
+            (320, 112),
+            (328, 120),
+            (336, 128),
+            (344, 136),
+            (352, 68),
+            (368, 96),
+            (384, 208),
+        ] {
             put(pos, v);
         }
         let v = Version::new(3, 14, 10);

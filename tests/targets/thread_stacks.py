@@ -10,9 +10,10 @@ Three threads end up in fixed places and stay there:
   GIL nearly all the time.
 
 The truth (JSON) gives, per thread, ``threading.get_ident()``, ``threading.get_native_id()``
-and its frames innermost first as [name, filename, firstlineno], where name is ``co_qualname``
-on 3.11+ and ``co_name`` before (what the frames' code objects carry), read with
-``sys._current_frames()`` / ``sys._getframe()`` inside the target.
+and its frames innermost first as [name, filename, firstlineno, lines], where name is
+``co_qualname`` on 3.11+ and ``co_name`` before (what the frames' code objects carry), read with
+``sys._current_frames()`` / ``sys._getframe()`` inside the target, and lines the line numbers
+the frame may be executing (``f_lineno`` where it is parked; both lines of the spinner's loop).
 """
 
 import json
@@ -25,12 +26,12 @@ HAS_QUALNAME = sys.version_info >= (3, 11)
 
 
 def describe(frame):
-    """Frames from `frame` outward, as [name, filename, firstlineno]."""
+    """Frames from `frame` outward, as [name, filename, firstlineno, [current line]]."""
     out = []
     while frame is not None:
         code = frame.f_code
         name = code.co_qualname if HAS_QUALNAME else code.co_name
-        out.append([name, code.co_filename, code.co_firstlineno])
+        out.append([name, code.co_filename, code.co_firstlineno, [frame.f_lineno]])
         frame = frame.f_back
     return out
 
@@ -50,7 +51,10 @@ def worker_root(parked, release):
 
 def spin_leaf(box, ready):
     # Our own frames, taken here: the loop below never leaves this frame.
+    here = sys._getframe().f_lineno
     box["frames"] = describe(sys._getframe())
+    # The loop below: `while True` or `n += 1`, whichever instruction the sample lands on.
+    box["frames"][0][3] = [here + 6, here + 7]
     ready.set()
     n = 0
     while True:
@@ -124,6 +128,8 @@ class Server:
             "native_id": spinner.native_id,
             "frames": box["frames"],
         }
+        # Where this thread blocks from now on: the sleep two lines down.
+        doc["threads"]["main"]["frames"][0][3] = [sys._getframe().f_lineno + 3]
         publish(self.truth_path, doc)
         while True:
             time.sleep(3600)

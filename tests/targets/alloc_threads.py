@@ -1,0 +1,100 @@
+"""Request threads for the allocation profile: each request parses (churn) then remembers a
+session (the leak), on several threads switching the GIL.
+
+Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S]
+
+Each of N threads (default 4) serves requests in a loop: ``handle()`` calls ``parse()`` (builds
+and drops ~2,000 small dicts and lists: long, all churn), then ``remember()`` keeps one
+``Session`` object with its instance dict in ``SESSIONS`` (short: all of the heap's growth). The
+truth (JSON) names the leaking function and the line that makes the kept object; the target
+then waits for TRUTH_PATH + ".go", serves for S seconds (default 30) and idles.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+SESSIONS = {}
+_lock = threading.Lock()
+_serial = [0]
+
+
+class Session:
+    def __init__(self, key, user):
+        self.key = key
+        self.user = user
+        self.hits = [0]
+
+
+def parse(n):
+    items = [{"id": i, "tags": [i, i + 1]} for i in range(n)]
+    total = 0
+    for it in items:
+        total += len(it["tags"])
+    return total
+
+
+def remember(user):
+    with _lock:
+        _serial[0] += 1
+        key = _serial[0]
+    SESSIONS[key] = Session(key, user)  # LEAK_LINE
+
+
+def handle(user):
+    parse(2000)
+    remember(user)
+
+
+def serve(stop):
+    user = 0
+    while not stop.is_set():
+        user += 1
+        handle(user)
+
+
+def leak_line():
+    import inspect
+
+    src, start = inspect.getsourcelines(remember)
+    for i, line in enumerate(src):
+        if "LEAK_LINE" in line and "SESSIONS" in line:
+            return start + i
+    raise SystemExit("no leak line")
+
+
+def main():
+    args = sys.argv[1:]
+    truth_path = args[0]
+    threads = int(args[args.index("--threads") + 1]) if "--threads" in args else 4
+    seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else 30.0
+    tmp = truth_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(
+            {
+                "version": "%d.%d.%d" % sys.version_info[:3],
+                "leaker": "remember",
+                "leak_line": leak_line(),
+                "file": os.path.abspath(__file__),
+                "threads": threads,
+            },
+            f,
+        )
+    os.replace(tmp, truth_path)
+    while not os.path.exists(truth_path + ".go"):
+        time.sleep(0.05)
+    stop = threading.Event()
+    workers = [threading.Thread(target=serve, args=(stop,), daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    while True:
+        time.sleep(3600)
+
+
+main()
