@@ -244,17 +244,8 @@ struct RecordArgs {
     /// that).
     #[arg(short, long)]
     subprocesses: bool,
-    /// Accepted for py-spy's habit; every thread is always included.
-    #[arg(short = 'i', long, hide = true)]
-    idle: bool,
-    /// The program to start and record: `pymemspy record -o app.svg python3 app.py` (a `--`
-    /// before it is allowed).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PYTHON_PROGRAM"
-    )]
-    command: Vec<String>,
+    #[command(flatten)]
+    program: ProgramArgs,
 }
 
 /// py-spy stops the target while it samples unless told `--nonblocking`; pymemspy never stops
@@ -283,11 +274,19 @@ struct TopArgs {
     gc_only: bool,
     #[command(flatten)]
     blocking: BlockingArgs,
+    #[command(flatten)]
+    program: ProgramArgs,
+}
+
+/// The program to start, as py-spy takes it (with or without `--` before it), and py-spy's
+/// `-i/--idle`, which means nothing here.
+#[derive(Args)]
+struct ProgramArgs {
     /// Accepted for py-spy's habit; every thread is always included.
     #[arg(short = 'i', long, hide = true)]
     idle: bool,
-    /// The program to start and watch: `pymemspy top python3 app.py` (a `--` before it is
-    /// allowed). It is stopped when top quits.
+    /// The program to start: `pymemspy record -o app.svg python3 app.py` (a `--` before it is
+    /// allowed); stopped when the recording or the view ends.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -526,7 +525,7 @@ fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
         .into());
     }
     crate::top::run(crate::top::TopOptions {
-        source: source(a.pid, &a.command, "top")?,
+        source: source(a.pid, &a.program.command, "top")?,
         interval: Duration::from_secs_f64(a.interval),
         snapshot: SnapshotOptions {
             gc_only: a.gc_only,
@@ -581,7 +580,7 @@ fn seconds(what: &str, s: f64, min: f64) -> anyhow::Result<Duration> {
 }
 
 fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
-    let source = source(a.pid, &a.command, "record")?;
+    let source = source(a.pid, &a.program.command, "record")?;
     let interval = seconds("interval", a.interval, 0.01)?;
     if !(0.0..=10_000.0).contains(&a.rate) {
         return Err(
