@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// How long a freshly started program may take to initialise its Python runtime.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a permission error on the child we started is taken for its exec in progress.
+const EXEC_RACE_WINDOW: Duration = Duration::from_secs(2);
 /// How long the child gets to exit after SIGTERM before it is killed.
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
@@ -117,7 +119,10 @@ pub fn open_when_ready(child: &mut Child, opts: &SnapshotOptions) -> anyhow::Res
                 "the program exited ({status}) before its Python runtime could be read ({err})"
             );
         }
-        if !worth_retrying(&err) || start.elapsed() > READY_TIMEOUT {
+        // Our own child cannot really be out of reach: a permission error in its first moments
+        // is a read that met the exec half-way (its credentials and memory being replaced).
+        let exec_race = matches!(err, Error::Permission(_)) && start.elapsed() < EXEC_RACE_WINDOW;
+        if !(exec_race || worth_retrying(&err)) || start.elapsed() > READY_TIMEOUT {
             return Err(anyhow::Error::new(err).context(format!(
                 "the started program (pid {}) did not become a readable Python process within {} s",
                 child.pid(),
