@@ -39,7 +39,7 @@ pub struct AllocProfileArgs {
     #[arg(short, long, default_value = "100")]
     rate: f64,
     /// Young-generation nodes read per sample at most.
-    #[arg(long, default_value = "256")]
+    #[arg(long, default_value = "64")]
     max_walk: usize,
     /// Collapsed stacks (`frame;frame;frame bytes`) go here.
     #[arg(short, long)]

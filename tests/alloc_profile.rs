@@ -15,9 +15,7 @@ use std::fs;
 
 /// Smallest share of the weight that must be charged to the leaker.
 const MIN_LEAKY_SHARE: f64 = 0.60;
-/// Long enough for a few dozen sampled survivors: each window lasts microseconds, and records
-/// younger than a second at the end are not judged.
-const SECONDS: &str = "10";
+const SECONDS: &str = "5";
 
 /// Weight of the folded stacks, and the part with a `leaky_handler` / `churn_worker` frame.
 struct Shares {

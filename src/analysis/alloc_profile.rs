@@ -4,28 +4,16 @@
 //! put 7% of the weight on the real leaker, see ../shared/reference/allocation-sampling.md).
 //! What works is object identity:
 //!
-//! 1. Each tick opens back-to-back sampling windows until its CPU budget is spent. A window
-//!    is the time it takes to read the GIL holder's stack, closed on both sides by reading the
-//!    young generation's newest few nodes and the GIL (holder, switch count). The objects that
-//!    joined the young list inside the window (walked back from its newest node to one of the
-//!    nodes newest when the window opened, never past the generation-0 head) were made while
-//!    that stack ran, provided no other thread took the GIL in between: those are recorded
-//!    (address, type, content fingerprint) with that stack. Windows that saw a GIL switch, a
-//!    collection, or whose opening nodes were all freed are dropped and counted.
-//!    Charging everything new since the previous tick to the stack running at the tick (the
-//!    first design) put the growth on whatever ran later: another request thread, or the next
-//!    request's churn (3–60% on the leaker on threaded and short-leak targets).
+//! 1. At each tick, walk the young generation backwards from its newest node, at most
+//!    `max_walk` nodes, and never past the generation-0 head (older generations hold survivors
+//!    of earlier work, not what runs now). Stop at a node we already recorded. Remember each new
+//!    object's address, type and a content fingerprint together with the stack of the thread
+//!    that took the GIL last. Ticks that find a collection running skip the walk.
 //! 2. At the end, a recorded object counts as a survivor when its type and fingerprint still
 //!    match and it is still alive: address and type alone are fooled by pymalloc and free lists
-//!    reusing addresses LIFO (the leaker's objects land where the churner's died). Objects
-//!    are checked once more when a second old (work in flight is freed by then, and its
-//!    address and contents recur in the next request's identical objects, which fooled an
-//!    end-only check); records younger than that at the end are not judged.
+//!    reusing addresses LIFO (the leaker's objects land where the churner's died).
 //! 3. Stacks weigh the `sys.getsizeof` bytes of their survivors, scaled so the total equals the
 //!    growth of GC-tracked bytes between the first and the last census.
-//!
-//! Known limit: a window lasts a few microseconds, so a light leak yields few sampled
-//! survivors (a thin profile); objects the GC does not track (str, bytes, int) are not seen.
 //!
 //! Nothing here pauses the target.
 
@@ -34,7 +22,7 @@ use super::snapshot::Session;
 use crate::error::{Error, Result};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::sizes::getsizeof;
-use crate::heap::stacks::{FrameAt, FrameId, GilReading, StackReader, StackStats};
+use crate::heap::stacks::{FrameId, StackReader, StackStats};
 use crate::heap::types::TypeTable;
 use crate::process::{Bytes, Memory, MemoryExt, Span, View};
 use crate::python::layout::{flags, Preheader};
@@ -48,12 +36,6 @@ use std::time::{Duration, Instant};
 pub struct SamplerOptions {
     /// Most young-generation nodes read per tick.
     pub max_walk: usize,
-    /// CPU time a tick spends opening and closing sampling windows (at least one window).
-    pub tick_budget: Duration,
-    /// How long a window stays open beyond the stack read (the sampler sleeps). Zero by
-    /// default: on a loaded machine a sleep lasts milliseconds, and a window that long sees
-    /// hundreds of new objects and GIL switches (measured: 0% on the threaded target).
-    pub window: Duration,
     /// Cap on recorded objects (memory bound for long recordings); later ones are counted only.
     pub max_records: usize,
     /// Count every GC object when sampling starts and when it finishes, to scale the profile
@@ -64,9 +46,7 @@ pub struct SamplerOptions {
 impl Default for SamplerOptions {
     fn default() -> Self {
         SamplerOptions {
-            max_walk: 256,
-            tick_budget: Duration::from_micros(60),
-            window: Duration::ZERO,
+            max_walk: 64,
             max_records: 4_000_000,
             census: true,
         }
@@ -84,24 +64,6 @@ const CODE_CACHE_TICKS: u64 = 1000;
 /// How stale the readable-span list may be before a type lookup that failed refreshes it.
 const SPANS_MAX_AGE: Duration = Duration::from_secs(1);
 
-/// Age at which a record is checked once more, and most such checks per tick.
-const AGE_CHECK: Duration = Duration::from_secs(1);
-const AGE_CHECKS_PER_TICK: usize = 64;
-
-/// Most windows per tick: bounds the tick's wall time (each window sleeps `window`).
-const WINDOWS_PER_TICK_MAX: u32 = 8;
-
-/// Newest young nodes read at a window's edge: a window's new objects are those after them.
-const MARKERS: usize = 4;
-
-/// The young list and the GIL at one moment: an edge of a sampling window.
-struct Edge {
-    collecting: bool,
-    gil: Option<GilReading>,
-    /// The newest young nodes (GC head addresses), newest first; empty when the list is.
-    newest: Vec<u64>,
-}
-
 /// An object seen new at some tick.
 #[derive(Debug, Clone, Copy)]
 struct Record {
@@ -109,10 +71,6 @@ struct Record {
     type_ptr: u64,
     fingerprint: u64,
     stack: u32,
-    /// The tick that recorded it.
-    tick: u32,
-    /// Found freed (or replaced) by the age check.
-    dead: bool,
 }
 
 /// What the sampler did, for the report and for tuning.
@@ -130,17 +88,7 @@ pub struct AllocStats {
     pub skipped_collecting: u64,
     /// Ticks whose GC state could not be read.
     pub skipped_unreadable: u64,
-    /// Sampling windows opened; closed with nothing new; dropped because another thread took
-    /// the GIL inside; dropped because what was new could not be told (markers freed, more
-    /// than max_walk new nodes); charged to a stack.
-    pub windows: u64,
-    pub windows_empty: u64,
-    pub windows_switched: u64,
-    pub windows_lost: u64,
-    pub windows_charged: u64,
-    /// Windows whose GIL holder was in another call at the end than at the start: dropped.
-    pub windows_moved: u64,
-    /// Walks that stopped at a window's opening marker, at the generation-0 head, at the node
+    /// Walks that stopped at a node recorded before, at the generation-0 head, at the node
     /// limit, or on a link that changed under us.
     pub walks_reached_known: u64,
     pub walks_reached_head: u64,
@@ -155,10 +103,6 @@ pub struct AllocStats {
     /// New objects found while the last GIL holder had released it (sleeping, blocked) and no
     /// earlier running stack of that thread was known: not charged to any stack.
     pub unattributed: u64,
-    /// Records found freed by the check a second after they were made.
-    pub dead_young: u64,
-    /// Records from the end of the recording, not judged (work in flight, not growth).
-    pub too_recent: u64,
     /// Distinct addresses at the end (a later record at the same address replaces the earlier).
     pub distinct_records: u64,
     /// Recorded objects still alive at the end (fingerprint, type and refcount agree).
@@ -246,12 +190,12 @@ pub struct AllocSampler {
     gc_state: u64,
     young_head: u64,
     records: Vec<Record>,
-    /// Records before this index have had their age check.
-    aged: usize,
     /// Address → index of the latest record there.
     latest: HashMap<u64, u32>,
     stack_ids: HashMap<Vec<FrameId>, u32>,
     stack_table: Vec<Vec<FrameId>>,
+    /// (thread state, stack) of the last tick that found that thread holding the GIL.
+    last_running: Option<(u64, u32)>,
     tick_ns: Vec<u32>,
     first_tick: Option<Instant>,
     last_tick: Option<Instant>,
@@ -295,10 +239,10 @@ impl AllocSampler {
             // Generation 0 (3.14.0–3.14.4: `young`) is the first list; `resolve` proved its head.
             young_head: gc_state + py.layout.gc.generations,
             records: Vec::new(),
-            aged: 0,
             latest: HashMap::new(),
             stack_ids: HashMap::new(),
             stack_table: Vec::new(),
+            last_running: None,
             tick_ns: Vec::new(),
             first_tick: None,
             last_tick: None,
@@ -335,122 +279,7 @@ impl AllocSampler {
             .push((end - start).as_nanos().min(u32::MAX as u128) as u32);
     }
 
-    /// A tick: back-to-back sampling windows until the tick's CPU budget is spent. A window is
-    /// the time it takes to read the GIL holder's stack; it is closed by reading the young list
-    /// and the GIL on both sides. Objects that joined the young list inside the window were
-    /// made while that stack ran, provided no other thread took the GIL in between (same
-    /// holder, same switch count): those are charged to it. Charging everything new since the
-    /// last tick to the stack running now put the growth on whatever ran later (another
-    /// request thread, the next loop's churn: 3–60% on the leaker); the window cannot.
     fn tick(&mut self, session: &Session) {
-        let mem = &session.target.memory;
-        let py = &session.py;
-        let mut busy = Duration::ZERO;
-        let t = Instant::now();
-        let Some(mut before) = self.read_edge(session) else {
-            self.stats.skipped_unreadable += 1;
-            return;
-        };
-        let mut stack_before = self.edge_stack(mem, py, &before);
-        busy += t.elapsed();
-        let mut opened = 0;
-        loop {
-            self.stats.windows += 1;
-            opened += 1;
-            if !self.opts.window.is_zero() {
-                std::thread::sleep(self.opts.window);
-            }
-            let t = Instant::now();
-            let Some(after) = self.read_edge(session) else {
-                self.stats.skipped_unreadable += 1;
-                return;
-            };
-            let stack_after = self.edge_stack(mem, py, &after);
-            // The same call of the same function at both ends (frame addresses and code
-            // objects equal all the way down): what was made in between was made by it or by
-            // callees that returned, and is charged to its stack at the window's end.
-            let stack = match (&stack_before, &stack_after) {
-                (Some((_, a)), Some((id, b))) if a == b => Some(*id),
-                (Some(_), Some(_)) => {
-                    self.stats.windows_moved += 1;
-                    None
-                }
-                _ => None,
-            };
-            self.window(session, &before, &after, stack);
-            before = after;
-            stack_before = stack_after;
-            busy += t.elapsed();
-            if busy >= self.opts.tick_budget || opened == WINDOWS_PER_TICK_MAX {
-                break;
-            }
-        }
-        self.age_check(session);
-    }
-
-    /// The GIL holder's interned stack and its frames' identity, when it holds the GIL.
-    fn edge_stack(
-        &mut self,
-        mem: &dyn Memory,
-        py: &Python,
-        edge: &Edge,
-    ) -> Option<(u32, Vec<FrameAt>)> {
-        match edge.gil {
-            Some(g) if g.locked && !edge.collecting => self.holder_stack(mem, py, g.holder),
-            _ => None,
-        }
-    }
-
-    /// Records one second old are checked once: still the same object? Work in flight (a
-    /// request's parsed body) is freed by then. Judging survival only at the end was fooled
-    /// by it: a churned object's address and contents recur (pymalloc hands the same block
-    /// and the same item buffer to the next request's identical list), so an old record
-    /// matched the new in-flight object there. Both checks must pass.
-    fn age_check(&mut self, session: &Session) {
-        let age = self.ticks_in(AGE_CHECK).max(1);
-        let now = self.stats.ticks;
-        let mem = &session.target.memory;
-        let l = &session.py.layout;
-        let mut pages = Pages::new(mem);
-        let mut n = 0;
-        while self.aged < self.records.len() && n < AGE_CHECKS_PER_TICK {
-            let r = self.records[self.aged];
-            if u64::from(r.tick) + age > now {
-                break;
-            }
-            let alive = r
-                .obj
-                .checked_sub(16 + AT_GC_HEAD as u64)
-                .and_then(|at| pages.get(at, NODE_READ))
-                .map(<[u8]>::to_vec)
-                .is_some_and(|b| self.same_object(&b, &mut pages, l, &r));
-            if !alive {
-                self.records[self.aged].dead = true;
-                self.stats.dead_young += 1;
-            }
-            self.aged += 1;
-            n += 1;
-        }
-    }
-
-    /// Does the node read `b` (at the record's address) still hold the recorded object?
-    fn same_object(&self, b: &[u8], pages: &mut Pages, l: &Layout, r: &Record) -> bool {
-        let refcnt = b.u64_at(AT_OBJECT) as u32;
-        let type_ptr = b.u64_at(AT_OBJECT + l.ob_type as usize);
-        if type_ptr != r.type_ptr || refcnt == 0 {
-            return false;
-        }
-        let Some(bits) = self.type_bits.get(&r.type_ptr).copied().flatten() else {
-            return false;
-        };
-        let values = separate_values(b, l, bits)
-            .and_then(|v| pages.get(v, VALUES_READ))
-            .map(<[u8]>::to_vec);
-        fingerprint(b, values.as_deref(), l, bits) == r.fingerprint
-    }
-
-    /// The young list's newest nodes, the collecting flag and the GIL, now.
-    fn read_edge(&mut self, session: &Session) -> Option<Edge> {
         let py = &session.py;
         let mem = &session.target.memory;
         let g = py.layout.gc;
@@ -458,73 +287,23 @@ impl AllocSampler {
         let head_off = g.generations;
         let lo = head_off.min(g.collecting);
         let hi = (head_off + 16).max(g.collecting + 4);
-        let state = mem.bytes(self.gc_state + lo, (hi - lo) as usize).ok()?;
-        let collecting = state.u32_at((g.collecting - lo) as usize) != 0;
-        let gil = self.stacks.gil_switch(mem, py);
-        let mut newest = Vec::with_capacity(MARKERS);
-        let mut pages = Pages::new(mem);
-        let mut node = state.u64_at((head_off - lo + 8) as usize) & !3;
-        let mut expected_next = self.young_head;
-        while node != self.young_head && newest.len() < MARKERS {
-            let Some(b) = node
-                .is_multiple_of(8)
-                .then(|| node.checked_sub(AT_GC_HEAD as u64))
-                .flatten()
-                .and_then(|at| pages.get(at, NODE_READ))
-            else {
-                break;
-            };
-            let next = b.u64_at(AT_GC_HEAD) & !3;
-            let prev = b.u64_at(AT_GC_HEAD + 8);
-            if (newest.is_empty() && next == 0) || (!newest.is_empty() && next != expected_next) {
-                break;
-            }
-            newest.push(node);
-            expected_next = node;
-            node = prev & !3;
-        }
-        Some(Edge {
-            collecting,
-            gil,
-            newest,
-        })
-    }
-
-    /// Charge what joined the young list between two edges, when that is sound.
-    fn window(&mut self, session: &Session, before: &Edge, after: &Edge, stack: Option<u32>) {
-        if before.collecting || after.collecting {
-            self.stats.skipped_collecting += 1;
-            return;
-        }
-        let (Some(a), Some(b)) = (before.gil, after.gil) else {
+        let Ok(state) = mem.bytes(self.gc_state + lo, (hi - lo) as usize) else {
             self.stats.skipped_unreadable += 1;
             return;
         };
-        if before.newest.first() == after.newest.first() {
-            self.stats.windows_empty += 1;
+        if state.u32_at((g.collecting - lo) as usize) != 0 {
+            self.stats.skipped_collecting += 1;
             return;
         }
-        if a.holder != b.holder || a.switches != b.switches {
-            self.stats.windows_switched += 1;
-            return;
-        }
-        let Some(&newest) = after.newest.first() else {
-            // The young list emptied (a collection came and went).
-            self.stats.windows_lost += 1;
-            return;
-        };
-        let Some(fresh) = self.walk_young(session, newest, &before.newest) else {
-            self.stats.windows_lost += 1;
-            return;
-        };
+        let newest = state.u64_at((head_off - lo + 8) as usize) & !3;
+        let fresh = self.walk_young(session, newest);
         if fresh.is_empty() {
             return;
         }
-        let Some(stack) = stack else {
+        let Some(stack) = self.current_stack(mem, py) else {
             self.stats.unattributed += fresh.len() as u64;
             return;
         };
-        self.stats.windows_charged += 1;
         for (obj, type_ptr, fingerprint) in fresh {
             if self.records.len() >= self.opts.max_records {
                 self.stats.dropped += 1;
@@ -536,23 +315,14 @@ impl AllocSampler {
                 type_ptr,
                 fingerprint,
                 stack,
-                tick: self.stats.ticks as u32,
-                dead: false,
             });
             self.latest.insert(obj, idx);
             self.stats.records += 1;
         }
     }
 
-    /// New objects (address, type, fingerprint), newest first: the nodes after `markers` (the
-    /// newest nodes when the window opened). None when none of the markers is reached (all
-    /// freed, or more new nodes than `max_walk`): what is new cannot be told apart then.
-    fn walk_young(
-        &mut self,
-        session: &Session,
-        newest: u64,
-        markers: &[u64],
-    ) -> Option<Vec<(u64, u64, u64)>> {
+    /// New objects (address, type, fingerprint), newest first.
+    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<(u64, u64, u64)> {
         let mem = &session.target.memory;
         let l = &session.py.layout;
         let head = self.young_head;
@@ -562,18 +332,13 @@ impl AllocSampler {
         let mut expected_next = head;
         let mut steps = 0;
         loop {
-            if markers.contains(&node) {
-                self.stats.walks_reached_known += 1;
-                return Some(fresh);
-            }
             if node == head {
                 self.stats.walks_reached_head += 1;
-                // The list held nothing when the window opened: all of it is new.
-                return markers.is_empty().then_some(fresh);
+                break;
             }
             if steps == self.opts.max_walk {
                 self.stats.walks_capped += 1;
-                return None;
+                break;
             }
             steps += 1;
             let Some(b) = node
@@ -583,7 +348,7 @@ impl AllocSampler {
                 .and_then(|at| pages.get(at, NODE_READ))
             else {
                 self.stats.walks_broken += 1;
-                return None;
+                break;
             };
             self.stats.nodes_read += 1;
             let next = b.u64_at(AT_GC_HEAD) & !3;
@@ -599,37 +364,54 @@ impl AllocSampler {
             let refcnt = b.u64_at(AT_OBJECT) as u32;
             if !linked || prev & 2 != 0 || refcnt == 0 {
                 self.stats.walks_broken += 1;
-                return None;
+                break;
             }
             let obj = node + 16;
             let type_ptr = b.u64_at(AT_OBJECT + l.ob_type as usize);
             let b = b.to_vec();
-            expected_next = node;
-            node = prev & !3;
             let Some(bits) = self.type_bits(mem, l, type_ptr) else {
                 self.stats.bad_type += 1;
+                expected_next = node;
+                node = prev & !3;
                 continue;
             };
             let values = separate_values(&b, l, bits)
                 .and_then(|v| pages.get(v, VALUES_READ))
                 .map(<[u8]>::to_vec);
             let fp = fingerprint(&b, values.as_deref(), l, bits);
+            let known = self.latest.get(&obj).map(|&i| self.records[i as usize]);
+            if known.is_some_and(|r| r.type_ptr == type_ptr && r.fingerprint == fp) {
+                self.stats.walks_reached_known += 1;
+                break;
+            }
             fresh.push((obj, type_ptr, fp));
+            expected_next = node;
+            node = prev & !3;
         }
+        fresh
     }
 
-    /// The stack of the thread state `holder`, interned, and where its frames are.
-    fn holder_stack(
-        &mut self,
-        mem: &dyn Memory,
-        py: &Python,
-        holder: u64,
-    ) -> Option<(u32, Vec<FrameAt>)> {
-        if holder == 0 || !holder.is_multiple_of(8) {
-            return None;
+    /// The stack to charge the newest objects to, interned: that of the thread that took the
+    /// GIL last, while it holds it. A thread that has released the GIL (asleep, blocked in I/O)
+    /// made its newest objects before it stopped, not in the sleep: those go to the stack it
+    /// had at the last tick that found it running, or to none.
+    fn current_stack(&mut self, mem: &dyn Memory, py: &Python) -> Option<u32> {
+        let gil = self.stacks.gil(mem, py);
+        let holder = gil.map(|(h, _)| h).or_else(|| {
+            // No GIL holder recorded: the first thread listed will do.
+            self.stacks.thread_states(mem, py).first().copied()
+        });
+        let running = gil.is_none_or(|(_, locked)| locked);
+        if !running {
+            return self
+                .last_running
+                .filter(|(ts, _)| Some(*ts) == holder)
+                .map(|(_, id)| id);
         }
-        let t = self.stacks.thread(mem, py, holder)?;
-        let (frames, located) = (t.frames, t.located);
+        let frames = holder
+            .and_then(|ts| self.stacks.thread(mem, py, ts))
+            .map(|t| t.frames)
+            .unwrap_or_default();
         let id = match self.stack_ids.get(&frames) {
             Some(&id) => id,
             None => {
@@ -639,7 +421,10 @@ impl AllocSampler {
                 id
             }
         };
-        Some((id, located))
+        if let Some(ts) = holder {
+            self.last_running = Some((ts, id));
+        }
+        Some(id)
     }
 
     fn type_bits(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {
@@ -715,17 +500,6 @@ impl AllocSampler {
         Some((c.objects, c.bytes))
     }
 
-    /// How many ticks span `d` at the rate achieved so far.
-    fn ticks_in(&self, d: Duration) -> u64 {
-        match (self.first_tick, self.last_tick) {
-            (Some(a), Some(b)) if b > a && self.stats.ticks > 1 => {
-                let hz = (self.stats.ticks - 1) as f64 / (b - a).as_secs_f64();
-                (hz * d.as_secs_f64()).ceil() as u64
-            }
-            _ => 0,
-        }
-    }
-
     /// Decide which records survived, size them, and charge their stacks.
     pub fn finish(mut self, session: &mut Session) -> AllocProfile {
         let mem = &session.target.memory;
@@ -740,14 +514,6 @@ impl AllocSampler {
         let latest: Vec<u32> = self.latest.values().copied().collect();
         for idx in latest {
             let r = self.records[idx as usize];
-            if r.dead {
-                continue;
-            }
-            // Not yet a second old: work in flight, not judged.
-            if idx as usize >= self.aged {
-                self.stats.too_recent += 1;
-                continue;
-            }
             let Some(bytes) = self.survivor_size(&mut view, l, &r) else {
                 continue;
             };
@@ -788,9 +554,6 @@ impl AllocSampler {
         self.stats.scale = 1.0;
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
-        if let Some(w) = thin_warning(&self.stats) {
-            self.warnings.push(w);
-        }
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
@@ -861,41 +624,6 @@ impl AllocSampler {
         s.tick_us_p95 = pct(0.95);
         s.tick_us_max = pct(1.0);
     }
-}
-
-/// Fewest sampled survivors for a profile whose shares mean something.
-const THIN_SURVIVORS: u64 = 30;
-
-/// Why the profile is empty or thin, in the sampler's own figures (None: it is not).
-fn thin_warning(s: &AllocStats) -> Option<String> {
-    if s.survivors >= THIN_SURVIVORS {
-        return None;
-    }
-    let what = if s.survivors == 0 {
-        "the allocation profile is empty: no sampled object survived".to_string()
-    } else {
-        format!(
-            "the allocation profile is thin: {} sampled objects survived (shares rest on \
-             few objects)",
-            s.survivors
-        )
-    };
-    Some(format!(
-        "{what}. Of {} sampling windows (each a few microseconds around a read of the GIL \
-         holder's stack), {} saw new objects charged to a stack, {} fell in a garbage \
-         collection, {} saw another thread take the GIL, {} saw the holder change call, {} \
-         could not be told apart; {} of {} recorded objects were freed within a second. Leaks \
-         of objects the GC does not track (str, bytes, int, float) are not sampled. A longer \
-         recording or a higher --rate samples more",
-        s.windows,
-        s.windows_charged,
-        s.skipped_collecting,
-        s.windows_switched,
-        s.windows_moved,
-        s.windows_lost,
-        s.dead_young,
-        s.records,
-    ))
 }
 
 /// A content fingerprint that tells an object from a later one at the same address: the

@@ -61,14 +61,6 @@ enum Instr {
     Pointer(u64),
 }
 
-/// One reading of the GIL (see `StackReader::gil_switch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GilReading {
-    pub holder: u64,
-    pub locked: bool,
-    pub switches: u64,
-}
-
 /// Index of a `Frame` in a `StackReader`'s table: stacks are cheap vectors of these.
 pub type FrameId = u32;
 
@@ -176,28 +168,6 @@ impl StackReader {
         let holder = b.u64_at((g.last_holder - lo) as usize);
         let locked = b.u32_at((g.locked - lo) as usize) != 0;
         (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
-    }
-
-    /// The GIL's (last holder, held now, switch number) in one read. `switch_number` counts
-    /// every change of holder (CPython bumps it in `take_gil` when the taker is not the last
-    /// holder); it is the `unsigned long` after the `int locked` in every version 3.8–3.15.
-    /// Two readings with the same holder and switch number mean no other thread took the GIL
-    /// in between.
-    pub fn gil_switch(&self, mem: &dyn Memory, py: &Python) -> Option<GilReading> {
-        let g = self.frames.gil;
-        let base = match g.base {
-            GilBase::Runtime => py.runtime,
-            GilBase::Interpreter => *py.interpreters.first()?,
-        };
-        let switch = g.locked.checked_add(8)?;
-        let lo = g.locked.min(g.last_holder);
-        let hi = switch.max(g.last_holder) + 8;
-        let b = mem.bytes(base.checked_add(lo)?, (hi - lo) as usize).ok()?;
-        Some(GilReading {
-            holder: b.u64_at((g.last_holder - lo) as usize),
-            locked: b.u32_at((g.locked - lo) as usize) != 0,
-            switches: b.u64_at((switch - lo) as usize),
-        })
     }
 
     /// Every thread state of every interpreter, newest thread first within an interpreter.

@@ -206,9 +206,8 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     Ok(doc)
 }
 
-pub const ALLOCATION_METHOD: &str = "width = heap growth by Python stack and line: GC objects \
-    made while the GIL holder's stack was being read (no GIL switch in between), counted if \
-    still alive at the end";
+pub const ALLOCATION_METHOD: &str = "width = heap growth by Python stack and line: newest GC \
+    objects sampled with the running stack, counted if still alive at the end";
 
 fn start_sampler(session: &Session, rate: f64, rec: &mut Recording) -> Option<AllocSampler> {
     if rate <= 0.0 {
