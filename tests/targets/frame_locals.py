@@ -35,10 +35,17 @@ class Boxed:
         self.i = i
 
 
-def code_facts(fn):
+def code_facts(fn, waits_at):
+    """The frame as the tool names it: function, file, and the line it is executing (the first
+    line of this file, after the function's `def`, that contains `waits_at`)."""
     code = fn.__code__
     name = code.co_qualname if sys.version_info >= (3, 11) else code.co_name
-    return {"name": name, "file": code.co_filename, "line": code.co_firstlineno}
+    with open(code.co_filename) as f:
+        lines = f.read().splitlines()
+    line = next(
+        i + 1 for i in range(code.co_firstlineno, len(lines)) if waits_at in lines[i]
+    )
+    return {"name": name, "file": code.co_filename, "line": line}
 
 
 def worker_holder(box, ready, release):
@@ -71,7 +78,7 @@ def main_holder(truth_path):
                 "held_bytes": sum(sys.getsizeof(h) for h in held),
                 "thread": main.name,
                 "native_id": threading.get_native_id(),
-                "function": code_facts(main_holder),
+                "function": code_facts(main_holder, "time.sleep(3600)"),
             },
             "worker": {
                 "count": WORKER_N,
@@ -79,7 +86,7 @@ def main_holder(truth_path):
                 "held_bytes": box["held_bytes"],
                 "thread": worker.name,
                 "native_id": worker.native_id,
-                "function": code_facts(worker_holder),
+                "function": code_facts(worker_holder, "release.wait()"),
             },
         }
     )
