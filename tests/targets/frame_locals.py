@@ -37,13 +37,13 @@ class Boxed:
 
 def code_facts(fn, waits_at):
     """The frame as the tool names it: function, file, and the line it is executing (the first
-    line of this file, after the function's `def`, that contains `waits_at`)."""
+    line of this file, after the function's `def`, that is `waits_at`)."""
     code = fn.__code__
     name = code.co_qualname if sys.version_info >= (3, 11) else code.co_name
     with open(code.co_filename) as f:
         lines = f.read().splitlines()
     line = next(
-        i + 1 for i in range(code.co_firstlineno, len(lines)) if waits_at in lines[i]
+        i + 1 for i in range(code.co_firstlineno, len(lines)) if lines[i].strip() == waits_at
     )
     return {"name": name, "file": code.co_filename, "line": line}
 
