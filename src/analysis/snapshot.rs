@@ -81,12 +81,12 @@ pub struct Coverage {
     pub gc_attempts: u32,
     /// GC lists whose count (`gc_lists`, the collector report) is an estimate: the target
     /// changed them while they were read. The census itself does not depend on them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gc_lists_approximate: Vec<String>,
     /// What the census noticed that changes nothing a user could act on (objects a running
     /// target was changing while they were read, estimated list counts): kept out of
     /// `warnings`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     pub skipped_bad_type: u64,
     pub skipped_bad_size: u64,
