@@ -4,7 +4,7 @@
 
 use super::containers::{deque_items, field_values, generator_slots, Container};
 use super::native;
-use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs};
+use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
@@ -227,14 +227,15 @@ fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Ve
 /// Static types with a `__dict__` slot (functools.partial, OrderedDict) keep it at their
 /// tp_dictoffset like heap types do.
 fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
-    let (dict, values) = managed_attrs(view, l, obj, t);
+    let attrs = managed_attrs(view, l, obj, t);
+    let (dict, values) = (attrs.dict, attrs.values);
     if dict != 0 || values != 0 {
         if dict != 0 {
             out.push((dict, Label::Field("__dict__")));
             dict_edges(view, l, dict, true, out);
         }
         if values != 0 {
-            split_values(view, l, t, values, out);
+            split_values(view, l, t, attrs, out);
         }
         return;
     }
@@ -255,9 +256,10 @@ fn split_values(
     view: &mut View,
     l: &Layout,
     t: &TypeInfo,
-    values: u64,
+    attrs: ManagedAttrs,
     out: &mut Vec<(u64, Label)>,
 ) {
+    let values = attrs.values;
     let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
     if keys == 0 {
         return;
@@ -265,7 +267,7 @@ fn split_values(
     let Some(k) = dict_keys(view, l, keys) else {
         return;
     };
-    let n = k.nentries.min(4096);
+    let n = attrs.slots(k.nentries).min(4096);
     let Ok(names) = view
         .get(keys + k.entries_at, (n * k.entry_size) as usize)
         .map(|b| b.to_vec())

@@ -269,12 +269,29 @@ pub fn after_header<'b>(l: &Layout, b: &'b [u8]) -> &'b [u8] {
 
 /// An instance's managed attribute storage (3.11+): its dict, if one was made, and its values
 /// array (already past any header), if the values live without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManagedAttrs {
+    pub dict: u64,
+    pub values: u64,
+    /// Slots the values array has, where the object says (3.13+ inline values carry a capacity
+    /// byte): the class's shared keys may name more attributes than an older instance has
+    /// room for, and the words past its slots belong to the next block.
+    pub capacity: Option<u64>,
+}
+
+impl ManagedAttrs {
+    /// How many value slots to read when the class's shared keys name `named` attributes.
+    pub fn slots(&self, named: u64) -> u64 {
+        self.capacity.map_or(named, |c| c.min(named))
+    }
+}
+
 pub fn managed_attrs(
     view: &mut View,
     l: &Layout,
     obj: u64,
     t: &super::types::TypeInfo,
-) -> (u64, u64) {
+) -> ManagedAttrs {
     managed_attrs_in(view, l, obj, t, None)
 }
 
@@ -286,10 +303,10 @@ pub fn managed_attrs_in(
     obj: u64,
     t: &super::types::TypeInfo,
     block: Option<(u64, &[u8])>,
-) -> (u64, u64) {
+) -> ManagedAttrs {
     use crate::python::layout::{flags, ManagedValues};
     if t.flags & flags::MANAGED_DICT == 0 || l.managed_values == ManagedValues::None {
-        return (0, 0);
+        return ManagedAttrs::default();
     }
     let mut word_at = |addr: u64| -> u64 {
         match block {
@@ -300,21 +317,25 @@ pub fn managed_attrs_in(
         }
     };
     let word = word_at(obj - l.managed_dict);
-    match l.managed_values {
-        ManagedValues::Pointer(off) => (word, word_at(obj - off)),
-        ManagedValues::Tagged if word & 1 == 1 => (0, word + 1),
+    let (dict, values, capacity) = match l.managed_values {
+        ManagedValues::Pointer(off) => (word, word_at(obj - off), None),
+        ManagedValues::Tagged if word & 1 == 1 => (0, word + 1, None),
         ManagedValues::Inline if t.flags & flags::INLINE_VALUES != 0 && word & 1 == 0 => {
-            // The values' header: its fourth byte says whether they are valid.
-            let valid = (word_at(obj + t.basicsize) >> 24) & 0xff != 0;
-            (
-                word,
-                if valid && word == 0 {
-                    obj + t.basicsize + 8
-                } else {
-                    0
-                },
-            )
+            // The values' header: capacity, size, embedded and valid bytes.
+            let header = word_at(obj + t.basicsize);
+            let valid = (header >> 24) & 0xff != 0;
+            let values = if valid && word == 0 {
+                obj + t.basicsize + 8
+            } else {
+                0
+            };
+            (word, values, Some(header & 0xff))
         }
-        _ => (word & !1, 0),
+        _ => (word & !1, 0, None),
+    };
+    ManagedAttrs {
+        dict,
+        values,
+        capacity,
     }
 }

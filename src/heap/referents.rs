@@ -11,7 +11,9 @@
 use super::arenas::BlockObject;
 use super::containers::{deque_items, field_values, Container};
 use super::native;
-use super::pyobj::{after_header, body_words, dict_items, dict_keys, managed_attrs_in};
+use super::pyobj::{
+    after_header, body_words, dict_items, dict_keys, managed_attrs_in, ManagedAttrs,
+};
 use super::regions::Regions;
 use super::sizes::{getsizeof, own_size};
 use super::types::{SizeRule, TypeInfo, TypeTable};
@@ -121,8 +123,8 @@ impl Referents {
         // The type is an object too (static types are found this way).
         self.push(t.addr);
         self.scan_fields(view, l, obj, t, body);
-        let (dict, values) = managed_attrs_in(view, l, obj, t, None);
-        self.scan_managed(view, l, t, dict, values);
+        let attrs = managed_attrs_in(view, l, obj, t, None);
+        self.scan_managed(view, l, t, attrs);
     }
 
     /// `scan` for an object of an arena block, with the whole block at hand (its pre-header
@@ -146,7 +148,7 @@ impl Referents {
         let body = block.get(found.at as usize..);
         self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;
-        let (dict, mut values) = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
+        let mut attrs = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
         // The rules scan_fields follows exactly; every other body was queued word by word.
         let exact = matches!(
             t.rule,
@@ -158,11 +160,11 @@ impl Referents {
                 | SizeRule::Set
         );
         let scanned_whole = t.scan_body && !exact && body.is_some();
-        if scanned_whole && values >= found.obj && values < start + block.len() as u64 {
+        if scanned_whole && attrs.values >= found.obj && attrs.values < start + block.len() as u64 {
             // Inline values (3.13+) sit inside the block, whose words were all queued above.
-            values = 0;
+            attrs.values = 0;
         }
-        self.scan_managed(view, l, t, dict, values);
+        self.scan_managed(view, l, t, attrs);
     }
 
     /// The object's own pointer fields (the type aside).
@@ -283,7 +285,8 @@ impl Referents {
 
     /// 3.11/3.12 instances keep attribute values in a separately allocated array before the
     /// object (3.13+ keep them inline, inside the body already scanned).
-    fn scan_managed(&mut self, view: &mut View, l: &Layout, t: &TypeInfo, dict: u64, values: u64) {
+    fn scan_managed(&mut self, view: &mut View, l: &Layout, t: &TypeInfo, attrs: ManagedAttrs) {
+        let (dict, values) = (attrs.dict, attrs.values);
         self.push(dict);
         if values == 0 {
             return;
@@ -308,7 +311,7 @@ impl Referents {
             self.last_values_len = (t.addr, n);
             n
         };
-        self.scan_array(view, values, n);
+        self.scan_array(view, values, attrs.slots(n));
     }
 
     /// Validate queued pointers; each new object is recorded and its referents queued in turn.
