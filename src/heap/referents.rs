@@ -145,7 +145,11 @@ impl Referents {
         if t.leaf {
             return; // str, int, float...: nothing else to queue
         }
-        let body = block.get(found.at as usize..);
+        // The object's own bytes only: a block is often larger than what its object asked
+        // for (inline values, size-class rounding), and the tail keeps whatever the block held
+        // before, pointers that look like referents and are not.
+        let end = (found.own as usize).clamp(found.at as usize, block.len());
+        let body = block.get(found.at as usize..end);
         self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;
         let mut attrs = managed_attrs_in(view, l, found.obj, t, Some((start, block)));
@@ -160,8 +164,8 @@ impl Referents {
                 | SizeRule::Set
         );
         let scanned_whole = t.scan_body && !exact && body.is_some();
-        if scanned_whole && attrs.values >= found.obj && attrs.values < start + block.len() as u64 {
-            // Inline values (3.13+) sit inside the block, whose words were all queued above.
+        if scanned_whole && attrs.values >= found.obj && attrs.values < start + end as u64 {
+            // Inline values (3.13+) inside the object's own bytes were all queued above.
             attrs.values = 0;
         }
         self.scan_managed(view, l, t, attrs);
