@@ -26,7 +26,8 @@ fn tool_type(doc: &Value, name: &str) -> [u64; 3] {
 }
 
 /// Objects of a `why` report whose path starts at `__main__`'s global `global` and ends in
-/// an element of an array (`[*]` into the type), and those filed as unreachable.
+/// an element of an array (`[*]` into the type), not through an index (a DataFrame's column
+/// names are strs it holds too), and those filed as unreachable.
 fn why_counts(report: &Value, global: &str) -> (u64, u64) {
     let (mut held, mut unreached) = (0, 0);
     for p in report["paths"].as_array().into_iter().flatten() {
@@ -35,7 +36,10 @@ fn why_counts(report: &Value, global: &str) -> (u64, u64) {
         let hops = p["hops"].as_array().cloned().unwrap_or_default();
         let first = hops.first().and_then(|h| h[0].as_str()).unwrap_or("");
         let last = hops.last().and_then(|h| h[0].as_str()).unwrap_or("");
-        if root == "__main__ (module)" && first == global && last == "[*]" {
+        let through_index = hops
+            .iter()
+            .any(|h| h[1].as_str().is_some_and(|t| t.ends_with("Index")));
+        if root == "__main__ (module)" && first == global && last == "[*]" && !through_index {
             held += count;
         }
         if root.starts_with("(not reachable") {

@@ -36,6 +36,8 @@ pub struct Tree {
     pub order: Vec<u32>,
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
+    /// An exact edge took an object over from a guessed one: `order` is rebuilt.
+    reparented: bool,
 }
 
 /// Where paths of objects no root reaches are filed.
@@ -93,6 +95,7 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
         order: Vec::with_capacity(n),
         objects,
         frame_stats: FrameRootStats::default(),
+        reparented: false,
     };
     let mut seen = vec![false; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
@@ -136,6 +139,9 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
             walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
         }
     }
+    if t.reparented {
+        reorder(&mut t);
+    }
     // Objects no root reaches still count: type and size, under a root of their own.
     for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
         if let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i as u32, t.objects[i]) {
@@ -178,6 +184,18 @@ fn walk(
                 continue;
             };
             if seen[j as usize] {
+                // An exact edge (an item, a named field) outranks a guessed one (a word of a
+                // body, maybe stale) that got there first: a re.Pattern's unused tail once
+                // claimed a str a DataFrame's object array holds.
+                if !label.deferred()
+                    && t.label[j as usize].deferred()
+                    && t.parent[j as usize] != NONE
+                    && !is_ancestor(t, j, i)
+                {
+                    t.parent[j as usize] = i;
+                    t.label[j as usize] = label;
+                    t.reparented = true;
+                }
                 continue;
             }
             if label.deferred() {
@@ -190,6 +208,62 @@ fn walk(
             queue.push_back(j);
         }
     }
+}
+
+/// Whether `a` is `i` or one of its holders (bounded: a chain longer than any real path counts
+/// as yes, which keeps the tree acyclic).
+fn is_ancestor(t: &Tree, a: u32, mut i: u32) -> bool {
+    for _ in 0..MAX_HOLDER_CHAIN {
+        if i == a {
+            return true;
+        }
+        i = t.parent[i as usize];
+        if i == NONE {
+            return false;
+        }
+    }
+    true
+}
+
+/// Longest holder chain `is_ancestor` follows.
+const MAX_HOLDER_CHAIN: usize = 100_000;
+
+/// `order` again, parents before children, after objects changed parent: roots in their
+/// order, then each level's children.
+fn reorder(t: &mut Tree) {
+    let n = t.objects.len();
+    let mut start = vec![0u32; n + 1];
+    for &i in &t.order {
+        let p = t.parent[i as usize];
+        if p != NONE {
+            start[p as usize + 1] += 1;
+        }
+    }
+    for k in 1..=n {
+        start[k] += start[k - 1];
+    }
+    let mut fill = start.clone();
+    let mut kids = vec![0u32; start[n] as usize];
+    for &i in &t.order {
+        let p = t.parent[i as usize];
+        if p != NONE {
+            kids[fill[p as usize] as usize] = i;
+            fill[p as usize] += 1;
+        }
+    }
+    let mut out: Vec<u32> = t
+        .order
+        .iter()
+        .copied()
+        .filter(|&i| t.parent[i as usize] == NONE)
+        .collect();
+    let mut at = 0;
+    while at < out.len() {
+        let p = out[at] as usize;
+        out.extend_from_slice(&kids[start[p] as usize..start[p + 1] as usize]);
+        at += 1;
+    }
+    t.order = out;
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).

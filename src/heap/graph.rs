@@ -3,11 +3,13 @@
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
 use super::containers::{deque_items, field_values, generator_slots, Container};
+use super::frame_slots::frame_slots;
 use super::native;
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
+use super::stacks::FrameAt;
 use super::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout};
+use crate::python::layout::{flags, FrameSizing, Layout};
 
 /// Dicts larger than this are shown as one `[…]` key: per-key frames would drown the picture,
 /// and keys are user data.
@@ -139,6 +141,10 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         generator_edges(view, l, obj, t, out);
         return;
     }
+    if t.rule == SizeRule::Frame && t.flags & flags::HEAPTYPE == 0 {
+        frame_object_edges(view, l, obj, t, out);
+        return;
+    }
     if t.container != Container::None {
         container_rest(view, l, obj, t, out);
         return;
@@ -190,6 +196,57 @@ fn generator_edges(
             .map(|(_, w)| (w, Label::Ref)),
     );
     out.extend(slots.into_iter().map(|w| (w, Label::Ref)));
+}
+
+/// A frame object: its own fields, then only the live slots of the frame it holds. The rest of
+/// its slot array is dead value-stack entries (3.8-3.10) or, in a 3.11+ frame object that
+/// shows a frame living elsewhere, memory never written: stale pointers to live objects there
+/// would give them paths that do not exist.
+fn frame_object_edges(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let localsplus = l.frames.slots.localsplus;
+    let (fields_end, frame) = match l.frame_sizing {
+        // 3.8-3.10: the frame object is the frame.
+        FrameSizing::FrameObject { .. } => (localsplus, Some(obj)),
+        // 3.11+: the interpreter frame embedded after the object's fields is its own only
+        // when `f_frame` points at it.
+        FrameSizing::Embedded { frame_ptr, .. } => {
+            let Some(embedded) = (obj + t.basicsize).checked_sub(localsplus) else {
+                return;
+            };
+            let owned = view.u64(obj + frame_ptr) == Some(embedded);
+            if owned {
+                (t.basicsize, Some(embedded))
+            } else {
+                (t.basicsize - localsplus, None)
+            }
+        }
+    };
+    let offsets = (l.header_size..).step_by(8);
+    out.extend(
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off < fields_end && off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
+    );
+    let Some(frame) = frame else {
+        return;
+    };
+    let Some(code) = view.u64(frame + l.frames.frame.code) else {
+        return;
+    };
+    let mut slots = Vec::new();
+    let at = FrameAt {
+        addr: frame,
+        code: code & !7,
+    };
+    frame_slots(view, l, 0, at, &mut slots);
+    out.extend(slots.into_iter().map(|s| (s.value, Label::Ref)));
 }
 
 /// Where a function keeps its closure cells (3.10 moved the field).
