@@ -475,3 +475,75 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::thread_roots::FrameRoot;
+
+    /// A heap given as edge lists: object `addr` → [(target, label)]. `10` is the only module.
+    struct Edges(Vec<(u64, Vec<(u64, Label)>)>);
+
+    impl HeapSource for Edges {
+        fn module_roots(&mut self, objects: &[u64]) -> Vec<(u32, String)> {
+            let i = objects.binary_search(&10).expect("module object") as u32;
+            vec![(i, "m".into())]
+        }
+        fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats) {
+            (Vec::new(), FrameRootStats::default())
+        }
+        fn type_and_size(&mut self, _i: u32, _obj: u64) -> Option<TypeSize> {
+            Some(TypeSize {
+                tp: 1,
+                bytes: 8,
+                native: 0,
+            })
+        }
+        fn edges(&mut self, _i: u32, obj: u64, out: &mut Vec<(u64, Label)>) {
+            if let Some((_, e)) = self.0.iter().find(|(a, _)| *a == obj) {
+                out.extend_from_slice(e);
+            }
+        }
+        fn type_name(&mut self, _tp: u64) -> Option<Rc<str>> {
+            None
+        }
+        fn label(&mut self, _label: Label) -> String {
+            String::new()
+        }
+    }
+
+    /// The module reaches a holder (20) and a container (30) only through body words; the
+    /// holder's stale word points at 40, which the container's array (50) really holds. 40
+    /// belongs under 50 by its item edge, though the stale word was followed first.
+    #[test]
+    fn an_item_edge_takes_over_from_a_stale_word() {
+        let mut heap = Edges(vec![
+            (10, vec![(20, Label::Ref), (30, Label::Ref)]),
+            (20, vec![(40, Label::Ref)]),
+            (30, vec![(50, Label::Ref)]),
+            (50, vec![(40, Label::Item)]),
+            (40, vec![]),
+        ]);
+        let t = build(&mut heap, vec![10, 20, 30, 40, 50]);
+        let at = |a: u64| t.index_of(a).unwrap();
+        assert_eq!(t.parent[at(40) as usize], at(50));
+        assert_eq!(t.label[at(40) as usize], Label::Item);
+        let pos = |a: u64| t.order.iter().position(|&i| i == at(a)).unwrap();
+        assert!(pos(50) < pos(40), "parents before children: {:?}", t.order);
+        assert_eq!(t.order.len(), 5);
+    }
+
+    /// An exact edge back into an object's own subtree is not taken: the tree stays a tree.
+    #[test]
+    fn an_item_edge_from_below_keeps_the_tree_acyclic() {
+        let mut heap = Edges(vec![
+            (10, vec![(20, Label::Ref)]),
+            (20, vec![(30, Label::Item)]),
+            (30, vec![(20, Label::Item)]),
+        ]);
+        let t = build(&mut heap, vec![10, 20, 30]);
+        let at = |a: u64| t.index_of(a).unwrap();
+        assert_eq!(t.parent[at(20) as usize], at(10));
+        assert_eq!(t.parent[at(30) as usize], at(20));
+    }
+}
