@@ -36,8 +36,6 @@ pub struct Tree {
     pub order: Vec<u32>,
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
-    /// An exact edge took an object over from a guessed one: `order` is rebuilt.
-    reparented: bool,
 }
 
 /// Where paths of objects no root reaches are filed.
@@ -95,7 +93,6 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
         order: Vec::with_capacity(n),
         objects,
         frame_stats: FrameRootStats::default(),
-        reparented: false,
     };
     let mut seen = vec![false; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
@@ -139,9 +136,6 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
             walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
         }
     }
-    if t.reparented {
-        reorder(&mut t);
-    }
     // Objects no root reaches still count: type and size, under a root of their own.
     for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
         if let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i as u32, t.objects[i]) {
@@ -184,18 +178,6 @@ fn walk(
                 continue;
             };
             if seen[j as usize] {
-                // An exact edge (an item, a named field) outranks a guessed one (a word of a
-                // body, maybe stale) that got there first: a re.Pattern's unused tail once
-                // claimed a str a DataFrame's object array holds.
-                if !label.deferred()
-                    && t.label[j as usize].deferred()
-                    && t.parent[j as usize] != NONE
-                    && !is_ancestor(t, j, i)
-                {
-                    t.parent[j as usize] = i;
-                    t.label[j as usize] = label;
-                    t.reparented = true;
-                }
                 continue;
             }
             if label.deferred() {
@@ -208,62 +190,6 @@ fn walk(
             queue.push_back(j);
         }
     }
-}
-
-/// Whether `a` is `i` or one of its holders (bounded: a chain longer than any real path counts
-/// as yes, which keeps the tree acyclic).
-fn is_ancestor(t: &Tree, a: u32, mut i: u32) -> bool {
-    for _ in 0..MAX_HOLDER_CHAIN {
-        if i == a {
-            return true;
-        }
-        i = t.parent[i as usize];
-        if i == NONE {
-            return false;
-        }
-    }
-    true
-}
-
-/// Longest holder chain `is_ancestor` follows.
-const MAX_HOLDER_CHAIN: usize = 100_000;
-
-/// `order` again, parents before children, after objects changed parent: roots in their
-/// order, then each level's children.
-fn reorder(t: &mut Tree) {
-    let n = t.objects.len();
-    let mut start = vec![0u32; n + 1];
-    for &i in &t.order {
-        let p = t.parent[i as usize];
-        if p != NONE {
-            start[p as usize + 1] += 1;
-        }
-    }
-    for k in 1..=n {
-        start[k] += start[k - 1];
-    }
-    let mut fill = start.clone();
-    let mut kids = vec![0u32; start[n] as usize];
-    for &i in &t.order {
-        let p = t.parent[i as usize];
-        if p != NONE {
-            kids[fill[p as usize] as usize] = i;
-            fill[p as usize] += 1;
-        }
-    }
-    let mut out: Vec<u32> = t
-        .order
-        .iter()
-        .copied()
-        .filter(|&i| t.parent[i as usize] == NONE)
-        .collect();
-    let mut at = 0;
-    while at < out.len() {
-        let p = out[at] as usize;
-        out.extend_from_slice(&kids[start[p] as usize..start[p + 1] as usize]);
-        at += 1;
-    }
-    t.order = out;
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
@@ -474,76 +400,4 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
         p.stacks.push(Stack::new(frames, bytes).with_objects(count));
     }
     p
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::thread_roots::FrameRoot;
-
-    /// A heap given as edge lists: object `addr` → [(target, label)]. `10` is the only module.
-    struct Edges(Vec<(u64, Vec<(u64, Label)>)>);
-
-    impl HeapSource for Edges {
-        fn module_roots(&mut self, objects: &[u64]) -> Vec<(u32, String)> {
-            let i = objects.binary_search(&10).expect("module object") as u32;
-            vec![(i, "m".into())]
-        }
-        fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats) {
-            (Vec::new(), FrameRootStats::default())
-        }
-        fn type_and_size(&mut self, _i: u32, _obj: u64) -> Option<TypeSize> {
-            Some(TypeSize {
-                tp: 1,
-                bytes: 8,
-                native: 0,
-            })
-        }
-        fn edges(&mut self, _i: u32, obj: u64, out: &mut Vec<(u64, Label)>) {
-            if let Some((_, e)) = self.0.iter().find(|(a, _)| *a == obj) {
-                out.extend_from_slice(e);
-            }
-        }
-        fn type_name(&mut self, _tp: u64) -> Option<Rc<str>> {
-            None
-        }
-        fn label(&mut self, _label: Label) -> String {
-            String::new()
-        }
-    }
-
-    /// The module reaches a holder (20) and a container (30) only through body words; the
-    /// holder's stale word points at 40, which the container's array (50) really holds. 40
-    /// belongs under 50 by its item edge, though the stale word was followed first.
-    #[test]
-    fn an_item_edge_takes_over_from_a_stale_word() {
-        let mut heap = Edges(vec![
-            (10, vec![(20, Label::Ref), (30, Label::Ref)]),
-            (20, vec![(40, Label::Ref)]),
-            (30, vec![(50, Label::Ref)]),
-            (50, vec![(40, Label::Item)]),
-            (40, vec![]),
-        ]);
-        let t = build(&mut heap, vec![10, 20, 30, 40, 50]);
-        let at = |a: u64| t.index_of(a).unwrap();
-        assert_eq!(t.parent[at(40) as usize], at(50));
-        assert_eq!(t.label[at(40) as usize], Label::Item);
-        let pos = |a: u64| t.order.iter().position(|&i| i == at(a)).unwrap();
-        assert!(pos(50) < pos(40), "parents before children: {:?}", t.order);
-        assert_eq!(t.order.len(), 5);
-    }
-
-    /// An exact edge back into an object's own subtree is not taken: the tree stays a tree.
-    #[test]
-    fn an_item_edge_from_below_keeps_the_tree_acyclic() {
-        let mut heap = Edges(vec![
-            (10, vec![(20, Label::Ref)]),
-            (20, vec![(30, Label::Item)]),
-            (30, vec![(20, Label::Item)]),
-        ]);
-        let t = build(&mut heap, vec![10, 20, 30]);
-        let at = |a: u64| t.index_of(a).unwrap();
-        assert_eq!(t.parent[at(20) as usize], at(10));
-        assert_eq!(t.parent[at(30) as usize], at(20));
-    }
 }

@@ -239,11 +239,7 @@ pub const MAX_BODY: u64 = 1 << 16;
 /// a conservative scan validates as pointers.
 pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeInfo) -> Vec<u64> {
     let n = view.u64(obj + l.ob_size).unwrap_or(0) as i64;
-    let len = n
-        .unsigned_abs()
-        .checked_mul(t.itemsize)
-        .map_or(t.basicsize, |x| x + t.basicsize)
-        .min(MAX_BODY);
+    let len = pointer_span(t, n.unsigned_abs()).min(MAX_BODY);
     let Some(span) = view.span_of(obj) else {
         return Vec::new();
     };
@@ -251,6 +247,20 @@ pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeI
     match view.get(obj, len as usize) {
         Ok(b) => words_after_header(l, b),
         Err(_) => Vec::new(),
+    }
+}
+
+/// Bytes of an object of type `t` with `n` items that may hold object pointers: the fixed part,
+/// and the items only when they are pointer-sized. Narrower items (a compiled regex's u32 codes,
+/// an int's digits, bytes) hold none, and the allocation's rounding past the last one keeps
+/// whatever the memory held before: a stale pointer there gave a str a path it does not have.
+pub fn pointer_span(t: &super::types::TypeInfo, n: u64) -> u64 {
+    if t.itemsize == 8 {
+        n.checked_mul(8)
+            .and_then(|x| x.checked_add(t.basicsize))
+            .unwrap_or(t.basicsize)
+    } else {
+        t.basicsize
     }
 }
 

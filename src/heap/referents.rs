@@ -12,7 +12,7 @@ use super::arenas::BlockObject;
 use super::containers::{deque_items, field_values, Container};
 use super::native;
 use super::pyobj::{
-    after_header, body_words, dict_items, dict_keys, managed_attrs_in, ManagedAttrs,
+    after_header, body_words, dict_items, dict_keys, managed_attrs_in, pointer_span, ManagedAttrs,
 };
 use super::regions::Regions;
 use super::sizes::{getsizeof, own_size};
@@ -148,7 +148,12 @@ impl Referents {
         // The object's own bytes only: a block is often larger than what its object asked
         // for (inline values, size-class rounding), and the tail keeps whatever the block held
         // before, pointers that look like referents and are not.
-        let end = (found.own as usize).clamp(found.at as usize, block.len());
+        let own = found.own.saturating_sub(t.preheader);
+        let span = match body_len(l, t, block.get(found.at as usize..)) {
+            Some(span) => span.min(own),
+            None => own,
+        };
+        let end = ((found.at + span) as usize).clamp(found.at as usize, block.len());
         let body = block.get(found.at as usize..end);
         self.scan_fields(view, l, found.obj, t, body);
         let start = found.obj - found.at;
@@ -382,3 +387,9 @@ fn fits_its_mapping(view: &mut View, l: &Layout, p: u64, t: &TypeInfo) -> bool {
 
 /// Bytes read to check an object's fields (every fixed field `own_size` reads).
 const OBJECT_HEAD: usize = 160;
+
+/// `pyobj::pointer_span` of the object whose bytes start `b`.
+fn body_len(l: &Layout, t: &TypeInfo, b: Option<&[u8]>) -> Option<u64> {
+    let b = b.filter(|b| b.len() as u64 >= l.ob_size + 8)?;
+    Some(pointer_span(t, b.i64_at(l.ob_size as usize).unsigned_abs()))
+}
