@@ -15,12 +15,17 @@
 //! 3. Stacks weigh the `sys.getsizeof` bytes of their survivors, scaled so the total equals the
 //!    growth of GC-tracked bytes between the first and the last census.
 //!
+//! Objects the GC never lists (str, bytes, int, float) come from pymalloc's head pools instead
+//! (`heap::head_pools`): the blocks each size class handed out since the last tick, recorded
+//! the same way with a fingerprint of their contents.
+//!
 //! Nothing here pauses the target.
 
 use super::census;
 use super::snapshot::Session;
 use crate::error::{Error, Result};
 use crate::heap::gc_lists::{self, WalkLimits};
+use crate::heap::head_pools::HeadPools;
 use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, StackReader, StackStats};
 use crate::heap::types::TypeTable;
@@ -71,6 +76,9 @@ struct Record {
     type_ptr: u64,
     fingerprint: u64,
     stack: u32,
+    /// 0: a GC object from the young list; else an untracked object alone in a pymalloc
+    /// block of this size (`untracked_fingerprint`).
+    block: u16,
 }
 
 /// What the sampler did, for the report and for tuning.
@@ -98,10 +106,15 @@ pub struct AllocStats {
     /// Objects recorded, objects not recorded because the type did not validate, and objects
     /// dropped over `max_records`.
     pub records: u64,
+    /// Of which untracked objects found in pymalloc's head pools.
+    pub untracked_records: u64,
+    /// What the head-pool reads saw (None: not available on this build).
+    pub head_pools: Option<crate::heap::head_pools::HeadPoolStats>,
     pub bad_type: u64,
     pub dropped: u64,
-    /// New objects found while the last GIL holder had released it (sleeping, blocked) and no
-    /// earlier running stack of that thread was known: not charged to any stack.
+    /// New objects not charged to any stack: found while the last GIL holder had released it
+    /// (sleeping, blocked) and no earlier running stack of that thread was known, or head-pool
+    /// blocks of an interval in which the running functions changed.
     pub unattributed: u64,
     /// Distinct addresses at the end (a later record at the same address replaces the earlier).
     pub distinct_records: u64,
@@ -196,6 +209,10 @@ pub struct AllocSampler {
     stack_table: Vec<Vec<FrameId>>,
     /// (thread state, stack) of the last tick that found that thread holding the GIL.
     last_running: Option<(u64, u32)>,
+    head_pools: Option<HeadPools>,
+    /// `functions_of` the stack at the last tick, and per interned stack.
+    last_functions: Option<u64>,
+    function_sigs: HashMap<u32, u64>,
     tick_ns: Vec<u32>,
     first_tick: Option<Instant>,
     last_tick: Option<Instant>,
@@ -243,6 +260,9 @@ impl AllocSampler {
             stack_ids: HashMap::new(),
             stack_table: Vec::new(),
             last_running: None,
+            head_pools: None,
+            last_functions: None,
+            function_sigs: HashMap::new(),
             tick_ns: Vec::new(),
             first_tick: None,
             last_tick: None,
@@ -251,6 +271,15 @@ impl AllocSampler {
             warnings: Vec::new(),
         };
         let mem = &session.target.memory;
+        let mut view = View::new(mem, sampler.spans.clone(), 0);
+        sampler.head_pools = HeadPools::locate(&mut view, py);
+        if sampler.head_pools.is_none() {
+            sampler.warnings.push(
+                "pymalloc's pools are not located on this build: objects the GC does not track                  (str, bytes, int, float) are not sampled"
+                    .into(),
+            );
+        }
+        drop(view);
         let threads = sampler.stacks.all_threads(mem, py);
         if !threads.iter().any(|t| !t.frames.is_empty()) {
             sampler.warnings.push(
@@ -282,6 +311,7 @@ impl AllocSampler {
     fn tick(&mut self, session: &Session) {
         let py = &session.py;
         let mem = &session.target.memory;
+        let untracked = self.untracked_blocks(mem, &py.layout);
         let g = py.layout.gc;
         // One read covers `collecting` and the young head's `_gc_prev` (the newest node).
         let head_off = g.generations;
@@ -291,20 +321,36 @@ impl AllocSampler {
             self.stats.skipped_unreadable += 1;
             return;
         };
-        if state.u32_at((g.collecting - lo) as usize) != 0 {
+        let mut fresh = if state.u32_at((g.collecting - lo) as usize) != 0 {
             self.stats.skipped_collecting += 1;
+            Vec::new()
+        } else {
+            let newest = state.u64_at((head_off - lo + 8) as usize) & !3;
+            self.walk_young(session, newest)
+        };
+        if fresh.is_empty() && untracked.is_empty() && self.head_pools.is_none() {
             return;
         }
-        let newest = state.u64_at((head_off - lo + 8) as usize) & !3;
-        let fresh = self.walk_young(session, newest);
+        let stack = self.current_stack(mem, py);
+        // Head pools give every block since the last tick, not only the newest: they are
+        // charged only when the same functions ran at both ticks (lines may differ), else the
+        // interval's work is split between callers and counted as unattributed.
+        let functions = stack.map(|s| self.functions_of(s));
+        let stable = functions.is_some() && functions == self.last_functions;
+        self.last_functions = functions;
+        if stable {
+            fresh.extend(untracked);
+        } else {
+            self.stats.unattributed += untracked.len() as u64;
+        }
         if fresh.is_empty() {
             return;
         }
-        let Some(stack) = self.current_stack(mem, py) else {
+        let Some(stack) = stack else {
             self.stats.unattributed += fresh.len() as u64;
             return;
         };
-        for (obj, type_ptr, fingerprint) in fresh {
+        for (obj, type_ptr, fingerprint, block) in fresh {
             if self.records.len() >= self.opts.max_records {
                 self.stats.dropped += 1;
                 continue;
@@ -315,14 +361,48 @@ impl AllocSampler {
                 type_ptr,
                 fingerprint,
                 stack,
+                block,
             });
             self.latest.insert(obj, idx);
             self.stats.records += 1;
+            if block > 0 {
+                self.stats.untracked_records += 1;
+            }
         }
     }
 
+    /// Untracked objects pymalloc handed out since the last tick (address, type, fingerprint,
+    /// block size). GC objects among the new blocks are the young walk's.
+    fn untracked_blocks(&mut self, mem: &dyn Memory, l: &Layout) -> Vec<(u64, u64, u64, u16)> {
+        let mut blocks = Vec::new();
+        match self.head_pools.as_mut() {
+            Some(h) => h.new_blocks(mem, &mut blocks),
+            None => return Vec::new(),
+        }
+        let mut out = Vec::new();
+        for b in blocks {
+            if b.bytes.len() < l.header_size as usize || !l.live_refcount(&b.bytes) {
+                continue;
+            }
+            let type_ptr = b.bytes.u64_at(l.ob_type as usize);
+            let Some(bits) = self.type_bits(mem, l, type_ptr) else {
+                continue;
+            };
+            if bits.flags & flags::HAVE_GC != 0 {
+                continue;
+            }
+            out.push((
+                b.addr,
+                type_ptr,
+                untracked_fingerprint(&b.bytes, l, bits),
+                b.bytes.len() as u16,
+            ));
+        }
+        out
+    }
+
     /// New objects (address, type, fingerprint), newest first.
-    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<(u64, u64, u64)> {
+    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<(u64, u64, u64, u16)> {
         let mem = &session.target.memory;
         let l = &session.py.layout;
         let head = self.young_head;
@@ -384,7 +464,7 @@ impl AllocSampler {
                 self.stats.walks_reached_known += 1;
                 break;
             }
-            fresh.push((obj, type_ptr, fp));
+            fresh.push((obj, type_ptr, fp, 0));
             expected_next = node;
             node = prev & !3;
         }
@@ -425,6 +505,23 @@ impl AllocSampler {
             self.last_running = Some((ts, id));
         }
         Some(id)
+    }
+
+    /// The functions of an interned stack, whatever lines they are at.
+    fn functions_of(&mut self, stack: u32) -> u64 {
+        if let Some(&h) = self.function_sigs.get(&stack) {
+            return h;
+        }
+        let mut h = DefaultHasher::new();
+        for &f in &self.stack_table[stack as usize] {
+            let f = self.stacks.frame(f);
+            h.write(f.name.as_bytes());
+            h.write(f.file.as_bytes());
+            h.write_u32(f.first_line);
+        }
+        let h = h.finish();
+        self.function_sigs.insert(stack, h);
+        h
     }
 
     fn type_bits(&mut self, mem: &dyn Memory, l: &Layout, type_ptr: u64) -> Option<TypeBits> {
@@ -554,6 +651,7 @@ impl AllocSampler {
         self.stats.scale = 1.0;
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
+        self.stats.head_pools = self.head_pools.as_ref().map(|h| h.stats);
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
@@ -580,6 +678,9 @@ impl AllocSampler {
 
     /// `sys.getsizeof` of a recorded object when it is still the object we recorded.
     fn survivor_size(&mut self, view: &mut View, l: &Layout, r: &Record) -> Option<u64> {
+        if r.block > 0 {
+            return self.untracked_survivor_size(view, l, r);
+        }
         let node = r.obj - 16;
         let Ok(b) = view.get(node - AT_GC_HEAD as u64, NODE_READ) else {
             self.stats.dead_unreadable += 1;
@@ -603,6 +704,26 @@ impl AllocSampler {
         }
         let info = self.types.get(view, l, r.type_ptr)?.clone();
         Some(getsizeof(view, l, r.obj, &info).unwrap_or(info.basicsize + info.preheader))
+    }
+
+    /// `survivor_size` of an object recorded from a head pool.
+    fn untracked_survivor_size(&mut self, view: &mut View, l: &Layout, r: &Record) -> Option<u64> {
+        let Ok(b) = view.get(r.obj, r.block as usize) else {
+            self.stats.dead_unreadable += 1;
+            return None;
+        };
+        let b = b.to_vec();
+        if b.u64_at(l.ob_type as usize) != r.type_ptr || !l.live_refcount(&b) {
+            self.stats.dead_type_changed += 1;
+            return None;
+        }
+        let bits = self.type_bits.get(&r.type_ptr).copied().flatten()?;
+        if untracked_fingerprint(&b, l, bits) != r.fingerprint {
+            self.stats.dead_fingerprint_changed += 1;
+            return None;
+        }
+        let info = self.types.get(view, l, r.type_ptr)?.clone();
+        Some(getsizeof(view, l, r.obj, &info).unwrap_or(info.basicsize))
     }
 
     fn finish_timing(&mut self) {
@@ -645,6 +766,22 @@ fn fingerprint(b: &[u8], values: Option<&[u8]>, l: &Layout, bits: TypeBits) -> u
     }
     if l.preheader_size(bits.flags) > 16 {
         h.write(&b[..AT_GC_HEAD]);
+    }
+    h.finish()
+}
+
+/// The fingerprint of an untracked object alone in its block: every byte of the block but the
+/// refcount and, for str and bytes, the hash they compute on first use. These objects never
+/// change after creation, and the block's slack past them is written by no one while they live.
+fn untracked_fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
+    let mut h = DefaultHasher::new();
+    let body = &b[(l.ob_type as usize).min(b.len())..];
+    if bits.flags & (flags::UNICODE_SUBCLASS | flags::BYTES_SUBCLASS) != 0 && body.len() >= 24 {
+        // type, length, [hash], rest
+        h.write(&body[..16]);
+        h.write(&body[24..]);
+    } else {
+        h.write(body);
     }
     h.finish()
 }

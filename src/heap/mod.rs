@@ -5,6 +5,7 @@ pub mod containers;
 pub mod frame_slots;
 pub mod gc_lists;
 pub mod graph;
+pub mod head_pools;
 pub mod line_table;
 pub mod mimalloc;
 pub mod native;

@@ -433,6 +433,8 @@ pub mod flags {
     pub const HEAPTYPE: u64 = 1 << 9;
     pub const HAVE_GC: u64 = 1 << 14;
     pub const TUPLE_SUBCLASS: u64 = 1 << 26;
+    pub const BYTES_SUBCLASS: u64 = 1 << 27;
+    pub const UNICODE_SUBCLASS: u64 = 1 << 28;
     pub const TYPE_SUBCLASS: u64 = 1 << 31;
 }
 

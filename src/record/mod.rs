@@ -207,7 +207,8 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
 }
 
 pub const ALLOCATION_METHOD: &str = "width = heap growth by Python stack and line: newest GC \
-    objects sampled with the running stack, counted if still alive at the end";
+    objects and pymalloc's new blocks (str, bytes, int, float) sampled with the running stack, \
+    counted if still alive at the end";
 
 fn start_sampler(session: &Session, rate: f64, rec: &mut Recording) -> Option<AllocSampler> {
     if rate <= 0.0 {

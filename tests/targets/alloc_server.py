@@ -1,11 +1,12 @@
 """Server-like target for the allocation profile: one handler leaks, another churns.
 
-Usage: alloc_server.py TRUTH_PATH [--same-class] [--seconds N]
+Usage: alloc_server.py TRUTH_PATH [--same-class] [--untracked] [--seconds N]
 
 The request loop calls, over and over:
 
 * ``leaky_handler()``: ~20 ms, builds 2,000 ``CacheEntry`` objects and keeps every one of them
   in the module-level ``CACHE`` list: all of the heap's growth comes from here;
+  (``--untracked``: 2,000 bytes objects, response bodies, which no GC list ever shows);
 * ``churn_worker()``: ~20 ms, builds ~10x as many ``Request`` objects (``--same-class``:
   ``CacheEntry`` objects too, the hardest case for telling them apart by address reuse) and
   frees them all before returning;
@@ -30,6 +31,7 @@ CALL_SECONDS = 0.020
 
 CACHE = []
 _serial = [0]
+UNTRACKED = "--untracked" in sys.argv
 
 
 class CacheEntry:
@@ -61,12 +63,19 @@ def busy_until(deadline):
     return x
 
 
+def response_body(key):
+    return b"HTTP/1.1 200 OK response %d " % key * 2
+
+
 def leaky_handler():
     start = time.perf_counter()
     per_slice = N_KEEP // SLICES
     for s in range(SLICES):
         for _ in range(per_slice):
-            CACHE.append(CacheEntry(next_key(), 64))
+            if UNTRACKED:
+                CACHE.append(response_body(next_key()))
+            else:
+                CACHE.append(CacheEntry(next_key(), 64))
         busy_until(start + (s + 1) * CALL_SECONDS / SLICES)
 
 
@@ -80,6 +89,8 @@ def churn_worker(kind):
 
 
 def kept_bytes_of_one_call():
+    if UNTRACKED:
+        return sum(sys.getsizeof(response_body(next_key())) for _ in range(N_KEEP))
     entries = [CacheEntry(next_key(), 64) for _ in range(N_KEEP)]
     total = 0
     for e in entries:
@@ -104,6 +115,7 @@ def main():
         "churn_per_call": N_CHURN,
         "kept_bytes_per_call": kept_bytes_of_one_call(),
         "same_class": same_class,
+        "untracked": UNTRACKED,
         "gc_threshold": list(gc.get_threshold()),
     }
     tmp = truth_path + ".tmp"

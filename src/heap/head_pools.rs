@@ -1,0 +1,157 @@
+//! The pools pymalloc allocates from now. For each size class, `usedpools` links the pools
+//! with free blocks, and every small allocation is served by the first one (a pool that fills
+//! up leaves the list). Reading those head pools at two moments and comparing their allocated
+//! blocks shows what was allocated in between, objects the GC never lists (str, bytes, int,
+//! float) included: the allocation sampler's view of untracked growth.
+//!
+//! Hostile input as ever: a pool header that does not validate is skipped, every loop is
+//! bounded by the pool size.
+
+use crate::process::{Bytes, Memory, MemoryExt, View};
+use crate::python::layout::ObmallocState;
+use crate::python::Python;
+use std::collections::HashMap;
+
+/// pymalloc's size classes (16-byte steps up to 512 bytes).
+const CLASSES: usize = 32;
+const POOL_OVERHEAD: u64 = 48;
+/// Pools whose allocated blocks are remembered (the heads and the recent former heads).
+const MAX_REMEMBERED: usize = 256;
+
+/// A block allocated since the last look, with its bytes at the time of this one.
+pub struct NewBlock {
+    pub addr: u64,
+    pub bytes: Vec<u8>,
+}
+
+pub struct HeadPools {
+    /// `usedpools[0]`: the list header of class i overlays entries 2i and 2i+1.
+    used: u64,
+    pool_size: u64,
+    /// The head pool per class at the last look.
+    heads: [u64; CLASSES],
+    /// Allocated-block bitsets of the pools looked at, by pool address.
+    seen: HashMap<u64, Vec<u64>>,
+    pub stats: HeadPoolStats,
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct HeadPoolStats {
+    pub looks: u64,
+    pub pools_read: u64,
+    pub bad_pools: u64,
+    pub new_blocks: u64,
+}
+
+impl HeadPools {
+    /// Where `usedpools` is: obmalloc.c's static (3.8–3.11, by symbol) or the start of the
+    /// interpreter's obmalloc state (3.12+). None on builds without the symbol (stripped
+    /// distro 3.11) or without pymalloc.
+    pub fn locate(view: &mut View, py: &Python) -> Option<HeadPools> {
+        let l = &py.layout;
+        if l.free_threaded {
+            return None;
+        }
+        let interp = *py.interpreters.first()?;
+        let used = match l.interp.obmalloc {
+            ObmallocState::Statics => py.binary.symbol("usedpools")?,
+            ObmallocState::Embedded(off) => interp.checked_add(off)?,
+            ObmallocState::Pointer(off) => {
+                view.u64(interp.checked_add(off)?).filter(|&p| p != 0)?
+            }
+        };
+        Some(HeadPools {
+            used,
+            pool_size: l.pool_size,
+            heads: [0; CLASSES],
+            seen: HashMap::new(),
+            stats: HeadPoolStats::default(),
+        })
+    }
+
+    /// Blocks allocated in the head pools since the last call, appended to `out`. The first
+    /// call only takes note of what is allocated.
+    pub fn new_blocks(&mut self, mem: &dyn Memory, out: &mut Vec<NewBlock>) {
+        self.stats.looks += 1;
+        let Ok(used) = mem.bytes(self.used, CLASSES * 16) else {
+            return;
+        };
+        let mut heads = [0u64; CLASSES];
+        for (i, h) in heads.iter_mut().enumerate() {
+            // An empty list points at its own header (16 bytes before its entry).
+            let first = used.u64_at(i * 16);
+            let header = self.used + (i as u64) * 16 - 16;
+            if first != header && first.is_multiple_of(self.pool_size) {
+                *h = first;
+            }
+        }
+        let before = self.heads;
+        for (class, (&old, &new)) in before.iter().zip(&heads).enumerate() {
+            // The former head filled up (or emptied) since: what it handed out last counts.
+            if old != 0 && old != new {
+                self.look(mem, old, class, out);
+            }
+            if new != 0 {
+                self.look(mem, new, class, out);
+            }
+        }
+        self.heads = heads;
+        if self.seen.len() > MAX_REMEMBERED {
+            let keep: Vec<u64> = self.heads.iter().copied().filter(|&h| h != 0).collect();
+            self.seen.retain(|p, _| keep.contains(p));
+        }
+    }
+
+    /// Read one pool; blocks allocated now and not at its last read go to `out`. A pool not
+    /// seen before is only noted: which of its blocks are new cannot be told.
+    fn look(&mut self, mem: &dyn Memory, pool: u64, class: usize, out: &mut Vec<NewBlock>) {
+        let Ok(p) = mem.bytes(pool, self.pool_size as usize) else {
+            return;
+        };
+        self.stats.pools_read += 1;
+        let size = (class as u64 + 1) * 16;
+        let ps = self.pool_size;
+        let nextoffset = p.u32_at(40) as u64;
+        if p.u32_at(36) as usize != class || nextoffset > ps || p.u32_at(44) as u64 != ps - size {
+            self.stats.bad_pools += 1;
+            self.seen.remove(&pool);
+            return;
+        }
+        let slots = ((ps - POOL_OVERHEAD) / size) as usize;
+        let mut allocated = vec![0u64; slots.div_ceil(64)];
+        let carved = ((nextoffset.saturating_sub(POOL_OVERHEAD)) / size) as usize;
+        for s in 0..carved.min(slots) {
+            allocated[s / 64] |= 1 << (s % 64);
+        }
+        // The free list threads through the free blocks themselves.
+        let mut f = p.u64_at(8);
+        for _ in 0..=slots {
+            if f < pool + POOL_OVERHEAD || f >= pool + ps {
+                break;
+            }
+            let s = ((f - pool - POOL_OVERHEAD) / size) as usize;
+            if let Some(w) = allocated.get_mut(s / 64) {
+                *w &= !(1 << (s % 64));
+            }
+            f = p.u64_at((f - pool) as usize);
+        }
+        if let Some(before) = self.seen.get(&pool) {
+            for (k, (&now, &was)) in allocated.iter().zip(before).enumerate() {
+                let mut fresh = now & !was;
+                while fresh != 0 {
+                    let s = k * 64 + fresh.trailing_zeros() as usize;
+                    fresh &= fresh - 1;
+                    let at = POOL_OVERHEAD as usize + s * size as usize;
+                    if let Some(b) = p.get(at..at + size as usize) {
+                        out.push(NewBlock {
+                            addr: pool + at as u64,
+                            bytes: b.to_vec(),
+                        });
+                        self.stats.new_blocks += 1;
+                    }
+                }
+            }
+        }
+        self.seen.insert(pool, allocated);
+    }
+}
