@@ -30,8 +30,8 @@ pub struct HeadPools {
     pool_size: u64,
     /// The head pool per class at the last look.
     heads: [u64; CLASSES],
-    /// Allocated-block bitsets of the pools looked at, by pool address.
-    seen: HashMap<u64, Vec<u64>>,
+    /// The pools looked at, by address.
+    seen: HashMap<u64, Seen>,
     pub stats: HeadPoolStats,
 }
 
@@ -70,7 +70,8 @@ impl HeadPools {
     }
 
     /// Blocks allocated in the head pools since the last call, appended to `out`. The first
-    /// call only takes note of what is allocated.
+    /// call only takes note of what is allocated. Three system calls per call: the list heads,
+    /// the pools' headers, and the pools whose header changed, whole.
     pub fn new_blocks(&mut self, mem: &dyn Memory, out: &mut Vec<NewBlock>) {
         self.stats.looks += 1;
         let Ok(used) = mem.bytes(self.used, CLASSES * 16) else {
@@ -85,17 +86,56 @@ impl HeadPools {
                 *h = first;
             }
         }
+        // Each class's head, and a former head that left the list since (it filled up or
+        // emptied): what it handed out last counts too.
+        let mut pools: Vec<(u64, usize)> = Vec::new();
         let before = self.heads;
         for (class, (&old, &new)) in before.iter().zip(&heads).enumerate() {
-            // The former head filled up (or emptied) since: what it handed out last counts.
             if old != 0 && old != new {
-                self.look(mem, old, class, out);
+                pools.push((old, class));
             }
             if new != 0 {
-                self.look(mem, new, class, out);
+                pools.push((new, class));
             }
         }
         self.heads = heads;
+        // Headers first: a pool whose allocation state did not change is not read again.
+        let mut headers = vec![[0u8; POOL_OVERHEAD as usize]; pools.len()];
+        let ok = {
+            let mut reads: Vec<(u64, &mut [u8])> = pools
+                .iter()
+                .zip(headers.iter_mut())
+                .map(|(&(pool, _), h)| (pool, &mut h[..]))
+                .collect();
+            mem.read_many(&mut reads)
+        };
+        let changed: Vec<(u64, usize)> = pools
+            .iter()
+            .zip(&headers)
+            .zip(&ok)
+            .filter(|((&(pool, _), h), &ok)| {
+                ok && self
+                    .seen
+                    .get(&pool)
+                    .is_none_or(|s| s.state != state_of(&h[..]))
+            })
+            .map(|((&p, _), _)| p)
+            .collect();
+        let ps = self.pool_size as usize;
+        let mut bufs = vec![vec![0u8; ps]; changed.len()];
+        let ok = {
+            let mut reads: Vec<(u64, &mut [u8])> = changed
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(&(pool, _), b)| (pool, &mut b[..]))
+                .collect();
+            mem.read_many(&mut reads)
+        };
+        for ((&(pool, class), p), ok) in changed.iter().zip(&bufs).zip(ok) {
+            if ok {
+                self.look(pool, class, p, out);
+            }
+        }
         if self.seen.len() > MAX_REMEMBERED {
             let keep: Vec<u64> = self.heads.iter().copied().filter(|&h| h != 0).collect();
             self.seen.retain(|p, _| keep.contains(p));
@@ -104,10 +144,7 @@ impl HeadPools {
 
     /// Read one pool; blocks allocated now and not at its last read go to `out`. A pool not
     /// seen before is only noted: which of its blocks are new cannot be told.
-    fn look(&mut self, mem: &dyn Memory, pool: u64, class: usize, out: &mut Vec<NewBlock>) {
-        let Ok(p) = mem.bytes(pool, self.pool_size as usize) else {
-            return;
-        };
+    fn look(&mut self, pool: u64, class: usize, p: &[u8], out: &mut Vec<NewBlock>) {
         self.stats.pools_read += 1;
         let size = (class as u64 + 1) * 16;
         let ps = self.pool_size;
@@ -136,7 +173,7 @@ impl HeadPools {
             f = p.u64_at((f - pool) as usize);
         }
         if let Some(before) = self.seen.get(&pool) {
-            for (k, (&now, &was)) in allocated.iter().zip(before).enumerate() {
+            for (k, (&now, &was)) in allocated.iter().zip(&before.allocated).enumerate() {
                 let mut fresh = now & !was;
                 while fresh != 0 {
                     let s = k * 64 + fresh.trailing_zeros() as usize;
@@ -152,6 +189,23 @@ impl HeadPools {
                 }
             }
         }
-        self.seen.insert(pool, allocated);
+        self.seen.insert(
+            pool,
+            Seen {
+                state: state_of(p),
+                allocated,
+            },
+        );
     }
+}
+
+/// What a pool was at its last read: its allocation state (blocks in use, free-list head,
+/// first never-used offset: unchanged means nothing was handed out) and its allocated blocks.
+struct Seen {
+    state: (u32, u64, u32),
+    allocated: Vec<u64>,
+}
+
+fn state_of(header: &[u8]) -> (u32, u64, u32) {
+    (header.u32_at(0), header.u64_at(8), header.u32_at(40))
 }

@@ -38,6 +38,16 @@ impl std::error::Error for Fault {}
 /// Sync: a census may read through several views at once, one per thread.
 pub trait Memory: Sync {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault>;
+
+    /// Several reads at once: `ok[i]` says whether `reads[i]` was filled. A live process does
+    /// them in one system call (a sampler reading a few scattered pools per tick pays one
+    /// call's cost, not one per pool).
+    fn read_many(&self, reads: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+        reads
+            .iter_mut()
+            .map(|(a, b)| self.read(*a, b).is_ok())
+            .collect()
+    }
 }
 
 /// A live process, read with process_vm_readv (through remoteprocess).
@@ -68,6 +78,39 @@ impl Memory for LiveMemory {
             len: buf.len(),
             kind: classify(&e),
         })
+    }
+
+    fn read_many(&self, reads: &mut [(u64, &mut [u8])]) -> Vec<bool> {
+        use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+        use std::io::IoSliceMut;
+        // The kernel stops at the first range it cannot read: what follows is read one by one.
+        let remote: Vec<RemoteIoVec> = reads
+            .iter()
+            .map(|(a, b)| RemoteIoVec {
+                base: *a as usize,
+                len: b.len(),
+            })
+            .collect();
+        let lens: Vec<usize> = reads.iter().map(|(_, b)| b.len()).collect();
+        let done = {
+            let mut local: Vec<IoSliceMut> =
+                reads.iter_mut().map(|(_, b)| IoSliceMut::new(b)).collect();
+            let pid = nix::unistd::Pid::from_raw(self.process.pid);
+            process_vm_readv(pid, &mut local, &remote).unwrap_or(0)
+        };
+        let mut ok = Vec::with_capacity(reads.len());
+        let mut left = done;
+        for (i, len) in lens.into_iter().enumerate() {
+            if left >= len {
+                left -= len;
+                ok.push(true);
+            } else {
+                left = 0;
+                let (a, b) = &mut reads[i];
+                ok.push(self.read(*a, b).is_ok());
+            }
+        }
+        ok
     }
 }
 
