@@ -145,6 +145,14 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         frame_object_edges(view, l, obj, t, out);
         return;
     }
+    if t.rule == SizeRule::Code {
+        // A code object's object fields end with its line table. What follows holds no object
+        // (caches behind plain pointers, executor and monitoring data, co_extra, ints), and a
+        // field CPython leaves unset keeps a stale word: one pointed at a live bytes object
+        // another object holds, and took it from its holder's retained size.
+        fields_below(view, l, obj, t, l.frames.code.linetable + 8, out);
+        return;
+    }
     if t.container != Container::None {
         container_rest(view, l, obj, t, out);
         return;
@@ -227,13 +235,7 @@ fn frame_object_edges(
             }
         }
     };
-    let offsets = (l.header_size..).step_by(8);
-    out.extend(
-        offsets
-            .zip(body_words(view, l, obj, t))
-            .filter(|&(off, _)| off < fields_end && off != t.weaklist)
-            .map(|(_, w)| (w, Label::Ref)),
-    );
+    fields_below(view, l, obj, t, fields_end, out);
     let Some(frame) = frame else {
         return;
     };
@@ -247,6 +249,25 @@ fn frame_object_edges(
     };
     frame_slots(view, l, 0, at, &mut slots);
     out.extend(slots.into_iter().map(|s| (s.value, Label::Ref)));
+}
+
+/// The words of an object's body from its header up to offset `end` (its weak-reference list
+/// aside), as conservative edges.
+fn fields_below(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    end: u64,
+    out: &mut Vec<(u64, Label)>,
+) {
+    let offsets = (l.header_size..).step_by(8);
+    out.extend(
+        offsets
+            .zip(body_words(view, l, obj, t))
+            .filter(|&(off, _)| off < end && off != t.weaklist)
+            .map(|(_, w)| (w, Label::Ref)),
+    );
 }
 
 /// Where a function keeps its closure cells (3.10 moved the field).
