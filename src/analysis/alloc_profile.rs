@@ -342,12 +342,14 @@ impl AllocSampler {
             fresh.extend(untracked);
         } else {
             self.stats.unattributed += untracked.len() as u64;
+            self.forget_reused(&untracked);
         }
         if fresh.is_empty() {
             return;
         }
         let Some(stack) = stack else {
             self.stats.unattributed += fresh.len() as u64;
+            self.forget_reused(&fresh);
             return;
         };
         for (obj, type_ptr, fingerprint, block) in fresh {
@@ -505,6 +507,15 @@ impl AllocSampler {
             self.last_running = Some((ts, id));
         }
         Some(id)
+    }
+
+    /// New objects not recorded still prove that what was recorded at their addresses died:
+    /// kept, such a record passes the final check whenever the new object looks the same (the
+    /// same int or str made again by the next request).
+    fn forget_reused(&mut self, fresh: &[(u64, u64, u64, u16)]) {
+        for &(obj, ..) in fresh {
+            self.latest.remove(&obj);
+        }
     }
 
     /// The functions of an interned stack, whatever lines they are at.
