@@ -81,6 +81,16 @@ struct Record {
     block: u16,
 }
 
+/// An object found new at a tick, before it is charged to a stack.
+#[derive(Debug, Clone, Copy)]
+struct NewObject {
+    obj: u64,
+    type_ptr: u64,
+    fingerprint: u64,
+    /// As `Record::block`.
+    block: u16,
+}
+
 /// What the sampler did, for the report and for tuning.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct AllocStats {
@@ -352,7 +362,13 @@ impl AllocSampler {
             self.forget_reused(&fresh);
             return;
         };
-        for (obj, type_ptr, fingerprint, block) in fresh {
+        for NewObject {
+            obj,
+            type_ptr,
+            fingerprint,
+            block,
+        } in fresh
+        {
             if self.records.len() >= self.opts.max_records {
                 self.stats.dropped += 1;
                 continue;
@@ -373,9 +389,9 @@ impl AllocSampler {
         }
     }
 
-    /// Untracked objects pymalloc handed out since the last tick (address, type, fingerprint,
-    /// block size). GC objects among the new blocks are the young walk's.
-    fn untracked_blocks(&mut self, mem: &dyn Memory, l: &Layout) -> Vec<(u64, u64, u64, u16)> {
+    /// Untracked objects pymalloc handed out since the last tick. GC objects among the new
+    /// blocks are the young walk's.
+    fn untracked_blocks(&mut self, mem: &dyn Memory, l: &Layout) -> Vec<NewObject> {
         let mut blocks = Vec::new();
         match self.head_pools.as_mut() {
             Some(h) => h.new_blocks(mem, &mut blocks),
@@ -393,18 +409,18 @@ impl AllocSampler {
             if bits.flags & flags::HAVE_GC != 0 {
                 continue;
             }
-            out.push((
-                b.addr,
+            out.push(NewObject {
+                obj: b.addr,
                 type_ptr,
-                untracked_fingerprint(&b.bytes, l, bits),
-                b.bytes.len() as u16,
-            ));
+                fingerprint: untracked_fingerprint(&b.bytes, l, bits),
+                block: b.bytes.len() as u16,
+            });
         }
         out
     }
 
-    /// New objects (address, type, fingerprint), newest first.
-    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<(u64, u64, u64, u16)> {
+    /// New GC objects, newest first.
+    fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<NewObject> {
         let mem = &session.target.memory;
         let l = &session.py.layout;
         let head = self.young_head;
@@ -466,7 +482,12 @@ impl AllocSampler {
                 self.stats.walks_reached_known += 1;
                 break;
             }
-            fresh.push((obj, type_ptr, fp, 0));
+            fresh.push(NewObject {
+                obj,
+                type_ptr,
+                fingerprint: fp,
+                block: 0,
+            });
             expected_next = node;
             node = prev & !3;
         }
@@ -512,9 +533,9 @@ impl AllocSampler {
     /// New objects not recorded still prove that what was recorded at their addresses died:
     /// kept, such a record passes the final check whenever the new object looks the same (the
     /// same int or str made again by the next request).
-    fn forget_reused(&mut self, fresh: &[(u64, u64, u64, u16)]) {
-        for &(obj, ..) in fresh {
-            self.latest.remove(&obj);
+    fn forget_reused(&mut self, fresh: &[NewObject]) {
+        for n in fresh {
+            self.latest.remove(&n.obj);
         }
     }
 

@@ -32,6 +32,8 @@ pub struct HeadPools {
     heads: [u64; CLASSES],
     /// The pools looked at, by address.
     seen: HashMap<u64, Seen>,
+    /// Where the changed pools are read to.
+    scratch: Vec<u8>,
     pub stats: HeadPoolStats,
 }
 
@@ -65,6 +67,7 @@ impl HeadPools {
             pool_size: l.pool_size,
             heads: [0; CLASSES],
             seen: HashMap::new(),
+            scratch: Vec::new(),
             stats: HeadPoolStats::default(),
         })
     }
@@ -122,20 +125,23 @@ impl HeadPools {
             .map(|((&p, _), _)| p)
             .collect();
         let ps = self.pool_size as usize;
-        let mut bufs = vec![vec![0u8; ps]; changed.len()];
+        // One buffer for all the pools, kept between ticks.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.resize(ps * changed.len(), 0);
         let ok = {
             let mut reads: Vec<(u64, &mut [u8])> = changed
                 .iter()
-                .zip(bufs.iter_mut())
-                .map(|(&(pool, _), b)| (pool, &mut b[..]))
+                .zip(buf.chunks_exact_mut(ps))
+                .map(|(&(pool, _), b)| (pool, b))
                 .collect();
             mem.read_many(&mut reads)
         };
-        for ((&(pool, class), p), ok) in changed.iter().zip(&bufs).zip(ok) {
+        for ((&(pool, class), p), ok) in changed.iter().zip(buf.chunks_exact(ps)).zip(ok) {
             if ok {
                 self.look(pool, class, p, out);
             }
         }
+        self.scratch = buf;
         if self.seen.len() > MAX_REMEMBERED {
             let keep: Vec<u64> = self.heads.iter().copied().filter(|&h| h != 0).collect();
             self.seen.retain(|p, _| keep.contains(p));
