@@ -555,7 +555,9 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let report = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types);
+        let mut phases = crate::analysis::phases::Phases::start("why");
         let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+        phases.lap("graph captured");
         crate::cli_heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
     })?;
     why_output(&a, &report)

@@ -101,13 +101,17 @@ pub(crate) fn why_on_graph(
     max_paths: usize,
     pid: i32,
 ) -> crate::analysis::why::WhyReport {
+    let mut phases = crate::analysis::phases::Phases::start("why");
     let mut src = DumpSource::new(g);
     let tree = retention::build(&mut src, g.objects.clone());
+    phases.lap("retention tree");
     let mut report = crate::analysis::why::explain(&mut src, &tree, type_name, max_paths, pid);
+    phases.lap("paths");
     let parent = log::log_enabled!(log::Level::Debug).then(|| tree.parent.clone());
     drop(tree);
     let d = dominators::compute(g);
     dominators::annotate_why(&mut report, &d);
+    phases.lap("dominators");
     if let Some(parent) = parent {
         dominators::log_other_holders(g, &d, &parent, type_name);
     }

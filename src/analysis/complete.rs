@@ -259,11 +259,7 @@ pub fn count_all(
     let framing = arenas::detect_framing(view, l, types, &arenas);
     // The scan is most of a census: each core takes a run of arenas, with its own view (a
     // share of the budget) and type table; their tallies and queues are merged after.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_SCAN_THREADS)
-        .min(arenas.arenas.len().div_ceil(8).max(1));
-    let parts = arenas.split(threads);
+    let parts = arenas.split(scan_threads(&arenas));
     let mem = view.memory();
     let spans = view.spans().to_vec();
     // The scan reads arenas in address order and what their objects point to is mostly near:
@@ -361,6 +357,122 @@ pub fn count_all(
     out.scan = scan;
     out.arenas = Some(arenas);
     (walked, out, census)
+}
+
+/// Every object of a default build as one sorted address list, found as `count_all` finds
+/// them (arenas scanned in parallel through small windows, GC objects outside the arenas from
+/// where the lists leave them, then the referent pass) but keeping only addresses: the input of
+/// the whole-heap analyses, 8 bytes per object. (`find_all` walks every GC list node and keeps
+/// each block's facts: five times the time and 40 more bytes per object.)
+pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjects {
+    let l = &py.layout;
+    let mut phases = super::phases::Phases::start("list_all");
+    let mut out = AllObjects::only(Vec::new());
+    let arenas = locate_arenas(view, py, &mut out);
+    let regions = arenas.regions();
+    let framing = arenas::detect_framing(view, l, types, &arenas);
+    let parts = arenas.split(scan_threads(&arenas));
+    let mem = view.memory();
+    let spans = view.spans().to_vec();
+    let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
+    let scanned: Vec<(Vec<u64>, Referents, arenas::ScanStats)> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let (spans, regions) = (spans.clone(), &regions);
+                s.spawn(move || {
+                    let mut view = View::new(mem, spans, budget);
+                    let mut types = TypeTable::new(py);
+                    let mut refs = Referents::new(regions.clone());
+                    let mut objects = Vec::new();
+                    let scan = arenas::scan_with(
+                        &mut view,
+                        l,
+                        &mut types,
+                        part,
+                        regions,
+                        framing,
+                        |view, found, info, block| {
+                            objects.push(found.obj);
+                            refs.scan_block(view, l, found, info, block);
+                        },
+                    );
+                    (objects, refs, scan)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    if scanned.len() != parts.len() {
+        out.warnings
+            .push("an arena scan thread failed: part of the heap was not listed".into());
+    }
+    let mut refs = Referents::new(regions.clone());
+    let mut scan = arenas::ScanStats {
+        framing,
+        ..Default::default()
+    };
+    let mut blocks: Vec<u64> = Vec::with_capacity(scanned.iter().map(|p| p.0.len()).sum());
+    for (objects, part_refs, part_scan) in scanned {
+        blocks.extend_from_slice(&objects);
+        drop(objects);
+        refs.absorb(part_refs);
+        scan.add(part_scan);
+    }
+    // Parts are runs of arenas in address order, each scanned in order: sorted already,
+    // unless the target's arena table changed under us.
+    if !blocks.is_sorted() {
+        blocks.sort_unstable();
+    }
+    blocks.dedup();
+    phases.lap("arena scan");
+    let exits = std::mem::take(&mut scan.gc_exits);
+    let mut outside_gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
+    outside_gc.retain(|&o| !regions.contains(o));
+    outside_gc.sort_unstable();
+    outside_gc.dedup();
+    for &o in &outside_gc {
+        refs.mark_known(o);
+    }
+    for &o in &outside_gc {
+        let Some(tp) = view.u64(o + l.ob_type) else {
+            continue;
+        };
+        if let Some(t) = types.get(view, l, tp).cloned() {
+            refs.scan(view, l, o, &t, None);
+        }
+    }
+    refs.drain(view, l, types);
+    let mut found = std::mem::take(&mut refs.found);
+    found.sort_unstable();
+    phases.lap("referents");
+    out.sources.push(format!(
+        "GC lists ({} objects: {} in arenas, {} outside)",
+        scan.gc_tracked + outside_gc.len() as u64,
+        scan.gc_tracked,
+        outside_gc.len()
+    ));
+    out.sources.push(arena_source(&arenas, &scan));
+    out.sources.push(format!(
+        "referents: {} more objects outside the arenas",
+        found.len()
+    ));
+    let outside = merge_sorted(&outside_gc, &found);
+    drop((outside_gc, found));
+    out.objects = merge_sorted(&blocks, &outside);
+    phases.lap("merge");
+    out.scan = scan;
+    out.arenas = Some(arenas);
+    out
+}
+
+/// Threads an arena scan uses: one per core, at most `MAX_SCAN_THREADS`, and no more than
+/// one per eight arenas (a small heap is not worth a thread).
+fn scan_threads(arenas: &arenas::Arenas) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_SCAN_THREADS)
+        .min(arenas.arenas.len().div_ceil(8).max(1))
 }
 
 /// Bytes of target memory each scanning thread's view holds at most.

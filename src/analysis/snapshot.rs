@@ -54,6 +54,9 @@ impl Default for SnapshotOptions {
     }
 }
 
+/// Bytes of target memory the whole-heap analyses' view holds at most.
+const WHOLE_HEAP_BUDGET: u64 = 16 << 20;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PythonInfo {
     pub version: String,
@@ -176,15 +179,21 @@ impl Session {
         f: impl FnOnce(&mut View, &Python, &mut TypeTable, Vec<u64>) -> R,
     ) -> Result<R> {
         let _paused = self.pause()?;
+        // The analyses read objects in address order (the graph capture): a small window
+        // serves them, and a large one would only grow the tool by the target's heap.
         let mut view = View::new(
             &self.target.memory,
             self.target.spans(),
-            self.opts.cache_budget,
+            self.opts.cache_budget.min(WHOLE_HEAP_BUDGET),
         );
         // Only the object list is kept: the walk's lists and blocks go before `f` runs.
-        let objects = complete::collect(&mut view, &self.py, &mut self.types, false)
-            .1
-            .objects;
+        let objects = if self.py.layout.free_threaded {
+            complete::collect(&mut view, &self.py, &mut self.types, false)
+                .1
+                .objects
+        } else {
+            complete::list_all(&mut view, &self.py, &mut self.types).objects
+        };
         Ok(f(&mut view, &self.py, &mut self.types, objects))
     }
 
