@@ -109,7 +109,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
                 .clone()
         };
         if parent != NONE {
-            hops.push((src.label(tree.label[i as usize]), ty.clone()));
+            hops.push((src.label(tree.label(i)), ty.clone()));
         }
         let text = PathGroup {
             root,

@@ -371,6 +371,15 @@ impl HeapSource for DumpSource<'_> {
         );
     }
 
+    fn edge_indexes(&mut self, i: u32, out: &mut Vec<(u32, Label)>) -> bool {
+        if i as usize + 1 < self.g.edge_start.len() {
+            for (j, l) in self.g.edges(i) {
+                out.push((j, self.live_label(l)));
+            }
+        }
+        true
+    }
+
     fn type_name(&mut self, tp: u64) -> Option<Rc<str>> {
         self.type_names.get(&tp).cloned()
     }

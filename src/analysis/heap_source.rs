@@ -23,6 +23,11 @@ pub trait HeapSource {
     fn type_and_size(&mut self, i: u32, obj: u64) -> Option<TypeSize>;
     /// The labelled references out of object `i` (at `obj`), as (target address, label).
     fn edges(&mut self, i: u32, obj: u64, out: &mut Vec<(u64, Label)>);
+    /// The same references as (target index, label), for a source that knows the indexes
+    /// (a captured graph): true when it answered, false to have `edges` asked instead.
+    fn edge_indexes(&mut self, _i: u32, _out: &mut Vec<(u32, Label)>) -> bool {
+        false
+    }
     /// A type's name as `repr(type)` prints it; None when it is not a type.
     fn type_name(&mut self, tp: u64) -> Option<Rc<str>>;
     /// The edge's text: `.attr`, `['key']`, `[*]`, `[…]`.

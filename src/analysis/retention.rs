@@ -19,15 +19,27 @@ pub const NONE: u32 = u32::MAX;
 const MAX_DEPTH: usize = 48;
 
 /// The spanning tree over a census's objects (indexes into the sorted object list).
+///
+/// Per object it keeps 25 bytes beside the address: parent, edge, type and size as 4-byte
+/// ids or values (labels and types interned; sizes over 4 GiB and native bytes, both rare, in
+/// side tables), the BFS order and a flag byte. A 16M-object heap's tree fits in 530 MB.
 pub struct Tree {
     pub objects: Vec<u64>,
     pub parent: Vec<u32>,
-    pub label: Vec<Label>,
-    pub type_ptr: Vec<u64>,
-    pub bytes: Vec<u64>,
-    /// Memory each object owns outside itself (heap::native): numpy data, bytearray items...
-    /// Part of `bytes` where sys.getsizeof counts it (all but mmap).
-    pub native: Vec<u64>,
+    /// Per object: index into `labels` of the edge its parent reached it by.
+    label_of: Vec<u32>,
+    labels: Vec<Label>,
+    label_ids: HashMap<Label, u32>,
+    /// Per object: index into `types` (0: not sized yet, or its type did not validate).
+    type_of: Vec<u32>,
+    types: Vec<u64>,
+    type_ids: HashMap<u64, u32>,
+    /// Per object: `sys.getsizeof`, `BIG` when it is in `big`.
+    bytes: Vec<u32>,
+    big: HashMap<u32, u64>,
+    /// Memory objects own outside themselves (heap::native: numpy data, bytearray items...),
+    /// by object; part of their bytes where sys.getsizeof counts it (all but mmap).
+    native: HashMap<u32, u64>,
     /// Root objects: modules first, then what thread frames hold.
     pub roots: Vec<Root>,
     /// Object index → its position in `roots`.
@@ -37,6 +49,14 @@ pub struct Tree {
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
 }
+
+/// `Tree::bytes` of an object whose size is kept in `Tree::big`.
+const BIG: u32 = u32::MAX;
+/// `Tree` flags per object while it is built.
+const SEEN: u8 = 1;
+/// A deferred edge into the object is queued already: a later one would change nothing (the
+/// queue is first-in first-out, and the first one marks the object seen).
+const GUESS_QUEUED: u8 = 2;
 
 /// Where paths of objects no root reaches are filed.
 pub const UNREACHED: &str = "(not reachable from modules or threads)";
@@ -61,6 +81,29 @@ impl Root {
 }
 
 impl Tree {
+    fn new(objects: Vec<u64>) -> Tree {
+        let n = objects.len();
+        let mut t = Tree {
+            parent: vec![NONE; n],
+            label_of: vec![0; n],
+            labels: Vec::new(),
+            label_ids: HashMap::default(),
+            type_of: vec![0; n],
+            types: vec![0],
+            type_ids: HashMap::default(),
+            bytes: vec![0; n],
+            big: HashMap::default(),
+            native: HashMap::default(),
+            roots: Vec::new(),
+            root_of: HashMap::default(),
+            order: Vec::with_capacity(n),
+            objects,
+            frame_stats: FrameRootStats::default(),
+        };
+        t.label_id(Label::Ref);
+        t
+    }
+
     pub fn index_of(&self, addr: u64) -> Option<u32> {
         self.objects.binary_search(&addr).ok().map(|i| i as u32)
     }
@@ -70,9 +113,75 @@ impl Tree {
         self.root_of.get(&i).map(|&r| &self.roots[r as usize])
     }
 
+    /// The edge by which object `i` was reached (`Label::Ref` for roots and unreached ones).
+    pub fn label(&self, i: u32) -> Label {
+        self.labels[self.label_of[i as usize] as usize]
+    }
+
+    /// Object `i`'s type pointer (0: its type did not validate).
+    pub fn type_ptr(&self, i: u32) -> u64 {
+        self.types[self.type_of[i as usize] as usize]
+    }
+
+    /// Object `i`'s `sys.getsizeof`.
+    pub fn bytes(&self, i: u32) -> u64 {
+        match self.bytes[i as usize] {
+            BIG => self.big.get(&i).copied().unwrap_or(0),
+            b => b as u64,
+        }
+    }
+
+    /// Memory object `i` owns outside itself.
+    pub fn native(&self, i: u32) -> u64 {
+        self.native.get(&i).copied().unwrap_or(0)
+    }
+
+    /// The distinct type pointers of the tree's objects.
+    pub fn type_ptrs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.types.iter().copied().filter(|&p| p != 0)
+    }
+
     fn add_root(&mut self, root: Root) {
         self.root_of.insert(root.index, self.roots.len() as u32);
         self.roots.push(root);
+    }
+
+    fn label_id(&mut self, label: Label) -> u32 {
+        if let Some(&id) = self.label_ids.get(&label) {
+            return id;
+        }
+        self.labels.push(label);
+        let id = (self.labels.len() - 1) as u32;
+        self.label_ids.insert(label, id);
+        id
+    }
+
+    fn set_parent(&mut self, child: u32, parent: u32, label: Label) {
+        self.parent[child as usize] = parent;
+        self.label_of[child as usize] = self.label_id(label);
+    }
+
+    fn set_size(&mut self, i: u32, s: TypeSize) {
+        let id = match self.type_ids.get(&s.tp) {
+            Some(&id) => id,
+            None => {
+                self.types.push(s.tp);
+                let id = (self.types.len() - 1) as u32;
+                self.type_ids.insert(s.tp, id);
+                id
+            }
+        };
+        self.type_of[i as usize] = id;
+        self.bytes[i as usize] = match u32::try_from(s.bytes) {
+            Ok(b) if b != BIG => b,
+            _ => {
+                self.big.insert(i, s.bytes);
+                BIG
+            }
+        };
+        if s.native > 0 {
+            self.native.insert(i, s.native);
+        }
     }
 }
 
@@ -82,23 +191,12 @@ impl Tree {
 /// under its module path, and frames claim only what the running code alone keeps alive.
 pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
     let n = objects.len();
-    let mut t = Tree {
-        parent: vec![NONE; n],
-        label: vec![Label::Ref; n],
-        type_ptr: vec![0; n],
-        bytes: vec![0; n],
-        native: vec![0; n],
-        roots: Vec::new(),
-        root_of: HashMap::default(),
-        order: Vec::with_capacity(n),
-        objects,
-        frame_stats: FrameRootStats::default(),
-    };
-    let mut seen = vec![false; n];
+    let mut t = Tree::new(objects);
+    let mut flags = vec![0u8; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
     for (i, name) in src.module_roots(&t.objects) {
-        if !seen[i as usize] {
-            seen[i as usize] = true;
+        if flags[i as usize] & SEEN == 0 {
+            flags[i as usize] |= SEEN;
             t.add_root(Root {
                 index: i,
                 holders: vec![format!("{name} (module)").into()],
@@ -108,15 +206,15 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
         }
     }
     let mut guessed = VecDeque::new();
-    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
+    walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
     let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
     for r in frame_roots {
         let Some(i) = t.index_of(r.object) else {
             continue;
         };
-        if !seen[i as usize] {
-            seen[i as usize] = true;
+        if flags[i as usize] & SEEN == 0 {
+            flags[i as usize] |= SEEN;
             t.add_root(Root {
                 index: i,
                 holders: vec![r.thread, r.frame],
@@ -125,23 +223,22 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
             queue.push_back(i);
         }
     }
-    walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
+    walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
     // Last, what only conservative pointers and type edges reach, in the order they were found.
     while let Some((from, to, label)) = guessed.pop_front() {
-        if !seen[to as usize] {
-            seen[to as usize] = true;
-            t.parent[to as usize] = from;
-            t.label[to as usize] = label;
+        if flags[to as usize] & SEEN == 0 {
+            flags[to as usize] |= SEEN;
+            t.set_parent(to, from, label);
             queue.push_back(to);
-            walk(src, &mut t, &mut seen, &mut queue, &mut guessed);
+            walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
         }
     }
     // Objects no root reaches still count: type and size, under a root of their own.
-    for (i, _) in seen.iter().enumerate().filter(|(_, s)| !**s) {
-        if let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i as u32, t.objects[i]) {
-            t.type_ptr[i] = tp;
-            t.bytes[i] = bytes;
-            t.native[i] = native;
+    for i in 0..n {
+        if flags[i] & SEEN == 0 {
+            if let Some(s) = src.type_and_size(i as u32, t.objects[i]) {
+                t.set_size(i as u32, s);
+            }
         }
     }
     t
@@ -157,36 +254,43 @@ pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
 fn walk(
     src: &mut dyn HeapSource,
     t: &mut Tree,
-    seen: &mut [bool],
+    flags: &mut [u8],
     queue: &mut VecDeque<u32>,
     guessed: &mut VecDeque<(u32, u32, Label)>,
 ) {
     let mut edges = Vec::new();
+    let mut indexed = Vec::new();
     while let Some(i) = queue.pop_front() {
         t.order.push(i);
         let obj = t.objects[i as usize];
-        let Some(TypeSize { tp, bytes, native }) = src.type_and_size(i, obj) else {
+        let Some(size) = src.type_and_size(i, obj) else {
             continue;
         };
-        t.type_ptr[i as usize] = tp;
-        t.bytes[i as usize] = bytes;
-        t.native[i as usize] = native;
-        edges.clear();
-        src.edges(i, obj, &mut edges);
-        for &(to, label) in &edges {
-            let Some(j) = t.index_of(to) else {
-                continue;
-            };
-            if seen[j as usize] {
+        t.set_size(i, size);
+        indexed.clear();
+        if !src.edge_indexes(i, &mut indexed) {
+            edges.clear();
+            src.edges(i, obj, &mut edges);
+            indexed.extend(
+                edges
+                    .iter()
+                    .filter_map(|&(to, label)| Some((t.index_of(to)?, label))),
+            );
+        }
+        for &(j, label) in &indexed {
+            let f = flags[j as usize];
+            if f & SEEN != 0 {
                 continue;
             }
             if label.deferred() {
-                guessed.push_back((i, j, label));
+                if f & GUESS_QUEUED == 0 {
+                    flags[j as usize] |= GUESS_QUEUED;
+                    guessed.push_back((i, j, label));
+                }
                 continue;
             }
-            seen[j as usize] = true;
-            t.parent[j as usize] = i;
-            t.label[j as usize] = label;
+            flags[j as usize] |= SEEN;
+            t.set_parent(j, i, label);
             queue.push_back(j);
         }
     }
@@ -289,11 +393,11 @@ pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<
                 Some(edge) => edge.clone(),
                 None => continue,
             },
-            _ => src.label(t.label[j as usize]),
+            _ => src.label(t.label(j)),
         };
         out.push(Hop {
             label,
-            type_name: type_name(src, t.type_ptr[j as usize]),
+            type_name: type_name(src, t.type_ptr(j)),
         });
     }
     (root.map(Root::text), out)
@@ -314,7 +418,7 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
         let mut node = 0u32;
         let mut texts: Vec<String> = r.holders.iter().map(|h| h.to_string()).collect();
         if let Some(edge) = &r.edge {
-            let ty = type_name(src, t.type_ptr[r.index as usize]);
+            let ty = type_name(src, t.type_ptr(r.index));
             texts.push(format!("{edge} {ty}"));
         }
         for text in texts {
@@ -361,19 +465,19 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
                 if pn == NONE {
                     unreached
                 } else {
-                    child(&mut nodes, src, pn, t.label[iu], t.type_ptr[iu])
+                    child(&mut nodes, src, pn, t.label(i), t.type_ptr(i))
                 }
             }
         };
         node_of[iu] = node;
-        nodes[node as usize].3 += t.bytes[iu];
+        nodes[node as usize].3 += t.bytes(i);
         nodes[node as usize].4 += 1;
     }
     let unreached_objects: Vec<usize> =
         (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
     for i in unreached_objects {
-        let n = child(&mut nodes, src, unreached, Label::Ref, t.type_ptr[i]);
-        nodes[n as usize].3 += t.bytes[i];
+        let n = child(&mut nodes, src, unreached, Label::Ref, t.type_ptr(i as u32));
+        nodes[n as usize].3 += t.bytes(i as u32);
         nodes[n as usize].4 += 1;
     }
     let mut p = Profile::new(

@@ -96,7 +96,7 @@ pub fn explain(
     let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
     let (mut objects, mut bytes, mut native) = (0u64, 0u64, 0u64);
     for i in 0..t.objects.len() as u32 {
-        let tp = t.type_ptr[i as usize];
+        let tp = t.type_ptr(i);
         if tp == 0 {
             continue;
         }
@@ -105,8 +105,8 @@ pub fn explain(
             continue;
         }
         objects += 1;
-        let b = t.bytes[i as usize];
-        let nb = t.native[i as usize];
+        let b = t.bytes(i);
+        let nb = t.native(i);
         bytes += b;
         native += nb;
         let parent = t.parent[i as usize];
@@ -136,7 +136,7 @@ pub fn explain(
                 .clone()
         };
         if parent != NONE {
-            let label = src.label(t.label[i as usize]);
+            let label = src.label(t.label(i));
             path.push((label, type_name.to_string()));
             let e = holders.entry(parent).or_default();
             e.0 += 1;
@@ -214,7 +214,7 @@ fn similar_types(src: &mut dyn HeapSource, t: &Tree, asked: &str) -> Vec<String>
         .next()
         .unwrap_or(asked)
         .to_ascii_lowercase();
-    let mut seen: Vec<u64> = t.type_ptr.iter().copied().filter(|&p| p != 0).collect();
+    let mut seen: Vec<u64> = t.type_ptrs().collect();
     seen.sort_unstable();
     seen.dedup();
     let mut out: Vec<String> = seen
