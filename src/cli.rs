@@ -495,7 +495,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         let mut session = Session::open(a.target.pid(), opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
             let mut src = LiveSource::new(view, py, types);
-            let tree = retention::build(&mut src, objects);
+            let tree = retention::build(&mut src, std::rc::Rc::new(objects));
             retention::profile(&mut src, &tree)
         })?;
         let default = format!(

@@ -53,7 +53,7 @@ pub(crate) fn snapshot_heap_cmd(
             "pymemspy: wrote {} ({} objects, {} references, {} bytes)",
             path.display(),
             dump.graph.len(),
-            dump.graph.edge_to.len(),
+            dump.graph.edge_count(),
             bytes.len()
         );
         return Ok(());

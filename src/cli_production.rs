@@ -91,7 +91,7 @@ pub(crate) fn snapshot_core_cmd(
         let mut session = Session::from_target(target, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
             let mut src = LiveSource::new(view, py, types);
-            let tree = retention::build(&mut src, objects);
+            let tree = retention::build(&mut src, std::rc::Rc::new(objects));
             retention::profile(&mut src, &tree)
         })?;
         let default = format!("pymemspy-core-{pid}-retention.{}", format.extension());

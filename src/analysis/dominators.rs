@@ -25,9 +25,11 @@ const SKIP: u32 = u32::MAX - 2;
 fn kept_edges(g: &Graph) -> (Vec<bool>, Vec<bool>) {
     let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
     let mut exact_in = vec![false; g.len()];
-    for (e, &t) in g.edge_to.iter().enumerate() {
-        if exact[g.edge_label[e] as usize] {
-            exact_in[t as usize] = true;
+    for i in 0..g.len() as u32 {
+        for (t, l) in g.edges(i) {
+            if exact[l as usize] {
+                exact_in[t as usize] = true;
+            }
         }
     }
     (exact, exact_in)
@@ -46,7 +48,7 @@ pub const ROOT: u32 = u32::MAX - 1;
 pub fn compute(g: &Graph) -> Dominators {
     let n = g.len();
     let kept = kept_edges(g);
-    let kept = |e: usize| kept.0[g.edge_label[e] as usize] || !kept.1[g.edge_to[e] as usize];
+    let kept = |(t, l): (u32, u32)| kept.0[l as usize] || !kept.1[t as usize];
     // Node numbering: 0 is the virtual root, object i is i + 1.
     let root_children = root_children(g, &kept);
     // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
@@ -58,15 +60,8 @@ pub fn compute(g: &Graph) -> Dominators {
         if v == 0 {
             root_children.get(k as usize).map(|&c| c + 1)
         } else {
-            let i = (v - 1) as usize;
-            let at = g.edge_start[i] + k;
-            (at < g.edge_start[i + 1]).then(|| {
-                if kept(at as usize) {
-                    g.edge_to[at as usize] + 1
-                } else {
-                    SKIP
-                }
-            })
+            g.edge_at(v - 1, k)
+                .map(|e| if kept(e) { e.0 + 1 } else { SKIP })
         }
     };
     visited[0] = true;
@@ -96,15 +91,19 @@ pub fn compute(g: &Graph) -> Dominators {
     for &c in &root_children {
         pred_start[c as usize + 3] += 1;
     }
-    for (e, &t) in g.edge_to.iter().enumerate() {
-        if kept(e) {
-            pred_start[t as usize + 3] += 1;
+    let mut kept_count = 0;
+    for i in 0..n as u32 {
+        for e in g.edges(i) {
+            if kept(e) {
+                pred_start[e.0 as usize + 3] += 1;
+                kept_count += 1;
+            }
         }
     }
     for v in 1..pred_start.len() {
         pred_start[v] += pred_start[v - 1];
     }
-    let mut preds = vec![0u32; g.edge_to.len() + root_children.len()];
+    let mut preds = vec![0u32; kept_count + root_children.len()];
     {
         let mut fill = |from: u32, to: u32| {
             let slot = &mut pred_start[to as usize + 1];
@@ -114,10 +113,10 @@ pub fn compute(g: &Graph) -> Dominators {
         for &c in &root_children {
             fill(0, c + 1);
         }
-        for i in 0..n {
-            for e in g.edge_start[i]..g.edge_start[i + 1] {
-                if kept(e as usize) {
-                    fill(i as u32 + 1, g.edge_to[e as usize] + 1);
+        for i in 0..n as u32 {
+            for e in g.edges(i) {
+                if kept(e) {
+                    fill(i + 1, e.0 + 1);
                 }
             }
         }
@@ -165,7 +164,7 @@ pub fn compute(g: &Graph) -> Dominators {
         if v == 0 {
             continue;
         }
-        let own = retained[v as usize] + g.bytes[(v - 1) as usize];
+        let own = retained[v as usize] + g.bytes_of(v - 1);
         retained[v as usize] = own;
         let d = idom[v as usize];
         if d != UNDEF {
@@ -186,7 +185,7 @@ pub fn compute(g: &Graph) -> Dominators {
 
 /// The virtual root's children: modules, frame roots, then every object neither reaches (in
 /// address order; those reached from an earlier one are not roots themselves).
-fn root_children(g: &Graph, kept: &dyn Fn(usize) -> bool) -> Vec<u32> {
+fn root_children(g: &Graph, kept: &dyn Fn((u32, u32)) -> bool) -> Vec<u32> {
     if g.is_empty() {
         return Vec::new();
     }
@@ -205,9 +204,9 @@ fn root_children(g: &Graph, kept: &dyn Fn(usize) -> bool) -> Vec<u32> {
         reached[start as usize] = true;
         stack.push(start);
         while let Some(v) = stack.pop() {
-            for e in g.edge_start[v as usize]..g.edge_start[v as usize + 1] {
-                let t = g.edge_to[e as usize];
-                if kept(e as usize) && !reached[t as usize] {
+            for e in g.edges(v) {
+                let t = e.0;
+                if kept(e) && !reached[t as usize] {
                     reached[t as usize] = true;
                     stack.push(t);
                 }
@@ -341,16 +340,17 @@ mod tests {
 
     fn graph(nodes: &[(u64, &[u32])]) -> Graph {
         let mut g = Graph {
-            objects: (0..nodes.len() as u64).map(|i| 0x1000 + i * 16).collect(),
+            objects: std::rc::Rc::new((0..nodes.len() as u64).map(|i| 0x1000 + i * 16).collect()),
             type_of: vec![0; nodes.len()],
             types: vec![(1, "t".into())],
             labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
             modules: vec![(0, "m".into())],
+            class_label: super::super::heap_graph::NO_LABEL,
             ..Default::default()
         };
         g.edge_start.push(0);
         for (b, es) in nodes {
-            g.bytes.push(*b);
+            g.push_bytes(*b);
             g.edge_to.extend(es.iter().map(|&t| t % REF));
             g.edge_label.extend(es.iter().map(|&t| u32::from(t >= REF)));
             g.edge_start.push(g.edge_to.len() as u64);

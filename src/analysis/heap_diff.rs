@@ -73,7 +73,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
             .entry(last.type_name_of(i).unwrap_or("?"))
             .or_default();
         e.0 += 1;
-        e.1 += last.bytes[i as usize];
+        e.1 += last.bytes_of(i);
     }
     // Paths in the last dump, as `why` shows them (one per parent, shared by its children).
     let mut src = DumpSource::new(last);
@@ -126,7 +126,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
             bytes: 0,
         });
         g.count += 1;
-        g.bytes += last.bytes[i as usize];
+        g.bytes += last.bytes_of(i);
     }
     let mut types: Vec<NewType> = by_type
         .into_iter()
@@ -144,7 +144,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
         schema: SCHEMA,
         dumps: names,
         objects: new.len() as u64,
-        bytes: new.iter().map(|&i| last.bytes[i as usize]).sum(),
+        bytes: new.iter().map(|&i| last.bytes_of(i)).sum(),
         types,
         paths,
     }

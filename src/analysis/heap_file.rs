@@ -6,14 +6,15 @@
 //! from the previous target (the first from the object itself), so most take 1-3 bytes before
 //! compression. No object values are kept: only names (see `heap_graph`).
 
-use super::heap_graph::{EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_TYPE};
+use super::heap_graph::{EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE};
 use super::snapshot::{self, Snapshot};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 16] = b"PYMEMSPY-HEAP\0\0\0";
-pub const VERSION: u32 = 2;
+/// 3: type edges are no longer stored (made from each object's type), `class_label` added.
+pub const VERSION: u32 = 3;
 /// zstd level: 3 is its default, fast enough to keep the dump within the census's time.
 const LEVEL: i32 = 3;
 
@@ -25,7 +26,7 @@ pub struct HeapDump {
     pub graph: Graph,
 }
 
-/// What is encoded after the header (version 1).
+/// What is encoded after the header (format `VERSION`).
 #[derive(Serialize, Deserialize)]
 struct DumpFile {
     pid: i32,
@@ -35,6 +36,8 @@ struct DumpFile {
     snapshot_json: String,
     names: Vec<String>,
     labels: Vec<EdgeLabel>,
+    /// The label of the type edges every typed object has first (not stored per object).
+    class_label: u32,
     types: Vec<(u64, String)>,
     object_delta: Vec<u64>,
     /// Type index + 1 (0: the type did not validate).
@@ -80,6 +83,7 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
             .map_err(|e| Error::Usage(format!("encoding the census: {e}")))?,
         names: g.names.clone(),
         labels: g.labels.clone(),
+        class_label: g.class_label,
         types: g.types.clone(),
         object_delta,
         object_type: g
@@ -87,7 +91,7 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
             .iter()
             .map(|&t| if t == NO_TYPE { 0 } else { t + 1 })
             .collect(),
-        object_bytes: g.bytes.clone(),
+        object_bytes: (0..g.len() as u32).map(|i| g.bytes_of(i)).collect(),
         object_native: g.native.clone(),
         edge_count,
         edge_delta,
@@ -170,6 +174,7 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         return Err(bad("corrupt: native entries out of order or range".into()));
     }
     if f.edge_label.iter().any(|&l| l as usize >= f.labels.len())
+        || (f.class_label != NO_LABEL && f.class_label as usize >= f.labels.len())
         || f.modules.iter().any(|(i, _)| *i as usize >= n)
     {
         return Err(bad("corrupt: index out of range".into()));
@@ -189,25 +194,33 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
     let mut snapshot: Snapshot =
         serde_json::from_str(&f.snapshot_json).map_err(|e| bad(format!("corrupt census: {e}")))?;
     snapshot.schema = snapshot::SCHEMA;
+    let mut graph = Graph {
+        objects: std::rc::Rc::new(objects),
+        type_of,
+        bytes: Vec::with_capacity(n),
+        big: Vec::new(),
+        native: f.object_native,
+        edge_start,
+        edge_to,
+        edge_label: f.edge_label,
+        labels: f.labels,
+        names: f.names,
+        types: f.types,
+        modules: f.modules,
+        frame_roots: f.frame_roots,
+        frame_stats: f.frame_stats,
+        class_label: f.class_label,
+        type_index: Vec::new(),
+    };
+    for b in f.object_bytes {
+        graph.push_bytes(b);
+    }
+    graph.link_types();
     Ok(HeapDump {
         pid: f.pid,
         python_version: f.python_version,
         snapshot,
-        graph: Graph {
-            objects,
-            type_of,
-            bytes: f.object_bytes,
-            native: f.object_native,
-            edge_start,
-            edge_to,
-            edge_label: f.edge_label,
-            labels: f.labels,
-            names: f.names,
-            types: f.types,
-            modules: f.modules,
-            frame_roots: f.frame_roots,
-            frame_stats: f.frame_stats,
-        },
+        graph,
     })
 }
 

@@ -18,6 +18,12 @@ use std::rc::Rc;
 
 /// `type_of` of an object whose type did not validate.
 pub const NO_TYPE: u32 = u32::MAX;
+/// `Graph::bytes` of an object whose size is in `Graph::big`.
+pub const BIG: u32 = u32::MAX;
+/// `Graph::class_label` of a graph without type edges.
+pub const NO_LABEL: u32 = u32::MAX;
+/// `Graph::type_index` of a type that is not one of the graph's objects.
+pub const NO_INDEX: u32 = u32::MAX;
 
 /// An edge label with its names interned (indexes into `Graph::names`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,21 +55,30 @@ pub struct FrameStats {
 
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
-    /// Object addresses, sorted and distinct.
-    pub objects: Vec<u64>,
+    /// Object addresses, sorted and distinct (shared with the retention tree built on it).
+    pub objects: Rc<Vec<u64>>,
     /// Per object: index into `types`, or `NO_TYPE`.
     pub type_of: Vec<u32>,
-    /// Per object: `sys.getsizeof`.
-    pub bytes: Vec<u64>,
+    /// Per object: `sys.getsizeof`, or `BIG` for the few sizes of 4 GiB and more, kept in
+    /// `big` (by index).
+    pub bytes: Vec<u32>,
+    pub big: Vec<(u32, u64)>,
     /// (object index, native bytes) of the few objects that own memory outside themselves
     /// (`heap::native`), by index.
     pub native: Vec<(u32, u64)>,
-    /// Edges of object i: `edge_to[edge_start[i]..edge_start[i + 1]]` (object indexes), in the
-    /// order the live walker lists them (the breadth-first tree depends on it).
+    /// Edges of object i after its first: `edge_to[edge_start[i]..edge_start[i + 1]]` (object
+    /// indexes), in the order the live walker lists them (the breadth-first tree depends on it).
+    /// The first edge of every typed object, to its type (`graph::CLASS`), is not stored: it
+    /// is made from `type_of` (see `edges`), which saves a quarter of a typical heap's edges.
     pub edge_start: Vec<u64>,
     pub edge_to: Vec<u32>,
     pub edge_label: Vec<u32>,
     pub labels: Vec<EdgeLabel>,
+    /// The label of the type edges (`NO_LABEL` in a graph without them).
+    pub class_label: u32,
+    /// Per type: its type object's index among `objects`, `NO_INDEX` when it is not one of
+    /// them (derived from `types` by `link_types`, not stored).
+    pub type_index: Vec<u32>,
     /// Interned texts: attribute and key names (as the live paths show them, `…` for what is
     /// not identifier-like), field names, thread, frame and slot texts.
     pub names: Vec<String>,
@@ -84,16 +99,93 @@ impl Graph {
         self.objects.is_empty()
     }
 
-    /// Edges of object `i` as (target index, label id).
+    /// Object `i`'s `sys.getsizeof`.
+    pub fn bytes_of(&self, i: u32) -> u64 {
+        match self.bytes.get(i as usize) {
+            Some(&BIG) => self
+                .big
+                .binary_search_by_key(&i, |&(j, _)| j)
+                .map_or(0, |k| self.big[k].1),
+            Some(&b) => b as u64,
+            None => 0,
+        }
+    }
+
+    /// Append object `i`'s size (objects in index order).
+    pub fn push_bytes(&mut self, bytes: u64) {
+        let i = self.bytes.len() as u32;
+        match u32::try_from(bytes) {
+            Ok(b) if b != BIG => self.bytes.push(b),
+            _ => {
+                self.bytes.push(BIG);
+                self.big.push((i, bytes));
+            }
+        }
+    }
+
+    /// Edges of object `i` as (target index, label id): its type edge, then the stored ones.
     pub fn edges(&self, i: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let (a, b) = (
-            self.edge_start[i as usize] as usize,
-            self.edge_start[i as usize + 1] as usize,
-        );
-        self.edge_to[a..b]
+        let (a, b) = self.stored(i);
+        self.class_edge(i).into_iter().chain(
+            self.edge_to[a..b]
+                .iter()
+                .copied()
+                .zip(self.edge_label[a..b].iter().copied()),
+        )
+    }
+
+    /// Edge `k` of object `i` (as `edges` lists them), None past the last.
+    pub fn edge_at(&self, i: u32, k: u64) -> Option<(u32, u32)> {
+        let class = self.class_edge(i);
+        let k = match (class, k) {
+            (Some(e), 0) => return Some(e),
+            (Some(_), k) => k - 1,
+            (None, k) => k,
+        };
+        let (a, b) = self.stored(i);
+        let at = a.checked_add(usize::try_from(k).ok()?)?;
+        (at < b).then(|| (self.edge_to[at], self.edge_label[at]))
+    }
+
+    /// The type edge of object `i`, when its type is one of the graph's objects.
+    pub fn class_edge(&self, i: u32) -> Option<(u32, u32)> {
+        if self.class_label == NO_LABEL {
+            return None;
+        }
+        let t = *self.type_of.get(i as usize)?;
+        let to = *self.type_index.get(t as usize)?;
+        (to != NO_INDEX).then_some((to, self.class_label))
+    }
+
+    /// Every edge, stored or made: the length of arrays indexed by edge.
+    pub fn edge_count(&self) -> usize {
+        self.edge_to.len()
+            + (0..self.len() as u32)
+                .filter(|&i| self.class_edge(i).is_some())
+                .count()
+    }
+
+    fn stored(&self, i: u32) -> (usize, usize) {
+        match (
+            self.edge_start.get(i as usize),
+            self.edge_start.get(i as usize + 1),
+        ) {
+            (Some(&a), Some(&b)) => (a as usize, b as usize),
+            _ => (0, 0),
+        }
+    }
+
+    /// Derive `type_index` from `types` and `objects` (after a capture or a load).
+    pub fn link_types(&mut self) {
+        self.type_index = self
+            .types
             .iter()
-            .copied()
-            .zip(self.edge_label[a..b].iter().copied())
+            .map(|&(tp, _)| {
+                self.objects
+                    .binary_search(&tp)
+                    .map_or(NO_INDEX, |k| k as u32)
+            })
+            .collect();
     }
 
     /// The type name of object `i` (None when its type did not validate).
@@ -169,11 +261,12 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     let n = objects.len();
     let mut g = Graph {
         type_of: vec![NO_TYPE; n],
-        bytes: vec![0; n],
+        bytes: Vec::with_capacity(n),
         edge_start: Vec::with_capacity(n + 1),
         ..Default::default()
     };
     let mut names = Interner::default();
+    g.class_label = names.label(src, graph::CLASS);
     let mut edges = Vec::new();
     let index = AddrIndex::new(&objects);
     let l = &src.py.layout;
@@ -188,13 +281,17 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
             graph::edges(src.view, l, obj, info, &mut edges);
             Some((tp, bytes, native))
         });
-        if let Some((tp, bytes, native)) = found {
+        g.push_bytes(found.map_or(0, |f| f.1));
+        if let Some((tp, _, native)) = found {
             g.type_of[i] = names.type_id(src, tp);
-            g.bytes[i] = bytes;
             if native > 0 {
                 g.native.push((i as u32, native));
             }
-            for &(to, label) in &edges {
+            // The type edge is made from `type_of` (see `Graph::edges`).
+            let class = edges
+                .first()
+                .is_some_and(|&(to, label)| label == graph::CLASS && to == tp);
+            for &(to, label) in &edges[usize::from(class)..] {
                 let Some(j) = index.find(to) else {
                     continue;
                 };
@@ -221,10 +318,11 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         frames: stats.frames,
         unreadable_frames: stats.unreadable_frames,
     };
-    g.objects = objects;
+    g.objects = Rc::new(objects);
     g.names = names.names;
     g.labels = names.labels;
     g.types = names.types;
+    g.link_types();
     g
 }
 
@@ -351,7 +449,7 @@ impl HeapSource for DumpSource<'_> {
         let t = *self.g.type_of.get(i as usize)?;
         (t != NO_TYPE).then(|| TypeSize {
             tp: self.g.types[t as usize].0,
-            bytes: self.g.bytes[i as usize],
+            bytes: self.g.bytes_of(i),
             native: self
                 .g
                 .native

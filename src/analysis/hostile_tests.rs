@@ -117,7 +117,7 @@ fn corrupted_heaps_never_panic_or_hang() {
         // The census path proper: threads over the arenas, GC lists left where they leave them.
         let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[]);
         let mut src = LiveSource::new(&mut view, &py, &mut types);
-        let tree = retention::build(&mut src, all.objects.clone());
+        let tree = retention::build(&mut src, std::rc::Rc::new(all.objects.clone()));
         let profile = retention::profile(&mut src, &tree);
         let _ = why::explain(&mut src, &tree, "__main__.Node", 5, pid);
         assert!(

@@ -1,4 +1,4 @@
-//! Wall time per pipeline phase, logged at debug level (`PYMEMSPY_LOG=debug`): where a census
+//! Wall time and peak memory per pipeline phase, logged at debug level (`PYMEMSPY_LOG=debug`): where a census
 //! spends its time on a given heap, without a profiler.
 
 use std::time::Instant;
@@ -20,10 +20,23 @@ impl Phases {
     pub fn lap(&mut self, name: &str) {
         let now = Instant::now();
         log::debug!(
-            "{} {name}: {:.1} ms",
+            "{} {name}: {:.1} ms, peak RSS {} MiB",
             self.what,
-            (now - self.last).as_secs_f64() * 1e3
+            (now - self.last).as_secs_f64() * 1e3,
+            peak_rss_kib() / 1024
         );
         self.last = now;
     }
+}
+
+/// The tool's peak resident memory so far (`VmHWM`), 0 where /proc does not say.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -24,7 +24,8 @@ const MAX_DEPTH: usize = 48;
 /// ids or values (labels and types interned; sizes over 4 GiB and native bytes, both rare, in
 /// side tables), the BFS order and a flag byte. A 16M-object heap's tree fits in 530 MB.
 pub struct Tree {
-    pub objects: Vec<u64>,
+    /// The objects, sorted (shared with the graph the tree may be built from).
+    pub objects: Rc<Vec<u64>>,
     pub parent: Vec<u32>,
     /// Per object: index into `labels` of the edge its parent reached it by.
     label_of: Vec<u32>,
@@ -81,7 +82,7 @@ impl Root {
 }
 
 impl Tree {
-    fn new(objects: Vec<u64>) -> Tree {
+    fn new(objects: Rc<Vec<u64>>) -> Tree {
         let n = objects.len();
         let mut t = Tree {
             parent: vec![NONE; n],
@@ -100,7 +101,7 @@ impl Tree {
             objects,
             frame_stats: FrameRootStats::default(),
         };
-        t.label_id(Label::Ref);
+        t.intern_label(Label::Ref);
         t
     }
 
@@ -121,6 +122,26 @@ impl Tree {
     /// Object `i`'s type pointer (0: its type did not validate).
     pub fn type_ptr(&self, i: u32) -> u64 {
         self.types[self.type_of[i as usize] as usize]
+    }
+
+    /// Object `i`'s type as an id (0: none); see `type_ptr_of_id`.
+    pub fn type_id(&self, i: u32) -> u32 {
+        self.type_of[i as usize]
+    }
+
+    /// How many type ids there are (id 0 included).
+    pub fn type_count(&self) -> u32 {
+        self.types.len() as u32
+    }
+
+    /// The type pointer of a type id (0 for id 0).
+    pub fn type_ptr_of_id(&self, id: u32) -> u64 {
+        self.types.get(id as usize).copied().unwrap_or(0)
+    }
+
+    /// The edge object `i` was reached by, as an id (equal ids, equal labels).
+    pub fn label_id(&self, i: u32) -> u32 {
+        self.label_of[i as usize]
     }
 
     /// Object `i`'s `sys.getsizeof`.
@@ -146,7 +167,7 @@ impl Tree {
         self.roots.push(root);
     }
 
-    fn label_id(&mut self, label: Label) -> u32 {
+    fn intern_label(&mut self, label: Label) -> u32 {
         if let Some(&id) = self.label_ids.get(&label) {
             return id;
         }
@@ -158,7 +179,7 @@ impl Tree {
 
     fn set_parent(&mut self, child: u32, parent: u32, label: Label) {
         self.parent[child as usize] = parent;
-        self.label_of[child as usize] = self.label_id(label);
+        self.label_of[child as usize] = self.intern_label(label);
     }
 
     fn set_size(&mut self, i: u32, s: TypeSize) {
@@ -189,7 +210,7 @@ impl Tree {
 ///
 /// Modules are walked to the end first, then thread frames: an object both reach is shown
 /// under its module path, and frames claim only what the running code alone keeps alive.
-pub fn build(src: &mut dyn HeapSource, objects: Vec<u64>) -> Tree {
+pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
     let n = objects.len();
     let mut t = Tree::new(objects);
     let mut flags = vec![0u8; n];

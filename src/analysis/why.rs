@@ -94,24 +94,29 @@ pub fn explain(
     let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
     // The path up to the parent is shared by siblings: compute it once per parent.
     let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
+    // Siblings reached by the same edge share their whole path: its group key is made once
+    // per (parent, edge), not once per object (a list of a million sessions is one key).
+    let mut key_of: HashMap<(u32, u32), String> = HashMap::default();
+    let matching: Vec<bool> = (0..t.type_count())
+        .map(|id| {
+            let tp = t.type_ptr_of_id(id);
+            tp != 0 && src.type_name(tp).is_some_and(|name| &*name == type_name)
+        })
+        .collect();
     let (mut objects, mut bytes, mut native) = (0u64, 0u64, 0u64);
     for i in 0..t.objects.len() as u32 {
+        if !matching[t.type_id(i) as usize] {
+            continue;
+        }
         let tp = t.type_ptr(i);
-        if tp == 0 {
-            continue;
-        }
-        let matches = src.type_name(tp).is_some_and(|name| &*name == type_name);
-        if !matches {
-            continue;
-        }
         objects += 1;
         let b = t.bytes(i);
         let nb = t.native(i);
         bytes += b;
         native += nb;
         let parent = t.parent[i as usize];
-        let (root, mut path) = if parent == NONE {
-            match t.root(i) {
+        let key = if parent == NONE {
+            let (root, path): RootedPath = match t.root(i) {
                 // A frame root of the type itself: entered by its slot.
                 Some(r) => {
                     let first = r.edge.clone().map(|edge| {
@@ -121,39 +126,39 @@ pub fn explain(
                     (Some(r.text()), first.into_iter().collect())
                 }
                 None => (None, Vec::new()),
-            }
+            };
+            group_key(&mut groups, root, path)
         } else {
-            by_parent
-                .entry(parent)
-                .or_insert_with(|| {
-                    let (root, h) = hops(src, t, parent);
-                    let h = h
-                        .into_iter()
-                        .map(|h| (h.label, h.type_name.to_string()))
-                        .collect();
-                    (root, h)
-                })
-                .clone()
-        };
-        if parent != NONE {
-            let label = src.label(t.label(i));
-            path.push((label, type_name.to_string()));
             let e = holders.entry(parent).or_default();
             e.0 += 1;
             e.1 += b;
+            let edge = t.label_id(i);
+            match key_of.get(&(parent, edge)) {
+                Some(k) => k.clone(),
+                None => {
+                    let (root, mut path) = by_parent
+                        .entry(parent)
+                        .or_insert_with(|| {
+                            let (root, h) = hops(src, t, parent);
+                            let h = h
+                                .into_iter()
+                                .map(|h| (h.label, h.type_name.to_string()))
+                                .collect();
+                            (root, h)
+                        })
+                        .clone();
+                    path.push((src.label(t.label(i)), type_name.to_string()));
+                    let k = group_key(&mut groups, root, path);
+                    key_of.insert((parent, edge), k.clone());
+                    k
+                }
+            }
+        };
+        if let Some(g) = groups.get_mut(&key) {
+            g.count += 1;
+            g.bytes += b;
+            g.native_bytes += nb;
         }
-        let root = root.unwrap_or_else(|| UNREACHED.to_string());
-        let key = format!("{root}|{path:?}");
-        let g = groups.entry(key).or_insert_with(|| PathGroup {
-            root,
-            hops: path,
-            count: 0,
-            bytes: 0,
-            native_bytes: 0,
-        });
-        g.count += 1;
-        g.bytes += b;
-        g.native_bytes += nb;
     }
     let mut paths: Vec<PathGroup> = groups.into_values().collect();
     paths.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
@@ -204,6 +209,24 @@ pub fn explain(
         did_you_mean,
         warnings: frame_warnings(t),
     }
+}
+
+/// The group of a path (made empty the first time), by its key.
+fn group_key(
+    groups: &mut HashMap<String, PathGroup>,
+    root: Option<String>,
+    path: Vec<(String, String)>,
+) -> String {
+    let root = root.unwrap_or_else(|| UNREACHED.to_string());
+    let key = format!("{root}|{path:?}");
+    groups.entry(key.clone()).or_insert_with(|| PathGroup {
+        root,
+        hops: path,
+        count: 0,
+        bytes: 0,
+        native_bytes: 0,
+    });
+    key
 }
 
 /// Live type names close to what was asked: the same last component (`Widget` for
