@@ -255,8 +255,8 @@ pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
         }
     }
     // Objects no root reaches still count: type and size, under a root of their own.
-    for i in 0..n {
-        if flags[i] & SEEN == 0 {
+    for (i, f) in flags.iter().enumerate() {
+        if f & SEEN == 0 {
             if let Some(s) = src.type_and_size(i as u32, t.objects[i]) {
                 t.set_size(i as u32, s);
             }
