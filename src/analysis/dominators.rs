@@ -47,18 +47,25 @@ pub const ROOT: u32 = u32::MAX - 1;
 
 pub fn compute(g: &Graph) -> Dominators {
     let n = g.len();
+    let mut phases = super::phases::Phases::start("dominators");
     let kept = kept_edges(g);
     let kept = |(t, l): (u32, u32)| kept.0[l as usize] || !kept.1[t as usize];
     // Node numbering: 0 is the virtual root, object i is i + 1.
-    let root_children = root_children(g, &kept);
+    // The virtual root's children: modules and frame roots, then every object in address
+    // order that the DFS has not reached from an earlier child by then (found by the DFS).
+    let mut root_children = named_roots(g);
+    let named = root_children.len() as u64;
     // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
     let mut post = vec![UNDEF; n + 1];
     let mut order: Vec<u32> = Vec::with_capacity(n + 1);
     let mut visited = vec![false; n + 1];
     let mut stack: Vec<(u32, u64)> = Vec::new();
-    let children = |v: u32, k: u64| -> Option<u32> {
+    let children = |root_children: &[u32], v: u32, k: u64| -> Option<u32> {
         if v == 0 {
-            root_children.get(k as usize).map(|&c| c + 1)
+            match k.checked_sub(named) {
+                None => root_children.get(k as usize).map(|&c| c + 1),
+                Some(i) => (i < n as u64).then_some(i as u32 + 1),
+            }
         } else {
             g.edge_at(v - 1, k)
                 .map(|e| if kept(e) { e.0 + 1 } else { SKIP })
@@ -68,12 +75,15 @@ pub fn compute(g: &Graph) -> Dominators {
     stack.push((0, 0));
     while let Some(top) = stack.last_mut() {
         let (v, k) = *top;
-        match children(v, k) {
+        match children(&root_children, v, k) {
             Some(SKIP) => top.1 += 1,
             Some(c) => {
                 top.1 += 1;
                 if !visited[c as usize] {
                     visited[c as usize] = true;
+                    if v == 0 && k >= named {
+                        root_children.push(c - 1);
+                    }
                     stack.push((c, 0));
                 }
             }
@@ -85,8 +95,19 @@ pub fn compute(g: &Graph) -> Dominators {
         }
     }
     drop(visited);
+    phases.lap("DFS");
+    if g.edge_to.len() + 2 * n >= u32::MAX as usize {
+        // Past u32 offsets (4G references): every object is its own holder's only part.
+        log::warn!("too many references for retained sizes: each object retains itself");
+        return Dominators {
+            idom: vec![ROOT; n],
+            retained: (0..n as u32).map(|i| g.bytes_of(i)).collect(),
+        };
+    }
     // Predecessors (CSR), root edges included.
-    let mut pred_start = vec![0u64; n + 3];
+    // u32 offsets: the graph holds fewer than 4G edges (`heap_graph::MAX_EDGES`), and the root
+    // edges are one per object at most.
+    let mut pred_start = vec![0u32; n + 3];
     // Node v's count goes to v + 2 (object i is node i + 1).
     for &c in &root_children {
         pred_start[c as usize + 3] += 1;
@@ -121,6 +142,7 @@ pub fn compute(g: &Graph) -> Dominators {
             }
         }
     }
+    phases.lap("predecessors");
     // pred_start[v + 1] now ends v's predecessors and pred_start[v] starts them.
     let mut idom = vec![UNDEF; n + 1];
     idom[0] = 0;
@@ -135,28 +157,54 @@ pub fn compute(g: &Graph) -> Dominators {
         }
         a
     };
-    let mut changed = true;
-    while changed {
-        changed = false;
-        // Reverse postorder, the root (last in postorder) skipped.
-        for &v in order.iter().rev().skip(1) {
-            let mut new = UNDEF;
-            for &p in &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
-                if idom[p as usize] == UNDEF {
-                    continue;
-                }
-                new = if new == UNDEF {
-                    p
-                } else {
-                    intersect(&idom, p, new)
-                };
+    // A node with one predecessor is dominated by it, whatever else the graph holds: the
+    // first pass sets it (at its place in the order, as the algorithm would), the later passes
+    // leave it out (most of a heap: an object held by one container) and revisit the joins.
+    let single = |v: u32| -> Option<u32> {
+        match &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
+            [p] if *p != v => Some(*p),
+            _ => None,
+        }
+    };
+    let join = |idom: &mut Vec<u32>, v: u32| -> bool {
+        let mut new = UNDEF;
+        for &p in &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
+            if idom[p as usize] == UNDEF {
+                continue;
             }
-            if new != UNDEF && idom[v as usize] != new {
-                idom[v as usize] = new;
-                changed = true;
+            new = if new == UNDEF {
+                p
+            } else {
+                intersect(idom, p, new)
+            };
+            if new == 0 {
+                break; // nothing dominates above the virtual root
             }
         }
+        let changed = new != UNDEF && idom[v as usize] != new;
+        if changed {
+            idom[v as usize] = new;
+        }
+        changed
+    };
+    // Reverse postorder, the root (last in postorder) skipped.
+    let mut joins: Vec<u32> = Vec::new();
+    let mut changed = false;
+    for &v in order.iter().rev().skip(1) {
+        if let Some(p) = single(v) {
+            idom[v as usize] = p;
+            continue;
+        }
+        joins.push(v);
+        changed |= join(&mut idom, v);
     }
+    while changed {
+        changed = false;
+        for &v in &joins {
+            changed |= join(&mut idom, v);
+        }
+    }
+    phases.lap("passes");
     drop(preds);
     // Retained bytes: children before parents (postorder).
     let mut retained = vec![0u64; n + 1];
@@ -183,45 +231,14 @@ pub fn compute(g: &Graph) -> Dominators {
     }
 }
 
-/// The virtual root's children: modules, frame roots, then every object neither reaches (in
-/// address order; those reached from an earlier one are not roots themselves).
-fn root_children(g: &Graph, kept: &dyn Fn((u32, u32)) -> bool) -> Vec<u32> {
-    if g.is_empty() {
-        return Vec::new();
-    }
+/// Modules, then frame roots: children of the virtual root even when another root reaches them.
+fn named_roots(g: &Graph) -> Vec<u32> {
     let mut out: Vec<u32> = g.modules.iter().map(|(i, _)| *i).collect();
     out.extend(
         g.frame_roots
             .iter()
             .filter_map(|r| g.objects.binary_search(&r.object).ok().map(|i| i as u32)),
     );
-    let mut reached = vec![false; g.len()];
-    let mut stack: Vec<u32> = Vec::new();
-    let mark = |start: u32, reached: &mut Vec<bool>, stack: &mut Vec<u32>| {
-        if reached[start as usize] {
-            return false;
-        }
-        reached[start as usize] = true;
-        stack.push(start);
-        while let Some(v) = stack.pop() {
-            for e in g.edges(v) {
-                let t = e.0;
-                if kept(e) && !reached[t as usize] {
-                    reached[t as usize] = true;
-                    stack.push(t);
-                }
-            }
-        }
-        true
-    };
-    for &r in &out {
-        mark(r, &mut reached, &mut stack);
-    }
-    for i in 0..g.len() as u32 {
-        if mark(i, &mut reached, &mut stack) {
-            out.push(i);
-        }
-    }
     out
 }
 
@@ -353,7 +370,7 @@ mod tests {
             g.push_bytes(*b);
             g.edge_to.extend(es.iter().map(|&t| t % REF));
             g.edge_label.extend(es.iter().map(|&t| u32::from(t >= REF)));
-            g.edge_start.push(g.edge_to.len() as u64);
+            g.edge_start.push(g.edge_to.len() as u32);
         }
         g
     }

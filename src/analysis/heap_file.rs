@@ -129,6 +129,11 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         return Err(bad("corrupt: object arrays differ in length".into()));
     }
     let total: u64 = f.edge_count.iter().map(|&c| c as u64).sum();
+    if total >= u32::MAX as u64 {
+        return Err(bad(
+            "more references than this pymemspy holds (4 billion)".into()
+        ));
+    }
     if total != f.edge_delta.len() as u64 || total != f.edge_label.len() as u64 {
         return Err(bad("corrupt: edge arrays differ in length".into()));
     }
@@ -151,7 +156,7 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
     }
     let mut edge_start = Vec::with_capacity(n + 1);
     let mut edge_to = Vec::with_capacity(total as usize);
-    edge_start.push(0u64);
+    edge_start.push(0u32);
     let mut e = 0usize;
     for (i, &c) in f.edge_count.iter().enumerate() {
         let mut prev = i as i64;
@@ -164,7 +169,7 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
             prev = to;
         }
         e += c as usize;
-        edge_start.push(e as u64);
+        edge_start.push(e as u32);
     }
     if f.object_native.windows(2).any(|w| w[0].0 >= w[1].0)
         || f.object_native

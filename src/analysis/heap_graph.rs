@@ -18,6 +18,8 @@ use std::rc::Rc;
 
 /// `type_of` of an object whose type did not validate.
 pub const NO_TYPE: u32 = u32::MAX;
+/// Most references a graph keeps (edge offsets are u32).
+const MAX_EDGES: usize = u32::MAX as usize - 1;
 /// `Graph::bytes` of an object whose size is in `Graph::big`.
 pub const BIG: u32 = u32::MAX;
 /// `Graph::class_label` of a graph without type edges.
@@ -70,7 +72,9 @@ pub struct Graph {
     /// indexes), in the order the live walker lists them (the breadth-first tree depends on it).
     /// The first edge of every typed object, to its type (`graph::CLASS`), is not stored: it
     /// is made from `type_of` (see `edges`), which saves a quarter of a typical heap's edges.
-    pub edge_start: Vec<u64>,
+    /// (u32: a heap with more references than that would need 32 GB for them alone; `capture`
+    /// stops adding references there, and says so.)
+    pub edge_start: Vec<u32>,
     pub edge_to: Vec<u32>,
     pub edge_label: Vec<u32>,
     pub labels: Vec<EdgeLabel>,
@@ -93,10 +97,6 @@ pub struct Graph {
 impl Graph {
     pub fn len(&self) -> usize {
         self.objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 
     /// Object `i`'s `sys.getsizeof`.
@@ -266,6 +266,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         ..Default::default()
     };
     let mut names = Interner::default();
+    let mut dropped_edges = 0u64;
     g.class_label = names.label(src, graph::CLASS);
     let mut edges = Vec::new();
     let index = AddrIndex::new(&objects);
@@ -295,13 +296,23 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
                 let Some(j) = index.find(to) else {
                     continue;
                 };
+                if g.edge_to.len() >= MAX_EDGES {
+                    dropped_edges += 1;
+                    continue;
+                }
                 g.edge_to.push(j);
                 g.edge_label.push(names.label(src, label));
             }
         }
-        g.edge_start.push(g.edge_to.len() as u64);
+        g.edge_start.push(g.edge_to.len() as u32);
     }
     drop(index);
+    if dropped_edges > 0 {
+        log::warn!("{dropped_edges} references past the first {MAX_EDGES} were not kept");
+    }
+    // The growth slack of the edge arrays (up to half of them) goes before the analyses run.
+    g.edge_to.shrink_to_fit();
+    g.edge_label.shrink_to_fit();
     g.modules = src.module_roots(&objects);
     let (frames, stats) = src.frame_roots();
     g.frame_roots = frames
