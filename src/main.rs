@@ -19,6 +19,7 @@ mod render;
 mod top;
 
 fn main() {
+    return_freed_memory();
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("PYMEMSPY_LOG", "warn"))
         .init();
     if let Err(e) = cli::run() {
@@ -36,5 +37,17 @@ fn main() {
             e.downcast_ref::<error::Error>()
                 .map_or(1, error::Error::exit_code),
         );
+    }
+}
+
+/// Large arrays (a whole-heap analysis allocates and frees several of hundreds of megabytes)
+/// are given back to the system when freed. glibc otherwise raises its mmap threshold after
+/// the first such free, and later arrays come from a heap that keeps freed memory: measured on
+/// a 4M-object `why`, a peak of 378 MB against 287 MB with the threshold fixed.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
     }
 }

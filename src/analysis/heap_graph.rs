@@ -12,6 +12,8 @@ use super::thread_roots::{FrameRoot, FrameRootStats};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
 use crate::heap::sizes::getsizeof;
+use crate::heap::types::TypeTable;
+use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -241,6 +243,26 @@ impl Interner {
         id
     }
 
+    /// The id of an interned label, interning it.
+    fn entry(&mut self, entry: EdgeLabel) -> u32 {
+        let labels = &mut self.labels;
+        *self.entry_ids.entry(entry).or_insert_with(|| {
+            labels.push(entry);
+            (labels.len() - 1) as u32
+        })
+    }
+
+    /// The id of a type whose name is known already.
+    fn known_type(&mut self, tp: u64, name: &str) -> u32 {
+        if let Some(&id) = self.type_ids.get(&tp) {
+            return id;
+        }
+        self.types.push((tp, name.to_string()));
+        let id = (self.types.len() - 1) as u32;
+        self.type_ids.insert(tp, id);
+        id
+    }
+
     fn type_id(&mut self, src: &mut LiveSource, tp: u64) -> u32 {
         if let Some(&id) = self.type_ids.get(&tp) {
             return id;
@@ -255,24 +277,37 @@ impl Interner {
     }
 }
 
-/// Capture the graph of `objects` (sorted, distinct: the census's list) from a live source:
-/// every object's type, size and edges in address order, then the roots.
-pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
-    let n = objects.len();
-    let mut g = Graph {
-        type_of: vec![NO_TYPE; n],
-        bytes: Vec::with_capacity(n),
-        edge_start: Vec::with_capacity(n + 1),
-        ..Default::default()
-    };
-    let mut names = Interner::default();
-    let mut dropped_edges = 0u64;
-    g.class_label = names.label(src, graph::CLASS);
+/// One thread's share of a capture: its run's edges and what it interned. Its per-object
+/// values go straight into its run of the graph's arrays (`Run`).
+#[derive(Default)]
+struct Part {
+    native: Vec<(u32, u64)>,
+    big: Vec<(u32, u64)>,
+    edge_to: Vec<u32>,
+    edge_label: Vec<u32>,
+    names: Interner,
+    class_label: u32,
+    dropped_edges: u64,
+}
+
+/// A thread's run of the graph's per-object arrays: types (the part's own ids until merged),
+/// sizes, and the end of each object's edges (counted from the run's first edge).
+struct Run<'a> {
+    first: usize,
+    objects: &'a [u64],
+    type_of: &'a mut [u32],
+    bytes: &'a mut [u32],
+    edge_end: &'a mut [u32],
+}
+
+/// Capture one run of objects: type, size, native bytes and edges, in order.
+fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: usize) -> Part {
+    let mut p = Part::default();
+    p.class_label = p.names.label(src, graph::CLASS);
     let mut edges = Vec::new();
-    let index = AddrIndex::new(&objects);
     let l = &src.py.layout;
-    g.edge_start.push(0);
-    for (i, &obj) in objects.iter().enumerate() {
+    for (k, &obj) in run.objects.iter().enumerate() {
+        let i = (run.first + k) as u32;
         // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
         let found = src.view.u64(obj + l.ob_type).and_then(|tp| {
             let info = src.types.get(src.view, l, tp)?;
@@ -282,11 +317,18 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
             graph::edges(src.view, l, obj, info, &mut edges);
             Some((tp, bytes, native))
         });
-        g.push_bytes(found.map_or(0, |f| f.1));
+        let bytes = found.map_or(0, |f| f.1);
+        run.bytes[k] = match u32::try_from(bytes) {
+            Ok(b) if b != BIG => b,
+            _ => {
+                p.big.push((i, bytes));
+                BIG
+            }
+        };
         if let Some((tp, _, native)) = found {
-            g.type_of[i] = names.type_id(src, tp);
+            run.type_of[k] = p.names.type_id(src, tp);
             if native > 0 {
-                g.native.push((i as u32, native));
+                p.native.push((i, native));
             }
             // The type edge is made from `type_of` (see `Graph::edges`).
             let class = edges
@@ -296,23 +338,110 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
                 let Some(j) = index.find(to) else {
                     continue;
                 };
-                if g.edge_to.len() >= MAX_EDGES {
-                    dropped_edges += 1;
+                if p.edge_to.len() >= max_edges {
+                    p.dropped_edges += 1;
                     continue;
                 }
-                g.edge_to.push(j);
-                g.edge_label.push(names.label(src, label));
+                p.edge_to.push(j);
+                p.edge_label.push(p.names.label(src, label));
             }
         }
-        g.edge_start.push(g.edge_to.len() as u32);
+        run.edge_end[k] = p.edge_to.len() as u32;
     }
+    p.edge_to.shrink_to_fit();
+    p.edge_label.shrink_to_fit();
+    p
+}
+
+/// Most threads a capture reads with, and fewest objects worth a thread.
+const CAPTURE_THREADS: usize = 4;
+const OBJECTS_PER_THREAD: usize = 250_000;
+/// Bytes of target memory each capture thread's view holds (objects are read in address
+/// order; what they point to for names is mostly near).
+const CAPTURE_BUDGET: u64 = 8 << 20;
+
+/// Capture the graph of `objects` (sorted, distinct: the census's list) from a live source:
+/// every object's type, size and edges in address order (runs of objects on several threads,
+/// each with its own view and type table, merged in order), then the roots.
+pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
+    let n = objects.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, CAPTURE_THREADS)
+        .min(n.div_ceil(OBJECTS_PER_THREAD).max(1));
+    let index = AddrIndex::new(&objects);
+    let per = n.div_ceil(threads).max(1);
+    let max_edges = MAX_EDGES / threads;
+    let mut g = Graph {
+        type_of: vec![NO_TYPE; n],
+        bytes: vec![0; n],
+        edge_start: vec![0; n + 1],
+        ..Default::default()
+    };
+    // Each run's slices of the per-object arrays.
+    let mut runs: Vec<Run> = Vec::with_capacity(threads);
+    {
+        let (mut types, mut sizes, mut ends) = (
+            g.type_of.as_mut_slice(),
+            g.bytes.as_mut_slice(),
+            &mut g.edge_start[1..],
+        );
+        let mut first = 0;
+        while first < n || runs.is_empty() {
+            let len = per.min(n - first);
+            let (t, t_rest) = std::mem::take(&mut types).split_at_mut(len);
+            let (b, b_rest) = std::mem::take(&mut sizes).split_at_mut(len);
+            let (e, e_rest) = std::mem::take(&mut ends).split_at_mut(len);
+            (types, sizes, ends) = (t_rest, b_rest, e_rest);
+            runs.push(Run {
+                first,
+                objects: &objects[first..first + len],
+                type_of: t,
+                bytes: b,
+                edge_end: e,
+            });
+            first += len;
+        }
+    }
+    let firsts: Vec<(usize, usize)> = runs.iter().map(|r| (r.first, r.objects.len())).collect();
+    let parts: Vec<Part> = if runs.len() == 1 {
+        runs.into_iter()
+            .map(|run| capture_part(src, run, &index, max_edges))
+            .collect()
+    } else {
+        let (mem, spans, py) = (src.view.memory(), src.view.spans().to_vec(), src.py);
+        let index = &index;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|run| {
+                    let spans = spans.clone();
+                    s.spawn(move || {
+                        let mut view = View::new(mem, spans, CAPTURE_BUDGET);
+                        let mut types = TypeTable::new(py);
+                        let mut src = LiveSource::new(&mut view, py, &mut types);
+                        capture_part(&mut src, run, index, max_edges)
+                    })
+                })
+                .collect();
+            // A thread that failed leaves its run without edges (and with whatever types it
+            // wrote: cleared below).
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
     drop(index);
+    let mut names = Interner::default();
+    let mut dropped_edges = 0;
+    for (p, (first, len)) in parts.into_iter().zip(firsts) {
+        dropped_edges += p.dropped_edges;
+        merge_part(&mut g, &mut names, p, first..first + len);
+    }
     if dropped_edges > 0 {
         log::warn!("{dropped_edges} references past the first {MAX_EDGES} were not kept");
     }
-    // The growth slack of the edge arrays (up to half of them) goes before the analyses run.
-    g.edge_to.shrink_to_fit();
-    g.edge_label.shrink_to_fit();
     g.modules = src.module_roots(&objects);
     let (frames, stats) = src.frame_roots();
     g.frame_roots = frames
@@ -335,6 +464,52 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     g.types = names.types;
     g.link_types();
     g
+}
+
+/// Append a part's edges to the graph and turn its run's interned ids into the graph's.
+fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range<usize>) {
+    let name_map: Vec<u32> = p.names.names.iter().map(|t| names.name(t)).collect();
+    let label_map: Vec<u32> = p
+        .names
+        .labels
+        .iter()
+        .map(|&l| {
+            let global = match l {
+                EdgeLabel::Attr(x) => EdgeLabel::Attr(name_map[x as usize]),
+                EdgeLabel::Key(x) => EdgeLabel::Key(name_map[x as usize]),
+                EdgeLabel::Field(x) => EdgeLabel::Field(name_map[x as usize]),
+                other => other,
+            };
+            names.entry(global)
+        })
+        .collect();
+    let type_map: Vec<u32> = p
+        .names
+        .types
+        .iter()
+        .map(|(tp, name)| names.known_type(*tp, name))
+        .collect();
+    if let Some(&class) = label_map.get(p.class_label as usize) {
+        g.class_label = class;
+    }
+    for t in &mut g.type_of[run.clone()] {
+        // A run whose thread failed has no type table: its objects stay untyped.
+        *t = type_map.get(*t as usize).copied().unwrap_or(NO_TYPE);
+    }
+    let base = g.edge_to.len() as u32;
+    let ends = &mut g.edge_start[run.start + 1..run.end + 1];
+    if p.names.labels.is_empty() {
+        ends.fill(0);
+    }
+    for e in ends {
+        *e += base;
+    }
+    g.big.extend(p.big);
+    g.native.extend(p.native);
+    g.edge_to.extend_from_slice(&p.edge_to);
+    drop(p.edge_to);
+    g.edge_label
+        .extend(p.edge_label.iter().map(|&l| label_map[l as usize]));
 }
 
 /// Address → object index without a binary search over every object: a directory of 64 KiB
