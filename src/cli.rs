@@ -2,7 +2,7 @@
 
 use crate::analysis::heap_source::LiveSource;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
-use crate::analysis::{diff, recording, retention, why};
+use crate::analysis::{diff, recording, why};
 use crate::error::Error;
 use crate::python::ResolveOptions;
 use crate::record::{RecordOptions, Source};
@@ -494,9 +494,11 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     if let Some(format) = a.format.profile_format() {
         let mut session = Session::open(a.target.pid(), opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
+            // The graph once (address order, on every core), then the tree on it: the same
+            // path, and so the same output, as a heap dump's flamegraph.
             let mut src = LiveSource::new(view, py, types);
-            let tree = retention::build(&mut src, std::rc::Rc::new(objects));
-            retention::profile(&mut src, &tree)
+            let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+            crate::cli_heap::retention_profile_of(&graph)
         })?;
         let default = format!(
             "pymemspy-{}-retention.{}",

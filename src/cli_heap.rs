@@ -126,9 +126,18 @@ pub(crate) fn retained_by_type(g: &Graph) -> BTreeMap<String, u64> {
 
 /// The retention flamegraph of a dump: the live tree, built from the dump's graph.
 pub(crate) fn retention_profile(dump: &HeapDump) -> crate::render::profile::Profile {
-    let mut src = DumpSource::new(&dump.graph);
-    let tree = retention::build(&mut src, dump.graph.objects.clone());
-    retention::profile(&mut src, &tree)
+    retention_profile_of(&dump.graph)
+}
+
+/// The retention flamegraph of a captured graph (live or from a dump).
+pub(crate) fn retention_profile_of(g: &Graph) -> crate::render::profile::Profile {
+    let mut phases = crate::analysis::phases::Phases::start("retention");
+    let mut src = DumpSource::new(g);
+    let tree = retention::build(&mut src, g.objects.clone());
+    phases.lap("tree");
+    let profile = retention::profile(&mut src, &tree);
+    phases.lap("profile");
+    profile
 }
 
 /// `diff a.heap b.heap [c.heap]`: objects new since the first dump (alive in every later one).

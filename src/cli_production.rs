@@ -1,10 +1,10 @@
 //! Commands for production setups: process trees (`--subprocesses`), core files, containers.
 //! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
 
+use crate::analysis::allocations;
 use crate::analysis::heap_source::LiveSource;
 use crate::analysis::snapshot::{self, Session, SnapshotOptions};
 use crate::analysis::snapshot_tree;
-use crate::analysis::{allocations, retention};
 use crate::cli::TargetArgs;
 use crate::error::Error;
 use crate::process::core::CoreProcess;
@@ -91,8 +91,8 @@ pub(crate) fn snapshot_core_cmd(
         let mut session = Session::from_target(target, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
             let mut src = LiveSource::new(view, py, types);
-            let tree = retention::build(&mut src, std::rc::Rc::new(objects));
-            retention::profile(&mut src, &tree)
+            let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+            crate::cli_heap::retention_profile_of(&graph)
         })?;
         let default = format!("pymemspy-core-{pid}-retention.{}", format.extension());
         let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
