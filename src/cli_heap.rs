@@ -103,7 +103,7 @@ pub(crate) fn why_on_graph(
 ) -> crate::analysis::why::WhyReport {
     let mut phases = crate::analysis::phases::Phases::start("why");
     let mut src = DumpSource::new(g);
-    let tree = retention::build(&mut src, g.objects.clone());
+    let tree = retention::build_on_graph(g, &mut src);
     phases.lap("retention tree");
     let mut report = crate::analysis::why::explain(&mut src, &tree, type_name, max_paths, pid);
     phases.lap("paths");
@@ -133,7 +133,7 @@ pub(crate) fn retention_profile(dump: &HeapDump) -> crate::render::profile::Prof
 pub(crate) fn retention_profile_of(g: &Graph) -> crate::render::profile::Profile {
     let mut phases = crate::analysis::phases::Phases::start("retention");
     let mut src = DumpSource::new(g);
-    let tree = retention::build(&mut src, g.objects.clone());
+    let tree = retention::build_on_graph(g, &mut src);
     phases.lap("tree");
     let profile = retention::profile(&mut src, &tree);
     phases.lap("profile");

@@ -77,7 +77,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
     }
     // Paths in the last dump, as `why` shows them (one per parent, shared by its children).
     let mut src = DumpSource::new(last);
-    let tree = retention::build(&mut src, last.objects.clone());
+    let tree = retention::build_on_graph(last, &mut src);
     let mut by_parent: HashMap<u32, (String, Vec<(String, String)>)> = HashMap::default();
     let mut groups: HashMap<String, NewPath> = HashMap::default();
     for &i in &new {

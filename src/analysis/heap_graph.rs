@@ -7,7 +7,7 @@
 //! Only names are kept: of types, attributes, small identifier-like dict keys, modules,
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
-use super::heap_source::{HeapSource, LiveSource, TypeSize};
+use super::heap_source::{HeapSource, LiveSource};
 use super::thread_roots::{FrameRoot, FrameRootStats};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
@@ -574,7 +574,7 @@ impl<'g> DumpSource<'g> {
     }
 
     /// The live `Label` an interned one stands for (names by their index in the table).
-    fn live_label(&self, id: u32) -> Label {
+    pub fn live_label(&self, id: u32) -> Label {
         match self
             .g
             .labels
@@ -629,39 +629,6 @@ impl HeapSource for DumpSource<'_> {
                 unreadable_frames: s.unreadable_frames,
             },
         )
-    }
-
-    fn type_and_size(&mut self, i: u32, _obj: u64) -> Option<TypeSize> {
-        let t = *self.g.type_of.get(i as usize)?;
-        (t != NO_TYPE).then(|| TypeSize {
-            tp: self.g.types[t as usize].0,
-            bytes: self.g.bytes_of(i),
-            native: self
-                .g
-                .native
-                .binary_search_by_key(&i, |&(j, _)| j)
-                .map_or(0, |k| self.g.native[k].1),
-        })
-    }
-
-    fn edges(&mut self, i: u32, _obj: u64, out: &mut Vec<(u64, Label)>) {
-        if i as usize + 1 >= self.g.edge_start.len() {
-            return;
-        }
-        out.extend(
-            self.g
-                .edges(i)
-                .map(|(j, l)| (self.g.objects[j as usize], self.live_label(l))),
-        );
-    }
-
-    fn edge_indexes(&mut self, i: u32, out: &mut Vec<(u32, Label)>) -> bool {
-        if i as usize + 1 < self.g.edge_start.len() {
-            for (j, l) in self.g.edges(i) {
-                out.push((j, self.live_label(l)));
-            }
-        }
-        true
     }
 
     fn type_name(&mut self, tp: u64) -> Option<Rc<str>> {

@@ -3,7 +3,7 @@
 //! a hang, never unbounded memory: what does not validate is skipped and counted.
 
 use crate::analysis::heap_source::LiveSource;
-use crate::analysis::{census, complete, retention, why};
+use crate::analysis::{census, complete, dominators, heap_graph, retention, why};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
 use crate::process::memory::fake::FakeMemory;
@@ -116,10 +116,15 @@ fn corrupted_heaps_never_panic_or_hang() {
         let c = census::count(&mut view, &py.layout, &mut types, &all.objects, &placement);
         // The census path proper: threads over the arenas, GC lists left where they leave them.
         let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[]);
+        // The whole-heap analyses' path: the object list, the graph, the tree, dominators.
+        let listed = complete::list_all(&mut view, &py, &mut types);
         let mut src = LiveSource::new(&mut view, &py, &mut types);
-        let tree = retention::build(&mut src, std::rc::Rc::new(all.objects.clone()));
+        let graph = heap_graph::capture(&mut src, listed.objects);
+        let mut src = heap_graph::DumpSource::new(&graph);
+        let tree = retention::build_on_graph(&graph, &mut src);
         let profile = retention::profile(&mut src, &tree);
         let _ = why::explain(&mut src, &tree, "__main__.Node", 5, pid);
+        let _ = dominators::compute(&graph);
         assert!(
             began.elapsed() < Duration::from_secs(60),
             "round {round}: took {:?}",

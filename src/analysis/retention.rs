@@ -3,7 +3,8 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
-use super::heap_source::{HeapSource, TypeSize};
+use super::heap_graph::{DumpSource, Graph, NO_TYPE};
+use super::heap_source::HeapSource;
 use super::thread_roots::FrameRootStats;
 use crate::heap::graph::Label;
 use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
@@ -20,27 +21,18 @@ const MAX_DEPTH: usize = 48;
 
 /// The spanning tree over a census's objects (indexes into the sorted object list).
 ///
-/// Per object it keeps 25 bytes beside the address: parent, edge, type and size as 4-byte
-/// ids or values (labels and types interned; sizes over 4 GiB and native bytes, both rare, in
-/// side tables), the BFS order and a flag byte. A 16M-object heap's tree fits in 530 MB.
-pub struct Tree {
+/// Built on a captured graph (live or from a dump), it keeps per object only its parent, the
+/// edge it was reached by (the graph's label id) and its place in the BFS order: 12 bytes.
+/// Types and sizes are the graph's.
+pub struct Tree<'g> {
     /// The objects, sorted (shared with the graph the tree may be built from).
     pub objects: Rc<Vec<u64>>,
     pub parent: Vec<u32>,
     /// Per object: index into `labels` of the edge its parent reached it by.
     label_of: Vec<u32>,
+    /// The graph's labels as the live walker's `Label`s, by id.
     labels: Vec<Label>,
-    label_ids: HashMap<Label, u32>,
-    /// Per object: index into `types` (0: not sized yet, or its type did not validate).
-    type_of: Vec<u32>,
-    types: Vec<u64>,
-    type_ids: HashMap<u64, u32>,
-    /// Per object: `sys.getsizeof`, `BIG` when it is in `big`.
-    bytes: Vec<u32>,
-    big: HashMap<u32, u64>,
-    /// Memory objects own outside themselves (heap::native: numpy data, bytearray items...),
-    /// by object; part of their bytes where sys.getsizeof counts it (all but mmap).
-    native: HashMap<u32, u64>,
+    g: &'g Graph,
     /// Root objects: modules first, then what thread frames hold.
     pub roots: Vec<Root>,
     /// Object index → its position in `roots`.
@@ -51,9 +43,7 @@ pub struct Tree {
     pub frame_stats: FrameRootStats,
 }
 
-/// `Tree::bytes` of an object whose size is kept in `Tree::big`.
-const BIG: u32 = u32::MAX;
-/// `Tree` flags per object while it is built.
+/// Flags per object while a tree is built.
 const SEEN: u8 = 1;
 /// A deferred edge into the object is queued already: a later one would change nothing (the
 /// queue is first-in first-out, and the first one marks the object seen).
@@ -81,28 +71,20 @@ impl Root {
     }
 }
 
-impl Tree {
-    fn new(objects: Rc<Vec<u64>>) -> Tree {
-        let n = objects.len();
-        let mut t = Tree {
+impl<'g> Tree<'g> {
+    fn new(g: &'g Graph, labels: Vec<Label>) -> Tree<'g> {
+        let n = g.len();
+        Tree {
             parent: vec![NONE; n],
             label_of: vec![0; n],
-            labels: Vec::new(),
-            label_ids: HashMap::default(),
-            type_of: vec![0; n],
-            types: vec![0],
-            type_ids: HashMap::default(),
-            bytes: vec![0; n],
-            big: HashMap::default(),
-            native: HashMap::default(),
+            labels,
+            g,
             roots: Vec::new(),
             root_of: HashMap::default(),
             order: Vec::with_capacity(n),
-            objects,
+            objects: g.objects.clone(),
             frame_stats: FrameRootStats::default(),
-        };
-        t.intern_label(Label::Ref);
-        t
+        }
     }
 
     pub fn index_of(&self, addr: u64) -> Option<u32> {
@@ -116,27 +98,10 @@ impl Tree {
 
     /// The edge by which object `i` was reached (`Label::Ref` for roots and unreached ones).
     pub fn label(&self, i: u32) -> Label {
-        self.labels[self.label_of[i as usize] as usize]
-    }
-
-    /// Object `i`'s type pointer (0: its type did not validate).
-    pub fn type_ptr(&self, i: u32) -> u64 {
-        self.types[self.type_of[i as usize] as usize]
-    }
-
-    /// Object `i`'s type as an id (0: none); see `type_ptr_of_id`.
-    pub fn type_id(&self, i: u32) -> u32 {
-        self.type_of[i as usize]
-    }
-
-    /// How many type ids there are (id 0 included).
-    pub fn type_count(&self) -> u32 {
-        self.types.len() as u32
-    }
-
-    /// The type pointer of a type id (0 for id 0).
-    pub fn type_ptr_of_id(&self, id: u32) -> u64 {
-        self.types.get(id as usize).copied().unwrap_or(0)
+        match self.parent[i as usize] {
+            NONE => Label::Ref,
+            _ => self.labels[self.label_of[i as usize] as usize],
+        }
     }
 
     /// The edge object `i` was reached by, as an id (equal ids, equal labels).
@@ -144,78 +109,74 @@ impl Tree {
         self.label_of[i as usize]
     }
 
-    /// Object `i`'s `sys.getsizeof`.
-    pub fn bytes(&self, i: u32) -> u64 {
-        match self.bytes[i as usize] {
-            BIG => self.big.get(&i).copied().unwrap_or(0),
-            b => b as u64,
+    /// Object `i`'s type as an id (0: none); see `type_ptr_of_id`.
+    pub fn type_id(&self, i: u32) -> u32 {
+        match self.g.type_of[i as usize] {
+            NO_TYPE => 0,
+            t => t + 1,
         }
     }
 
-    /// Memory object `i` owns outside itself.
+    /// How many type ids there are (id 0 included).
+    pub fn type_count(&self) -> u32 {
+        self.g.types.len() as u32 + 1
+    }
+
+    /// The type pointer of a type id (0 for id 0).
+    pub fn type_ptr_of_id(&self, id: u32) -> u64 {
+        id.checked_sub(1)
+            .and_then(|t| self.g.types.get(t as usize))
+            .map_or(0, |t| t.0)
+    }
+
+    /// Object `i`'s type pointer (0: its type did not validate).
+    pub fn type_ptr(&self, i: u32) -> u64 {
+        self.type_ptr_of_id(self.type_id(i))
+    }
+
+    /// Object `i`'s `sys.getsizeof` (0 when its type did not validate).
+    pub fn bytes(&self, i: u32) -> u64 {
+        match self.g.type_of[i as usize] {
+            NO_TYPE => 0,
+            _ => self.g.bytes_of(i),
+        }
+    }
+
+    /// Memory object `i` owns outside itself (heap::native: numpy data, bytearray items...);
+    /// part of its bytes where sys.getsizeof counts it (all but mmap).
     pub fn native(&self, i: u32) -> u64 {
-        self.native.get(&i).copied().unwrap_or(0)
+        self.g
+            .native
+            .binary_search_by_key(&i, |&(j, _)| j)
+            .map_or(0, |k| self.g.native[k].1)
     }
 
     /// The distinct type pointers of the tree's objects.
     pub fn type_ptrs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.types.iter().copied().filter(|&p| p != 0)
+        (1..self.type_count()).map(|id| self.type_ptr_of_id(id))
     }
 
     fn add_root(&mut self, root: Root) {
         self.root_of.insert(root.index, self.roots.len() as u32);
         self.roots.push(root);
     }
-
-    fn intern_label(&mut self, label: Label) -> u32 {
-        if let Some(&id) = self.label_ids.get(&label) {
-            return id;
-        }
-        self.labels.push(label);
-        let id = (self.labels.len() - 1) as u32;
-        self.label_ids.insert(label, id);
-        id
-    }
-
-    fn set_parent(&mut self, child: u32, parent: u32, label: Label) {
-        self.parent[child as usize] = parent;
-        self.label_of[child as usize] = self.intern_label(label);
-    }
-
-    fn set_size(&mut self, i: u32, s: TypeSize) {
-        let id = match self.type_ids.get(&s.tp) {
-            Some(&id) => id,
-            None => {
-                self.types.push(s.tp);
-                let id = (self.types.len() - 1) as u32;
-                self.type_ids.insert(s.tp, id);
-                id
-            }
-        };
-        self.type_of[i as usize] = id;
-        self.bytes[i as usize] = match u32::try_from(s.bytes) {
-            Ok(b) if b != BIG => b,
-            _ => {
-                self.big.insert(i, s.bytes);
-                BIG
-            }
-        };
-        if s.native > 0 {
-            self.native.insert(i, s.native);
-        }
-    }
 }
 
-/// Build the tree. `objects` must be sorted and deduplicated (the census's list).
+/// Build the tree on a captured graph (live or from a dump): its edges as they are, its
+/// types and sizes not copied. `src` answers for the same graph.
 ///
 /// Modules are walked to the end first, then thread frames: an object both reach is shown
 /// under its module path, and frames claim only what the running code alone keeps alive.
-pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
-    let n = objects.len();
-    let mut t = Tree::new(objects);
+pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
+    let labels = (0..g.labels.len() as u32)
+        .map(|l| src.live_label(l))
+        .collect();
+    let mut t = Tree::new(g, labels);
+    let n = t.objects.len();
     let mut flags = vec![0u8; n];
     let mut queue: VecDeque<u32> = VecDeque::new();
-    for (i, name) in src.module_roots(&t.objects) {
+    let objects = t.objects.clone();
+    for (i, name) in src.module_roots(&objects) {
         if flags[i as usize] & SEEN == 0 {
             flags[i as usize] |= SEEN;
             t.add_root(Root {
@@ -227,7 +188,7 @@ pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
         }
     }
     let mut guessed = VecDeque::new();
-    walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
+    walk(&mut t, &mut flags, &mut queue, &mut guessed);
     let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
     for r in frame_roots {
@@ -244,22 +205,15 @@ pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
             queue.push_back(i);
         }
     }
-    walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
+    walk(&mut t, &mut flags, &mut queue, &mut guessed);
     // Last, what only conservative pointers and type edges reach, in the order they were found.
     while let Some((from, to, label)) = guessed.pop_front() {
         if flags[to as usize] & SEEN == 0 {
             flags[to as usize] |= SEEN;
-            t.set_parent(to, from, label);
+            t.parent[to as usize] = from;
+            t.label_of[to as usize] = label;
             queue.push_back(to);
-            walk(src, &mut t, &mut flags, &mut queue, &mut guessed);
-        }
-    }
-    // Objects no root reaches still count: type and size, under a root of their own.
-    for (i, f) in flags.iter().enumerate() {
-        if f & SEEN == 0 {
-            if let Some(s) = src.type_and_size(i as u32, t.objects[i]) {
-                t.set_size(i as u32, s);
-            }
+            walk(&mut t, &mut flags, &mut queue, &mut guessed);
         }
     }
     t
@@ -273,37 +227,22 @@ pub fn build(src: &mut dyn HeapSource, objects: Rc<Vec<u64>>) -> Tree {
 /// a module through a leftover word. Type edges (`graph::CLASS`) wait there too: a class is
 /// charged to the module defining it, not to its first instance.
 fn walk(
-    src: &mut dyn HeapSource,
     t: &mut Tree,
     flags: &mut [u8],
     queue: &mut VecDeque<u32>,
-    guessed: &mut VecDeque<(u32, u32, Label)>,
+    guessed: &mut VecDeque<(u32, u32, u32)>,
 ) {
-    let mut edges = Vec::new();
-    let mut indexed = Vec::new();
     while let Some(i) = queue.pop_front() {
         t.order.push(i);
-        let obj = t.objects[i as usize];
-        let Some(size) = src.type_and_size(i, obj) else {
-            continue;
-        };
-        t.set_size(i, size);
-        indexed.clear();
-        if !src.edge_indexes(i, &mut indexed) {
-            edges.clear();
-            src.edges(i, obj, &mut edges);
-            indexed.extend(
-                edges
-                    .iter()
-                    .filter_map(|&(to, label)| Some((t.index_of(to)?, label))),
-            );
+        if t.g.type_of[i as usize] == NO_TYPE {
+            continue; // its type did not validate: its words were not read as references
         }
-        for &(j, label) in &indexed {
+        for (j, label) in t.g.edges(i) {
             let f = flags[j as usize];
             if f & SEEN != 0 {
                 continue;
             }
-            if label.deferred() {
+            if t.labels[label as usize].deferred() {
                 if f & GUESS_QUEUED == 0 {
                     flags[j as usize] |= GUESS_QUEUED;
                     guessed.push_back((i, j, label));
@@ -311,7 +250,8 @@ fn walk(
                 continue;
             }
             flags[j as usize] |= SEEN;
-            t.set_parent(j, i, label);
+            t.parent[j as usize] = i;
+            t.label_of[j as usize] = label;
             queue.push_back(j);
         }
     }
