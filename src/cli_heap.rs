@@ -42,12 +42,15 @@ pub(crate) fn snapshot_heap_cmd(
     let Some(heap) = &t.heap else {
         // Write a dump of the live process (or core).
         let target = crate::cli_production::open_target(t)?;
+        let mut phases = crate::analysis::phases::Phases::start("dump");
         let dump = heap_file::take(target, opts)?;
+        phases.lap("census and graph");
         let path = output.map_or_else(
             || PathBuf::from(format!("pymemspy-{}.heap", dump.pid)),
             Path::to_path_buf,
         );
         let bytes = heap_file::encode(&dump)?;
+        phases.lap("encoded");
         render::output::write(Some(&path), &bytes)?;
         eprintln!(
             "pymemspy: wrote {} ({} objects, {} references, {} bytes)",

@@ -53,59 +53,99 @@ struct DumpFile {
     frame_stats: FrameStats,
 }
 
+/// `DumpFile` as it is written: the graph's arrays borrowed, the delta-coded ones made while
+/// they are encoded (no copy of the graph, which may be gigabytes).
+#[derive(Serialize)]
+struct DumpFileOut<'a, OD, OT, OB, EC, ED> {
+    pid: i32,
+    python_version: &'a str,
+    snapshot_json: String,
+    names: &'a [String],
+    labels: &'a [EdgeLabel],
+    class_label: u32,
+    types: &'a [(u64, String)],
+    object_delta: OD,
+    object_type: OT,
+    object_bytes: OB,
+    object_native: &'a [(u32, u64)],
+    edge_count: EC,
+    edge_delta: ED,
+    edge_label: &'a [u32],
+    modules: &'a [(u32, String)],
+    frame_roots: &'a [FrameRootEntry],
+    frame_stats: FrameStats,
+}
+
+/// A sequence serialized from an iterator made on demand (its length known up front).
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let len = self.0().count();
+        let mut seq = s.serialize_seq(Some(len))?;
+        for x in self.0() {
+            seq.serialize_element(&x)?;
+        }
+        seq.end()
+    }
+}
+
 pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
     let g = &d.graph;
-    let mut prev = 0u64;
-    let object_delta = g
-        .objects
-        .iter()
-        .map(|&a| {
-            let delta = a.wrapping_sub(prev);
-            prev = a;
-            delta
-        })
-        .collect();
-    let mut edge_delta = Vec::with_capacity(g.edge_to.len());
-    let mut edge_count = Vec::with_capacity(g.len());
-    for i in 0..g.len() {
-        let mut prev = i as i64;
-        let (a, b) = (g.edge_start[i] as usize, g.edge_start[i + 1] as usize);
-        edge_count.push((b - a) as u32);
-        for &to in &g.edge_to[a..b] {
-            edge_delta.push(to as i64 - prev);
-            prev = to as i64;
-        }
-    }
-    let file = DumpFile {
+    let objects = &g.objects;
+    let stored = |i: usize| g.edge_start[i] as usize..g.edge_start[i + 1] as usize;
+    let file = DumpFileOut {
         pid: d.pid,
-        python_version: d.python_version.clone(),
+        python_version: &d.python_version,
         snapshot_json: serde_json::to_string(&d.snapshot)
             .map_err(|e| Error::Usage(format!("encoding the census: {e}")))?,
-        names: g.names.clone(),
-        labels: g.labels.clone(),
+        names: &g.names,
+        labels: &g.labels,
         class_label: g.class_label,
-        types: g.types.clone(),
-        object_delta,
-        object_type: g
-            .type_of
-            .iter()
-            .map(|&t| if t == NO_TYPE { 0 } else { t + 1 })
-            .collect(),
-        object_bytes: (0..g.len() as u32).map(|i| g.bytes_of(i)).collect(),
-        object_native: g.native.clone(),
-        edge_count,
-        edge_delta,
-        edge_label: g.edge_label.clone(),
-        modules: g.modules.clone(),
-        frame_roots: g.frame_roots.clone(),
+        types: &g.types,
+        object_delta: Seq(|| {
+            (0..objects.len())
+                .map(|i| objects[i].wrapping_sub(if i == 0 { 0 } else { objects[i - 1] }))
+        }),
+        object_type: Seq(|| {
+            g.type_of
+                .iter()
+                .map(|&t| if t == NO_TYPE { 0 } else { t + 1 })
+        }),
+        object_bytes: Seq(|| (0..g.len() as u32).map(|i| g.bytes_of(i))),
+        object_native: &g.native,
+        edge_count: Seq(|| (0..g.len()).map(|i| stored(i).len() as u32)),
+        // Each target as a delta from the previous one (the first from the object itself).
+        edge_delta: Seq(|| {
+            (0..g.len()).flat_map(move |i| {
+                let r = stored(i);
+                let prevs =
+                    std::iter::once(i as i64).chain(g.edge_to[r.clone()].iter().map(|&t| t as i64));
+                g.edge_to[r].iter().zip(prevs).map(|(&t, p)| t as i64 - p)
+            })
+        }),
+        edge_label: &g.edge_label,
+        modules: &g.modules,
+        frame_roots: &g.frame_roots,
         frame_stats: g.frame_stats,
     };
-    let mut out = Vec::with_capacity(g.len() * 4 + 64);
+    let mut out = Vec::with_capacity(g.len() + 64);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    let mut z = zstd::Encoder::new(out, LEVEL).map_err(|e| Error::io("zstd".to_string(), e))?;
-    postcard::to_io(&file, &mut z)
+    let z = zstd::Encoder::new(out, LEVEL).map_err(|e| Error::io("zstd".to_string(), e))?;
+    // postcard writes a byte or a varint at a time: batch them before the compressor.
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, z);
+    postcard::to_io(&file, &mut w)
         .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
+    let z = w
+        .into_inner()
+        .map_err(|e| Error::io("zstd".to_string(), e.into_error()))?;
     z.finish().map_err(|e| Error::io("zstd".to_string(), e))
 }
 
