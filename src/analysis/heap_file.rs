@@ -163,7 +163,8 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         )));
     }
     let raw = zstd::decode_all(&bytes[20..]).map_err(|e| bad(format!("corrupt: {e}")))?;
-    let f: DumpFile = postcard::from_bytes(&raw).map_err(|e| bad(format!("corrupt: {e}")))?;
+    let mut f: DumpFile = postcard::from_bytes(&raw).map_err(|e| bad(format!("corrupt: {e}")))?;
+    drop(raw);
     let n = f.object_delta.len();
     if f.object_type.len() != n || f.object_bytes.len() != n || f.edge_count.len() != n {
         return Err(bad("corrupt: object arrays differ in length".into()));
@@ -177,30 +178,33 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
     if total != f.edge_delta.len() as u64 || total != f.edge_label.len() as u64 {
         return Err(bad("corrupt: edge arrays differ in length".into()));
     }
-    let mut objects = Vec::with_capacity(n);
+    // The decoded arrays become the graph's in place where their types allow, and each goes
+    // as soon as it is turned into its graph form: a dump is read back in about the memory
+    // the graph itself takes.
+    let mut objects = std::mem::take(&mut f.object_delta);
     let mut prev = 0u64;
-    for &d in &f.object_delta {
-        prev = prev.wrapping_add(d);
-        objects.push(prev);
+    for a in objects.iter_mut() {
+        prev = prev.wrapping_add(*a);
+        *a = prev;
     }
     if objects.windows(2).any(|w| w[0] >= w[1]) {
         return Err(bad("corrupt: objects out of order".into()));
     }
-    let mut type_of = Vec::with_capacity(n);
-    for &t in &f.object_type {
-        type_of.push(match t {
+    let mut type_of = std::mem::take(&mut f.object_type);
+    for t in type_of.iter_mut() {
+        *t = match *t {
             0 => NO_TYPE,
             t if (t as usize) <= f.types.len() => t - 1,
             _ => return Err(bad("corrupt: type index out of range".into())),
-        });
+        };
     }
-    let mut edge_start = Vec::with_capacity(n + 1);
     let mut edge_to = Vec::with_capacity(total as usize);
-    edge_start.push(0u32);
+    let mut edge_start = std::mem::take(&mut f.edge_count);
+    let edge_delta = std::mem::take(&mut f.edge_delta);
     let mut e = 0usize;
-    for (i, &c) in f.edge_count.iter().enumerate() {
+    for (i, c) in edge_start.iter_mut().enumerate() {
         let mut prev = i as i64;
-        for &d in &f.edge_delta[e..e + c as usize] {
+        for &d in &edge_delta[e..e + *c as usize] {
             let to = prev.wrapping_add(d);
             if to < 0 || to as usize >= n {
                 return Err(bad("corrupt: edge target out of range".into()));
@@ -208,9 +212,11 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
             edge_to.push(to as u32);
             prev = to;
         }
-        e += c as usize;
-        edge_start.push(e as u32);
+        e += *c as usize;
+        *c = e as u32; // the end of object i's edges
     }
+    drop(edge_delta);
+    edge_start.insert(0, 0);
     if f.object_native.windows(2).any(|w| w[0].0 >= w[1].0)
         || f.object_native
             .last()
@@ -257,7 +263,7 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         class_label: f.class_label,
         type_index: Vec::new(),
     };
-    for b in f.object_bytes {
+    for b in std::mem::take(&mut f.object_bytes) {
         graph.push_bytes(b);
     }
     graph.link_types();
