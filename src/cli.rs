@@ -244,6 +244,12 @@ struct RecordArgs {
     /// that).
     #[arg(short, long)]
     subprocesses: bool,
+    /// Start the program with tracemalloc on, keeping N frames per allocation
+    /// (PYTHONTRACEMALLOC=N): the allocation flamegraph is then exact — read from the
+    /// program's own traces, threads and short functions included — at tracemalloc's cost to
+    /// its speed. A --pid target that traces already is read that way without this option.
+    #[arg(long, value_name = "N")]
+    tracemalloc: Option<u32>,
     #[command(flatten)]
     program: ProgramArgs,
 }
@@ -605,6 +611,17 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     })?;
+    if let Some(n) = a.tracemalloc {
+        if a.pid.is_some() || !(1..=65535).contains(&n) {
+            return Err(Error::Usage(
+                "--tracemalloc N (1 to 65535 frames) starts the program with tracemalloc on: \
+                 give the program, not --pid (a running process must have started tracing \
+                 itself, e.g. PYTHONTRACEMALLOC=16)"
+                    .into(),
+            )
+            .into());
+        }
+    }
     let tree_format = a
         .format
         .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path));
@@ -634,6 +651,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         top_types: a.top_types,
         stop,
         rate: a.rate,
+        tracemalloc: a.tracemalloc,
     };
     if a.subprocesses {
         return record_tree_cmd(opts, a.output.as_deref(), a.top);

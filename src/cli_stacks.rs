@@ -1,7 +1,7 @@
 //! Commands around Python stacks: `dump` (every thread's stack now) and the hidden
 //! `alloc-profile` (which code makes the heap grow, as collapsed stacks).
 
-use crate::analysis::alloc_profile::{AllocProfile, AllocSampler, SamplerOptions};
+use crate::analysis::alloc_profile::{self, AllocProfile, AllocSampler, SamplerOptions};
 use crate::analysis::dump;
 use crate::analysis::snapshot::{Session, SnapshotOptions};
 use crate::cli::TargetArgs;
@@ -92,6 +92,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
     let mut session = open(&a.target, a.pause)?;
     let opts = SamplerOptions {
         max_walk: a.max_walk,
+        pause_traced_reads: a.pause,
         ..Default::default()
     };
     let mut sampler = AllocSampler::with_options(&session, opts)?;
@@ -127,22 +128,32 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
 /// A few lines for the terminal: how sampling went and the heaviest stacks' leaf frames.
 fn summary(p: &AllocProfile, asked_hz: f64) -> String {
     let s = &p.stats;
-    let mut out = format!(
-        "{} samples in {:.1}s ({:.0}/s of {asked_hz:.0} asked), {:.0} µs mean per sample \
+    let total: u64 = p.stacks.iter().map(|x| x.1).sum();
+    let mut out = if p.method == alloc_profile::TRACEMALLOC {
+        format!(
+            "exact: read from the target's own tracemalloc over {:.1}s (no sampling): {} B \
+             grew under {} allocating stacks\n",
+            s.duration_s,
+            total,
+            p.stacks.len()
+        )
+    } else {
+        format!(
+            "{} samples in {:.1}s ({:.0}/s of {asked_hz:.0} asked), {:.0} µs mean per sample \
          (p95 {:.0}); {} skipped during a collection\n{} objects recorded, {} survived \
          ({} B sampled, scaled x{:.1} to the growth of GC objects)\n",
-        s.ticks,
-        s.duration_s,
-        s.achieved_hz,
-        s.tick_us_mean,
-        s.tick_us_p95,
-        s.skipped_collecting,
-        s.distinct_records,
-        s.survivors,
-        s.survivor_bytes,
-        s.scale,
-    );
-    let total: u64 = p.stacks.iter().map(|x| x.1).sum();
+            s.ticks,
+            s.duration_s,
+            s.achieved_hz,
+            s.tick_us_mean,
+            s.tick_us_p95,
+            s.skipped_collecting,
+            s.distinct_records,
+            s.survivors,
+            s.survivor_bytes,
+            s.scale,
+        )
+    };
     for (frames, bytes, _) in p.stacks.iter().take(5) {
         let leaf = frames.last().map(String::as_str).unwrap_or("?");
         let pct = if total > 0 {

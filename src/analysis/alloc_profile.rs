@@ -23,6 +23,7 @@
 
 use super::census;
 use super::snapshot::Session;
+use super::traced_growth::TracedGrowth;
 use crate::error::{Error, Result};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;
@@ -46,7 +47,16 @@ pub struct SamplerOptions {
     /// Count every GC object when sampling starts and when it finishes, to scale the profile
     /// to the growth in between. Off: the caller scales with `AllocProfile::scale_to`.
     pub census: bool,
+    /// When the target traces its allocations: stop it while its tables are read (twice per
+    /// recording), for an exact reading of a busy target (`traced_growth::read`).
+    pub pause_traced_reads: bool,
+    /// The target was started with tracemalloc on: wait (up to `TRACING_WAIT`) for it to begin
+    /// tracing rather than sample (a new runtime is readable before tracemalloc starts).
+    pub expect_tracing: bool,
 }
+
+/// How long a program started with tracemalloc on may take to begin tracing.
+const TRACING_WAIT: Duration = Duration::from_secs(10);
 
 impl Default for SamplerOptions {
     fn default() -> Self {
@@ -54,6 +64,8 @@ impl Default for SamplerOptions {
             max_walk: 64,
             max_records: 4_000_000,
             census: true,
+            pause_traced_reads: false,
+            expect_tracing: false,
         }
     }
 }
@@ -148,8 +160,11 @@ pub struct AllocStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct AllocProfile {
     /// (frames root first, bytes of heap growth charged, surviving objects charged), heaviest
-    /// first. Both numbers are scaled estimates (see `AllocStats::scale`).
+    /// first. Sampled: both numbers are scaled estimates (see `AllocStats::scale`); from
+    /// tracemalloc: the exact bytes and blocks each traceback gained.
     pub stacks: Vec<(Vec<String>, u64, u64)>,
+    /// How the stacks were found: `SAMPLED` or `TRACEMALLOC`.
+    pub method: &'static str,
     pub stats: AllocStats,
     pub warnings: Vec<String>,
     /// Per stack (same order): the sampled survivors' own (bytes, objects), before scaling.
@@ -162,6 +177,9 @@ impl AllocProfile {
     /// measures growth itself, e.g. from its own snapshots, passes its figures here). Shares
     /// between stacks do not change.
     pub fn scale_to(&mut self, growth_bytes: u64, growth_objects: u64) {
+        if self.method == TRACEMALLOC {
+            return; // exact already, and in allocated bytes, not `sys.getsizeof`
+        }
         let (ob, bb) = self
             .sampled
             .iter()
@@ -192,6 +210,31 @@ impl AllocProfile {
             out.push('\n');
         }
         out
+    }
+}
+
+/// `AllocProfile::method` of a sampled profile.
+pub const SAMPLED: &str = "width = heap growth by Python stack and line: newest GC objects and \
+    pymalloc's new blocks (str, bytes, int, float) sampled with the running stack, counted if \
+    still alive at the end";
+/// `AllocProfile::method` of a profile read from the target's tracemalloc.
+pub const TRACEMALLOC: &str = "width = bytes each allocating traceback gained between the \
+    start and the end, read from the target's own tracemalloc (exact; frames as deep as its \
+    N)";
+
+/// The root frame under which stacks running the import system are shown: a program's
+/// start-up (and any later import) apart from the code it imports for.
+pub const IMPORTS: &str = "[imports]";
+
+/// Put stacks that run the import system under `IMPORTS`.
+fn imports_apart(stacks: &mut [(Vec<String>, u64, u64)]) {
+    for (frames, _, _) in stacks.iter_mut() {
+        if frames
+            .iter()
+            .any(|f| f.contains("(<frozen importlib._bootstrap"))
+        {
+            frames.insert(0, IMPORTS.to_string());
+        }
     }
 }
 
@@ -227,6 +270,9 @@ pub struct AllocSampler {
     first_tick: Option<Instant>,
     last_tick: Option<Instant>,
     start_census: Option<(u64, u64)>,
+    /// The target traces its allocations: the profile is read from its tables, exact, and
+    /// ticks do nothing.
+    traced: Option<TracedGrowth>,
     stats: AllocStats,
     warnings: Vec<String>,
 }
@@ -243,7 +289,21 @@ impl AllocSampler {
     pub fn with_options(session: &Session, opts: SamplerOptions) -> Result<Self> {
         let py = &session.py;
         let pid = session.target.pid;
-        if py.layout.free_threaded {
+        let mut traced = TracedGrowth::start(session, opts.pause_traced_reads);
+        let since = Instant::now();
+        while traced.is_err() && opts.expect_tracing && since.elapsed() < TRACING_WAIT {
+            std::thread::sleep(Duration::from_millis(10));
+            traced = TracedGrowth::start(session, opts.pause_traced_reads);
+        }
+        let mut warnings = Vec::new();
+        if let Err(Some(why)) = &traced {
+            warnings.push(format!(
+                "the target traces its allocations, but its tracemalloc tables could not be read \
+                 ({why}): sampling instead"
+            ));
+        }
+        let traced = traced.ok();
+        if py.layout.free_threaded && traced.is_none() {
             return Err(Error::Unsupported {
                 pid,
                 why: "free-threaded builds keep no GC lists to sample new objects from".into(),
@@ -277,9 +337,14 @@ impl AllocSampler {
             first_tick: None,
             last_tick: None,
             start_census: None,
+            traced,
             stats: AllocStats::default(),
-            warnings: Vec::new(),
+            warnings,
         };
+        if sampler.traced.is_some() {
+            // Exact: nothing to sample, and no GC lists needed (free-threaded builds too).
+            return Ok(sampler);
+        }
         let mem = &session.target.memory;
         let mut view = View::new(mem, sampler.spans.clone(), 0);
         sampler.head_pools = HeadPools::locate(&mut view, py);
@@ -311,7 +376,9 @@ impl AllocSampler {
         if self.stats.ticks.is_multiple_of(CODE_CACHE_TICKS) {
             self.stacks.forget_code_addresses();
         }
-        self.tick(session);
+        if self.traced.is_none() {
+            self.tick(session);
+        }
         let end = Instant::now();
         self.last_tick = Some(end);
         self.tick_ns
@@ -629,8 +696,12 @@ impl AllocSampler {
         Some((c.objects, c.bytes))
     }
 
-    /// Decide which records survived, size them, and charge their stacks.
+    /// Decide which records survived, size them, and charge their stacks (or, when the
+    /// target traces, read what each traceback gained).
     pub fn finish(mut self, session: &mut Session) -> AllocProfile {
+        if let Some(traced) = self.traced.take() {
+            return self.finish_traced(traced, session);
+        }
         let mem = &session.target.memory;
         let l = &session.py.layout;
         if let Ok(spans) = current_spans(self.pid) {
@@ -680,6 +751,7 @@ impl AllocSampler {
             })
             .collect();
         stacks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        imports_apart(&mut stacks);
         self.stats.scale = 1.0;
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
@@ -687,6 +759,7 @@ impl AllocSampler {
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
+            method: SAMPLED,
             stats: self.stats,
             warnings: self.warnings,
         };
@@ -706,6 +779,53 @@ impl AllocSampler {
             _ => {}
         }
         profile
+    }
+
+    fn finish_traced(mut self, traced: TracedGrowth, session: &mut Session) -> AllocProfile {
+        self.finish_timing();
+        let max_nframe = traced.max_nframe;
+        let traced_paused = traced.pauses();
+        let mut stacks = match traced.finish(session) {
+            Ok((stacks, skipped)) => {
+                if skipped > 0 {
+                    self.warnings.push(format!(
+                        "{skipped} traced blocks skipped at the end: their trace could not be \
+                         read (the target was changing them)"
+                    ));
+                }
+                stacks
+            }
+            Err(why) => {
+                self.warnings.push(format!(
+                    "the target's tracemalloc could not be read at the end ({why}): no \
+                     allocation profile"
+                ));
+                Vec::new()
+            }
+        };
+        if !traced_paused {
+            self.warnings.push(
+                "tracemalloc's tables were read while the target ran: a busy target's \
+                 short-lived blocks can read as growth (--pause stops it for the two reads)"
+                    .into(),
+            );
+        }
+        if max_nframe == 1 {
+            self.warnings.push(
+                "tracemalloc keeps one frame per allocation here: each stack is only the line \
+                 that allocated (PYTHONTRACEMALLOC=16 keeps the callers too)"
+                    .into(),
+            );
+        }
+        imports_apart(&mut stacks);
+        self.stats.scale = 1.0;
+        AllocProfile {
+            sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
+            stacks,
+            method: TRACEMALLOC,
+            stats: self.stats,
+            warnings: self.warnings,
+        }
     }
 
     /// `sys.getsizeof` of a recorded object when it is still the object we recorded.
@@ -958,12 +1078,32 @@ mod tests {
     }
 
     #[test]
+    fn stacks_that_import_are_shown_apart() {
+        let mut stacks = vec![
+            (
+                vec![
+                    "<module> (app.py:1)".into(),
+                    "_find_and_load (<frozen importlib._bootstrap>:1176)".into(),
+                    "<module> (lib.py:3)".into(),
+                ],
+                10,
+                1,
+            ),
+            (vec!["main (app.py:9)".into()], 20, 2),
+        ];
+        imports_apart(&mut stacks);
+        assert_eq!(stacks[0].0[0], IMPORTS);
+        assert_eq!(stacks[1].0, vec!["main (app.py:9)".to_string()]);
+    }
+
+    #[test]
     fn scaling_keeps_shares_and_hits_the_growth() {
         let mut p = AllocProfile {
             stacks: vec![
                 (vec!["main (a.py:1)".into(), "leak (a.py:5)".into()], 300, 3),
                 (vec!["main (a.py:1)".into()], 100, 1),
             ],
+            method: SAMPLED,
             stats: AllocStats::default(),
             warnings: vec![],
             sampled: vec![(300, 3), (100, 1)],

@@ -22,6 +22,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod snapshot_tree;
 pub mod thread_roots;
+pub mod traced_growth;
 pub mod why;
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ impl LineTable {
         self.lines.get(i).copied().unwrap_or(0)
     }
 
+    /// The highest line any instruction is on (0: none).
+    pub fn last_line(&self) -> u32 {
+        self.lines.iter().copied().max().unwrap_or(0)
+    }
+
     fn push(&mut self, end: u32, line: i64) {
         self.ends.push(end);
         self.lines

@@ -149,6 +149,27 @@ impl StackReader {
         &self.table[id as usize]
     }
 
+    /// The type pointer of code objects (0 when the symbol is not known).
+    pub fn code_type(&self) -> u64 {
+        self.code_type
+    }
+
+    /// The function a code object is: (name, file, first line, last line); None when `code` is
+    /// not a readable code object of Python source (or is the interpreter's shim).
+    pub fn code_function(
+        &mut self,
+        mem: &dyn Memory,
+        l: &Layout,
+        code: u64,
+    ) -> Option<(String, String, u32, u32)> {
+        let CodeKind::User(func, lines) = self.load_code(mem, l, code)? else {
+            return None;
+        };
+        let (name, file, first) = self.funcs[func as usize].clone();
+        let last = lines.map_or(first, |t| t.last_line().max(first));
+        Some((name, file, first, last))
+    }
+
     /// Forget which address holds which code object (frame ids stay valid). A long recording
     /// calls this now and then: a freed code object's address may be reused by another.
     pub fn forget_code_addresses(&mut self) {

@@ -298,6 +298,11 @@ fn walk_chains(
     mut f: impl FnMut(u64) -> bool,
 ) -> Result<(), String> {
     let bytes = nbuckets.checked_mul(8).ok_or("bucket array overflows")?;
+    // A table the target resizes or edits while we read it: an entry is taken only on the
+    // chain its own hash puts it on (a freed entry reused on another chain, or a link read
+    // from a moment before an edit, is not), and once.
+    let mask = nbuckets.wrapping_sub(1);
+    let mut taken = rustc_hash::FxHashSet::default();
     if nbuckets == 0 {
         return Ok(());
     }
@@ -313,7 +318,13 @@ fn walk_chains(
         let mut e = heads.u64_at(i * 8);
         while e != 0 {
             seen += 1;
-            if seen > max || !f(e) {
+            if seen > max {
+                return Ok(());
+            }
+            let on_its_chain = view
+                .u64(e.wrapping_add(8))
+                .is_some_and(|hash| !nbuckets.is_power_of_two() || hash & mask == i as u64);
+            if on_its_chain && taken.insert(e) && !f(e) {
                 return Ok(());
             }
             e = match view.u64(e) {

@@ -24,12 +24,13 @@ pub struct Child {
 
 /// Start `argv` with our stdin, stdout and stderr (it stays in our process group, so Ctrl-C
 /// in the terminal reaches both).
-pub fn spawn(argv: &[String]) -> anyhow::Result<Child> {
+pub fn spawn(argv: &[String], env: &[(&str, String)]) -> anyhow::Result<Child> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Usage("no command after `--`".into()))?;
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
     Ok(Child {
@@ -91,14 +92,23 @@ pub(crate) fn worth_retrying(e: &Error) -> bool {
 
 /// A session on `source`: the running process, or the program started for it (returned too,
 /// so that it lives, and is stopped, with the caller's use of the session).
+/// The environment that starts a program with tracemalloc keeping `frames` frames.
+pub fn tracemalloc_env(frames: Option<u32>) -> Vec<(&'static str, String)> {
+    frames
+        .map(|n| ("PYTHONTRACEMALLOC", n.to_string()))
+        .into_iter()
+        .collect()
+}
+
 pub fn open_source(
     source: &super::Source,
     opts: &SnapshotOptions,
+    env: &[(&str, String)],
 ) -> anyhow::Result<(Option<Child>, Session)> {
     match source {
         super::Source::Pid(pid) => Ok((None, Session::open(*pid, opts.clone())?)),
         super::Source::Command(argv) => {
-            let mut child = spawn(argv)?;
+            let mut child = spawn(argv, env)?;
             let session = open_when_ready(&mut child, opts)?;
             Ok((Some(child), session))
         }

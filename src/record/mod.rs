@@ -43,6 +43,8 @@ pub struct RecordOptions {
     pub stop: Arc<AtomicBool>,
     /// Stack samples per second for the allocation profile (0: none).
     pub rate: f64,
+    /// Start the program with `PYTHONTRACEMALLOC` set to this (frames per allocation).
+    pub tracemalloc: Option<u32>,
 }
 
 /// The periodic activities of the record loop.
@@ -59,7 +61,8 @@ const MAX_FAILURES_IN_A_ROW: u32 = 10;
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
-    let (mut child, mut session) = launch::open_source(&opts.source, &opts.snapshot)?;
+    let env = launch::tracemalloc_env(opts.tracemalloc);
+    let (mut child, mut session) = launch::open_source(&opts.source, &opts.snapshot, &env)?;
     let pid = session.target.pid;
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut rec = Recording::new(
@@ -73,7 +76,10 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
-    let mut sampler = start_sampler(&session, opts.rate, &mut rec);
+    // Exact mode (the target traces): stopped for the two reads of its tables when asked to
+    // pause, or when we started it with --tracemalloc (that is asking for exactness).
+    let pause_traced = opts.snapshot.pause || opts.tracemalloc.is_some();
+    let mut sampler = start_sampler(&session, &opts, pause_traced, &mut rec);
     if sampler.is_some() {
         schedule = schedule.every(
             Activity::Sample,
@@ -191,7 +197,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         doc.allocations = Some(Allocations {
             rate_hz: opts.rate,
             ticks: p.stats.ticks,
-            method: ALLOCATION_METHOD.to_string(),
+            method: p.method.to_string(),
             stacks: p
                 .stacks
                 .into_iter()
@@ -206,16 +212,19 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     Ok(doc)
 }
 
-pub const ALLOCATION_METHOD: &str = "width = heap growth by Python stack and line: newest GC \
-    objects and pymalloc's new blocks (str, bytes, int, float) sampled with the running stack, \
-    counted if still alive at the end";
-
-fn start_sampler(session: &Session, rate: f64, rec: &mut Recording) -> Option<AllocSampler> {
-    if rate <= 0.0 {
+fn start_sampler(
+    session: &Session,
+    record: &RecordOptions,
+    pause_traced_reads: bool,
+    rec: &mut Recording,
+) -> Option<AllocSampler> {
+    if record.rate <= 0.0 {
         return None;
     }
     let opts = SamplerOptions {
         census: false,
+        pause_traced_reads,
+        expect_tracing: record.tracemalloc.is_some(),
         ..Default::default()
     };
     match AllocSampler::with_options(session, opts) {

@@ -90,7 +90,10 @@ struct Tree {
 
 pub fn record_tree(opts: RecordOptions) -> anyhow::Result<RecordTreeDoc> {
     let mut child = match &opts.source {
-        Source::Command(argv) => Some(launch::spawn(argv)?),
+        Source::Command(argv) => Some(launch::spawn(
+            argv,
+            &launch::tracemalloc_env(opts.tracemalloc),
+        )?),
         Source::Pid(_) => None,
     };
     // The root first: a command we started must become readable Python, and a --pid that is

@@ -36,7 +36,8 @@ pub fn run(opts: TopOptions) -> anyhow::Result<()> {
         .into());
     }
     // A program started for the view lives as long as `_child`: it is stopped when top quits.
-    let (_child, mut session) = crate::record::launch::open_source(&opts.source, &opts.snapshot)?;
+    let (_child, mut session) =
+        crate::record::launch::open_source(&opts.source, &opts.snapshot, &[])?;
     let mut model = Model::new(
         session.target.pid,
         session.python_info().version,

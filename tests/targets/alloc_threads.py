@@ -1,13 +1,16 @@
 """Request threads for the allocation profile: each request parses (churn) then remembers a
 session (the leak), on several threads switching the GIL.
 
-Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S]
+Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S] [--tracemalloc N] [--no-wait]
 
 Each of N threads (default 4) serves requests in a loop: ``handle()`` calls ``parse()`` (builds
 and drops ~2,000 small dicts and lists: long, all churn), then ``remember()`` keeps one
 ``Session`` object with its instance dict in ``SESSIONS`` (short: all of the heap's growth). The
 truth (JSON) names the leaking function and the line that makes the kept object; the target
-then waits for TRUTH_PATH + ".go", serves for S seconds (default 30) and idles.
+then waits for TRUTH_PATH + ".go", serves for S seconds (default 30) and idles. With
+``--tracemalloc N`` the program traces its own allocations (``tracemalloc.start(N)``) first, as
+a service started with PYTHONTRACEMALLOC=N does. ``--no-wait``: serve at once (a program the
+tool starts itself).
 """
 
 import json
@@ -70,6 +73,10 @@ def main():
     truth_path = args[0]
     threads = int(args[args.index("--threads") + 1]) if "--threads" in args else 4
     seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else 30.0
+    if "--tracemalloc" in args:
+        import tracemalloc
+
+        tracemalloc.start(int(args[args.index("--tracemalloc") + 1]))
     tmp = truth_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(
@@ -83,7 +90,7 @@ def main():
             f,
         )
     os.replace(tmp, truth_path)
-    while not os.path.exists(truth_path + ".go"):
+    while "--no-wait" not in args and not os.path.exists(truth_path + ".go"):
         time.sleep(0.05)
     stop = threading.Event()
     workers = [threading.Thread(target=serve, args=(stop,), daemon=True) for _ in range(threads)]
