@@ -93,6 +93,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
     let opts = SamplerOptions {
         max_walk: a.max_walk,
         pause_traced_reads: a.pause,
+        baseline: alloc_profile::baseline_for(Some(Duration::from_secs_f64(a.duration))),
         ..Default::default()
     };
     let mut sampler = AllocSampler::with_options(&session, opts)?;

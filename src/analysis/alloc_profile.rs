@@ -53,6 +53,15 @@ pub struct SamplerOptions {
     /// The target was started with tracemalloc on: wait (up to `TRACING_WAIT`) for it to begin
     /// tracing rather than sample (a new runtime is readable before tracemalloc starts).
     pub expect_tracing: bool,
+    /// Exact mode: how long the baseline keeps being read (`TracedGrowth::tick`).
+    pub baseline: Duration,
+}
+
+/// The longest baseline window, and its share of a recording of known length.
+pub const MAX_BASELINE: Duration = Duration::from_secs(2);
+/// A recording of this length gets a baseline window of a fifth of it (at most `MAX_BASELINE`).
+pub fn baseline_for(duration: Option<Duration>) -> Duration {
+    duration.map_or(MAX_BASELINE, |d| (d / 5).min(MAX_BASELINE))
 }
 
 /// How long a program started with tracemalloc on may take to begin tracing.
@@ -66,6 +75,7 @@ impl Default for SamplerOptions {
             census: true,
             pause_traced_reads: false,
             expect_tracing: false,
+            baseline: MAX_BASELINE,
         }
     }
 }
@@ -289,11 +299,11 @@ impl AllocSampler {
     pub fn with_options(session: &Session, opts: SamplerOptions) -> Result<Self> {
         let py = &session.py;
         let pid = session.target.pid;
-        let mut traced = TracedGrowth::start(session, opts.pause_traced_reads);
+        let mut traced = TracedGrowth::start(session, opts.pause_traced_reads, opts.baseline);
         let since = Instant::now();
         while traced.is_err() && opts.expect_tracing && since.elapsed() < TRACING_WAIT {
             std::thread::sleep(Duration::from_millis(10));
-            traced = TracedGrowth::start(session, opts.pause_traced_reads);
+            traced = TracedGrowth::start(session, opts.pause_traced_reads, opts.baseline);
         }
         let mut warnings = Vec::new();
         if let Err(Some(why)) = &traced {
@@ -376,8 +386,9 @@ impl AllocSampler {
         if self.stats.ticks.is_multiple_of(CODE_CACHE_TICKS) {
             self.stacks.forget_code_addresses();
         }
-        if self.traced.is_none() {
-            self.tick(session);
+        match self.traced.as_mut() {
+            Some(t) => t.tick(session),
+            None => self.tick(session),
         }
         let end = Instant::now();
         self.last_tick = Some(end);

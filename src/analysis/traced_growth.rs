@@ -14,6 +14,7 @@ use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces};
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 /// tracemalloc's tables at the start of a recording, by traceback.
 pub struct TracedGrowth {
@@ -22,7 +23,15 @@ pub struct TracedGrowth {
     pub max_nframe: u32,
     /// Stop the target while each table is read (see `read`).
     pause: bool,
+    /// The baseline keeps being read (the most each traceback held) until then: a program we
+    /// started is still importing, and its requests' temporaries are not in flight yet, when
+    /// the first reading is taken.
+    baseline_until: Instant,
+    next_reading: Instant,
 }
+
+/// Time between two baseline readings.
+const BASELINE_GAP: Duration = Duration::from_millis(200);
 
 /// Readings of the tables at each end, and the time between them. What is alive at one instant
 /// includes the temporaries of every request in flight (four request threads each half-way
@@ -31,7 +40,7 @@ pub struct TracedGrowth {
 /// least it held in any end reading: temporaries, up and down between readings, cancel; a leak,
 /// which only grows, is short by what it gained during the readings.
 const READINGS: usize = 5;
-const READING_GAP: std::time::Duration = std::time::Duration::from_millis(25);
+const READING_GAP: Duration = Duration::from_millis(25);
 
 /// A stack's growth: frames root first (`name (file:line)`), bytes and blocks grown.
 pub type GrownStack = (Vec<String>, u64, u64);
@@ -41,7 +50,11 @@ impl TracedGrowth {
     /// tables are not found on this build: then the caller samples).
     /// Err(None): not tracing, or no tables on this build; Err(Some(why)): tracing, but its
     /// tables could not be read.
-    pub fn start(session: &Session, pause: bool) -> Result<TracedGrowth, Option<String>> {
+    pub fn start(
+        session: &Session,
+        pause: bool,
+        baseline: Duration,
+    ) -> Result<TracedGrowth, Option<String>> {
         let layout = tracemalloc::locate(&session.py).map_err(|_| None)?;
         // A read torn by the target's own edits fails validation: try again, a few times.
         let mut last = None;
@@ -65,18 +78,30 @@ impl TracedGrowth {
         for _ in 1..READINGS {
             std::thread::sleep(READING_GAP);
             if let Ok(t) = read(session, &layout, pause) {
-                for (frames, (bytes, blocks)) in by_traceback(t) {
-                    let e = start.entry(frames).or_default();
-                    *e = (e.0.max(bytes), e.1.max(blocks));
-                }
+                merge_max(&mut start, t);
             }
         }
+        let now = Instant::now();
         Ok(TracedGrowth {
             layout,
             max_nframe,
             start,
             pause,
+            baseline_until: now + baseline,
+            next_reading: now + BASELINE_GAP,
         })
+    }
+
+    /// Called at every sampler tick: one more baseline reading while the baseline window lasts.
+    pub fn tick(&mut self, session: &Session) {
+        let now = Instant::now();
+        if now >= self.baseline_until || now < self.next_reading {
+            return;
+        }
+        self.next_reading = now + BASELINE_GAP;
+        if let Ok(t) = read(session, &self.layout, self.pause) {
+            merge_max(&mut self.start, t);
+        }
     }
 
     /// Whether the tables are read with the target stopped.
@@ -87,7 +112,7 @@ impl TracedGrowth {
     /// Read the traces again: the blocks each traceback gained, named. Tracebacks whose bytes
     /// did not grow are left out (what was freed is not growth).
     pub fn finish(self, session: &mut Session) -> Result<(Vec<GrownStack>, u64), String> {
-        // tracemalloc's tables grow into new mappings while the target runs.
+        // The code objects found below are read through the target's own list of mappings.
         let _ = session.target.refresh_maps();
         let end = read(session, &self.layout, self.pause)?;
         let skipped = end.skipped;
@@ -155,12 +180,20 @@ fn read(session: &Session, layout: &TraceLayout, pause: bool) -> Result<Traces, 
         ),
         _ => None,
     };
+    // Its tables grow into new mappings while it runs: the spans of now, not of the start.
     let mut view = View::new(
         &session.target.memory,
-        session.target.spans(),
+        session.target.spans_now(),
         session.opts.cache_budget,
     );
     tracemalloc::read(&mut view, &session.py, layout)
+}
+
+fn merge_max(into: &mut HashMap<Vec<Frame>, (u64, u64)>, t: Traces) {
+    for (frames, (bytes, blocks)) in by_traceback(t) {
+        let e = into.entry(frames).or_default();
+        *e = (e.0.max(bytes), e.1.max(blocks));
+    }
 }
 
 fn by_traceback(t: Traces) -> HashMap<Vec<Frame>, (u64, u64)> {

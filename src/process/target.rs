@@ -119,6 +119,26 @@ impl Target {
         Ok(())
     }
 
+    /// The readable spans as they are now (re-read from /proc for a live process; a core's
+    /// do not change): for reads of structures the target may have just grown into new
+    /// mappings, without a `&mut` to refresh the target's own list.
+    pub fn spans_now(&self) -> Vec<Span> {
+        if self.is_core() {
+            return self.spans();
+        }
+        match read_maps(self.pid) {
+            Ok(maps) => maps
+                .iter()
+                .filter(|m| m.readable)
+                .map(|m| Span {
+                    start: m.start,
+                    end: m.end,
+                })
+                .collect(),
+            Err(_) => self.spans(),
+        }
+    }
+
     pub fn spans(&self) -> Vec<Span> {
         self.maps
             .iter()

@@ -225,6 +225,7 @@ fn start_sampler(
         census: false,
         pause_traced_reads,
         expect_tracing: record.tracemalloc.is_some(),
+        baseline: crate::analysis::alloc_profile::baseline_for(record.duration),
         ..Default::default()
     };
     match AllocSampler::with_options(session, opts) {
