@@ -23,7 +23,7 @@
 
 use super::census;
 use super::snapshot::Session;
-use super::traced_growth::TracedGrowth;
+use super::traced_growth::{Baseline, TracedGrowth};
 use crate::error::{Error, Result};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;
@@ -54,14 +54,23 @@ pub struct SamplerOptions {
     /// tracing rather than sample (a new runtime is readable before tracemalloc starts).
     pub expect_tracing: bool,
     /// Exact mode: how long the baseline keeps being read (`TracedGrowth::tick`).
-    pub baseline: Duration,
+    pub baseline: Baseline,
 }
 
-/// The longest baseline window, and its share of a recording of known length.
-pub const MAX_BASELINE: Duration = Duration::from_secs(2);
-/// A recording of this length gets a baseline window of a fifth of it (at most `MAX_BASELINE`).
-pub fn baseline_for(duration: Option<Duration>) -> Duration {
-    duration.map_or(MAX_BASELINE, |d| (d / 5).min(MAX_BASELINE))
+/// The baseline window: a fifth of a recording of known length, at most 2 s (2 s without a
+/// length), extended while the program imports up to half the recording (10 s without one).
+pub fn baseline_for(duration: Option<Duration>) -> Baseline {
+    const MAX: Duration = Duration::from_secs(2);
+    match duration {
+        Some(d) => Baseline {
+            window: (d / 5).min(MAX),
+            longest: d / 2,
+        },
+        None => Baseline {
+            window: MAX,
+            longest: Duration::from_secs(10),
+        },
+    }
 }
 
 /// How long a program started with tracemalloc on may take to begin tracing.
@@ -75,7 +84,7 @@ impl Default for SamplerOptions {
             census: true,
             pause_traced_reads: false,
             expect_tracing: false,
-            baseline: MAX_BASELINE,
+            baseline: baseline_for(None),
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct TracedGrowth {
     /// the first reading is taken.
     baseline_until: Instant,
     next_reading: Instant,
+    /// While the import system's tracebacks keep growing (a program still starting), the
+    /// baseline is extended by `window`, up to `hard_until`.
+    window: Duration,
+    hard_until: Instant,
+    last_imports: u64,
 }
 
 /// Time between two baseline readings.
@@ -53,7 +58,7 @@ impl TracedGrowth {
     pub fn start(
         session: &Session,
         pause: bool,
-        baseline: Duration,
+        baseline: Baseline,
     ) -> Result<TracedGrowth, Option<String>> {
         let layout = tracemalloc::locate(&session.py).map_err(|_| None)?;
         // A read torn by the target's own edits fails validation: try again, a few times.
@@ -83,12 +88,15 @@ impl TracedGrowth {
         }
         let now = Instant::now();
         Ok(TracedGrowth {
+            last_imports: imports_held(&start),
             layout,
             max_nframe,
             start,
             pause,
-            baseline_until: now + baseline,
+            baseline_until: now + baseline.window,
             next_reading: now + BASELINE_GAP,
+            window: baseline.window,
+            hard_until: now + baseline.longest,
         })
     }
 
@@ -100,7 +108,17 @@ impl TracedGrowth {
         }
         self.next_reading = now + BASELINE_GAP;
         if let Ok(t) = read(session, &self.layout, self.pause) {
-            merge_max(&mut self.start, t);
+            let reading = by_traceback(t);
+            let imports = imports_held(&reading);
+            if imports > self.last_imports {
+                // Still importing: its start-up is not over.
+                self.baseline_until = (now + self.window).min(self.hard_until);
+            }
+            self.last_imports = imports;
+            for (frames, (bytes, blocks)) in reading {
+                let e = self.start.entry(frames).or_default();
+                *e = (e.0.max(bytes), e.1.max(blocks));
+            }
         }
     }
 
@@ -187,6 +205,26 @@ fn read(session: &Session, layout: &TraceLayout, pause: bool) -> Result<Traces, 
         session.opts.cache_budget,
     );
     tracemalloc::read(&mut view, &session.py, layout)
+}
+
+/// How long the baseline is read: `window` from the start, extended by `window` while the
+/// program imports, never past `longest`.
+#[derive(Debug, Clone, Copy)]
+pub struct Baseline {
+    pub window: Duration,
+    pub longest: Duration,
+}
+
+/// Bytes held by tracebacks that run the import system.
+fn imports_held(t: &HashMap<Vec<Frame>, (u64, u64)>) -> u64 {
+    t.iter()
+        .filter(|(frames, _)| {
+            frames
+                .iter()
+                .any(|(file, _)| file.starts_with("<frozen importlib._bootstrap"))
+        })
+        .map(|(_, (bytes, _))| *bytes)
+        .sum()
 }
 
 fn merge_max(into: &mut HashMap<Vec<Frame>, (u64, u64)>, t: Traces) {

@@ -2,6 +2,7 @@
 session (the leak), on several threads switching the GIL.
 
 Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S] [--tracemalloc N] [--no-wait]
+                        [--exit]
 
 Each of N threads (default 4) serves requests in a loop: ``handle()`` calls ``parse()`` (builds
 and drops ~2,000 small dicts and lists: long, all churn), then ``remember()`` keeps one
@@ -10,7 +11,8 @@ truth (JSON) names the leaking function and the line that makes the kept object;
 then waits for TRUTH_PATH + ".go", serves for S seconds (default 30) and idles. With
 ``--tracemalloc N`` the program traces its own allocations (``tracemalloc.start(N)``) first, as
 a service started with PYTHONTRACEMALLOC=N does. ``--no-wait``: serve at once (a program the
-tool starts itself).
+tool starts itself). The requests served per second go to TRUTH_PATH + ".rate" when serving
+ends (the benchmark's throughput); ``--exit`` ends the program then instead of idling.
 """
 
 import json
@@ -51,11 +53,15 @@ def handle(user):
     remember(user)
 
 
+_served = []
+
+
 def serve(stop):
     user = 0
     while not stop.is_set():
         user += 1
         handle(user)
+    _served.append(user)
 
 
 def leak_line():
@@ -94,12 +100,18 @@ def main():
         time.sleep(0.05)
     stop = threading.Event()
     workers = [threading.Thread(target=serve, args=(stop,), daemon=True) for _ in range(threads)]
+    began = time.perf_counter()
     for w in workers:
         w.start()
     time.sleep(seconds)
     stop.set()
     for w in workers:
         w.join()
+    with open(truth_path + ".rate.tmp", "w") as f:
+        f.write("%.3f\n" % (sum(_served) / (time.perf_counter() - began)))
+    os.replace(truth_path + ".rate.tmp", truth_path + ".rate")
+    if "--exit" in args:
+        return
     while True:
         time.sleep(3600)
 
