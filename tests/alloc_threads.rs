@@ -204,7 +204,7 @@ fn spawned_with_tracemalloc_is_exact_and_startup_is_apart() {
             "--tracemalloc",
             "16",
             "--duration",
-            "8",
+            "12",
             "-o",
             folded.to_str().expect("utf-8 path"),
             "--",

@@ -45,7 +45,7 @@ const BASELINE_GAP: Duration = Duration::from_millis(200);
 /// least it held in any end reading: temporaries, up and down between readings, cancel; a leak,
 /// which only grows, is short by what it gained during the readings.
 const READINGS: usize = 5;
-const READING_GAP: Duration = Duration::from_millis(25);
+const READING_GAP: Duration = Duration::from_millis(50);
 
 /// A stack's growth: frames root first (`name (file:line)`), bytes and blocks grown.
 pub type GrownStack = (Vec<String>, u64, u64);
