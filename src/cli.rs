@@ -63,7 +63,8 @@ enum Command {
     Render(render::profile::RenderArgs),
     /// Every thread's Python stack now (innermost frame first), without pausing the process.
     Dump(crate::cli_stacks::DumpArgs),
-    /// Sample which code makes the heap grow; writes collapsed stacks weighted by bytes.
+    /// Which code makes the heap grow (sampled, or exact from the target's own tracemalloc when
+    /// it traces); writes collapsed stacks weighted by bytes.
     #[command(hide = true)]
     AllocProfile(crate::cli_stacks::AllocProfileArgs),
 }
@@ -247,7 +248,9 @@ struct RecordArgs {
     /// Start the program with tracemalloc on, keeping N frames per allocation
     /// (PYTHONTRACEMALLOC=N): the allocation flamegraph is then exact — read from the
     /// program's own traces, threads and short functions included — at tracemalloc's cost to
-    /// its speed. A --pid target that traces already is read that way without this option.
+    /// its speed; the program is stopped for a moment at each reading of its tables (about
+    /// fifteen per recording). A --pid target that traces already is read that way without this
+    /// option (stopped only with --pause).
     #[arg(long, value_name = "N")]
     tracemalloc: Option<u32>,
     #[command(flatten)]
@@ -259,7 +262,9 @@ struct RecordArgs {
 #[derive(Args, Clone, Copy)]
 struct BlockingArgs {
     /// Stop the target (ptrace) during each census, for consistent pictures of a busy process
-    /// (py-spy's default "blocking" mode; pymemspy does not stop the target without it).
+    /// (py-spy's default "blocking" mode; pymemspy does not stop the target without it, but for
+    /// `record --tracemalloc`, which stops the program it started at each reading of its
+    /// tracemalloc tables).
     #[arg(long, conflicts_with = "nonblocking")]
     pause: bool,
     /// Never stop the target: pymemspy's default already (accepted for py-spy's habit).

@@ -48,7 +48,8 @@ pub struct AllocProfileArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Stop the target (ptrace) during the two heap counts that measure growth, for an exact
-    /// figure on a busy process; sampling itself never stops it.
+    /// figure on a busy process, and, when it traces its allocations (exact mode), during each
+    /// reading of its tracemalloc tables; sampling itself never stops it.
     #[arg(long)]
     pause: bool,
 }
