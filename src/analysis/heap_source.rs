@@ -1,6 +1,7 @@
-//! Where the retention tree and `why` read the heap from: a live process (through a `View`) or
-//! a heap dump written earlier (`heap_graph::Graph`). Both answer the same questions in the
-//! same order, so every analysis gives the same output on either.
+//! What the whole-heap analyses ask besides the captured graph: roots, type names and label
+//! text. A live process (or core) answers through a view while its graph is captured
+//! (`LiveSource`); a captured graph answers from its tables (`heap_graph::DumpSource`), in the
+//! same order and words, so every analysis gives the same output on either.
 
 use super::retention::{self, Namer};
 use super::thread_roots::{self, FrameRoot, FrameRootStats};
@@ -10,7 +11,7 @@ use crate::process::View;
 use crate::python::Python;
 use std::rc::Rc;
 
-/// The questions the retention tree, the flamegraph and `why` ask of a heap.
+/// The questions the retention tree, the flamegraph and `why` ask of a heap, beyond its graph.
 pub trait HeapSource {
     /// Modules as roots, `__main__` first: (index into `objects`, module name).
     fn module_roots(&mut self, objects: &[u64]) -> Vec<(u32, String)>;
