@@ -215,13 +215,17 @@ pub struct Baseline {
     pub longest: Duration,
 }
 
+/// The file name the import system's frames carry (`<frozen importlib._bootstrap>` and
+/// `…_bootstrap_external>`).
+pub const IMPORT_SYSTEM: &str = "<frozen importlib._bootstrap";
+
 /// Bytes held by tracebacks that run the import system.
 fn imports_held(t: &HashMap<Vec<Frame>, (u64, u64)>) -> u64 {
     t.iter()
         .filter(|(frames, _)| {
             frames
                 .iter()
-                .any(|(file, _)| file.starts_with("<frozen importlib._bootstrap"))
+                .any(|(file, _)| file.starts_with(IMPORT_SYSTEM))
         })
         .map(|(_, (bytes, _))| *bytes)
         .sum()
