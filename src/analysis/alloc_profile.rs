@@ -247,11 +247,10 @@ pub const IMPORTS: &str = "[imports]";
 
 /// Put stacks that run the import system under `IMPORTS`.
 fn imports_apart(stacks: &mut [(Vec<String>, u64, u64)]) {
+    // Frames read `name (file:line)`.
+    let import_frame = format!("({}", super::traced_growth::IMPORT_SYSTEM);
     for (frames, _, _) in stacks.iter_mut() {
-        if frames
-            .iter()
-            .any(|f| f.contains("(<frozen importlib._bootstrap"))
-        {
+        if frames.iter().any(|f| f.contains(&import_frame)) {
             frames.insert(0, IMPORTS.to_string());
         }
     }
