@@ -30,6 +30,7 @@ use crate::heap::head_pools::HeadPools;
 use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, StackReader, StackStats};
 use crate::heap::types::TypeTable;
+use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, MemoryExt, Span, View};
 use crate::python::layout::{flags, Preheader};
 use crate::python::{Layout, Python};
@@ -649,7 +650,7 @@ impl AllocSampler {
         let mut bits = self.lookup_type(mem, l, type_ptr);
         if bits.is_none() && self.spans_at.elapsed() > SPANS_MAX_AGE {
             // A type in memory mapped since we last looked (a new arena)?
-            if let Ok(spans) = current_spans(self.pid) {
+            if let Ok(spans) = readable_spans(self.pid) {
                 self.spans = spans;
             }
             self.spans_at = Instant::now();
@@ -676,7 +677,7 @@ impl AllocSampler {
     /// only when the session was asked to (`--pause`).
     fn gc_census(&mut self, session: &Session) -> Option<(u64, u64)> {
         let mem = &session.target.memory;
-        let spans = current_spans(self.pid).ok()?;
+        let spans = readable_spans(self.pid).ok()?;
         self.spans = spans.clone();
         self.spans_at = Instant::now();
         let _paused = session.pause().ok()?;
@@ -723,7 +724,7 @@ impl AllocSampler {
         }
         let mem = &session.target.memory;
         let l = &session.py.layout;
-        if let Ok(spans) = current_spans(self.pid) {
+        if let Ok(spans) = readable_spans(self.pid) {
             self.spans = spans;
         }
         let mut view = View::new(mem, self.spans.clone(), session.opts.cache_budget);
@@ -981,18 +982,6 @@ fn separate_values(b: &[u8], l: &Layout, bits: TypeBits) -> Option<u64> {
         Preheader::GcOnly => 0,
     };
     (ptr != 0 && ptr.is_multiple_of(8)).then_some(ptr)
-}
-
-/// The readable mappings of the target now (arenas come and go during a recording).
-fn current_spans(pid: i32) -> std::io::Result<Vec<Span>> {
-    Ok(proc_maps::get_process_maps(pid)?
-        .iter()
-        .filter(|m| m.is_read())
-        .map(|m| Span {
-            start: m.start() as u64,
-            end: (m.start() + m.size()) as u64,
-        })
-        .collect())
 }
 
 /// Page-sized reads within one tick: consecutive allocations share pages, so a walk of 64

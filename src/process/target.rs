@@ -126,28 +126,11 @@ impl Target {
         if self.is_core() {
             return self.spans();
         }
-        match read_maps(self.pid) {
-            Ok(maps) => maps
-                .iter()
-                .filter(|m| m.readable)
-                .map(|m| Span {
-                    start: m.start,
-                    end: m.end,
-                })
-                .collect(),
-            Err(_) => self.spans(),
-        }
+        readable_spans(self.pid).unwrap_or_else(|_| self.spans())
     }
 
     pub fn spans(&self) -> Vec<Span> {
-        self.maps
-            .iter()
-            .filter(|m| m.readable)
-            .map(|m| Span {
-                start: m.start,
-                end: m.end,
-            })
-            .collect()
+        readable(&self.maps)
     }
 
     /// A path of the target's, as this process can open it.
@@ -224,6 +207,21 @@ fn exe_name(pid: i32) -> String {
         .map(|p| p.display().to_string())
         .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().into()))
         .unwrap_or_else(|_| "?".into())
+}
+
+/// The readable spans of a live process now, from /proc/PID/maps.
+pub fn readable_spans(pid: i32) -> Result<Vec<Span>> {
+    read_maps(pid).map(|maps| readable(&maps))
+}
+
+fn readable(maps: &[Mapping]) -> Vec<Span> {
+    maps.iter()
+        .filter(|m| m.readable)
+        .map(|m| Span {
+            start: m.start,
+            end: m.end,
+        })
+        .collect()
 }
 
 fn read_maps(pid: i32) -> Result<Vec<Mapping>> {
