@@ -76,10 +76,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let t0 = Instant::now();
     let deadline = opts.duration.map(|d| t0 + d);
     let mut schedule = Schedule::new().every(Activity::Census, opts.interval, t0);
-    // Exact mode (the target traces): stopped for the two reads of its tables when asked to
-    // pause, or when we started it with --tracemalloc (that is asking for exactness).
-    let pause_traced = opts.snapshot.pause || opts.tracemalloc.is_some();
-    let mut sampler = start_sampler(&session, &opts, pause_traced, &mut rec);
+    let mut sampler = start_sampler(&session, &opts, &mut rec);
     if sampler.is_some() {
         schedule = schedule.every(
             Activity::Sample,
@@ -215,7 +212,6 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
 fn start_sampler(
     session: &Session,
     record: &RecordOptions,
-    pause_traced_reads: bool,
     rec: &mut Recording,
 ) -> Option<AllocSampler> {
     if record.rate <= 0.0 {
@@ -223,7 +219,9 @@ fn start_sampler(
     }
     let opts = SamplerOptions {
         census: false,
-        pause_traced_reads,
+        // Exact mode (the target traces): stopped for the readings of its tables when asked
+        // to pause, or when we started it with --tracemalloc (that is asking for exactness).
+        pause_traced_reads: record.snapshot.pause || record.tracemalloc.is_some(),
         expect_tracing: record.tracemalloc.is_some(),
         baseline: crate::analysis::alloc_profile::baseline_for(record.duration),
         ..Default::default()
