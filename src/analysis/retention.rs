@@ -371,7 +371,6 @@ pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<
 pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
-    let mut index: HashMap<(u32, Label, u64), u32> = HashMap::default();
     let mut root_nodes: HashMap<u32, u32> = HashMap::default();
     // Holder nodes (modules, threads, frames) and frame roots' own nodes, by (parent, text).
     let mut named: HashMap<(u32, String), u32> = HashMap::default();
@@ -393,41 +392,68 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     }
     nodes.push((0, UNREACHED.into(), 1, 0, 0));
     let unreached = (nodes.len() - 1) as u32;
+    // The trie is keyed by ids, not by labels and type pointers, so a lookup hashes 12 bytes.
+    // Label ids that spell the same label, and type ids of one type, share a canonical id.
+    let mut edges: Vec<Label> = Vec::new();
+    let mut edge_ids: HashMap<Label, u32> = HashMap::default();
+    let mut edge_id = |l: Label| {
+        *edge_ids.entry(l).or_insert_with(|| {
+            edges.push(l);
+            (edges.len() - 1) as u32
+        })
+    };
+    let ref_edge = edge_id(Label::Ref);
+    let edge_of: Vec<u32> = t.labels.iter().map(|&l| edge_id(l)).collect();
+    let mut kinds: Vec<u64> = Vec::new();
+    let mut kind_ids: HashMap<u64, u32> = HashMap::default();
+    let kind_of: Vec<u32> = (0..t.type_count())
+        .map(|id| {
+            let tp = t.type_ptr_of_id(id);
+            *kind_ids.entry(tp).or_insert_with(|| {
+                kinds.push(tp);
+                (kinds.len() - 1) as u32
+            })
+        })
+        .collect();
+    let mut index: HashMap<(u32, u64), u32> = HashMap::default();
     let mut node_of = vec![NONE; t.objects.len()];
     let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
                      src: &mut dyn HeapSource,
                      parent: u32,
-                     label: Label,
-                     tp: u64| {
+                     edge: u32,
+                     kind: u32| {
         let depth = nodes[parent as usize].2;
         if depth >= MAX_DEPTH {
             return parent;
         }
-        *index.entry((parent, label, tp)).or_insert_with(|| {
-            let text = match src.label(label) {
-                l if l.is_empty() => type_name(src, tp).to_string(),
-                l => format!("{l} {}", type_name(src, tp)),
-            };
-            nodes.push((parent, text, depth + 1, 0, 0));
-            (nodes.len() - 1) as u32
-        })
+        *index
+            .entry((parent, (edge as u64) << 32 | kind as u64))
+            .or_insert_with(|| {
+                let tp = kinds[kind as usize];
+                let text = match src.label(edges[edge as usize]) {
+                    l if l.is_empty() => type_name(src, tp).to_string(),
+                    l => format!("{l} {}", type_name(src, tp)),
+                };
+                nodes.push((parent, text, depth + 1, 0, 0));
+                (nodes.len() - 1) as u32
+            })
     };
     for &i in &t.order {
         let iu = i as usize;
-        let node = match root_nodes.get(&i) {
-            Some(&n) => n,
-            None => {
-                let p = t.parent[iu];
-                let pn = if p == NONE {
-                    unreached
-                } else {
-                    node_of[p as usize]
-                };
-                if pn == NONE {
-                    unreached
-                } else {
-                    child(&mut nodes, src, pn, t.label(i), t.type_ptr(i))
-                }
+        let p = t.parent[iu];
+        let node = if p == NONE {
+            // Roots have no parent; anything else without one is filed as unreached.
+            root_nodes.get(&i).copied().unwrap_or(unreached)
+        } else {
+            match node_of[p as usize] {
+                NONE => unreached,
+                pn => child(
+                    &mut nodes,
+                    src,
+                    pn,
+                    edge_of[t.label_id(i) as usize],
+                    kind_of[t.type_id(i) as usize],
+                ),
             }
         };
         node_of[iu] = node;
@@ -437,7 +463,8 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
     let unreached_objects: Vec<usize> =
         (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
     for i in unreached_objects {
-        let n = child(&mut nodes, src, unreached, Label::Ref, t.type_ptr(i as u32));
+        let kind = kind_of[t.type_id(i as u32) as usize];
+        let n = child(&mut nodes, src, unreached, ref_edge, kind);
         nodes[n as usize].3 += t.bytes(i as u32);
         nodes[n as usize].4 += 1;
     }
