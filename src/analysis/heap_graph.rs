@@ -506,10 +506,20 @@ fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range
     }
     g.big.extend(p.big);
     g.native.extend(p.native);
-    g.edge_to.extend_from_slice(&p.edge_to);
-    drop(p.edge_to);
-    g.edge_label
-        .extend(p.edge_label.iter().map(|&l| label_map[l as usize]));
+    // The first part's arrays become the graph's (no copy: fresh pages cost more than the
+    // copy here); later parts are appended.
+    let mut labels = p.edge_label;
+    for l in &mut labels {
+        *l = label_map[*l as usize];
+    }
+    if g.edge_to.is_empty() {
+        g.edge_to = p.edge_to;
+        g.edge_label = labels;
+    } else {
+        g.edge_to.extend_from_slice(&p.edge_to);
+        drop(p.edge_to);
+        g.edge_label.extend_from_slice(&labels);
+    }
 }
 
 /// Address → object index without a binary search over every object: a directory of 64 KiB
