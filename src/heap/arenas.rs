@@ -10,12 +10,49 @@ use super::sizes::own_size;
 use super::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, ObmallocState};
+use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout};
 use crate::python::Python;
 
-const ARENA_OBJECT_SIZE: u64 = 48;
-const POOL_OVERHEAD: u64 = 48;
 const MAX_ARENAS: u64 = 1 << 22;
+
+/// A pool's header, decoded with the layout's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolHeader {
+    /// Blocks in use: 0 for an empty pool parked on its arena's free list (stale fields).
+    pub count: u32,
+    /// Head of the free list that threads through the pool's free blocks.
+    pub freeblock: u64,
+    pub arenaindex: u32,
+    pub szidx: u32,
+    /// Offset of the first block never handed out.
+    pub nextoffset: u64,
+    pub maxnextoffset: u64,
+}
+
+impl PoolHeader {
+    /// `p` holds the pool from its start (fields past its end read as 0).
+    pub fn read(m: &PymallocLayout, p: &[u8]) -> PoolHeader {
+        PoolHeader {
+            count: p.u32_at(m.pool_ref_count),
+            freeblock: p.u64_at(m.pool_freeblock),
+            arenaindex: p.u32_at(m.pool_arenaindex),
+            szidx: p.u32_at(m.pool_szidx),
+            nextoffset: p.u32_at(m.pool_nextoffset) as u64,
+            maxnextoffset: p.u32_at(m.pool_maxnextoffset) as u64,
+        }
+    }
+
+    pub fn block_size(&self, m: &PymallocLayout) -> u64 {
+        m.block_size(self.szidx as u64)
+    }
+
+    /// Its geometry agrees with itself and the pool size (a stale or torn header does not).
+    pub fn plausible(&self, m: &PymallocLayout, pool_size: u64) -> bool {
+        (self.szidx as usize) < m.classes
+            && self.nextoffset <= pool_size
+            && self.maxnextoffset == pool_size - self.block_size(m)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Arena {
@@ -107,7 +144,7 @@ pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
     let (table, maxarenas, raw, found_by) = match l.interp.obmalloc {
         ObmallocState::Statics => statics(view, py)?,
         ObmallocState::Embedded(off) => {
-            let (t, m, r) = from_state(view, py.interpreters[0] + off)?;
+            let (t, m, r) = from_state(view, &l.pymalloc, py.interpreters[0] + off)?;
             (t, m, r, "interpreter's obmalloc state".to_string())
         }
         ObmallocState::Pointer(off) => {
@@ -115,7 +152,7 @@ pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
                 .u64(py.interpreters[0] + off)
                 .filter(|&p| p != 0)
                 .ok_or("the interpreter's obmalloc pointer is unreadable")?;
-            let (t, m, r) = from_state(view, state)?;
+            let (t, m, r) = from_state(view, &l.pymalloc, state)?;
             (t, m, r, "interpreter's obmalloc state".to_string())
         }
     };
@@ -129,12 +166,20 @@ pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
     })
 }
 
-/// `struct _obmalloc_state` (3.12+): pools.used[64] then mgmt {arenas, maxarenas, ...}.
-fn from_state(view: &mut View, state: u64) -> Result<(u64, u64, Option<u64>), String> {
-    let mgmt = state + 512;
-    let table = view.u64(mgmt).ok_or("obmalloc state unreadable")?;
-    let max = view.u32(mgmt + 8).ok_or("obmalloc state unreadable")? as u64;
-    let raw = view.u64(mgmt + 576);
+/// `struct _obmalloc_state` (3.12+): the arena table, its length and the raw block count.
+fn from_state(
+    view: &mut View,
+    m: &PymallocLayout,
+    state: u64,
+) -> Result<(u64, u64, Option<u64>), String> {
+    let mgmt = state + m.state_mgmt;
+    let table = view
+        .u64(mgmt + m.mgmt_arenas)
+        .ok_or("obmalloc state unreadable")?;
+    let max = view
+        .u32(mgmt + m.mgmt_maxarenas)
+        .ok_or("obmalloc state unreadable")? as u64;
+    let raw = view.u64(mgmt + m.mgmt_raw_allocated);
     Ok((table, max, raw))
 }
 
@@ -155,6 +200,7 @@ fn statics(view: &mut View, py: &Python) -> Result<(u64, u64, Option<u64>, Strin
 /// names. The array's malloc chunk size then bounds its length.
 fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
     let l = &py.layout;
+    let entry = l.pymalloc.arena_object_size;
     let samples = pool_samples(view, py, 16);
     if samples.len() < 4 {
         return Err("no pymalloc pools seen among GC objects (PYTHONMALLOC=malloc?)".into());
@@ -165,17 +211,17 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
         };
         for w in words.chunks_exact(8) {
             let p = w.u64_at(0);
-            if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, ARENA_OBJECT_SIZE) {
+            if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, entry) {
                 continue;
             }
             let fits = samples.iter().all(|&(idx, pool)| {
-                view.u64(p + idx * ARENA_OBJECT_SIZE)
+                view.u64(p + idx * entry + l.pymalloc.arena_address as u64)
                     .is_some_and(|a| a != 0 && a <= pool && pool < a + l.arena_size)
             });
             if fits {
                 // glibc chunk header: size (with flag bits) just before the user pointer.
                 let chunk = view.u64(p - 8).unwrap_or(0) & !7;
-                let max = chunk.saturating_sub(16) / ARENA_OBJECT_SIZE;
+                let max = chunk.saturating_sub(16) / entry;
                 let need = samples.iter().map(|s| s.0 + 1).max().unwrap_or(1);
                 return Ok((p, max.clamp(need, MAX_ARENAS)));
             }
@@ -187,6 +233,7 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
 /// (arenaindex, pool address) of pools holding some small GC objects.
 fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
     let l = &py.layout;
+    let m = &l.pymalloc;
     let gc = py.gc_state(py.interpreters[0]);
     let head = gc + l.gc.generations + 2 * l.gc.generation_stride;
     let mut out: Vec<(u64, u64)> = Vec::new();
@@ -195,16 +242,13 @@ fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
     while node != head && out.len() < want && steps < 100_000 {
         steps += 1;
         let pool = node & !(l.pool_size - 1);
-        if let Some(h) = view
-            .get(pool, POOL_OVERHEAD as usize)
-            .ok()
-            .map(|b| b.to_vec())
-        {
-            let (idx, szidx, maxnext) = (h.u32_at(32), h.u32_at(36), h.u32_at(44));
-            let size = (szidx as u64 + 1) * 16;
-            let plausible = szidx < 32 && maxnext as u64 == l.pool_size - size && idx < 1 << 20;
-            if plausible && !out.iter().any(|s| s.1 == pool) {
-                out.push((idx as u64, pool));
+        if let Ok(b) = view.get(pool, m.pool_overhead as usize) {
+            let h = PoolHeader::read(m, b);
+            if h.plausible(m, l.pool_size)
+                && h.arenaindex < 1 << 20
+                && !out.iter().any(|s| s.1 == pool)
+            {
+                out.push((h.arenaindex as u64, pool));
             }
         }
         node = view.u64(node).unwrap_or(head) & !3;
@@ -213,6 +257,7 @@ fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
 }
 
 fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<Arena>, String> {
+    let m = &l.pymalloc;
     if table == 0 || max == 0 {
         return Ok(Vec::new());
     }
@@ -220,13 +265,14 @@ fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<A
         return Err(format!("implausible arena count {max}"));
     }
     let raw = view
-        .get(table, (max * ARENA_OBJECT_SIZE) as usize)
+        .get(table, (max * m.arena_object_size) as usize)
         .map_err(|_| "arena table unreadable".to_string())?
         .to_vec();
     let mut arenas: Vec<Arena> = raw
-        .chunks_exact(ARENA_OBJECT_SIZE as usize)
+        .chunks_exact(m.arena_object_size as usize)
         .filter_map(|a| {
-            let (address, pool_address) = (a.u64_at(0), a.u64_at(8));
+            let (address, pool_address) =
+                (a.u64_at(m.arena_address), a.u64_at(m.arena_pool_address));
             let sane = address != 0
                 && pool_address >= address
                 && pool_address <= address + l.arena_size
@@ -383,31 +429,30 @@ fn scan_pool(
 ) {
     let (pool, p) = (near.pool, near.p);
     let ps = p.len() as u64;
-    let count = p.u32_at(0) as u64;
-    if count == 0 {
+    let m = &l.pymalloc;
+    let h = PoolHeader::read(m, p);
+    if h.count == 0 {
         return; // an empty pool parked on the arena's free list: its header is stale
     }
-    let szidx = p.u32_at(36) as u64;
-    let size = (szidx + 1) * 16;
-    let nextoffset = p.u32_at(40) as u64;
-    if szidx >= 32 || nextoffset > ps || p.u32_at(44) as u64 != ps - size {
+    if !h.plausible(m, ps) {
         stats.bad_pools += 1;
         return;
     }
+    let (size, nextoffset, overhead) = (h.block_size(m), h.nextoffset, m.pool_overhead);
     stats.pools += 1;
     stats.pool_bytes += ps;
     // The free list threads through the free blocks themselves.
     // One flag per block slot: is it on the free list?
     // One bit per block slot.
     free.clear();
-    free.resize((((ps - POOL_OVERHEAD) / size) as usize).div_ceil(64) + 1, 0);
-    let mut f = p.u64_at(8);
+    free.resize((((ps - overhead) / size) as usize).div_ceil(64) + 1, 0);
+    let mut f = h.freeblock;
     let mut steps = 0;
-    while f != 0 && steps <= ps / 16 {
-        if f < pool + POOL_OVERHEAD || f >= pool + ps {
+    while f != 0 && steps <= ps / m.alignment {
+        if f < pool + overhead || f >= pool + ps {
             break;
         }
-        let slot = ((f - pool - POOL_OVERHEAD) / size) as usize;
+        let slot = ((f - pool - overhead) / size) as usize;
         if let Some(word) = free.get_mut(slot / 64) {
             *word |= 1 << (slot % 64);
         }
@@ -419,7 +464,7 @@ fn scan_pool(
     // pairs are tried first, which skips the type lookup.
     let mut memo = Memo::default();
     let mut judged = (0u64, 0u64);
-    let mut off = POOL_OVERHEAD;
+    let mut off = overhead;
     // The block's slot number, counted rather than divided out (a division per block shows
     // in profiles).
     let mut slot = 0usize;
@@ -755,10 +800,11 @@ pub fn detect_framing(
             let Ok(p) = view.get(pool, ps as usize).map(|b| b.to_vec()) else {
                 break;
             };
-            let size = (p.u32_at(36) as u64 + 1) * 16;
-            let next = (p.u32_at(40) as u64).min(ps);
-            if p.u32_at(0) > 0 && size <= 512 {
-                let mut off = POOL_OVERHEAD;
+            let h = PoolHeader::read(&l.pymalloc, &p);
+            let size = h.block_size(&l.pymalloc);
+            let next = h.nextoffset.min(ps);
+            if h.count > 0 && (h.szidx as usize) < l.pymalloc.classes {
+                let mut off = l.pymalloc.pool_overhead;
                 while off + size <= next {
                     let b = &p[off as usize..(off + size) as usize];
                     let near = Near {
@@ -799,7 +845,7 @@ fn fits_block(
 ) -> Option<u64> {
     let need = own_size(view, l, t, o)?;
     let own = need + t.preheader;
-    let want = (own + overhead).div_ceil(16) * 16;
+    let want = (own + overhead).next_multiple_of(l.pymalloc.alignment);
     let fits = if t.flags & flags::INLINE_VALUES != 0 && l.inline_values {
         // Instance attribute values live inline after the object: the block is larger.
         block >= want

@@ -7,14 +7,12 @@
 //! Hostile input as ever: a pool header that does not validate is skipped, every loop is
 //! bounded by the pool size.
 
+use super::arenas::PoolHeader;
 use crate::process::{Bytes, Memory, MemoryExt, View};
-use crate::python::layout::ObmallocState;
+use crate::python::layout::{ObmallocState, PymallocLayout};
 use crate::python::Python;
 use std::collections::HashMap;
 
-/// pymalloc's size classes (16-byte steps up to 512 bytes).
-const CLASSES: usize = 32;
-const POOL_OVERHEAD: u64 = 48;
 /// Pools whose allocated blocks are remembered (the heads and the recent former heads).
 const MAX_REMEMBERED: usize = 256;
 
@@ -28,8 +26,9 @@ pub struct HeadPools {
     /// `usedpools[0]`: the list header of class i overlays entries 2i and 2i+1.
     used: u64,
     pool_size: u64,
-    /// The head pool per class at the last look.
-    heads: [u64; CLASSES],
+    m: PymallocLayout,
+    /// The head pool per size class at the last look.
+    heads: Vec<u64>,
     /// The pools looked at, by address.
     seen: HashMap<u64, Seen>,
     /// Where the changed pools are read to.
@@ -65,7 +64,8 @@ impl HeadPools {
         Some(HeadPools {
             used,
             pool_size: l.pool_size,
-            heads: [0; CLASSES],
+            m: l.pymalloc,
+            heads: vec![0; l.pymalloc.classes],
             seen: HashMap::new(),
             scratch: Vec::new(),
             stats: HeadPoolStats::default(),
@@ -77,14 +77,15 @@ impl HeadPools {
     /// the pools' headers, and the pools whose header changed, whole.
     pub fn new_blocks(&mut self, mem: &dyn Memory, out: &mut Vec<NewBlock>) {
         self.stats.looks += 1;
-        let Ok(used) = mem.bytes(self.used, CLASSES * 16) else {
+        let stride = self.m.usedpools_stride;
+        let Ok(used) = mem.bytes(self.used, self.m.classes * stride as usize) else {
             return;
         };
-        let mut heads = [0u64; CLASSES];
+        let mut heads = vec![0u64; self.m.classes];
         for (i, h) in heads.iter_mut().enumerate() {
-            // An empty list points at its own header (16 bytes before its entry).
-            let first = used.u64_at(i * 16);
-            let header = self.used + (i as u64) * 16 - 16;
+            // An empty list points at its own header (one entry before its own).
+            let first = used.u64_at(i * stride as usize);
+            let header = self.used + (i as u64) * stride - stride;
             if first != header && first.is_multiple_of(self.pool_size) {
                 *h = first;
             }
@@ -92,7 +93,7 @@ impl HeadPools {
         // Each class's head, and a former head that left the list since (it filled up or
         // emptied): what it handed out last counts too.
         let mut pools: Vec<(u64, usize)> = Vec::new();
-        let before = self.heads;
+        let before = std::mem::take(&mut self.heads);
         for (class, (&old, &new)) in before.iter().zip(&heads).enumerate() {
             if old != 0 && old != new {
                 pools.push((old, class));
@@ -103,7 +104,7 @@ impl HeadPools {
         }
         self.heads = heads;
         // Headers first: a pool whose allocation state did not change is not read again.
-        let mut headers = vec![[0u8; POOL_OVERHEAD as usize]; pools.len()];
+        let mut headers = vec![vec![0u8; self.m.pool_overhead as usize]; pools.len()];
         let ok = {
             let mut reads: Vec<(u64, &mut [u8])> = pools
                 .iter()
@@ -120,7 +121,7 @@ impl HeadPools {
                 ok && self
                     .seen
                     .get(&pool)
-                    .is_none_or(|s| s.state != state_of(&h[..]))
+                    .is_none_or(|s| s.state != state_of(&self.m, h))
             })
             .map(|((&p, _), _)| p)
             .collect();
@@ -152,27 +153,27 @@ impl HeadPools {
     /// seen before is only noted: which of its blocks are new cannot be told.
     fn look(&mut self, pool: u64, class: usize, p: &[u8], out: &mut Vec<NewBlock>) {
         self.stats.pools_read += 1;
-        let size = (class as u64 + 1) * 16;
-        let ps = self.pool_size;
-        let nextoffset = p.u32_at(40) as u64;
-        if p.u32_at(36) as usize != class || nextoffset > ps || p.u32_at(44) as u64 != ps - size {
+        let (m, ps) = (self.m, self.pool_size);
+        let h = PoolHeader::read(&m, p);
+        let (size, nextoffset, overhead) = (h.block_size(&m), h.nextoffset, m.pool_overhead);
+        if h.szidx as usize != class || !h.plausible(&m, ps) {
             self.stats.bad_pools += 1;
             self.seen.remove(&pool);
             return;
         }
-        let slots = ((ps - POOL_OVERHEAD) / size) as usize;
+        let slots = ((ps - overhead) / size) as usize;
         let mut allocated = vec![0u64; slots.div_ceil(64)];
-        let carved = ((nextoffset.saturating_sub(POOL_OVERHEAD)) / size) as usize;
+        let carved = ((nextoffset.saturating_sub(overhead)) / size) as usize;
         for s in 0..carved.min(slots) {
             allocated[s / 64] |= 1 << (s % 64);
         }
         // The free list threads through the free blocks themselves.
-        let mut f = p.u64_at(8);
+        let mut f = h.freeblock;
         for _ in 0..=slots {
-            if f < pool + POOL_OVERHEAD || f >= pool + ps {
+            if f < pool + overhead || f >= pool + ps {
                 break;
             }
-            let s = ((f - pool - POOL_OVERHEAD) / size) as usize;
+            let s = ((f - pool - overhead) / size) as usize;
             if let Some(w) = allocated.get_mut(s / 64) {
                 *w &= !(1 << (s % 64));
             }
@@ -184,7 +185,7 @@ impl HeadPools {
                 while fresh != 0 {
                     let s = k * 64 + fresh.trailing_zeros() as usize;
                     fresh &= fresh - 1;
-                    let at = POOL_OVERHEAD as usize + s * size as usize;
+                    let at = (overhead + s as u64 * size) as usize;
                     if let Some(b) = p.get(at..at + size as usize) {
                         out.push(NewBlock {
                             addr: pool + at as u64,
@@ -198,7 +199,7 @@ impl HeadPools {
         self.seen.insert(
             pool,
             Seen {
-                state: state_of(p),
+                state: state_of(&m, p),
                 allocated,
             },
         );
@@ -208,10 +209,11 @@ impl HeadPools {
 /// What a pool was at its last read: its allocation state (blocks in use, free-list head,
 /// first never-used offset: unchanged means nothing was handed out) and its allocated blocks.
 struct Seen {
-    state: (u32, u64, u32),
+    state: (u32, u64, u64),
     allocated: Vec<u64>,
 }
 
-fn state_of(header: &[u8]) -> (u32, u64, u32) {
-    (header.u32_at(0), header.u64_at(8), header.u32_at(40))
+fn state_of(m: &PymallocLayout, header: &[u8]) -> (u32, u64, u64) {
+    let h = PoolHeader::read(m, header);
+    (h.count, h.freeblock, h.nextoffset)
 }

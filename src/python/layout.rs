@@ -421,8 +421,49 @@ pub struct Layout {
     /// pymalloc geometry: 256 KiB arenas and 4 KiB pools before 3.10; 1 MiB and 16 KiB since.
     pub arena_size: u64,
     pub pool_size: u64,
+    /// pymalloc's pool header, arena table entry and state struct.
+    pub pymalloc: PymallocLayout,
     /// Thread states, frames, code objects and the GIL: what stack walkers read.
     pub frames: super::frames_layout::FrameLayout,
+}
+
+/// pymalloc's own structures (Objects/obmalloc.c): unchanged on 64-bit builds 3.8–3.15, so
+/// one table row (`tables::PYMALLOC`); kept here so the walkers read no bare offsets.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PymallocLayout {
+    /// `struct pool_header`: blocks in use (u32), free-list head, arena index, size class
+    /// index, first never-carved offset, last offset a block may start at (u32 each).
+    pub pool_ref_count: usize,
+    pub pool_freeblock: usize,
+    pub pool_arenaindex: usize,
+    pub pool_szidx: usize,
+    pub pool_nextoffset: usize,
+    pub pool_maxnextoffset: usize,
+    /// `POOL_OVERHEAD`: the header's size, where the first block starts.
+    pub pool_overhead: u64,
+    /// Size classes step by this (`ALIGNMENT`): class i holds blocks of (i + 1) × it bytes.
+    pub alignment: u64,
+    /// How many size classes there are (blocks up to 512 bytes).
+    pub classes: usize,
+    /// `usedpools`: per class a list header two pointers wide (overlaid on the array).
+    pub usedpools_stride: u64,
+    /// `struct arena_object`: its size, the arena's address and its first never-carved pool.
+    pub arena_object_size: u64,
+    pub arena_address: usize,
+    pub arena_pool_address: usize,
+    /// `struct _obmalloc_state` (3.12+): `mgmt` after `pools.used`; in `mgmt`, the arena
+    /// table pointer, its length (u32) and `raw_allocated_blocks`.
+    pub state_mgmt: u64,
+    pub mgmt_arenas: u64,
+    pub mgmt_maxarenas: u64,
+    pub mgmt_raw_allocated: u64,
+}
+
+impl PymallocLayout {
+    /// A size class index's block size.
+    pub fn block_size(&self, szidx: u64) -> u64 {
+        (szidx + 1) * self.alignment
+    }
 }
 
 /// Type flag bits (stable across versions where present).

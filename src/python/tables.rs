@@ -389,9 +389,35 @@ pub fn table_layout(version: Version) -> Option<Layout> {
         },
         arena_size: if m >= 10 { 1 << 20 } else { 256 << 10 },
         pool_size: if m >= 10 { 16 << 10 } else { 4 << 10 },
+        pymalloc: PYMALLOC,
         frames: super::frames_layout::table(version)?,
     })
 }
+
+/// pymalloc's structures on 64-bit builds (obmalloc.c; the same 3.8–3.15, checked against
+/// DWARF of 3.11-dbg and Debian 3.13–3.15: `ptype /o struct pool_header`, `arena_object`,
+/// `_obmalloc_state`).
+pub const PYMALLOC: PymallocLayout = PymallocLayout {
+    pool_ref_count: 0,
+    pool_freeblock: 8,
+    pool_arenaindex: 32,
+    pool_szidx: 36,
+    pool_nextoffset: 40,
+    pool_maxnextoffset: 44,
+    pool_overhead: 48,
+    alignment: 16,
+    classes: 32,
+    usedpools_stride: 16,
+    arena_object_size: 48,
+    arena_address: 0,
+    arena_pool_address: 8,
+    // pools.used: 2 × 32 classes × 8-byte pointers.
+    state_mgmt: 512,
+    mgmt_arenas: 0,
+    mgmt_maxarenas: 8,
+    // arenas, maxarenas (padded), unused and usable lists, nfp2lasta[65], three counters.
+    mgmt_raw_allocated: 576,
+};
 
 /// Where generators and frame objects find their code object, and the code object's slot
 /// counts (DWARF of pyenv 3.10.13–3.13.0 and Debian 3.14.10 / 3.15.2: `ptype /o PyCodeObject`,
@@ -550,7 +576,13 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
     // Code objects are objects too (frame structs are not): what the stack walker and the
     // frame roots read from them moves with the header.
     let c = &mut l.frames.code;
-    for f in [&mut c.filename, &mut c.name, &mut c.firstlineno] {
+    for f in [
+        &mut c.filename,
+        &mut c.name,
+        &mut c.firstlineno,
+        &mut c.linetable,
+        &mut c.code_start,
+    ] {
         *f += d;
     }
     c.qualname = c.qualname.map(|q| q + d);
@@ -571,6 +603,104 @@ pub fn adjust_for_free_threading(l: &mut Layout) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every numeric leaf of a layout, by its path (`type_.tp_name`, `frames.code.name`).
+    fn leaves(l: &Layout) -> Vec<(String, i64)> {
+        fn walk(prefix: String, v: &serde_json::Value, out: &mut Vec<(String, i64)>) {
+            match v {
+                serde_json::Value::Number(n) => out.extend(n.as_i64().map(|n| (prefix, n))),
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        walk(format!("{prefix}.{k}"), v, out)
+                    }
+                }
+                serde_json::Value::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        walk(format!("{prefix}[{i}]"), v, out)
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(
+            String::new(),
+            &serde_json::to_value(l).expect("layout serializes"),
+            &mut out,
+        );
+        out
+    }
+
+    /// Free-threading moves every field of every object by 16 bytes. A field added to the
+    /// layout and forgotten in `adjust_for_free_threading` would silently read 16 bytes early
+    /// on 3.13t: here every numeric leaf must either move by exactly 16 or be named below as
+    /// not an offset into an object (or as changed on purpose).
+    #[test]
+    fn free_threading_moves_every_object_field() {
+        // Leaves that are not offsets into an object: interpreter and runtime structs, thread
+        // states, interpreter frames, GC lists, sizes, counts, tags and bit numbers.
+        const NOT_OBJECT_FIELDS: &[&str] = &[
+            ".version",
+            ".runtime.",
+            ".interp.",
+            ".gc.",
+            ".frames.thread.",
+            ".frames.frame.",
+            ".frames.gil",
+            ".frames.runtime",
+            ".frames.code.lines",
+            ".long.",
+            ".arena_size",
+            ".pool_size",
+            ".pymalloc.",
+            ".type_.type_size",
+            ".type_.heap_type_size",
+            ".frames.tstate.",
+            // Offsets inside structs that are not objects: dict values, array descriptors,
+            // the interpreter frame; a flag's bit.
+            ".dict.values_header",
+            ".fields.array_descr_itemsize",
+            ".frame_sizing.Embedded.frame_code",
+            ".frames.code.shim_flag[1]",
+            ".frames.slots.localsplus",
+            ".frames.slots.stack_top",
+        ];
+        // Changed on purpose, by other amounts (the header itself and what hangs off it).
+        const REDEFINED: &[&str] = &[
+            ".header_size",
+            ".refcount",
+            ".managed_dict",
+            ".gc_head_size",
+            ".preheader",
+            ".mimalloc",
+            ".free_threaded",
+        ];
+        for minor in [13, 14] {
+            let default = table_layout(Version::new(3, minor, 0)).expect("row");
+            let mut ft = default.clone();
+            adjust_for_free_threading(&mut ft);
+            let before: std::collections::BTreeMap<String, i64> =
+                leaves(&default).into_iter().collect();
+            let mut unmoved = Vec::new();
+            for (path, after) in leaves(&ft) {
+                let named = |list: &[&str]| list.iter().any(|p| path.starts_with(p));
+                if named(REDEFINED) || named(NOT_OBJECT_FIELDS) {
+                    continue;
+                }
+                match before.get(&path) {
+                    Some(&b) if after == b + 16 => {}
+                    b => unmoved.push(format!("{path}: {b:?} -> {after}")),
+                }
+            }
+            assert!(
+                unmoved.is_empty(),
+                "3.{minor}t: object fields not moved by the free-threaded header (shift them \
+                 in adjust_for_free_threading, or name them here if they are not object \
+                 fields):\n{}",
+                unmoved.join("\n")
+            );
+        }
+    }
 
     /// Offsets read with gdb from the DWARF of the 3.13.5t build.
     #[test]
