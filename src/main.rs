@@ -2,17 +2,16 @@
 //!
 //! The pipeline is the module tree: `process` (reading the target) → `python` (which build,
 //! which layout) → `heap` (walking objects) → `analysis` (census, growth, retention) →
-//! `render` (tables, JSON, flamegraphs).
+//! `render` (tables, JSON, flamegraphs). `profile` is the model of a flamegraph that analyses
+//! build and `render` draws.
 
 mod analysis;
 mod atomic_file;
 mod cli;
-mod cli_heap;
-mod cli_production;
-mod cli_stacks;
 mod error;
 mod heap;
 mod process;
+mod profile;
 mod python;
 mod record;
 mod render;

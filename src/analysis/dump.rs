@@ -1,9 +1,8 @@
 //! `pymemspy dump`: every thread's Python stack now, like `py-spy dump`, read without pausing.
 
-use super::snapshot::{PythonInfo, Session};
+use crate::analysis::census::snapshot::{PythonInfo, Session};
 use crate::heap::stacks::{Frame, StackReader, StackStats};
 use serde::Serialize;
-use std::fmt::Write as _;
 
 pub const SCHEMA: &str = "pymemspy.dump/1";
 
@@ -59,40 +58,4 @@ pub fn take(session: &Session) -> Dump {
 fn thread_name(pid: i32, tid: u64) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
     Some(comm.trim_end().to_string())
-}
-
-/// The dump as a person reads it: one block per thread, innermost frame first.
-pub fn text(d: &Dump) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Process {}: {}", d.pid, d.python.executable);
-    let _ = writeln!(out, "Python {}", d.python.version);
-    for t in &d.threads {
-        let _ = write!(out, "\nThread {:#x}", t.thread_id);
-        if let Some(n) = t.native_thread_id {
-            let _ = write!(out, " (native {n})");
-        }
-        if let Some(name) = &t.name {
-            let _ = write!(out, " {name:?}");
-        }
-        if t.holds_gil {
-            out.push_str(" [holds the GIL]");
-        }
-        out.push('\n');
-        if t.frames.is_empty() {
-            out.push_str("    (no Python frame)\n");
-        }
-        for f in &t.frames {
-            let _ = writeln!(out, "    {f}");
-        }
-    }
-    let s = &d.stats;
-    if s.bad_frames + s.broken_chains + s.truncated > 0 {
-        let _ = writeln!(
-            out,
-            "\nnote: {} frames unreadable, {} chains broken, {} stacks cut at depth limit \
-             (the target changed while being read)",
-            s.bad_frames, s.broken_chains, s.truncated
-        );
-    }
-    out
 }

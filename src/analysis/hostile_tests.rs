@@ -2,8 +2,13 @@
 //! were corrupted (wild pointers, self-pointing types, huge sizes, cycles). Never a panic, never
 //! a hang, never unbounded memory: what does not validate is skipped and counted.
 
-use crate::analysis::heap_source::LiveSource;
-use crate::analysis::{census, complete, dominators, heap_graph, retention, why};
+use crate::analysis::census;
+use crate::analysis::census::complete;
+use crate::analysis::retention;
+use crate::analysis::retention::dominators;
+use crate::analysis::retention::heap_graph;
+use crate::analysis::retention::heap_source::LiveSource;
+use crate::analysis::retention::why;
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::types::TypeTable;
 use crate::process::memory::fake::FakeMemory;

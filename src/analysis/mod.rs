@@ -1,29 +1,18 @@
-//! Stage 4 of the pipeline: turning walked objects into answers (census, growth, retention).
+//! Stage 4 of the pipeline: turning walked objects into answers.
+//!
+//! * `census`: one count of every live object by type, of a process or a process tree, and
+//!   where the process's memory goes (the session that attaches and reads lives here).
+//! * `retention`: the heap as a graph from the roots: who holds the memory, `why`, retained
+//!   sizes, heap dumps and the diff between them.
+//! * `timeline`: censuses over time: recordings, growth and leak suspects, diffs, and which code
+//!   makes the heap grow (sampled or read from the target's tracemalloc).
+//! * `dump`: every thread's stack now; `phases`: where an analysis spends time and memory.
 
-pub mod alloc_profile;
-pub mod allocations;
 pub mod census;
-pub mod complete;
-pub mod diff;
-pub mod dominators;
 pub mod dump;
-pub mod gc_state;
-pub mod growth;
-pub mod heap_diff;
-pub mod heap_file;
-pub mod heap_graph;
-pub mod heap_source;
-pub mod memory;
 pub mod phases;
-pub mod record_tree;
-pub mod recording;
-pub mod resources;
 pub mod retention;
-pub mod snapshot;
-pub mod snapshot_tree;
-pub mod thread_roots;
-pub mod traced_growth;
-pub mod why;
+pub mod timeline;
 
 #[cfg(test)]
 mod hostile_tests;

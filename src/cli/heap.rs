@@ -1,13 +1,13 @@
 //! Commands over heap dumps: `snapshot --format heap` writes one; `--heap FILE` reads one back
 //! into the same table, JSON and flamegraphs as a live process gives.
 
-use crate::analysis::dominators;
-use crate::analysis::heap_diff;
-use crate::analysis::heap_file::{self, HeapDump};
-use crate::analysis::heap_graph::{DumpSource, Graph};
+use super::target::{open_target, TargetArgs};
+use crate::analysis::census::snapshot::SnapshotOptions;
 use crate::analysis::retention;
-use crate::analysis::snapshot::SnapshotOptions;
-use crate::cli::TargetArgs;
+use crate::analysis::retention::dominators;
+use crate::analysis::retention::heap_diff;
+use crate::analysis::retention::heap_file::{self, HeapDump};
+use crate::analysis::retention::heap_graph::{DumpSource, Graph};
 use crate::error::Error;
 use crate::render;
 use crate::render::profile::ProfileFormat;
@@ -34,14 +34,14 @@ pub(crate) fn snapshot_heap_cmd(
 ) -> anyhow::Result<()> {
     if t.heap.is_none() && kind != Kind::Heap {
         // --retained on a live process: the census, then the graph of the same target.
-        let target = crate::cli_production::open_target(t)?;
+        let target = open_target(t)?;
         let mut dump = heap_file::take(target, opts)?;
         dump.snapshot.retained_by_type = Some(retained_by_type(&dump.graph));
         return write_snapshot(&dump, kind, output, top);
     }
     let Some(heap) = &t.heap else {
         // Write a dump of the live process (or core).
-        let target = crate::cli_production::open_target(t)?;
+        let target = open_target(t)?;
         let mut phases = crate::analysis::phases::Phases::start("dump");
         let dump = heap_file::take(target, opts)?;
         phases.lap("census and graph");
@@ -103,12 +103,13 @@ pub(crate) fn why_on_graph(
     type_name: &str,
     max_paths: usize,
     pid: i32,
-) -> crate::analysis::why::WhyReport {
+) -> crate::analysis::retention::why::WhyReport {
     let mut phases = crate::analysis::phases::Phases::start("why");
     let mut src = DumpSource::new(g);
     let tree = retention::build_on_graph(g, &mut src);
     phases.lap("retention tree");
-    let mut report = crate::analysis::why::explain(&mut src, &tree, type_name, max_paths, pid);
+    let mut report =
+        crate::analysis::retention::why::explain(&mut src, &tree, type_name, max_paths, pid);
     phases.lap("paths");
     let parent = log::log_enabled!(log::Level::Debug).then(|| tree.parent.clone());
     drop(tree);
@@ -128,12 +129,12 @@ pub(crate) fn retained_by_type(g: &Graph) -> BTreeMap<String, u64> {
 }
 
 /// The retention flamegraph of a dump: the live tree, built from the dump's graph.
-pub(crate) fn retention_profile(dump: &HeapDump) -> crate::render::profile::Profile {
+pub(crate) fn retention_profile(dump: &HeapDump) -> crate::profile::Profile {
     retention_profile_of(&dump.graph)
 }
 
 /// The retention flamegraph of a captured graph (live or from a dump).
-pub(crate) fn retention_profile_of(g: &Graph) -> crate::render::profile::Profile {
+pub(crate) fn retention_profile_of(g: &Graph) -> crate::profile::Profile {
     let mut phases = crate::analysis::phases::Phases::start("retention");
     let mut src = DumpSource::new(g);
     let tree = retention::build_on_graph(g, &mut src);
@@ -171,7 +172,7 @@ pub(crate) fn diff_cmd(
     let bytes = if json {
         render::json::to_json(&d)?
     } else {
-        heap_diff::table(&d, top).into_bytes()
+        crate::render::reports::heap_diff(&d, top).into_bytes()
     };
     render::output::write(output, &bytes)
 }

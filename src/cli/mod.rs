@@ -1,10 +1,16 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
-use crate::analysis::heap_source::LiveSource;
-use crate::analysis::snapshot::{self, Session, SnapshotOptions};
-use crate::analysis::{diff, recording, why};
+use crate::analysis::census::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::retention::heap_source::LiveSource;
+use crate::analysis::retention::why;
+use crate::analysis::timeline::diff;
+use crate::analysis::timeline::recording;
+mod heap;
+mod production;
+mod stacks;
+mod target;
+
 use crate::error::Error;
-use crate::python::ResolveOptions;
 use crate::record::{RecordOptions, Source};
 use crate::render;
 use crate::render::formats::RecordFormat;
@@ -14,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use target::{open_target, parse_pid, ResolveArgs, TargetArgs};
 
 #[derive(Parser)]
 #[command(
@@ -62,48 +69,11 @@ enum Command {
     #[command(hide = true)]
     Render(render::profile::RenderArgs),
     /// Every thread's Python stack now (innermost frame first), without pausing the process.
-    Dump(crate::cli_stacks::DumpArgs),
+    Dump(stacks::DumpArgs),
     /// Which code makes the heap grow (sampled, or exact from the target's own tracemalloc when
     /// it traces); writes collapsed stacks weighted by bytes.
     #[command(hide = true)]
-    AllocProfile(crate::cli_stacks::AllocProfileArgs),
-}
-
-#[derive(Args, Clone)]
-pub(crate) struct TargetArgs {
-    /// Process id of the Python process (decimal or 0x hex).
-    #[arg(short, long, required_unless_present_any = ["core", "heap"], value_parser = parse_pid)]
-    pid: Option<i32>,
-    /// Read a heap dump (`snapshot --format heap -o FILE`) instead of a live process.
-    #[arg(long, conflicts_with_all = ["pid", "core"])]
-    pub(crate) heap: Option<PathBuf>,
-    /// Read a core file (`gcore -o PREFIX PID`) instead of a live process.
-    #[arg(long, conflicts_with = "pid")]
-    pub(crate) core: Option<PathBuf>,
-    /// With --core: the Python executable, when the path recorded in the core is not valid here.
-    #[arg(long, requires = "core")]
-    pub(crate) executable: Option<PathBuf>,
-    /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
-    #[arg(long = "debug-dir")]
-    debug_dirs: Vec<PathBuf>,
-    /// Do not read DWARF debug info even when present.
-    #[arg(long)]
-    no_dwarf: bool,
-}
-
-impl TargetArgs {
-    /// The live process (0 with `--core`, where clap makes `--pid` optional).
-    pub(crate) fn pid(&self) -> i32 {
-        self.pid.unwrap_or(0)
-    }
-
-    pub(crate) fn resolve_options(&self) -> ResolveOptions {
-        ResolveOptions {
-            debug_dirs: self.debug_dirs.clone(),
-            no_dwarf: self.no_dwarf,
-            ..Default::default()
-        }
-    }
+    AllocProfile(stacks::AllocProfileArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -192,7 +162,7 @@ struct SnapshotArgs {
     /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
     /// PYTHONTRACEMALLOC=N).
     #[arg(long, value_enum, default_value = "retention")]
-    by: crate::cli_production::By,
+    by: production::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
     #[arg(short, long, conflicts_with_all = ["core", "by"])]
@@ -232,12 +202,8 @@ struct RecordArgs {
     /// complete census scans the arenas on every core and is as fast.
     #[arg(long)]
     gc_only: bool,
-    /// Extra directories with `.build-id/xx/yyyy.debug` files (repeatable).
-    #[arg(long = "debug-dir")]
-    debug_dirs: Vec<PathBuf>,
-    /// Do not read DWARF debug info even when present.
-    #[arg(long)]
-    no_dwarf: bool,
+    #[command(flatten)]
+    resolve: ResolveArgs,
     /// Record every Python process under the target (gunicorn/celery/uwsgi workers, a
     /// multiprocessing pool), following workers as they come and go. Writes JSON
     /// (pymemspy.record-tree/1, default pymemspy-tree-PID.json) and a per-process summary; no
@@ -286,6 +252,8 @@ struct TopArgs {
     #[command(flatten)]
     blocking: BlockingArgs,
     #[command(flatten)]
+    resolve: ResolveArgs,
+    #[command(flatten)]
     program: ProgramArgs,
 }
 
@@ -304,21 +272,6 @@ struct ProgramArgs {
         value_name = "PYTHON_PROGRAM"
     )]
     command: Vec<String>,
-}
-
-/// A pid as people write it: decimal, or hex with 0x (as some tools and logs print them).
-pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
-    let t = s.trim();
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => i32::from_str_radix(hex, 16),
-        None => t.parse::<i32>(),
-    };
-    match parsed {
-        Ok(pid) if pid > 0 => Ok(pid),
-        _ => Err(format!(
-            "`{s}` is not a process id (a positive number, decimal or 0x hex)"
-        )),
-    }
 }
 
 /// Which process: `--pid`, or a program to start (after `--` or not), never both.
@@ -406,8 +359,8 @@ pub fn run() -> anyhow::Result<()> {
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
             render::output::write(None, &out)
         }
-        Command::Dump(a) => crate::cli_stacks::dump_cmd(a),
-        Command::AllocProfile(a) => crate::cli_stacks::alloc_profile_cmd(a),
+        Command::Dump(a) => stacks::dump_cmd(a),
+        Command::AllocProfile(a) => stacks::alloc_profile_cmd(a),
         Command::Layout(t) => {
             if t.heap.is_some() {
                 return Err(Error::Usage(
@@ -415,7 +368,7 @@ pub fn run() -> anyhow::Result<()> {
                 )
                 .into());
             }
-            let target = crate::cli_production::open_target(&t)?;
+            let target = open_target(&t)?;
             let py = crate::python::resolve(&target, &t.resolve_options())?;
             let out = serde_json::json!({
                 "binary": py.binary.path,
@@ -433,7 +386,7 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
-    let allocation = matches!(a.by, crate::cli_production::By::Allocation);
+    let allocation = matches!(a.by, production::By::Allocation);
     if a.target.heap.is_some() && (a.gc_only || a.subprocesses || allocation) {
         return Err(Error::Usage(
             "--heap reads a heap dump: --gc-only, --subprocesses and --by allocation need the \
@@ -446,7 +399,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         || matches!(a.format, SnapshotFormat::Heap)
         || (a.retained && a.format.profile_format().is_none())
     {
-        return crate::cli_heap::snapshot_heap_cmd(
+        return heap::snapshot_heap_cmd(
             &a.target,
             SnapshotOptions {
                 resolve: a.target.resolve_options(),
@@ -456,9 +409,9 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
             },
             a.format.profile_format(),
             match a.format {
-                SnapshotFormat::Json => crate::cli_heap::Kind::Json,
-                SnapshotFormat::Heap => crate::cli_heap::Kind::Heap,
-                _ => crate::cli_heap::Kind::Table,
+                SnapshotFormat::Json => heap::Kind::Json,
+                SnapshotFormat::Heap => heap::Kind::Heap,
+                _ => heap::Kind::Table,
             },
             a.retained,
             a.output.as_deref(),
@@ -472,8 +425,8 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
-    if matches!(a.by, crate::cli_production::By::Allocation) {
-        return crate::cli_production::allocations_cmd(
+    if matches!(a.by, production::By::Allocation) {
+        return production::allocations_cmd(
             &a.target,
             opts,
             a.format.profile_format(),
@@ -483,7 +436,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         );
     }
     if a.target.core.is_some() {
-        return crate::cli_production::snapshot_core_cmd(
+        return production::snapshot_core_cmd(
             &a.target,
             opts,
             a.format.profile_format(),
@@ -493,7 +446,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         );
     }
     if a.subprocesses {
-        return crate::cli_production::snapshot_tree_cmd(
+        return production::snapshot_tree_cmd(
             a.target.pid(),
             &opts,
             a.format.profile_format().is_none(),
@@ -508,8 +461,8 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
             // The graph once (address order, on every core), then the tree on it: the same
             // path, and so the same output, as a heap dump's flamegraph.
             let mut src = LiveSource::new(view, py, types);
-            let graph = crate::analysis::heap_graph::capture(&mut src, objects);
-            crate::cli_heap::retention_profile_of(&graph)
+            let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
+            heap::retention_profile_of(&graph)
         })?;
         let default = format!(
             "pymemspy-{}-retention.{}",
@@ -543,6 +496,7 @@ fn top_cmd(a: TopArgs) -> anyhow::Result<()> {
         snapshot: SnapshotOptions {
             gc_only: a.gc_only,
             pause: a.blocking.pause,
+            resolve: a.resolve.options(),
             ..Default::default()
         },
     })
@@ -552,9 +506,8 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
-        let dump = crate::analysis::heap_file::load(heap)?;
-        let report =
-            crate::cli_heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
+        let dump = crate::analysis::retention::heap_file::load(heap)?;
+        let report = heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {
@@ -562,23 +515,23 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         pause: a.blocking.pause,
         ..Default::default()
     };
-    let target = crate::cli_production::open_target(&a.target)?;
+    let target = open_target(&a.target)?;
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
     let report = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types);
         let mut phases = crate::analysis::phases::Phases::start("why");
-        let graph = crate::analysis::heap_graph::capture(&mut src, objects);
+        let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
         phases.lap("graph captured");
-        crate::cli_heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
+        heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
     })?;
     why_output(&a, &report)
 }
 
 fn why_output(a: &WhyArgs, report: &why::WhyReport) -> anyhow::Result<()> {
     if let Some(dot) = &a.dot {
-        render::output::write(Some(dot), why::dot(report).as_bytes())?;
+        render::output::write(Some(dot), crate::render::dot::why(report).as_bytes())?;
     }
     let bytes = match a.format {
         WhyFormat::Json => render::json::to_json(report)?,
@@ -643,11 +596,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         duration,
         interval,
         snapshot: SnapshotOptions {
-            resolve: ResolveOptions {
-                debug_dirs: a.debug_dirs.clone(),
-                no_dwarf: a.no_dwarf,
-                ..Default::default()
-            },
+            resolve: a.resolve.options(),
             pause: a.blocking.pause,
             gc_only: a.gc_only,
             memory_report: false,
@@ -710,8 +659,8 @@ fn record_tree_cmd(opts: RecordOptions, output: Option<&Path>, top: usize) -> an
 
 fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
-    if crate::analysis::heap_file::is_heap_dump(&a.a) {
-        return crate::cli_heap::diff_cmd(
+    if crate::analysis::retention::heap_file::is_heap_dump(&a.a) {
+        return heap::diff_cmd(
             &a.a,
             &a.b,
             a.c.as_deref(),

@@ -1,14 +1,12 @@
 //! Commands for production setups: process trees (`--subprocesses`), core files, containers.
 //! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
 
-use crate::analysis::allocations;
-use crate::analysis::heap_source::LiveSource;
-use crate::analysis::snapshot::{self, Session, SnapshotOptions};
-use crate::analysis::snapshot_tree;
-use crate::cli::TargetArgs;
+use super::target::{open_target, TargetArgs};
+use crate::analysis::census::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::census::snapshot_tree;
+use crate::analysis::retention::heap_source::LiveSource;
+use crate::analysis::timeline::allocations;
 use crate::error::Error;
-use crate::process::core::CoreProcess;
-use crate::process::Target;
 use crate::render;
 use crate::render::profile::ProfileFormat;
 use std::path::{Path, PathBuf};
@@ -44,35 +42,9 @@ pub(crate) fn allocations_cmd(
     let bytes = if json {
         render::json::to_json(&report)?
     } else {
-        allocations::table(&report, top).into_bytes()
+        crate::render::reports::allocations(&report, top).into_bytes()
     };
     render::output::write(output, &bytes)
-}
-
-/// The target named on the command line: a core file (`--core`) or a live process (`--pid`).
-pub(crate) fn open_target(t: &TargetArgs) -> anyhow::Result<Target> {
-    match &t.core {
-        Some(core) => {
-            let c = CoreProcess::open(core, t.executable.as_deref())?;
-            let target = Target::from_core(c.memory, c.maps, c.pid);
-            // Finding the runtime needs the files the process mapped: say which one is missing.
-            if let Err(Error::NotPython { .. }) = crate::python::binary::locate(&target) {
-                let exe = c.executable.as_deref().unwrap_or("?");
-                let missing = if t.executable.is_some() || Path::new(exe).is_file() {
-                    String::new()
-                } else {
-                    format!(" ({exe} is not on this machine)")
-                };
-                anyhow::bail!(
-                    "core file {}: no CPython runtime in the files it maps{missing}: pass \
-                     --executable /path/to/the/python/binary it ran",
-                    core.display()
-                );
-            }
-            Ok(target)
-        }
-        None => Ok(Target::attach(t.pid())?),
-    }
 }
 
 /// `snapshot --core FILE`: the same census, retention flamegraph or JSON as from a live process.
@@ -91,8 +63,8 @@ pub(crate) fn snapshot_core_cmd(
         let mut session = Session::from_target(target, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
             let mut src = LiveSource::new(view, py, types);
-            let graph = crate::analysis::heap_graph::capture(&mut src, objects);
-            crate::cli_heap::retention_profile_of(&graph)
+            let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
+            super::heap::retention_profile_of(&graph)
         })?;
         let default = format!("pymemspy-core-{pid}-retention.{}", format.extension());
         let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);

@@ -1,10 +1,10 @@
 //! Commands around Python stacks: `dump` (every thread's stack now) and the hidden
 //! `alloc-profile` (which code makes the heap grow, as collapsed stacks).
 
-use crate::analysis::alloc_profile::{self, AllocProfile, AllocSampler, SamplerOptions};
+use super::target::{open_target, TargetArgs};
+use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::analysis::dump;
-use crate::analysis::snapshot::{Session, SnapshotOptions};
-use crate::cli::TargetArgs;
+use crate::analysis::timeline::alloc_profile::{self, AllocProfile, AllocSampler, SamplerOptions};
 use crate::error::Error;
 use crate::render;
 use clap::{Args, ValueEnum};
@@ -56,7 +56,7 @@ pub struct AllocProfileArgs {
 
 fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
     Ok(Session::from_target(
-        crate::cli_production::open_target(target)?,
+        open_target(target)?,
         SnapshotOptions {
             resolve: target.resolve_options(),
             pause,
@@ -70,7 +70,7 @@ pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
     let d = dump::take(&session);
     let format = if a.json { DumpFormat::Json } else { a.format };
     let bytes = match format {
-        DumpFormat::Text => dump::text(&d).into_bytes(),
+        DumpFormat::Text => crate::render::reports::stacks_dump(&d).into_bytes(),
         DumpFormat::Json => render::json::to_json(&d)?,
     };
     render::output::write(None, &bytes)

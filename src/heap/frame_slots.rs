@@ -1,6 +1,6 @@
 //! What a running function holds: the local variables, cells and value-stack slots of one
 //! frame, read from outside. Objects held only by a sleeping function's locals are reachable
-//! from no module, so every thread's frames are retention roots (see `analysis::retention`).
+//! from no module, so every thread's frames are retention roots (see `crate::analysis::retention`).
 //!
 //! The slots sit right after the frame's fixed fields; their names come from the code object
 //! (`SlotLayout` says where, per version). Everything read is hostile input: name tuples must be

@@ -349,3 +349,10 @@ pub fn managed_attrs_in(
         capacity,
     }
 }
+
+/// Only identifier-like keys are shown: anything else may be user data (heaps hold secrets).
+pub fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch == '_' || ch.is_alphabetic())
+        && c.all(|ch| ch == '_' || ch.is_alphanumeric())
+}

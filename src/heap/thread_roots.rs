@@ -5,10 +5,11 @@
 //! Stacks come from `heap::stacks` (the same walker `dump` uses), slots from
 //! `heap::frame_slots`; thread names from `threading._active` when the program uses `threading`.
 
-use super::retention::is_identifier;
 use crate::heap::frame_slots::{frame_slots, Slot, SlotKind};
 use crate::heap::graph::{self, Label};
-use crate::heap::pyobj::{dict_get_str, dict_items, read_small_int, read_str, MAX_NAME};
+use crate::heap::pyobj::{
+    dict_get_str, dict_items, is_identifier, read_small_int, read_str, MAX_NAME,
+};
 use crate::heap::stacks::StackReader;
 use crate::heap::types::TypeTable;
 use crate::process::View;

@@ -11,12 +11,13 @@ pub mod progress;
 pub mod schedule;
 pub mod tree;
 
-use crate::analysis::alloc_profile::{AllocSampler, SamplerOptions};
-use crate::analysis::gc_state::GcState;
-use crate::analysis::recording::{
+use crate::analysis::census::resources::Resources;
+use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::timeline::alloc_profile::{AllocSampler, SamplerOptions};
+use crate::analysis::timeline::recording::{
     AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
 };
-use crate::analysis::snapshot::{Session, SnapshotOptions};
+use crate::heap::gc_state::GcState;
 use crate::process::stats;
 use schedule::Schedule;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,7 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     pub interval: Duration,
     pub snapshot: SnapshotOptions,
-    /// Types stored per sample: the top N by bytes and by count (see `analysis::recording`).
+    /// Types stored per sample: the top N by bytes and by count (see `crate::analysis::timeline::recording`).
     pub top_types: usize,
     /// Set (by the Ctrl-C handler) to end the recording.
     pub stop: Arc<AtomicBool>,
@@ -90,6 +91,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     let watch_finalizing = session.py.is_finalizing(&session.target.memory) == Some(false);
     // The collector's state at the first census, to rate its collections at the end.
     let mut first_gc: Option<GcState> = None;
+    let mut last_gc: Option<GcState> = None;
     let mut first_gc_at: Option<(Instant, Instant)> = None;
     let mut finalizing_seen = false;
     let mut exit_checked: Option<Instant> = None;
@@ -107,11 +109,12 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         }
         match activity {
             Activity::Census => match take_sample(&mut session, &mut rec, t0, watch_finalizing) {
-                Sampled::Ok => {
+                Sampled::Ok(gc) => {
                     failures = 0;
                     let now = Instant::now();
+                    last_gc = gc;
                     if first_gc.is_none() {
-                        first_gc = session.last_gc.clone();
+                        first_gc = last_gc.clone();
                         first_gc_at = Some((now, now));
                     } else if let Some(span) = first_gc_at.as_mut() {
                         span.1 = now;
@@ -180,11 +183,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         c.stop();
     }
     let mut doc = rec.finish(duration, end);
-    doc.gc = gc_activity(
-        first_gc.as_ref(),
-        session.last_gc.as_ref(),
-        gc_span(&first_gc_at),
-    );
+    doc.gc = gc_activity(first_gc.as_ref(), last_gc.as_ref(), gc_span(&first_gc_at));
     if let Some(mut p) = profile {
         let (bytes, objects) = measured_growth(&doc);
         if bytes > 0 {
@@ -223,7 +222,7 @@ fn start_sampler(
         // to pause, or when we started it with --tracemalloc (that is asking for exactness).
         pause_traced_reads: record.snapshot.pause || record.tracemalloc.is_some(),
         expect_tracing: record.tracemalloc.is_some(),
-        baseline: crate::analysis::alloc_profile::baseline_for(record.duration),
+        baseline: crate::analysis::timeline::alloc_profile::baseline_for(record.duration),
         ..Default::default()
     };
     match AllocSampler::with_options(session, opts) {
@@ -281,7 +280,8 @@ fn sleep_until(
 }
 
 enum Sampled {
-    Ok,
+    /// Kept, with the collector's state at that census.
+    Ok(Option<GcState>),
     /// The interpreter is tearing itself down: the census would show objects being freed
     /// en masse, not the program. Not kept; the loop goes on until the process is gone.
     Finalizing,
@@ -319,7 +319,11 @@ fn gc_activity(
 /// Descriptors, threads and gc.garbage as series beside the types, so that their leaks are
 /// judged by the same rule as object leaks. Names start with "(" (never a type name); they add
 /// nothing to the census totals.
-fn add_resource_series(session: &Session, census: &mut crate::analysis::census::Census) {
+fn add_resource_series(
+    resources: Option<&Resources>,
+    gc: Option<&GcState>,
+    census: &mut crate::analysis::census::Census,
+) {
     use crate::analysis::census::TypeCount;
     let mut push = |name: String, count: u64| {
         census.types.push(TypeCount {
@@ -328,7 +332,7 @@ fn add_resource_series(session: &Session, census: &mut crate::analysis::census::
             ..TypeCount::default()
         })
     };
-    if let Some(r) = &session.last_resources {
+    if let Some(r) = resources {
         for (kind, n) in &r.fds_by_kind {
             push(format!("(fds) {kind}"), *n);
         }
@@ -339,7 +343,7 @@ fn add_resource_series(session: &Session, census: &mut crate::analysis::census::
         push("(threads) OS".into(), r.os_threads);
         push("(threads) Python".into(), r.python_threads);
     }
-    if let Some(g) = &session.last_gc {
+    if let Some(g) = gc {
         push("(gc) gc.garbage".into(), g.garbage);
     }
 }
@@ -379,9 +383,10 @@ fn take_sample(
     // Stamp the sample at the middle of its census.
     let t = (start + start.elapsed() / 2 - t0).as_secs_f64();
     match result {
-        Ok((mut census, coverage, warnings)) => {
-            add_resource_series(session, &mut census);
-            if session.last_gc.as_ref().is_some_and(|g| !g.enabled) {
+        Ok(r) => {
+            let (mut census, coverage, warnings) = (r.census, r.coverage, r.warnings);
+            add_resource_series(r.resources.as_ref(), r.gc.as_ref(), &mut census);
+            if r.gc.as_ref().is_some_and(|g| !g.enabled) {
                 rec.warn(
                     "the garbage collector is disabled (gc.disable()): reference cycles are \
                      never freed; types growing here may be cyclic garbage",
@@ -391,7 +396,7 @@ fn take_sample(
             for w in &warnings {
                 rec.warn(w);
             }
-            Sampled::Ok
+            Sampled::Ok(r.gc)
         }
         Err(e) => {
             rec.warn(&format!("a census failed: {e}"));

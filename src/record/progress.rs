@@ -1,7 +1,7 @@
 //! The live progress line on stderr: elapsed time, samples, RSS and the top growers. Drawn only
 //! when stderr is a terminal; otherwise the recorder is quiet until its summary.
 
-use crate::analysis::recording::Recording;
+use crate::analysis::timeline::recording::Recording;
 use crate::render::table::human_bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;

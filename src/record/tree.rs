@@ -19,11 +19,11 @@ use super::{
     gc_activity, gc_span, launch, progress, sleep_until, take_sample, RecordOptions, Sampled,
     Source, MAX_FAILURES_IN_A_ROW,
 };
-use crate::analysis::gc_state::GcState;
-use crate::analysis::record_tree::{self, ProcessRecording, ProcessState, RecordTreeDoc};
-use crate::analysis::recording::{EndReason, Recording};
-use crate::analysis::snapshot::{Session, SnapshotOptions};
+use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::timeline::record_tree::{self, ProcessRecording, ProcessState, RecordTreeDoc};
+use crate::analysis::timeline::recording::{EndReason, Recording};
 use crate::error::Error;
+use crate::heap::gc_state::GcState;
 use crate::process::target::is_running;
 use crate::process::tree::{self, Skipped};
 use std::collections::BTreeMap;
@@ -58,6 +58,8 @@ struct Member {
     finalizing_seen: bool,
     failures: u32,
     first_gc: Option<GcState>,
+    /// The collector at the latest kept census.
+    last_gc: Option<GcState>,
     gc_span: Option<(Instant, Instant)>,
 }
 
@@ -208,6 +210,7 @@ impl Tree {
             finalizing_seen: false,
             failures: 0,
             first_gc: None,
+            last_gc: None,
             gc_span: None,
         });
     }
@@ -289,11 +292,12 @@ impl Tree {
                 continue;
             }
             match take_sample(&mut m.session, &mut m.rec, t0, m.watch_finalizing) {
-                Sampled::Ok => {
+                Sampled::Ok(gc) => {
                     m.failures = 0;
                     let now = Instant::now();
+                    m.last_gc = gc;
                     if m.first_gc.is_none() {
-                        m.first_gc = m.session.last_gc.clone();
+                        m.first_gc = m.last_gc.clone();
                         m.gc_span = Some((now, now));
                     } else if let Some(span) = m.gc_span.as_mut() {
                         span.1 = now;
@@ -370,11 +374,7 @@ impl Tree {
                     ));
                 }
                 let mut doc = rec.finish((until - m.first_seen).max(0.0), own_end);
-                doc.gc = gc_activity(
-                    m.first_gc.as_ref(),
-                    m.session.last_gc.as_ref(),
-                    gc_span(&m.gc_span),
-                );
+                doc.gc = gc_activity(m.first_gc.as_ref(), m.last_gc.as_ref(), gc_span(&m.gc_span));
                 ProcessRecording {
                     pid: m.pid,
                     cmdline: m.cmdline,

@@ -2,8 +2,9 @@
 //! pprof) is one variant and one arm of each match below.
 
 use super::html;
-use super::profile::{render, Profile, ProfileFormat, Stack, Unit};
-use crate::analysis::recording::RecordDoc;
+use super::profile::{render, ProfileFormat};
+use crate::analysis::timeline::recording::RecordDoc;
+use crate::profile::{Profile, Stack, Unit};
 use clap::ValueEnum;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -4,8 +4,8 @@
 use super::summary::{signed_bytes, signed_count, signed_rate, signed_rate_bytes, verdict};
 use super::svg::{esc, line_chart, sparkline, Chart, Series, Unit};
 use super::table::{human_bytes, thousands};
-use crate::analysis::growth::{Trend, TypeGrowth};
-use crate::analysis::recording::{EndReason, RecordDoc};
+use crate::analysis::timeline::growth::{Trend, TypeGrowth};
+use crate::analysis::timeline::recording::{EndReason, RecordDoc};
 use std::fmt::Write;
 
 /// Charts drawn for the top growers.
@@ -168,10 +168,11 @@ pub fn record_page(doc: &RecordDoc) -> String {
         None => card(&mut o, "", "resident memory (RSS)", "?", "not read"),
     }
     let (first, last) = (doc.timeline.first(), doc.timeline.last());
-    let delta = |f: fn(&crate::analysis::recording::TimelineEntry) -> u64| match (first, last) {
-        (Some(a), Some(b)) => f(b) as i64 - f(a) as i64,
-        _ => 0,
-    };
+    let delta =
+        |f: fn(&crate::analysis::timeline::recording::TimelineEntry) -> u64| match (first, last) {
+            (Some(a), Some(b)) => f(b) as i64 - f(a) as i64,
+            _ => 0,
+        };
     card(
         &mut o,
         "",

@@ -2,10 +2,10 @@
 //! censuses. Type names only, never object values.
 
 use super::table::{human_bytes, thousands};
-use crate::analysis::diff::Diff;
-use crate::analysis::growth::{Trend, TypeGrowth, MIN_SAMPLES};
-use crate::analysis::record_tree::{ProcessRecording, ProcessState, RecordTreeDoc};
-use crate::analysis::recording::{EndReason, RecordDoc};
+use crate::analysis::timeline::diff::Diff;
+use crate::analysis::timeline::growth::{Trend, TypeGrowth, MIN_SAMPLES};
+use crate::analysis::timeline::record_tree::{ProcessRecording, ProcessState, RecordTreeDoc};
+use crate::analysis::timeline::recording::{EndReason, RecordDoc};
 use std::fmt::Write;
 
 /// "+1.5 MiB" / "-320 B".
@@ -204,7 +204,7 @@ pub fn diff_table(d: &Diff, top: usize) -> String {
         signed_count(d.objects_delta),
         signed_bytes(d.bytes_delta)
     );
-    let row = |o: &mut String, t: &crate::analysis::diff::TypeDelta| {
+    let row = |o: &mut String, t: &crate::analysis::timeline::diff::TypeDelta| {
         let _ = writeln!(
             o,
             "{:>12} {:>11} {:>12} {:>12}  {}",
@@ -292,13 +292,14 @@ pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) ->
     );
     for p in &doc.processes {
         let r = &p.recording;
-        let delta = |f: fn(&crate::analysis::recording::TimelineEntry) -> Option<u64>| match (
-            r.timeline.first().and_then(f),
-            r.timeline.last().and_then(f),
-        ) {
-            (Some(a), Some(b)) => signed_bytes(b as i64 - a as i64),
-            _ => "-".into(),
-        };
+        let delta =
+            |f: fn(&crate::analysis::timeline::recording::TimelineEntry) -> Option<u64>| match (
+                r.timeline.first().and_then(f),
+                r.timeline.last().and_then(f),
+            ) {
+                (Some(a), Some(b)) => signed_bytes(b as i64 - a as i64),
+                _ => "-".into(),
+            };
         let suspects: Vec<&str> = r.suspects().map(|g| g.name.as_str()).collect();
         let suspects = match suspects.len() {
             0 if r.timeline.len() < MIN_SAMPLES => "(too few samples)".to_string(),

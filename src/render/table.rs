@@ -1,7 +1,7 @@
 //! Plain-text tables for people: largest first, with totals and what was skipped.
 
-use crate::analysis::memory::MemoryReport;
-use crate::analysis::snapshot::Snapshot;
+use crate::analysis::census::memory::MemoryReport;
+use crate::analysis::census::snapshot::Snapshot;
 use std::fmt::Write;
 
 pub fn human_bytes(b: u64) -> String {
@@ -234,7 +234,7 @@ fn memory_section(o: &mut String, m: &MemoryReport) {
     }
 }
 
-pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
+pub fn why_table(r: &crate::analysis::retention::why::WhyReport) -> String {
     let mut o = String::new();
     let native = if r.native_bytes > 0 {
         format!(
@@ -294,7 +294,7 @@ pub fn why_table(r: &crate::analysis::why::WhyReport) -> String {
     o
 }
 
-fn gc_section(o: &mut String, g: &crate::analysis::gc_state::GcState) {
+fn gc_section(o: &mut String, g: &crate::heap::gc_state::GcState) {
     let _ = writeln!(
         o,
         "\ngarbage collector: {}{}",
@@ -350,7 +350,7 @@ fn gc_section(o: &mut String, g: &crate::analysis::gc_state::GcState) {
     }
 }
 
-fn resources_section(o: &mut String, r: &crate::analysis::resources::Resources) {
+fn resources_section(o: &mut String, r: &crate::analysis::census::resources::Resources) {
     let kinds: Vec<String> = r
         .fds_by_kind
         .iter()

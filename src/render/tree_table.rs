@@ -2,7 +2,7 @@
 //! each process's own census.
 
 use super::table::{human_bytes, snapshot_table, thousands};
-use crate::analysis::snapshot_tree::SnapshotTree;
+use crate::analysis::census::snapshot_tree::SnapshotTree;
 use std::fmt::Write;
 
 pub fn tree_table(t: &SnapshotTree, top: usize) -> String {

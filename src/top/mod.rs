@@ -6,7 +6,7 @@
 
 pub mod model;
 
-use crate::analysis::snapshot::{Session, SnapshotOptions};
+use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::error::Error;
 use crate::process::smaps::RssParts;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -116,11 +116,12 @@ fn sample(
     }
     let t = start.elapsed().as_secs_f64();
     match session.census() {
-        Ok((census, coverage, mut warnings)) => {
+        Ok(r) => {
             *failures = 0;
+            let (census, coverage, mut warnings) = (r.census, r.coverage, r.warnings);
             warnings.extend(map_warning);
-            let rss = session
-                .last_memory
+            let rss = r
+                .memory
                 .as_ref()
                 .map(|m| m.rss.rss)
                 .or_else(|| RssParts::read(pid).map(|r| r.rss));

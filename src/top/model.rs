@@ -4,7 +4,7 @@
 //! tests, and so the screen is plain text lines (works over ssh, in any terminal).
 
 use crate::analysis::census::Census;
-use crate::analysis::growth::{TypeGrowth, MIN_SAMPLES};
+use crate::analysis::timeline::growth::{TypeGrowth, MIN_SAMPLES};
 use crate::render::table::{human_bytes, thousands};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
@@ -185,7 +185,7 @@ impl Model {
         rows
     }
 
-    /// Leak suspects by the rule of `analysis::growth` over the kept samples.
+    /// Leak suspects by the rule of `crate::analysis::timeline::growth` over the kept samples.
     pub fn suspects(&self) -> Vec<TypeGrowth> {
         if self.history.len() < MIN_SAMPLES {
             return Vec::new();

@@ -2,7 +2,7 @@
 //! - default builds: GC lists ∪ pymalloc arena objects ∪ what they reference;
 //! - free-threaded builds: every object of the mimalloc heaps ∪ what they reference (statics).
 
-use super::census::{Census, Placement, Tally};
+use crate::analysis::census::{Census, Placement, Tally};
 use crate::heap::arenas::{self, BlockObject};
 use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
@@ -12,9 +12,71 @@ use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 
+/// How this build's objects are found, chosen once from the layout (and `--gc-only`): the
+/// census and the whole-heap analyses ask it, and nothing else decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectSource {
+    /// `--gc-only` on a build with GC lists: the lists are the census.
+    GcLists,
+    /// Default builds: pymalloc's arenas scanned on every core, the GC lists for what lies
+    /// outside them, and the referent pass for the rest.
+    Arenas,
+    /// Free-threaded builds: every object of the mimalloc heaps and the statics they reference
+    /// (only the GC-tracked ones with `gc_only`).
+    Mimalloc { gc_only: bool },
+}
+
+impl ObjectSource {
+    pub fn for_build(py: &Python, gc_only: bool) -> ObjectSource {
+        match (py.layout.free_threaded, gc_only) {
+            (true, gc_only) => ObjectSource::Mimalloc { gc_only },
+            (false, true) => ObjectSource::GcLists,
+            (false, false) => ObjectSource::Arenas,
+        }
+    }
+
+    /// A census: every object found, counted and sized. `statics` are the (start, size) of the
+    /// binary's mappings, where static objects live. `GcObjects` describes the GC-list walk
+    /// (empty on free-threaded builds).
+    pub fn count(
+        self,
+        view: &mut View,
+        py: &Python,
+        types: &mut TypeTable,
+        statics: &[(u64, u64)],
+    ) -> (GcObjects, AllObjects, Census) {
+        match self {
+            ObjectSource::Arenas => count_all(view, py, types, statics),
+            ObjectSource::Mimalloc { gc_only: false } => {
+                let (all, census) = count_all_mimalloc(view, py, types, statics);
+                (GcObjects::default(), all, census)
+            }
+            ObjectSource::GcLists | ObjectSource::Mimalloc { gc_only: true } => {
+                let (walked, all) = collect(view, py, types, true);
+                let placement = Placement {
+                    blocks: &all.blocks,
+                    statics,
+                    malloc_outside: all.mimalloc.is_none(),
+                };
+                let census = super::count(view, &py.layout, types, &all.objects, &placement);
+                (walked, all, census)
+            }
+        }
+    }
+
+    /// Every object's address, sorted: the input of the whole-heap analyses (always every
+    /// object, whatever `gc_only` said).
+    pub fn list(self, view: &mut View, py: &Python, types: &mut TypeTable) -> Vec<u64> {
+        match self {
+            ObjectSource::Mimalloc { .. } => find_all_mimalloc(view, py, types, false).objects,
+            ObjectSource::GcLists | ObjectSource::Arenas => list_all(view, py, types).objects,
+        }
+    }
+}
+
 /// Every object of the target (or only the GC-tracked ones with `gc_only`), by the method this
 /// build calls for; `GcObjects` describes the GC-list walk (empty on free-threaded builds).
-pub fn collect(
+fn collect(
     view: &mut View,
     py: &Python,
     types: &mut TypeTable,
@@ -26,7 +88,7 @@ pub fn collect(
             find_all_mimalloc(view, py, types, gc_only),
         );
     }
-    let mut phases = super::phases::Phases::start("collect");
+    let mut phases = crate::analysis::phases::Phases::start("collect");
     let walked = gc_lists::walk(view, py, &WalkLimits::default());
     phases.lap("GC lists");
     let all = if gc_only {
@@ -134,14 +196,14 @@ fn describe_heaps(out: &mut AllObjects, s: &MimallocStats) {
 
 /// The complete census of a free-threaded build, tallied while the heaps are scanned (no list
 /// of every object): heap objects, then the statics the referent pass finds.
-pub fn count_all_mimalloc(
+fn count_all_mimalloc(
     view: &mut View,
     py: &Python,
     types: &mut TypeTable,
     statics: &[(u64, u64)],
 ) -> (AllObjects, Census) {
     let l = &py.layout;
-    let mut phases = super::phases::Phases::start("count_all_mimalloc");
+    let mut phases = crate::analysis::phases::Phases::start("count_all_mimalloc");
     let mut out = AllObjects::only(Vec::new());
     let plan = match mimalloc::plan(view, py) {
         Ok(p) => p,
@@ -252,7 +314,7 @@ pub fn count_all(
     statics: &[(u64, u64)],
 ) -> (GcObjects, AllObjects, Census) {
     let l = &py.layout;
-    let mut phases = super::phases::Phases::start("count_all");
+    let mut phases = crate::analysis::phases::Phases::start("count_all");
     let mut out = AllObjects::only(Vec::new());
     let arenas = locate_arenas(view, py, &mut out);
     let regions = arenas.regions();
@@ -366,7 +428,7 @@ pub fn count_all(
 /// each block's facts: five times the time and 40 more bytes per object.)
 pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjects {
     let l = &py.layout;
-    let mut phases = super::phases::Phases::start("list_all");
+    let mut phases = crate::analysis::phases::Phases::start("list_all");
     let mut out = AllObjects::only(Vec::new());
     let arenas = locate_arenas(view, py, &mut out);
     let regions = arenas.regions();
@@ -561,7 +623,7 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
     let l = &py.layout;
     let mut out = AllObjects::only(Vec::new());
     let arenas = locate_arenas(view, py, &mut out);
-    let mut phases = super::phases::Phases::start("find_all");
+    let mut phases = crate::analysis::phases::Phases::start("find_all");
     let mut refs = Referents::new(arenas.regions());
     gc.iter().for_each(|&o| refs.mark_known(o));
     phases.lap("mark GC objects known");

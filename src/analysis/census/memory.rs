@@ -2,7 +2,7 @@
 //! arenas (and how much of them is free: the "Python does not give memory back" question), the
 //! rest of the anonymous memory (native allocations), files and stacks.
 
-use super::census::Census;
+use super::Census;
 use crate::heap::arenas::{Arenas, ScanStats};
 use crate::heap::mimalloc::{HeapStats, MimallocStats};
 use crate::process::smaps::RssParts;

@@ -1,4 +1,13 @@
-//! A census: objects counted and sized by type name.
+//! A census: objects counted and sized by type name. The group holds how every object is found
+//! (`complete`), the session that attaches and counts (`snapshot`), one census per process of a
+//! tree (`snapshot_tree`), where the process's memory goes (`memory`) and leaks that are not
+//! bytes (`resources`).
+
+pub mod complete;
+pub mod memory;
+pub mod resources;
+pub mod snapshot;
+pub mod snapshot_tree;
 
 use crate::heap::arenas::BlockObject;
 use crate::heap::native;

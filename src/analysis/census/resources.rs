@@ -1,7 +1,7 @@
 //! Leaks that are not bytes: file descriptors and threads, set against the Python objects that
 //! should own them.
 
-use super::census::Census;
+use super::Census;
 use crate::process::fds::{self, Fd};
 use crate::process::View;
 use crate::python::Python;

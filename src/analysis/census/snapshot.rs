@@ -1,12 +1,12 @@
 //! One census of a live process, start to finish: attach, resolve, walk, count.
 
-use super::census::{self, Census, TypeCount};
-use super::complete;
-use super::gc_state::{self, GcState};
+use super::complete::ObjectSource;
 use super::memory::{self, MemoryReport};
 use super::resources::{self, Resources};
+use crate::analysis::census::{Census, TypeCount};
 use crate::error::Result;
 use crate::heap::gc_lists;
+use crate::heap::gc_state::{self, GcState};
 use crate::heap::types::TypeTable;
 use crate::process::smaps::RssParts;
 use crate::process::{Target, View};
@@ -135,11 +135,19 @@ pub struct Session {
     pub py: Python,
     pub types: TypeTable,
     pub opts: SnapshotOptions,
-    /// The memory breakdown of the latest census (None with --gc-only).
-    pub last_memory: Option<MemoryReport>,
-    /// The collector's state and the process's descriptors and threads at the latest census.
-    pub last_gc: Option<GcState>,
-    pub last_resources: Option<Resources>,
+}
+
+/// One census and what was read beside it.
+pub struct CensusReport {
+    pub census: Census,
+    pub coverage: Coverage,
+    pub warnings: Vec<String>,
+    /// Where the process's memory goes (None with --gc-only).
+    pub memory: Option<MemoryReport>,
+    /// The collector's state.
+    pub gc: Option<GcState>,
+    /// The process's descriptors and threads (None from a core file).
+    pub resources: Option<Resources>,
 }
 
 impl Session {
@@ -149,7 +157,7 @@ impl Session {
 
     /// A session over any target: a live process or a core file.
     pub fn from_target(target: Target, opts: SnapshotOptions) -> Result<Session> {
-        let mut phases = super::phases::Phases::start("session");
+        let mut phases = crate::analysis::phases::Phases::start("session");
         let py = resolve(&target, &opts.resolve)?;
         let types = TypeTable::new(&py);
         phases.lap("resolve");
@@ -158,9 +166,6 @@ impl Session {
             py,
             types,
             opts,
-            last_memory: None,
-            last_gc: None,
-            last_resources: None,
         })
     }
 
@@ -187,13 +192,8 @@ impl Session {
             self.opts.cache_budget.min(WHOLE_HEAP_BUDGET),
         );
         // Only the object list is kept: the walk's lists and blocks go before `f` runs.
-        let objects = if self.py.layout.free_threaded {
-            complete::collect(&mut view, &self.py, &mut self.types, false)
-                .1
-                .objects
-        } else {
-            complete::list_all(&mut view, &self.py, &mut self.types).objects
-        };
+        let objects =
+            ObjectSource::for_build(&self.py, false).list(&mut view, &self.py, &mut self.types);
         Ok(f(&mut view, &self.py, &mut self.types, objects))
     }
 
@@ -246,9 +246,9 @@ impl Session {
     }
 
     /// Count every object now (only GC-tracked ones with `gc_only`).
-    pub fn census(&mut self) -> Result<(Census, Coverage, Vec<String>)> {
+    pub fn census(&mut self) -> Result<CensusReport> {
         let _paused = self.pause()?;
-        let mut phases = super::phases::Phases::start("census");
+        let mut phases = crate::analysis::phases::Phases::start("census");
         let mut view = View::new(
             &self.target.memory,
             self.target.spans(),
@@ -264,34 +264,13 @@ impl Session {
             .filter(|m| m.path.as_deref() == Some(self.py.binary.path.as_str()))
             .map(|m| (m.start, m.end - m.start))
             .collect();
-        let (walked, all, census) = if self.py.layout.free_threaded && !self.opts.gc_only {
-            let (all, census) =
-                complete::count_all_mimalloc(&mut view, &self.py, &mut self.types, &statics);
-            (gc_lists::GcObjects::default(), all, census)
-        } else if self.opts.gc_only || self.py.layout.free_threaded {
-            let (walked, all) =
-                complete::collect(&mut view, &self.py, &mut self.types, self.opts.gc_only);
-            let placement = census::Placement {
-                blocks: &all.blocks,
-                statics: &statics,
-                malloc_outside: all.mimalloc.is_none(),
-            };
-            let census = census::count(
-                &mut view,
-                &self.py.layout,
-                &mut self.types,
-                &all.objects,
-                &placement,
-            );
-            (walked, all, census)
-        } else {
-            complete::count_all(&mut view, &self.py, &mut self.types, &statics)
-        };
+        let source = ObjectSource::for_build(&self.py, self.opts.gc_only);
+        let (walked, all, census) = source.count(&mut view, &self.py, &mut self.types, &statics);
         phases.lap("count");
         let mut warnings = self.py.warnings.clone();
         let sources = all.sources.clone();
         warnings.extend(all.warnings.iter().cloned());
-        self.last_gc = gc_state::read(
+        let gc = gc_state::read(
             &mut view,
             &self.py,
             &mut self.types,
@@ -300,7 +279,7 @@ impl Session {
         );
         // Descriptors, threads and RSS come from /proc: a core's pid is not a live process.
         let live = !self.target.is_core();
-        self.last_resources = live.then(|| {
+        let resources = live.then(|| {
             resources::read(
                 &mut view,
                 &self.py,
@@ -309,7 +288,7 @@ impl Session {
                 !self.opts.no_paths,
             )
         });
-        self.last_memory = (self.opts.memory_report && !self.opts.gc_only).then(|| {
+        let memory = (self.opts.memory_report && !self.opts.gc_only).then(|| {
             let rss = live
                 .then(|| RssParts::read(self.target.pid))
                 .flatten()
@@ -326,7 +305,7 @@ impl Session {
         // The GC lists are the census only with --gc-only on a build that keeps them; the
         // complete census counts from the arenas and needs the lists only for the collector
         // report, whose counts it marks approximate when a busy target tore them.
-        let from_lists = self.opts.gc_only && !self.py.layout.free_threaded;
+        let from_lists = source == ObjectSource::GcLists;
         let mut notes = Vec::new();
         if !walked.broken.is_empty() {
             warnings.push(format!(
@@ -388,7 +367,14 @@ impl Session {
             bulk_reads: view.stats.bulk_reads,
             small_reads: view.stats.small_reads,
         };
-        Ok((census, coverage, warnings))
+        Ok(CensusReport {
+            census,
+            coverage,
+            warnings,
+            memory,
+            gc,
+            resources,
+        })
     }
 }
 
@@ -411,7 +397,14 @@ impl Session {
     /// A census now, as a `Snapshot` (`start`: when the command began, for `duration_ms`).
     pub fn snapshot(&mut self, pid: i32, start: Instant, taken_at: String) -> Result<Snapshot> {
         let session = self;
-        let (census, coverage, warnings) = session.census()?;
+        let CensusReport {
+            census,
+            coverage,
+            warnings,
+            memory,
+            gc,
+            resources,
+        } = session.census()?;
         Ok(Snapshot {
             schema: SCHEMA,
             pid,
@@ -423,9 +416,9 @@ impl Session {
                 bytes: census.bytes,
                 allocated_bytes: census.allocated_bytes,
             },
-            memory: session.last_memory.take(),
-            gc: session.last_gc.take(),
-            resources: session.last_resources.take(),
+            memory,
+            gc,
+            resources,
             types: census.types,
             coverage,
             warnings,

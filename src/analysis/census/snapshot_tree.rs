@@ -1,8 +1,8 @@
 //! One census per Python process in a process tree (a gunicorn master and its forked workers,
 //! a multiprocessing pool), plus their sum: `snapshot --subprocesses`.
 
-use super::census::TypeCount;
 use super::snapshot::{self, Snapshot, SnapshotOptions, Totals};
+use super::TypeCount;
 use crate::process::tree::{self, Skipped};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;

@@ -47,7 +47,7 @@ pub const ROOT: u32 = u32::MAX - 1;
 
 pub fn compute(g: &Graph) -> Dominators {
     let n = g.len();
-    let mut phases = super::phases::Phases::start("dominators");
+    let mut phases = crate::analysis::phases::Phases::start("dominators");
     let kept = kept_edges(g);
     let kept = |(t, l): (u32, u32)| kept.0[l as usize] || !kept.1[t as usize];
     // Node numbering: 0 is the virtual root, object i is i + 1.
@@ -362,7 +362,7 @@ mod tests {
             types: vec![(1, "t".into())],
             labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
             modules: vec![(0, "m".into())],
-            class_label: super::super::heap_graph::NO_LABEL,
+            class_label: crate::analysis::retention::heap_graph::NO_LABEL,
             ..Default::default()
         };
         g.edge_start.push(0);

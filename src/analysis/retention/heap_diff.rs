@@ -5,8 +5,8 @@
 
 use super::heap_graph::{DumpSource, Graph};
 use super::heap_source::HeapSource;
-use super::retention::{self, NONE, UNREACHED};
 use super::why::PathGroup;
+use crate::analysis::retention::{self, NONE, UNREACHED};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
@@ -148,34 +148,4 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
         types,
         paths,
     }
-}
-
-pub fn table(d: &HeapDiff, top: usize) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
-    let since = match d.dumps.len() {
-        3 => format!(
-            "new since {} and still alive in {} and {}",
-            d.dumps[0], d.dumps[1], d.dumps[2]
-        ),
-        _ => format!(
-            "new in {} since {}",
-            d.dumps.last().map_or("", String::as_str),
-            d.dumps[0]
-        ),
-    };
-    let _ = writeln!(
-        o,
-        "objects {since}: {} ({} bytes, sys.getsizeof)\n",
-        d.objects, d.bytes
-    );
-    let _ = writeln!(o, "by type:");
-    for t in d.types.iter().take(top) {
-        let _ = writeln!(o, "  {:>12} {:>10}  {}", t.bytes, t.count, t.name);
-    }
-    let _ = writeln!(o, "\nby path from the roots (in the last dump):");
-    for p in d.paths.iter().take(top) {
-        let _ = writeln!(o, "  {:>12}  {} ×{}", p.bytes, p.path, p.count);
-    }
-    o
 }

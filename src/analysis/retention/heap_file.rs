@@ -7,7 +7,7 @@
 //! compression. No object values are kept: only names (see `heap_graph`).
 
 use super::heap_graph::{EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE};
-use super::snapshot::{self, Snapshot};
+use crate::analysis::census::snapshot::{self, Snapshot};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -8,10 +8,10 @@
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
 use super::heap_source::{HeapSource, LiveSource};
-use super::thread_roots::{FrameRoot, FrameRootStats};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
 use crate::heap::sizes::getsizeof;
+use crate::heap::thread_roots::{FrameRoot, FrameRootStats};
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;

@@ -3,9 +3,9 @@
 //! (`LiveSource`); a captured graph answers from its tables (`heap_graph::DumpSource`), in the
 //! same order and words, so every analysis gives the same output on either.
 
-use super::retention::{self, Namer};
-use super::thread_roots::{self, FrameRoot, FrameRootStats};
+use crate::analysis::retention::{self, Namer};
 use crate::heap::graph::Label;
+use crate::heap::thread_roots::{self, FrameRoot, FrameRootStats};
 use crate::heap::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;

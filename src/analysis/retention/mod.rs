@@ -3,14 +3,21 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
-use super::heap_graph::{DumpSource, Graph, NO_TYPE};
-use super::heap_source::HeapSource;
-use super::thread_roots::FrameRootStats;
+pub mod dominators;
+pub mod heap_diff;
+pub mod heap_file;
+pub mod heap_graph;
+pub mod heap_source;
+pub mod why;
+
+use self::heap_graph::{DumpSource, Graph, NO_TYPE};
+use self::heap_source::HeapSource;
 use crate::heap::graph::Label;
-use crate::heap::pyobj::{dict_items, read_str, MAX_NAME};
+use crate::heap::pyobj::{dict_items, is_identifier, read_str, MAX_NAME};
+use crate::heap::thread_roots::FrameRootStats;
 use crate::process::View;
+use crate::profile::{Profile, Stack, Unit};
 use crate::python::Python;
-use crate::render::profile::{Profile, Stack, Unit};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -316,13 +323,6 @@ impl<'p> Namer<'p> {
             Label::Ref => String::new(),
         }
     }
-}
-
-/// Only identifier-like keys are shown: anything else may be user data (heaps hold secrets).
-pub fn is_identifier(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch == '_' || ch.is_alphabetic())
-        && c.all(|ch| ch == '_' || ch.is_alphanumeric())
 }
 
 pub fn type_name(src: &mut dyn HeapSource, tp: u64) -> Rc<str> {

@@ -21,9 +21,9 @@
 //!
 //! Nothing here pauses the target.
 
-use super::census;
-use super::snapshot::Session;
 use super::traced_growth::{Baseline, TracedGrowth};
+use crate::analysis::census;
+use crate::analysis::census::snapshot::Session;
 use crate::error::{Error, Result};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;

@@ -2,10 +2,10 @@
 //! allocation`. Per-line statistics equal `tracemalloc.take_snapshot().statistics('lineno')`;
 //! the flamegraph stacks are the tracebacks tracemalloc kept (up to its N frames).
 
-use super::snapshot::{PythonInfo, Session};
+use crate::analysis::census::snapshot::{PythonInfo, Session};
 use crate::heap::tracemalloc::{self, Traces};
 use crate::process::View;
-use crate::render::profile::{Profile, Stack, Unit};
+use crate::profile::{Profile, Stack, Unit};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -121,43 +121,4 @@ pub fn profile(r: &AllocationReport) -> Profile {
     }
     p.merge_identical();
     p
-}
-
-/// Per-line table for people.
-pub fn table(r: &AllocationReport, top: usize) -> String {
-    use crate::render::table::{human_bytes, thousands};
-    use std::fmt::Write;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "pymemspy allocations: pid {} — Python {} — tracemalloc, {} frames per allocation",
-        r.pid, r.python.version, r.max_nframe
-    );
-    let _ = writeln!(
-        o,
-        "{} live in {} traced blocks, {} lines\n",
-        human_bytes(r.traced_bytes),
-        thousands(r.traced_blocks),
-        thousands(r.lines.len() as u64)
-    );
-    let _ = writeln!(o, "{:>12} {:>6} {:>10}  line", "bytes", "%", "blocks");
-    let total = r.traced_bytes.max(1) as f64;
-    for l in r.lines.iter().take(top) {
-        let _ = writeln!(
-            o,
-            "{:>12} {:>5.1}% {:>10}  {}:{}",
-            human_bytes(l.size),
-            100.0 * l.size as f64 / total,
-            thousands(l.count),
-            l.file,
-            l.line
-        );
-    }
-    if r.lines.len() > top {
-        let _ = writeln!(o, "({} more lines: --top N)", r.lines.len() - top);
-    }
-    for w in &r.warnings {
-        let _ = writeln!(o, "\nwarning: {w}");
-    }
-    o
 }

@@ -1,7 +1,8 @@
 //! Differences between two censuses: two snapshots, two recordings (their last samples), or one
 //! of each.
 
-use crate::analysis::{recording, snapshot};
+use super::recording;
+use crate::analysis::census::snapshot;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;

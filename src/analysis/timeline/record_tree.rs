@@ -132,9 +132,9 @@ pub fn suspects_across(processes: &[ProcessRecording]) -> Vec<TreeSuspect> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::census::snapshot::PythonInfo;
     use crate::analysis::census::{Census, TypeCount};
-    use crate::analysis::recording::Recording;
-    use crate::analysis::snapshot::PythonInfo;
+    use crate::analysis::timeline::recording::Recording;
 
     fn process(pid: i32, leak: Option<&str>) -> ProcessRecording {
         let info = PythonInfo {

@@ -10,9 +10,9 @@
 //!   first and the latest are always kept) and the timeline's resolution halves. The exact
 //!   minimum and maximum of every tracked type are kept apart, so thinning never loses them.
 
-use super::census::Census;
 use super::growth::{self, Extent, Trend, TypeGrowth};
-use super::snapshot::PythonInfo;
+use crate::analysis::census::snapshot::PythonInfo;
+use crate::analysis::census::Census;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 

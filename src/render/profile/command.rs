@@ -2,8 +2,9 @@
 //! it exercises the renderers end to end without a target process, and re-renders a saved
 //! `--format collapsed` output later.
 
-use super::{parse_collapsed, render, Profile, ProfileFormat, Unit};
+use super::{parse_collapsed, render, ProfileFormat};
 use crate::error::Error;
+use crate::profile::{Profile, Unit};
 use crate::render::output;
 use clap::Args;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! flamegraph.pl. Writing them is where frame names must be made safe, because the format
 //! gives `;`, line breaks and a trailing number special meaning.
 
-use super::{Profile, Stack};
+use crate::profile::{Profile, Stack};
 use std::collections::BTreeMap;
 
 /// Stands in for `;` inside a frame name: FULLWIDTH SEMICOLON looks the same to a reader but
@@ -136,8 +136,9 @@ fn parse_line(line: &str) -> Option<Stack> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{tests::sample_profile, Unit};
+    use super::super::tests::sample_profile;
     use super::*;
+    use crate::profile::Unit;
 
     #[test]
     fn sanitiser_keeps_plain_frames_and_defuses_special_ones() {

@@ -10,7 +10,7 @@
 //! begins.
 
 use super::frame::FrameInfo;
-use super::{Profile, Unit};
+use crate::profile::{Profile, Unit};
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 use std::collections::HashMap;

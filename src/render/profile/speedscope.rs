@@ -4,7 +4,7 @@
 //! stacks by objects.
 
 use super::frame::FrameInfo;
-use super::{Profile, Stack, Unit};
+use crate::profile::{Profile, Stack, Unit};
 use serde::Serialize;
 use std::collections::HashMap;
 

@@ -46,8 +46,8 @@ pub(super) fn render(profile: &Profile) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::sample_profile;
-    use super::super::{Profile, Unit};
     use super::*;
+    use crate::profile::{Profile, Unit};
     use quick_xml::events::Event;
 
     /// Parse the whole document; return every text node (titles, labels, script aside).
