@@ -18,3 +18,4 @@ pub mod stacks;
 pub mod thread_roots;
 pub mod tracemalloc;
 pub mod types;
+pub mod young;
