@@ -1,29 +1,11 @@
-//! The process tree under a pid: which descendants run CPython, and why the others are skipped.
+//! The process tree under a pid (which of them run CPython: `python::processes`).
 //!
 //! Parents are read from /proc/*/stat (every kernel has it; /proc/PID/task/*/children needs
 //! CONFIG_PROC_CHILDREN). A process is Python when its mapped files hold a CPython runtime,
 //! exactly as `snapshot` decides, so gunicorn/uwsgi masters, multiprocessing workers and
 //! embedded interpreters are found alike. Cheap enough for `record` to call each interval.
 
-use super::target::Target;
-use crate::python::binary;
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
-
-/// A process of the tree that is not censused, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Skipped {
-    pub pid: i32,
-    pub reason: String,
-}
-
-/// The tree under a pid, split into Python processes (root first, then breadth-first by pid)
-/// and the rest.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Descendants {
-    pub python: Vec<i32>,
-    pub skipped: Vec<Skipped>,
-}
 
 /// Bound on the tree size: a fork bomb under the target must not make us walk forever.
 const MAX_PROCESSES: usize = 4096;
@@ -43,35 +25,6 @@ pub fn tree(root: i32) -> Vec<i32> {
         }
     }
     out
-}
-
-/// Every Python process in the tree under `root` (root included when it is Python), and the
-/// others with the reason each was skipped ("not Python (/usr/bin/sleep)", "permission ...").
-pub fn python_descendants(root: i32) -> Descendants {
-    let mut d = Descendants::default();
-    for pid in tree(root) {
-        match is_python(pid) {
-            Ok(()) => d.python.push(pid),
-            Err(reason) => d.skipped.push(Skipped { pid, reason }),
-        }
-    }
-    d
-}
-
-fn is_python(pid: i32) -> Result<(), String> {
-    let target = Target::attach(pid).map_err(|e| reason(&e))?;
-    binary::locate(&target).map(|_| ()).map_err(|e| reason(&e))
-}
-
-/// The error's text without the "process N" preamble the caller already shows.
-pub fn reason(e: &crate::error::Error) -> String {
-    use crate::error::Error;
-    match e {
-        Error::NotPython { exe, .. } => format!("not Python ({exe})"),
-        Error::Exited(_) | Error::NoSuchProcess(_) => "exited".into(),
-        Error::Permission(_) => "permission denied".into(),
-        other => other.to_string(),
-    }
 }
 
 /// ppid → children (sorted by pid), from one pass over /proc.
@@ -152,7 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_a_child_and_skips_non_python() {
+    fn finds_a_child() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
@@ -172,14 +125,6 @@ mod tests {
         assert_eq!(cmdline(pid, 100), "sleep 30");
         assert_eq!(cmdline(pid, 3), "sle…");
         assert!(tree(me).contains(&pid));
-        let d = python_descendants(pid);
-        assert!(d.python.is_empty());
-        assert_eq!(d.skipped.len(), 1);
-        assert!(
-            d.skipped[0].reason.starts_with("not Python"),
-            "{:?}",
-            d.skipped
-        );
         let _ = child.kill();
         let _ = child.wait();
     }

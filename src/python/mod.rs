@@ -6,6 +6,7 @@ pub mod dwarf;
 pub mod frames_layout;
 pub mod layout;
 pub mod layout_cache;
+pub mod processes;
 pub mod resolve;
 pub mod tables;
 pub mod tracemalloc_layout;

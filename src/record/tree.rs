@@ -25,7 +25,8 @@ use crate::analysis::timeline::recording::{EndReason, Recording};
 use crate::error::Error;
 use crate::heap::gc_state::GcState;
 use crate::process::target::is_running;
-use crate::process::tree::{self, Skipped};
+use crate::process::tree;
+use crate::python::processes::{self, Skipped};
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
@@ -251,7 +252,7 @@ impl Tree {
                 }
                 Err(e) => {
                     let retry = launch::worth_retrying(&e);
-                    self.pass(pid, start, tree::reason(&e), retry);
+                    self.pass(pid, start, processes::reason(&e), retry);
                 }
             }
         }

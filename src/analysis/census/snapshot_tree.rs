@@ -3,7 +3,7 @@
 
 use super::snapshot::{self, Snapshot, SnapshotOptions, Totals};
 use super::TypeCount;
-use crate::process::tree::{self, Skipped};
+use crate::python::processes::{self, Skipped};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ pub struct SnapshotTree {
 /// that fail (exit, permission, unsupported build), are listed in `skipped` with the reason; the
 /// call fails only when no process at all could be censused.
 pub fn take(root: i32, opts: &SnapshotOptions) -> crate::error::Result<SnapshotTree> {
-    let found = tree::python_descendants(root);
+    let found = processes::python_descendants(root);
     let mut skipped = found.skipped;
     let mut processes = Vec::new();
     let mut first_error = None;

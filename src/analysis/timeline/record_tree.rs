@@ -8,7 +8,7 @@
 //! timelines line up.
 
 use super::recording::{EndReason, RecordDoc};
-use crate::process::tree::Skipped;
+use crate::python::processes::Skipped;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
