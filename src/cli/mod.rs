@@ -1,14 +1,15 @@
 //! Command line: subcommands and their options, dispatched to the pipeline.
 
-use crate::analysis::census::snapshot::{self, Session, SnapshotOptions};
+mod heap;
+mod snapshot;
+mod stacks;
+mod target;
+
+use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::analysis::retention::heap_source::LiveSource;
 use crate::analysis::retention::why;
 use crate::analysis::timeline::diff;
 use crate::analysis::timeline::recording;
-mod heap;
-mod production;
-mod stacks;
-mod target;
 
 use crate::error::Error;
 use crate::record::{RecordOptions, Source};
@@ -162,7 +163,7 @@ struct SnapshotArgs {
     /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
     /// PYTHONTRACEMALLOC=N).
     #[arg(long, value_enum, default_value = "retention")]
-    by: production::By,
+    by: snapshot::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
     #[arg(short, long, conflicts_with_all = ["core", "by"])]
@@ -386,7 +387,7 @@ pub fn run() -> anyhow::Result<()> {
 
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
-    let allocation = matches!(a.by, production::By::Allocation);
+    let allocation = matches!(a.by, snapshot::By::Allocation);
     if a.target.heap.is_some() && (a.gc_only || a.subprocesses || allocation) {
         return Err(Error::Usage(
             "--heap reads a heap dump: --gc-only, --subprocesses and --by allocation need the \
@@ -425,61 +426,19 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         no_paths: a.no_paths,
         ..Default::default()
     };
-    if matches!(a.by, production::By::Allocation) {
-        return production::allocations_cmd(
-            &a.target,
-            opts,
-            a.format.profile_format(),
-            matches!(a.format, SnapshotFormat::Json),
-            a.output.as_deref(),
-            a.top,
-        );
-    }
-    if a.target.core.is_some() {
-        return production::snapshot_core_cmd(
-            &a.target,
-            opts,
-            a.format.profile_format(),
-            matches!(a.format, SnapshotFormat::Json),
-            a.output.as_deref(),
-            a.top,
-        );
-    }
-    if a.subprocesses {
-        return production::snapshot_tree_cmd(
-            a.target.pid(),
-            &opts,
-            a.format.profile_format().is_none(),
-            matches!(a.format, SnapshotFormat::Json),
-            a.output.as_deref(),
-            a.top,
-        );
-    }
-    if let Some(format) = a.format.profile_format() {
-        let mut session = Session::open(a.target.pid(), opts)?;
-        let profile = session.with_objects(|view, py, types, objects| {
-            // The graph once (address order, on every core), then the tree on it: the same
-            // path, and so the same output, as a heap dump's flamegraph.
-            let mut src = LiveSource::new(view, py, types);
-            let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
-            heap::retention_profile_of(&graph)
-        })?;
-        let default = format!(
-            "pymemspy-{}-retention.{}",
-            a.target.pid(),
-            format.extension()
-        );
-        let path = a.output.unwrap_or_else(|| PathBuf::from(default));
-        render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
-        eprintln!("pymemspy: wrote {}", path.display());
-        return Ok(());
-    }
-    let snap = snapshot::take(a.target.pid(), opts)?;
-    let bytes = match a.format {
-        SnapshotFormat::Json => render::json::to_json(&snap)?,
-        _ => render::table::snapshot_table(&snap, a.top).into_bytes(),
+    let out = snapshot::Output {
+        profile: a.format.profile_format(),
+        json: matches!(a.format, SnapshotFormat::Json),
+        path: a.output.as_deref(),
+        top: a.top,
     };
-    render::output::write(a.output.as_deref(), &bytes)
+    if allocation {
+        snapshot::allocations_cmd(&a.target, opts, &out)
+    } else if a.subprocesses {
+        snapshot::snapshot_tree_cmd(a.target.pid(), &opts, &out)
+    } else {
+        snapshot::snapshot_target_cmd(&a.target, opts, &out)
+    }
 }
 
 fn top_cmd(a: TopArgs) -> anyhow::Result<()> {

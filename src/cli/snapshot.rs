@@ -1,5 +1,6 @@
-//! Commands for production setups: process trees (`--subprocesses`), core files, containers.
-//! Kept apart from cli.rs so the snapshot command only gains a dispatch line per feature.
+//! What `snapshot` writes once its arguments are checked: the census or the retention
+//! flamegraph of a live process or a core file (one path), one census per process of a tree
+//! (`--subprocesses`), live memory by allocating line (`--by allocation`).
 
 use super::target::{open_target, TargetArgs};
 use crate::analysis::census::snapshot::{self, Session, SnapshotOptions};
@@ -20,78 +21,88 @@ pub(crate) enum By {
     Allocation,
 }
 
+/// How a snapshot is written: a flamegraph format, else JSON or a table of `top` rows; to
+/// `path`, else the format's default file (flamegraphs) or standard output.
+pub(crate) struct Output<'a> {
+    pub profile: Option<ProfileFormat>,
+    pub json: bool,
+    pub path: Option<&'a Path>,
+    pub top: usize,
+}
+
 /// `snapshot --by allocation`: per-line table or JSON, or the allocation flamegraph.
 pub(crate) fn allocations_cmd(
     t: &TargetArgs,
     opts: SnapshotOptions,
-    profile: Option<ProfileFormat>,
-    json: bool,
-    output: Option<&Path>,
-    top: usize,
+    out: &Output,
 ) -> anyhow::Result<()> {
     let session = Session::from_target(open_target(t)?, opts)?;
     let report = allocations::take(&session)?;
-    if let Some(format) = profile {
+    if let Some(format) = out.profile {
         let default = format!("pymemspy-{}-allocations.{}", report.pid, format.extension());
-        let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
+        let path = out
+            .path
+            .map_or_else(|| PathBuf::from(default), Path::to_path_buf);
         let p = allocations::profile(&report);
         render::output::write(Some(&path), &render::profile::render(&p, format)?)?;
         eprintln!("pymemspy: wrote {}", path.display());
         return Ok(());
     }
-    let bytes = if json {
+    let bytes = if out.json {
         render::json::to_json(&report)?
     } else {
-        crate::render::reports::allocations(&report, top).into_bytes()
+        crate::render::reports::allocations(&report, out.top).into_bytes()
     };
-    render::output::write(output, &bytes)
+    render::output::write(out.path, &bytes)
 }
 
-/// `snapshot --core FILE`: the same census, retention flamegraph or JSON as from a live process.
-pub(crate) fn snapshot_core_cmd(
+/// `snapshot` of a live process (`--pid`) or a core file (`--core`): the census as a table or
+/// JSON, or the retention flamegraph. One path for both: the target is all that differs.
+pub(crate) fn snapshot_target_cmd(
     t: &TargetArgs,
     opts: SnapshotOptions,
-    profile: Option<ProfileFormat>,
-    json: bool,
-    output: Option<&Path>,
-    top: usize,
+    out: &Output,
 ) -> anyhow::Result<()> {
-    let core = t.core.as_deref().unwrap_or(Path::new("core"));
     let target = open_target(t)?;
     let pid = target.pid;
-    if let Some(format) = profile {
+    if let Some(format) = out.profile {
         let mut session = Session::from_target(target, opts)?;
         let profile = session.with_objects(|view, py, types, objects| {
+            // The graph once (address order, on every core), then the tree on it: the same
+            // path, and so the same output, as a heap dump's flamegraph.
             let mut src = LiveSource::new(view, py, types);
             let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
             super::heap::retention_profile_of(&graph)
         })?;
-        let default = format!("pymemspy-core-{pid}-retention.{}", format.extension());
-        let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
+        let from = if t.core.is_some() { "core-" } else { "" };
+        let default = format!("pymemspy-{from}{pid}-retention.{}", format.extension());
+        let path = out
+            .path
+            .map_or_else(|| PathBuf::from(default), Path::to_path_buf);
         render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
         eprintln!("pymemspy: wrote {}", path.display());
         return Ok(());
     }
     let mut snap = snapshot::take_from(target, opts)?;
-    snap.core_file = Some(core.display().to_string());
-    let bytes = if json {
+    match t.core.as_deref() {
+        Some(core) => snap.core_file = Some(core.display().to_string()),
+        None => snap.namespace_pid = crate::process::tree::namespace_pid(pid),
+    }
+    let bytes = if out.json {
         render::json::to_json(&snap)?
     } else {
-        render::table::snapshot_table(&snap, top).into_bytes()
+        render::table::snapshot_table(&snap, out.top).into_bytes()
     };
-    render::output::write(output, &bytes)
+    render::output::write(out.path, &bytes)
 }
 
 /// `snapshot --subprocesses`: table or JSON only (a flamegraph is per process).
 pub(crate) fn snapshot_tree_cmd(
     pid: i32,
     opts: &SnapshotOptions,
-    tabular: bool,
-    json: bool,
-    output: Option<&Path>,
-    top: usize,
+    out: &Output,
 ) -> anyhow::Result<()> {
-    if !tabular {
+    if out.profile.is_some() {
         return Err(Error::Usage(
             "--subprocesses works with --format table or json (flamegraphs are per process: \
              run one per --pid)"
@@ -100,10 +111,10 @@ pub(crate) fn snapshot_tree_cmd(
         .into());
     }
     let t = snapshot_tree::take(pid, opts)?;
-    let bytes = if json {
+    let bytes = if out.json {
         render::json::to_json(&t)?
     } else {
-        render::tree_table::tree_table(&t, top).into_bytes()
+        render::tree_table::tree_table(&t, out.top).into_bytes()
     };
-    render::output::write(output, &bytes)
+    render::output::write(out.path, &bytes)
 }
