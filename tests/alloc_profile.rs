@@ -181,24 +181,27 @@ fn free_threaded_is_refused(interp: &Interp, failures: &mut Vec<String>) -> Vec<
     row
 }
 
+/// The table of both growth tests: one row per interpreter.
+const COLUMNS: &[&str] = &[
+    "label",
+    "version",
+    "leaky_handler",
+    "churn_worker",
+    "weight",
+    "rate/s",
+    "tick µs mean/p95",
+    "skipped (gc)",
+    "survivors/records",
+    "result",
+];
+
 #[test]
 fn growth_is_charged_to_the_leaker() {
     common::over_matrix(
         common::interpreters(),
         "growth_is_charged_to_the_leaker",
         "growth_is_charged_to_the_leaker",
-        &[
-            "label",
-            "version",
-            "leaky_handler",
-            "churn_worker",
-            "weight",
-            "rate/s",
-            "tick µs mean/p95",
-            "skipped (gc)",
-            "survivors/records",
-            "result",
-        ],
+        COLUMNS,
         |interp, table, failures| {
             let row = if interp.is_free_threaded() {
                 free_threaded_is_refused(interp, failures)
@@ -221,18 +224,7 @@ fn untracked_growth_is_charged_to_the_leaker() {
         common::interpreters(),
         "untracked_growth_is_charged_to_the_leaker",
         "untracked_growth_is_charged_to_the_leaker",
-        &[
-            "label",
-            "version",
-            "leaky_handler",
-            "churn_worker",
-            "weight",
-            "rate/s",
-            "tick µs mean/p95",
-            "skipped (gc)",
-            "survivors/records",
-            "result",
-        ],
+        COLUMNS,
         |interp, table, failures| {
             if interp.is_free_threaded() {
                 common::unsupported(&interp.label, "free-threaded build (no allocation sampler)");
