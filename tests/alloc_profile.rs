@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Interp, Table, Target};
+use common::{Interp, Target};
 use serde_json::Value;
 use std::fs;
 
@@ -181,31 +181,37 @@ fn free_threaded_is_refused(interp: &Interp, failures: &mut Vec<String>) -> Vec<
     row
 }
 
+/// The table of both growth tests: one row per interpreter.
+const COLUMNS: &[&str] = &[
+    "label",
+    "version",
+    "leaky_handler",
+    "churn_worker",
+    "weight",
+    "rate/s",
+    "tick µs mean/p95",
+    "skipped (gc)",
+    "survivors/records",
+    "result",
+];
+
 #[test]
 fn growth_is_charged_to_the_leaker() {
-    let mut table = Table::new(&[
-        "label",
-        "version",
-        "leaky_handler",
-        "churn_worker",
-        "weight",
-        "rate/s",
-        "tick µs mean/p95",
-        "skipped (gc)",
-        "survivors/records",
-        "result",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let row = if interp.is_free_threaded() {
-            free_threaded_is_refused(&interp, &mut failures)
-        } else {
-            profile(&interp, &[], &mut failures)
-        };
-        table.row(row);
-    }
-    table.print("growth_is_charged_to_the_leaker");
-    common::assert_no_failures("growth_is_charged_to_the_leaker", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "growth_is_charged_to_the_leaker",
+        "growth_is_charged_to_the_leaker",
+        COLUMNS,
+        |interp, table, failures| {
+            let row = if interp.is_free_threaded() {
+                free_threaded_is_refused(interp, failures)
+            } else {
+                profile(interp, &[], failures)
+            };
+            table.row(row);
+            Ok(())
+        },
+    );
 }
 
 /// The leak is bytes objects only (a response cache) while the churner makes GC objects: no
@@ -214,38 +220,30 @@ fn growth_is_charged_to_the_leaker() {
 /// unsupported.
 #[test]
 fn untracked_growth_is_charged_to_the_leaker() {
-    let mut table = Table::new(&[
-        "label",
-        "version",
-        "leaky_handler",
-        "churn_worker",
-        "weight",
-        "rate/s",
-        "tick µs mean/p95",
-        "skipped (gc)",
-        "survivors/records",
-        "result",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            common::unsupported(&interp.label, "free-threaded build (no allocation sampler)");
-            continue;
-        }
-        let mut f = Vec::new();
-        let row = profile(&interp, &["--untracked"], &mut f);
-        if !f.is_empty() && f.iter().all(|m| m.contains("NO_HEAD_POOLS")) {
-            common::unsupported(
-                &interp.label,
-                "pymalloc's usedpools not located on this build",
-            );
-        } else {
-            failures.extend(f);
-        }
-        table.row(row);
-    }
-    table.print("untracked_growth_is_charged_to_the_leaker");
-    common::assert_no_failures("untracked_growth_is_charged_to_the_leaker", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "untracked_growth_is_charged_to_the_leaker",
+        "untracked_growth_is_charged_to_the_leaker",
+        COLUMNS,
+        |interp, table, failures| {
+            if interp.is_free_threaded() {
+                common::unsupported(&interp.label, "free-threaded build (no allocation sampler)");
+                return Ok(());
+            }
+            let mut f = Vec::new();
+            let row = profile(interp, &["--untracked"], &mut f);
+            if !f.is_empty() && f.iter().all(|m| m.contains("NO_HEAD_POOLS")) {
+                common::unsupported(
+                    &interp.label,
+                    "pymalloc's usedpools not located on this build",
+                );
+            } else {
+                failures.extend(f);
+            }
+            table.row(row);
+            Ok(())
+        },
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{Interp, Table, Target};
+use common::{Interp, Target};
 
 const MIN_SHARE: f64 = 0.90;
 const SECONDS: &str = "10";
@@ -132,40 +132,46 @@ fn run(interp: &Interp, failures: &mut Vec<String>, args: &[&str]) -> Vec<String
 #[test]
 #[ignore = "issue 16: the 4-thread shape is not met yet (thin or empty profile)"]
 fn threads_growth_is_charged_to_the_leaker() {
-    let mut table = Table::new(&["label", "version", "share", "leak line"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!(
-                "note [{}] skipped: free-threaded build (no GC lists)",
-                interp.label
-            );
-            continue;
-        }
-        table.row(run(&interp, &mut failures, &[]));
-    }
-    table.print("threads_growth_is_charged_to_the_leaker");
-    common::assert_no_failures("threads_growth_is_charged_to_the_leaker", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "threads_growth_is_charged_to_the_leaker",
+        "threads_growth_is_charged_to_the_leaker",
+        &["label", "version", "share", "leak line"],
+        |interp, table, failures| {
+            if interp.is_free_threaded() {
+                println!(
+                    "note [{}] skipped: free-threaded build (no GC lists)",
+                    interp.label
+                );
+                return Ok(());
+            }
+            table.row(run(interp, failures, &[]));
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn threads_growth_is_exact_when_the_target_traces() {
-    let mut table = Table::new(&["label", "version", "share", "leak line"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        // Debian's system 3.11 is stripped and python3.11-dbg is not installed: 3.8-3.11 keep
-        // tracemalloc's tables in static variables only .symtab names.
-        if interp.label == "debian-bookworm-system-3.11" {
-            common::unsupported(
+    common::over_matrix(
+        common::interpreters(),
+        "threads_growth_is_exact_when_the_target_traces",
+        "threads_growth_is_exact_when_the_target_traces",
+        &["label", "version", "share", "leak line"],
+        |interp, table, failures| {
+            // Debian's system 3.11 is stripped and python3.11-dbg is not installed: 3.8-3.11 keep
+            // tracemalloc's tables in static variables only .symtab names.
+            if interp.label == "debian-bookworm-system-3.11" {
+                common::unsupported(
                 &interp.label,
                 "tracemalloc's tables are not found on a stripped 3.11 (install python3.11-dbg)",
             );
-            continue;
-        }
-        table.row(run(&interp, &mut failures, &["--tracemalloc", "16"]));
-    }
-    table.print("threads_growth_is_exact_when_the_target_traces");
-    common::assert_no_failures("threads_growth_is_exact_when_the_target_traces", &failures);
+                return Ok(());
+            }
+            table.row(run(interp, failures, &["--tracemalloc", "16"]));
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -184,98 +190,98 @@ fn folded_shares_group_by_function_and_find_the_line() {
 /// shows the start-up's imports apart (under `[imports]`): >= 90% of the rest under `remember`.
 #[test]
 fn spawned_with_tracemalloc_is_exact_and_startup_is_apart() {
-    let mut table = Table::new(&["label", "share", "imports", "leak line"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let label = interp.label.clone();
-        if label == "debian-bookworm-system-3.11" {
-            common::unsupported(
+    common::over_matrix(
+        common::interpreters(),
+        "spawned_with_tracemalloc_is_exact_and_startup_is_apart",
+        "spawned_with_tracemalloc_is_exact_and_startup_is_apart",
+        &["label", "share", "imports", "leak line"],
+        |interp, table, failures| {
+            let label = interp.label.clone();
+            if label == "debian-bookworm-system-3.11" {
+                common::unsupported(
                 &label,
                 "tracemalloc's tables are not found on a stripped 3.11 (install python3.11-dbg)",
             );
-            continue;
-        }
-        let dir = common::ScratchDir::new("spawn-exact");
-        let truth = dir.path().join("truth.json");
-        let folded = dir.path().join("out.collapsed");
-        let script = common::target_script("alloc_threads.py");
-        let mut argv: Vec<String> = [
-            "record",
-            "--tracemalloc",
-            "16",
-            "--duration",
-            "12",
-            "-o",
-            folded.to_str().expect("utf-8 path"),
-            "--",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        argv.extend(interp.argv_prefix.iter().cloned());
-        argv.extend([
-            script.display().to_string(),
-            truth.display().to_string(),
-            "--no-wait".into(),
-            "--seconds".into(),
-            "60".into(),
-        ]);
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let gil = std::ffi::OsString::from("0");
-        let cache = tempfile::tempdir().expect("temporary cache directory");
-        let mut env = vec![("XDG_CACHE_HOME", cache.path().as_os_str())];
-        if interp.is_free_threaded() {
-            env.push(("PYTHON_GIL", gil.as_os_str()));
-        }
-        let out = common::run_tool_env(&args, &env);
-        if !out.status.success() || out.timed_out {
-            failures.push(format!("[{label}] record failed: {}", out.describe()));
-            table.row(vec![label, "FAIL".into(), String::new(), String::new()]);
-            continue;
-        }
-        let text = std::fs::read_to_string(&folded).unwrap_or_default();
-        let truth: serde_json::Value = std::fs::read_to_string(&truth)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let line = truth["leak_line"].as_u64().unwrap_or(0);
-        let file = truth["file"].as_str().unwrap_or("?");
-        // The start-up apart: its share is reported, the leaker's is of the rest.
-        let (imports, rest): (Vec<&str>, Vec<&str>) =
-            text.lines().partition(|l| l.starts_with("[imports];"));
-        let weight = |ls: &[&str]| -> u64 {
-            ls.iter()
-                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
-                .sum()
-        };
-        let (total, under, line_seen) =
-            shares(&rest.join("\n"), "remember", &format!("{file}:{line})"));
-        let share = under as f64 / total.max(1) as f64;
-        let all = weight(&imports) + total;
-        table.row(vec![
-            label.clone(),
-            format!("{:.1}%", 100.0 * share),
-            format!(
-                "{:.1}%",
-                100.0 * weight(&imports) as f64 / all.max(1) as f64
-            ),
-            if line_seen { "yes" } else { "no" }.into(),
-        ]);
-        if share < MIN_SHARE {
-            failures.push(format!(
-                "[{label}] {:.1}% of the program's growth under remember (want >= 90%)",
-                100.0 * share
-            ));
-        }
-        if !line_seen {
-            failures.push(format!(
-                "[{label}] the leaking line {line} is not in the profile"
-            ));
-        }
-    }
-    table.print("spawned_with_tracemalloc_is_exact_and_startup_is_apart");
-    common::assert_no_failures(
-        "spawned_with_tracemalloc_is_exact_and_startup_is_apart",
-        &failures,
+                return Ok(());
+            }
+            let dir = common::ScratchDir::new("spawn-exact");
+            let truth = dir.path().join("truth.json");
+            let folded = dir.path().join("out.collapsed");
+            let script = common::target_script("alloc_threads.py");
+            let mut argv: Vec<String> = [
+                "record",
+                "--tracemalloc",
+                "16",
+                "--duration",
+                "12",
+                "-o",
+                folded.to_str().expect("utf-8 path"),
+                "--",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            argv.extend(interp.argv_prefix.iter().cloned());
+            argv.extend([
+                script.display().to_string(),
+                truth.display().to_string(),
+                "--no-wait".into(),
+                "--seconds".into(),
+                "60".into(),
+            ]);
+            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let gil = std::ffi::OsString::from("0");
+            let cache = tempfile::tempdir().expect("temporary cache directory");
+            let mut env = vec![("XDG_CACHE_HOME", cache.path().as_os_str())];
+            if interp.is_free_threaded() {
+                env.push(("PYTHON_GIL", gil.as_os_str()));
+            }
+            let out = common::run_tool_env(&args, &env);
+            if !out.status.success() || out.timed_out {
+                failures.push(format!("[{label}] record failed: {}", out.describe()));
+                table.row(vec![label, "FAIL".into(), String::new(), String::new()]);
+                return Ok(());
+            }
+            let text = std::fs::read_to_string(&folded).unwrap_or_default();
+            let truth: serde_json::Value = std::fs::read_to_string(&truth)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let line = truth["leak_line"].as_u64().unwrap_or(0);
+            let file = truth["file"].as_str().unwrap_or("?");
+            // The start-up apart: its share is reported, the leaker's is of the rest.
+            let (imports, rest): (Vec<&str>, Vec<&str>) =
+                text.lines().partition(|l| l.starts_with("[imports];"));
+            let weight = |ls: &[&str]| -> u64 {
+                ls.iter()
+                    .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+                    .sum()
+            };
+            let (total, under, line_seen) =
+                shares(&rest.join("\n"), "remember", &format!("{file}:{line})"));
+            let share = under as f64 / total.max(1) as f64;
+            let all = weight(&imports) + total;
+            table.row(vec![
+                label.clone(),
+                format!("{:.1}%", 100.0 * share),
+                format!(
+                    "{:.1}%",
+                    100.0 * weight(&imports) as f64 / all.max(1) as f64
+                ),
+                if line_seen { "yes" } else { "no" }.into(),
+            ]);
+            if share < MIN_SHARE {
+                failures.push(format!(
+                    "[{label}] {:.1}% of the program's growth under remember (want >= 90%)",
+                    100.0 * share
+                ));
+            }
+            if !line_seen {
+                failures.push(format!(
+                    "[{label}] the leaking line {line} is not in the profile"
+                ));
+            }
+            Ok(())
+        },
     );
 }

@@ -153,13 +153,11 @@ fn check(interp: &Interp, table: &mut Table, failures: &mut Vec<String>) -> Resu
 
 #[test]
 fn busy_target_censuses_complete() {
-    let mut table = Table::new(&["label", "complete snapshots", "complete record samples"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if let Err(e) = check(&interp, &mut table, &mut failures) {
-            failures.push(format!("[{}] {e}", interp.label));
-        }
-    }
-    table.print("busy_target_censuses_complete");
-    common::assert_no_failures("busy_target_censuses_complete", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "busy_target_censuses_complete",
+        "busy_target_censuses_complete",
+        &["label", "complete snapshots", "complete record samples"],
+        check,
+    );
 }

@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{Interp, Table, Target};
+use common::{Interp, Target};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -181,36 +181,36 @@ fn check(label: &str, small: &Measure, big: &Measure, failures: &mut Vec<String>
 
 #[test]
 fn complete_census_matches_referent_truth() {
-    let mut table = Table::new(&[
-        "label",
-        "str truth/tool",
-        "float",
-        "int",
-        "tuple",
-        "name tuples",
-        "worst drift / total",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let (small, big) = match (measure(&interp, "1"), measure(&interp, "4")) {
-            (Ok(s), Ok(b)) => (s, b),
-            (Err(e), _) | (_, Err(e)) => {
-                failures.push(format!("[{}] {e}", interp.label));
-                continue;
-            }
-        };
-        let summary = check(&interp.label, &small, &big, &mut failures);
-        let pair = |ty: &str| format!("{}/{}", get(&big.truth, ty).0, get(&big.tool, ty).0);
-        table.row(vec![
-            interp.label.clone(),
-            pair("str"),
-            pair("float"),
-            pair("int"),
-            pair("tuple"),
-            format!("{}/{}", big.hidden.0, big.hidden.1),
-            summary,
-        ]);
-    }
-    table.print("complete_census_matches_referent_truth");
-    common::assert_no_failures("complete_census_matches_referent_truth", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "complete_census_matches_referent_truth",
+        "complete_census_matches_referent_truth",
+        &[
+            "label",
+            "str truth/tool",
+            "float",
+            "int",
+            "tuple",
+            "name tuples",
+            "worst drift / total",
+        ],
+        |interp, table, failures| {
+            let (small, big) = match (measure(interp, "1"), measure(interp, "4")) {
+                (Ok(s), Ok(b)) => (s, b),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            let summary = check(&interp.label, &small, &big, failures);
+            let pair = |ty: &str| format!("{}/{}", get(&big.truth, ty).0, get(&big.tool, ty).0);
+            table.row(vec![
+                interp.label.clone(),
+                pair("str"),
+                pair("float"),
+                pair("int"),
+                pair("tuple"),
+                format!("{}/{}", big.hidden.0, big.hidden.1),
+                summary,
+            ]);
+            Ok(())
+        },
+    );
 }

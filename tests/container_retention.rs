@@ -338,60 +338,57 @@ fn cython_type_names_are_repr() {
         println!("skipped: no venv");
         return;
     }
-    let mut table = Table::new(&["venv", "Cython-made types", "named as repr", "other types"]);
-    let mut failures = Vec::new();
-    for interp in venvs {
-        let target = match Target::spawn(&interp, "cython_names.py", &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{}] {e}", interp.label));
-                continue;
+    common::over_matrix(
+        venvs,
+        "cython_type_names_are_repr",
+        "cython_type_names_are_repr",
+        &["venv", "Cython-made types", "named as repr", "other types"],
+        |interp, table, failures| {
+            let target = Target::spawn(interp, "cython_names.py", &[])?;
+            let r = common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
+            if !r.status.success() {
+                failures.push(format!("[{}] snapshot: {}", interp.label, r.describe()));
+                return Ok(());
             }
-        };
-        let r = common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
-        if !r.status.success() {
-            failures.push(format!("[{}] snapshot: {}", interp.label, r.describe()));
-            continue;
-        }
-        let doc: Value = serde_json::from_str(&r.stdout).unwrap_or_default();
-        let tool: BTreeSet<String> = doc["types"]
-            .as_array()
-            .map(|ts| {
-                ts.iter()
-                    .filter_map(|t| t["type"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let cython = strings(&target.truth["cython_types"]);
-        let missing: Vec<&String> = cython.iter().filter(|n| !tool.contains(*n)).collect();
-        // Every other type of the GC census, too: each name the target sees, the tool prints.
-        let all: BTreeSet<String> = target.truth["types"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        let other_missing: Vec<&String> = all
-            .iter()
-            .filter(|n| !tool.contains(*n) && !missed_elsewhere(&target.truth_version(), n))
-            .collect();
-        if cython.is_empty() {
-            failures.push(format!(
-                "[{}] no Cython-made type in the heap",
-                interp.label
-            ));
-        }
-        if !missing.is_empty() || !other_missing.is_empty() {
-            failures.push(format!(
+            let doc: Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+            let tool: BTreeSet<String> = doc["types"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .filter_map(|t| t["type"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cython = strings(&target.truth["cython_types"]);
+            let missing: Vec<&String> = cython.iter().filter(|n| !tool.contains(*n)).collect();
+            // Every other type of the GC census, too: each name the target sees, the tool prints.
+            let all: BTreeSet<String> = target.truth["types"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let other_missing: Vec<&String> = all
+                .iter()
+                .filter(|n| !tool.contains(*n) && !missed_elsewhere(&target.truth_version(), n))
+                .collect();
+            if cython.is_empty() {
+                failures.push(format!(
+                    "[{}] no Cython-made type in the heap",
+                    interp.label
+                ));
+            }
+            if !missing.is_empty() || !other_missing.is_empty() {
+                failures.push(format!(
                 "[{}] names not as repr(type): {missing:?}; other types missing: {other_missing:?}",
                 interp.label
             ));
-        }
-        table.row(vec![
-            interp.label.clone(),
-            cython.len().to_string(),
-            (cython.len() - missing.len()).to_string(),
-            format!("{}/{} named", all.len() - other_missing.len(), all.len()),
-        ]);
-    }
-    table.print("cython_type_names_are_repr");
-    common::assert_no_failures("cython_type_names_are_repr", &failures);
+            }
+            table.row(vec![
+                interp.label.clone(),
+                cython.len().to_string(),
+                (cython.len() - missing.len()).to_string(),
+                format!("{}/{} named", all.len() - other_missing.len(), all.len()),
+            ]);
+            Ok(())
+        },
+    );
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Table, Target};
+use common::Target;
 use serde_json::Value;
 
 /// What a holder's truth says: the thread label and the frame label the tool must print.
@@ -49,151 +49,148 @@ fn folded_weight(folded: &str, frames: &[String]) -> u64 {
 
 #[test]
 fn frame_locals_are_roots_for_why_and_the_flamegraph() {
-    let mut table = Table::new(&[
-        "label",
-        "main why",
-        "worker why",
-        "cell why",
-        "main bytes",
-        "worker bytes",
-        "unreached Held",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let target = match Target::spawn(&interp, "frame_locals.py", &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{}] {e}", interp.label));
-                continue;
+    common::over_matrix(
+        common::interpreters(),
+        "frame_locals_are_roots_for_why_and_the_flamegraph",
+        "frame_roots",
+        &[
+            "label",
+            "main why",
+            "worker why",
+            "cell why",
+            "main bytes",
+            "worker bytes",
+            "unreached Held",
+        ],
+        |interp, table, failures| {
+            let target = Target::spawn(interp, "frame_locals.py", &[])?;
+            let pid = target.pid_arg();
+            let (main, worker) = (&target.truth["main"], &target.truth["worker"]);
+            let held = common::run_tool(&[
+                "why",
+                "--pid",
+                &pid,
+                "--type",
+                "__main__.Held",
+                "--format",
+                "json",
+            ]);
+            let boxed = common::run_tool(&[
+                "why",
+                "--pid",
+                &pid,
+                "--type",
+                "__main__.Boxed",
+                "--format",
+                "json",
+            ]);
+            let folded_path = target.scratch().join("r.folded");
+            let snap = common::run_tool(&[
+                "snapshot",
+                "--pid",
+                &pid,
+                "--format",
+                "collapsed",
+                "-o",
+                folded_path.to_str().unwrap_or_default(),
+            ]);
+            if !held.status.success() || !boxed.status.success() || !snap.status.success() {
+                failures.push(format!(
+                    "[{}] tool failed: {} {} {}",
+                    interp.label,
+                    held.describe(),
+                    boxed.describe(),
+                    snap.describe()
+                ));
+                return Ok(());
             }
-        };
-        let pid = target.pid_arg();
-        let (main, worker) = (&target.truth["main"], &target.truth["worker"]);
-        let held = common::run_tool(&[
-            "why",
-            "--pid",
-            &pid,
-            "--type",
-            "__main__.Held",
-            "--format",
-            "json",
-        ]);
-        let boxed = common::run_tool(&[
-            "why",
-            "--pid",
-            &pid,
-            "--type",
-            "__main__.Boxed",
-            "--format",
-            "json",
-        ]);
-        let folded_path = target.scratch().join("r.folded");
-        let snap = common::run_tool(&[
-            "snapshot",
-            "--pid",
-            &pid,
-            "--format",
-            "collapsed",
-            "-o",
-            folded_path.to_str().unwrap_or_default(),
-        ]);
-        if !held.status.success() || !boxed.status.success() || !snap.status.success() {
-            failures.push(format!(
-                "[{}] tool failed: {} {} {}",
-                interp.label,
-                held.describe(),
-                boxed.describe(),
-                snap.describe()
-            ));
-            continue;
-        }
-        let held_report: Value = serde_json::from_str(&held.stdout).unwrap_or_default();
-        let boxed_report: Value = serde_json::from_str(&boxed.stdout).unwrap_or_default();
-        let folded = std::fs::read_to_string(&folded_path).unwrap_or_default();
-        let mut row = vec![interp.label.clone()];
-        let mut check = |ok: bool, what: String, shown: String| {
-            if !ok {
-                failures.push(format!("[{}] {what}", interp.label));
-            }
-            row.push(shown);
-        };
-        // why: each thread's `held` list, with the exact count, from its frame's local.
-        for holder in [main, worker] {
-            let (thread, frame) = labels(holder);
-            let root = format!("{thread} → {frame}");
-            let want = holder["count"].as_u64();
-            let got = group_count(&held_report, &root, &["local 'held'", "[*]"]);
-            check(
-                got == want,
-                format!(
+            let held_report: Value = serde_json::from_str(&held.stdout).unwrap_or_default();
+            let boxed_report: Value = serde_json::from_str(&boxed.stdout).unwrap_or_default();
+            let folded = std::fs::read_to_string(&folded_path).unwrap_or_default();
+            let mut row = vec![interp.label.clone()];
+            let mut check = |ok: bool, what: String, shown: String| {
+                if !ok {
+                    failures.push(format!("[{}] {what}", interp.label));
+                }
+                row.push(shown);
+            };
+            // why: each thread's `held` list, with the exact count, from its frame's local.
+            for holder in [main, worker] {
+                let (thread, frame) = labels(holder);
+                let root = format!("{thread} → {frame}");
+                let want = holder["count"].as_u64();
+                let got = group_count(&held_report, &root, &["local 'held'", "[*]"]);
+                check(
+                    got == want,
+                    format!(
                     "why __main__.Held: want ×{want:?} under {root} local 'held'; got {got:?}\n{}",
                     held.stdout
                 ),
+                    format!("{got:?}"),
+                );
+            }
+            let (wthread, wframe) = labels(worker);
+            let root = format!("{wthread} → {wframe}");
+            let want = worker["boxed"].as_u64();
+            let got = group_count(
+                &boxed_report,
+                &root,
+                &["local 'boxed'", "cell_contents", "[*]"],
+            );
+            check(
+                got == want,
+                format!(
+                    "why __main__.Boxed: want ×{want:?} via the cell 'boxed'; got {got:?}\n{}",
+                    boxed.stdout
+                ),
                 format!("{got:?}"),
             );
-        }
-        let (wthread, wframe) = labels(worker);
-        let root = format!("{wthread} → {wframe}");
-        let want = worker["boxed"].as_u64();
-        let got = group_count(
-            &boxed_report,
-            &root,
-            &["local 'boxed'", "cell_contents", "[*]"],
-        );
-        check(
-            got == want,
-            format!(
-                "why __main__.Boxed: want ×{want:?} via the cell 'boxed'; got {got:?}\n{}",
-                boxed.stdout
-            ),
-            format!("{got:?}"),
-        );
-        // The flamegraph: each list's Held objects under the frame root, to the byte.
-        for holder in [main, worker] {
-            let (thread, frame) = labels(holder);
-            let frames = [
-                thread,
-                frame,
-                "local 'held' list".to_string(),
-                "[*] __main__.Held".to_string(),
-            ];
-            let got = folded_weight(&folded, &frames);
-            let want = holder["held_bytes"].as_u64().unwrap_or(0);
+            // The flamegraph: each list's Held objects under the frame root, to the byte.
+            for holder in [main, worker] {
+                let (thread, frame) = labels(holder);
+                let frames = [
+                    thread,
+                    frame,
+                    "local 'held' list".to_string(),
+                    "[*] __main__.Held".to_string(),
+                ];
+                let got = folded_weight(&folded, &frames);
+                let want = holder["held_bytes"].as_u64().unwrap_or(0);
+                check(
+                    got == want && want > 0,
+                    format!("flamegraph: {got} bytes under {frames:?}, truth {want}"),
+                    format!("{got}/{want}"),
+                );
+            }
+            // Every Held the target made is reached. An object the census counts beyond them (a
+            // stale block that validated, seen on the 3.11 debug build) is held by nothing and may
+            // be filed as not reachable (on this branch's base a conservative word happened to
+            // reach it).
+            let unreached: u64 = held_report["paths"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| {
+                            p["root"]
+                                .as_str()
+                                .is_some_and(|r| r.starts_with("(not reachable"))
+                        })
+                        .filter_map(|p| p["count"].as_u64())
+                        .sum()
+                })
+                .unwrap_or(0);
+            let made = main["count"].as_u64().unwrap_or(0) + worker["count"].as_u64().unwrap_or(0);
+            let extra = held_report["objects"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(made);
             check(
-                got == want && want > 0,
-                format!("flamegraph: {got} bytes under {frames:?}, truth {want}"),
-                format!("{got}/{want}"),
+                unreached <= extra,
+                format!("{unreached} Held objects not reachable ({extra} beyond the target's)"),
+                format!("{unreached} ({extra} extra)"),
             );
-        }
-        // Every Held the target made is reached. An object the census counts beyond them (a
-        // stale block that validated, seen on the 3.11 debug build) is held by nothing and may
-        // be filed as not reachable (on this branch's base a conservative word happened to
-        // reach it).
-        let unreached: u64 = held_report["paths"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter(|p| {
-                        p["root"]
-                            .as_str()
-                            .is_some_and(|r| r.starts_with("(not reachable"))
-                    })
-                    .filter_map(|p| p["count"].as_u64())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let made = main["count"].as_u64().unwrap_or(0) + worker["count"].as_u64().unwrap_or(0);
-        let extra = held_report["objects"]
-            .as_u64()
-            .unwrap_or(0)
-            .saturating_sub(made);
-        check(
-            unreached <= extra,
-            format!("{unreached} Held objects not reachable ({extra} beyond the target's)"),
-            format!("{unreached} ({extra} extra)"),
-        );
-        table.row(row);
-    }
-    table.print("frame_locals_are_roots_for_why_and_the_flamegraph");
-    common::assert_no_failures("frame_roots", &failures);
+            table.row(row);
+            Ok(())
+        },
+    );
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Table, Target};
+use common::Target;
 use serde_json::Value;
 
 /// Sum of the folded stacks' weights whose path names `needle`.
@@ -64,170 +64,167 @@ fn native_memory_matches_truth() {
             return;
         }
     };
-    let mut table = Table::new(&[
-        "venv",
-        "numpy",
-        "ndarray count tool/truth",
-        "ndarray bytes tool/truth",
-        "ndarray native tool/truth",
-        "bytearray/array/BytesIO/mmap native",
-        "under .frame tool/truth",
-        "owned line / unattributed",
-        "held strs (labels, frame)",
-    ]);
-    let mut failures = Vec::new();
-    for venv in &venvs {
-        let label = &venv.interp.label;
-        let target = match Target::spawn(&venv.interp, "numpy_heap.py", &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{label}] {e}"));
-                continue;
-            }
-        };
-        let truth = &target.truth;
-        let pid = target.pid_arg();
-        let folded_path = target.scratch().join("n.folded");
-        let snap = common::run_tool(&["snapshot", "--pid", &pid, "--format", "json"]);
-        let flame = common::run_tool(&[
-            "snapshot",
-            "--pid",
-            &pid,
-            "--format",
-            "collapsed",
-            "-o",
-            folded_path.to_str().unwrap_or_default(),
-        ]);
-        let why = |ty: &str| {
-            common::run_tool(&[
-                "why",
+    common::over_matrix(
+        venvs,
+        "native_memory_matches_truth",
+        "native memory",
+        &[
+            "venv",
+            "numpy",
+            "ndarray count tool/truth",
+            "ndarray bytes tool/truth",
+            "ndarray native tool/truth",
+            "bytearray/array/BytesIO/mmap native",
+            "under .frame tool/truth",
+            "owned line / unattributed",
+            "held strs (labels, frame)",
+        ],
+        |venv, table, failures| {
+            let label = &venv.interp.label;
+            let target = Target::spawn(&venv.interp, "numpy_heap.py", &[])?;
+            let truth = &target.truth;
+            let pid = target.pid_arg();
+            let folded_path = target.scratch().join("n.folded");
+            let snap = common::run_tool(&["snapshot", "--pid", &pid, "--format", "json"]);
+            let flame = common::run_tool(&[
+                "snapshot",
                 "--pid",
                 &pid,
-                "--type",
-                ty,
                 "--format",
-                "json",
-                "--max-paths",
-                "200",
-            ])
-        };
-        let (why_str, why_dict) = (why("str"), why("dict"));
-        let why_text = common::run_tool(&["why", "--pid", &pid, "--type", "numpy.ndarray"]);
-        let runs = [&snap, &flame, &why_str, &why_dict, &why_text];
-        if let Some(bad) = runs.iter().find(|r| !r.status.success()) {
-            failures.push(format!("[{label}] tool failed: {}", bad.describe()));
-            continue;
-        }
-        let doc: Value = serde_json::from_str(&snap.stdout).unwrap_or_default();
-        let t = |name: &str, i: usize| truth["types"][name][i].as_u64().unwrap_or(0);
+                "collapsed",
+                "-o",
+                folded_path.to_str().unwrap_or_default(),
+            ]);
+            let why = |ty: &str| {
+                common::run_tool(&[
+                    "why",
+                    "--pid",
+                    &pid,
+                    "--type",
+                    ty,
+                    "--format",
+                    "json",
+                    "--max-paths",
+                    "200",
+                ])
+            };
+            let (why_str, why_dict) = (why("str"), why("dict"));
+            let why_text = common::run_tool(&["why", "--pid", &pid, "--type", "numpy.ndarray"]);
+            let runs = [&snap, &flame, &why_str, &why_dict, &why_text];
+            if let Some(bad) = runs.iter().find(|r| !r.status.success()) {
+                failures.push(format!("[{label}] tool failed: {}", bad.describe()));
+                return Ok(());
+            }
+            let doc: Value = serde_json::from_str(&snap.stdout).unwrap_or_default();
+            let t = |name: &str, i: usize| truth["types"][name][i].as_u64().unwrap_or(0);
 
-        // ndarray: sys.getsizeof (numpy's array_sizeof) and the data the arrays own.
-        let nd = tool_type(&doc, "numpy.ndarray");
-        if !within(nd[1], t("numpy.ndarray", 1), 0.01) {
-            failures.push(format!(
-                "[{label}] ndarray bytes {} vs sys.getsizeof {}",
-                nd[1],
-                t("numpy.ndarray", 1)
-            ));
-        }
-        // Allowed: a few arrays only C holds (numpy's own caches), which no walk from
-        // gc.get_objects() reaches but the tool's heap scan finds.
-        let nd_truth = t("numpy.ndarray", 0);
-        if nd[0] < nd_truth || nd[0] > nd_truth + 16 {
-            failures.push(format!(
-                "[{label}] ndarray count {} vs {nd_truth} reachable",
-                nd[0]
-            ));
-        }
-        if !within(nd[2], t("numpy.ndarray", 2), 0.01) {
-            failures.push(format!(
-                "[{label}] ndarray native {} vs owned nbytes {}",
-                nd[2],
-                t("numpy.ndarray", 2)
-            ));
-        }
-        // The other owners: counts exact, bytes within a page (one stray buffer the truth's
-        // walk cannot reach).
-        let mut others = Vec::new();
-        for name in ["bytearray", "array.array", "_io.BytesIO", "mmap.mmap"] {
-            let got = tool_type(&doc, name);
-            let (want_count, want_bytes, want_native) = (t(name, 0), t(name, 1), t(name, 2));
-            if got[0] != want_count
-                || got[2].abs_diff(want_native) > 4096
-                || got[1].abs_diff(want_bytes) > 4096
-            {
+            // ndarray: sys.getsizeof (numpy's array_sizeof) and the data the arrays own.
+            let nd = tool_type(&doc, "numpy.ndarray");
+            if !within(nd[1], t("numpy.ndarray", 1), 0.01) {
                 failures.push(format!(
-                    "[{label}] {name}: tool count {} bytes {} native {}, truth count \
-                     {want_count} bytes {want_bytes} native {want_native}",
-                    got[0], got[1], got[2]
+                    "[{label}] ndarray bytes {} vs sys.getsizeof {}",
+                    nd[1],
+                    t("numpy.ndarray", 1)
                 ));
             }
-            others.push(format!("{}/{}", got[2], want_native));
-        }
+            // Allowed: a few arrays only C holds (numpy's own caches), which no walk from
+            // gc.get_objects() reaches but the tool's heap scan finds.
+            let nd_truth = t("numpy.ndarray", 0);
+            if nd[0] < nd_truth || nd[0] > nd_truth + 16 {
+                failures.push(format!(
+                    "[{label}] ndarray count {} vs {nd_truth} reachable",
+                    nd[0]
+                ));
+            }
+            if !within(nd[2], t("numpy.ndarray", 2), 0.01) {
+                failures.push(format!(
+                    "[{label}] ndarray native {} vs owned nbytes {}",
+                    nd[2],
+                    t("numpy.ndarray", 2)
+                ));
+            }
+            // The other owners: counts exact, bytes within a page (one stray buffer the truth's
+            // walk cannot reach).
+            let mut others = Vec::new();
+            for name in ["bytearray", "array.array", "_io.BytesIO", "mmap.mmap"] {
+                let got = tool_type(&doc, name);
+                let (want_count, want_bytes, want_native) = (t(name, 0), t(name, 1), t(name, 2));
+                if got[0] != want_count
+                    || got[2].abs_diff(want_native) > 4096
+                    || got[1].abs_diff(want_bytes) > 4096
+                {
+                    failures.push(format!(
+                        "[{label}] {name}: tool count {} bytes {} native {}, truth count \
+                     {want_count} bytes {want_bytes} native {want_native}",
+                        got[0], got[1], got[2]
+                    ));
+                }
+                others.push(format!("{}/{}", got[2], want_native));
+            }
 
-        // The retention flamegraph charges the DataFrame's arrays to the DataFrame's path.
-        let folded = std::fs::read_to_string(&folded_path).unwrap_or_default();
-        let under_frame = weight_under(&folded, ";.frame ");
-        let (frame_native, frame_bytes) = (
-            target.truth_u64("frame_native"),
-            target.truth_u64("frame_bytes"),
-        );
-        if under_frame < frame_native || !within(under_frame, frame_bytes, 0.10) {
-            failures.push(format!(
-                "[{label}] under .frame {under_frame}: want >= its arrays' {frame_native} and \
+            // The retention flamegraph charges the DataFrame's arrays to the DataFrame's path.
+            let folded = std::fs::read_to_string(&folded_path).unwrap_or_default();
+            let under_frame = weight_under(&folded, ";.frame ");
+            let (frame_native, frame_bytes) = (
+                target.truth_u64("frame_native"),
+                target.truth_u64("frame_bytes"),
+            );
+            if under_frame < frame_native || !within(under_frame, frame_bytes, 0.10) {
+                failures.push(format!(
+                    "[{label}] under .frame {under_frame}: want >= its arrays' {frame_native} and \
                  within 10% of the {frame_bytes} reachable from it"
-            ));
-        }
+                ));
+            }
 
-        // The memory report names the owned buffers instead of leaving them "native".
-        let mem = &doc["memory"];
-        let owned = mem["owned_by_objects_bytes"].as_u64().unwrap_or(0);
-        let unattributed = mem["native_bytes"].as_u64().unwrap_or(u64::MAX);
-        let owners = target.truth_u64("owners_nbytes");
-        if owned < owners || unattributed >= owners / 2 {
-            failures.push(format!(
-                "[{label}] memory report: owned by objects {owned} (want >= {owners}), \
+            // The memory report names the owned buffers instead of leaving them "native".
+            let mem = &doc["memory"];
+            let owned = mem["owned_by_objects_bytes"].as_u64().unwrap_or(0);
+            let unattributed = mem["native_bytes"].as_u64().unwrap_or(u64::MAX);
+            let owners = target.truth_u64("owners_nbytes");
+            if owned < owners || unattributed >= owners / 2 {
+                failures.push(format!(
+                    "[{label}] memory report: owned by objects {owned} (want >= {owners}), \
                  native/unattributed {unattributed} (want < {})",
-                owners / 2
-            ));
-        }
+                    owners / 2
+                ));
+            }
 
-        // Object arrays' elements are edges: their strs and dicts have paths.
-        let ws: Value = serde_json::from_str(&why_str.stdout).unwrap_or_default();
-        let wd: Value = serde_json::from_str(&why_dict.stdout).unwrap_or_default();
-        let (labels_strs, unreached_strs) = why_counts(&ws, ".labels");
-        let (frame_strs, _) = why_counts(&ws, ".frame");
-        let (labels_dicts, _) = why_counts(&wd, ".labels");
-        let want = (
-            target.truth_u64("labels_strs"),
-            target.truth_u64("frame_strs"),
-            target.truth_u64("labels_dicts"),
-        );
-        if (labels_strs, frame_strs, labels_dicts) != want {
-            failures.push(format!(
-                "[{label}] why: (labels strs, frame strs, labels dicts) = \
+            // Object arrays' elements are edges: their strs and dicts have paths.
+            let ws: Value = serde_json::from_str(&why_str.stdout).unwrap_or_default();
+            let wd: Value = serde_json::from_str(&why_dict.stdout).unwrap_or_default();
+            let (labels_strs, unreached_strs) = why_counts(&ws, ".labels");
+            let (frame_strs, _) = why_counts(&ws, ".frame");
+            let (labels_dicts, _) = why_counts(&wd, ".labels");
+            let want = (
+                target.truth_u64("labels_strs"),
+                target.truth_u64("frame_strs"),
+                target.truth_u64("labels_dicts"),
+            );
+            if (labels_strs, frame_strs, labels_dicts) != want {
+                failures.push(format!(
+                    "[{label}] why: (labels strs, frame strs, labels dicts) = \
                  {:?}, truth {want:?}; {unreached_strs} strs unreachable",
-                (labels_strs, frame_strs, labels_dicts)
-            ));
-        }
-        if !why_text.stdout.contains("(native ") {
-            failures.push(format!(
-                "[{label}] why numpy.ndarray shows no native bytes:\n{}",
-                why_text.stdout
-            ));
-        }
-        table.row(vec![
-            label.clone(),
-            venv.numpy.clone(),
-            format!("{}/{nd_truth}", nd[0]),
-            format!("{}/{}", nd[1], t("numpy.ndarray", 1)),
-            format!("{}/{}", nd[2], t("numpy.ndarray", 2)),
-            others.join(" "),
-            format!("{under_frame}/{frame_bytes}"),
-            format!("{owned} / {unattributed}"),
-            format!("{labels_strs}, {frame_strs} ({unreached_strs} unreachable)"),
-        ]);
-    }
-    table.print("native_memory_matches_truth");
-    common::assert_no_failures("native memory", &failures);
+                    (labels_strs, frame_strs, labels_dicts)
+                ));
+            }
+            if !why_text.stdout.contains("(native ") {
+                failures.push(format!(
+                    "[{label}] why numpy.ndarray shows no native bytes:\n{}",
+                    why_text.stdout
+                ));
+            }
+            table.row(vec![
+                label.clone(),
+                venv.numpy.clone(),
+                format!("{}/{nd_truth}", nd[0]),
+                format!("{}/{}", nd[1], t("numpy.ndarray", 1)),
+                format!("{}/{}", nd[2], t("numpy.ndarray", 2)),
+                others.join(" "),
+                format!("{under_frame}/{frame_bytes}"),
+                format!("{owned} / {unattributed}"),
+                format!("{labels_strs}, {frame_strs} ({unreached_strs} unreachable)"),
+            ]);
+            Ok(())
+        },
+    );
 }

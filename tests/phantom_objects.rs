@@ -21,7 +21,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Interp, Table, Target};
+use common::{Interp, Target};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -175,59 +175,56 @@ fn run(interp: &Interp, failures: &mut Vec<String>) -> Result<Vec<Phase>, String
 
 #[test]
 fn no_phantom_objects() {
-    let mut table = Table::new(&[
-        "label",
-        "phase",
-        "Plain tool/truth",
-        "list tool/gc",
-        "MyInt/MyStr/MyFloat/MyBytes",
-        "int/str/float excess",
-        "tuple/dict excess",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            // No pymalloc arenas: the mimalloc scan has its own page-level checks.
-            println!(
-                "[{}] skipped: no pymalloc arenas (free-threaded)",
-                interp.label
-            );
-            continue;
-        }
-        let phases = match run(&interp, &mut failures) {
-            Ok(p) => p,
-            Err(e) => {
-                failures.push(format!("[{}] {e}", interp.label));
-                continue;
+    common::over_matrix(
+        common::interpreters(),
+        "no_phantom_objects",
+        "no_phantom_objects",
+        &[
+            "label",
+            "phase",
+            "Plain tool/truth",
+            "list tool/gc",
+            "MyInt/MyStr/MyFloat/MyBytes",
+            "int/str/float excess",
+            "tuple/dict excess",
+        ],
+        |interp, table, failures| {
+            if interp.is_free_threaded() {
+                // No pymalloc arenas: the mimalloc scan has its own page-level checks.
+                println!(
+                    "[{}] skipped: no pymalloc arenas (free-threaded)",
+                    interp.label
+                );
+                return Ok(());
             }
-        };
-        let base = phases[1].snaps[0].clone();
-        for p in &phases[1..] {
-            let s = &p.snaps[SNAPSHOTS - 1];
-            let get = |c: &Counts, ty: &str| c.get(ty).copied().unwrap_or(0) as i64;
-            let made = |ty: &str| {
-                if p.name == "planted" {
-                    p.truth["made"][ty].as_i64().unwrap_or(0)
-                } else {
-                    0
-                }
-            };
-            let excess = |ty: &str| get(s, ty) - get(&base, ty) - made(ty);
-            table.row(vec![
-                interp.label.clone(),
-                p.name.clone(),
-                format!("{}/{}", get(s, "__main__.Plain"), 20000),
-                format!("{}/{}", get(s, "list"), gc_count(&p.truth, "list")),
-                ["MyInt", "MyStr", "MyFloat", "MyBytes"]
-                    .iter()
-                    .map(|t| get(s, &format!("__main__.{t}")).to_string())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-                format!("{}/{}/{}", excess("int"), excess("str"), excess("float")),
-                format!("{}/{}", excess("tuple"), excess("dict")),
-            ]);
-        }
-    }
-    table.print("no_phantom_objects");
-    common::assert_no_failures("no_phantom_objects", &failures);
+            let phases = run(interp, failures)?;
+            let base = phases[1].snaps[0].clone();
+            for p in &phases[1..] {
+                let s = &p.snaps[SNAPSHOTS - 1];
+                let get = |c: &Counts, ty: &str| c.get(ty).copied().unwrap_or(0) as i64;
+                let made = |ty: &str| {
+                    if p.name == "planted" {
+                        p.truth["made"][ty].as_i64().unwrap_or(0)
+                    } else {
+                        0
+                    }
+                };
+                let excess = |ty: &str| get(s, ty) - get(&base, ty) - made(ty);
+                table.row(vec![
+                    interp.label.clone(),
+                    p.name.clone(),
+                    format!("{}/{}", get(s, "__main__.Plain"), 20000),
+                    format!("{}/{}", get(s, "list"), gc_count(&p.truth, "list")),
+                    ["MyInt", "MyStr", "MyFloat", "MyBytes"]
+                        .iter()
+                        .map(|t| get(s, &format!("__main__.{t}")).to_string())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    format!("{}/{}/{}", excess("int"), excess("str"), excess("float")),
+                    format!("{}/{}", excess("tuple"), excess("dict")),
+                ]);
+            }
+            Ok(())
+        },
+    );
 }

@@ -162,22 +162,22 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
 
 #[test]
 fn core_census_equals_live_census() {
-    let mut table = Table::new(&["interpreter", "core", "gc objects", "all objects", "census"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            common::unsupported(
-                &interp.label,
-                "free-threaded builds are not supported here yet",
-            );
-            continue;
-        }
-        if let Err(e) = check(&interp, &mut table) {
-            failures.push(format!("{}: {e}", interp.label));
-        }
-    }
-    table.print("snapshot --core vs live");
-    common::assert_no_failures("core", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "snapshot --core vs live",
+        "core",
+        &["interpreter", "core", "gc objects", "all objects", "census"],
+        |interp, table, _| {
+            if interp.is_free_threaded() {
+                common::unsupported(
+                    &interp.label,
+                    "free-threaded builds are not supported here yet",
+                );
+                return Ok(());
+            }
+            check(interp, table)
+        },
+    );
 }
 
 /// The executable moved after the dump: `--executable` points at it.

@@ -179,28 +179,24 @@ fn stripped_builds_with_and_without_debug_files() {
 /// ignored and rewritten.
 #[test]
 fn layout_cache_gives_the_same_layout_and_census() {
-    let mut table = Table::new(&["interpreter", "first", "second", "damaged", "census"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let t = match Target::spawn(&interp, "known_heap.py", &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("{}: {e}", interp.label));
-                continue;
+    common::over_matrix(
+        common::interpreters(),
+        "layout cache",
+        "layout cache",
+        &["interpreter", "first", "second", "damaged", "census"],
+        |interp, table, _| {
+            let t = Target::spawn(interp, "known_heap.py", &[])?;
+            match cache_round(&t)? {
+                Some(row) => table.row([vec![interp.label.clone()], row].concat()),
+                None => table.row(
+                    [interp.label.as_str(), "no DWARF", "", "", ""]
+                        .map(String::from)
+                        .to_vec(),
+                ),
             }
-        };
-        match cache_round(&t) {
-            Ok(Some(row)) => table.row([vec![interp.label.clone()], row].concat()),
-            Ok(None) => table.row(
-                [interp.label.as_str(), "no DWARF", "", "", ""]
-                    .map(String::from)
-                    .to_vec(),
-            ),
-            Err(e) => failures.push(format!("{}: {e}", interp.label)),
-        }
-    }
-    table.print("layout cache");
-    common::assert_no_failures("layout cache", &failures);
+            Ok(())
+        },
+    );
 }
 
 /// One target: Ok(None) when its layout has no DWARF, else the table row.

@@ -168,20 +168,20 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
 fn allocation_sites_equal_tracemalloc_statistics() {
     // The targets inherit it: tracing from the first line, as a user would run them.
     std::env::set_var("PYTHONTRACEMALLOC", NFRAME);
-    let mut table = Table::new(&["interpreter", "lines exact", "max depth", "tables found by"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            common::unsupported(
-                &interp.label,
-                "free-threaded builds are not supported here yet",
-            );
-            continue;
-        }
-        if let Err(e) = check(&interp, &mut table) {
-            failures.push(format!("{}: {e}", interp.label));
-        }
-    }
-    table.print("snapshot --by allocation vs tracemalloc statistics('lineno')");
-    common::assert_no_failures("tracemalloc", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "snapshot --by allocation vs tracemalloc statistics('lineno')",
+        "tracemalloc",
+        &["interpreter", "lines exact", "max depth", "tables found by"],
+        |interp, table, _| {
+            if interp.is_free_threaded() {
+                common::unsupported(
+                    &interp.label,
+                    "free-threaded builds are not supported here yet",
+                );
+                return Ok(());
+            }
+            check(interp, table)
+        },
+    );
 }

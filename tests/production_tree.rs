@@ -131,22 +131,22 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
 
 #[test]
 fn subprocesses_master_with_forked_workers() {
-    let mut table = Table::new(&["interpreter", "python procs", "skipped", "exact counts"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            common::unsupported(
-                &interp.label,
-                "free-threaded builds are not supported here yet",
-            );
-            continue;
-        }
-        if let Err(e) = check(&interp, &mut table) {
-            failures.push(format!("{}: {e}", interp.label));
-        }
-    }
-    table.print("snapshot --subprocesses");
-    common::assert_no_failures("subprocesses", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "snapshot --subprocesses",
+        "subprocesses",
+        &["interpreter", "python procs", "skipped", "exact counts"],
+        |interp, table, _| {
+            if interp.is_free_threaded() {
+                common::unsupported(
+                    &interp.label,
+                    "free-threaded builds are not supported here yet",
+                );
+                return Ok(());
+            }
+            check(interp, table)
+        },
+    );
 }
 
 /// Seconds of `record --subprocesses` per interpreter, and how long the first worker is
@@ -434,19 +434,17 @@ fn check_record(interp: &Interp, table: &mut Table) -> Result<(), String> {
 
 #[test]
 fn record_subprocesses_follows_recycled_workers() {
-    let mut table = Table::new(&[
-        "interpreter",
-        "processes",
-        "replaced: samples",
-        "successor: samples",
-        "leak rate",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if let Err(e) = check_record(&interp, &mut table) {
-            failures.push(format!("{}: {e}", interp.label));
-        }
-    }
-    table.print("record --subprocesses");
-    common::assert_no_failures("record --subprocesses", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "record --subprocesses",
+        "record --subprocesses",
+        &[
+            "interpreter",
+            "processes",
+            "replaced: samples",
+            "successor: samples",
+            "leak rate",
+        ],
+        |interp, table, _| check_record(interp, table),
+    );
 }

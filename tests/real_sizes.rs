@@ -324,29 +324,32 @@ fn measure(interp: &Interp) -> Result<(Outcome, Outcome), String> {
 /// published are the ones it counts): otherwise a difference above would be the truth's.
 #[test]
 fn stdlib_heap_truth_is_a_fixed_point() {
-    let mut table = Table::new(&["label", "verdict"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let dir = common::ScratchDir::new("selfcheck-stdlib");
-        let truth = dir.path().join("truth.json");
-        let truth = truth.to_string_lossy();
-        let run = common::run_script(
-            &interp,
-            "stdlib_heap.py",
-            &[truth.as_ref()],
-            &[("PYMEMSPY_SELFCHECK", "1")],
-        );
-        let verdict = run
-            .stderr
-            .lines()
-            .rfind(|l| l.starts_with("SELFCHECK OK") || l.starts_with("SELFCHECK FAIL"))
-            .unwrap_or("no verdict")
-            .to_string();
-        if !(run.status.success() && !run.timed_out && verdict.starts_with("SELFCHECK OK")) {
-            failures.push(format!("[{}] {}", interp.label, run.describe()));
-        }
-        table.row(vec![interp.label.clone(), verdict]);
-    }
-    table.print("stdlib_heap_truth_is_a_fixed_point");
-    common::assert_no_failures("stdlib_heap_truth_is_a_fixed_point", &failures);
+    common::over_matrix(
+        common::interpreters(),
+        "stdlib_heap_truth_is_a_fixed_point",
+        "stdlib_heap_truth_is_a_fixed_point",
+        &["label", "verdict"],
+        |interp, table, failures| {
+            let dir = common::ScratchDir::new("selfcheck-stdlib");
+            let truth = dir.path().join("truth.json");
+            let truth = truth.to_string_lossy();
+            let run = common::run_script(
+                interp,
+                "stdlib_heap.py",
+                &[truth.as_ref()],
+                &[("PYMEMSPY_SELFCHECK", "1")],
+            );
+            let verdict = run
+                .stderr
+                .lines()
+                .rfind(|l| l.starts_with("SELFCHECK OK") || l.starts_with("SELFCHECK FAIL"))
+                .unwrap_or("no verdict")
+                .to_string();
+            if !(run.status.success() && !run.timed_out && verdict.starts_with("SELFCHECK OK")) {
+                failures.push(format!("[{}] {}", interp.label, run.describe()));
+            }
+            table.row(vec![interp.label.clone(), verdict]);
+            Ok(())
+        },
+    );
 }

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Interp, Run, ScratchDir, Table, Target};
+use common::{Interp, Run, ScratchDir, Target};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -150,218 +150,227 @@ fn verdict_of(doc: &Value, truth: &Value, key: &str) -> String {
 
 #[test]
 fn record_finds_the_retained_type_on_every_interpreter() {
-    let mut table = Table::new(&[
-        "label", "samples", "rate", "truth", "retained", "churn", "steady", "time", "result",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if skip(&interp) {
-            continue;
-        }
-        let target = match Target::spawn(&interp, SCRIPT, &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{}] target: {e}", interp.label));
-                continue;
+    common::over_matrix(
+        common::interpreters(),
+        "record_finds_the_retained_type_on_every_interpreter (* = suspect)",
+        "record_finds_the_retained_type",
+        &[
+            "label", "samples", "rate", "truth", "retained", "churn", "steady", "time", "result",
+        ],
+        |interp, table, failures| {
+            if skip(interp) {
+                return Ok(());
             }
-        };
-        let out = target.scratch().join("rec.json");
-        let run = common::run_tool(&[
-            "record",
-            "--pid",
-            &target.pid_arg(),
-            "--duration",
-            "6",
-            "--interval",
-            "0.5",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        let mut row = vec![interp.label.clone()];
-        let problems = match read_recording(&out, &run) {
-            Err(e) => {
-                row.extend(["-", "-", "-", "-", "-", "-"].map(String::from));
-                vec![e]
+            let target = match Target::spawn(interp, SCRIPT, &[]) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(format!("[{}] target: {e}", interp.label));
+                    return Ok(());
+                }
+            };
+            let out = target.scratch().join("rec.json");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &target.pid_arg(),
+                "--duration",
+                "6",
+                "--interval",
+                "0.5",
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            let mut row = vec![interp.label.clone()];
+            let problems = match read_recording(&out, &run) {
+                Err(e) => {
+                    row.extend(["-", "-", "-", "-", "-", "-"].map(String::from));
+                    vec![e]
+                }
+                Ok(doc) => {
+                    let rate = growth(&doc, truth_str(&target.truth, "retained_type"))
+                        .and_then(|g| g["rate_per_s"].as_f64())
+                        .map_or("-".into(), |r| format!("{r:.0}/s"));
+                    row.extend([
+                        samples(&doc).to_string(),
+                        rate,
+                        format!("{}/s", target.truth["retain_rate"]),
+                        verdict_of(&doc, &target.truth, "retained_type"),
+                        verdict_of(&doc, &target.truth, "churn_type"),
+                        verdict_of(&doc, &target.truth, "steady_type"),
+                    ]);
+                    check_growth(&doc, &target.truth)
+                }
+            };
+            row.push(format!("{:.1}s", run.elapsed.as_secs_f64()));
+            row.push(if problems.is_empty() { "ok" } else { "FAIL" }.into());
+            table.row(row);
+            for p in problems {
+                failures.push(format!(
+                    "[{}] {p}; target log:\n{}",
+                    interp.label,
+                    target.log_tail()
+                ));
             }
-            Ok(doc) => {
-                let rate = growth(&doc, truth_str(&target.truth, "retained_type"))
-                    .and_then(|g| g["rate_per_s"].as_f64())
-                    .map_or("-".into(), |r| format!("{r:.0}/s"));
-                row.extend([
-                    samples(&doc).to_string(),
-                    rate,
-                    format!("{}/s", target.truth["retain_rate"]),
-                    verdict_of(&doc, &target.truth, "retained_type"),
-                    verdict_of(&doc, &target.truth, "churn_type"),
-                    verdict_of(&doc, &target.truth, "steady_type"),
-                ]);
-                check_growth(&doc, &target.truth)
-            }
-        };
-        row.push(format!("{:.1}s", run.elapsed.as_secs_f64()));
-        row.push(if problems.is_empty() { "ok" } else { "FAIL" }.into());
-        table.row(row);
-        for p in problems {
-            failures.push(format!(
-                "[{}] {p}; target log:\n{}",
-                interp.label,
-                target.log_tail()
-            ));
-        }
-    }
-    table.print("record_finds_the_retained_type_on_every_interpreter (* = suspect)");
-    common::assert_no_failures("record_finds_the_retained_type", &failures);
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn killing_the_target_mid_record_keeps_what_was_recorded() {
-    let mut table = Table::new(&["label", "exit", "samples", "end", "result"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if skip(&interp) {
-            continue;
-        }
-        let target = match Target::spawn(&interp, SCRIPT, &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{}] target: {e}", interp.label));
-                continue;
+    common::over_matrix(
+        common::interpreters(),
+        "killing_the_target_mid_record_keeps_what_was_recorded",
+        "killing_the_target_mid_record",
+        &["label", "exit", "samples", "end", "result"],
+        |interp, table, failures| {
+            if skip(interp) {
+                return Ok(());
             }
-        };
-        let out = target.scratch().join("killed.json");
-        let pid = target.pid_arg();
-        let run = thread::scope(|s| {
-            let tool = s.spawn(|| {
-                common::run_tool(&[
-                    "record",
-                    "--pid",
-                    &pid,
-                    "--duration",
-                    "60",
-                    "--interval",
-                    "0.25",
-                    "-o",
-                    out.to_str().unwrap(),
-                ])
+            let target = match Target::spawn(interp, SCRIPT, &[]) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(format!("[{}] target: {e}", interp.label));
+                    return Ok(());
+                }
+            };
+            let out = target.scratch().join("killed.json");
+            let pid = target.pid_arg();
+            let run = thread::scope(|s| {
+                let tool = s.spawn(|| {
+                    common::run_tool(&[
+                        "record",
+                        "--pid",
+                        &pid,
+                        "--duration",
+                        "60",
+                        "--interval",
+                        "0.25",
+                        "-o",
+                        out.to_str().unwrap(),
+                    ])
+                });
+                // Long enough to attach and take a few samples, then kill it mid-recording.
+                thread::sleep(Duration::from_secs(4));
+                let _ = kill(Pid::from_raw(target.pid as i32), Signal::SIGKILL);
+                tool.join().expect("tool thread")
             });
-            // Long enough to attach and take a few samples, then kill it mid-recording.
-            thread::sleep(Duration::from_secs(4));
-            let _ = kill(Pid::from_raw(target.pid as i32), Signal::SIGKILL);
-            tool.join().expect("tool thread")
-        });
-        let mut problems = Vec::new();
-        let (n, end) = match read_recording(&out, &run) {
-            Err(e) => {
-                problems.push(e);
-                (0, "-".to_string())
-            }
-            Ok(doc) => {
-                let end = doc["end_reason"].as_str().unwrap_or("?").to_string();
-                if end != "target-exited" {
-                    problems.push(format!("end_reason {end}"));
+            let mut problems = Vec::new();
+            let (n, end) = match read_recording(&out, &run) {
+                Err(e) => {
+                    problems.push(e);
+                    (0, "-".to_string())
                 }
-                if samples(&doc) == 0 {
-                    problems.push("no samples kept".into());
+                Ok(doc) => {
+                    let end = doc["end_reason"].as_str().unwrap_or("?").to_string();
+                    if end != "target-exited" {
+                        problems.push(format!("end_reason {end}"));
+                    }
+                    if samples(&doc) == 0 {
+                        problems.push("no samples kept".into());
+                    }
+                    if !run.stderr.contains("target exited") {
+                        problems.push(format!("no warning that the target exited: {}", run.stderr));
+                    }
+                    (samples(&doc), end)
                 }
-                if !run.stderr.contains("target exited") {
-                    problems.push(format!("no warning that the target exited: {}", run.stderr));
-                }
-                (samples(&doc), end)
-            }
-        };
-        table.row(vec![
-            interp.label.clone(),
-            run.status.to_string(),
-            n.to_string(),
-            end,
-            if problems.is_empty() { "ok" } else { "FAIL" }.into(),
-        ]);
-        failures.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("[{}] {p}", interp.label)),
-        );
-    }
-    table.print("killing_the_target_mid_record_keeps_what_was_recorded");
-    common::assert_no_failures("killing_the_target_mid_record", &failures);
+            };
+            table.row(vec![
+                interp.label.clone(),
+                run.status.to_string(),
+                n.to_string(),
+                end,
+                if problems.is_empty() { "ok" } else { "FAIL" }.into(),
+            ]);
+            failures.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("[{}] {p}", interp.label)),
+            );
+            Ok(())
+        },
+    );
 }
 
 #[test]
 fn record_starts_the_command_and_stops_when_it_exits() {
-    let mut table = Table::new(&["label", "exit", "samples", "end", "retained Δ", "result"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if skip(&interp) {
-            continue;
-        }
-        let dir = ScratchDir::new("spawn");
-        let truth_path = dir.path().join("truth.json");
-        let out = dir.path().join("spawned.json");
-        let script = common::target_script(SCRIPT);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
-        // Hermetic: no layout cache from earlier runs.
-        cmd.env("PYMEMSPY_NO_CACHE", "1");
-        cmd.args(["record", "--interval", "0.5", "--duration", "120", "-o"])
-            .arg(&out)
-            .arg("--")
-            .args(&interp.argv_prefix)
-            .arg(&script)
-            .arg(&truth_path)
-            .args(["--exit-after", "4"])
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env_remove("RUST_LOG");
-        let run = common::run_with_timeout(cmd, common::TOOL_TIMEOUT);
-        let mut problems = Vec::new();
-        let mut row = vec![interp.label.clone(), run.status.to_string()];
-        match read_recording(&out, &run) {
-            Err(e) => {
-                problems.push(e);
-                row.extend(["-", "-", "-"].map(String::from));
+    common::over_matrix(
+        common::interpreters(),
+        "record_starts_the_command_and_stops_when_it_exits",
+        "record_starts_the_command",
+        &["label", "exit", "samples", "end", "retained Δ", "result"],
+        |interp, table, failures| {
+            if skip(interp) {
+                return Ok(());
             }
-            Ok(doc) => {
-                let truth: Value = std::fs::read_to_string(&truth_path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null);
-                if truth["pid"] != doc["pid"] {
-                    problems.push(format!(
-                        "recorded pid {} but the script ran as {}",
-                        doc["pid"], truth["pid"]
-                    ));
+            let dir = ScratchDir::new("spawn");
+            let truth_path = dir.path().join("truth.json");
+            let out = dir.path().join("spawned.json");
+            let script = common::target_script(SCRIPT);
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymemspy"));
+            // Hermetic: no layout cache from earlier runs.
+            cmd.env("PYMEMSPY_NO_CACHE", "1");
+            cmd.args(["record", "--interval", "0.5", "--duration", "120", "-o"])
+                .arg(&out)
+                .arg("--")
+                .args(&interp.argv_prefix)
+                .arg(&script)
+                .arg(&truth_path)
+                .args(["--exit-after", "4"])
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .env_remove("RUST_LOG");
+            let run = common::run_with_timeout(cmd, common::TOOL_TIMEOUT);
+            let mut problems = Vec::new();
+            let mut row = vec![interp.label.clone(), run.status.to_string()];
+            match read_recording(&out, &run) {
+                Err(e) => {
+                    problems.push(e);
+                    row.extend(["-", "-", "-"].map(String::from));
                 }
-                let end = doc["end_reason"].as_str().unwrap_or("?").to_string();
-                if end != "target-exited" {
-                    problems.push(format!(
-                        "end_reason {end}: should stop when the command exits"
-                    ));
-                }
-                let retained = growth(&doc, "__main__.Retained")
-                    .and_then(|g| g["count_delta"].as_i64())
-                    .unwrap_or(0);
-                if retained <= 0 {
-                    problems.push(format!("__main__.Retained did not grow ({retained})"));
-                }
-                if samples(&doc) < 3 {
-                    problems.push(format!("only {} samples", samples(&doc)));
-                }
-                if let Some(pid) = truth["pid"].as_u64() {
-                    if common::process_state(pid as u32).is_some() {
-                        problems.push(format!("the started program {pid} outlived the tool"));
+                Ok(doc) => {
+                    let truth: Value = std::fs::read_to_string(&truth_path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or(Value::Null);
+                    if truth["pid"] != doc["pid"] {
+                        problems.push(format!(
+                            "recorded pid {} but the script ran as {}",
+                            doc["pid"], truth["pid"]
+                        ));
                     }
+                    let end = doc["end_reason"].as_str().unwrap_or("?").to_string();
+                    if end != "target-exited" {
+                        problems.push(format!(
+                            "end_reason {end}: should stop when the command exits"
+                        ));
+                    }
+                    let retained = growth(&doc, "__main__.Retained")
+                        .and_then(|g| g["count_delta"].as_i64())
+                        .unwrap_or(0);
+                    if retained <= 0 {
+                        problems.push(format!("__main__.Retained did not grow ({retained})"));
+                    }
+                    if samples(&doc) < 3 {
+                        problems.push(format!("only {} samples", samples(&doc)));
+                    }
+                    if let Some(pid) = truth["pid"].as_u64() {
+                        if common::process_state(pid as u32).is_some() {
+                            problems.push(format!("the started program {pid} outlived the tool"));
+                        }
+                    }
+                    row.extend([samples(&doc).to_string(), end, retained.to_string()]);
                 }
-                row.extend([samples(&doc).to_string(), end, retained.to_string()]);
             }
-        }
-        row.push(if problems.is_empty() { "ok" } else { "FAIL" }.into());
-        table.row(row);
-        failures.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("[{}] {p}", interp.label)),
-        );
-    }
-    table.print("record_starts_the_command_and_stops_when_it_exits");
-    common::assert_no_failures("record_starts_the_command", &failures);
+            row.push(if problems.is_empty() { "ok" } else { "FAIL" }.into());
+            table.row(row);
+            failures.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("[{}] {p}", interp.label)),
+            );
+            Ok(())
+        },
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Table, Target};
+use common::Target;
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,8 +25,6 @@ fn leaky_share(folded: &str) -> f64 {
 
 #[test]
 fn record_writes_the_allocation_flamegraph_in_every_format() {
-    let mut table = Table::new(&["label", "folded share", "svg", "speedscope", "pprof"]);
-    let mut failures = Vec::new();
     // Two interpreters suffice here: alloc_profile.rs measures the share on the whole matrix.
     // Preferably a pyenv 3.12 and Debian's 3.15; on a machine without them, any two GIL builds.
     let gil: Vec<_> = common::interpreters()
@@ -47,142 +45,141 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
         return;
     }
     let go = Command::new("go").arg("version").output().is_ok();
-    for interp in interps {
-        let target = match Target::spawn(&interp, "alloc_server.py", &["--seconds", "120"]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{}] {e}", interp.label));
-                continue;
-            }
-        };
-        let pid = target.pid_arg();
-        let dir = target.scratch().to_path_buf();
-        // The server idles until told to start its request loop.
-        let _ = std::fs::write(dir.join("truth.json.go"), "");
-        // 10 s runs: the sampler charges only objects made inside its microsecond windows and
-        // judges none younger than a second, so shorter runs leave thin or empty profiles.
-        let folded = dir.join("a.folded");
-        let svg = dir.join("a.svg");
-        let run = common::run_tool(&[
-            "record",
-            "--pid",
-            &pid,
-            "--duration",
-            "10",
-            "--format",
-            "collapsed",
-            "-o",
-            folded.to_str().unwrap_or_default(),
-        ]);
-        if !run.status.success() {
-            failures.push(format!(
-                "[{}] record failed: {}",
-                interp.label,
-                run.describe()
-            ));
-            continue;
-        }
-        let text = std::fs::read_to_string(&folded).unwrap_or_default();
-        let share = leaky_share(&text);
-        if share < 0.6 {
-            failures.push(format!(
-                "[{}] {:.0}% under leaky_handler",
-                interp.label,
-                share * 100.0
-            ));
-        }
-        // The other formats render the recording written beside the folded file.
-        let json = folded.with_extension("json");
-        if !json.exists() {
-            failures.push(format!(
-                "[{}] no recording beside the flamegraph",
-                interp.label
-            ));
-        }
-        let run = common::run_tool(&[
-            "record",
-            "--pid",
-            &pid,
-            "--duration",
-            "10",
-            "-o",
-            svg.to_str().unwrap_or_default(),
-        ]);
-        let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
-        let svg_ok = run.status.success()
-            && svg_text.starts_with("<?xml")
-            && svg_text.contains("leaky_handler")
-            && svg_text.contains("Allocation flamegraph")
-            && svg_text.trim_end().ends_with("</svg>");
-        if !svg_ok {
-            failures.push(format!("[{}] SVG: {}", interp.label, run.describe()));
-        }
-        let ss = dir.join("a.speedscope.json");
-        let run = common::run_tool(&[
-            "record",
-            "--pid",
-            &pid,
-            "--duration",
-            "10",
-            "--format",
-            "speedscope",
-            "-o",
-            ss.to_str().unwrap_or_default(),
-        ]);
-        let ss_doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&ss).unwrap_or_default())
-                .unwrap_or_default();
-        let ss_ok = run.status.success()
-            && ss_doc["$schema"]
-                .as_str()
-                .is_some_and(|s| s.contains("speedscope"));
-        if !ss_ok {
-            failures.push(format!("[{}] speedscope: {}", interp.label, run.describe()));
-        }
-        let pp = dir.join("a.pb.gz");
-        let run = common::run_tool(&[
-            "record",
-            "--pid",
-            &pid,
-            "--duration",
-            "10",
-            "--format",
-            "pprof",
-            "-o",
-            pp.to_str().unwrap_or_default(),
-        ]);
-        let pprof = if !run.status.success() {
-            failures.push(format!("[{}] pprof: {}", interp.label, run.describe()));
-            "FAIL".to_string()
-        } else if go {
-            let mut cmd = Command::new("go");
-            cmd.args(["tool", "pprof", "-top"]).arg(&pp);
-            let top = common::run_with_timeout(cmd, Duration::from_secs(120));
-            if !top.status.success() || !top.stdout.contains("leaky_handler") {
+    common::over_matrix(
+        interps,
+        "record_writes_the_allocation_flamegraph_in_every_format",
+        "record_flamegraph",
+        &["label", "folded share", "svg", "speedscope", "pprof"],
+        |interp, table, failures| {
+            let target = Target::spawn(interp, "alloc_server.py", &["--seconds", "120"])?;
+            let pid = target.pid_arg();
+            let dir = target.scratch().to_path_buf();
+            // The server idles until told to start its request loop.
+            let _ = std::fs::write(dir.join("truth.json.go"), "");
+            // 10 s runs: the sampler charges only objects made inside its microsecond windows and
+            // judges none younger than a second, so shorter runs leave thin or empty profiles.
+            let folded = dir.join("a.folded");
+            let svg = dir.join("a.svg");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--duration",
+                "10",
+                "--format",
+                "collapsed",
+                "-o",
+                folded.to_str().unwrap_or_default(),
+            ]);
+            if !run.status.success() {
                 failures.push(format!(
-                    "[{}] go tool pprof -top: {}",
+                    "[{}] record failed: {}",
                     interp.label,
-                    top.describe()
+                    run.describe()
                 ));
-                "FAIL".into()
-            } else {
-                "go tool pprof ok".into()
+                return Ok(());
             }
-        } else if std::env::var_os("CI").is_some() {
-            failures.push("go is not installed (CI installs golang-go)".into());
-            "no go".into()
-        } else {
-            common::skip("go not installed: pprof output not checked with go tool pprof");
-            "written".into()
-        };
-        table.row(vec![
-            interp.label.clone(),
-            format!("{:.1}%", share * 100.0),
-            if svg_ok { "ok" } else { "FAIL" }.into(),
-            if ss_ok { "ok" } else { "FAIL" }.into(),
-            pprof,
-        ]);
-    }
-    table.print("record_writes_the_allocation_flamegraph_in_every_format");
-    common::assert_no_failures("record_flamegraph", &failures);
+            let text = std::fs::read_to_string(&folded).unwrap_or_default();
+            let share = leaky_share(&text);
+            if share < 0.6 {
+                failures.push(format!(
+                    "[{}] {:.0}% under leaky_handler",
+                    interp.label,
+                    share * 100.0
+                ));
+            }
+            // The other formats render the recording written beside the folded file.
+            let json = folded.with_extension("json");
+            if !json.exists() {
+                failures.push(format!(
+                    "[{}] no recording beside the flamegraph",
+                    interp.label
+                ));
+            }
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--duration",
+                "10",
+                "-o",
+                svg.to_str().unwrap_or_default(),
+            ]);
+            let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
+            let svg_ok = run.status.success()
+                && svg_text.starts_with("<?xml")
+                && svg_text.contains("leaky_handler")
+                && svg_text.contains("Allocation flamegraph")
+                && svg_text.trim_end().ends_with("</svg>");
+            if !svg_ok {
+                failures.push(format!("[{}] SVG: {}", interp.label, run.describe()));
+            }
+            let ss = dir.join("a.speedscope.json");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--duration",
+                "10",
+                "--format",
+                "speedscope",
+                "-o",
+                ss.to_str().unwrap_or_default(),
+            ]);
+            let ss_doc: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&ss).unwrap_or_default())
+                    .unwrap_or_default();
+            let ss_ok = run.status.success()
+                && ss_doc["$schema"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("speedscope"));
+            if !ss_ok {
+                failures.push(format!("[{}] speedscope: {}", interp.label, run.describe()));
+            }
+            let pp = dir.join("a.pb.gz");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--duration",
+                "10",
+                "--format",
+                "pprof",
+                "-o",
+                pp.to_str().unwrap_or_default(),
+            ]);
+            let pprof = if !run.status.success() {
+                failures.push(format!("[{}] pprof: {}", interp.label, run.describe()));
+                "FAIL".to_string()
+            } else if go {
+                let mut cmd = Command::new("go");
+                cmd.args(["tool", "pprof", "-top"]).arg(&pp);
+                let top = common::run_with_timeout(cmd, Duration::from_secs(120));
+                if !top.status.success() || !top.stdout.contains("leaky_handler") {
+                    failures.push(format!(
+                        "[{}] go tool pprof -top: {}",
+                        interp.label,
+                        top.describe()
+                    ));
+                    "FAIL".into()
+                } else {
+                    "go tool pprof ok".into()
+                }
+            } else if std::env::var_os("CI").is_some() {
+                failures.push("go is not installed (CI installs golang-go)".into());
+                "no go".into()
+            } else {
+                common::skip("go not installed: pprof output not checked with go tool pprof");
+                "written".into()
+            };
+            table.row(vec![
+                interp.label.clone(),
+                format!("{:.1}%", share * 100.0),
+                if svg_ok { "ok" } else { "FAIL" }.into(),
+                if ss_ok { "ok" } else { "FAIL" }.into(),
+                pprof,
+            ]);
+            Ok(())
+        },
+    );
 }

@@ -256,17 +256,15 @@ fn snapshot_and_compare(target: &Target) -> Result<(Verdict, Snapshot, Duration)
     Ok((compare(&target.truth, &snap), snap, run.elapsed))
 }
 
-fn table() -> Table {
-    Table::new(&[
-        "label",
-        "version",
-        "objects truth(+frozen)",
-        "objects tool",
-        "types matched",
-        "tool time",
-        "result",
-    ])
-}
+const HEADER: &[&str] = &[
+    "label",
+    "version",
+    "objects truth(+frozen)",
+    "objects tool",
+    "types matched",
+    "tool time",
+    "result",
+];
 
 /// One table row plus the failures (prefixed with the label) of one run.
 fn record(
@@ -324,23 +322,22 @@ fn census_scenario(
     args: &[&str],
     extra: impl Fn(&Interp, &Target, &mut Table, &mut Vec<String>),
 ) {
-    let mut table = table();
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let target = match Target::spawn(&interp, "known_heap.py", args) {
-            Ok(target) => target,
-            Err(err) => {
-                record_no_target(&interp.label, "FAIL (target)", &mut table);
-                failures.push(format!("[{}] target did not start: {err}", interp.label));
-                continue;
-            }
-        };
-        let outcome = snapshot_and_compare(&target);
-        record(&interp.label, &target, &outcome, &mut table, &mut failures);
-        extra(&interp, &target, &mut table, &mut failures);
-    }
-    table.print(test);
-    common::assert_no_failures(test, &failures);
+    common::over_matrix(
+        common::interpreters(),
+        test,
+        test,
+        HEADER,
+        |interp, table, failures| {
+            let target = Target::spawn(interp, "known_heap.py", args).map_err(|err| {
+                record_no_target(&interp.label, "FAIL (target)", table);
+                format!("target did not start: {err}")
+            })?;
+            let outcome = snapshot_and_compare(&target);
+            record(&interp.label, &target, &outcome, table, failures);
+            extra(interp, &target, table, failures);
+            Ok(())
+        },
+    );
 }
 
 #[test]

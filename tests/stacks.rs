@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Table, Target};
+use common::Target;
 use serde_json::Value;
 
 const SCHEMA: &str = "pymemspy.dump/1";
@@ -109,66 +109,69 @@ fn compare(truth: &Value, dump: &Value, pid: u32) -> (Vec<String>, usize) {
 
 #[test]
 fn dump_shows_every_threads_stack() {
-    let mut table = Table::new(&["label", "version", "threads matched", "tool time", "result"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let label = interp.label.clone();
-        if interp.is_free_threaded() {
-            println!("note [{label}] skipped: free-threaded build (not supported yet)");
-            table.row(vec![
-                label,
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "skipped".into(),
-            ]);
-            continue;
-        }
-        let target = match Target::spawn(&interp, "thread_stacks.py", &[]) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("[{label}] target did not start: {e}"));
+    common::over_matrix(
+        common::interpreters(),
+        "dump_shows_every_threads_stack",
+        "dump_shows_every_threads_stack",
+        &["label", "version", "threads matched", "tool time", "result"],
+        |interp, table, failures| {
+            let label = interp.label.clone();
+            if interp.is_free_threaded() {
+                println!("note [{label}] skipped: free-threaded build (not supported yet)");
                 table.row(vec![
                     label,
                     "-".into(),
                     "-".into(),
                     "-".into(),
-                    "FAIL".into(),
+                    "skipped".into(),
                 ]);
-                continue;
+                return Ok(());
             }
-        };
-        let run = common::run_tool(&["dump", "--pid", &target.pid_arg(), "--format", "json"]);
-        let mut row = vec![label.clone(), target.truth_version()];
-        let outcome = if !run.status.success() || run.timed_out {
-            Err(format!("tool failed: {}", run.describe()))
-        } else {
-            serde_json::from_str::<Value>(run.stdout.trim())
-                .map_err(|e| format!("output is not JSON ({e}): {:.300}", run.stdout))
-        };
-        match outcome {
-            Ok(dump) => {
-                let (fails, matched) = compare(&target.truth, &dump, target.pid);
-                let n = target.truth["threads"].as_object().map_or(0, |t| t.len());
-                row.push(format!("{matched}/{n}"));
-                row.push(format!("{:.2}s", run.elapsed.as_secs_f64()));
-                row.push(if fails.is_empty() { "ok" } else { "FAIL" }.into());
-                failures.extend(fails.into_iter().map(|f| format!("[{label}] {f}")));
+            let target = match Target::spawn(interp, "thread_stacks.py", &[]) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(format!("[{label}] target did not start: {e}"));
+                    table.row(vec![
+                        label,
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "FAIL".into(),
+                    ]);
+                    return Ok(());
+                }
+            };
+            let run = common::run_tool(&["dump", "--pid", &target.pid_arg(), "--format", "json"]);
+            let mut row = vec![label.clone(), target.truth_version()];
+            let outcome = if !run.status.success() || run.timed_out {
+                Err(format!("tool failed: {}", run.describe()))
+            } else {
+                serde_json::from_str::<Value>(run.stdout.trim())
+                    .map_err(|e| format!("output is not JSON ({e}): {:.300}", run.stdout))
+            };
+            match outcome {
+                Ok(dump) => {
+                    let (fails, matched) = compare(&target.truth, &dump, target.pid);
+                    let n = target.truth["threads"].as_object().map_or(0, |t| t.len());
+                    row.push(format!("{matched}/{n}"));
+                    row.push(format!("{:.2}s", run.elapsed.as_secs_f64()));
+                    row.push(if fails.is_empty() { "ok" } else { "FAIL" }.into());
+                    failures.extend(fails.into_iter().map(|f| format!("[{label}] {f}")));
+                }
+                Err(e) => {
+                    row.extend(["-".into(), "-".into(), "FAIL".into()]);
+                    failures.push(format!("[{label}] {e}"));
+                }
             }
-            Err(e) => {
-                row.extend(["-".into(), "-".into(), "FAIL".into()]);
-                failures.push(format!("[{label}] {e}"));
+            table.row(row);
+            // The text form names the same functions.
+            let text = common::run_tool(&["dump", "--pid", &target.pid_arg()]);
+            for func in ["main_leaf", "worker_leaf", "spin_leaf", "holds the GIL"] {
+                if !text.stdout.contains(func) {
+                    failures.push(format!("[{label}] text dump lacks {func:?}"));
+                }
             }
-        }
-        table.row(row);
-        // The text form names the same functions.
-        let text = common::run_tool(&["dump", "--pid", &target.pid_arg()]);
-        for func in ["main_leaf", "worker_leaf", "spin_leaf", "holds the GIL"] {
-            if !text.stdout.contains(func) {
-                failures.push(format!("[{label}] text dump lacks {func:?}"));
-            }
-        }
-    }
-    table.print("dump_shows_every_threads_stack");
-    common::assert_no_failures("dump_shows_every_threads_stack", &failures);
+            Ok(())
+        },
+    );
 }

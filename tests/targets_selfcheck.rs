@@ -5,46 +5,48 @@
 
 mod common;
 
-use common::Table;
-
 const SCENARIOS: &[&[&str]] = &[&[], &["--freeze"], &["--deadlock"]];
 
 #[test]
 fn known_heap_truth_is_a_fixed_point() {
-    let mut table = Table::new(&["label", "args", "result", "time"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        for args in SCENARIOS {
-            let dir = common::ScratchDir::new("selfcheck");
-            let truth = dir.path().join("truth.json");
-            let truth = truth.to_string_lossy();
-            let mut argv = vec![truth.as_ref()];
-            argv.extend_from_slice(args);
-            let run = common::run_script(
-                &interp,
-                "known_heap.py",
-                &argv,
-                &[("PYMEMSPY_SELFCHECK", "1")],
-            );
-            // known_heap.py prints one "SELFCHECK OK|FAIL ..." verdict line.
-            let verdict = run
-                .stderr
-                .lines()
-                .rfind(|l| l.starts_with("SELFCHECK OK") || l.starts_with("SELFCHECK FAIL"))
-                .unwrap_or("no verdict")
-                .to_string();
-            let ok = run.status.success() && !run.timed_out && verdict.starts_with("SELFCHECK OK");
-            if !ok {
-                failures.push(format!("[{}] {:?}: {}", interp.label, args, run.describe()));
+    common::over_matrix(
+        common::interpreters(),
+        "known_heap_truth_is_a_fixed_point",
+        "known_heap_truth_is_a_fixed_point",
+        &["label", "args", "result", "time"],
+        |interp, table, failures| {
+            for args in SCENARIOS {
+                let dir = common::ScratchDir::new("selfcheck");
+                let truth = dir.path().join("truth.json");
+                let truth = truth.to_string_lossy();
+                let mut argv = vec![truth.as_ref()];
+                argv.extend_from_slice(args);
+                let run = common::run_script(
+                    interp,
+                    "known_heap.py",
+                    &argv,
+                    &[("PYMEMSPY_SELFCHECK", "1")],
+                );
+                // known_heap.py prints one "SELFCHECK OK|FAIL ..." verdict line.
+                let verdict = run
+                    .stderr
+                    .lines()
+                    .rfind(|l| l.starts_with("SELFCHECK OK") || l.starts_with("SELFCHECK FAIL"))
+                    .unwrap_or("no verdict")
+                    .to_string();
+                let ok =
+                    run.status.success() && !run.timed_out && verdict.starts_with("SELFCHECK OK");
+                if !ok {
+                    failures.push(format!("[{}] {:?}: {}", interp.label, args, run.describe()));
+                }
+                table.row(vec![
+                    interp.label.clone(),
+                    args.join(" "),
+                    verdict,
+                    format!("{:.2}s", run.elapsed.as_secs_f64()),
+                ]);
             }
-            table.row(vec![
-                interp.label.clone(),
-                args.join(" "),
-                verdict,
-                format!("{:.2}s", run.elapsed.as_secs_f64()),
-            ]);
-        }
-    }
-    table.print("known_heap_truth_is_a_fixed_point");
-    common::assert_no_failures("known_heap_truth_is_a_fixed_point", &failures);
+            Ok(())
+        },
+    );
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Interp, Run, Table, Target};
+use common::{Interp, Run, Target};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -148,39 +148,39 @@ fn exact(counts: &[u64], truth: u64) -> usize {
 /// owner threads.
 #[test]
 fn complete_snapshots_count_stable_types_through_torn_reads() {
-    let mut table = Table::new(&["label", "type", "truth", "exact", "seen counts"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let Some(target) = spawn(&interp, &mut failures) else {
-            continue;
-        };
-        let (seen, _) = take_snapshots(&interp, &target, &[], SNAPSHOTS, &mut failures);
-        check_still_churning(&interp, &target, &mut failures);
-        for (name, truth) in stable_truth(&target) {
-            let counts = seen.get(&name).cloned().unwrap_or_default();
-            let hits = exact(&counts, truth);
-            if hits < SNAPSHOTS_EXACT {
-                failures.push(format!(
-                    "[{}] {name}: exact in {hits}/{SNAPSHOTS} snapshots (want ≥ \
-                     {SNAPSHOTS_EXACT}; truth {truth}, tool {counts:?}); target log:\n{}",
-                    interp.label,
-                    target.log_tail()
-                ));
-            }
-            let off: Vec<u64> = counts.iter().copied().filter(|&c| c != truth).collect();
-            table.row(vec![
-                interp.label.clone(),
-                name,
-                truth.to_string(),
-                format!("{hits}/{SNAPSHOTS}"),
-                format!("off: {off:?}"),
-            ]);
-        }
-    }
-    table.print("complete_snapshots_count_stable_types_through_torn_reads");
-    common::assert_no_failures(
+    common::over_matrix(
+        common::interpreters(),
         "complete_snapshots_count_stable_types_through_torn_reads",
-        &failures,
+        "complete_snapshots_count_stable_types_through_torn_reads",
+        &["label", "type", "truth", "exact", "seen counts"],
+        |interp, table, failures| {
+            let Some(target) = spawn(interp, failures) else {
+                return Ok(());
+            };
+            let (seen, _) = take_snapshots(interp, &target, &[], SNAPSHOTS, failures);
+            check_still_churning(interp, &target, failures);
+            for (name, truth) in stable_truth(&target) {
+                let counts = seen.get(&name).cloned().unwrap_or_default();
+                let hits = exact(&counts, truth);
+                if hits < SNAPSHOTS_EXACT {
+                    failures.push(format!(
+                        "[{}] {name}: exact in {hits}/{SNAPSHOTS} snapshots (want ≥ \
+                     {SNAPSHOTS_EXACT}; truth {truth}, tool {counts:?}); target log:\n{}",
+                        interp.label,
+                        target.log_tail()
+                    ));
+                }
+                let off: Vec<u64> = counts.iter().copied().filter(|&c| c != truth).collect();
+                table.row(vec![
+                    interp.label.clone(),
+                    name,
+                    truth.to_string(),
+                    format!("{hits}/{SNAPSHOTS}"),
+                    format!("off: {off:?}"),
+                ]);
+            }
+            Ok(())
+        },
     );
 }
 
@@ -191,71 +191,66 @@ fn complete_snapshots_count_stable_types_through_torn_reads() {
 /// eighteen of twenty. No hang, no panic. Free-threaded builds keep no GC lists and are skipped.
 #[test]
 fn gc_only_snapshots_are_exact_when_paused_and_honest_when_not() {
-    let mut table = Table::new(&[
-        "label",
-        "type",
-        "truth",
-        "exact running",
-        "off unflagged",
-        "exact paused",
-    ]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        if interp.is_free_threaded() {
-            println!("note [{}] skipped: no GC lists", interp.label);
-            continue;
-        }
-        let Some(target) = spawn(&interp, &mut failures) else {
-            continue;
-        };
-        let (running, unflagged) = take_snapshots(
-            &interp,
-            &target,
-            &["--gc-only"],
-            GC_ONLY_SNAPSHOTS,
-            &mut failures,
-        );
-        let (paused, _) = take_snapshots(
-            &interp,
-            &target,
-            &["--gc-only", "--pause"],
-            SNAPSHOTS,
-            &mut failures,
-        );
-        check_still_churning(&interp, &target, &mut failures);
-        for (name, truth) in stable_truth(&target) {
-            let counts = running.get(&name).cloned().unwrap_or_default();
-            let silent = unflagged.get(&name).copied().unwrap_or(0);
-            if silent > 0 {
-                failures.push(format!(
+    common::over_matrix(
+        common::interpreters(),
+        "gc_only_snapshots_are_exact_when_paused_and_honest_when_not",
+        "gc_only_snapshots_are_exact_when_paused_and_honest_when_not",
+        &[
+            "label",
+            "type",
+            "truth",
+            "exact running",
+            "off unflagged",
+            "exact paused",
+        ],
+        |interp, table, failures| {
+            if interp.is_free_threaded() {
+                println!("note [{}] skipped: no GC lists", interp.label);
+                return Ok(());
+            }
+            let Some(target) = spawn(interp, failures) else {
+                return Ok(());
+            };
+            let (running, unflagged) =
+                take_snapshots(interp, &target, &["--gc-only"], GC_ONLY_SNAPSHOTS, failures);
+            let (paused, _) = take_snapshots(
+                interp,
+                &target,
+                &["--gc-only", "--pause"],
+                SNAPSHOTS,
+                failures,
+            );
+            check_still_churning(interp, &target, failures);
+            for (name, truth) in stable_truth(&target) {
+                let counts = running.get(&name).cloned().unwrap_or_default();
+                let silent = unflagged.get(&name).copied().unwrap_or(0);
+                if silent > 0 {
+                    failures.push(format!(
                     "[{}] --gc-only {name}: {silent} snapshot(s) claimed complete coverage with a \
                      wrong count (truth {truth}, tool {counts:?})",
                     interp.label
                 ));
-            }
-            let still = paused.get(&name).cloned().unwrap_or_default();
-            let hits = exact(&still, truth);
-            if hits < SNAPSHOTS_EXACT {
-                failures.push(format!(
-                    "[{}] --gc-only --pause {name}: exact in {hits}/{SNAPSHOTS} (want ≥ \
+                }
+                let still = paused.get(&name).cloned().unwrap_or_default();
+                let hits = exact(&still, truth);
+                if hits < SNAPSHOTS_EXACT {
+                    failures.push(format!(
+                        "[{}] --gc-only --pause {name}: exact in {hits}/{SNAPSHOTS} (want ≥ \
                      {SNAPSHOTS_EXACT}; truth {truth}, tool {still:?})",
-                    interp.label
-                ));
+                        interp.label
+                    ));
+                }
+                table.row(vec![
+                    interp.label.clone(),
+                    name,
+                    truth.to_string(),
+                    format!("{}/{GC_ONLY_SNAPSHOTS}", exact(&counts, truth)),
+                    silent.to_string(),
+                    format!("{hits}/{SNAPSHOTS}"),
+                ]);
             }
-            table.row(vec![
-                interp.label.clone(),
-                name,
-                truth.to_string(),
-                format!("{}/{GC_ONLY_SNAPSHOTS}", exact(&counts, truth)),
-                silent.to_string(),
-                format!("{hits}/{SNAPSHOTS}"),
-            ]);
-        }
-    }
-    table.print("gc_only_snapshots_are_exact_when_paused_and_honest_when_not");
-    common::assert_no_failures(
-        "gc_only_snapshots_are_exact_when_paused_and_honest_when_not",
-        &failures,
+            Ok(())
+        },
     );
 }
 
@@ -305,66 +300,69 @@ fn check_recording(
 /// one a leak suspect.
 #[test]
 fn record_counts_stable_types_through_torn_reads() {
-    let mut table = Table::new(&["label", "samples", "Stable", "StableSlot", "time", "result"]);
-    let mut failures = Vec::new();
-    for interp in common::interpreters() {
-        let Some(target) = spawn(&interp, &mut failures) else {
-            continue;
-        };
-        let out = target.scratch().join("rec.json");
-        let out_arg = out.to_string_lossy().into_owned();
-        let pid = target.pid_arg();
-        let run = run_bounded(
-            &[
-                "record",
-                "--pid",
-                &pid,
-                "--duration",
-                RECORD_SECONDS,
-                "--format",
-                "json",
-                "-o",
-                &out_arg,
-            ],
-            RECORD_BOUND,
-        );
-        check_still_churning(&interp, &target, &mut failures);
-        let mut problems = Vec::new();
-        let mut tally = BTreeMap::new();
-        let mut samples = 0;
-        if let Some(why) = broken_run(&run, RECORD_BOUND) {
-            problems.push(why);
-        } else {
-            match std::fs::read_to_string(&out)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-            {
-                Err(e) => problems.push(format!("no valid recording at {out_arg}: {e}")),
-                Ok(doc) => {
-                    samples = doc["timeline"].as_array().map_or(0, Vec::len);
-                    tally = check_recording(&doc, &stable_truth(&target), &mut problems);
+    common::over_matrix(
+        common::interpreters(),
+        "record_counts_stable_types_through_torn_reads",
+        "record_counts_stable_types_through_torn_reads",
+        &["label", "samples", "Stable", "StableSlot", "time", "result"],
+        |interp, table, failures| {
+            let Some(target) = spawn(interp, failures) else {
+                return Ok(());
+            };
+            let out = target.scratch().join("rec.json");
+            let out_arg = out.to_string_lossy().into_owned();
+            let pid = target.pid_arg();
+            let run = run_bounded(
+                &[
+                    "record",
+                    "--pid",
+                    &pid,
+                    "--duration",
+                    RECORD_SECONDS,
+                    "--format",
+                    "json",
+                    "-o",
+                    &out_arg,
+                ],
+                RECORD_BOUND,
+            );
+            check_still_churning(interp, &target, failures);
+            let mut problems = Vec::new();
+            let mut tally = BTreeMap::new();
+            let mut samples = 0;
+            if let Some(why) = broken_run(&run, RECORD_BOUND) {
+                problems.push(why);
+            } else {
+                match std::fs::read_to_string(&out)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+                {
+                    Err(e) => problems.push(format!("no valid recording at {out_arg}: {e}")),
+                    Ok(doc) => {
+                        samples = doc["timeline"].as_array().map_or(0, Vec::len);
+                        tally = check_recording(&doc, &stable_truth(&target), &mut problems);
+                    }
                 }
             }
-        }
-        let cell = |name: &str| {
-            tally
-                .get(name)
-                .map_or("-".into(), |(h, n)| format!("{h}/{n}"))
-        };
-        table.row(vec![
-            interp.label.clone(),
-            samples.to_string(),
-            cell("__main__.Stable"),
-            cell("__main__.StableSlot"),
-            format!("{:.1}s", run.elapsed.as_secs_f64()),
-            if problems.is_empty() { "ok" } else { "FAIL" }.into(),
-        ]);
-        failures.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("[{}] record: {p}", interp.label)),
-        );
-    }
-    table.print("record_counts_stable_types_through_torn_reads");
-    common::assert_no_failures("record_counts_stable_types_through_torn_reads", &failures);
+            let cell = |name: &str| {
+                tally
+                    .get(name)
+                    .map_or("-".into(), |(h, n)| format!("{h}/{n}"))
+            };
+            table.row(vec![
+                interp.label.clone(),
+                samples.to_string(),
+                cell("__main__.Stable"),
+                cell("__main__.StableSlot"),
+                format!("{:.1}s", run.elapsed.as_secs_f64()),
+                if problems.is_empty() { "ok" } else { "FAIL" }.into(),
+            ]);
+            failures.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("[{}] record: {p}", interp.label)),
+            );
+            Ok(())
+        },
+    );
 }

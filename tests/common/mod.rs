@@ -621,3 +621,47 @@ pub fn assert_no_failures(test: &str, failures: &[String]) {
         failures.join("\n")
     );
 }
+
+/// One case of a test matrix: an interpreter, or a venv. Its label prefixes the error that
+/// ends its check.
+pub trait Case {
+    fn label(&self) -> &str;
+}
+
+impl Case for Interp {
+    fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl Case for Venv {
+    fn label(&self) -> &str {
+        &self.interp.label
+    }
+}
+
+/// The interpreter-matrix loop: run `check` on each case (`interpreters()`, a filtered list of
+/// them, numpy venvs), then print the table under `title` and fail the test `test` with every
+/// failure collected (`assert_no_failures`).
+///
+/// `check` adds its own rows (none, one or several) to the table, and pushes the failures it
+/// finds while still checking as they are (labelled by it). An `Err` ends that case's check
+/// and is collected as `[label] error`. A case skipped or unsupported says so (`skip`,
+/// `unsupported`, a note) and returns `Ok(())`.
+pub fn over_matrix<C: Case>(
+    cases: impl IntoIterator<Item = C>,
+    title: &str,
+    test: &str,
+    header: &[&str],
+    mut check: impl FnMut(&C, &mut Table, &mut Vec<String>) -> Result<(), String>,
+) {
+    let mut table = Table::new(header);
+    let mut failures = Vec::new();
+    for case in cases {
+        if let Err(e) = check(&case, &mut table, &mut failures) {
+            failures.push(format!("[{}] {e}", case.label()));
+        }
+    }
+    table.print(title);
+    assert_no_failures(test, &failures);
+}
