@@ -119,8 +119,10 @@ fn record_flags_descriptor_thread_and_cycle_leaks() {
                 "record",
                 "--pid",
                 &target.pid_arg(),
+                // The target grows for 30 steps of 0.2 s, then idles: the recording ends well
+                // after, so its last sample is of the final state even on a loaded machine.
                 "--duration",
-                "7",
+                "12",
                 "--interval",
                 "0.5",
                 "--rate",
@@ -175,7 +177,12 @@ fn record_flags_descriptor_thread_and_cycle_leaks() {
                 .cloned()
                 .unwrap_or_default();
             let python_threads = last["types"]["(threads) Python"][0].clone();
-            if fin["threads"] != python_threads {
+            if fin.is_null() {
+                failures.push(format!(
+                    "[{}] the target did not finish its 30 steps within the 12 s recording",
+                    interp.label
+                ));
+            } else if fin["threads"] != python_threads {
                 failures.push(format!(
                     "[{}] threads: tool {python_threads}, target {}",
                     interp.label, fin["threads"]
