@@ -174,12 +174,12 @@ fn from_state(
 ) -> Result<(u64, u64, Option<u64>), String> {
     let mgmt = state + m.state_mgmt;
     let table = view
-        .u64(mgmt + m.mgmt_arenas)
+        .u64(mgmt.wrapping_add(m.mgmt_arenas))
         .ok_or("obmalloc state unreadable")?;
     let max = view
-        .u32(mgmt + m.mgmt_maxarenas)
+        .u32(mgmt.wrapping_add(m.mgmt_maxarenas))
         .ok_or("obmalloc state unreadable")? as u64;
-    let raw = view.u64(mgmt + m.mgmt_raw_allocated);
+    let raw = view.u64(mgmt.wrapping_add(m.mgmt_raw_allocated));
     Ok((table, max, raw))
 }
 
@@ -215,7 +215,7 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
                 continue;
             }
             let fits = samples.iter().all(|&(idx, pool)| {
-                view.u64(p + idx * entry + l.pymalloc.arena_address as u64)
+                view.u64(p.wrapping_add(idx * entry + l.pymalloc.arena_address as u64))
                     .is_some_and(|a| a != 0 && a <= pool && pool < a + l.arena_size)
             });
             if fits {
@@ -731,7 +731,7 @@ pub fn alive_outside(
 fn is_object_at(view: &mut View, l: &Layout, types: &mut TypeTable, addr: u64) -> bool {
     view.is_readable(addr, l.header_size)
         && view
-            .u64(addr + l.ob_type)
+            .u64(addr.wrapping_add(l.ob_type))
             .is_some_and(|tp| tp != 0 && tp.is_multiple_of(8) && types.id(view, l, tp).is_some())
 }
 

@@ -105,16 +105,16 @@ fn tuple_items(view: &mut View, l: &Layout, tuple_type: u64, at: u64, out: &mut 
     if !tuple.is_multiple_of(8) {
         return false;
     }
-    if tuple_type != 0 && view.u64(tuple + l.ob_type) != Some(tuple_type) {
+    if tuple_type != 0 && view.u64(tuple.wrapping_add(l.ob_type)) != Some(tuple_type) {
         return false;
     }
-    let Some(n) = view.u64(tuple + l.ob_size) else {
+    let Some(n) = view.u64(tuple.wrapping_add(l.ob_size)) else {
         return false;
     };
     if n > MAX_NAMED || out.len() as u64 + n > MAX_NAMED {
         return false;
     }
-    match view.get(tuple + l.tuple_items, (n * 8) as usize) {
+    match view.get(tuple.wrapping_add(l.tuple_items), (n * 8) as usize) {
         Ok(raw) => {
             out.extend(raw.chunks_exact(8).map(|w| w.u64_at(0)));
             true

@@ -84,7 +84,7 @@ pub fn collection_running(memory: &dyn Memory, py: &Python) -> bool {
     let off = py.layout.gc.collecting;
     gc_states(py)
         .iter()
-        .any(|&gc| memory.u32(gc + off).unwrap_or(0) != 0)
+        .any(|&gc| memory.u32(gc.wrapping_add(off)).unwrap_or(0) != 0)
 }
 
 /// True when no collection runs (now or within `wait`).

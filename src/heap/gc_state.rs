@@ -105,7 +105,7 @@ fn garbage_contents(
     let mut by_type: HashMap<String, u64> = HashMap::default();
     for p in ptrs {
         let name = view
-            .u64(p + l.ob_type)
+            .u64(p.wrapping_add(l.ob_type))
             .and_then(|tp| types.get(view, l, tp))
             .map_or_else(|| "?".to_string(), |t| t.name.to_string());
         *by_type.entry(name).or_default() += 1;

@@ -102,7 +102,10 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         }
         SizeRule::Type => {
             // Class attributes, named; then the rest of the type object (mro, bases, ...).
-            if let Some(d) = view.u64(obj + l.type_.tp_dict).filter(|&d| d != 0) {
+            if let Some(d) = view
+                .u64(obj.wrapping_add(l.type_.tp_dict))
+                .filter(|&d| d != 0)
+            {
                 out.push((d, Label::Field("__dict__")));
                 dict_edges(view, l, d, true, out);
             }
@@ -115,23 +118,29 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
         _ => {}
     }
     if t.flags & flags::TUPLE_SUBCLASS != 0 {
-        let n = view.u64(obj + l.ob_size).unwrap_or(0);
+        let n = view.u64(obj.wrapping_add(l.ob_size)).unwrap_or(0);
         items(view, obj + l.tuple_items, n, out);
         return;
     }
     if let Some(closure_off) = function_closure(l, t) {
-        if let Some(c) = view.u64(obj + closure_off).filter(|&c| c != 0) {
+        if let Some(c) = view.u64(obj.wrapping_add(closure_off)).filter(|&c| c != 0) {
             out.push((c, Label::Field("__closure__")));
         }
     }
     if &*t.name == "cell" {
-        if let Some(c) = view.u64(obj + l.fields.cell_contents).filter(|&c| c != 0) {
+        if let Some(c) = view
+            .u64(obj.wrapping_add(l.fields.cell_contents))
+            .filter(|&c| c != 0)
+        {
             out.push((c, Label::Field("cell_contents")));
         }
         return;
     }
     if &*t.name == "module" {
-        if let Some(d) = view.u64(obj + l.fields.module_dict).filter(|&d| d != 0) {
+        if let Some(d) = view
+            .u64(obj.wrapping_add(l.fields.module_dict))
+            .filter(|&d| d != 0)
+        {
             out.push((d, Label::Field("__dict__")));
             dict_edges(view, l, d, true, out);
         }
@@ -227,7 +236,7 @@ fn frame_object_edges(
             let Some(embedded) = (obj + t.basicsize).checked_sub(localsplus) else {
                 return;
             };
-            let owned = view.u64(obj + frame_ptr) == Some(embedded);
+            let owned = view.u64(obj.wrapping_add(frame_ptr)) == Some(embedded);
             if owned {
                 (t.basicsize, Some(embedded))
             } else {
@@ -239,7 +248,7 @@ fn frame_object_edges(
     let Some(frame) = frame else {
         return;
     };
-    let Some(code) = view.u64(frame + l.frames.frame.code) else {
+    let Some(code) = view.u64(frame.wrapping_add(l.frames.frame.code)) else {
         return;
     };
     let mut slots = Vec::new();
@@ -320,9 +329,11 @@ fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut 
     if t.rule == SizeRule::Type {
         return; // a class's tp_dict, already followed as its namespace
     }
-    let off = view.u64(t.addr + l.type_.tp_dictoffset).unwrap_or(0) as i64;
+    let off = view
+        .u64(t.addr.wrapping_add(l.type_.tp_dictoffset))
+        .unwrap_or(0) as i64;
     if off > 0 {
-        if let Some(d) = view.u64(obj + off as u64).filter(|&d| d != 0) {
+        if let Some(d) = view.u64(obj.wrapping_add(off as u64)).filter(|&d| d != 0) {
             out.push((d, Label::Field("__dict__")));
             dict_edges(view, l, d, true, out);
         }
@@ -338,7 +349,9 @@ fn split_values(
     out: &mut Vec<(u64, Label)>,
 ) {
     let values = attrs.values;
-    let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+    let keys = view
+        .u64(t.addr.wrapping_add(l.type_.ht_cached_keys))
+        .unwrap_or(0);
     if keys == 0 {
         return;
     }
@@ -347,7 +360,7 @@ fn split_values(
     };
     let n = attrs.slots(k.nentries).min(4096);
     let Ok(names) = view
-        .get(keys + k.entries_at, (n * k.entry_size) as usize)
+        .get(keys.wrapping_add(k.entries_at), (n * k.entry_size) as usize)
         .map(|b| b.to_vec())
     else {
         return;

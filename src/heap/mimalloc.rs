@@ -311,10 +311,12 @@ pub fn scan_keeping(
 /// Thread states of an interpreter, bounded and cycle-safe.
 fn thread_states(view: &mut View, l: &Layout, m: &MimallocLayout, interp: u64) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut cur = view.u64(interp + l.interp.threads_head).unwrap_or(0);
+    let mut cur = view
+        .u64(interp.wrapping_add(l.interp.threads_head))
+        .unwrap_or(0);
     while cur != 0 && cur.is_multiple_of(8) && out.len() < MAX_THREADS && !out.contains(&cur) {
         out.push(cur);
-        cur = view.u64(cur + m.tstate_next).unwrap_or(0);
+        cur = view.u64(cur.wrapping_add(m.tstate_next)).unwrap_or(0);
     }
     out
 }
@@ -343,7 +345,7 @@ fn heap_pages(view: &mut View, heap: u64, id: u8, pages: &mut Vec<(u64, u8)>, ou
         let mut steps = 0;
         while page != 0 && page.is_multiple_of(8) && steps < MAX_PAGES_PER_QUEUE {
             pages.push((page, id));
-            page = view.u64(page + PAGE_NEXT as u64).unwrap_or(0);
+            page = view.u64(page.wrapping_add(PAGE_NEXT as u64)).unwrap_or(0);
             steps += 1;
         }
     }
@@ -364,7 +366,7 @@ fn abandoned_pages(
 ) {
     let mut segments: Vec<u64> = Vec::new();
     for (off, tagged) in [(POOL_ABANDONED, true), (POOL_VISITED, false)] {
-        let head = view.u64(pool + off).unwrap_or(0);
+        let head = view.u64(pool.wrapping_add(off)).unwrap_or(0);
         // The main list is a tagged pointer (an ABA counter in the low, in-segment bits).
         let mut seg = if tagged {
             head & !(SEGMENT_SIZE - 1)
@@ -377,13 +379,15 @@ fn abandoned_pages(
             && !segments.contains(&seg)
         {
             segments.push(seg);
-            seg = view.u64(seg + SEGMENT_ABANDONED_NEXT).unwrap_or(0);
+            seg = view
+                .u64(seg.wrapping_add(SEGMENT_ABANDONED_NEXT))
+                .unwrap_or(0);
         }
     }
     for seg in segments {
         stats.abandoned_segments += 1;
         let entries = view
-            .u64(seg + SEGMENT_SLICE_ENTRIES)
+            .u64(seg.wrapping_add(SEGMENT_SLICE_ENTRIES))
             .unwrap_or(0)
             .min(MAX_SLICE_ENTRIES);
         let mut i = 0;
@@ -663,7 +667,10 @@ fn detect_framing(
             continue;
         }
         for i in 0..capacity.min(64) {
-            let Ok(b) = view.get(start + i * bs, bs as usize).map(|b| b.to_vec()) else {
+            let Ok(b) = view
+                .get(start.wrapping_add(i * bs), bs as usize)
+                .map(|b| b.to_vec())
+            else {
                 break;
             };
             for (k, f) in framings.iter().enumerate() {

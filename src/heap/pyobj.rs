@@ -158,7 +158,7 @@ pub fn dict_entries(
     let k = dict_keys(view, l, keys_addr)?;
     let bytes = k.nentries * k.entry_size;
     let raw = view
-        .get(keys_addr + k.entries_at, bytes as usize)
+        .get(keys_addr.wrapping_add(k.entries_at), bytes as usize)
         .ok()?
         .to_vec();
     let split_vals = if values != 0 {
@@ -211,9 +211,9 @@ pub fn dict_get_str(view: &mut View, l: &Layout, dict: u64, key: &str) -> Option
 /// negative or larger ints; the caller checks that `addr` is an int.
 pub fn read_small_int(view: &mut View, l: &Layout, addr: u64) -> Option<u64> {
     let ndigits = match l.long {
-        LongLayout::ObSize => u64::try_from(view.u64(addr + l.ob_size)? as i64).ok()?,
+        LongLayout::ObSize => u64::try_from(view.u64(addr.wrapping_add(l.ob_size))? as i64).ok()?,
         LongLayout::Tag => {
-            let tag = view.u64(addr + l.fields.long_tag)?;
+            let tag = view.u64(addr.wrapping_add(l.fields.long_tag))?;
             // Sign in bits 0–1: 0 positive, 1 zero, 2 negative.
             if tag & 3 == 2 {
                 return None;
@@ -226,7 +226,7 @@ pub fn read_small_int(view: &mut View, l: &Layout, addr: u64) -> Option<u64> {
     }
     let mut value: u128 = 0;
     for i in 0..ndigits {
-        let d = view.u32(addr + l.fields.long_digits + 4 * i)? & 0x3fff_ffff;
+        let d = view.u32(addr.wrapping_add(l.fields.long_digits + 4 * i))? & 0x3fff_ffff;
         value |= (d as u128) << (30 * i);
     }
     u64::try_from(value).ok()
@@ -238,7 +238,7 @@ pub const MAX_BODY: u64 = 1 << 16;
 /// The words of an object's body after its header (basicsize + items, bounded): the candidates
 /// a conservative scan validates as pointers.
 pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeInfo) -> Vec<u64> {
-    let n = view.u64(obj + l.ob_size).unwrap_or(0) as i64;
+    let n = view.u64(obj.wrapping_add(l.ob_size)).unwrap_or(0) as i64;
     let len = pointer_span(t, n.unsigned_abs()).min(MAX_BODY);
     let Some(span) = view.span_of(obj) else {
         return Vec::new();

@@ -308,7 +308,9 @@ impl Referents {
             let n = match self.values_len.get(&t.addr) {
                 Some(&n) => n,
                 None => {
-                    let keys = view.u64(t.addr + l.type_.ht_cached_keys).unwrap_or(0);
+                    let keys = view
+                        .u64(t.addr.wrapping_add(l.type_.ht_cached_keys))
+                        .unwrap_or(0);
                     let n = (keys != 0)
                         .then(|| dict_keys(view, l, keys))
                         .flatten()

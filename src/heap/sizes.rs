@@ -10,6 +10,15 @@ use crate::python::layout::{flags, FrameSizing, GenCode, Layout, LongLayout};
 /// Bytes of an object header we read to size it: enough for every fixed field used below.
 const HEAD: usize = 160;
 
+/// Counts and lengths read from the target are capped here before any arithmetic: no real
+/// object comes near (a size past 2^40 is refused at the end anyway), and a hostile word then
+/// cannot overflow the sums below.
+const MAX_COUNT: u64 = 1 << 40;
+
+fn count(v: u64) -> u64 {
+    v.min(MAX_COUNT)
+}
+
 /// `sys.getsizeof(obj)`, or None when the object's fields do not make sense (a torn read).
 pub fn getsizeof(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
     let span = view.span_of(obj)?;
@@ -35,16 +44,16 @@ pub fn getsizeof_at_hand(
 }
 
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
-    let ob_size = b.i64_at(l.ob_size as usize).unsigned_abs();
+    let ob_size = count(b.i64_at(l.ob_size as usize).unsigned_abs());
     let core = match t.rule {
         SizeRule::Generic | SizeRule::NaiveTime | SizeRule::NaiveDateTime => {
             t.basicsize + ob_size.checked_mul(t.itemsize)?
         }
-        SizeRule::List => t.basicsize + b.u64_at(l.list_allocated as usize).checked_mul(8)?,
+        SizeRule::List => t.basicsize + count(b.u64_at(l.list_allocated as usize)) * 8,
         SizeRule::Set => {
             let table = b.u64_at(l.set_table as usize);
-            let mask = b.u64_at(l.set_mask as usize);
-            let extra = if table != obj + l.set_smalltable {
+            let mask = count(b.u64_at(l.set_mask as usize));
+            let extra = if Some(table) != obj.checked_add(l.set_smalltable) {
                 mask.checked_add(1)?.checked_mul(16)?
             } else {
                 0
@@ -54,8 +63,8 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         SizeRule::Dict => dict_size(view, l, b, t.basicsize)?,
         SizeRule::OrderedDict => {
             // odict_sizeof: the dict part, the fast-nodes index, and one node per item.
-            let fast_nodes_size = b.u64_at(l.fields.odict_fast_nodes_size as usize);
-            let used = b.u64_at(l.dict.ma_used as usize);
+            let fast_nodes_size = count(b.u64_at(l.fields.odict_fast_nodes_size as usize));
+            let used = count(b.u64_at(l.dict.ma_used as usize));
             dict_size(view, l, b, t.basicsize)? + 8 * fast_nodes_size + 32 * used
         }
         SizeRule::ByteArray => match l.fields.bytearray_bytes_object {
@@ -71,12 +80,12 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
                         0
                     }
             }
-            None => t.basicsize + b.u64_at(l.fields.bytearray_alloc as usize),
+            None => t.basicsize + count(b.u64_at(l.fields.bytearray_alloc as usize)),
         },
         SizeRule::Code => code_size(view, l, t, b)?,
         SizeRule::Deque => {
             // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
-            let leftindex = b.u64_at(l.fields.deque_leftindex as usize);
+            let leftindex = count(b.u64_at(l.fields.deque_leftindex as usize));
             let blocks = leftindex.checked_add(ob_size)?.div_ceil(64);
             t.basicsize + blocks * (64 * 8 + 16)
         }
@@ -85,7 +94,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let buffer = b.u64_at(f.buffered_buffer as usize);
             t.basicsize
                 + if buffer != 0 {
-                    b.u64_at(f.buffered_buffer_size as usize)
+                    count(b.u64_at(f.buffered_buffer_size as usize))
                 } else {
                     0
                 }
@@ -110,7 +119,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         SizeRule::Int => {
             let digits = match l.long {
                 LongLayout::ObSize => ob_size,
-                LongLayout::Tag => b.u64_at(l.fields.long_tag as usize) >> 3,
+                LongLayout::Tag => count(b.u64_at(l.fields.long_tag as usize) >> 3),
             };
             let min_one = l.long_min_one_digit;
             l.fields.long_digits + 4 * if min_one { digits.max(1) } else { digits }
@@ -119,7 +128,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         SizeRule::NdArray => native::ndarray_sizeof(view, l, t, b)?,
         SizeRule::Mmap => t.basicsize,
         SizeRule::Type => {
-            let tflags = view.u64(obj + l.type_.tp_flags)?;
+            let tflags = view.u64(obj.wrapping_add(l.type_.tp_flags))?;
             if tflags & flags::HEAPTYPE == 0 {
                 // A static type: a pre-header is added for it only where `static_type_preheader`.
                 let pre = if l.type_.static_type_preheader {
@@ -129,7 +138,9 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
                 };
                 return Some(l.type_.type_size + pre);
             }
-            let keys = view.u64(obj + l.type_.ht_cached_keys).unwrap_or(0);
+            let keys = view
+                .u64(obj.wrapping_add(l.type_.ht_cached_keys))
+                .unwrap_or(0);
             let keys_size = if keys != 0 {
                 dict_keys(view, l, keys)?.alloc_size
             } else {
@@ -145,7 +156,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
 /// was asked for, before rounding. Buffers it owns (list items, dict keys) are separate. The
 /// view is read only for objects sized by another object (a generator by its code).
 pub fn own_size(view: &mut View, l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u64> {
-    let ob_size = o.i64_at(l.ob_size as usize).unsigned_abs();
+    let ob_size = count(o.i64_at(l.ob_size as usize).unsigned_abs());
     Some(match t.rule {
         // 3.11+: allocated with one pointer per slot of the code (genobject.c make_gen,
         // frameobject.c _PyFrame_New_NoTrack), exactly what __sizeof__ counts.
@@ -156,7 +167,7 @@ pub fn own_size(view: &mut View, l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u
         }
         SizeRule::Str if t.flags & flags::HEAPTYPE == 0 => {
             let state = o.u32_at(l.unicode.state as usize);
-            let len = o.u64_at(l.unicode.length as usize);
+            let len = count(o.u64_at(l.unicode.length as usize));
             let kind = ((state >> 2) & 7) as u64;
             match (state & (1 << 5) != 0, state & (1 << 6) != 0) {
                 (true, true) => l.unicode.ascii_size + len + 1,
@@ -173,7 +184,7 @@ pub fn own_size(view: &mut View, l: &Layout, t: &TypeInfo, o: &[u8]) -> Option<u
             }
         }
         SizeRule::Int if l.long == LongLayout::Tag => {
-            t.basicsize + 4 * (o.u64_at(l.fields.long_tag as usize) >> 3).max(1)
+            t.basicsize + 4 * count(o.u64_at(l.fields.long_tag as usize) >> 3).max(1)
         }
         _ => t.basicsize + ob_size.checked_mul(t.itemsize)?,
     })
@@ -339,14 +350,15 @@ fn str_size(l: &Layout, obj: u64, b: &[u8]) -> Option<u64> {
     let u = &l.unicode;
     // Short slices read as zero past their end: a compact str's header fits any block.
     let h = decode_str_header(b, l, obj)?;
+    let length = count(h.length);
     let mut size = if h.compact && h.ascii {
-        u.ascii_size + h.length + 1
+        u.ascii_size + length + 1
     } else if h.compact {
-        u.compact_size + (h.length + 1) * h.kind as u64
+        u.compact_size + (length + 1) * h.kind as u64
     } else {
         u.unicode_size
             + if h.data != 0 {
-                (h.length + 1) * h.kind as u64
+                (length + 1) * h.kind as u64
             } else {
                 0
             }
@@ -354,16 +366,16 @@ fn str_size(l: &Layout, obj: u64, b: &[u8]) -> Option<u64> {
     if !(h.compact && h.ascii) {
         let utf8 = b.u64_at(u.utf8 as usize);
         if utf8 != 0 && utf8 != h.data {
-            size += b.u64_at(u.utf8_length as usize) + 1;
+            size += count(b.u64_at(u.utf8_length as usize)) + 1;
         }
     }
     if let Some((wstr_off, wlen_off)) = u.wstr {
         let wstr = b.u64_at(wstr_off as usize);
         if wstr != 0 && wstr != h.data {
             let wlen = if h.compact && h.ascii {
-                h.length
+                length
             } else {
-                b.u64_at(wlen_off as usize)
+                count(b.u64_at(wlen_off as usize))
             };
             size += (wlen + 1) * 4;
         }

@@ -185,7 +185,7 @@ impl StackReader {
         };
         let lo = g.locked.min(g.last_holder);
         let hi = g.locked.max(g.last_holder) + 8;
-        let b = mem.bytes(base + lo, (hi - lo) as usize).ok()?;
+        let b = mem.bytes(base.wrapping_add(lo), (hi - lo) as usize).ok()?;
         let holder = b.u64_at((g.last_holder - lo) as usize);
         let locked = b.u32_at((g.locked - lo) as usize) != 0;
         (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
@@ -196,7 +196,9 @@ impl StackReader {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for &interp in &py.interpreters {
-            let mut cur = mem.u64(interp + py.layout.interp.threads_head).unwrap_or(0);
+            let mut cur = mem
+                .u64(interp.wrapping_add(py.layout.interp.threads_head))
+                .unwrap_or(0);
             let mut n = 0;
             while cur != 0 && cur.is_multiple_of(8) && n < MAX_THREADS && seen.insert(cur) {
                 out.push(cur);

@@ -114,10 +114,12 @@ fn thread_names(
     let l = &py.layout;
     let mut out = HashMap::default();
     let active = py.interpreters.first().and_then(|&interp| {
-        let modules = view.u64(interp + l.interp.modules).filter(|&m| m != 0)?;
+        let modules = view
+            .u64(interp.wrapping_add(l.interp.modules))
+            .filter(|&m| m != 0)?;
         let threading = dict_get_str(view, l, modules, "threading")?;
         let globals = view
-            .u64(threading + l.fields.module_dict)
+            .u64(threading.wrapping_add(l.fields.module_dict))
             .filter(|&d| d != 0)?;
         dict_get_str(view, l, globals, "_active")
     });
@@ -137,7 +139,7 @@ fn thread_names(
             continue;
         };
         let Some(info) = view
-            .u64(thread + l.ob_type)
+            .u64(thread.wrapping_add(l.ob_type))
             .and_then(|tp| types.get(view, l, tp).cloned())
         else {
             continue;
@@ -167,7 +169,7 @@ fn thread_names(
 
 fn is_type(view: &mut View, py: &Python, types: &mut TypeTable, obj: u64, name: &str) -> bool {
     let l = &py.layout;
-    view.u64(obj + l.ob_type)
+    view.u64(obj.wrapping_add(l.ob_type))
         .and_then(|tp| types.get(view, l, tp))
         .is_some_and(|t| &*t.name == name)
 }

@@ -239,7 +239,7 @@ fn walk_traces(
                 true
             })?;
             for e in entries {
-                match view.get(e + 16 + key_size, 16) {
+                match view.get(e.wrapping_add(16 + key_size), 16) {
                     Ok(b) => {
                         let (size, tb) = (b.u64_at(0), b.u64_at(8));
                         add(size, tb, traces);
@@ -278,7 +278,7 @@ fn walk_table(
         },
     )?;
     for e in entries {
-        if let Ok(b) = view.get(e + 16, 16) {
+        if let Ok(b) = view.get(e.wrapping_add(16), 16) {
             let (key, value) = (b.u64_at(0), b.u64_at(8));
             if !f(e, key, value) {
                 break;
@@ -355,7 +355,10 @@ fn read_traceback(
     if nframe > u64::from(max_nframe.max(1)) {
         return None;
     }
-    let raw = view.get(tb + 12, (nframe * 12) as usize).ok()?.to_vec();
+    let raw = view
+        .get(tb.wrapping_add(12), (nframe * 12) as usize)
+        .ok()?
+        .to_vec();
     if nframe == 0 {
         // tracemalloc's own "no frame" traceback, shown by Python as <unknown>:0.
         return Some(vec![("<unknown>".into(), 0)]);

@@ -248,13 +248,13 @@ impl TypeTable {
             if cur == 0 || !cur.is_multiple_of(8) {
                 return false;
             }
-            let Some(meta) = view.u64(cur + l.ob_type) else {
+            let Some(meta) = view.u64(cur.wrapping_add(l.ob_type)) else {
                 return false;
             };
             if meta == self.type_type {
                 return true;
             }
-            let Some(mflags) = view.u64(meta + l.type_.tp_flags) else {
+            let Some(mflags) = view.u64(meta.wrapping_add(l.type_.tp_flags)) else {
                 return false;
             };
             if mflags & flags::TYPE_SUBCLASS == 0 {
@@ -322,13 +322,13 @@ impl TypeTable {
             return String::from_utf8(raw).ok();
         }
         let t = &l.type_;
-        let qual_ptr = view.u64(addr + t.ht_qualname)?;
+        let qual_ptr = view.u64(addr.wrapping_add(t.ht_qualname))?;
         let qualname = if self.is_str(view, l, qual_ptr) {
             read_str(view, l, qual_ptr, MAX_NAME)?
         } else {
             String::from_utf8(view.cstr(tp_name, MAX_NAME as usize)?).ok()?
         };
-        let dict = view.u64(addr + t.tp_dict).unwrap_or(0);
+        let dict = view.u64(addr.wrapping_add(t.tp_dict)).unwrap_or(0);
         let module = if dict != 0 {
             dict_get_str(view, l, dict, "__module__")
                 .filter(|m| self.is_str(view, l, *m))
@@ -347,7 +347,7 @@ impl TypeTable {
     }
 
     fn is_str(&self, view: &mut View, l: &Layout, obj: u64) -> bool {
-        obj != 0 && view.u64(obj + l.ob_type) == Some(self.str_type)
+        obj != 0 && view.u64(obj.wrapping_add(l.ob_type)) == Some(self.str_type)
     }
 
     /// Whether the type or one of its bases has one of these tp_names.
@@ -355,12 +355,12 @@ impl TypeTable {
         let mut cur = addr;
         for _ in 0..MAX_BASE_DEPTH {
             let name = view
-                .u64(cur + l.type_.tp_name)
+                .u64(cur.wrapping_add(l.type_.tp_name))
                 .and_then(|p| view.cstr(p, 64));
             if name.is_some_and(|n| names.iter().any(|w| w.as_bytes() == n)) {
                 return true;
             }
-            match view.u64(cur + l.type_.tp_base) {
+            match view.u64(cur.wrapping_add(l.type_.tp_base)) {
                 Some(base) if base != 0 => cur = base,
                 _ => return false,
             }
@@ -373,35 +373,37 @@ impl TypeTable {
     /// (and 3.12+ keep their dict elsewhere). Unreadable parts answer no.
     fn python_sizeof(&self, view: &mut View, l: &Layout, addr: u64) -> bool {
         let t = &l.type_;
-        let Some(mro) = view.u64(addr + t.tp_mro).filter(|&m| m != 0) else {
+        let Some(mro) = view.u64(addr.wrapping_add(t.tp_mro)).filter(|&m| m != 0) else {
             return false;
         };
         let n = view
-            .u64(mro + l.ob_size)
+            .u64(mro.wrapping_add(l.ob_size))
             .unwrap_or(0)
             .min(MAX_BASE_DEPTH as u64);
         for i in 0..n {
-            let Some(class) = view.u64(mro + l.tuple_items + 8 * i) else {
+            let Some(class) = view.u64(mro.wrapping_add(l.tuple_items + 8 * i)) else {
                 return false;
             };
             let heap = view
-                .u64(class + t.tp_flags)
+                .u64(class.wrapping_add(t.tp_flags))
                 .is_some_and(|f| f & flags::HEAPTYPE != 0);
             if !heap {
                 return false;
             }
-            let dict = view.u64(class + t.tp_dict).unwrap_or(0);
+            let dict = view.u64(class.wrapping_add(t.tp_dict)).unwrap_or(0);
             if dict == 0 {
                 continue;
             }
             if let Some(v) = dict_get_str(view, l, dict, "__sizeof__") {
-                let Some(vt) = view.u64(v + l.ob_type) else {
+                let Some(vt) = view.u64(v.wrapping_add(l.ob_type)) else {
                     return false;
                 };
                 if self.method_descr_type != 0 {
                     return vt != self.method_descr_type;
                 }
-                let name = view.u64(vt + t.tp_name).and_then(|p| view.cstr(p, 64));
+                let name = view
+                    .u64(vt.wrapping_add(t.tp_name))
+                    .and_then(|p| view.cstr(p, 64));
                 return name.is_some_and(|n| n != b"method_descriptor");
             }
         }
@@ -421,7 +423,7 @@ impl TypeTable {
             let found = if builtin {
                 Some(Container::Builtin)
             } else {
-                view.u64(cur + l.type_.tp_name)
+                view.u64(cur.wrapping_add(l.type_.tp_name))
                     .and_then(|p| view.cstr(p, 64))
                     .and_then(|name| {
                         containers::NAMED
@@ -431,10 +433,12 @@ impl TypeTable {
                     })
             };
             if let Some(c) = found {
-                let size = view.u64(cur + l.type_.tp_basicsize).unwrap_or(0);
+                let size = view
+                    .u64(cur.wrapping_add(l.type_.tp_basicsize))
+                    .unwrap_or(0);
                 return (c, size);
             }
-            match view.u64(cur + l.type_.tp_base) {
+            match view.u64(cur.wrapping_add(l.type_.tp_base)) {
                 Some(base) if base != 0 => cur = base,
                 _ => break,
             }
@@ -445,11 +449,11 @@ impl TypeTable {
     /// The size rule of the nearest builtin base (heap subclasses inherit `__sizeof__`).
     fn rule(&self, view: &mut View, l: &Layout, addr: u64) -> SizeRule {
         let static_name = |view: &mut View, cur: u64| {
-            let tflags = view.u64(cur + l.type_.tp_flags)?;
+            let tflags = view.u64(cur.wrapping_add(l.type_.tp_flags))?;
             if tflags & flags::HEAPTYPE != 0 {
                 return None;
             }
-            view.u64(cur + l.type_.tp_name)
+            view.u64(cur.wrapping_add(l.type_.tp_name))
                 .and_then(|p| view.cstr(p, 64))
         };
         if let Some(name) = static_name(view, addr) {
@@ -463,7 +467,7 @@ impl TypeTable {
                 return *rule;
             }
             if let Some(name) = view
-                .u64(cur + l.type_.tp_name)
+                .u64(cur.wrapping_add(l.type_.tp_name))
                 .and_then(|p| view.cstr(p, 64))
             {
                 // An undotted name is a builtin's only on a static type (a class may be called
@@ -476,7 +480,7 @@ impl TypeTable {
                     return *rule;
                 }
             }
-            match view.u64(cur + l.type_.tp_base) {
+            match view.u64(cur.wrapping_add(l.type_.tp_base)) {
                 Some(base) if base != 0 => cur = base,
                 _ => break,
             }

@@ -395,9 +395,9 @@ mod tests {
             end: base + 64,
         }];
         let mut v = View::new(&m, spans, 0);
-        assert_eq!(v.get(base + 4, 8).unwrap(), &data[4..12]);
+        assert_eq!(v.get(base.wrapping_add(4), 8).unwrap(), &data[4..12]);
         assert_eq!(v.get(base, 64).unwrap(), &data[..]);
-        assert!(v.get(base + 60, 8).is_err());
+        assert!(v.get(base.wrapping_add(60), 8).is_err());
         assert!(v.get(0x10, 8).is_err());
         assert_eq!(v.cstr(base + 1, 16), None); // no NUL within 16 bytes
     }

@@ -56,7 +56,7 @@ impl Python {
     /// to look, or the read failed).
     pub fn is_finalizing(&self, mem: &dyn Memory) -> Option<bool> {
         let off = self.layout.runtime.finalizing?;
-        mem.u64(self.runtime + off).ok().map(|p| p != 0)
+        mem.u64(self.runtime.wrapping_add(off)).ok().map(|p| p != 0)
     }
 
     /// Address of the GC state of an interpreter.
@@ -164,7 +164,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
     let type_type = binary
         .symbol("PyType_Type")
         .ok_or_else(|| unsupported("no PyType_Type symbol in the Python binary".into()))?;
-    let meta = mem.u64(type_type + layout.ob_type).unwrap_or(0);
+    let meta = mem.u64(type_type.wrapping_add(layout.ob_type)).unwrap_or(0);
     if meta != type_type {
         return Err(unsupported(format!(
             "type(type) is not type ({meta:#x} != {type_type:#x}): wrong binary or layout"
@@ -192,10 +192,12 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
 
 fn interpreters(mem: &dyn Memory, runtime: u64, layout: &Layout) -> Option<Vec<u64>> {
     let mut out = Vec::new();
-    let mut cur = mem.u64(runtime + layout.runtime.interpreters_head).ok()?;
+    let mut cur = mem
+        .u64(runtime.wrapping_add(layout.runtime.interpreters_head))
+        .ok()?;
     while cur != 0 && out.len() < MAX_INTERPRETERS && !out.contains(&cur) {
         out.push(cur);
-        cur = mem.u64(cur + layout.interp.next).unwrap_or(0);
+        cur = mem.u64(cur.wrapping_add(layout.interp.next)).unwrap_or(0);
     }
     // The list is newest first; the main interpreter is the last one.
     out.reverse();
@@ -213,7 +215,7 @@ fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> Result<(), String> {
     let g = &mut py.layout.gc;
     if let Some(off) = g.generation0 {
         let gen0 = mem
-            .u64(gc + off)
+            .u64(gc.wrapping_add(off))
             .map_err(|e| format!("reading generation0: {e}"))?;
         match gen0.checked_sub(gc) {
             Some(d) if d < g.size => g.generations = d,
@@ -249,13 +251,13 @@ fn head_links_back(mem: &dyn Memory, head: u64) -> bool {
         let Ok(next) = mem.u64(head).map(|v| v & !3) else {
             return false;
         };
-        if next == head || mem.u64(next + 8).map(|v| v & !3).ok() == Some(head) {
+        if next == head || mem.u64(next.wrapping_add(8)).map(|v| v & !3).ok() == Some(head) {
             return true;
         }
         // During a collection the objects' `_gc_prev` hold reference counts, not links, but
         // `_gc_next` still chains them: the head's own `_gc_prev` names the last node, whose
         // next is the head.
-        let last = mem.u64(head + 8).map(|v| v & !3);
+        let last = mem.u64(head.wrapping_add(8)).map(|v| v & !3);
         if last.is_ok_and(|p| p != 0 && mem.u64(p).map(|v| v & !3).ok() == Some(head)) {
             return true;
         }

@@ -387,7 +387,7 @@ pub fn count_all(
         refs.mark_known(o);
     }
     for &o in &outside_gc {
-        let Some(tp) = view.u64(o + l.ob_type) else {
+        let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
             continue;
         };
         if let Some(t) = types.get(view, l, tp).cloned() {
@@ -497,7 +497,7 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
         refs.mark_known(o);
     }
     for &o in &outside_gc {
-        let Some(tp) = view.u64(o + l.ob_type) else {
+        let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
             continue;
         };
         if let Some(t) = types.get(view, l, tp).cloned() {
@@ -647,7 +647,7 @@ pub fn find_all(view: &mut View, py: &Python, types: &mut TypeTable, gc: &[u64])
         }
     }
     for o in uncovered {
-        let Some(tp) = view.u64(o + l.ob_type) else {
+        let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
             continue;
         };
         if let Some(t) = types.get(view, l, tp).cloned() {

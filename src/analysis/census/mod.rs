@@ -137,7 +137,7 @@ impl Tally {
         block: Option<u64>,
         placement: &Placement,
     ) {
-        let Some(tp) = view.u64(obj + l.ob_type) else {
+        let Some(tp) = view.u64(obj.wrapping_add(l.ob_type)) else {
             self.bad_type += 1;
             return;
         };
@@ -153,7 +153,9 @@ impl Tally {
         });
         if info.owns_fd {
             // The descriptor is the first field after the object header.
-            let fd = view.u32(obj + l.header_size).map_or(-1, |v| v as i32);
+            let fd = view
+                .u32(obj.wrapping_add(l.header_size))
+                .map_or(-1, |v| v as i32);
             self.fd_owners.push((info.name.to_string(), fd));
         }
         let allocated = allocated(view, l, obj, info, size, block, placement);

@@ -63,13 +63,13 @@ fn python_threads(view: &mut View, py: &Python) -> u64 {
     let mut n = 0;
     for &interp in &py.interpreters {
         let mut t = view
-            .u64(interp + py.layout.interp.threads_head)
+            .u64(interp.wrapping_add(py.layout.interp.threads_head))
             .unwrap_or(0);
         let mut seen = 0;
         while t != 0 && seen < 100_000 {
             n += 1;
             seen += 1;
-            t = view.u64(t + 8).unwrap_or(0);
+            t = view.u64(t.wrapping_add(8)).unwrap_or(0);
         }
     }
     n

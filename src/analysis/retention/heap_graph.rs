@@ -309,7 +309,7 @@ fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: us
     for (k, &obj) in run.objects.iter().enumerate() {
         let i = (run.first + k) as u32;
         // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
-        let found = src.view.u64(obj + l.ob_type).and_then(|tp| {
+        let found = src.view.u64(obj.wrapping_add(l.ob_type)).and_then(|tp| {
             let info = src.types.get(src.view, l, tp)?;
             let bytes = getsizeof(src.view, l, obj, info).unwrap_or(info.basicsize);
             let native = native::native_of(src.view, l, obj, info);

@@ -269,7 +269,10 @@ pub fn module_roots(view: &mut View, py: &Python, objects: &[u64]) -> Vec<(u32, 
     let l = &py.layout;
     let mut out = Vec::new();
     for &interp in &py.interpreters {
-        let Some(modules) = view.u64(interp + l.interp.modules).filter(|&m| m != 0) else {
+        let Some(modules) = view
+            .u64(interp.wrapping_add(l.interp.modules))
+            .filter(|&m| m != 0)
+        else {
             continue;
         };
         for (k, v) in dict_items(view, l, modules).unwrap_or_default() {

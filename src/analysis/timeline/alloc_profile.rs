@@ -392,7 +392,7 @@ impl AllocSampler {
         let head_off = g.generations;
         let lo = head_off.min(g.collecting);
         let hi = (head_off + 16).max(g.collecting + 4);
-        let Ok(state) = mem.bytes(self.gc_state + lo, (hi - lo) as usize) else {
+        let Ok(state) = mem.bytes(self.gc_state.wrapping_add(lo), (hi - lo) as usize) else {
             self.stats.skipped_unreadable += 1;
             return;
         };

@@ -273,7 +273,7 @@ impl CodeNames {
         let found = session.with_objects(|view, _py, _types, objects| {
             let mut codes = Vec::new();
             for &o in &objects {
-                if view.u64(o + l.ob_type) == Some(code_type) {
+                if view.u64(o.wrapping_add(l.ob_type)) == Some(code_type) {
                     codes.push(o);
                 }
             }
