@@ -33,6 +33,20 @@ pub struct TracedGrowth {
     window: Duration,
     hard_until: Instant,
     last_imports: u64,
+    /// The sum of the most each traceback held so far (`held_maxima`).
+    last_held: u64,
+}
+
+/// The baseline is extended while a reading raises the sum of the tracebacks' maxima by more
+/// than this fraction: the program is still warming up (threads starting, caches filling, its
+/// requests' temporaries not yet at their usual height). A steady program's leak adds far less
+/// per reading; on a loaded machine the warm-up can outlast the first window (measured: four
+/// request threads whose in-flight temporaries, not yet in the baseline, read as ~98% of the
+/// growth).
+const STILL_WARMING: f64 = 0.05;
+
+fn held_maxima(t: &HashMap<Vec<Frame>, (u64, u64)>) -> u64 {
+    t.values().map(|v| v.0).sum()
 }
 
 /// Time between two baseline readings.
@@ -89,6 +103,7 @@ impl TracedGrowth {
         let now = Instant::now();
         Ok(TracedGrowth {
             last_imports: imports_held(&start),
+            last_held: held_maxima(&start),
             layout,
             max_nframe,
             start,
@@ -110,14 +125,25 @@ impl TracedGrowth {
         if let Ok(t) = read(session, &self.layout, self.pause) {
             let reading = by_traceback(t);
             let imports = imports_held(&reading);
-            if imports > self.last_imports {
-                // Still importing: its start-up is not over.
-                self.baseline_until = (now + self.window).min(self.hard_until);
-            }
+            let mut warming = imports > self.last_imports; // still importing
             self.last_imports = imports;
             for (frames, (bytes, blocks)) in reading {
                 let e = self.start.entry(frames).or_default();
                 *e = (e.0.max(bytes), e.1.max(blocks));
+            }
+            let held = held_maxima(&self.start);
+            warming |= held as f64 > self.last_held as f64 * (1.0 + STILL_WARMING);
+            log::debug!(
+                "tracemalloc baseline reading: maxima {held} bytes (was {}), imports {imports}, \
+                 warming {warming}, {} tracebacks, until {:?}",
+                self.last_held,
+                self.start.len(),
+                self.baseline_until.saturating_duration_since(now)
+            );
+            self.last_held = held;
+            if warming {
+                // Its start-up is not over.
+                self.baseline_until = (now + self.window).min(self.hard_until);
             }
         }
     }
@@ -158,6 +184,13 @@ impl TracedGrowth {
             })
             .collect();
         grown.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (frames, bytes, _) in grown.iter().take(3) {
+            log::debug!(
+                "tracemalloc growth {bytes} bytes (baseline most {:?}) at {:?}",
+                self.start.get(frames),
+                frames.first()
+            );
+        }
         let files: HashSet<&str> = grown
             .iter()
             .flat_map(|(f, _, _)| f.iter().map(|(file, _)| file.as_str()))
