@@ -97,6 +97,12 @@ impl TypeBitsCache {
         self.bits.get(&type_ptr).copied().flatten()
     }
 
+    /// Spans the caller has just read (they also serve its own view).
+    pub fn set_spans(&mut self, spans: Vec<Span>) {
+        self.spans = spans;
+        self.spans_at = Instant::now();
+    }
+
     /// Re-read the target's readable spans now.
     pub fn refresh_spans(&mut self) {
         if let Ok(spans) = readable_spans(self.pid) {

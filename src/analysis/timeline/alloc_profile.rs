@@ -63,7 +63,8 @@ pub struct SamplerOptions {
 }
 
 /// The baseline window: a fifth of a recording of known length, at most 2 s (2 s without a
-/// length), extended while the program imports up to half the recording (10 s without one).
+/// length), extended while the program imports or still warms up (`TracedGrowth::tick`), up to
+/// half the recording (10 s without one).
 pub fn baseline_for(duration: Option<Duration>) -> Baseline {
     const MAX: Duration = Duration::from_secs(2);
     match duration {
@@ -582,7 +583,7 @@ impl AllocSampler {
     fn gc_census(&mut self, session: &Session) -> Option<(u64, u64)> {
         let mem = &session.target.memory;
         let spans = readable_spans(self.pid).ok()?;
-        self.types.refresh_spans();
+        self.types.set_spans(spans.clone());
         let _paused = session.pause().ok()?;
         let mut view = View::new(mem, spans, session.opts.cache_budget);
         // The target keeps allocating, and lists change under any walk: a young list cut
