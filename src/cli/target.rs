@@ -60,7 +60,7 @@ impl ResolveArgs {
 }
 
 /// A pid as people write it: decimal, or hex with 0x (as some tools and logs print them).
-pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
+pub(crate) fn parse_pid(s: &str) -> anyhow::Result<i32> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => i32::from_str_radix(hex, 16),
@@ -68,9 +68,7 @@ pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
     };
     match parsed {
         Ok(pid) if pid > 0 => Ok(pid),
-        _ => Err(format!(
-            "`{s}` is not a process id (a positive number, decimal or 0x hex)"
-        )),
+        _ => anyhow::bail!("`{s}` is not a process id (a positive number, decimal or 0x hex)"),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout};
 use crate::python::Python;
+use anyhow::{anyhow, bail, Context, Result};
 
 const MAX_ARENAS: u64 = 1 << 22;
 
@@ -139,7 +140,7 @@ impl Arenas {
 }
 
 /// Find the arena table. Err says why (and what would help) when it cannot be found.
-pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
+pub fn locate(view: &mut View, py: &Python) -> Result<Arenas> {
     let l = &py.layout;
     let (table, maxarenas, raw, found_by) = match l.interp.obmalloc {
         ObmallocState::Statics => statics(view, py)?,
@@ -151,7 +152,7 @@ pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
             let state = view
                 .u64(py.interpreters[0] + off)
                 .filter(|&p| p != 0)
-                .ok_or("the interpreter's obmalloc pointer is unreadable")?;
+                .context("the interpreter's obmalloc pointer is unreadable")?;
             let (t, m, r) = from_state(view, &l.pymalloc, state)?;
             (t, m, r, "interpreter's obmalloc state".to_string())
         }
@@ -167,28 +168,24 @@ pub fn locate(view: &mut View, py: &Python) -> Result<Arenas, String> {
 }
 
 /// `struct _obmalloc_state` (3.12+): the arena table, its length and the raw block count.
-fn from_state(
-    view: &mut View,
-    m: &PymallocLayout,
-    state: u64,
-) -> Result<(u64, u64, Option<u64>), String> {
+fn from_state(view: &mut View, m: &PymallocLayout, state: u64) -> Result<(u64, u64, Option<u64>)> {
     let mgmt = state + m.state_mgmt;
     let table = view
         .u64(mgmt.wrapping_add(m.mgmt_arenas))
-        .ok_or("obmalloc state unreadable")?;
+        .context("obmalloc state unreadable")?;
     let max = view
         .u32(mgmt.wrapping_add(m.mgmt_maxarenas))
-        .ok_or("obmalloc state unreadable")? as u64;
+        .context("obmalloc state unreadable")? as u64;
     let raw = view.u64(mgmt.wrapping_add(m.mgmt_raw_allocated));
     Ok((table, max, raw))
 }
 
 /// 3.8–3.11: obmalloc.c's statics, by symbol (in .symtab or the debug file), else heuristics.
-fn statics(view: &mut View, py: &Python) -> Result<(u64, u64, Option<u64>, String), String> {
+fn statics(view: &mut View, py: &Python) -> Result<(u64, u64, Option<u64>, String)> {
     let b = &py.binary;
     if let (Some(a), Some(m)) = (b.symbol("arenas"), b.symbol("maxarenas")) {
-        let table = view.u64(a).ok_or("`arenas` unreadable")?;
-        let max = view.u32(m).ok_or("`maxarenas` unreadable")? as u64;
+        let table = view.u64(a).context("`arenas` unreadable")?;
+        let max = view.u32(m).context("`maxarenas` unreadable")? as u64;
         let raw = b.symbol("raw_allocated_blocks").and_then(|r| view.u64(r));
         return Ok((table, max, raw, "symbols arenas/maxarenas".into()));
     }
@@ -198,12 +195,12 @@ fn statics(view: &mut View, py: &Python) -> Result<(u64, u64, Option<u64>, Strin
 /// Without symbols: take pymalloc'd GC objects, read their pools' `arenaindex`, and find the
 /// pointer in the binary's .data/.bss whose arena_object array places each pool in the arena it
 /// names. The array's malloc chunk size then bounds its length.
-fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
+fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64)> {
     let l = &py.layout;
     let entry = l.pymalloc.arena_object_size;
     let samples = pool_samples(view, py, 16);
     if samples.len() < 4 {
-        return Err("no pymalloc pools seen among GC objects (PYTHONMALLOC=malloc?)".into());
+        bail!("no pymalloc pools seen among GC objects (PYTHONMALLOC=malloc?)");
     }
     for &(start, size) in &py.binary.data_sections {
         let Ok(words) = view.get(start, size as usize).map(|b| b.to_vec()) else {
@@ -227,7 +224,9 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64), String> {
             }
         }
     }
-    Err("could not find pymalloc's arena table (stripped build without debug symbols)".into())
+    Err(anyhow!(
+        "could not find pymalloc's arena table (stripped build without debug symbols)"
+    ))
 }
 
 /// (arenaindex, pool address) of pools holding some small GC objects.
@@ -256,17 +255,18 @@ fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
     out
 }
 
-fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<Arena>, String> {
+fn read_table(view: &mut View, l: &Layout, table: u64, max: u64) -> Result<Vec<Arena>> {
     let m = &l.pymalloc;
     if table == 0 || max == 0 {
         return Ok(Vec::new());
     }
     if max > MAX_ARENAS {
-        return Err(format!("implausible arena count {max}"));
+        bail!("implausible arena count {max}");
     }
     let raw = view
         .get(table, (max * m.arena_object_size) as usize)
-        .map_err(|_| "arena table unreadable".to_string())?
+        .ok()
+        .context("arena table unreadable")?
         .to_vec();
     let mut arenas: Vec<Arena> = raw
         .chunks_exact(m.arena_object_size as usize)

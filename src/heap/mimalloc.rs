@@ -189,10 +189,10 @@ pub struct Plan {
 }
 
 /// Find every page of every thread's heaps (and abandoned pages) of every interpreter.
-pub fn plan(view: &mut View, py: &Python) -> Result<Plan, String> {
+pub fn plan(view: &mut View, py: &Python) -> anyhow::Result<Plan> {
     let l = &py.layout;
     let m = l.mimalloc.ok_or_else(|| {
-        format!(
+        anyhow::anyhow!(
             "no mimalloc layout for free-threaded {} (unknown _PyThreadStateImpl.mimalloc; a \
              build with DWARF would tell)",
             l.version

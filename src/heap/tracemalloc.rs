@@ -12,6 +12,7 @@
 use crate::heap::pyobj;
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::Python;
+use anyhow::{anyhow, bail, Context, Result};
 use rustc_hash::FxHashMap as HashMap;
 
 /// Bounds against a corrupted or moving table.
@@ -44,28 +45,39 @@ pub struct TraceLayout {
     pub found_by: String,
 }
 
+/// `read`'s error when the target is not tracing: not a failure for callers that only use the
+/// traces when they exist (`record` then samples), so they can tell it from a table that did
+/// not validate.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "tracemalloc is not tracing in this process: start it with PYTHONTRACEMALLOC=N or \
+     -X tracemalloc=N (N frames per allocation, e.g. 25)"
+)]
+pub struct NotTracing;
+
 /// Find tracemalloc's state, or say why it cannot be found (one line, actionable).
-pub fn locate(py: &Python) -> Result<TraceLayout, String> {
+pub fn locate(py: &Python) -> Result<TraceLayout> {
     let v = py.layout.version;
     let facts = py
         .tracemalloc
         .as_ref()
-        .ok_or_else(|| format!("no tracemalloc layout known for Python {v}"))?;
+        .with_context(|| format!("no tracemalloc layout known for Python {v}"))?;
     let (config, traces_ptr, domains_ptr, found_by) = match facts.location {
         Location::Statics { domains } => {
             let sym = |n: &str| py.binary.symbol(n);
             let (Some(config), Some(traces)) =
                 (sym("_Py_tracemalloc_config"), sym("tracemalloc_traces"))
             else {
-                return Err(format!(
+                bail!(
                     "Python {v} keeps tracemalloc's tables in static variables that only a symbol \
                      table names, and this build ({}) has none: install its debug symbols \
                      (Debian: python3.{}-dbg) or pass --debug-dir",
-                    py.binary.path, v.minor
-                ));
+                    py.binary.path,
+                    v.minor
+                );
             };
             let domains = if domains {
-                Some(sym("tracemalloc_domains").ok_or("no tracemalloc_domains symbol")?)
+                Some(sym("tracemalloc_domains").context("no tracemalloc_domains symbol")?)
             } else {
                 None
             };
@@ -131,24 +143,21 @@ pub struct Traces {
 }
 
 /// Read every trace. Fails only when tracemalloc is not tracing or its state does not validate.
-pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces, String> {
+pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces> {
     let cfg = view
         .get(tl.config, 12)
-        .map_err(|_| "cannot read tracemalloc's configuration".to_string())?;
+        .ok()
+        .context("cannot read tracemalloc's configuration")?;
     let (initialized, tracing, max_nframe) = (cfg.u32_at(0), cfg.u32_at(4), cfg.u32_at(8));
     if initialized > 2 || tracing > 1 || u64::from(max_nframe) > MAX_FRAMES {
-        return Err(format!(
+        bail!(
             "tracemalloc's configuration does not validate (initialized {initialized}, tracing \
              {tracing}, max_nframe {max_nframe}): layout mismatch ({})",
             tl.found_by
-        ));
+        );
     }
     if tracing == 0 {
-        return Err(
-            "tracemalloc is not tracing in this process: start it with PYTHONTRACEMALLOC=N or \
-             -X tracemalloc=N (N frames per allocation, e.g. 25)"
-                .into(),
-        );
+        return Err(NotTracing.into());
     }
     let mut traces = Traces {
         config: Some(TraceConfig { max_nframe }),
@@ -204,7 +213,7 @@ fn walk_traces(
     table: u64,
     traces: &mut Traces,
     add: &mut impl FnMut(u64, u64, &mut Traces),
-) -> Result<(), String> {
+) -> Result<()> {
     if table == 0 {
         return Ok(());
     }
@@ -227,11 +236,11 @@ fn walk_traces(
         }
         TableKind::Inline => {
             let Ok(h) = view.get(table, 40) else {
-                return Err("cannot read tracemalloc's traces table".into());
+                bail!("cannot read tracemalloc's traces table");
             };
             let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
             if nbuckets > MAX_BUCKETS || key_size > 16 {
-                return Err("tracemalloc's traces table does not validate".into());
+                bail!("tracemalloc's traces table does not validate");
             }
             let mut entries = Vec::new();
             walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
@@ -258,13 +267,13 @@ fn walk_table(
     table: u64,
     max: u64,
     mut f: impl FnMut(u64, u64, u64) -> bool,
-) -> Result<(), String> {
+) -> Result<()> {
     let Ok(h) = view.get(table, 24) else {
-        return Err("cannot read a tracemalloc hashtable".into());
+        bail!("cannot read a tracemalloc hashtable");
     };
     let (nentries, nbuckets, buckets) = (h.u64_at(0), h.u64_at(8), h.u64_at(16));
     if nbuckets > MAX_BUCKETS || nentries > max {
-        return Err("a tracemalloc hashtable does not validate".into());
+        bail!("a tracemalloc hashtable does not validate");
     }
     let mut entries = Vec::new();
     walk_chains(
@@ -296,8 +305,8 @@ fn walk_chains(
     buckets: u64,
     max: u64,
     mut f: impl FnMut(u64) -> bool,
-) -> Result<(), String> {
-    let bytes = nbuckets.checked_mul(8).ok_or("bucket array overflows")?;
+) -> Result<()> {
+    let bytes = nbuckets.checked_mul(8).context("bucket array overflows")?;
     // A table the target resizes or edits while we read it: an entry is taken only on the
     // chain its own hash puts it on (a freed entry reused on another chain, or a link read
     // from a moment before an edit, is not), and once.
@@ -307,12 +316,12 @@ fn walk_chains(
         return Ok(());
     }
     if !view.is_readable(buckets, bytes) {
-        return Err("tracemalloc's bucket array is not readable".into());
+        bail!("tracemalloc's bucket array is not readable");
     }
     let mem = view.memory();
     let heads = mem
         .bytes(buckets, bytes as usize)
-        .map_err(|_| "cannot read tracemalloc's bucket array".to_string())?;
+        .map_err(|_| anyhow!("cannot read tracemalloc's bucket array"))?;
     let mut seen = 0u64;
     for i in 0..nbuckets as usize {
         let mut e = heads.u64_at(i * 8);

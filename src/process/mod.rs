@@ -11,4 +11,4 @@ pub mod view;
 
 pub use memory::{Bytes, Memory, MemoryExt};
 pub use target::Target;
-pub use view::{Span, View, ViewStats};
+pub use view::{Span, View};

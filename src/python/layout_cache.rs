@@ -106,7 +106,7 @@ impl Slot {
         outcome.ok()
     }
 
-    fn read(&self) -> Result<Entry, String> {
+    fn read(&self) -> anyhow::Result<Entry> {
         // Under sudo, $HOME may still be the invoking user's: only a file and directory that
         // belong to the tool's own user and that nobody else can write are trusted, so another
         // user cannot feed root made-up offsets.
@@ -114,23 +114,21 @@ impl Slot {
             trusted(dir)?;
         }
         trusted(&self.path)?;
-        let file = std::fs::File::open(&self.path).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(&self.path)?;
         let mut bytes = Vec::new();
-        file.take(MAX_ENTRY_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| e.to_string())?;
+        file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > MAX_ENTRY_BYTES {
-            return Err("too large".into());
+            anyhow::bail!("too large");
         }
-        let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let entry: Entry = serde_json::from_slice(&bytes)?;
         if entry.schema != SCHEMA || entry.tool != TOOL_VERSION {
-            return Err(format!("written by {} schema {}", entry.tool, entry.schema));
+            anyhow::bail!("written by {} schema {}", entry.tool, entry.schema);
         }
         if entry.key != self.key {
-            return Err(format!("for another file ({})", entry.key));
+            anyhow::bail!("for another file ({})", entry.key);
         }
         if entry.offsets.values().any(|&v| v >= MAX_OFFSET) {
-            return Err("offset out of range".into());
+            anyhow::bail!("offset out of range");
         }
         Ok(entry)
     }
@@ -168,17 +166,17 @@ impl Slot {
 
 /// Owned by the tool's effective user and not writable by group or others (symlinks are not
 /// followed: a planted link is refused like a foreign file).
-fn trusted(path: &Path) -> Result<(), String> {
+fn trusted(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    let meta = std::fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
-        return Err("a symbolic link".into());
+        anyhow::bail!("a symbolic link");
     }
     if meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(format!("owned by uid {}, not ours", meta.uid()));
+        anyhow::bail!("owned by uid {}, not ours", meta.uid());
     }
     if meta.mode() & 0o022 != 0 {
-        return Err("writable by group or others".into());
+        anyhow::bail!("writable by group or others");
     }
     Ok(())
 }

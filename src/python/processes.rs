@@ -29,15 +29,18 @@ pub fn python_descendants(root: i32) -> Descendants {
     for pid in tree(root) {
         match is_python(pid) {
             Ok(()) => d.python.push(pid),
-            Err(reason) => d.skipped.push(Skipped { pid, reason }),
+            Err(e) => d.skipped.push(Skipped {
+                pid,
+                reason: reason(&e),
+            }),
         }
     }
     d
 }
 
-fn is_python(pid: i32) -> Result<(), String> {
-    let target = Target::attach(pid).map_err(|e| reason(&e))?;
-    binary::locate(&target).map(|_| ()).map_err(|e| reason(&e))
+fn is_python(pid: i32) -> crate::error::Result<()> {
+    let target = Target::attach(pid)?;
+    binary::locate(&target).map(|_| ())
 }
 
 /// The error's text without the "process N" preamble the caller already shows.

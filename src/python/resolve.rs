@@ -185,7 +185,7 @@ pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
         tracemalloc: super::tracemalloc_layout::resolve(version.minor, &dwarf_offsets),
     };
     if !py.layout.free_threaded {
-        settle_gc_heads(mem, &mut py).map_err(unsupported)?;
+        settle_gc_heads(mem, &mut py).map_err(|e| unsupported(e.to_string()))?;
     }
     Ok(py)
 }
@@ -209,20 +209,18 @@ fn interpreters(mem: &dyn Memory, runtime: u64, layout: &Layout) -> Option<Vec<u
 /// `generation0` points at the first head in every generational layout; following it rather than
 /// trusting the `generations` offset is what makes Debian's 3.13 (GC-head alignment patch,
 /// generations at +20 instead of +24) work without a special case.
-fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> Result<(), String> {
+fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> anyhow::Result<()> {
     let interp = py.interpreters[0];
     let gc = py.gc_state(interp);
     let g = &mut py.layout.gc;
     if let Some(off) = g.generation0 {
         let gen0 = mem
             .u64(gc.wrapping_add(off))
-            .map_err(|e| format!("reading generation0: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("reading generation0: {e}"))?;
         match gen0.checked_sub(gc) {
             Some(d) if d < g.size => g.generations = d,
             _ => {
-                return Err(format!(
-                    "GC generation0 pointer {gen0:#x} is outside the GC state at {gc:#x}"
-                ))
+                anyhow::bail!("GC generation0 pointer {gen0:#x} is outside the GC state at {gc:#x}")
             }
         }
     }
@@ -232,9 +230,7 @@ fn settle_gc_heads(mem: &dyn Memory, py: &mut Python) -> Result<(), String> {
         .collect();
     for h in heads {
         if !head_links_back(mem, h) {
-            return Err(format!(
-                "GC list head at {h:#x} does not link back to itself: layout mismatch"
-            ));
+            anyhow::bail!("GC list head at {h:#x} does not link back to itself: layout mismatch");
         }
     }
     Ok(())

@@ -316,108 +316,66 @@ pub fn count_all(
     let l = &py.layout;
     let mut phases = crate::analysis::phases::Phases::start("count_all");
     let mut out = AllObjects::only(Vec::new());
-    let arenas = locate_arenas(view, py, &mut out);
-    let regions = arenas.regions();
-    let framing = arenas::detect_framing(view, l, types, &arenas);
-    // The scan is most of a census: each core takes a run of arenas, with its own view (a
-    // share of the budget) and type table; their tallies and queues are merged after.
-    let parts = arenas.split(scan_threads(&arenas));
-    let mem = view.memory();
-    let spans = view.spans().to_vec();
-    // The scan reads arenas in address order and what their objects point to is mostly near:
-    // a small window per thread re-reads little and stays in the CPU's caches (measured on a
-    // 4M-object heap, two threads: 4 MiB each read 292 MB, 32 MiB each 278 MB; the small window
-    // was faster, with a third of the page faults) and keeps the tool's memory small.
-    let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
-    let scanned: Vec<ScanPart> = std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|part| {
-                let (spans, regions) = (spans.clone(), &regions);
-                s.spawn(move || {
-                    let mut view = View::new(mem, spans, budget);
-                    scan_part(&mut view, py, part, regions, framing)
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    if scanned.len() != parts.len() {
-        out.warnings
-            .push("an arena scan thread failed: part of the heap was not counted".into());
-    }
-    let mut refs = Referents::new(regions.clone());
-    let mut tally = Tally::default();
-    let mut scan = arenas::ScanStats {
-        framing,
-        ..Default::default()
-    };
-    for part in scanned {
+    let scan = ArenaScan::new(view, py, types, &mut out);
+    let scanned = scan.run(view, &mut out, "counted", |view, part| {
+        let mut types = TypeTable::new(py);
+        let mut tally = Tally::default();
+        let mut refs = Referents::new(scan.regions.clone());
+        let stats = arenas::scan_with(
+            view,
+            l,
+            &mut types,
+            part,
+            &scan.regions,
+            scan.framing,
+            |view, found, info, block| {
+                tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
+                refs.scan_block(view, l, found, info, block);
+            },
+        );
         log::debug!(
             "scan part: {} objects, {} bytes read in {} bulk reads",
-            part.scan.objects,
-            part.view.bytes_read,
-            part.view.bulk_reads
+            stats.objects,
+            view.stats.bytes_read,
+            view.stats.bulk_reads
         );
-        refs.absorb(part.refs);
-        tally.merge(part.tally);
-        scan.add(part.scan);
-        view.stats.add(&part.view);
+        (tally, refs, stats, view.stats)
+    });
+    let mut refs = Referents::new(scan.regions.clone());
+    let mut tally = Tally::default();
+    let mut stats = scan.stats();
+    for (part_tally, part_refs, part_stats, part_view) in scanned {
+        refs.absorb(part_refs);
+        tally.merge(part_tally);
+        stats.add(part_stats);
+        view.stats.add(&part_view);
     }
     phases.lap("arena scan");
-    // Tracked objects outside the arenas, found where the GC lists leave them: no walk of
+    // Tracked objects outside the arenas are found where the GC lists leave them: no walk of
     // every list node (a random walk over a heap larger than the view's budget would re-read
-    // it chunk by chunk).
-    let exits = std::mem::take(&mut scan.gc_exits);
-    let mut outside_gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
-    outside_gc.sort_unstable();
-    outside_gc.dedup();
-    let tracked = scan.gc_tracked + outside_gc.len() as u64;
-    let walked = gc_lists::count_lists(view, py, tracked, LIST_BUDGET);
-    phases.lap("GC lists");
-    // Objects malloc'd outside the arenas: GC-listed ones, then what the referent pass finds.
-    let outside = Placement {
+    // it chunk by chunk); the lists are then only counted.
+    let outside = scan.outside(view, py, types, &mut stats, &mut refs);
+    let walked = gc_lists::count_lists(view, py, outside.tracked(&stats), LIST_BUDGET);
+    phases.lap("GC lists and referents");
+    // Objects malloc'd outside the arenas: GC-listed ones, then what the referent pass found
+    // (what it found of the former is counted once, as GC objects).
+    let placement = Placement {
         blocks: &[],
         statics,
         malloc_outside: true,
     };
-    // The chains are followed only outside the arenas (whose objects the scan counted).
-    outside_gc.retain(|&o| !regions.contains(o));
-    for &o in &outside_gc {
-        refs.mark_known(o);
-    }
-    for &o in &outside_gc {
-        let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
-            continue;
-        };
-        if let Some(t) = types.get(view, l, tp).cloned() {
-            refs.scan(view, l, o, &t, None);
-        }
-    }
-    refs.drain(view, l, types);
-    phases.lap("referents");
-    let mut found = std::mem::take(&mut refs.found);
-    found.sort_unstable();
-    // The referent pass ran alongside the scan, before the GC objects outside the arenas were
-    // known: what it found of those is counted once, as GC objects.
-    found.retain(|o| outside_gc.binary_search(o).is_err());
-    for &o in outside_gc.iter().chain(&found) {
-        tally.add_object(view, l, types, o, None, &outside);
+    let found: Vec<u64> = outside
+        .found
+        .iter()
+        .copied()
+        .filter(|o| outside.gc.binary_search(o).is_err())
+        .collect();
+    for &o in outside.gc.iter().chain(&found) {
+        tally.add_object(view, l, types, o, None, &placement);
     }
     let census = tally.finish(view, l, types);
     phases.lap("outside objects counted");
-    out.sources.push(format!(
-        "GC lists ({tracked} objects: {} in arenas, {} outside)",
-        scan.gc_tracked,
-        outside_gc.len()
-    ));
-    out.sources.push(arena_source(&arenas, &scan));
-    out.sources.push(format!(
-        "referents: {} more objects outside the arenas",
-        found.len()
-    ));
-    out.scan = scan;
-    out.arenas = Some(arenas);
+    scan.finish(&mut out, stats, &outside.gc, found.len());
     (walked, out, census)
 }
 
@@ -430,56 +388,33 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
     let l = &py.layout;
     let mut phases = crate::analysis::phases::Phases::start("list_all");
     let mut out = AllObjects::only(Vec::new());
-    let arenas = locate_arenas(view, py, &mut out);
-    let regions = arenas.regions();
-    let framing = arenas::detect_framing(view, l, types, &arenas);
-    let parts = arenas.split(scan_threads(&arenas));
-    let mem = view.memory();
-    let spans = view.spans().to_vec();
-    let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
-    let scanned: Vec<(Vec<u64>, Referents, arenas::ScanStats)> = std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|part| {
-                let (spans, regions) = (spans.clone(), &regions);
-                s.spawn(move || {
-                    let mut view = View::new(mem, spans, budget);
-                    let mut types = TypeTable::new(py);
-                    let mut refs = Referents::new(regions.clone());
-                    let mut objects = Vec::new();
-                    let scan = arenas::scan_with(
-                        &mut view,
-                        l,
-                        &mut types,
-                        part,
-                        regions,
-                        framing,
-                        |view, found, info, block| {
-                            objects.push(found.obj);
-                            refs.scan_block(view, l, found, info, block);
-                        },
-                    );
-                    (objects, refs, scan)
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    let scan = ArenaScan::new(view, py, types, &mut out);
+    let scanned = scan.run(view, &mut out, "listed", |view, part| {
+        let mut types = TypeTable::new(py);
+        let mut refs = Referents::new(scan.regions.clone());
+        let mut objects = Vec::new();
+        let stats = arenas::scan_with(
+            view,
+            l,
+            &mut types,
+            part,
+            &scan.regions,
+            scan.framing,
+            |view, found, info, block| {
+                objects.push(found.obj);
+                refs.scan_block(view, l, found, info, block);
+            },
+        );
+        (objects, refs, stats)
     });
-    if scanned.len() != parts.len() {
-        out.warnings
-            .push("an arena scan thread failed: part of the heap was not listed".into());
-    }
-    let mut refs = Referents::new(regions.clone());
-    let mut scan = arenas::ScanStats {
-        framing,
-        ..Default::default()
-    };
+    let mut refs = Referents::new(scan.regions.clone());
+    let mut stats = scan.stats();
     let mut blocks: Vec<u64> = Vec::with_capacity(scanned.iter().map(|p| p.0.len()).sum());
-    for (objects, part_refs, part_scan) in scanned {
+    for (objects, part_refs, part_stats) in scanned {
         blocks.extend_from_slice(&objects);
         drop(objects);
         refs.absorb(part_refs);
-        scan.add(part_scan);
+        stats.add(part_stats);
     }
     // Parts are runs of arenas in address order, each scanned in order: sorted already,
     // unless the target's arena table changed under us.
@@ -488,44 +423,156 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
     }
     blocks.dedup();
     phases.lap("arena scan");
-    let exits = std::mem::take(&mut scan.gc_exits);
-    let mut outside_gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
-    outside_gc.retain(|&o| !regions.contains(o));
-    outside_gc.sort_unstable();
-    outside_gc.dedup();
-    for &o in &outside_gc {
-        refs.mark_known(o);
-    }
-    for &o in &outside_gc {
-        let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
-            continue;
-        };
-        if let Some(t) = types.get(view, l, tp).cloned() {
-            refs.scan(view, l, o, &t, None);
-        }
-    }
-    refs.drain(view, l, types);
-    let mut found = std::mem::take(&mut refs.found);
-    found.sort_unstable();
+    let found = scan.outside(view, py, types, &mut stats, &mut refs);
     phases.lap("referents");
-    out.sources.push(format!(
-        "GC lists ({} objects: {} in arenas, {} outside)",
-        scan.gc_tracked + outside_gc.len() as u64,
-        scan.gc_tracked,
-        outside_gc.len()
-    ));
-    out.sources.push(arena_source(&arenas, &scan));
-    out.sources.push(format!(
-        "referents: {} more objects outside the arenas",
-        found.len()
-    ));
-    let outside = merge_sorted(&outside_gc, &found);
-    drop((outside_gc, found));
+    scan.finish(&mut out, stats, &found.gc, found.found.len());
+    let outside = merge_sorted(&found.gc, &found.found);
+    drop(found);
     out.objects = merge_sorted(&blocks, &outside);
     phases.lap("merge");
-    out.scan = scan;
-    out.arenas = Some(arenas);
     out
+}
+
+/// What `count_all` and `list_all` share: the arena table found once, scanned on several
+/// cores (each thread with its own view), then the objects outside the arenas.
+struct ArenaScan {
+    arenas: arenas::Arenas,
+    regions: Regions,
+    framing: arenas::BlockFraming,
+}
+
+/// Objects outside the arenas: the GC-tracked ones (sorted) and what the referent pass found
+/// beyond every scanned object (sorted; it may include some of the former).
+struct Outside {
+    gc: Vec<u64>,
+    found: Vec<u64>,
+}
+
+impl Outside {
+    /// GC-tracked objects: those the arena scan saw and those outside it.
+    fn tracked(&self, stats: &arenas::ScanStats) -> u64 {
+        stats.gc_tracked + self.gc.len() as u64
+    }
+}
+
+impl ArenaScan {
+    fn new(view: &mut View, py: &Python, types: &mut TypeTable, out: &mut AllObjects) -> Self {
+        let arenas = locate_arenas(view, py, out);
+        let regions = arenas.regions();
+        let framing = arenas::detect_framing(view, &py.layout, types, &arenas);
+        ArenaScan {
+            arenas,
+            regions,
+            framing,
+        }
+    }
+
+    /// Empty statistics with this scan's block framing.
+    fn stats(&self) -> arenas::ScanStats {
+        arenas::ScanStats {
+            framing: self.framing,
+            ..Default::default()
+        }
+    }
+
+    /// `scan_part` over runs of arenas, one thread each: each core takes a run of arenas with
+    /// its own view (a share of the budget). A thread that fails is left out, with a warning
+    /// that part of the heap was not `what`.
+    fn run<T: Send>(
+        &self,
+        view: &View,
+        out: &mut AllObjects,
+        what: &str,
+        scan_part: impl Fn(&mut View, &arenas::Arenas) -> T + Sync,
+    ) -> Vec<T> {
+        let parts = self.arenas.split(scan_threads(&self.arenas));
+        let mem = view.memory();
+        let spans = view.spans().to_vec();
+        // The scan reads arenas in address order and what their objects point to is mostly
+        // near: a small window per thread re-reads little and stays in the CPU's caches
+        // (measured on a 4M-object heap, two threads: 4 MiB each read 292 MB, 32 MiB each
+        // 278 MB; the small window was faster, with a third of the page faults) and keeps the
+        // tool's memory small.
+        let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
+        let scan_part = &scan_part;
+        let done: Vec<T> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .map(|part| {
+                    let spans = spans.clone();
+                    s.spawn(move || {
+                        let mut view = View::new(mem, spans, budget);
+                        scan_part(&mut view, part)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        if done.len() != parts.len() {
+            out.warnings.push(format!(
+                "an arena scan thread failed: part of the heap was not {what}"
+            ));
+        }
+        done
+    }
+
+    /// The objects outside the arenas: GC-tracked ones from where the lists leave the arenas
+    /// (`stats.gc_exits`, taken), then the referent pass over them and everything queued by
+    /// the scan.
+    fn outside(
+        &self,
+        view: &mut View,
+        py: &Python,
+        types: &mut TypeTable,
+        stats: &mut arenas::ScanStats,
+        refs: &mut Referents,
+    ) -> Outside {
+        let l = &py.layout;
+        let exits = std::mem::take(&mut stats.gc_exits);
+        let regions = &self.regions;
+        let mut gc = gc_lists::outside_objects(view, py, &exits, |a| regions.contains(a));
+        gc.retain(|&o| !regions.contains(o));
+        gc.sort_unstable();
+        gc.dedup();
+        // The chains are followed only outside the arenas (whose objects the scan saw).
+        for &o in &gc {
+            refs.mark_known(o);
+        }
+        for &o in &gc {
+            let Some(tp) = view.u64(o.wrapping_add(l.ob_type)) else {
+                continue;
+            };
+            if let Some(t) = types.get(view, l, tp).cloned() {
+                refs.scan(view, l, o, &t, None);
+            }
+        }
+        refs.drain(view, l, types);
+        let mut found = std::mem::take(&mut refs.found);
+        found.sort_unstable();
+        Outside { gc, found }
+    }
+
+    /// Say where the objects were found, and keep the arena table and statistics.
+    fn finish(
+        self,
+        out: &mut AllObjects,
+        stats: arenas::ScanStats,
+        outside_gc: &[u64],
+        found: usize,
+    ) {
+        out.sources.push(format!(
+            "GC lists ({} objects: {} in arenas, {} outside)",
+            stats.gc_tracked + outside_gc.len() as u64,
+            stats.gc_tracked,
+            outside_gc.len()
+        ));
+        out.sources.push(arena_source(&self.arenas, &stats));
+        out.sources.push(format!(
+            "referents: {found} more objects outside the arenas"
+        ));
+        out.scan = stats;
+        out.arenas = Some(self.arenas);
+    }
 }
 
 /// Threads an arena scan uses: one per core, at most `MAX_SCAN_THREADS`, and no more than
@@ -542,45 +589,6 @@ const SCAN_BUDGET: u64 = 4 << 20;
 
 /// Most threads a census scans arenas with.
 const MAX_SCAN_THREADS: usize = 4;
-
-/// What one thread's scan of a run of arenas found.
-struct ScanPart {
-    tally: Tally,
-    refs: Referents,
-    scan: arenas::ScanStats,
-    view: crate::process::ViewStats,
-}
-
-fn scan_part(
-    view: &mut View,
-    py: &Python,
-    part: &arenas::Arenas,
-    regions: &Regions,
-    framing: arenas::BlockFraming,
-) -> ScanPart {
-    let l = &py.layout;
-    let mut types = TypeTable::new(py);
-    let mut refs = Referents::new(regions.clone());
-    let mut tally = Tally::default();
-    let scan = arenas::scan_with(
-        view,
-        l,
-        &mut types,
-        part,
-        regions,
-        framing,
-        |view, found, info, block| {
-            tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
-            refs.scan_block(view, l, found, info, block);
-        },
-    );
-    ScanPart {
-        tally,
-        refs,
-        scan,
-        view: view.stats,
-    }
-}
 
 fn arena_source(arenas: &arenas::Arenas, scan: &arenas::ScanStats) -> String {
     format!(

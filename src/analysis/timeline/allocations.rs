@@ -6,6 +6,7 @@ use crate::analysis::census::snapshot::{PythonInfo, Session};
 use crate::heap::tracemalloc::{self, Traces};
 use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
+use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,8 +44,7 @@ pub struct AllocationReport {
 /// Read the target's traces (pausing it when the session asks to).
 pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
     let pid = session.target.pid;
-    let tl =
-        tracemalloc::locate(&session.py).map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
+    let tl = tracemalloc::locate(&session.py).with_context(|| format!("process {pid}"))?;
     let _paused = match (session.opts.pause, session.target.memory.process()) {
         (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
         _ => None,
@@ -54,8 +54,8 @@ pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
         session.target.spans(),
         session.opts.cache_budget,
     );
-    let traces = tracemalloc::read(&mut view, &session.py, &tl)
-        .map_err(|why| anyhow::anyhow!("process {pid}: {why}"))?;
+    let traces =
+        tracemalloc::read(&mut view, &session.py, &tl).with_context(|| format!("process {pid}"))?;
     let mut warnings = Vec::new();
     if traces.skipped > 0 {
         warnings.push(format!(

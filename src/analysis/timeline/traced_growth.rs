@@ -73,7 +73,7 @@ impl TracedGrowth {
         session: &Session,
         pause: bool,
         baseline: Baseline,
-    ) -> Result<TracedGrowth, Option<String>> {
+    ) -> Result<TracedGrowth, Option<anyhow::Error>> {
         let layout = tracemalloc::locate(&session.py).map_err(|_| None)?;
         // A read torn by the target's own edits fails validation: try again, a few times.
         let mut last = None;
@@ -89,7 +89,7 @@ impl TracedGrowth {
         }
         let traces = match (traces, last) {
             (Some(t), _) => t,
-            (None, Some(why)) if why.contains("not tracing") => return Err(None),
+            (None, Some(why)) if why.is::<tracemalloc::NotTracing>() => return Err(None),
             (None, why) => return Err(why),
         };
         let max_nframe = traces.config.map_or(0, |c| c.max_nframe);
@@ -155,7 +155,7 @@ impl TracedGrowth {
 
     /// Read the traces again: the blocks each traceback gained, named. Tracebacks whose bytes
     /// did not grow are left out (what was freed is not growth).
-    pub fn finish(self, session: &mut Session) -> Result<(Vec<GrownStack>, u64), String> {
+    pub fn finish(self, session: &mut Session) -> anyhow::Result<(Vec<GrownStack>, u64)> {
         // The code objects found below are read through the target's own list of mappings.
         let _ = session.target.refresh_maps();
         let end = read(session, &self.layout, self.pause)?;
@@ -223,14 +223,14 @@ impl TracedGrowth {
 /// are read: chunks read a few milliseconds apart then hold the short-lived blocks of different
 /// moments, and churn reads as growth (measured on the demo: 47% of the "growth" on a list
 /// comprehension whose strings all die). With `pause`, the target is stopped for the read.
-fn read(session: &Session, layout: &TraceLayout, pause: bool) -> Result<Traces, String> {
-    let _stopped = match (pause, session.target.memory.process()) {
-        (true, Some(p)) => Some(
-            p.lock()
-                .map_err(|e| format!("could not stop the target to read its traces: {e}"))?,
-        ),
-        _ => None,
-    };
+fn read(session: &Session, layout: &TraceLayout, pause: bool) -> anyhow::Result<Traces> {
+    let _stopped =
+        match (pause, session.target.memory.process()) {
+            (true, Some(p)) => Some(p.lock().map_err(|e| {
+                anyhow::anyhow!("could not stop the target to read its traces: {e}")
+            })?),
+            _ => None,
+        };
     // Its tables grow into new mappings while it runs: the spans of now, not of the start.
     let mut view = View::new(
         &session.target.memory,
