@@ -167,16 +167,7 @@ fn core_census_equals_live_census() {
         "snapshot --core vs live",
         "core",
         &["interpreter", "core", "gc objects", "all objects", "census"],
-        |interp, table, _| {
-            if interp.is_free_threaded() {
-                common::unsupported(
-                    &interp.label,
-                    "free-threaded builds are not supported here yet",
-                );
-                return Ok(());
-            }
-            check(interp, table)
-        },
+        common::except_free_threaded(check),
     );
 }
 

@@ -173,15 +173,6 @@ fn allocation_sites_equal_tracemalloc_statistics() {
         "snapshot --by allocation vs tracemalloc statistics('lineno')",
         "tracemalloc",
         &["interpreter", "lines exact", "max depth", "tables found by"],
-        |interp, table, _| {
-            if interp.is_free_threaded() {
-                common::unsupported(
-                    &interp.label,
-                    "free-threaded builds are not supported here yet",
-                );
-                return Ok(());
-            }
-            check(interp, table)
-        },
+        common::except_free_threaded(check),
     );
 }

@@ -136,16 +136,7 @@ fn subprocesses_master_with_forked_workers() {
         "snapshot --subprocesses",
         "subprocesses",
         &["interpreter", "python procs", "skipped", "exact counts"],
-        |interp, table, _| {
-            if interp.is_free_threaded() {
-                common::unsupported(
-                    &interp.label,
-                    "free-threaded builds are not supported here yet",
-                );
-                return Ok(());
-            }
-            check(interp, table)
-        },
+        common::except_free_threaded(check),
     );
 }
 

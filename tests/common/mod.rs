@@ -167,6 +167,23 @@ pub fn unsupported(label: &str, reason: &str) {
     log_skip(&format!("unsupported: {} [{label}]: {reason}", test_name()));
 }
 
+/// `check` on every interpreter but the free-threaded ones, which are logged as unsupported:
+/// for the checks the product does not make on those builds yet (README names them).
+pub fn except_free_threaded(
+    check: impl Fn(&Interp, &mut Table) -> Result<(), String>,
+) -> impl FnMut(&Interp, &mut Table, &mut Vec<String>) -> Result<(), String> {
+    move |interp, table, _| {
+        if interp.is_free_threaded() {
+            unsupported(
+                &interp.label,
+                "free-threaded builds are not supported here yet",
+            );
+            return Ok(());
+        }
+        check(interp, table)
+    }
+}
+
 fn test_name() -> String {
     // The test harness names each test's thread after the test.
     thread::current().name().unwrap_or("test").to_string()
