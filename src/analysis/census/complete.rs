@@ -8,7 +8,7 @@ use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
 use crate::heap::referents::Referents;
 use crate::heap::regions::Regions;
-use crate::heap::types::TypeTable;
+use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Python;
 
@@ -317,38 +317,29 @@ pub fn count_all(
     let mut phases = crate::analysis::phases::Phases::start("count_all");
     let mut out = AllObjects::only(Vec::new());
     let scan = ArenaScan::new(view, py, types, &mut out);
-    let scanned = scan.run(view, &mut out, "counted", |view, part| {
-        let mut types = TypeTable::new(py);
-        let mut tally = Tally::default();
-        let mut refs = Referents::new(scan.regions.clone());
-        let stats = arenas::scan_with(
-            view,
-            l,
-            &mut types,
-            part,
-            &scan.regions,
-            scan.framing,
-            |view, found, info, block| {
-                tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
-                refs.scan_block(view, l, found, info, block);
-            },
-        );
-        log::debug!(
-            "scan part: {} objects, {} bytes read in {} bulk reads",
-            stats.objects,
-            view.stats.bytes_read,
-            view.stats.bulk_reads
-        );
-        (tally, refs, stats, view.stats)
-    });
+    let scanned = scan.run(
+        view,
+        py,
+        &mut out,
+        "counted",
+        |tally: &mut Tally, view, found, info, block| {
+            tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
+        },
+    );
     let mut refs = Referents::new(scan.regions.clone());
     let mut tally = Tally::default();
     let mut stats = scan.stats();
-    for (part_tally, part_refs, part_stats, part_view) in scanned {
-        refs.absorb(part_refs);
-        tally.merge(part_tally);
-        stats.add(part_stats);
-        view.stats.add(&part_view);
+    for part in scanned {
+        log::debug!(
+            "scan part: {} objects, {} bytes read in {} bulk reads",
+            part.stats.objects,
+            part.view.bytes_read,
+            part.view.bulk_reads
+        );
+        refs.absorb(part.refs);
+        tally.merge(part.found);
+        stats.add(part.stats);
+        view.stats.add(&part.view);
     }
     phases.lap("arena scan");
     // Tracked objects outside the arenas are found where the GC lists leave them: no walk of
@@ -385,36 +376,26 @@ pub fn count_all(
 /// the whole-heap analyses, 8 bytes per object. (`find_all` walks every GC list node and keeps
 /// each block's facts: five times the time and 40 more bytes per object.)
 pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjects {
-    let l = &py.layout;
     let mut phases = crate::analysis::phases::Phases::start("list_all");
     let mut out = AllObjects::only(Vec::new());
     let scan = ArenaScan::new(view, py, types, &mut out);
-    let scanned = scan.run(view, &mut out, "listed", |view, part| {
-        let mut types = TypeTable::new(py);
-        let mut refs = Referents::new(scan.regions.clone());
-        let mut objects = Vec::new();
-        let stats = arenas::scan_with(
-            view,
-            l,
-            &mut types,
-            part,
-            &scan.regions,
-            scan.framing,
-            |view, found, info, block| {
-                objects.push(found.obj);
-                refs.scan_block(view, l, found, info, block);
-            },
-        );
-        (objects, refs, stats)
-    });
+    let scanned = scan.run(
+        view,
+        py,
+        &mut out,
+        "listed",
+        |objects: &mut Vec<u64>, _, found, _, _| {
+            objects.push(found.obj);
+        },
+    );
     let mut refs = Referents::new(scan.regions.clone());
     let mut stats = scan.stats();
-    let mut blocks: Vec<u64> = Vec::with_capacity(scanned.iter().map(|p| p.0.len()).sum());
-    for (objects, part_refs, part_stats) in scanned {
-        blocks.extend_from_slice(&objects);
-        drop(objects);
-        refs.absorb(part_refs);
-        stats.add(part_stats);
+    let mut blocks: Vec<u64> = Vec::with_capacity(scanned.iter().map(|p| p.found.len()).sum());
+    for part in scanned {
+        blocks.extend_from_slice(&part.found);
+        drop(part.found);
+        refs.absorb(part.refs);
+        stats.add(part.stats);
     }
     // Parts are runs of arenas in address order, each scanned in order: sorted already,
     // unless the target's arena table changed under us.
@@ -431,6 +412,15 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
     out.objects = merge_sorted(&blocks, &outside);
     phases.lap("merge");
     out
+}
+
+/// What one thread's scan of a run of arenas found: what its visitor kept, the referents its
+/// objects point to, its statistics and its reads.
+struct ScanPart<S> {
+    found: S,
+    refs: Referents,
+    stats: arenas::ScanStats,
+    view: crate::process::view::ViewStats,
 }
 
 /// What `count_all` and `list_all` share: the arena table found once, scanned on several
@@ -475,16 +465,18 @@ impl ArenaScan {
         }
     }
 
-    /// `scan_part` over runs of arenas, one thread each: each core takes a run of arenas with
-    /// its own view (a share of the budget). A thread that fails is left out, with a warning
-    /// that part of the heap was not `what`.
-    fn run<T: Send>(
+    /// Scan the arenas, one run of them per thread, each thread with its own view (a share
+    /// of the budget), type table and referent pass; `visit` sees every block object with its
+    /// bytes and keeps what it needs in the thread's `S`. A thread that fails is left out,
+    /// with a warning that part of the heap was not `what`.
+    fn run<S: Default + Send>(
         &self,
         view: &View,
+        py: &Python,
         out: &mut AllObjects,
         what: &str,
-        scan_part: impl Fn(&mut View, &arenas::Arenas) -> T + Sync,
-    ) -> Vec<T> {
+        visit: impl Fn(&mut S, &mut View, BlockObject, &TypeInfo, &[u8]) + Sync,
+    ) -> Vec<ScanPart<S>> {
         let parts = self.arenas.split(scan_threads(&self.arenas));
         let mem = view.memory();
         let spans = view.spans().to_vec();
@@ -494,15 +486,35 @@ impl ArenaScan {
         // 278 MB; the small window was faster, with a third of the page faults) and keeps the
         // tool's memory small.
         let budget = (view.budget() / parts.len().max(1) as u64).min(SCAN_BUDGET);
-        let scan_part = &scan_part;
-        let done: Vec<T> = std::thread::scope(|s| {
+        let (visit, l) = (&visit, &py.layout);
+        let done: Vec<ScanPart<S>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .iter()
                 .map(|part| {
                     let spans = spans.clone();
                     s.spawn(move || {
                         let mut view = View::new(mem, spans, budget);
-                        scan_part(&mut view, part)
+                        let mut types = TypeTable::new(py);
+                        let mut refs = Referents::new(self.regions.clone());
+                        let mut found = S::default();
+                        let stats = arenas::scan_with(
+                            &mut view,
+                            l,
+                            &mut types,
+                            part,
+                            &self.regions,
+                            self.framing,
+                            |view, object, info, block| {
+                                visit(&mut found, view, object, info, block);
+                                refs.scan_block(view, l, object, info, block);
+                            },
+                        );
+                        ScanPart {
+                            found,
+                            refs,
+                            stats,
+                            view: view.stats,
+                        }
                     })
                 })
                 .collect();

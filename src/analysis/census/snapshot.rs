@@ -320,38 +320,41 @@ impl Session {
                 walked.approximate.join(", ")
             ));
         }
-        if walked.during_collection {
-            let note = "a garbage collection was running during the walk".to_string();
-            if from_lists {
+        // A note is a warning where it makes the census itself uncertain, else a coverage note.
+        let mut say = |note: String, warn: bool| {
+            if warn {
                 warnings.push(note);
             } else {
                 notes.push(note);
             }
+        };
+        if walked.during_collection {
+            say(
+                "a garbage collection was running during the walk".to_string(),
+                from_lists,
+            );
         }
         // Objects a running target was changing while they were read: not actionable, and a
         // handful among many changes nothing; said in the coverage unless they are many.
         let many = |n: u64| n > 0 && n * 1000 >= census.objects.max(1);
         if census.bad_type > 0 {
-            let note = format!(
-                "{} objects skipped: their type did not validate (the target was mutating them)",
-                census.bad_type
+            say(
+                format!(
+                    "{} objects skipped: their type did not validate (the target was mutating \
+                     them)",
+                    census.bad_type
+                ),
+                many(census.bad_type),
             );
-            if many(census.bad_type) {
-                warnings.push(note);
-            } else {
-                notes.push(note);
-            }
         }
         if census.bad_size > 0 {
-            let note = format!(
-                "{} objects counted at their base size: their size fields did not validate",
-                census.bad_size
+            say(
+                format!(
+                    "{} objects counted at their base size: their size fields did not validate",
+                    census.bad_size
+                ),
+                many(census.bad_size),
             );
-            if many(census.bad_size) {
-                warnings.push(note);
-            } else {
-                notes.push(note);
-            }
         }
         let coverage = Coverage {
             complete: walked.broken.is_empty() && !(walked.during_collection && from_lists),
