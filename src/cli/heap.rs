@@ -63,8 +63,8 @@ pub(crate) fn snapshot_heap_cmd(
     };
     let dump = heap_file::load(heap)?;
     if let Some(format) = profile {
-        let profile = retention_profile(&dump);
         let default = format!("pymemspy-{}-retention.{}", dump.pid, format.extension());
+        let profile = retention_profile_of(dump.graph);
         let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
         render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
         eprintln!("pymemspy: wrote {}", path.display());
@@ -128,18 +128,16 @@ pub(crate) fn retained_by_type(g: &Graph) -> BTreeMap<String, u64> {
     dominators::retained_by_type(g, &d).into_iter().collect()
 }
 
-/// The retention flamegraph of a dump: the live tree, built from the dump's graph.
-pub(crate) fn retention_profile(dump: &HeapDump) -> crate::profile::Profile {
-    retention_profile_of(&dump.graph)
-}
-
-/// The retention flamegraph of a captured graph (live or from a dump).
-pub(crate) fn retention_profile_of(g: &Graph) -> crate::profile::Profile {
+/// The retention flamegraph of a captured graph (live or from a dump), which it consumes: the
+/// flamegraph prints no addresses, so they go before the tree is built (8 bytes per object
+/// off the peak).
+pub(crate) fn retention_profile_of(mut g: Graph) -> crate::profile::Profile {
     let mut phases = crate::analysis::phases::Phases::start("retention");
-    let mut src = DumpSource::new(g);
-    let tree = retention::build_on_graph(g, &mut src);
+    g.forget_addresses();
+    let mut src = DumpSource::new(&g);
+    let tree = retention::build_on_graph(&g, &mut src);
     phases.lap("tree");
-    let profile = retention::profile(&mut src, &tree);
+    let profile = retention::profile(&mut src, tree);
     phases.lap("profile");
     profile
 }

@@ -67,12 +67,14 @@ pub(crate) fn snapshot_target_cmd(
     let pid = target.pid;
     if let Some(format) = out.profile {
         let mut session = Session::from_target(target, opts)?;
+        let mut phases = crate::analysis::phases::Phases::start("retention");
         let profile = session.with_objects(|view, py, types, objects| {
             // The graph once (address order, on every core), then the tree on it: the same
             // path, and so the same output, as a heap dump's flamegraph.
             let mut src = LiveSource::new(view, py, types);
             let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
-            super::heap::retention_profile_of(&graph)
+            phases.lap("graph captured");
+            super::heap::retention_profile_of(graph)
         })?;
         let from = if t.core.is_some() { "core-" } else { "" };
         let default = format!("pymemspy-{from}{pid}-retention.{}", format.extension());

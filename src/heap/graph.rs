@@ -15,6 +15,8 @@ use crate::python::layout::{flags, FrameSizing, Layout};
 /// and keys are user data.
 pub const MAX_NAMED_KEYS: usize = 32;
 const MAX_ITEMS: u64 = 1 << 26;
+/// Item pointers read at once.
+const ITEMS_PER_READ: u64 = 1 << 17;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Label {
@@ -46,8 +48,31 @@ impl Label {
     }
 }
 
+/// Where `edges` puts what it finds, as (target, label), in order: a list, or a consumer that
+/// takes each edge as it comes (a heap-graph capture, which so never holds the items of a
+/// million-item list as labelled pairs at 24 bytes each).
+pub trait Edges {
+    fn push(&mut self, edge: (u64, Label));
+
+    fn extend(&mut self, edges: impl IntoIterator<Item = (u64, Label)>) {
+        for e in edges {
+            self.push(e);
+        }
+    }
+}
+
+impl Edges for Vec<(u64, Label)> {
+    fn push(&mut self, edge: (u64, Label)) {
+        Vec::push(self, edge);
+    }
+
+    fn extend(&mut self, edges: impl IntoIterator<Item = (u64, Label)>) {
+        Extend::extend(self, edges);
+    }
+}
+
 /// Edges of `obj` (of type `t`), appended to `out` as (target, label).
-pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     out.push((t.addr, CLASS));
     match t.rule {
         SizeRule::Str | SizeRule::Int => return,
@@ -175,13 +200,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<
 /// What a modelled C container holds besides its items: its named fields, its `__dict__`, and
 /// the slots a Python subclass added after the base's fields (scanned word by word). The
 /// base's other words are never guessed at: for a weak reference they include its referent.
-fn container_rest(
-    view: &mut View,
-    l: &Layout,
-    obj: u64,
-    t: &TypeInfo,
-    out: &mut Vec<(u64, Label)>,
-) {
+fn container_rest(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     for (p, name) in field_values(view, l, obj, t.container) {
         out.push((p, Label::Field(name)));
     }
@@ -194,13 +213,7 @@ fn container_rest(
 /// A generator or coroutine: its fields and its frame's fixed fields word by word, then only
 /// the live slots of its frame (3.11+; before, the frame is an object of its own). The live
 /// slots include what it awaits (the sub-coroutine sits on its value stack).
-fn generator_edges(
-    view: &mut View,
-    l: &Layout,
-    obj: u64,
-    t: &TypeInfo,
-    out: &mut Vec<(u64, Label)>,
-) {
+fn generator_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     let Some(slots) = generator_slots(view, l, obj, t) else {
         body(view, l, obj, t, l.header_size, out);
         return;
@@ -219,13 +232,7 @@ fn generator_edges(
 /// its slot array is dead value-stack entries (3.8-3.10) or, in a 3.11+ frame object that
 /// shows a frame living elsewhere, memory never written: stale pointers to live objects there
 /// would give them paths that do not exist.
-fn frame_object_edges(
-    view: &mut View,
-    l: &Layout,
-    obj: u64,
-    t: &TypeInfo,
-    out: &mut Vec<(u64, Label)>,
-) {
+fn frame_object_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     let localsplus = l.frames.slots.localsplus;
     let (fields_end, frame) = match l.frame_sizing {
         // 3.8-3.10: the frame object is the frame.
@@ -268,7 +275,7 @@ fn fields_below(
     obj: u64,
     t: &TypeInfo,
     end: u64,
-    out: &mut Vec<(u64, Label)>,
+    out: &mut impl Edges,
 ) {
     let offsets = (l.header_size..).step_by(8);
     out.extend(
@@ -284,17 +291,25 @@ fn function_closure(l: &Layout, t: &TypeInfo) -> Option<u64> {
     (&*t.name == "function" && t.flags & flags::HEAPTYPE == 0).then_some(l.fields.function_closure)
 }
 
-fn items(view: &mut View, at: u64, n: u64, out: &mut Vec<(u64, Label)>) {
+fn items(view: &mut View, at: u64, n: u64, out: &mut impl Edges) {
     if n == 0 || n > MAX_ITEMS {
         return;
     }
-    if let Ok(raw) = view.get(at, (n * 8) as usize) {
+    // In reads of 1 MiB (as fast per byte as one read; a huge list's array is not copied
+    // whole). A chunk that cannot be read ends the items.
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(ITEMS_PER_READ);
+        let Ok(raw) = view.get(at.wrapping_add(done * 8), (k * 8) as usize) else {
+            return;
+        };
         out.extend(raw.chunks_exact(8).map(|w| (w.u64_at(0), Label::Item)));
+        done += k;
     }
 }
 
 /// Entries of a dict as edges. `namespace`: the keys are attribute names.
-fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Vec<(u64, Label)>) {
+fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut impl Edges) {
     let Some(entries) = dict_items(view, l, d) else {
         return;
     };
@@ -313,7 +328,7 @@ fn dict_edges(view: &mut View, l: &Layout, d: u64, namespace: bool, out: &mut Ve
 /// Instance attributes: a managed or `__dict__` dict, or (3.11+) values stored without one.
 /// Static types with a `__dict__` slot (functools.partial, OrderedDict) keep it at their
 /// tp_dictoffset like heap types do.
-fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut Vec<(u64, Label)>) {
+fn instance_dict(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     let attrs = managed_attrs(view, l, obj, t);
     let (dict, values) = (attrs.dict, attrs.values);
     if dict != 0 || values != 0 {
@@ -346,7 +361,7 @@ fn split_values(
     l: &Layout,
     t: &TypeInfo,
     attrs: ManagedAttrs,
-    out: &mut Vec<(u64, Label)>,
+    out: &mut impl Edges,
 ) {
     let values = attrs.values;
     let keys = view
@@ -383,14 +398,7 @@ fn split_values(
 /// Conservative: every word of the body from offset `from` on that may be a pointer
 /// (validated by the caller), except the head of the object's weak reference list: the
 /// weakref objects there belong to whoever made them, and hold nothing.
-fn body(
-    view: &mut View,
-    l: &Layout,
-    obj: u64,
-    t: &TypeInfo,
-    from: u64,
-    out: &mut Vec<(u64, Label)>,
-) {
+fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, from: u64, out: &mut impl Edges) {
     let offsets = (l.header_size..).step_by(8);
     out.extend(
         offsets

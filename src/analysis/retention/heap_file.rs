@@ -262,11 +262,12 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         frame_stats: f.frame_stats,
         class_label: f.class_label,
         type_index: Vec::new(),
+        frame_root_index: Vec::new(),
     };
     for b in std::mem::take(&mut f.object_bytes) {
         graph.push_bytes(b);
     }
-    graph.link_types();
+    graph.link_indexes();
     Ok(HeapDump {
         pid: f.pid,
         python_version: f.python_version,

@@ -83,8 +83,12 @@ pub struct Graph {
     /// The label of the type edges (`NO_LABEL` in a graph without them).
     pub class_label: u32,
     /// Per type: its type object's index among `objects`, `NO_INDEX` when it is not one of
-    /// them (derived from `types` by `link_types`, not stored).
+    /// them (derived from `types` by `link_indexes`, not stored).
     pub type_index: Vec<u32>,
+    /// Per frame root (in `frame_roots`' order): its object's index, `NO_INDEX` when it is not
+    /// one of the graph's objects (derived by `link_indexes`, so that the tree needs no
+    /// addresses).
+    pub frame_root_index: Vec<u32>,
     /// Interned texts: attribute and key names (as the live paths show them, `…` for what is
     /// not identifier-like), field names, thread, frame and slot texts.
     pub names: Vec<String>,
@@ -97,8 +101,16 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// How many objects (their addresses may have been let go: `forget_addresses`).
     pub fn len(&self) -> usize {
-        self.objects.len()
+        self.type_of.len()
+    }
+
+    /// Let the object addresses go (8 bytes per object), for an analysis that prints none and
+    /// finds nothing by address after `link_indexes`: the retention flamegraph. The graph
+    /// still answers by index; `objects` is empty after.
+    pub fn forget_addresses(&mut self) {
+        self.objects = Rc::new(Vec::new());
     }
 
     /// Object `i`'s `sys.getsizeof`.
@@ -177,17 +189,16 @@ impl Graph {
         }
     }
 
-    /// Derive `type_index` from `types` and `objects` (after a capture or a load).
-    pub fn link_types(&mut self) {
-        self.type_index = self
-            .types
-            .iter()
-            .map(|&(tp, _)| {
-                self.objects
-                    .binary_search(&tp)
-                    .map_or(NO_INDEX, |k| k as u32)
-            })
-            .collect();
+    /// Derive `type_index` and `frame_root_index` from the addresses (after a capture or a
+    /// load).
+    pub fn link_indexes(&mut self) {
+        let index = |addr: u64| {
+            self.objects
+                .binary_search(&addr)
+                .map_or(NO_INDEX, |k| k as u32)
+        };
+        self.type_index = self.types.iter().map(|&(tp, _)| index(tp)).collect();
+        self.frame_root_index = self.frame_roots.iter().map(|r| index(r.object)).collect();
     }
 
     /// The type name of object `i` (None when its type did not validate).
@@ -300,23 +311,89 @@ struct Run<'a> {
     edge_end: &'a mut [u32],
 }
 
+/// Takes an object's edges as `graph::edges` finds them, straight into the part's arrays: the
+/// type edge (first) is left out (it is made from `type_of`), targets that are not objects
+/// are dropped, labels already interned are looked up here and new ones (rare) are given
+/// provisional ids (`u32::MAX` down), interned after the object in order of first sight (when
+/// the view is free again to read their names) and patched in.
+struct PartEdges<'p, 'i> {
+    part: &'p mut Part,
+    index: &'p AddrIndex<'i>,
+    max_edges: usize,
+    /// The object's type while its first edge is awaited, to recognise the type edge.
+    type_edge: Option<u64>,
+    /// Labels not interned yet, in order of first sight.
+    new_labels: Vec<Label>,
+}
+
+impl graph::Edges for PartEdges<'_, '_> {
+    fn push(&mut self, (to, label): (u64, Label)) {
+        if let Some(tp) = self.type_edge.take() {
+            if label == graph::CLASS && to == tp {
+                return;
+            }
+        }
+        let Some(j) = self.index.find(to) else {
+            return;
+        };
+        let p = &mut *self.part;
+        if p.edge_to.len() >= self.max_edges {
+            p.dropped_edges += 1;
+            return;
+        }
+        p.edge_to.push(j);
+        let id = match p.names.label_ids.get(&label) {
+            Some(&id) => id,
+            None => {
+                let k = match self.new_labels.iter().position(|&l| l == label) {
+                    Some(k) => k,
+                    None => {
+                        self.new_labels.push(label);
+                        self.new_labels.len() - 1
+                    }
+                };
+                u32::MAX - k as u32
+            }
+        };
+        p.edge_label.push(id);
+    }
+}
+
 /// Capture one run of objects: type, size, native bytes and edges, in order.
 fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: usize) -> Part {
     let mut p = Part::default();
     p.class_label = p.names.label(src, graph::CLASS);
-    let mut edges = Vec::new();
+    let mut new_labels = Vec::new();
     let l = &src.py.layout;
     for (k, &obj) in run.objects.iter().enumerate() {
         let i = (run.first + k) as u32;
+        let first_edge = p.edge_label.len();
         // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
         let found = src.view.u64(obj.wrapping_add(l.ob_type)).and_then(|tp| {
             let info = src.types.get(src.view, l, tp)?;
             let bytes = getsizeof(src.view, l, obj, info).unwrap_or(info.basicsize);
             let native = native::native_of(src.view, l, obj, info);
-            edges.clear();
-            graph::edges(src.view, l, obj, info, &mut edges);
+            let mut sink = PartEdges {
+                part: &mut p,
+                index,
+                max_edges,
+                type_edge: Some(tp),
+                new_labels: std::mem::take(&mut new_labels),
+            };
+            graph::edges(src.view, l, obj, info, &mut sink);
+            new_labels = sink.new_labels;
             Some((tp, bytes, native))
         });
+        if !new_labels.is_empty() {
+            let ids: Vec<u32> = new_labels.iter().map(|&l| p.names.label(src, l)).collect();
+            let first_new = u32::MAX - (ids.len() as u32 - 1);
+            for id in &mut p.edge_label[first_edge..] {
+                if *id >= first_new {
+                    *id = ids[(u32::MAX - *id) as usize];
+                }
+            }
+            new_labels.clear();
+        }
         let bytes = found.map_or(0, |f| f.1);
         run.bytes[k] = match u32::try_from(bytes) {
             Ok(b) if b != BIG => b,
@@ -329,21 +406,6 @@ fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: us
             run.type_of[k] = p.names.type_id(src, tp);
             if native > 0 {
                 p.native.push((i, native));
-            }
-            // The type edge is made from `type_of` (see `Graph::edges`).
-            let class = edges
-                .first()
-                .is_some_and(|&(to, label)| label == graph::CLASS && to == tp);
-            for &(to, label) in &edges[usize::from(class)..] {
-                let Some(j) = index.find(to) else {
-                    continue;
-                };
-                if p.edge_to.len() >= max_edges {
-                    p.dropped_edges += 1;
-                    continue;
-                }
-                p.edge_to.push(j);
-                p.edge_label.push(p.names.label(src, label));
             }
         }
         run.edge_end[k] = p.edge_to.len() as u32;
@@ -433,12 +495,16 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         })
     };
     drop(index);
+    let mut phases = crate::analysis::phases::Phases::start("capture");
+    phases.lap("parts");
     let mut names = Interner::default();
     let mut dropped_edges = 0;
     for (p, (first, len)) in parts.into_iter().zip(firsts) {
         dropped_edges += p.dropped_edges;
         merge_part(&mut g, &mut names, p, first..first + len);
     }
+    phases.lap("merged");
+    log::debug!("capture: {} objects, {} stored edges", n, g.edge_to.len());
     if dropped_edges > 0 {
         log::warn!("{dropped_edges} references past the first {MAX_EDGES} were not kept");
     }
@@ -462,7 +528,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     g.names = names.names;
     g.labels = names.labels;
     g.types = names.types;
-    g.link_types();
+    g.link_indexes();
     g
 }
 

@@ -28,12 +28,9 @@ const MAX_DEPTH: usize = 48;
 
 /// The spanning tree over a census's objects (indexes into the sorted object list).
 ///
-/// Built on a captured graph (live or from a dump), it keeps per object only its parent, the
-/// edge it was reached by (the graph's label id) and its place in the BFS order: 12 bytes.
-/// Types and sizes are the graph's.
+/// Built on a captured graph (live or from a dump), it keeps per object only its parent and
+/// the edge it was reached by (the graph's label id): 8 bytes. Types and sizes are the graph's.
 pub struct Tree<'g> {
-    /// The objects, sorted (shared with the graph the tree may be built from).
-    pub objects: Rc<Vec<u64>>,
     pub parent: Vec<u32>,
     /// Per object: index into `labels` of the edge its parent reached it by.
     label_of: Vec<u32>,
@@ -44,8 +41,6 @@ pub struct Tree<'g> {
     pub roots: Vec<Root>,
     /// Object index → its position in `roots`.
     root_of: HashMap<u32, u32>,
-    /// Object indexes in BFS order (parents before children).
-    pub order: Vec<u32>,
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
 }
@@ -88,14 +83,13 @@ impl<'g> Tree<'g> {
             g,
             roots: Vec::new(),
             root_of: HashMap::default(),
-            order: Vec::with_capacity(n),
-            objects: g.objects.clone(),
             frame_stats: FrameRootStats::default(),
         }
     }
 
-    pub fn index_of(&self, addr: u64) -> Option<u32> {
-        self.objects.binary_search(&addr).ok().map(|i| i as u32)
+    /// How many objects.
+    pub fn len(&self) -> usize {
+        self.parent.len()
     }
 
     /// The root whose object is `i`, if any.
@@ -179,11 +173,9 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
         .map(|l| src.live_label(l))
         .collect();
     let mut t = Tree::new(g, labels);
-    let n = t.objects.len();
-    let mut flags = vec![0u8; n];
+    let mut flags = vec![0u8; t.len()];
     let mut queue: VecDeque<u32> = VecDeque::new();
-    let objects = t.objects.clone();
-    for (i, name) in src.module_roots(&objects) {
+    for &(i, ref name) in &g.modules {
         if flags[i as usize] & SEEN == 0 {
             flags[i as usize] |= SEEN;
             t.add_root(Root {
@@ -198,10 +190,11 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
     walk(&mut t, &mut flags, &mut queue, &mut guessed);
     let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
-    for r in frame_roots {
-        let Some(i) = t.index_of(r.object) else {
+    // The graph found each frame root's object by address once (`link_indexes`).
+    for (r, &i) in frame_roots.into_iter().zip(&g.frame_root_index) {
+        if i == heap_graph::NO_INDEX {
             continue;
-        };
+        }
         if flags[i as usize] & SEEN == 0 {
             flags[i as usize] |= SEEN;
             t.add_root(Root {
@@ -240,7 +233,6 @@ fn walk(
     guessed: &mut VecDeque<(u32, u32, u32)>,
 ) {
     while let Some(i) = queue.pop_front() {
-        t.order.push(i);
         if t.g.type_of[i as usize] == NO_TYPE {
             continue; // its type did not validate: its words were not read as references
         }
@@ -371,7 +363,7 @@ pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<
 ///
 /// Paths form a trie keyed by (parent node, edge label, type): objects reached the same way
 /// share a node, so the work is one hash lookup per object, not a path rebuild.
-pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
+pub fn profile(src: &mut dyn HeapSource, mut t: Tree) -> Profile {
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];
     let mut root_nodes: HashMap<u32, u32> = HashMap::default();
@@ -419,7 +411,6 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
         })
         .collect();
     let mut index: HashMap<(u32, u64), u32> = HashMap::default();
-    let mut node_of = vec![NONE; t.objects.len()];
     let mut child = |nodes: &mut Vec<(u32, String, usize, u64, u64)>,
                      src: &mut dyn HeapSource,
                      parent: u32,
@@ -441,41 +432,66 @@ pub fn profile(src: &mut dyn HeapSource, t: &Tree) -> Profile {
                 (nodes.len() - 1) as u32
             })
     };
-    for &i in &t.order {
-        let iu = i as usize;
-        let p = t.parent[iu];
-        let node = if p == NONE {
-            // Roots have no parent; anything else without one is filed as unreached.
-            root_nodes.get(&i).copied().unwrap_or(unreached)
-        } else {
-            match node_of[p as usize] {
-                NONE => unreached,
-                pn => child(
-                    &mut nodes,
-                    src,
-                    pn,
-                    edge_of[t.label_id(i) as usize],
-                    kind_of[t.type_id(i) as usize],
-                ),
+    // An object's node is the child, by (edge, type), of its parent's node. Once known it
+    // takes the parent's place in `up` (no second array of 4 bytes per object); `known` says
+    // which entries are nodes. Each object is resolved once: chains are climbed to the nearest
+    // known ancestor, then resolved downwards.
+    let n = t.len();
+    let mut up = std::mem::take(&mut t.parent);
+    let mut known = vec![0u64; n.div_ceil(64)];
+    let is_known = |known: &[u64], i: u32| known[i as usize / 64] >> (i % 64) & 1 == 1;
+    let mut chain: Vec<u32> = Vec::new();
+    for start in 0..n as u32 {
+        if is_known(&known, start) {
+            continue;
+        }
+        chain.clear();
+        let mut cur = start;
+        let mut node = loop {
+            if is_known(&known, cur) {
+                break up[cur as usize];
+            }
+            chain.push(cur);
+            match up[cur as usize] {
+                // A root is its own holders' node; anything else without a parent is filed
+                // as unreached, by type.
+                NONE => {
+                    chain.pop();
+                    let node = match root_nodes.get(&cur) {
+                        Some(&r) => r,
+                        None => {
+                            let kind = kind_of[t.type_id(cur) as usize];
+                            child(&mut nodes, src, unreached, ref_edge, kind)
+                        }
+                    };
+                    chain.push(cur);
+                    break node;
+                }
+                // Parents come from a breadth-first walk and cannot loop; bounded anyway.
+                _ if chain.len() > n => break unreached,
+                p => cur = p,
             }
         };
-        node_of[iu] = node;
-        nodes[node as usize].3 += t.bytes(i);
-        nodes[node as usize].4 += 1;
+        while let Some(i) = chain.pop() {
+            // The chain's top, when it had no parent, has its node already.
+            if up[i as usize] != NONE {
+                node = child(
+                    &mut nodes,
+                    src,
+                    node,
+                    edge_of[t.label_id(i) as usize],
+                    kind_of[t.type_id(i) as usize],
+                );
+            }
+            up[i as usize] = node;
+            known[i as usize / 64] |= 1 << (i % 64);
+            nodes[node as usize].3 += t.bytes(i);
+            nodes[node as usize].4 += 1;
+        }
     }
-    let unreached_objects: Vec<usize> =
-        (0..node_of.len()).filter(|&i| node_of[i] == NONE).collect();
-    for i in unreached_objects {
-        let kind = kind_of[t.type_id(i as u32) as usize];
-        let n = child(&mut nodes, src, unreached, ref_edge, kind);
-        nodes[n as usize].3 += t.bytes(i as u32);
-        nodes[n as usize].4 += 1;
-    }
+    drop((up, known));
     let mut p = Profile::new(
-        format!(
-            "Retention: what holds the memory ({} objects)",
-            t.objects.len()
-        ),
+        format!("Retention: what holds the memory ({} objects)", t.len()),
         "width = bytes (sys.getsizeof) of objects first reached along each path from the \
          roots: modules, then what thread frames hold (breadth-first; each object charged once)",
         Unit::Bytes,

@@ -104,7 +104,7 @@ pub fn explain(
         })
         .collect();
     let (mut objects, mut bytes, mut native) = (0u64, 0u64, 0u64);
-    for i in 0..t.objects.len() as u32 {
+    for i in 0..t.len() as u32 {
         if !matching[t.type_id(i) as usize] {
             continue;
         }
