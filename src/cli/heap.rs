@@ -98,20 +98,27 @@ fn write_snapshot(
 }
 
 /// `why` over a captured graph (live or from a dump), its holders' retained bytes included.
+/// It consumes the graph: `why` prints no addresses, so they go first (8 bytes per object off
+/// the peak), unless the debug log, which names the other holders by address, wants them.
 pub(crate) fn why_on_graph(
-    g: &Graph,
+    mut g: Graph,
     type_name: &str,
     max_paths: usize,
     pid: i32,
 ) -> crate::analysis::retention::why::WhyReport {
     let mut phases = crate::analysis::phases::Phases::start("why");
+    let debug = log::log_enabled!(log::Level::Debug);
+    if !debug {
+        g.forget_addresses();
+    }
+    let g = &g;
     let mut src = DumpSource::new(g);
     let tree = retention::build_on_graph(g, &mut src);
     phases.lap("retention tree");
     let mut report =
         crate::analysis::retention::why::explain(&mut src, &tree, type_name, max_paths, pid);
     phases.lap("paths");
-    let parent = log::log_enabled!(log::Level::Debug).then(|| tree.parent.clone());
+    let parent = debug.then(|| tree.parent.clone());
     drop(tree);
     let d = dominators::compute(g);
     dominators::annotate_why(&mut report, &d);

@@ -466,7 +466,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
         let dump = crate::analysis::retention::heap_file::load(heap)?;
-        let report = heap::why_on_graph(&dump.graph, &a.type_name, a.max_paths, dump.pid);
+        let report = heap::why_on_graph(dump.graph, &a.type_name, a.max_paths, dump.pid);
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {
@@ -483,7 +483,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         let mut phases = crate::analysis::phases::Phases::start("why");
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
         phases.lap("graph captured");
-        heap::why_on_graph(&graph, &a.type_name, a.max_paths, pid)
+        heap::why_on_graph(graph, &a.type_name, a.max_paths, pid)
     })?;
     why_output(&a, &report)
 }

@@ -205,7 +205,7 @@ pub fn compute(g: &Graph) -> Dominators {
         }
     }
     phases.lap("passes");
-    drop(preds);
+    drop((preds, pred_start, joins, post));
     // Retained bytes: children before parents (postorder).
     let mut retained = vec![0u64; n + 1];
     for &v in &order {
@@ -219,25 +219,28 @@ pub fn compute(g: &Graph) -> Dominators {
             retained[d as usize] += own;
         }
     }
-    Dominators {
-        idom: idom[1..]
-            .iter()
-            .map(|&d| match d {
-                0 | UNDEF => ROOT,
-                d => d - 1,
-            })
-            .collect(),
-        retained: retained.split_off(1),
+    drop(order);
+    // Node numbers back to object indexes, in place (a copy would double these arrays at the
+    // peak of a `why`: 12 bytes per object).
+    for d in &mut idom {
+        *d = match *d {
+            0 | UNDEF => ROOT,
+            d => d - 1,
+        };
     }
+    idom.remove(0);
+    retained.remove(0);
+    Dominators { idom, retained }
 }
 
 /// Modules, then frame roots: children of the virtual root even when another root reaches them.
 fn named_roots(g: &Graph) -> Vec<u32> {
     let mut out: Vec<u32> = g.modules.iter().map(|(i, _)| *i).collect();
     out.extend(
-        g.frame_roots
+        g.frame_root_index
             .iter()
-            .filter_map(|r| g.objects.binary_search(&r.object).ok().map(|i| i as u32)),
+            .copied()
+            .filter(|&i| i != super::heap_graph::NO_INDEX),
     );
     out
 }
