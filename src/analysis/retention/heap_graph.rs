@@ -417,6 +417,9 @@ fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: us
 
 /// Most threads a capture reads with, and fewest objects worth a thread.
 const CAPTURE_THREADS: usize = 4;
+/// Runs of objects per thread (taken in turn): the runs' edges are appended to the graph's
+/// one at a time, so more runs than threads keep the copy's extra memory to one run's share.
+const RUNS_PER_THREAD: usize = 4;
 const OBJECTS_PER_THREAD: usize = 250_000;
 /// Bytes of target memory each capture thread's view holds (objects are read in address
 /// order; what they point to for names is mostly near).
@@ -432,8 +435,13 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         .clamp(1, CAPTURE_THREADS)
         .min(n.div_ceil(OBJECTS_PER_THREAD).max(1));
     let index = AddrIndex::new(&objects);
-    let per = n.div_ceil(threads).max(1);
-    let max_edges = MAX_EDGES / threads;
+    let run_count = if threads == 1 {
+        1
+    } else {
+        threads * RUNS_PER_THREAD
+    };
+    let per = n.div_ceil(run_count).max(1);
+    let max_edges = MAX_EDGES / run_count;
     let mut g = Graph {
         type_of: vec![NO_TYPE; n],
         bytes: vec![0; n],
@@ -441,7 +449,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         ..Default::default()
     };
     // Each run's slices of the per-object arrays.
-    let mut runs: Vec<Run> = Vec::with_capacity(threads);
+    let mut runs: Vec<Run> = Vec::with_capacity(run_count);
     {
         let (mut types, mut sizes, mut ends) = (
             g.type_of.as_mut_slice(),
@@ -473,26 +481,36 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     } else {
         let (mem, spans, py) = (src.view.memory(), src.view.spans().to_vec(), src.py);
         let index = &index;
+        let total = runs.len();
+        let mut turns: Vec<Vec<(usize, Run)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (k, run) in runs.into_iter().enumerate() {
+            turns[k % threads].push((k, run));
+        }
+        let mut parts: Vec<Part> = (0..total).map(|_| Part::default()).collect();
         std::thread::scope(|s| {
-            let handles: Vec<_> = runs
+            let handles: Vec<_> = turns
                 .into_iter()
-                .map(|run| {
+                .map(|mine| {
                     let spans = spans.clone();
                     s.spawn(move || {
                         let mut view = View::new(mem, spans, CAPTURE_BUDGET);
                         let mut types = TypeTable::new(py);
                         let mut src = LiveSource::new(&mut view, py, &mut types);
-                        capture_part(&mut src, run, index, max_edges)
+                        mine.into_iter()
+                            .map(|(k, run)| (k, capture_part(&mut src, run, index, max_edges)))
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            // A thread that failed leaves its run without edges (and with whatever types it
+            // A thread that failed leaves its runs without edges (and with whatever types it
             // wrote: cleared below).
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
+            for h in handles {
+                for (k, part) in h.join().unwrap_or_default() {
+                    parts[k] = part;
+                }
+            }
+        });
+        parts
     };
     drop(index);
     let mut phases = crate::analysis::phases::Phases::start("capture");

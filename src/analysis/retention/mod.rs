@@ -29,11 +29,11 @@ const MAX_DEPTH: usize = 48;
 /// The spanning tree over a census's objects (indexes into the sorted object list).
 ///
 /// Built on a captured graph (live or from a dump), it keeps per object only its parent and
-/// the edge it was reached by (the graph's label id): 8 bytes. Types and sizes are the graph's.
+/// the edge it was reached by (the graph's label id): 6 bytes (8 past 65,536 labels). Types and sizes are the graph's.
 pub struct Tree<'g> {
     pub parent: Vec<u32>,
     /// Per object: index into `labels` of the edge its parent reached it by.
-    label_of: Vec<u32>,
+    label_of: LabelIds,
     /// The graph's labels as the live walker's `Label`s, by id.
     labels: Vec<Label>,
     g: &'g Graph,
@@ -43,6 +43,39 @@ pub struct Tree<'g> {
     root_of: HashMap<u32, u32>,
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
+}
+
+/// Per object, the label id of the edge it was reached by: 2 bytes each when the graph has
+/// fewer than 65,536 labels (every heap measured: labels are the distinct attribute and key
+/// names), else 4.
+enum LabelIds {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl LabelIds {
+    fn new(n: usize, labels: usize) -> LabelIds {
+        if labels <= u16::MAX as usize + 1 {
+            LabelIds::Narrow(vec![0; n])
+        } else {
+            LabelIds::Wide(vec![0; n])
+        }
+    }
+
+    fn get(&self, i: u32) -> u32 {
+        match self {
+            LabelIds::Narrow(v) => v[i as usize] as u32,
+            LabelIds::Wide(v) => v[i as usize],
+        }
+    }
+
+    /// `label` is one of the graph's label ids (so it fits the width chosen from their count).
+    fn set(&mut self, i: u32, label: u32) {
+        match self {
+            LabelIds::Narrow(v) => v[i as usize] = label as u16,
+            LabelIds::Wide(v) => v[i as usize] = label,
+        }
+    }
 }
 
 /// Flags per object while a tree is built.
@@ -78,7 +111,7 @@ impl<'g> Tree<'g> {
         let n = g.len();
         Tree {
             parent: vec![NONE; n],
-            label_of: vec![0; n],
+            label_of: LabelIds::new(n, g.labels.len()),
             labels,
             g,
             roots: Vec::new(),
@@ -101,13 +134,13 @@ impl<'g> Tree<'g> {
     pub fn label(&self, i: u32) -> Label {
         match self.parent[i as usize] {
             NONE => Label::Ref,
-            _ => self.labels[self.label_of[i as usize] as usize],
+            _ => self.labels[self.label_of.get(i) as usize],
         }
     }
 
     /// The edge object `i` was reached by, as an id (equal ids, equal labels).
     pub fn label_id(&self, i: u32) -> u32 {
-        self.label_of[i as usize]
+        self.label_of.get(i)
     }
 
     /// Object `i`'s type as an id (0: none); see `type_ptr_of_id`.
@@ -211,7 +244,7 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
         if flags[to as usize] & SEEN == 0 {
             flags[to as usize] |= SEEN;
             t.parent[to as usize] = from;
-            t.label_of[to as usize] = label;
+            t.label_of.set(to, label);
             queue.push_back(to);
             walk(&mut t, &mut flags, &mut queue, &mut guessed);
         }
@@ -250,7 +283,7 @@ fn walk(
             }
             flags[j as usize] |= SEEN;
             t.parent[j as usize] = i;
-            t.label_of[j as usize] = label;
+            t.label_of.set(j, label);
             queue.push_back(j);
         }
     }
