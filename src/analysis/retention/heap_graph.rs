@@ -429,6 +429,7 @@ const CAPTURE_BUDGET: u64 = 8 << 20;
 /// every object's type, size and edges in address order (runs of objects on several threads,
 /// each with its own view and type table, merged in order), then the roots.
 pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
+    let mut phases = crate::analysis::phases::Phases::start("capture");
     let n = objects.len();
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
@@ -513,7 +514,6 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         parts
     };
     drop(index);
-    let mut phases = crate::analysis::phases::Phases::start("capture");
     phases.lap("parts");
     let mut names = Interner::default();
     let mut dropped_edges = 0;
