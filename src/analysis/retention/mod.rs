@@ -29,7 +29,8 @@ const MAX_DEPTH: usize = 48;
 /// The spanning tree over a census's objects (indexes into the sorted object list).
 ///
 /// Built on a captured graph (live or from a dump), it keeps per object only its parent and
-/// the edge it was reached by (the graph's label id): 6 bytes (8 past 65,536 labels). Types and sizes are the graph's.
+/// the edge it was reached by (the graph's label id): 6 bytes (8 past 65,536 labels). Types
+/// and sizes are the graph's.
 pub struct Tree<'g> {
     pub parent: Vec<u32>,
     /// Per object: index into `labels` of the edge its parent reached it by.
