@@ -107,8 +107,8 @@ impl Graph {
     }
 
     /// Let the object addresses go (8 bytes per object), for an analysis that prints none and
-    /// finds nothing by address after `link_indexes`: the retention flamegraph and `why`. The graph
-    /// still answers by index; `objects` is empty after.
+    /// finds nothing by address after `link_indexes`: the retention flamegraph and `why`. The
+    /// graph still answers by index; `objects` is empty after.
     pub fn forget_addresses(&mut self) {
         self.objects = Rc::new(Vec::new());
     }
