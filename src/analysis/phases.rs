@@ -20,22 +20,24 @@ impl Phases {
     pub fn lap(&mut self, name: &str) {
         let now = Instant::now();
         log::debug!(
-            "{} {name}: {:.1} ms, peak RSS {} MiB",
+            "{} {name}: {:.1} ms, RSS {} MiB, peak {} MiB",
             self.what,
             (now - self.last).as_secs_f64() * 1e3,
-            peak_rss_kib() / 1024
+            status_kib("VmRSS:") / 1024,
+            status_kib("VmHWM:") / 1024
         );
         self.last = now;
     }
 }
 
-/// The tool's peak resident memory so far (`VmHWM`), 0 where /proc does not say.
-fn peak_rss_kib() -> u64 {
+/// A memory figure of the tool's own status (`VmRSS:` now, `VmHWM:` the peak so far), 0 where
+/// /proc does not say.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
