@@ -111,21 +111,27 @@ pub(crate) fn why_on_graph(
     if !debug {
         g.forget_addresses();
     }
-    let g = &g;
-    let mut src = DumpSource::new(g);
-    let tree = retention::build_on_graph(g, &mut src);
+    let mut src = DumpSource::new(&g);
+    let tree = retention::build_on_graph(&g, &mut src);
     phases.lap("retention tree");
     let mut report =
         crate::analysis::retention::why::explain(&mut src, &tree, type_name, max_paths, pid);
     phases.lap("paths");
     let parent = debug.then(|| tree.parent.clone());
-    drop(tree);
-    let d = dominators::compute(g);
-    dominators::annotate_why(&mut report, &d);
-    phases.lap("dominators");
-    if let Some(parent) = parent {
-        dominators::log_other_holders(g, &d, &parent, type_name);
+    drop((tree, src));
+    match parent {
+        // The graph is needed after: its references name the other holders.
+        Some(parent) => {
+            let d = dominators::compute(&g);
+            dominators::annotate_why(&mut report, &d);
+            dominators::log_other_holders(&g, &d, &parent, type_name);
+        }
+        None => {
+            let d = dominators::compute_consuming(g);
+            dominators::annotate_why(&mut report, &d);
+        }
     }
+    phases.lap("dominators");
     report
 }
 

@@ -4,16 +4,16 @@
 //! children are the
 //! modules, then what thread frames hold, then every object no root reaches (each its own
 //! root: what it alone holds is still what freeing it would free). Conservative edges count
-//! only into objects no exact edge reaches (`kept_edges`).
+//! only into objects no exact edge reaches (`Kept`).
 //!
 //! Algorithm: Cooper, Harvey and Kennedy's iterative one ("A Simple, Fast Dominance
 //! Algorithm"), over integer arrays: a DFS numbering, predecessors as CSR, one `idom` array.
 
-use super::heap_graph::{EdgeLabel, Graph, NO_TYPE};
+use super::heap_graph::{EdgeLabel, Graph, NO_INDEX, NO_TYPE};
 use rustc_hash::FxHashMap as HashMap;
 
 const UNDEF: u32 = u32::MAX;
-/// An edge the dominator computation leaves out (see `kept_edges`).
+/// An edge the dominator computation leaves out (see `Kept`).
 const SKIP: u32 = u32::MAX - 2;
 
 /// Which edges count: exact ones always; a conservative one (a word of an object's body that
@@ -21,18 +21,169 @@ const SKIP: u32 = u32::MAX - 2;
 /// a finished generator's or a dead tuple's stale slots point at objects that are held for
 /// real elsewhere, and counting them would take those objects from their true holder —, but
 /// they are also how `__slots__` values and C extensions' fields are found, which nothing else
-/// reaches. Returns (label is exact, per label; object has an exact in-edge, per object).
-fn kept_edges(g: &Graph) -> (Vec<bool>, Vec<bool>) {
-    let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
-    let mut exact_in = vec![false; g.len()];
-    for i in 0..g.len() as u32 {
-        for (t, l) in g.edges(i) {
-            if exact[l as usize] {
-                exact_in[t as usize] = true;
+/// reaches. Decided once per edge into bitsets, so the labels can go before the walk.
+struct Kept {
+    /// Per stored edge (`Graph::edge_to`'s positions).
+    stored: Bits,
+    /// Whether the type edges count: their label is exact, or (never in practice) their
+    /// target has no exact in-edge — per object, then.
+    class_exact: bool,
+    exact_in: Bits,
+}
+
+impl Kept {
+    fn of(g: &Graph) -> Kept {
+        let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
+        let is_exact = |l: u32| exact.get(l as usize).copied().unwrap_or(false);
+        let mut exact_in = Bits::new(g.len());
+        for i in 0..g.len() as u32 {
+            for (t, l) in g.edges(i) {
+                if is_exact(l) {
+                    exact_in.set(t as usize);
+                }
             }
         }
+        let mut stored = Bits::new(g.edge_to.len());
+        for (k, (&t, &l)) in g.edge_to.iter().zip(&g.edge_label).enumerate() {
+            if is_exact(l) || !exact_in.get(t as usize) {
+                stored.set(k);
+            }
+        }
+        Kept {
+            stored,
+            class_exact: is_exact(g.class_label),
+            exact_in,
+        }
     }
-    (exact, exact_in)
+
+    /// Edge `k` of object `i` as `Graph::edges` lists them: its target, `SKIP` when it does
+    /// not count, None past the last. Reads no labels.
+    fn target(&self, g: &Graph, i: u32, k: u64) -> Option<u32> {
+        let k = match (g.class_edge(i), k) {
+            (Some((t, _)), 0) => {
+                return Some(if self.class_counts(t) { t } else { SKIP });
+            }
+            (Some(_), k) => k - 1,
+            (None, k) => k,
+        };
+        let a = *g.edge_start.get(i as usize)? as usize;
+        let b = *g.edge_start.get(i as usize + 1)? as usize;
+        let at = a.checked_add(usize::try_from(k).ok()?)?;
+        (at < b).then(|| {
+            if self.stored.get(at) {
+                g.edge_to[at]
+            } else {
+                SKIP
+            }
+        })
+    }
+
+    /// Whether a type edge into `t` counts.
+    fn class_counts(&self, t: u32) -> bool {
+        self.class_exact || !self.exact_in.get(t as usize)
+    }
+
+    /// Object `i`'s counted stored edges (its type edge aside), in order.
+    fn stored_targets<'a>(&'a self, g: &'a Graph, i: u32) -> impl Iterator<Item = u32> + 'a {
+        let a = g.edge_start.get(i as usize).map_or(0, |&a| a as usize);
+        let b = g.edge_start.get(i as usize + 1).map_or(a, |&b| b as usize);
+        (a..b.max(a))
+            .filter(|&k| self.stored.get(k))
+            .filter_map(|k| g.edge_to.get(k).copied())
+    }
+}
+
+/// The type edges that count, as predecessors grouped by type object: every object has one,
+/// so as entries of the predecessor arrays they would double them (`why`'s peak memory);
+/// grouped, they take one entry per object in place of `Graph::type_of`, which goes.
+struct Instances {
+    /// The type objects' nodes, sorted, and where each one's instances start in `members`.
+    types: Vec<(u32, u32)>,
+    /// Per node: whether it is one of `types` (most lookups are of other nodes).
+    is_type: Bits,
+    /// Instance nodes, grouped by type object.
+    members: Vec<u32>,
+}
+
+impl Instances {
+    fn of(g: &Graph, kept: &Kept, n: usize) -> Instances {
+        let mut nodes: Vec<u32> = (g.type_index.iter())
+            .filter(|&&t| t != NO_INDEX && (t as usize) < n && kept.class_counts(t))
+            .map(|&t| t + 1)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        // Counted per type object, then placed (a counting sort: no second copy of the
+        // objects).
+        let mut count = vec![0u32; nodes.len() + 1];
+        // Per type (few): its type object's place in `nodes`; then per object, a lookup.
+        let slot_of_type: Vec<Option<usize>> = (0..g.types.len() as u32)
+            .map(|ty| {
+                g.class_edge_of_type(ty)
+                    .and_then(|t| nodes.binary_search(&(t + 1)).ok())
+            })
+            .collect();
+        let slot = |i: u32| {
+            let ty = *g.type_of.get(i as usize)?;
+            *slot_of_type.get(ty as usize)?
+        };
+        for i in 0..n as u32 {
+            if let Some(k) = slot(i) {
+                count[k + 1] += 1;
+            }
+        }
+        for k in 1..count.len() {
+            count[k] += count[k - 1];
+        }
+        let mut members = vec![0u32; count.last().copied().unwrap_or(0) as usize];
+        let mut next = count.clone();
+        for i in 0..n as u32 {
+            if let Some(k) = slot(i) {
+                members[next[k] as usize] = i + 1;
+                next[k] += 1;
+            }
+        }
+        let mut is_type = Bits::new(n + 1);
+        for &v in &nodes {
+            is_type.set(v as usize);
+        }
+        Instances {
+            types: nodes.into_iter().zip(count).collect(),
+            is_type,
+            members,
+        }
+    }
+
+    /// The nodes whose type edge into node `v` counts.
+    fn of_node(&self, v: u32) -> &[u32] {
+        if !self.is_type.get(v as usize) {
+            return &[];
+        }
+        let Ok(k) = self.types.binary_search_by_key(&v, |&(t, _)| t) else {
+            return &[];
+        };
+        let a = self.types[k].1 as usize;
+        let b = self
+            .types
+            .get(k + 1)
+            .map_or(self.members.len(), |&(_, b)| b as usize);
+        self.members.get(a..b).unwrap_or(&[])
+    }
+}
+
+/// A fixed-size bitset.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
 }
 
 pub struct Dominators {
@@ -45,11 +196,47 @@ pub struct Dominators {
 /// The virtual root, as an `idom` value.
 pub const ROOT: u32 = u32::MAX - 1;
 
+/// The graph a computation reads: borrowed, or owned and let go of array by array as soon as
+/// the computation is done with each (the predecessors and the graph's edges are never held
+/// together with the labels, nor the post order beside them: `why`'s peak memory).
+enum Held<'g> {
+    Borrowed(&'g Graph),
+    Owned(Box<Graph>),
+}
+
+impl Held<'_> {
+    fn graph(&self) -> &Graph {
+        match self {
+            Held::Borrowed(g) => g,
+            Held::Owned(g) => g,
+        }
+    }
+
+    fn release(&mut self, what: impl FnOnce(&mut Graph)) {
+        if let Held::Owned(g) = self {
+            what(g);
+        }
+    }
+}
+
+/// Dominators of a graph the caller goes on using.
 pub fn compute(g: &Graph) -> Dominators {
-    let n = g.len();
+    run(Held::Borrowed(g))
+}
+
+/// Dominators of a graph nothing needs after: its labels, edges and types are let go on the
+/// way (sizes stay to the end).
+pub fn compute_consuming(g: Graph) -> Dominators {
+    run(Held::Owned(Box::new(g)))
+}
+
+fn run(mut held: Held) -> Dominators {
+    let n = held.graph().len();
     let mut phases = crate::analysis::phases::Phases::start("dominators");
-    let kept = kept_edges(g);
-    let kept = |(t, l): (u32, u32)| kept.0[l as usize] || !kept.1[t as usize];
+    let kept = Kept::of(held.graph());
+    held.release(|g| g.edge_label = Vec::new());
+    let g = held.graph();
+    let stored_edges = g.edge_to.len();
     // Node numbering: 0 is the virtual root, object i is i + 1.
     // The virtual root's children: modules and frame roots, then every object in address
     // order that the DFS has not reached from an earlier child by then (found by the DFS).
@@ -58,7 +245,7 @@ pub fn compute(g: &Graph) -> Dominators {
     // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
     let mut post = vec![UNDEF; n + 1];
     let mut order: Vec<u32> = Vec::with_capacity(n + 1);
-    let mut visited = vec![false; n + 1];
+    let mut visited = Bits::new(n + 1);
     let mut stack: Vec<(u32, u64)> = Vec::new();
     let children = |root_children: &[u32], v: u32, k: u64| -> Option<u32> {
         if v == 0 {
@@ -67,11 +254,11 @@ pub fn compute(g: &Graph) -> Dominators {
                 Some(i) => (i < n as u64).then_some(i as u32 + 1),
             }
         } else {
-            g.edge_at(v - 1, k)
-                .map(|e| if kept(e) { e.0 + 1 } else { SKIP })
+            kept.target(g, v - 1, k)
+                .map(|t| if t == SKIP { SKIP } else { t + 1 })
         }
     };
-    visited[0] = true;
+    visited.set(0);
     stack.push((0, 0));
     while let Some(top) = stack.last_mut() {
         let (v, k) = *top;
@@ -79,8 +266,8 @@ pub fn compute(g: &Graph) -> Dominators {
             Some(SKIP) => top.1 += 1,
             Some(c) => {
                 top.1 += 1;
-                if !visited[c as usize] {
-                    visited[c as usize] = true;
+                if !visited.get(c as usize) {
+                    visited.set(c as usize);
                     if v == 0 && k >= named {
                         root_children.push(c - 1);
                     }
@@ -94,9 +281,9 @@ pub fn compute(g: &Graph) -> Dominators {
             }
         }
     }
-    drop(visited);
+    drop((visited, stack));
     phases.lap("DFS");
-    if g.edge_to.len() + 2 * n >= u32::MAX as usize {
+    if stored_edges + 2 * n >= u32::MAX as usize {
         // Past u32 offsets (4G references): every object is its own holder's only part.
         log::warn!("too many references for retained sizes: each object retains itself");
         return Dominators {
@@ -104,7 +291,12 @@ pub fn compute(g: &Graph) -> Dominators {
             retained: (0..n as u32).map(|i| g.bytes_of(i)).collect(),
         };
     }
-    // Predecessors (CSR), root edges included.
+    // The order is rebuilt from the post numbers once the predecessors stand.
+    drop(order);
+    let instances = Instances::of(g, &kept, n);
+    held.release(|g| g.type_of = Vec::new());
+    let g = held.graph();
+    // Predecessors (CSR), root edges included, type edges aside (`instances`).
     // u32 offsets: the graph holds fewer than 4G edges (`heap_graph::MAX_EDGES`), and the root
     // edges are one per object at most.
     let mut pred_start = vec![0u32; n + 3];
@@ -114,11 +306,9 @@ pub fn compute(g: &Graph) -> Dominators {
     }
     let mut kept_count = 0;
     for i in 0..n as u32 {
-        for e in g.edges(i) {
-            if kept(e) {
-                pred_start[e.0 as usize + 3] += 1;
-                kept_count += 1;
-            }
+        for t in kept.stored_targets(g, i) {
+            pred_start[t as usize + 3] += 1;
+            kept_count += 1;
         }
     }
     for v in 1..pred_start.len() {
@@ -135,13 +325,28 @@ pub fn compute(g: &Graph) -> Dominators {
             fill(0, c + 1);
         }
         for i in 0..n as u32 {
-            for e in g.edges(i) {
-                if kept(e) {
-                    fill(i + 1, e.0 + 1);
-                }
+            for t in kept.stored_targets(g, i) {
+                fill(i + 1, t + 1);
             }
         }
     }
+    drop((kept, root_children));
+    held.release(|g| {
+        g.edge_to = Vec::new();
+        g.edge_start = Vec::new();
+    });
+    let g = held.graph();
+    let mut order = vec![0u32; n + 1];
+    for (v, &p) in post.iter().enumerate() {
+        // Every node has its post number (the root's children cover all objects).
+        if let Some(o) = order.get_mut(p as usize) {
+            *o = v as u32;
+        }
+    }
+    log::debug!(
+        "dominators: {n} objects, {stored_edges} stored references, {kept_count} predecessors, {} by type",
+        instances.members.len()
+    );
     phases.lap("predecessors");
     // pred_start[v + 1] now ends v's predecessors and pred_start[v] starts them.
     let mut idom = vec![UNDEF; n + 1];
@@ -160,15 +365,20 @@ pub fn compute(g: &Graph) -> Dominators {
     // A node with one predecessor is dominated by it, whatever else the graph holds: the
     // first pass sets it (at its place in the order, as the algorithm would), the later passes
     // leave it out (most of a heap: an object held by one container) and revisit the joins.
+    let preds_of = |v: u32| {
+        let stored = &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize];
+        (stored, instances.of_node(v))
+    };
     let single = |v: u32| -> Option<u32> {
-        match &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
-            [p] if *p != v => Some(*p),
+        match preds_of(v) {
+            ([p], []) | ([], [p]) if *p != v => Some(*p),
             _ => None,
         }
     };
     let join = |idom: &mut Vec<u32>, v: u32| -> bool {
         let mut new = UNDEF;
-        for &p in &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize] {
+        let (stored, by_type) = preds_of(v);
+        for &p in stored.iter().chain(by_type) {
             if idom[p as usize] == UNDEF {
                 continue;
             }
@@ -205,7 +415,7 @@ pub fn compute(g: &Graph) -> Dominators {
         }
     }
     phases.lap("passes");
-    drop((preds, pred_start, joins, post));
+    drop((preds, pred_start, joins, post, instances));
     // Retained bytes: children before parents (postorder).
     let mut retained = vec![0u64; n + 1];
     for &v in &order {
@@ -415,5 +625,50 @@ mod tests {
         let d = compute(&g);
         assert_eq!(d.idom, vec![ROOT, 0, 1, 0]);
         assert_eq!(d.retained, vec![1111, 110, 100, 1000]);
+    }
+
+    /// `g` with objects 3.. of type C, whose type object is object 1.
+    fn with_class(mut g: Graph) -> Graph {
+        g.labels.push(EdgeLabel::Field(0));
+        g.class_label = 2;
+        g.types = vec![(0x1010, "C".into())];
+        g.type_index = vec![1];
+        g.type_of = (0..g.len())
+            .map(|i| if i >= 3 { 0 } else { NO_TYPE })
+            .collect();
+        g
+    }
+
+    #[test]
+    fn type_edges_make_the_class_a_join() {
+        // 0 → 1 (the class), 0 → 2 → 3, 4 (instances); with 5, an instance no root reaches,
+        // the class has a holder outside 0's part of the heap.
+        let nodes: &[(u64, &[u32])] = &[
+            (1, &[1, 2]),
+            (10, &[]),
+            (100, &[3, 4]),
+            (1000, &[]),
+            (10000, &[]),
+            (100000, &[]),
+        ];
+        for (objects, idom, retained) in [
+            (
+                6,
+                vec![ROOT, ROOT, 0, 2, 2, ROOT],
+                vec![11101, 10, 11100, 1000, 10000, 100000],
+            ),
+            (
+                5,
+                vec![ROOT, 0, 0, 2, 2],
+                vec![11111, 10, 11100, 1000, 10000],
+            ),
+        ] {
+            let g = with_class(graph(&nodes[..objects]));
+            let d = compute(&g);
+            assert_eq!((&d.idom, &d.retained), (&idom, &retained));
+            // Consuming the graph lets arrays go on the way, not the answer.
+            let d = compute_consuming(g);
+            assert_eq!((d.idom, d.retained), (idom, retained));
+        }
     }
 }

@@ -148,27 +148,22 @@ impl Graph {
         )
     }
 
-    /// Edge `k` of object `i` (as `edges` lists them), None past the last.
-    pub fn edge_at(&self, i: u32, k: u64) -> Option<(u32, u32)> {
-        let class = self.class_edge(i);
-        let k = match (class, k) {
-            (Some(e), 0) => return Some(e),
-            (Some(_), k) => k - 1,
-            (None, k) => k,
-        };
-        let (a, b) = self.stored(i);
-        let at = a.checked_add(usize::try_from(k).ok()?)?;
-        (at < b).then(|| (self.edge_to[at], self.edge_label[at]))
-    }
-
     /// The type edge of object `i`, when its type is one of the graph's objects.
     pub fn class_edge(&self, i: u32) -> Option<(u32, u32)> {
         if self.class_label == NO_LABEL {
             return None;
         }
         let t = *self.type_of.get(i as usize)?;
+        Some((self.class_edge_of_type(t)?, self.class_label))
+    }
+
+    /// The target of the type edges of type `t`'s instances: its type object's index.
+    pub fn class_edge_of_type(&self, t: u32) -> Option<u32> {
+        if self.class_label == NO_LABEL {
+            return None;
+        }
         let to = *self.type_index.get(t as usize)?;
-        (to != NO_INDEX).then_some((to, self.class_label))
+        (to != NO_INDEX).then_some(to)
     }
 
     /// Every edge, stored or made: the length of arrays indexed by edge.
