@@ -193,6 +193,38 @@ pub struct Dominators {
     pub retained: Vec<u64>,
 }
 
+/// Per object, its index into the graph's types: 2 bytes each where there are fewer than 64Ki
+/// types (`NO_TYPE` kept as such), else 4.
+pub enum TypeIds {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl TypeIds {
+    pub fn of(type_of: &[u32], types: usize) -> TypeIds {
+        const NARROW_NONE: u16 = u16::MAX;
+        if types < NARROW_NONE as usize {
+            TypeIds::Narrow(
+                (type_of.iter())
+                    .map(|&t| u16::try_from(t).unwrap_or(NARROW_NONE))
+                    .collect(),
+            )
+        } else {
+            TypeIds::Wide(type_of.to_vec())
+        }
+    }
+
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            TypeIds::Narrow(t) => match t.get(i) {
+                Some(&u16::MAX) | None => NO_TYPE,
+                Some(&t) => t as u32,
+            },
+            TypeIds::Wide(t) => t.get(i).copied().unwrap_or(NO_TYPE),
+        }
+    }
+}
+
 /// The virtual root, as an `idom` value.
 pub const ROOT: u32 = u32::MAX - 1;
 
@@ -458,8 +490,12 @@ fn named_roots(g: &Graph) -> Vec<u32> {
 /// Per type name: the bytes its instances retain together, each object counted once (an
 /// instance inside another instance's dominator subtree adds nothing: a list of lists retains
 /// what the outer list retains).
-pub fn retained_by_type(g: &Graph, d: &Dominators) -> HashMap<String, u64> {
-    let n = g.len();
+pub fn retained_by_type(
+    types: &[(u64, String)],
+    type_of: impl Fn(usize) -> u32,
+    d: &Dominators,
+) -> HashMap<String, u64> {
+    let n = d.idom.len();
     // Children lists of the dominator tree (CSR), then a DFS with a count of open instances
     // per type.
     let mut start = vec![0u32; n + 2];
@@ -482,12 +518,14 @@ pub fn retained_by_type(g: &Graph, d: &Dominators) -> HashMap<String, u64> {
             *slot += 1;
         }
     }
-    let mut open = vec![0u32; g.types.len()];
-    let mut by_type = vec![0u64; g.types.len()];
+    let mut open = vec![0u32; types.len()];
+    let mut by_type = vec![0u64; types.len()];
     // (node, entered): entered nodes are closed when popped the second time.
     let mut stack: Vec<(u32, bool)> = roots.iter().rev().map(|&r| (r, false)).collect();
     while let Some((v, entered)) = stack.pop() {
-        let t = g.type_of[v as usize];
+        let t = Some(type_of(v as usize))
+            .filter(|&t| (t as usize) < types.len())
+            .unwrap_or(NO_TYPE);
         if entered {
             if t != NO_TYPE {
                 open[t as usize] -= 1;
@@ -509,7 +547,7 @@ pub fn retained_by_type(g: &Graph, d: &Dominators) -> HashMap<String, u64> {
         }
     }
     let mut out: HashMap<String, u64> = HashMap::default();
-    for (t, (_, name)) in g.types.iter().enumerate() {
+    for (t, (_, name)) in types.iter().enumerate() {
         *out.entry(name.clone()).or_default() += by_type[t];
     }
     out
@@ -610,7 +648,8 @@ mod tests {
         let g = graph(&[(1, &[1]), (2, &[2]), (4, &[1])]);
         let d = compute(&g);
         assert_eq!(d.retained, vec![7, 6, 4]);
-        assert_eq!(retained_by_type(&g, &d).get("t"), Some(&7));
+        let by_type = retained_by_type(&g.types, |i| g.type_of[i], &d);
+        assert_eq!(by_type.get("t"), Some(&7));
     }
 
     #[test]
