@@ -6,7 +6,9 @@
 //! from the previous target (the first from the object itself), so most take 1-3 bytes before
 //! compression. No object values are kept: only names (see `heap_graph`).
 
-use super::heap_graph::{EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE};
+use super::heap_graph::{
+    push_size, EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE,
+};
 use crate::analysis::census::snapshot::{self, Snapshot};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -26,8 +28,9 @@ pub struct HeapDump {
     pub graph: Graph,
 }
 
-/// What is encoded after the header (format `VERSION`).
-#[derive(Serialize, Deserialize)]
+/// What is encoded after the header (format `VERSION`), as it is read back: the integer
+/// arrays go straight into the graph's forms as they are read (see `SeqInto`).
+#[derive(Deserialize)]
 struct DumpFile {
     pid: i32,
     python_version: String,
@@ -39,18 +42,125 @@ struct DumpFile {
     /// The label of the type edges every typed object has first (not stored per object).
     class_label: u32,
     types: Vec<(u64, String)>,
+    /// Read back as the addresses (the deltas summed).
+    #[serde(deserialize_with = "addresses")]
     object_delta: Vec<u64>,
-    /// Type index + 1 (0: the type did not validate).
+    /// Type index + 1 (0: the type did not validate); read back as the index or `NO_TYPE`.
+    #[serde(deserialize_with = "type_indexes")]
     object_type: Vec<u32>,
-    object_bytes: Vec<u64>,
+    #[serde(deserialize_with = "sizes")]
+    object_bytes: Sizes,
     /// (object index, native bytes), by index: the objects that own memory outside themselves.
     object_native: Vec<(u32, u64)>,
+    /// Read back as `Graph::edge_start` (0, then where each object's edges end).
+    #[serde(deserialize_with = "edge_ends")]
     edge_count: Vec<u32>,
-    edge_delta: Vec<i64>,
+    /// Written as i64; read back modulo 2^32, which is exact for u32 targets (the target is
+    /// the previous one plus the delta, wrapping) and half the memory.
+    #[serde(deserialize_with = "wrapped_deltas")]
+    edge_delta: Vec<u32>,
+    #[serde(deserialize_with = "exact_vec")]
     edge_label: Vec<u32>,
     modules: Vec<(u32, String)>,
     frame_roots: Vec<FrameRootEntry>,
     frame_stats: FrameStats,
+}
+
+/// Object sizes in the graph's form (`Graph::bytes` and `big`).
+struct Sizes {
+    bytes: Vec<u32>,
+    big: Vec<(u32, u64)>,
+}
+
+/// A sequence of `T` read into a `Vec<U>` element by element through `push`, its length
+/// reserved once: serde's own `Vec` grows by doubling (up to twice a graph array's memory
+/// while a dump is read) and would need a second array to narrow or sum the values.
+struct SeqInto<T, U, F> {
+    push: F,
+    _t: std::marker::PhantomData<(T, U)>,
+}
+
+fn seq_into<'de, D, T, U>(
+    d: D,
+    push: impl FnMut(&mut Vec<U>, T),
+) -> std::result::Result<Vec<U>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_seq(SeqInto {
+        push,
+        _t: std::marker::PhantomData,
+    })
+}
+
+impl<'de, T, U, F> serde::de::Visitor<'de> for SeqInto<T, U, F>
+where
+    T: Deserialize<'de>,
+    F: FnMut(&mut Vec<U>, T),
+{
+    type Value = Vec<U>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> std::result::Result<Vec<U>, A::Error> {
+        let mut out = Vec::new();
+        // The length is the file's word: a corrupt one fails here (or past the stream's end),
+        // not in an abort on allocation.
+        if let Some(n) = seq.size_hint() {
+            out.try_reserve_exact(n.saturating_add(1))
+                .map_err(|_| serde::de::Error::custom(format!("array of {n} elements")))?;
+        }
+        while let Some(x) = seq.next_element::<T>()? {
+            (self.push)(&mut out, x);
+        }
+        Ok(out)
+    }
+}
+
+fn addresses<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u64>, D::Error> {
+    seq_into(d, |out: &mut Vec<u64>, delta: u64| {
+        let prev = out.last().copied().unwrap_or(0);
+        out.push(prev.wrapping_add(delta));
+    })
+}
+
+fn type_indexes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
+    seq_into(d, |out: &mut Vec<u32>, t: u32| {
+        out.push(t.checked_sub(1).unwrap_or(NO_TYPE))
+    })
+}
+
+fn sizes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Sizes, D::Error> {
+    let mut big = Vec::new();
+    let bytes = seq_into(d, |out: &mut Vec<u32>, b: u64| push_size(out, &mut big, b))?;
+    Ok(Sizes { bytes, big })
+}
+
+/// Saturates at u32::MAX, which `decode_body` refuses (more references than the graph holds).
+fn edge_ends<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
+    seq_into(d, |out: &mut Vec<u32>, count: u32| {
+        if out.is_empty() {
+            out.push(0);
+        }
+        let end = out.last().copied().unwrap_or(0).saturating_add(count);
+        out.push(end);
+    })
+}
+
+fn wrapped_deltas<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<u32>, D::Error> {
+    seq_into(d, |out: &mut Vec<u32>, delta: i64| out.push(delta as u32))
+}
+
+fn exact_vec<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
+    seq_into(d, |out: &mut Vec<u32>, x: u32| out.push(x))
 }
 
 /// `DumpFile` as it is written: the graph's arrays borrowed, the delta-coded ones made while
@@ -149,74 +259,100 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
     z.finish().map_err(|e| Error::io("zstd".to_string(), e))
 }
 
-pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
+/// The largest single text a dump holds (the census JSON; texts are read through this buffer,
+/// which is zeroed lazily: only what the longest text uses is ever touched).
+const MAX_TEXT: usize = 256 << 20;
+
+/// A dump read back from its file, streamed: neither the file nor its decompressed form is
+/// held whole (they would add a third to the graph's own memory at the peak).
+pub fn load(path: &Path) -> Result<HeapDump> {
+    use std::io::Read;
+    let label = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("reading {label}"), e))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut head = Vec::with_capacity(20);
+    (&mut r)
+        .take(20)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(format!("reading {label}"), e))?;
+    check_header(&head, &label)?;
+    decode_body(r, &label)
+}
+
+fn check_header(head: &[u8], label: &str) -> Result<()> {
     let bad = |why: String| Error::Usage(format!("{label}: {why}"));
-    if bytes.len() < 20 || &bytes[..16] != MAGIC {
+    if head.len() < 20 || &head[..16] != MAGIC {
         return Err(bad(
             "not a heap dump (write one with `pymemspy snapshot --format heap`)".into(),
         ));
     }
-    let version = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or([0; 4]));
+    let version = u32::from_le_bytes(head[16..20].try_into().unwrap_or([0; 4]));
     if version != VERSION {
         return Err(bad(format!(
             "heap dump format {version}; this pymemspy reads format {VERSION}"
         )));
     }
-    let raw = zstd::decode_all(&bytes[20..]).map_err(|e| bad(format!("corrupt: {e}")))?;
-    let mut f: DumpFile = postcard::from_bytes(&raw).map_err(|e| bad(format!("corrupt: {e}")))?;
-    drop(raw);
-    let n = f.object_delta.len();
-    if f.object_type.len() != n || f.object_bytes.len() != n || f.edge_count.len() != n {
-        return Err(bad("corrupt: object arrays differ in length".into()));
+    Ok(())
+}
+
+fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> {
+    let bad = |why: String| Error::Usage(format!("{label}: {why}"));
+    let z = zstd::Decoder::new(compressed).map_err(|e| bad(format!("corrupt: {e}")))?;
+    // postcard reads a byte at a time: batch the decompressor's output.
+    let z = std::io::BufReader::with_capacity(1 << 20, z);
+    let mut texts = vec![0u8; MAX_TEXT];
+    let (mut f, _): (DumpFile, _) =
+        postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
+    drop(texts);
+    let objects = std::mem::take(&mut f.object_delta);
+    let n = objects.len();
+    let sizes = std::mem::replace(
+        &mut f.object_bytes,
+        Sizes {
+            bytes: Vec::new(),
+            big: Vec::new(),
+        },
+    );
+    if f.object_type.len() != n || sizes.bytes.len() != n || f.edge_count.len() != n + 1 {
+        // (An empty graph's edge ends are empty too.)
+        if !(n == 0 && f.edge_count.is_empty()) {
+            return Err(bad("corrupt: object arrays differ in length".into()));
+        }
+        f.edge_count.push(0);
     }
-    let total: u64 = f.edge_count.iter().map(|&c| c as u64).sum();
-    if total >= u32::MAX as u64 {
+    let total = f.edge_count.last().copied().unwrap_or(0);
+    if total == u32::MAX {
         return Err(bad(
             "more references than this pymemspy holds (4 billion)".into()
         ));
     }
-    if total != f.edge_delta.len() as u64 || total != f.edge_label.len() as u64 {
+    if total as usize != f.edge_delta.len() || total as usize != f.edge_label.len() {
         return Err(bad("corrupt: edge arrays differ in length".into()));
-    }
-    // The decoded arrays become the graph's in place where their types allow, and each goes
-    // as soon as it is turned into its graph form: a dump is read back in about the memory
-    // the graph itself takes.
-    let mut objects = std::mem::take(&mut f.object_delta);
-    let mut prev = 0u64;
-    for a in objects.iter_mut() {
-        prev = prev.wrapping_add(*a);
-        *a = prev;
     }
     if objects.windows(2).any(|w| w[0] >= w[1]) {
         return Err(bad("corrupt: objects out of order".into()));
     }
-    let mut type_of = std::mem::take(&mut f.object_type);
-    for t in type_of.iter_mut() {
-        *t = match *t {
-            0 => NO_TYPE,
-            t if (t as usize) <= f.types.len() => t - 1,
-            _ => return Err(bad("corrupt: type index out of range".into())),
-        };
+    let type_of = std::mem::take(&mut f.object_type);
+    if type_of
+        .iter()
+        .any(|&t| t != NO_TYPE && t as usize >= f.types.len())
+    {
+        return Err(bad("corrupt: type index out of range".into()));
     }
-    let mut edge_to = Vec::with_capacity(total as usize);
-    let mut edge_start = std::mem::take(&mut f.edge_count);
-    let edge_delta = std::mem::take(&mut f.edge_delta);
-    let mut e = 0usize;
-    for (i, c) in edge_start.iter_mut().enumerate() {
-        let mut prev = i as i64;
-        for &d in &edge_delta[e..e + *c as usize] {
-            let to = prev.wrapping_add(d);
-            if to < 0 || to as usize >= n {
+    // Each target is the previous one (the first: the object itself) plus its delta, in
+    // place: the deltas become `edge_to`.
+    let edge_start = std::mem::take(&mut f.edge_count);
+    let mut edge_to = std::mem::take(&mut f.edge_delta);
+    for (i, w) in edge_start.windows(2).enumerate() {
+        let mut prev = i as u32;
+        for to in &mut edge_to[w[0] as usize..w[1] as usize] {
+            *to = prev.wrapping_add(*to);
+            if *to as usize >= n {
                 return Err(bad("corrupt: edge target out of range".into()));
             }
-            edge_to.push(to as u32);
-            prev = to;
+            prev = *to;
         }
-        e += *c as usize;
-        *c = e as u32; // the end of object i's edges
     }
-    drop(edge_delta);
-    edge_start.insert(0, 0);
     if f.object_native.windows(2).any(|w| w[0].0 >= w[1].0)
         || f.object_native
             .last()
@@ -248,8 +384,8 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
     let mut graph = Graph {
         objects: std::rc::Rc::new(objects),
         type_of,
-        bytes: Vec::with_capacity(n),
-        big: Vec::new(),
+        bytes: sizes.bytes,
+        big: sizes.big,
         native: f.object_native,
         edge_start,
         edge_to,
@@ -264,9 +400,6 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         type_index: Vec::new(),
         frame_root_index: Vec::new(),
     };
-    for b in std::mem::take(&mut f.object_bytes) {
-        graph.push_bytes(b);
-    }
     graph.link_indexes();
     Ok(HeapDump {
         pid: f.pid,
@@ -274,12 +407,6 @@ pub fn decode(bytes: &[u8], label: &str) -> Result<HeapDump> {
         snapshot,
         graph,
     })
-}
-
-pub fn load(path: &Path) -> Result<HeapDump> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    decode(&bytes, &path.display().to_string())
 }
 
 /// Whether a file starts like a heap dump (to pick `diff`'s kind of input).

@@ -100,6 +100,18 @@ pub struct Graph {
     pub frame_stats: FrameStats,
 }
 
+/// The next object's size, in `Graph::bytes` (and `big` for 4 GiB and more).
+pub fn push_size(bytes: &mut Vec<u32>, big: &mut Vec<(u32, u64)>, size: u64) {
+    let i = bytes.len() as u32;
+    match u32::try_from(size) {
+        Ok(b) if b != BIG => bytes.push(b),
+        _ => {
+            bytes.push(BIG);
+            big.push((i, size));
+        }
+    }
+}
+
 impl Graph {
     /// How many objects (their addresses may have been let go: `forget_addresses`).
     pub fn len(&self) -> usize {
@@ -126,15 +138,9 @@ impl Graph {
     }
 
     /// Append object `i`'s size (objects in index order).
+    #[cfg(test)]
     pub fn push_bytes(&mut self, bytes: u64) {
-        let i = self.bytes.len() as u32;
-        match u32::try_from(bytes) {
-            Ok(b) if b != BIG => self.bytes.push(b),
-            _ => {
-                self.bytes.push(BIG);
-                self.big.push((i, bytes));
-            }
-        }
+        push_size(&mut self.bytes, &mut self.big, bytes);
     }
 
     /// Edges of object `i` as (target index, label id): its type edge, then the stored ones.
