@@ -13,8 +13,6 @@ use super::heap_graph::{EdgeLabel, Graph, NO_INDEX, NO_TYPE};
 use rustc_hash::FxHashMap as HashMap;
 
 const UNDEF: u32 = u32::MAX;
-/// An edge the dominator computation leaves out (see `Kept`).
-const SKIP: u32 = u32::MAX - 2;
 
 /// Which edges count: exact ones always; a conservative one (a word of an object's body that
 /// looks like a pointer) only into an object no exact edge reaches. Such words are guesses —
@@ -56,28 +54,6 @@ impl Kept {
         }
     }
 
-    /// Edge `k` of object `i` as `Graph::edges` lists them: its target, `SKIP` when it does
-    /// not count, None past the last. Reads no labels.
-    fn target(&self, g: &Graph, i: u32, k: u64) -> Option<u32> {
-        let k = match (g.class_edge(i), k) {
-            (Some((t, _)), 0) => {
-                return Some(if self.class_counts(t) { t } else { SKIP });
-            }
-            (Some(_), k) => k - 1,
-            (None, k) => k,
-        };
-        let a = *g.edge_start.get(i as usize)? as usize;
-        let b = *g.edge_start.get(i as usize + 1)? as usize;
-        let at = a.checked_add(usize::try_from(k).ok()?)?;
-        (at < b).then(|| {
-            if self.stored.get(at) {
-                g.edge_to[at]
-            } else {
-                SKIP
-            }
-        })
-    }
-
     /// Whether a type edge into `t` counts.
     fn class_counts(&self, t: u32) -> bool {
         self.class_exact || !self.exact_in.get(t as usize)
@@ -90,6 +66,56 @@ impl Kept {
         (a..b.max(a))
             .filter(|&k| self.stored.get(k))
             .filter_map(|k| g.edge_to.get(k).copied())
+    }
+}
+
+/// A node on the DFS stack and what of its edges is still to go: its type edge (`UNDEF`
+/// when gone or not counted), then its stored edges `next..end`.
+struct Frame {
+    v: u32,
+    class: u32,
+    next: u32,
+    end: u32,
+}
+
+impl Frame {
+    const ROOT: Frame = Frame {
+        v: 0,
+        class: UNDEF,
+        next: 0,
+        end: 0,
+    };
+
+    /// Node `v` (object `v - 1`), none of its edges taken.
+    fn of(g: &Graph, kept: &Kept, v: u32) -> Frame {
+        let i = (v - 1) as usize;
+        let class = g
+            .class_edge(v - 1)
+            .filter(|&(t, _)| kept.class_counts(t))
+            .map_or(UNDEF, |(t, _)| t + 1);
+        let next = g.edge_start.get(i).copied().unwrap_or(0);
+        let end = g.edge_start.get(i + 1).copied().unwrap_or(next).max(next);
+        Frame {
+            v,
+            class,
+            next,
+            end,
+        }
+    }
+
+    /// The next counted edge's target node.
+    fn next_child(&mut self, g: &Graph, kept: &Kept) -> Option<u32> {
+        if self.class != UNDEF {
+            return Some(std::mem::replace(&mut self.class, UNDEF));
+        }
+        while self.next < self.end {
+            let k = self.next as usize;
+            self.next += 1;
+            if kept.stored.get(k) {
+                return g.edge_to.get(k).map(|&t| t + 1);
+            }
+        }
+        None
     }
 }
 
@@ -275,40 +301,39 @@ fn run(mut held: Held) -> Dominators {
     let mut root_children = named_roots(g);
     let named = root_children.len() as u64;
     // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
+    // Only the post numbers are kept: the order is rebuilt from them when it is needed.
     let mut post = vec![UNDEF; n + 1];
-    let mut order: Vec<u32> = Vec::with_capacity(n + 1);
+    let mut finished = 0u32;
     let mut visited = Bits::new(n + 1);
-    let mut stack: Vec<(u32, u64)> = Vec::new();
-    let children = |root_children: &[u32], v: u32, k: u64| -> Option<u32> {
-        if v == 0 {
+    let mut stack: Vec<Frame> = Vec::new();
+    // The virtual root's next child (its own counter: named roots, then every object).
+    let mut root_k = 0u64;
+    visited.set(0);
+    stack.push(Frame::ROOT);
+    while let Some(top) = stack.last_mut() {
+        let next = if top.v == 0 {
+            let k = root_k;
+            root_k += 1;
             match k.checked_sub(named) {
                 None => root_children.get(k as usize).map(|&c| c + 1),
                 Some(i) => (i < n as u64).then_some(i as u32 + 1),
             }
         } else {
-            kept.target(g, v - 1, k)
-                .map(|t| if t == SKIP { SKIP } else { t + 1 })
-        }
-    };
-    visited.set(0);
-    stack.push((0, 0));
-    while let Some(top) = stack.last_mut() {
-        let (v, k) = *top;
-        match children(&root_children, v, k) {
-            Some(SKIP) => top.1 += 1,
+            top.next_child(g, &kept)
+        };
+        match next {
             Some(c) => {
-                top.1 += 1;
                 if !visited.get(c as usize) {
                     visited.set(c as usize);
-                    if v == 0 && k >= named {
+                    if top.v == 0 && root_k > named {
                         root_children.push(c - 1);
                     }
-                    stack.push((c, 0));
+                    stack.push(Frame::of(g, &kept, c));
                 }
             }
             None => {
-                post[v as usize] = order.len() as u32;
-                order.push(v);
+                post[top.v as usize] = finished;
+                finished += 1;
                 stack.pop();
             }
         }
@@ -323,8 +348,6 @@ fn run(mut held: Held) -> Dominators {
             retained: (0..n as u32).map(|i| g.bytes_of(i)).collect(),
         };
     }
-    // The order is rebuilt from the post numbers once the predecessors stand.
-    drop(order);
     let instances = Instances::of(g, &kept, n);
     held.release(|g| g.type_of = Vec::new());
     let g = held.graph();
