@@ -2,7 +2,8 @@
 # Snapshot speed on a 1M-instance heap (each instance with a list and a str: ~4M objects):
 # whole-process wall time of `pymemspy snapshot` (complete census and GC-only), its peak RSS,
 # against the in-process Counter(type(o) for o in gc.get_objects()) timed inside the target;
-# then the whole-heap analyses on the same heap: `why`, the retention flamegraph, the heap dump
+# then the whole-heap analyses on the same heap: `why`, the retention flamegraph, the census
+# with retained sizes, the heap dump
 # (time, peak RSS per object, file bytes per object) and `why` read back from the dump.
 #   scripts/bench-snapshot.sh [python] [N]        (N=3000000 for the ~12M-object heap)
 #   BENCH_RUNS=7 (census runs), BENCH_GRAPH_RUNS=3 (runs of each whole-heap analysis)
@@ -43,6 +44,7 @@ read -r full_s full_kb full_objs full_min full_max < <(measure)
 read -r gc_s gc_kb gc_objs gc_min gc_max < <(measure --gc-only)
 read -r why_s why_kb < <(graph why --pid "$PID" -t __main__.Item)
 read -r flame_s flame_kb < <(graph snapshot --pid "$PID" --format collapsed -o "$OUT/r.folded")
+read -r ret_s ret_kb < <(graph snapshot --pid "$PID" --retained -o "$OUT/retained.txt")
 read -r dump_s dump_kb < <(graph snapshot --pid "$PID" --format heap -o "$OUT/app.heap")
 dump_bytes=$(stat -c %s "$OUT/app.heap")
 read -r dwhy_s dwhy_kb < <(graph why --heap "$OUT/app.heap" -t __main__.Item)
@@ -54,6 +56,7 @@ print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f
 objs = int('$full_objs')
 for what, s, kb in [("why -t __main__.Item", $why_s, $why_kb),
                     ("retention flamegraph (collapsed)", $flame_s, $flame_kb),
+                    ("census with retained sizes (--retained)", $ret_s, $ret_kb),
                     ("heap dump (--format heap)", $dump_s, $dump_kb),
                     ("why from the dump (--heap)", $dwhy_s, $dwhy_kb)]:
     print(f"{what}: {s:.2f}s wall ({s/full_s:.1f}x the census), peak RSS {kb/1024:.0f} MiB = {kb*1024/objs:.0f} B/object")
