@@ -119,10 +119,10 @@ fn record_flags_descriptor_thread_and_cycle_leaks() {
                 "record",
                 "--pid",
                 &target.pid_arg(),
-                // The target grows for 30 steps of 0.2 s, then idles: the recording ends well
+                // The target grows for 60 steps of 0.2 s, then idles: the recording ends well
                 // after, so its last sample is of the final state even on a loaded machine.
                 "--duration",
-                "12",
+                "20",
                 "--interval",
                 "0.5",
                 "--rate",
@@ -179,7 +179,7 @@ fn record_flags_descriptor_thread_and_cycle_leaks() {
             let python_threads = last["types"]["(threads) Python"][0].clone();
             if fin.is_null() {
                 failures.push(format!(
-                    "[{}] the target did not finish its 30 steps within the 12 s recording",
+                    "[{}] the target did not finish its 60 steps within the 20 s recording",
                     interp.label
                 ));
             } else if fin["threads"] != python_threads {

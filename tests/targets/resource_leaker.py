@@ -1,4 +1,4 @@
-"""Leaks that grow: every 0.2 s for 6 s it opens a file and a socket it never closes, starts a
+"""Leaks that grow: every 0.2 s for 12 s it opens a file and a socket it never closes, starts a
 thread that never ends, and, with the collector disabled, makes reference
 cycles. Then it writes its final counts (TRUTH_PATH + ".final") and idles.
 
@@ -29,8 +29,10 @@ def main():
     path = sys.argv[1]
     gc.disable()
     _truth.warm_up(path)
-    _truth.write_truth(path, json.dumps({"steps": 30}))
-    for step in range(30):
+    # 60 steps: a recorder whose first sample comes seconds late on a loaded machine still
+    # sees most of the growth (with 30, one that came 4 s late saw too little to judge).
+    _truth.write_truth(path, json.dumps({"steps": 60}))
+    for step in range(60):
         files.append(open(__file__, "rb"))
         socks.append(socket.socket())
         t = threading.Thread(target=stop.wait, daemon=True)
