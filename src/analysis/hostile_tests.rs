@@ -135,7 +135,7 @@ fn corrupted_heaps_never_panic_or_hang() {
         };
         let c = census::count(&mut view, &py.layout, &mut types, &all.objects, &placement);
         // The census path proper: threads over the arenas, GC lists left where they leave them.
-        let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[]);
+        let (_, _, counted) = complete::count_all(&mut view, &py, &mut types, &[], true);
         // The whole-heap analyses' path: the object list, the graph, the tree, dominators.
         let listed = complete::list_all(&mut view, &py, &mut types);
         let mut src = LiveSource::new(&mut view, &py, &mut types);

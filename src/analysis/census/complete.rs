@@ -37,19 +37,26 @@ impl ObjectSource {
 
     /// A census: every object found, counted and sized. `statics` are the (start, size) of the
     /// binary's mappings, where static objects live. `GcObjects` describes the GC-list walk
-    /// (empty on free-threaded builds).
+    /// (empty on free-threaded builds). With `keep_objects`, every object's address too
+    /// (sorted, what `list` gives) where the same pass can keep it (default builds); `None`
+    /// where it cannot, and the caller lists them with `list`.
     pub fn count(
         self,
         view: &mut View,
         py: &Python,
         types: &mut TypeTable,
         statics: &[(u64, u64)],
-    ) -> (GcObjects, AllObjects, Census) {
+        keep_objects: bool,
+    ) -> (GcObjects, AllObjects, Census, Option<Vec<u64>>) {
         match self {
-            ObjectSource::Arenas => count_all(view, py, types, statics),
+            ObjectSource::Arenas => {
+                let (walked, mut all, census) = count_all(view, py, types, statics, keep_objects);
+                let objects = keep_objects.then(|| std::mem::take(&mut all.objects));
+                (walked, all, census, objects)
+            }
             ObjectSource::Mimalloc { gc_only: false } => {
                 let (all, census) = count_all_mimalloc(view, py, types, statics);
-                (GcObjects::default(), all, census)
+                (GcObjects::default(), all, census, None)
             }
             ObjectSource::GcLists | ObjectSource::Mimalloc { gc_only: true } => {
                 let (walked, all) = collect(view, py, types, true);
@@ -59,7 +66,7 @@ impl ObjectSource {
                     malloc_outside: all.mimalloc.is_none(),
                 };
                 let census = super::count(view, &py.layout, types, &all.objects, &placement);
-                (walked, all, census)
+                (walked, all, census, None)
             }
         }
     }
@@ -306,12 +313,16 @@ const LIST_BUDGET: u64 = 50_000;
 /// The complete census of a default build without a list of every object: block objects are
 /// tallied while the arena scan holds their bytes; only the objects outside the arenas (large
 /// ones, statics) are collected and sized through the view. `AllObjects` comes back without
-/// `objects` and `blocks`: only what the reports need.
+/// `objects` and `blocks`: only what the reports need, unless `keep_objects` asks for every
+/// object's address too (sorted, as `list_all` gives it) from the same scan: a heap dump and
+/// `--retained` need both, and one scan is half the reading and gives a list that matches
+/// the census.
 pub fn count_all(
     view: &mut View,
     py: &Python,
     types: &mut TypeTable,
     statics: &[(u64, u64)],
+    keep_objects: bool,
 ) -> (GcObjects, AllObjects, Census) {
     let l = &py.layout;
     let mut phases = crate::analysis::phases::Phases::start("count_all");
@@ -322,14 +333,21 @@ pub fn count_all(
         py,
         &mut out,
         "counted",
-        |tally: &mut Tally, view, found, info, block| {
+        |(tally, listed): &mut (Tally, Vec<u64>), view, found, info, block| {
             tally.add_block_object(view, l, found, info, &block[found.at as usize..]);
+            if keep_objects {
+                listed.push(found.obj);
+            }
         },
     );
     let mut refs = Referents::new(scan.regions.clone());
     let mut tally = Tally::default();
     let mut stats = scan.stats();
+    let mut blocks: Vec<u64> = Vec::with_capacity(scanned.iter().map(|p| p.found.1.len()).sum());
     for part in scanned {
+        let (found, listed) = part.found;
+        blocks.extend_from_slice(&listed);
+        drop(listed);
         log::debug!(
             "scan part: {} objects, {} bytes read in {} bulk reads",
             part.stats.objects,
@@ -337,10 +355,11 @@ pub fn count_all(
             part.view.bulk_reads
         );
         refs.absorb(part.refs);
-        tally.merge(part.found);
+        tally.merge(found);
         stats.add(part.stats);
         view.stats.add(&part.view);
     }
+    sort_blocks(&mut blocks);
     phases.lap("arena scan");
     // Tracked objects outside the arenas are found where the GC lists leave them: no walk of
     // every list node (a random walk over a heap larger than the view's budget would re-read
@@ -367,6 +386,9 @@ pub fn count_all(
     let census = tally.finish(view, l, types);
     phases.lap("outside objects counted");
     scan.finish(&mut out, stats, &outside.gc, found.len());
+    if keep_objects {
+        out.objects = merge_sorted(&blocks, &merge_sorted(&outside.gc, &outside.found));
+    }
     (walked, out, census)
 }
 
@@ -397,12 +419,7 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
         refs.absorb(part.refs);
         stats.add(part.stats);
     }
-    // Parts are runs of arenas in address order, each scanned in order: sorted already,
-    // unless the target's arena table changed under us.
-    if !blocks.is_sorted() {
-        blocks.sort_unstable();
-    }
-    blocks.dedup();
+    sort_blocks(&mut blocks);
     phases.lap("arena scan");
     let found = scan.outside(view, py, types, &mut stats, &mut refs);
     phases.lap("referents");
@@ -412,6 +429,16 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
     out.objects = merge_sorted(&blocks, &outside);
     phases.lap("merge");
     out
+}
+
+/// The block objects of every scan part, in address order and distinct. Parts are runs of
+/// arenas in address order, each scanned in order: sorted already, unless the target's arena
+/// table changed under us.
+fn sort_blocks(blocks: &mut Vec<u64>) {
+    if !blocks.is_sorted() {
+        blocks.sort_unstable();
+    }
+    blocks.dedup();
 }
 
 /// What one thread's scan of a run of arenas found: what its visitor kept, the referents its

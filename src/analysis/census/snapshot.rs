@@ -248,6 +248,41 @@ impl Session {
     /// Count every object now (only GC-tracked ones with `gc_only`).
     pub fn census(&mut self) -> Result<CensusReport> {
         let _paused = self.pause()?;
+        Ok(self.census_unpaused(false)?.0)
+    }
+
+    /// A census now as a `Snapshot`, then `f` on every object (as `with_objects` gives them),
+    /// with the target paused once for both (with --pause). On default builds the census's
+    /// own scan lists the objects: the heap is read once, and the list matches the census.
+    pub fn snapshot_then<R>(
+        &mut self,
+        pid: i32,
+        start: Instant,
+        taken_at: String,
+        f: impl FnOnce(&mut View, &Python, &mut TypeTable, Vec<u64>) -> R,
+    ) -> Result<(Snapshot, R)> {
+        let _paused = self.pause()?;
+        let (report, objects) = self.census_unpaused(true)?;
+        let snap = self.snapshot_of(report, pid, start, taken_at);
+        let mut view = View::new(
+            &self.target.memory,
+            self.target.spans(),
+            self.opts.cache_budget.min(WHOLE_HEAP_BUDGET),
+        );
+        let objects = match objects {
+            Some(objects) => objects,
+            None => ObjectSource::for_build(&self.py, false).list(
+                &mut view,
+                &self.py,
+                &mut self.types,
+            ),
+        };
+        Ok((snap, f(&mut view, &self.py, &mut self.types, objects)))
+    }
+
+    /// The census, and with `keep_objects` every object's address where the census's scan
+    /// could keep them (see `ObjectSource::count`). The caller pauses the target.
+    fn census_unpaused(&mut self, keep_objects: bool) -> Result<(CensusReport, Option<Vec<u64>>)> {
         let mut phases = crate::analysis::phases::Phases::start("census");
         let mut view = View::new(
             &self.target.memory,
@@ -265,7 +300,13 @@ impl Session {
             .map(|m| (m.start, m.end - m.start))
             .collect();
         let source = ObjectSource::for_build(&self.py, self.opts.gc_only);
-        let (walked, all, census) = source.count(&mut view, &self.py, &mut self.types, &statics);
+        let (walked, all, census, objects) = source.count(
+            &mut view,
+            &self.py,
+            &mut self.types,
+            &statics,
+            keep_objects && !self.opts.gc_only,
+        );
         phases.lap("count");
         let mut warnings = self.py.warnings.clone();
         let sources = all.sources.clone();
@@ -370,14 +411,17 @@ impl Session {
             bulk_reads: view.stats.bulk_reads,
             small_reads: view.stats.small_reads,
         };
-        Ok(CensusReport {
-            census,
-            coverage,
-            warnings,
-            memory,
-            gc,
-            resources,
-        })
+        Ok((
+            CensusReport {
+                census,
+                coverage,
+                warnings,
+                memory,
+                gc,
+                resources,
+            },
+            objects,
+        ))
     }
 }
 
@@ -399,6 +443,17 @@ pub fn take_from(target: Target, opts: SnapshotOptions) -> Result<Snapshot> {
 impl Session {
     /// A census now, as a `Snapshot` (`start`: when the command began, for `duration_ms`).
     pub fn snapshot(&mut self, pid: i32, start: Instant, taken_at: String) -> Result<Snapshot> {
+        let report = self.census()?;
+        Ok(self.snapshot_of(report, pid, start, taken_at))
+    }
+
+    fn snapshot_of(
+        &self,
+        report: CensusReport,
+        pid: i32,
+        start: Instant,
+        taken_at: String,
+    ) -> Snapshot {
         let session = self;
         let CensusReport {
             census,
@@ -407,8 +462,8 @@ impl Session {
             memory,
             gc,
             resources,
-        } = session.census()?;
-        Ok(Snapshot {
+        } = report;
+        Snapshot {
             schema: SCHEMA,
             pid,
             python: session.python_info(),
@@ -428,6 +483,6 @@ impl Session {
             core_file: None,
             namespace_pid: None,
             retained_by_type: None,
-        })
+        }
     }
 }
