@@ -7,6 +7,7 @@
 //! Only names are kept: of types, attributes, small identifier-like dict keys, modules,
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
+use super::addr_index::AddrIndex;
 use super::heap_source::{HeapSource, LiveSource};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
@@ -604,35 +605,6 @@ fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range
         g.edge_to.extend_from_slice(&p.edge_to);
         drop(p.edge_to);
         g.edge_label.extend_from_slice(&labels);
-    }
-}
-
-/// Address → object index without a binary search over every object: a directory of 64 KiB
-/// address ranges (a few thousand entries), then a search within one range (cache-resident).
-struct AddrIndex<'a> {
-    objects: &'a [u64],
-    dir: HashMap<u64, (u32, u32)>,
-}
-
-impl<'a> AddrIndex<'a> {
-    fn new(objects: &'a [u64]) -> AddrIndex<'a> {
-        let mut dir: HashMap<u64, (u32, u32)> = HashMap::default();
-        let mut start = 0usize;
-        while start < objects.len() {
-            let key = objects[start] >> 16;
-            let end = start + objects[start..].partition_point(|&a| a >> 16 == key);
-            dir.insert(key, (start as u32, end as u32));
-            start = end;
-        }
-        AddrIndex { objects, dir }
-    }
-
-    fn find(&self, addr: u64) -> Option<u32> {
-        let &(s, e) = self.dir.get(&(addr >> 16))?;
-        self.objects[s as usize..e as usize]
-            .binary_search(&addr)
-            .ok()
-            .map(|k| s + k as u32)
     }
 }
 

@@ -3,6 +3,7 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
+pub mod addr_index;
 pub mod dominators;
 pub mod heap_diff;
 pub mod heap_file;
