@@ -387,7 +387,8 @@ pub fn count_all(
     phases.lap("outside objects counted");
     scan.finish(&mut out, stats, &outside.gc, found.len());
     if keep_objects {
-        out.objects = merge_sorted(&blocks, &merge_sorted(&outside.gc, &outside.found));
+        merge_into(&mut blocks, &merge_sorted(&outside.gc, &outside.found));
+        out.objects = blocks;
     }
     (walked, out, census)
 }
@@ -426,7 +427,8 @@ pub fn list_all(view: &mut View, py: &Python, types: &mut TypeTable) -> AllObjec
     scan.finish(&mut out, stats, &found.gc, found.found.len());
     let outside = merge_sorted(&found.gc, &found.found);
     drop(found);
-    out.objects = merge_sorted(&blocks, &outside);
+    merge_into(&mut blocks, &outside);
+    out.objects = blocks;
     phases.lap("merge");
     out
 }
@@ -745,8 +747,63 @@ fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
+/// `a` becomes the union of `a` and `b` (both sorted and deduplicated), in place: `a` is the
+/// long list of every block object (96 MB at 12M objects) and `b` the few outside the arenas,
+/// so growing `a` and filling it from the back spares a second list of every object.
+fn merge_into(a: &mut Vec<u64>, b: &[u64]) {
+    let common = {
+        let (mut i, mut j, mut common) = (0, 0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    common += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        common
+    };
+    let (mut i, mut j) = (a.len(), b.len());
+    a.resize(a.len() + b.len() - common, 0);
+    let mut at = a.len();
+    // Everything of `b` is placed once `j` is 0; what is left of `a` is where it was.
+    while j > 0 {
+        at -= 1;
+        if i > 0 && a[i - 1] >= b[j - 1] {
+            if a[i - 1] == b[j - 1] {
+                j -= 1;
+            }
+            a[at] = a[i - 1];
+            i -= 1;
+        } else {
+            a[at] = b[j - 1];
+            j -= 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merge_into_is_the_same_union() {
+        let cases: [(&[u64], &[u64]); 6] = [
+            (&[1, 3, 5], &[2, 3, 6]),
+            (&[], &[2]),
+            (&[2], &[]),
+            (&[4, 5], &[1, 2]),
+            (&[1, 2, 3], &[1, 2, 3]),
+            (&[1, 9], &[2, 3, 4, 9, 10]),
+        ];
+        for (a, b) in cases {
+            let mut merged = a.to_vec();
+            super::merge_into(&mut merged, b);
+            assert_eq!(merged, super::merge_sorted(a, b), "{a:?} ∪ {b:?}");
+        }
+    }
+
     #[test]
     fn merge_is_a_sorted_union() {
         assert_eq!(
