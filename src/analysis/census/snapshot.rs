@@ -271,11 +271,9 @@ impl Session {
         );
         let objects = match objects {
             Some(objects) => objects,
-            None => ObjectSource::for_build(&self.py, false).list(
-                &mut view,
-                &self.py,
-                &mut self.types,
-            ),
+            None => {
+                ObjectSource::for_build(&self.py, false).list(&mut view, &self.py, &mut self.types)
+            }
         };
         Ok((snap, f(&mut view, &self.py, &mut self.types, objects)))
     }

@@ -425,10 +425,11 @@ pub fn take(target: crate::process::Target, opts: snapshot::SnapshotOptions) -> 
     let taken_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let (pid, live) = (target.pid, !target.is_core());
     let mut session = snapshot::Session::from_target(target, opts)?;
-    let (mut snap, graph) = session.snapshot_then(pid, start, taken_at, |view, py, types, objects| {
-        let mut src = super::heap_source::LiveSource::new(view, py, types);
-        super::heap_graph::capture(&mut src, objects)
-    })?;
+    let (mut snap, graph) =
+        session.snapshot_then(pid, start, taken_at, |view, py, types, objects| {
+            let mut src = super::heap_source::LiveSource::new(view, py, types);
+            super::heap_graph::capture(&mut src, objects)
+        })?;
     if live {
         snap.namespace_pid = crate::process::tree::namespace_pid(pid);
     }

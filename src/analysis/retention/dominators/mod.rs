@@ -1,254 +1,32 @@
 //! Retained size: what freeing an object would free. An object's retained bytes are its own
 //! plus those of every object it dominates — every path from the roots to them passes through
 //! it. The dominator tree is computed over the whole captured graph from a virtual root whose
-//! children are the
-//! modules, then what thread frames hold, then every object no root reaches (each its own
-//! root: what it alone holds is still what freeing it would free). Conservative edges count
-//! only into objects no exact edge reaches (`Kept`).
+//! children are the modules, then what thread frames hold, then every object no root reaches
+//! (each its own root: what it alone holds is still what freeing it would free). Conservative
+//! edges count only into objects no exact edge reaches (`Kept`).
 //!
 //! Algorithm: Cooper, Harvey and Kennedy's iterative one ("A Simple, Fast Dominance
 //! Algorithm"), over integer arrays: a DFS numbering, predecessors as CSR, one `idom` array.
+//! Here: the computation and its memory plan; `kept` which edges count, `dfs` the numbering,
+//! `instances` the type edges as predecessors, `by_type` the per-type sums of `--retained`.
 
-use super::heap_graph::{EdgeLabel, Graph, NO_INDEX, NO_TYPE};
-use rustc_hash::FxHashMap as HashMap;
+mod by_type;
+mod dfs;
+mod instances;
+mod kept;
+
+pub use self::by_type::{retained_by_type, TypeIds};
+use self::instances::Instances;
+use self::kept::Kept;
+use super::heap_graph::Graph;
 
 const UNDEF: u32 = u32::MAX;
-
-/// Which edges count: exact ones always; a conservative one (a word of an object's body that
-/// looks like a pointer) only into an object no exact edge reaches. Such words are guesses —
-/// a finished generator's or a dead tuple's stale slots point at objects that are held for
-/// real elsewhere, and counting them would take those objects from their true holder —, but
-/// they are also how `__slots__` values and C extensions' fields are found, which nothing else
-/// reaches. Decided once per edge into bitsets, so the labels can go before the walk.
-struct Kept {
-    /// Per stored edge (`Graph::edge_to`'s positions).
-    stored: Bits,
-    /// Whether the type edges count: their label is exact, or (never in practice) their
-    /// target has no exact in-edge — per object, then.
-    class_exact: bool,
-    exact_in: Bits,
-}
-
-impl Kept {
-    fn of(g: &Graph) -> Kept {
-        let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
-        let is_exact = |l: u32| exact.get(l as usize).copied().unwrap_or(false);
-        let mut exact_in = Bits::new(g.len());
-        for i in 0..g.len() as u32 {
-            for (t, l) in g.edges(i) {
-                if is_exact(l) {
-                    exact_in.set(t as usize);
-                }
-            }
-        }
-        let mut stored = Bits::new(g.edge_to.len());
-        for (k, (&t, &l)) in g.edge_to.iter().zip(&g.edge_label).enumerate() {
-            if is_exact(l) || !exact_in.get(t as usize) {
-                stored.set(k);
-            }
-        }
-        Kept {
-            stored,
-            class_exact: is_exact(g.class_label),
-            exact_in,
-        }
-    }
-
-    /// Whether a type edge into `t` counts.
-    fn class_counts(&self, t: u32) -> bool {
-        self.class_exact || !self.exact_in.get(t as usize)
-    }
-
-    /// Object `i`'s counted stored edges (its type edge aside), in order.
-    fn stored_targets<'a>(&'a self, g: &'a Graph, i: u32) -> impl Iterator<Item = u32> + 'a {
-        let a = g.edge_start.get(i as usize).map_or(0, |&a| a as usize);
-        let b = g.edge_start.get(i as usize + 1).map_or(a, |&b| b as usize);
-        (a..b.max(a))
-            .filter(|&k| self.stored.get(k))
-            .filter_map(|k| g.edge_to.get(k).copied())
-    }
-}
-
-/// A node on the DFS stack and what of its edges is still to go: its type edge (`UNDEF`
-/// when gone or not counted), then its stored edges `next..end`.
-struct Frame {
-    v: u32,
-    class: u32,
-    next: u32,
-    end: u32,
-}
-
-impl Frame {
-    const ROOT: Frame = Frame {
-        v: 0,
-        class: UNDEF,
-        next: 0,
-        end: 0,
-    };
-
-    /// Node `v` (object `v - 1`), none of its edges taken.
-    fn of(g: &Graph, kept: &Kept, v: u32) -> Frame {
-        let i = (v - 1) as usize;
-        let class = g
-            .class_edge(v - 1)
-            .filter(|&(t, _)| kept.class_counts(t))
-            .map_or(UNDEF, |(t, _)| t + 1);
-        let next = g.edge_start.get(i).copied().unwrap_or(0);
-        let end = g.edge_start.get(i + 1).copied().unwrap_or(next).max(next);
-        Frame {
-            v,
-            class,
-            next,
-            end,
-        }
-    }
-
-    /// The next counted edge's target node.
-    fn next_child(&mut self, g: &Graph, kept: &Kept) -> Option<u32> {
-        if self.class != UNDEF {
-            return Some(std::mem::replace(&mut self.class, UNDEF));
-        }
-        while self.next < self.end {
-            let k = self.next as usize;
-            self.next += 1;
-            if kept.stored.get(k) {
-                return g.edge_to.get(k).map(|&t| t + 1);
-            }
-        }
-        None
-    }
-}
-
-/// The type edges that count, as predecessors grouped by type object: every object has one,
-/// so as entries of the predecessor arrays they would double them (`why`'s peak memory);
-/// grouped, they take one entry per object in place of `Graph::type_of`, which goes.
-struct Instances {
-    /// The type objects' nodes, sorted, and where each one's instances start in `members`.
-    types: Vec<(u32, u32)>,
-    /// Per node: whether it is one of `types` (most lookups are of other nodes).
-    is_type: Bits,
-    /// Instance nodes, grouped by type object.
-    members: Vec<u32>,
-}
-
-impl Instances {
-    fn of(g: &Graph, kept: &Kept, n: usize) -> Instances {
-        let mut nodes: Vec<u32> = (g.type_index.iter())
-            .filter(|&&t| t != NO_INDEX && (t as usize) < n && kept.class_counts(t))
-            .map(|&t| t + 1)
-            .collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        // Counted per type object, then placed (a counting sort: no second copy of the
-        // objects).
-        let mut count = vec![0u32; nodes.len() + 1];
-        // Per type (few): its type object's place in `nodes`; then per object, a lookup.
-        let slot_of_type: Vec<Option<usize>> = (0..g.types.len() as u32)
-            .map(|ty| {
-                g.class_edge_of_type(ty)
-                    .and_then(|t| nodes.binary_search(&(t + 1)).ok())
-            })
-            .collect();
-        let slot = |i: u32| {
-            let ty = *g.type_of.get(i as usize)?;
-            *slot_of_type.get(ty as usize)?
-        };
-        for i in 0..n as u32 {
-            if let Some(k) = slot(i) {
-                count[k + 1] += 1;
-            }
-        }
-        for k in 1..count.len() {
-            count[k] += count[k - 1];
-        }
-        let mut members = vec![0u32; count.last().copied().unwrap_or(0) as usize];
-        let mut next = count.clone();
-        for i in 0..n as u32 {
-            if let Some(k) = slot(i) {
-                members[next[k] as usize] = i + 1;
-                next[k] += 1;
-            }
-        }
-        let mut is_type = Bits::new(n + 1);
-        for &v in &nodes {
-            is_type.set(v as usize);
-        }
-        Instances {
-            types: nodes.into_iter().zip(count).collect(),
-            is_type,
-            members,
-        }
-    }
-
-    /// The nodes whose type edge into node `v` counts.
-    fn of_node(&self, v: u32) -> &[u32] {
-        if !self.is_type.get(v as usize) {
-            return &[];
-        }
-        let Ok(k) = self.types.binary_search_by_key(&v, |&(t, _)| t) else {
-            return &[];
-        };
-        let a = self.types[k].1 as usize;
-        let b = self
-            .types
-            .get(k + 1)
-            .map_or(self.members.len(), |&(_, b)| b as usize);
-        self.members.get(a..b).unwrap_or(&[])
-    }
-}
-
-/// A fixed-size bitset.
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(len: usize) -> Bits {
-        Bits(vec![0; len.div_ceil(64)])
-    }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-}
 
 pub struct Dominators {
     /// Per object: its immediate dominator (an object index), or `ROOT` for the virtual root.
     pub idom: Vec<u32>,
     /// Per object: retained bytes (`sys.getsizeof` of itself and all it dominates).
     pub retained: Vec<u64>,
-}
-
-/// Per object, its index into the graph's types: 2 bytes each where there are fewer than 64Ki
-/// types (`NO_TYPE` kept as such), else 4.
-pub enum TypeIds {
-    Narrow(Vec<u16>),
-    Wide(Vec<u32>),
-}
-
-impl TypeIds {
-    pub fn of(type_of: &[u32], types: usize) -> TypeIds {
-        const NARROW_NONE: u16 = u16::MAX;
-        if types < NARROW_NONE as usize {
-            TypeIds::Narrow(
-                (type_of.iter())
-                    .map(|&t| u16::try_from(t).unwrap_or(NARROW_NONE))
-                    .collect(),
-            )
-        } else {
-            TypeIds::Wide(type_of.to_vec())
-        }
-    }
-
-    pub fn get(&self, i: usize) -> u32 {
-        match self {
-            TypeIds::Narrow(t) => match t.get(i) {
-                Some(&u16::MAX) | None => NO_TYPE,
-                Some(&t) => t as u32,
-            },
-            TypeIds::Wide(t) => t.get(i).copied().unwrap_or(NO_TYPE),
-        }
-    }
 }
 
 /// The virtual root, as an `idom` value.
@@ -296,49 +74,7 @@ fn run(mut held: Held) -> Dominators {
     let g = held.graph();
     let stored_edges = g.edge_to.len();
     // Node numbering: 0 is the virtual root, object i is i + 1.
-    // The virtual root's children: modules and frame roots, then every object in address
-    // order that the DFS has not reached from an earlier child by then (found by the DFS).
-    let mut root_children = named_roots(g);
-    let named = root_children.len() as u64;
-    // DFS postorder from the virtual root (iterative; heaps hold 100k-deep linked lists).
-    // Only the post numbers are kept: the order is rebuilt from them when it is needed.
-    let mut post = vec![UNDEF; n + 1];
-    let mut finished = 0u32;
-    let mut visited = Bits::new(n + 1);
-    let mut stack: Vec<Frame> = Vec::new();
-    // The virtual root's next child (its own counter: named roots, then every object).
-    let mut root_k = 0u64;
-    visited.set(0);
-    stack.push(Frame::ROOT);
-    while let Some(top) = stack.last_mut() {
-        let next = if top.v == 0 {
-            let k = root_k;
-            root_k += 1;
-            match k.checked_sub(named) {
-                None => root_children.get(k as usize).map(|&c| c + 1),
-                Some(i) => (i < n as u64).then_some(i as u32 + 1),
-            }
-        } else {
-            top.next_child(g, &kept)
-        };
-        match next {
-            Some(c) => {
-                if !visited.get(c as usize) {
-                    visited.set(c as usize);
-                    if top.v == 0 && root_k > named {
-                        root_children.push(c - 1);
-                    }
-                    stack.push(Frame::of(g, &kept, c));
-                }
-            }
-            None => {
-                post[top.v as usize] = finished;
-                finished += 1;
-                stack.pop();
-            }
-        }
-    }
-    drop((visited, stack));
+    let (post, root_children) = dfs::postorder(g, &kept);
     phases.lap("DFS");
     if stored_edges + 2 * n >= u32::MAX as usize {
         // Past u32 offsets (4G references): every object is its own holder's only part.
@@ -498,84 +234,6 @@ fn run(mut held: Held) -> Dominators {
     Dominators { idom, retained }
 }
 
-/// Modules, then frame roots: children of the virtual root even when another root reaches them.
-fn named_roots(g: &Graph) -> Vec<u32> {
-    let mut out: Vec<u32> = g.modules.iter().map(|(i, _)| *i).collect();
-    out.extend(
-        g.frame_root_index
-            .iter()
-            .copied()
-            .filter(|&i| i != super::heap_graph::NO_INDEX),
-    );
-    out
-}
-
-/// Per type name: the bytes its instances retain together, each object counted once (an
-/// instance inside another instance's dominator subtree adds nothing: a list of lists retains
-/// what the outer list retains).
-pub fn retained_by_type(
-    types: &[(u64, String)],
-    type_of: impl Fn(usize) -> u32,
-    d: &Dominators,
-) -> HashMap<String, u64> {
-    let n = d.idom.len();
-    // Children lists of the dominator tree (CSR), then a DFS with a count of open instances
-    // per type.
-    let mut start = vec![0u32; n + 2];
-    let mut roots = Vec::new();
-    for (v, &p) in d.idom.iter().enumerate() {
-        if p == ROOT {
-            roots.push(v as u32);
-        } else {
-            start[p as usize + 2] += 1;
-        }
-    }
-    for v in 1..start.len() {
-        start[v] += start[v - 1];
-    }
-    let mut kids = vec![0u32; start[n + 1] as usize];
-    for (v, &p) in d.idom.iter().enumerate() {
-        if p != ROOT {
-            let slot = &mut start[p as usize + 1];
-            kids[*slot as usize] = v as u32;
-            *slot += 1;
-        }
-    }
-    let mut open = vec![0u32; types.len()];
-    let mut by_type = vec![0u64; types.len()];
-    // (node, entered): entered nodes are closed when popped the second time.
-    let mut stack: Vec<(u32, bool)> = roots.iter().rev().map(|&r| (r, false)).collect();
-    while let Some((v, entered)) = stack.pop() {
-        let t = Some(type_of(v as usize))
-            .filter(|&t| (t as usize) < types.len())
-            .unwrap_or(NO_TYPE);
-        if entered {
-            if t != NO_TYPE {
-                open[t as usize] -= 1;
-            }
-            continue;
-        }
-        if t != NO_TYPE {
-            if open[t as usize] == 0 {
-                by_type[t as usize] += d.retained[v as usize];
-            }
-            open[t as usize] += 1;
-        }
-        stack.push((v, true));
-        for &k in kids[start[v as usize] as usize..start[v as usize + 1] as usize]
-            .iter()
-            .rev()
-        {
-            stack.push((k, false));
-        }
-    }
-    let mut out: HashMap<String, u64> = HashMap::default();
-    for (t, (_, name)) in types.iter().enumerate() {
-        *out.entry(name.clone()).or_default() += by_type[t];
-    }
-    out
-}
-
 /// `why`'s retainers with the bytes their holders retain.
 pub fn annotate_why(r: &mut super::why::WhyReport, d: &Dominators) {
     for h in &mut r.retainers {
@@ -624,6 +282,7 @@ pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::retention::heap_graph::{EdgeLabel, NO_TYPE};
 
     /// A graph from (bytes, edges) per object; module root = object 0.
     /// Edge targets at or above `REF` are conservative edges to `target - REF`.
