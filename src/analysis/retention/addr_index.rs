@@ -3,37 +3,48 @@
 //! misses the cache at every step; this answers with two or three memory touches.
 //!
 //! Addresses are grouped into 64 KiB pages (a hash directory of a few thousand entries). A
-//! page dense with objects (pymalloc's pools, mimalloc's pages) gets a bitmap of its 8-byte
-//! words, one bit where an object starts, and the rank of each bitmap word: an object's index
-//! is the page's first index plus the objects before it, counted by popcount. A sparse page
-//! (large objects, statics) is searched within its own short range.
+//! page dense with objects (pymalloc's pools, mimalloc's pages) gets a bitmap of its 16-byte
+//! granules (8-byte ones where an object is not 16-aligned), one bit where an object starts,
+//! and per 8 bitmap words (one cache line) the objects before them: an object's index is the
+//! page's first index plus the objects before it, counted by popcount. A sparse page (large
+//! objects, statics) is searched within its own short range.
 
 use rustc_hash::FxHashMap as HashMap;
 
 const PAGE_SHIFT: u32 = 16;
-/// Objects start on 8-byte boundaries (pymalloc, mimalloc and malloc align to 16, static
-/// objects to 8 at least): one bit per word of a page.
-const WORDS_PER_PAGE: usize = 1 << (PAGE_SHIFT - 3);
-const BITMAP_WORDS: usize = WORDS_PER_PAGE / 64;
-/// Fewest objects a page needs for a bitmap: a bitmap costs 1.25 KiB, so at most 5 bytes per
-/// object here, and well under one byte on a pymalloc page (thousands of objects).
+/// Objects start on 8-byte boundaries at least (pymalloc, mimalloc and malloc align them to
+/// 16; static objects to 8): a bitmap's bit is a 16-byte granule where every object of the
+/// page is 16-aligned, else an 8-byte word (twice the bitmap).
+const FINE: u32 = 3;
+const COARSE: u32 = 4;
+/// Bitmap words of a page at the finer grain; the coarse grain uses the first half.
+const BITMAP_WORDS: usize = (1 << (PAGE_SHIFT - FINE)) / 64;
+/// Bitmap words counted together: one cache line, so the popcounts within it cost no miss.
+const GROUP: usize = 8;
+/// Fewest objects a page needs for a bitmap: a fine bitmap costs 1 KiB (+ 32 bytes of
+/// counts), so at most 4 bytes per object here, and a fraction of one on a pymalloc page
+/// (thousands of objects, a 512-byte bitmap).
 const DENSE: u32 = 256;
-const NO_BITMAP: u32 = u32::MAX;
 
-/// One page's objects: `objects[start..end]`, and its bitmap's number when it has one.
+/// One page's objects: `objects[start..end]`, and where its bitmap starts in `bits` (in
+/// words) and its granule's shift, when it has one.
 #[derive(Clone, Copy)]
 struct Page {
     start: u32,
     end: u32,
     bitmap: u32,
+    shift: u8,
 }
+
+/// `Page::shift` of a page searched by address (no bitmap).
+const NO_BITMAP: u8 = 0;
 
 pub struct AddrIndex<'a> {
     objects: &'a [u64],
     dir: HashMap<u64, Page>,
-    /// Bitmaps of the dense pages, `BITMAP_WORDS` words each.
+    /// Bitmaps of the dense pages, one after another.
     bits: Vec<u64>,
-    /// For each bitmap word, the objects of its page before it.
+    /// For each group of `GROUP` bitmap words, the objects of its page before it.
     rank: Vec<u16>,
 }
 
@@ -49,22 +60,27 @@ impl<'a> AddrIndex<'a> {
             let mut page = Page {
                 start: start as u32,
                 end: end as u32,
-                bitmap: NO_BITMAP,
+                bitmap: 0,
+                shift: NO_BITMAP,
             };
-            let on_words = objects[start..end].iter().all(|&a| a & 7 == 0);
-            if (end - start) as u32 >= DENSE && on_words {
-                page.bitmap = (bits.len() / BITMAP_WORDS) as u32;
+            let page_objects = &objects[start..end];
+            let grain = |shift: u32| page_objects.iter().all(|&a| a & ((1 << shift) - 1) == 0);
+            let shift = if grain(COARSE) { COARSE } else { FINE };
+            if (end - start) as u32 >= DENSE && grain(shift) {
+                let words = BITMAP_WORDS >> (shift - FINE);
                 let first = bits.len();
-                bits.resize(first + BITMAP_WORDS, 0u64);
-                for &a in &objects[start..end] {
-                    let w = ((a >> 3) as usize) & (WORDS_PER_PAGE - 1);
-                    bits[first + w / 64] |= 1 << (w % 64);
+                page.bitmap = first as u32;
+                page.shift = shift as u8;
+                bits.resize(first + words, 0u64);
+                for &a in page_objects {
+                    let g = granule(a, shift);
+                    bits[first + g / 64] |= 1 << (g % 64);
                 }
                 let mut before = 0u16;
-                for &word in &bits[first..] {
+                for group in bits[first..].chunks(GROUP) {
                     rank.push(before);
-                    // At most 8192 objects start in a page of 8192 words: fits in u16.
-                    before += word.count_ones() as u16;
+                    // At most 8192 objects start in a page: fits in u16.
+                    before += group.iter().map(|w| w.count_ones() as u16).sum::<u16>();
                 }
             }
             dir.insert(key, page);
@@ -81,22 +97,32 @@ impl<'a> AddrIndex<'a> {
     /// The index of the object that starts at `addr`, if one does.
     pub fn find(&self, addr: u64) -> Option<u32> {
         let page = *self.dir.get(&(addr >> PAGE_SHIFT))?;
-        if page.bitmap == NO_BITMAP || addr & 7 != 0 {
+        let shift = u32::from(page.shift);
+        if shift == u32::from(NO_BITMAP) || addr & ((1 << shift) - 1) != 0 {
             return self.objects[page.start as usize..page.end as usize]
                 .binary_search(&addr)
                 .ok()
                 .map(|k| page.start + k as u32);
         }
-        let w = ((addr >> 3) as usize) & (WORDS_PER_PAGE - 1);
-        let at = page.bitmap as usize * BITMAP_WORDS + w / 64;
-        let word = self.bits[at];
-        let bit = 1u64 << (w % 64);
+        let g = granule(addr, shift);
+        let (first, w) = (page.bitmap as usize, g / 64);
+        let bit = 1u64 << (g % 64);
+        let word = self.bits[first + w];
         if word & bit == 0 {
             return None;
         }
-        let below = (word & (bit - 1)).count_ones();
-        Some(page.start + u32::from(self.rank[at]) + below)
+        let group = w / GROUP * GROUP;
+        let earlier: u32 = (self.bits[first + group..first + w].iter())
+            .map(|x| x.count_ones())
+            .sum();
+        let rank = self.rank[(first + group) / GROUP];
+        Some(page.start + u32::from(rank) + earlier + (word & (bit - 1)).count_ones())
     }
+}
+
+/// An address's granule within its page.
+fn granule(addr: u64, shift: u32) -> usize {
+    ((addr & ((1 << PAGE_SHIFT) - 1)) >> shift) as usize
 }
 
 #[cfg(test)]
@@ -113,14 +139,15 @@ mod tests {
         objects.extend((0..4000).map(|k| dense + 16 * k));
         // A full page: every word an object (the rank's largest values).
         let full = 0x7f00_0010_0000u64;
-        objects.extend((0..WORDS_PER_PAGE as u64).map(|k| full + 8 * k));
+        objects.extend((0..(BITMAP_WORDS * 64) as u64).map(|k| full + 8 * k));
         let sparse = 0x5500_0000_0000u64;
         objects.extend([sparse + 0x40, sparse + 0x1000, sparse + 0xfff8]);
         let odd = 0x5500_0001_0000u64;
         objects.extend((0..300).map(|k| odd + 32 * k + 4));
         objects.sort_unstable();
         let index = AddrIndex::new(&objects);
-        assert_eq!(index.bits.len(), 2 * BITMAP_WORDS, "two dense pages");
+        // The 16-aligned page's bitmap is half the 8-aligned one's.
+        assert_eq!(index.bits.len(), BITMAP_WORDS / 2 + BITMAP_WORDS);
         for (i, &a) in objects.iter().enumerate() {
             assert_eq!(index.find(a), Some(i as u32), "{a:#x}");
         }
