@@ -499,9 +499,17 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
                         let mut view = View::new(mem, spans, CAPTURE_BUDGET);
                         let mut types = TypeTable::new(py);
                         let mut src = LiveSource::new(&mut view, py, &mut types);
-                        mine.into_iter()
+                        let parts = mine
+                            .into_iter()
                             .map(|(k, run)| (k, capture_part(&mut src, run, index, max_edges)))
-                            .collect::<Vec<_>>()
+                            .collect::<Vec<_>>();
+                        log::debug!(
+                            "capture thread: {} bytes read in {} bulk reads, {} small reads",
+                            view.stats.bytes_read,
+                            view.stats.bulk_reads,
+                            view.stats.small_reads
+                        );
+                        parts
                     })
                 })
                 .collect();
