@@ -77,18 +77,16 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl
     match t.rule {
         SizeRule::Str | SizeRule::Int => return,
         SizeRule::List => {
-            let Ok(h) = view
-                .get(obj, (l.list_items + 8) as usize)
-                .map(|b| b.to_vec())
-            else {
+            // The two fields copied out (no buffer per list: millions of lists).
+            let Ok((array, len)) = view.get(obj, (l.list_items + 8) as usize).map(|h| {
+                (
+                    h.u64_at(l.list_items as usize),
+                    h.u64_at(l.ob_size as usize),
+                )
+            }) else {
                 return;
             };
-            items(
-                view,
-                h.u64_at(l.list_items as usize),
-                h.u64_at(l.ob_size as usize),
-                out,
-            );
+            items(view, array, len, out);
             container_rest(view, l, obj, t, out);
             return;
         }
@@ -107,16 +105,14 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl
             return;
         }
         SizeRule::Set => {
-            let Ok(h) = view
-                .get(obj, (l.set_table + 8) as usize)
-                .map(|b| b.to_vec())
-            else {
+            let Ok((mask, table)) = view.get(obj, (l.set_table + 8) as usize).map(|h| {
+                (
+                    h.u64_at(l.set_mask as usize),
+                    h.u64_at(l.set_table as usize),
+                )
+            }) else {
                 return;
             };
-            let (mask, table) = (
-                h.u64_at(l.set_mask as usize),
-                h.u64_at(l.set_table as usize),
-            );
             if mask < MAX_ITEMS {
                 if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
                     out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
@@ -373,27 +369,38 @@ fn split_values(
     let Some(k) = dict_keys(view, l, keys) else {
         return;
     };
-    let n = attrs.slots(k.nentries).min(4096);
-    let Ok(names) = view
-        .get(keys.wrapping_add(k.entries_at), (n * k.entry_size) as usize)
-        .map(|b| b.to_vec())
-    else {
-        return;
+    let n = attrs.slots(k.nentries).min(4096) as usize;
+    // The values copied out (on the stack for the usual few attributes: one instance in
+    // three of a heap can be a class instance), then the names read in place.
+    let mut few = [0u64; SMALL_VALUES];
+    let many: Vec<u64>;
+    let vals: &[u64] = match view.get(values, n * 8) {
+        Ok(b) if n <= SMALL_VALUES => {
+            for (v, w) in few.iter_mut().zip(b.chunks_exact(8)) {
+                *v = w.u64_at(0);
+            }
+            &few[..n]
+        }
+        Ok(b) => {
+            many = b.chunks_exact(8).map(|w| w.u64_at(0)).collect();
+            &many
+        }
+        Err(_) => return,
     };
-    let Ok(vals) = view.get(values, (n * 8) as usize).map(|b| b.to_vec()) else {
+    let Ok(names) = view.get(keys.wrapping_add(k.entries_at), n * k.entry_size as usize) else {
         return;
     };
     let key_off = if k.entry_size == 24 { 8 } else { 0 };
-    for i in 0..n as usize {
-        let (name, v) = (
-            names.u64_at(i * k.entry_size as usize + key_off),
-            vals.u64_at(i * 8),
-        );
+    for (i, &v) in vals.iter().enumerate() {
+        let name = names.u64_at(i * k.entry_size as usize + key_off);
         if name != 0 && v != 0 {
             out.push((v, Label::Attr(name)));
         }
     }
 }
+
+/// Split values copied to the stack (more go to the heap).
+const SMALL_VALUES: usize = 32;
 
 /// Conservative: every word of the body from offset `from` on that may be a pointer
 /// (validated by the caller), except the head of the object's weak reference list: the
