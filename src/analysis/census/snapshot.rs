@@ -445,6 +445,7 @@ impl Session {
         Ok(self.snapshot_of(report, pid, start, taken_at))
     }
 
+    /// A census report as a `Snapshot` of process `pid`.
     fn snapshot_of(
         &self,
         report: CensusReport,
@@ -452,7 +453,6 @@ impl Session {
         start: Instant,
         taken_at: String,
     ) -> Snapshot {
-        let session = self;
         let CensusReport {
             census,
             coverage,
@@ -464,7 +464,7 @@ impl Session {
         Snapshot {
             schema: SCHEMA,
             pid,
-            python: session.python_info(),
+            python: self.python_info(),
             taken_at,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
             totals: Totals {
