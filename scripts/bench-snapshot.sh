@@ -7,17 +7,25 @@
 # (time, peak RSS per object, file bytes per object) and `why` read back from the dump.
 #   scripts/bench-snapshot.sh [python] [N]        (N=3000000 for the ~12M-object heap)
 #   BENCH_RUNS=7 (census runs), BENCH_GRAPH_RUNS=3 (runs of each whole-heap analysis)
+#   BENCH_HEAP=real: the heap of scripts/bench/real_heap.py instead (a service's shapes: pandas,
+#   JSON-like records, slots, dataclasses, deque, numpy object array, generators, asyncio tasks,
+#   threads; needs a python with numpy and pandas), N its scale (1: ~4M objects, 3: ~12M)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-python3}
 N=${2:-1000000}
+case ${BENCH_HEAP:-million} in
+  million) SCRIPT=scripts/bench/million.py WHY_TYPE=__main__.Item ;;
+  real) SCRIPT=scripts/bench/real_heap.py WHY_TYPE=__main__.Session ;;
+  *) echo "BENCH_HEAP: million or real" >&2; exit 2 ;;
+esac
 cargo build --release -q
 BIN=${CARGO_TARGET_DIR:-target}/release/pymemspy
 OUT=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
-"$PY" scripts/bench/million.py "$OUT/truth.json" "$N" &
+"$PY" "$SCRIPT" "$OUT/truth.json" "$N" &
 PID=$!
-for _ in $(seq 600); do [ -s "$OUT/truth.json" ] && break; sleep 0.2; done
+for _ in $(seq 1500); do [ -s "$OUT/truth.json" ] && break; sleep 0.2; done
 sleep 0.5
 inproc=$(python3 -c "import json;print(json.load(open('$OUT/truth.json'))['in_process_counter_s'])")
 measure() {  # args...: prints "median_wall_s peak_rss_kb objects min_s max_s" over 7 runs
@@ -42,13 +50,13 @@ graph() {  # args...: prints "median_wall_s peak_rss_kb" of a whole-heap analysi
 }
 read -r full_s full_kb full_objs full_min full_max < <(measure)
 read -r gc_s gc_kb gc_objs gc_min gc_max < <(measure --gc-only)
-read -r why_s why_kb < <(graph why --pid "$PID" -t __main__.Item)
+read -r why_s why_kb < <(graph why --pid "$PID" -t "$WHY_TYPE")
 read -r flame_s flame_kb < <(graph snapshot --pid "$PID" --format collapsed -o "$OUT/r.folded")
 read -r ret_s ret_kb < <(graph snapshot --pid "$PID" --retained -o "$OUT/retained.txt")
 read -r dump_s dump_kb < <(graph snapshot --pid "$PID" --format heap -o "$OUT/app.heap")
 dump_bytes=$(stat -c %s "$OUT/app.heap")
-read -r dwhy_s dwhy_kb < <(graph why --heap "$OUT/app.heap" -t __main__.Item)
-echo "python: $("$PY" -c 'import sys;print(sys.version.split()[0])')  instances: $N  machine: $(nproc) cores"
+read -r dwhy_s dwhy_kb < <(graph why --heap "$OUT/app.heap" -t "$WHY_TYPE")
+echo "python: $("$PY" -c 'import sys;print(sys.version.split()[0])')  heap: ${BENCH_HEAP:-million} $N  machine: $(nproc) cores"
 echo "in-process Counter over gc.get_objects(): ${inproc}s"
 python3 - <<PY
 full_s, gc_s, inproc = float("$full_s"), float("$gc_s"), float("$inproc")
