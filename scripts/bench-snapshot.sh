@@ -62,7 +62,7 @@ python3 - <<PY
 full_s, gc_s, inproc = float("$full_s"), float("$gc_s"), float("$inproc")
 print(f"pymemspy snapshot (complete, {int('$full_objs'):,} objects): {full_s:.2f}s wall (median of ${BENCH_RUNS:-7}; $full_min-$full_max), ratio {full_s/inproc:.2f}, peak RSS {int('$full_kb')/1024:.0f} MiB = {int('$full_kb')*1024/int('$full_objs'):.0f} B/object")
 objs = int('$full_objs')
-for what, s, kb in [("why -t __main__.Item", $why_s, $why_kb),
+for what, s, kb in [("why -t $WHY_TYPE", $why_s, $why_kb),
                     ("retention flamegraph (collapsed)", $flame_s, $flame_kb),
                     ("census with retained sizes (--retained)", $ret_s, $ret_kb),
                     ("heap dump (--format heap)", $dump_s, $dump_kb),
