@@ -45,7 +45,8 @@ pub struct HeapDiff {
 /// (address, type name) of every object of a graph whose type validated.
 fn identities(g: &Graph) -> HashSet<(u64, &str)> {
     (0..g.len() as u32)
-        .filter_map(|i| Some((g.objects[i as usize], g.type_name_of(i)?)))
+        .zip(g.objects.iter())
+        .filter_map(|(i, a)| Some((a, g.type_name_of(i)?)))
         .collect()
 }
 
@@ -59,13 +60,15 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
         .map(|g| identities(g))
         .collect();
     let new: Vec<u32> = (0..last.len() as u32)
-        .filter(|&i| {
+        .zip(last.objects.iter())
+        .filter(|&(i, a)| {
             let Some(t) = last.type_name_of(i) else {
                 return false;
             };
-            let id = (last.objects[i as usize], t);
+            let id = (a, t);
             !old.contains(&id) && between.iter().all(|b| b.contains(&id))
         })
+        .map(|(i, _)| i)
         .collect();
     let mut by_type: HashMap<&str, (u64, u64)> = HashMap::default();
     for &i in &new {

@@ -6,6 +6,7 @@
 //! from the previous target (the first from the object itself), so most take 1-3 bytes before
 //! compression. No object values are kept: only names (see `heap_graph`).
 
+use super::addr_set::AddrSet;
 use super::heap_graph::{
     push_size, EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE,
 };
@@ -220,8 +221,8 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
         class_label: g.class_label,
         types: &g.types,
         object_delta: Seq(|| {
-            (0..objects.len())
-                .map(|i| objects[i].wrapping_sub(if i == 0 { 0 } else { objects[i - 1] }))
+            let mut prev = 0u64;
+            objects.iter().map(move |a| a.wrapping_sub(std::mem::replace(&mut prev, a)))
         }),
         object_type: Seq(|| {
             g.type_of
@@ -332,6 +333,7 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     if objects.windows(2).any(|w| w[0] >= w[1]) {
         return Err(bad("corrupt: objects out of order".into()));
     }
+    let objects = AddrSet::new(&objects);
     let type_of = std::mem::take(&mut f.object_type);
     if type_of
         .iter()

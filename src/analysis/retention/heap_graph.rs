@@ -7,7 +7,7 @@
 //! Only names are kept: of types, attributes, small identifier-like dict keys, modules,
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
-use super::addr_index::AddrIndex;
+use super::addr_set::AddrSet;
 use super::heap_source::{HeapSource, LiveSource};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
@@ -60,8 +60,9 @@ pub struct FrameStats {
 
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
-    /// Object addresses, sorted and distinct (shared with the retention tree built on it).
-    pub objects: Rc<Vec<u64>>,
+    /// Object addresses, sorted and distinct, by index (shared with the retention tree built
+    /// on it).
+    pub objects: Rc<AddrSet>,
     /// Per object: index into `types`, or `NO_TYPE`.
     pub type_of: Vec<u32>,
     /// Per object: `sys.getsizeof`, or `BIG` for the few sizes of 4 GiB and more, kept in
@@ -119,11 +120,11 @@ impl Graph {
         self.type_of.len()
     }
 
-    /// Let the object addresses go (8 bytes per object), for an analysis that prints none and
+    /// Let the object addresses go (1–2 bytes per object), for an analysis that prints none and
     /// finds nothing by address after `link_indexes`: the retention flamegraph and `why`. The
     /// graph still answers by index; `objects` is empty after.
     pub fn forget_addresses(&mut self) {
-        self.objects = Rc::new(Vec::new());
+        self.objects = Rc::new(AddrSet::default());
     }
 
     /// Object `i`'s `sys.getsizeof`.
@@ -194,11 +195,7 @@ impl Graph {
     /// Derive `type_index` and `frame_root_index` from the addresses (after a capture or a
     /// load).
     pub fn link_indexes(&mut self) {
-        let index = |addr: u64| {
-            self.objects
-                .binary_search(&addr)
-                .map_or(NO_INDEX, |k| k as u32)
-        };
+        let index = |addr: u64| self.objects.find(addr).unwrap_or(NO_INDEX);
         self.type_index = self.types.iter().map(|&(tp, _)| index(tp)).collect();
         self.frame_root_index = self.frame_roots.iter().map(|r| index(r.object)).collect();
     }
@@ -307,7 +304,7 @@ struct Part {
 /// sizes, and the end of each object's edges (counted from the run's first edge).
 struct Run<'a> {
     first: usize,
-    objects: &'a [u64],
+    len: usize,
     type_of: &'a mut [u32],
     bytes: &'a mut [u32],
     edge_end: &'a mut [u32],
@@ -318,9 +315,9 @@ struct Run<'a> {
 /// are dropped, labels already interned are looked up here and new ones (rare) are given
 /// provisional ids (`u32::MAX` down), interned after the object in order of first sight (when
 /// the view is free again to read their names) and patched in.
-struct PartEdges<'p, 'i> {
+struct PartEdges<'p> {
     part: &'p mut Part,
-    index: &'p AddrIndex<'i>,
+    index: &'p AddrSet,
     max_edges: usize,
     /// The object's type while its first edge is awaited, to recognise the type edge.
     type_edge: Option<u64>,
@@ -328,7 +325,7 @@ struct PartEdges<'p, 'i> {
     new_labels: Vec<Label>,
 }
 
-impl graph::Edges for PartEdges<'_, '_> {
+impl graph::Edges for PartEdges<'_> {
     fn push(&mut self, (to, label): (u64, Label)) {
         if let Some(tp) = self.type_edge.take() {
             if label == graph::CLASS && to == tp {
@@ -362,12 +359,12 @@ impl graph::Edges for PartEdges<'_, '_> {
 }
 
 /// Capture one run of objects: type, size, native bytes and edges, in order.
-fn capture_part(src: &mut LiveSource, run: Run, index: &AddrIndex, max_edges: usize) -> Part {
+fn capture_part(src: &mut LiveSource, run: Run, index: &AddrSet, max_edges: usize) -> Part {
     let mut p = Part::default();
     p.class_label = p.names.label(src, graph::CLASS);
     let mut new_labels = Vec::new();
     let l = &src.py.layout;
-    for (k, &obj) in run.objects.iter().enumerate() {
+    for (k, obj) in index.iter_from(run.first as u32).take(run.len).enumerate() {
         let i = (run.first + k) as u32;
         let first_edge = p.edge_label.len();
         // What `LiveSource::type_and_size` and `edges` read, with one type lookup.
@@ -433,11 +430,13 @@ const CAPTURE_BUDGET: u64 = 8 << 20;
 pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     let mut phases = crate::analysis::phases::Phases::start("capture");
     let n = objects.len();
+    // The addresses in 1–2 bytes each from here on, before the graph's arrays are made.
+    let index = AddrSet::new(&objects);
+    drop(objects);
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .clamp(1, CAPTURE_THREADS)
         .min(n.div_ceil(OBJECTS_PER_THREAD).max(1));
-    let index = AddrIndex::new(&objects);
     let run_count = if threads == 1 {
         1
     } else {
@@ -468,7 +467,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
             (types, sizes, ends) = (t_rest, b_rest, e_rest);
             runs.push(Run {
                 first,
-                objects: &objects[first..first + len],
+                len,
                 type_of: t,
                 bytes: b,
                 edge_end: e,
@@ -476,7 +475,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
             first += len;
         }
     }
-    let firsts: Vec<(usize, usize)> = runs.iter().map(|r| (r.first, r.objects.len())).collect();
+    let firsts: Vec<(usize, usize)> = runs.iter().map(|r| (r.first, r.len)).collect();
     let parts: Vec<Part> = if runs.len() == 1 {
         runs.into_iter()
             .map(|run| capture_part(src, run, &index, max_edges))
@@ -523,7 +522,6 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         });
         parts
     };
-    drop(index);
     phases.lap("parts");
     let mut names = Interner::default();
     let mut dropped_edges = 0;
@@ -536,7 +534,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     if dropped_edges > 0 {
         log::warn!("{dropped_edges} references past the first {MAX_EDGES} were not kept");
     }
-    g.modules = src.module_roots(&objects);
+    g.modules = src.module_roots(&index);
     let (frames, stats) = src.frame_roots();
     g.frame_roots = frames
         .iter()
@@ -552,7 +550,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
         frames: stats.frames,
         unreadable_frames: stats.unreadable_frames,
     };
-    g.objects = Rc::new(objects);
+    g.objects = Rc::new(index);
     g.names = names.names;
     g.labels = names.labels;
     g.types = names.types;
@@ -673,7 +671,7 @@ impl<'g> DumpSource<'g> {
 }
 
 impl HeapSource for DumpSource<'_> {
-    fn module_roots(&mut self, _objects: &[u64]) -> Vec<(u32, String)> {
+    fn module_roots(&mut self, _objects: &AddrSet) -> Vec<(u32, String)> {
         self.g.modules.clone()
     }
 

@@ -14,7 +14,7 @@ use std::rc::Rc;
 /// The questions the retention tree, the flamegraph and `why` ask of a heap, beyond its graph.
 pub trait HeapSource {
     /// Modules as roots, `__main__` first: (index into `objects`, module name).
-    fn module_roots(&mut self, objects: &[u64]) -> Vec<(u32, String)>;
+    fn module_roots(&mut self, objects: &super::addr_set::AddrSet) -> Vec<(u32, String)>;
     /// What thread frames hold, innermost frame first within a thread.
     fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats);
     /// A type's name as `repr(type)` prints it; None when it is not a type.
@@ -52,7 +52,7 @@ impl<'a, 'm> LiveSource<'a, 'm> {
 }
 
 impl HeapSource for LiveSource<'_, '_> {
-    fn module_roots(&mut self, objects: &[u64]) -> Vec<(u32, String)> {
+    fn module_roots(&mut self, objects: &super::addr_set::AddrSet) -> Vec<(u32, String)> {
         retention::module_roots(self.view, self.py, objects)
     }
 

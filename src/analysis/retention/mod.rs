@@ -3,7 +3,7 @@
 //! which the BFS first reached it, so widths add up to the heap. The retention flamegraph and
 //! `why` both read this one tree: no second walker.
 
-pub mod addr_index;
+pub mod addr_set;
 pub mod dominators;
 pub mod heap_diff;
 pub mod heap_file;
@@ -292,7 +292,7 @@ fn walk(
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
-pub fn module_roots(view: &mut View, py: &Python, objects: &[u64]) -> Vec<(u32, String)> {
+pub fn module_roots(view: &mut View, py: &Python, objects: &addr_set::AddrSet) -> Vec<(u32, String)> {
     let l = &py.layout;
     let mut out = Vec::new();
     for &interp in &py.interpreters {
@@ -303,7 +303,7 @@ pub fn module_roots(view: &mut View, py: &Python, objects: &[u64]) -> Vec<(u32, 
             continue;
         };
         for (k, v) in dict_items(view, l, modules).unwrap_or_default() {
-            let i = objects.binary_search(&v).ok().map(|i| i as u32);
+            let i = objects.find(v);
             let (Some(i), Some(name)) = (i, read_str(view, l, k, MAX_NAME)) else {
                 continue;
             };

@@ -264,7 +264,7 @@ pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &
             .map(|(s, _, l)| {
                 format!(
                     "{:#x} {} via {:?}",
-                    g.objects[s as usize],
+                    g.objects.get(s),
                     g.type_name_of(s).unwrap_or("?"),
                     g.labels[l as usize]
                 )
@@ -272,7 +272,7 @@ pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &
             .collect();
         log::debug!(
             "{type_name} at {:#x}: idom {:?}, tree parent {}, referenced by {holders:?}",
-            g.objects[i as usize],
+            g.objects.get(i),
             d.idom.get(i as usize),
             parent[i as usize]
         );
@@ -282,6 +282,7 @@ pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::retention::addr_set::AddrSet;
     use crate::analysis::retention::heap_graph::{EdgeLabel, NO_TYPE};
 
     /// A graph from (bytes, edges) per object; module root = object 0.
@@ -290,7 +291,11 @@ mod tests {
 
     fn graph(nodes: &[(u64, &[u32])]) -> Graph {
         let mut g = Graph {
-            objects: std::rc::Rc::new((0..nodes.len() as u64).map(|i| 0x1000 + i * 16).collect()),
+            objects: std::rc::Rc::new(AddrSet::new(
+                &(0..nodes.len() as u64)
+                    .map(|i| 0x1000 + i * 16)
+                    .collect::<Vec<_>>(),
+            )),
             type_of: vec![0; nodes.len()],
             types: vec![(1, "t".into())],
             labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
