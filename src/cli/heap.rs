@@ -141,7 +141,8 @@ pub(crate) fn why_on_graph(
 pub(crate) fn retained_by_type(mut g: Graph) -> BTreeMap<String, u64> {
     g.forget_addresses();
     let types = g.types.clone();
-    let type_of = dominators::TypeIds::of(&g.type_of, types.len());
+    // The dominators let the graph's copy go on the way.
+    let type_of = g.type_of.clone();
     let d = dominators::compute_consuming(g);
     dominators::retained_by_type(&types, |i| type_of.get(i), &d)
         .into_iter()

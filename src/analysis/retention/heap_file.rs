@@ -7,6 +7,7 @@
 //! compression. No object values are kept: only names (see `heap_graph`).
 
 use super::addr_set::AddrSet;
+use super::ids::Ids;
 use super::heap_graph::{
     push_size, EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE,
 };
@@ -167,7 +168,7 @@ fn exact_vec<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<
 /// `DumpFile` as it is written: the graph's arrays borrowed, the delta-coded ones made while
 /// they are encoded (no copy of the graph, which may be gigabytes).
 #[derive(Serialize)]
-struct DumpFileOut<'a, OD, OT, OB, EC, ED> {
+struct DumpFileOut<'a, OD, OT, OB, EC, ED, EL> {
     pid: i32,
     python_version: &'a str,
     snapshot_json: String,
@@ -181,7 +182,7 @@ struct DumpFileOut<'a, OD, OT, OB, EC, ED> {
     object_native: &'a [(u32, u64)],
     edge_count: EC,
     edge_delta: ED,
-    edge_label: &'a [u32],
+    edge_label: EL,
     modules: &'a [(u32, String)],
     frame_roots: &'a [FrameRootEntry],
     frame_stats: FrameStats,
@@ -227,7 +228,7 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
         object_type: Seq(|| {
             g.type_of
                 .iter()
-                .map(|&t| if t == NO_TYPE { 0 } else { t + 1 })
+                .map(|t| if t == NO_TYPE { 0 } else { t + 1 })
         }),
         object_bytes: Seq(|| (0..g.len() as u32).map(|i| g.bytes_of(i))),
         object_native: &g.native,
@@ -241,7 +242,7 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
                 g.edge_to[r].iter().zip(prevs).map(|(&t, p)| t as i64 - p)
             })
         }),
-        edge_label: &g.edge_label,
+        edge_label: Seq(|| g.edge_label.iter()),
         modules: &g.modules,
         frame_roots: &g.frame_roots,
         frame_stats: g.frame_stats,
@@ -385,13 +386,13 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     snapshot.schema = snapshot::SCHEMA;
     let mut graph = Graph {
         objects: std::rc::Rc::new(objects),
-        type_of,
+        type_of: Ids::narrowed(type_of, f.types.len()),
         bytes: sizes.bytes,
         big: sizes.big,
         native: f.object_native,
         edge_start,
         edge_to,
-        edge_label: f.edge_label,
+        edge_label: Ids::narrowed(f.edge_label, f.labels.len()),
         labels: f.labels,
         names: f.names,
         types: f.types,

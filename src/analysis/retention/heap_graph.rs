@@ -8,6 +8,7 @@
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
 use super::addr_set::AddrSet;
+use super::ids::{self, Ids};
 use super::heap_source::{HeapSource, LiveSource};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
 /// `type_of` of an object whose type did not validate.
-pub const NO_TYPE: u32 = u32::MAX;
+pub const NO_TYPE: u32 = ids::NONE;
 /// Most references a graph keeps (edge offsets are u32).
 const MAX_EDGES: usize = u32::MAX as usize - 1;
 /// `Graph::bytes` of an object whose size is in `Graph::big`.
@@ -63,8 +64,8 @@ pub struct Graph {
     /// Object addresses, sorted and distinct, by index (shared with the retention tree built
     /// on it).
     pub objects: Rc<AddrSet>,
-    /// Per object: index into `types`, or `NO_TYPE`.
-    pub type_of: Vec<u32>,
+    /// Per object: index into `types`, or `NO_TYPE` (2 bytes each below 64Ki types).
+    pub type_of: Ids,
     /// Per object: `sys.getsizeof`, or `BIG` for the few sizes of 4 GiB and more, kept in
     /// `big` (by index).
     pub bytes: Vec<u32>,
@@ -80,7 +81,8 @@ pub struct Graph {
     /// stops adding references there, and says so.)
     pub edge_start: Vec<u32>,
     pub edge_to: Vec<u32>,
-    pub edge_label: Vec<u32>,
+    /// Per stored edge: index into `labels` (2 bytes each below 64Ki labels).
+    pub edge_label: Ids,
     pub labels: Vec<EdgeLabel>,
     /// The label of the type edges (`NO_LABEL` in a graph without them).
     pub class_label: u32,
@@ -152,7 +154,7 @@ impl Graph {
             self.edge_to[a..b]
                 .iter()
                 .copied()
-                .zip(self.edge_label[a..b].iter().copied()),
+                .zip(self.edge_label.range(a..b)),
         )
     }
 
@@ -161,7 +163,7 @@ impl Graph {
         if self.class_label == NO_LABEL {
             return None;
         }
-        let t = *self.type_of.get(i as usize)?;
+        let t = self.type_of.get(i as usize);
         Some((self.class_edge_of_type(t)?, self.class_label))
     }
 
@@ -202,7 +204,7 @@ impl Graph {
 
     /// The type name of object `i` (None when its type did not validate).
     pub fn type_name_of(&self, i: u32) -> Option<&str> {
-        let t = self.type_of[i as usize];
+        let t = self.type_of.get(i as usize);
         (t != NO_TYPE).then(|| self.types[t as usize].1.as_str())
     }
 }
@@ -444,8 +446,9 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     };
     let per = n.div_ceil(run_count).max(1);
     let max_edges = MAX_EDGES / run_count;
+    // Types by the parts' own ids until merged, then narrowed.
+    let mut type_of = vec![NO_TYPE; n];
     let mut g = Graph {
-        type_of: vec![NO_TYPE; n],
         bytes: vec![0; n],
         edge_start: vec![0; n + 1],
         ..Default::default()
@@ -454,7 +457,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     let mut runs: Vec<Run> = Vec::with_capacity(run_count);
     {
         let (mut types, mut sizes, mut ends) = (
-            g.type_of.as_mut_slice(),
+            type_of.as_mut_slice(),
             g.bytes.as_mut_slice(),
             &mut g.edge_start[1..],
         );
@@ -525,9 +528,14 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     phases.lap("parts");
     let mut names = Interner::default();
     let mut dropped_edges = 0;
+    // The parts' label counts bound the merged one: it decides the labels' width up front.
+    g.edge_label = Ids::with_bound(
+        parts.iter().map(|p| p.names.labels.len()).sum(),
+        parts.iter().map(|p| p.edge_to.len()).sum(),
+    );
     for (p, (first, len)) in parts.into_iter().zip(firsts) {
         dropped_edges += p.dropped_edges;
-        merge_part(&mut g, &mut names, p, first..first + len);
+        merge_part(&mut g, &mut type_of, &mut names, p, first..first + len);
     }
     phases.lap("merged");
     log::debug!("capture: {} objects, {} stored edges", n, g.edge_to.len());
@@ -554,12 +562,19 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     g.names = names.names;
     g.labels = names.labels;
     g.types = names.types;
+    g.type_of = Ids::narrowed(type_of, g.types.len());
     g.link_indexes();
     g
 }
 
 /// Append a part's edges to the graph and turn its run's interned ids into the graph's.
-fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range<usize>) {
+fn merge_part(
+    g: &mut Graph,
+    type_of: &mut [u32],
+    names: &mut Interner,
+    p: Part,
+    run: std::ops::Range<usize>,
+) {
     let name_map: Vec<u32> = p.names.names.iter().map(|t| names.name(t)).collect();
     let label_map: Vec<u32> = p
         .names
@@ -584,7 +599,7 @@ fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range
     if let Some(&class) = label_map.get(p.class_label as usize) {
         g.class_label = class;
     }
-    for t in &mut g.type_of[run.clone()] {
+    for t in &mut type_of[run.clone()] {
         // A run whose thread failed has no type table: its objects stay untyped.
         *t = type_map.get(*t as usize).copied().unwrap_or(NO_TYPE);
     }
@@ -600,17 +615,12 @@ fn merge_part(g: &mut Graph, names: &mut Interner, p: Part, run: std::ops::Range
     g.native.extend(p.native);
     // The first part's arrays become the graph's (no copy: fresh pages cost more than the
     // copy here); later parts are appended.
-    let mut labels = p.edge_label;
-    for l in &mut labels {
-        *l = label_map[*l as usize];
-    }
+    (g.edge_label).extend(p.edge_label.iter().map(|&l| label_map[l as usize]));
+    drop(p.edge_label);
     if g.edge_to.is_empty() {
         g.edge_to = p.edge_to;
-        g.edge_label = labels;
     } else {
         g.edge_to.extend_from_slice(&p.edge_to);
-        drop(p.edge_to);
-        g.edge_label.extend_from_slice(&labels);
     }
 }
 

@@ -9,9 +9,11 @@ pub mod heap_diff;
 pub mod heap_file;
 pub mod heap_graph;
 pub mod heap_source;
+pub mod ids;
 pub mod why;
 
 use self::heap_graph::{DumpSource, Graph, NO_TYPE};
+use self::ids::Ids;
 use self::heap_source::HeapSource;
 use crate::heap::graph::Label;
 use crate::heap::pyobj::{dict_items, is_identifier, read_str, MAX_NAME};
@@ -34,8 +36,9 @@ const MAX_DEPTH: usize = 48;
 /// and sizes are the graph's.
 pub struct Tree<'g> {
     pub parent: Vec<u32>,
-    /// Per object: index into `labels` of the edge its parent reached it by.
-    label_of: LabelIds,
+    /// Per object: index into `labels` of the edge its parent reached it by (2 bytes each
+    /// below 64Ki labels: every heap measured).
+    label_of: Ids,
     /// The graph's labels as the live walker's `Label`s, by id.
     labels: Vec<Label>,
     g: &'g Graph,
@@ -45,39 +48,6 @@ pub struct Tree<'g> {
     root_of: HashMap<u32, u32>,
     /// What the thread-frame walk read and skipped.
     pub frame_stats: FrameRootStats,
-}
-
-/// Per object, the label id of the edge it was reached by: 2 bytes each when the graph has
-/// fewer than 65,536 labels (every heap measured: labels are the distinct attribute and key
-/// names), else 4.
-enum LabelIds {
-    Narrow(Vec<u16>),
-    Wide(Vec<u32>),
-}
-
-impl LabelIds {
-    fn new(n: usize, labels: usize) -> LabelIds {
-        if labels <= u16::MAX as usize + 1 {
-            LabelIds::Narrow(vec![0; n])
-        } else {
-            LabelIds::Wide(vec![0; n])
-        }
-    }
-
-    fn get(&self, i: u32) -> u32 {
-        match self {
-            LabelIds::Narrow(v) => v[i as usize] as u32,
-            LabelIds::Wide(v) => v[i as usize],
-        }
-    }
-
-    /// `label` is one of the graph's label ids (so it fits the width chosen from their count).
-    fn set(&mut self, i: u32, label: u32) {
-        match self {
-            LabelIds::Narrow(v) => v[i as usize] = label as u16,
-            LabelIds::Wide(v) => v[i as usize] = label,
-        }
-    }
 }
 
 /// Flags per object while a tree is built.
@@ -113,7 +83,7 @@ impl<'g> Tree<'g> {
         let n = g.len();
         Tree {
             parent: vec![NONE; n],
-            label_of: LabelIds::new(n, g.labels.len()),
+            label_of: Ids::filled(n, 0, g.labels.len()),
             labels,
             g,
             roots: Vec::new(),
@@ -136,18 +106,18 @@ impl<'g> Tree<'g> {
     pub fn label(&self, i: u32) -> Label {
         match self.parent[i as usize] {
             NONE => Label::Ref,
-            _ => self.labels[self.label_of.get(i) as usize],
+            _ => self.labels[self.label_of.get(i as usize) as usize],
         }
     }
 
     /// The edge object `i` was reached by, as an id (equal ids, equal labels).
     pub fn label_id(&self, i: u32) -> u32 {
-        self.label_of.get(i)
+        self.label_of.get(i as usize)
     }
 
     /// Object `i`'s type as an id (0: none); see `type_ptr_of_id`.
     pub fn type_id(&self, i: u32) -> u32 {
-        match self.g.type_of[i as usize] {
+        match self.g.type_of.get(i as usize) {
             NO_TYPE => 0,
             t => t + 1,
         }
@@ -172,7 +142,7 @@ impl<'g> Tree<'g> {
 
     /// Object `i`'s `sys.getsizeof` (0 when its type did not validate).
     pub fn bytes(&self, i: u32) -> u64 {
-        match self.g.type_of[i as usize] {
+        match self.g.type_of.get(i as usize) {
             NO_TYPE => 0,
             _ => self.g.bytes_of(i),
         }
@@ -246,7 +216,7 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
         if flags[to as usize] & SEEN == 0 {
             flags[to as usize] |= SEEN;
             t.parent[to as usize] = from;
-            t.label_of.set(to, label);
+            t.label_of.set(to as usize, label);
             queue.push_back(to);
             walk(&mut t, &mut flags, &mut queue, &mut guessed);
         }
@@ -268,7 +238,7 @@ fn walk(
     guessed: &mut VecDeque<(u32, u32, u32)>,
 ) {
     while let Some(i) = queue.pop_front() {
-        if t.g.type_of[i as usize] == NO_TYPE {
+        if t.g.type_of.get(i as usize) == NO_TYPE {
             continue; // its type did not validate: its words were not read as references
         }
         for (j, label) in t.g.edges(i) {
@@ -285,7 +255,7 @@ fn walk(
             }
             flags[j as usize] |= SEEN;
             t.parent[j as usize] = i;
-            t.label_of.set(j, label);
+            t.label_of.set(j as usize, label);
             queue.push_back(j);
         }
     }

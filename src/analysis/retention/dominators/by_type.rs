@@ -4,38 +4,6 @@ use super::{Dominators, ROOT};
 use crate::analysis::retention::heap_graph::NO_TYPE;
 use rustc_hash::FxHashMap as HashMap;
 
-/// Per object, its index into the graph's types: 2 bytes each where there are fewer than 64Ki
-/// types (`NO_TYPE` kept as such), else 4.
-pub enum TypeIds {
-    Narrow(Vec<u16>),
-    Wide(Vec<u32>),
-}
-
-impl TypeIds {
-    pub fn of(type_of: &[u32], types: usize) -> TypeIds {
-        const NARROW_NONE: u16 = u16::MAX;
-        if types < NARROW_NONE as usize {
-            TypeIds::Narrow(
-                (type_of.iter())
-                    .map(|&t| u16::try_from(t).unwrap_or(NARROW_NONE))
-                    .collect(),
-            )
-        } else {
-            TypeIds::Wide(type_of.to_vec())
-        }
-    }
-
-    pub fn get(&self, i: usize) -> u32 {
-        match self {
-            TypeIds::Narrow(t) => match t.get(i) {
-                Some(&u16::MAX) | None => NO_TYPE,
-                Some(&t) => t as u32,
-            },
-            TypeIds::Wide(t) => t.get(i).copied().unwrap_or(NO_TYPE),
-        }
-    }
-}
-
 /// Per type name: the bytes its instances retain together, each object counted once (an
 /// instance inside another instance's dominator subtree adds nothing: a list of lists retains
 /// what the outer list retains).

@@ -34,7 +34,7 @@ impl Instances {
             })
             .collect();
         let slot = |i: u32| {
-            let ty = *g.type_of.get(i as usize)?;
+            let ty = g.type_of.get(i as usize);
             *slot_of_type.get(ty as usize)?
         };
         for i in 0..n as u32 {

@@ -30,7 +30,7 @@ impl Kept {
             }
         }
         let mut stored = Bits::new(g.edge_to.len());
-        for (k, (&t, &l)) in g.edge_to.iter().zip(&g.edge_label).enumerate() {
+        for (k, (&t, l)) in g.edge_to.iter().zip(g.edge_label.iter()).enumerate() {
             if is_exact(l) || !exact_in.get(t as usize) {
                 stored.set(k);
             }

@@ -15,10 +15,11 @@ mod dfs;
 mod instances;
 mod kept;
 
-pub use self::by_type::{retained_by_type, TypeIds};
+pub use self::by_type::retained_by_type;
 use self::instances::Instances;
 use self::kept::Kept;
 use super::heap_graph::Graph;
+use super::ids::Ids;
 
 const UNDEF: u32 = u32::MAX;
 
@@ -70,7 +71,7 @@ fn run(mut held: Held) -> Dominators {
     let n = held.graph().len();
     let mut phases = crate::analysis::phases::Phases::start("dominators");
     let kept = Kept::of(held.graph());
-    held.release(|g| g.edge_label = Vec::new());
+    held.release(|g| g.edge_label = Ids::default());
     let g = held.graph();
     let stored_edges = g.edge_to.len();
     // Node numbering: 0 is the virtual root, object i is i + 1.
@@ -85,7 +86,7 @@ fn run(mut held: Held) -> Dominators {
         };
     }
     let instances = Instances::of(g, &kept, n);
-    held.release(|g| g.type_of = Vec::new());
+    held.release(|g| g.type_of = Ids::default());
     let g = held.graph();
     // Predecessors (CSR), root edges included, type edges aside (`instances`).
     // u32 offsets: the graph holds fewer than 4G edges (`heap_graph::MAX_EDGES`), and the root
@@ -296,7 +297,7 @@ mod tests {
                     .map(|i| 0x1000 + i * 16)
                     .collect::<Vec<_>>(),
             )),
-            type_of: vec![0; nodes.len()],
+            type_of: vec![0; nodes.len()].into(),
             types: vec![(1, "t".into())],
             labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
             modules: vec![(0, "m".into())],
@@ -335,7 +336,7 @@ mod tests {
         let g = graph(&[(1, &[1]), (2, &[2]), (4, &[1])]);
         let d = compute(&g);
         assert_eq!(d.retained, vec![7, 6, 4]);
-        let by_type = retained_by_type(&g.types, |i| g.type_of[i], &d);
+        let by_type = retained_by_type(&g.types, |i| g.type_of.get(i), &d);
         assert_eq!(by_type.get("t"), Some(&7));
     }
 
