@@ -117,7 +117,9 @@ impl AddrSet {
 
     /// The index of the object that starts at `addr`, if one does.
     pub fn find(&self, addr: u64) -> Option<u32> {
-        let page = *self.pages.get(*self.dir.get(&(addr >> PAGE_SHIFT))? as usize)?;
+        let page = *self
+            .pages
+            .get(*self.dir.get(&(addr >> PAGE_SHIFT))? as usize)?;
         let low = addr & PAGE_MASK;
         if page.shift == OFFSETS {
             let listed = &self.offsets[page.at as usize..][..(page.end - page.start) as usize];

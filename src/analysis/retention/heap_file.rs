@@ -7,10 +7,10 @@
 //! compression. No object values are kept: only names (see `heap_graph`).
 
 use super::addr_set::AddrSet;
-use super::ids::Ids;
 use super::heap_graph::{
     push_size, EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE,
 };
+use super::ids::Ids;
 use crate::analysis::census::snapshot::{self, Snapshot};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -223,7 +223,9 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
         types: &g.types,
         object_delta: Seq(|| {
             let mut prev = 0u64;
-            objects.iter().map(move |a| a.wrapping_sub(std::mem::replace(&mut prev, a)))
+            objects
+                .iter()
+                .map(move |a| a.wrapping_sub(std::mem::replace(&mut prev, a)))
         }),
         object_type: Seq(|| {
             g.type_of

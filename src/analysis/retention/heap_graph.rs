@@ -8,8 +8,8 @@
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
 use super::addr_set::AddrSet;
-use super::ids::{self, Ids};
 use super::heap_source::{HeapSource, LiveSource};
+use super::ids::{self, Ids};
 use crate::heap::graph::{self, Label};
 use crate::heap::native;
 use crate::heap::sizes::getsizeof;

@@ -73,7 +73,12 @@ impl Ids {
         }
         Ids::Narrow(
             wide.iter()
-                .map(|&t| u16::try_from(t).ok().filter(|&t| (t as usize) < bound).unwrap_or(NARROW_NONE))
+                .map(|&t| {
+                    u16::try_from(t)
+                        .ok()
+                        .filter(|&t| (t as usize) < bound)
+                        .unwrap_or(NARROW_NONE)
+                })
                 .collect(),
         )
     }
@@ -134,13 +139,10 @@ impl Iterator for Iter<'_> {
 
     fn next(&mut self) -> Option<u32> {
         match self {
-            Iter::Narrow(it) => it.next().map(|&t| {
-                if t == NARROW_NONE {
-                    NONE
-                } else {
-                    u32::from(t)
-                }
-            }),
+            Iter::Narrow(it) => {
+                it.next()
+                    .map(|&t| if t == NARROW_NONE { NONE } else { u32::from(t) })
+            }
             Iter::Wide(it) => it.next().copied(),
         }
     }
@@ -179,6 +181,9 @@ mod tests {
         }
         built.set(0, 4);
         assert_eq!(built.iter().collect::<Vec<_>>(), vec![4, NONE, 9]);
-        assert_eq!(Ids::filled(3, 2, 5).iter().collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert_eq!(
+            Ids::filled(3, 2, 5).iter().collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
     }
 }

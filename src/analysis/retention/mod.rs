@@ -13,8 +13,8 @@ pub mod ids;
 pub mod why;
 
 use self::heap_graph::{DumpSource, Graph, NO_TYPE};
-use self::ids::Ids;
 use self::heap_source::HeapSource;
+use self::ids::Ids;
 use crate::heap::graph::Label;
 use crate::heap::pyobj::{dict_items, is_identifier, read_str, MAX_NAME};
 use crate::heap::thread_roots::FrameRootStats;
@@ -262,7 +262,11 @@ fn walk(
 }
 
 /// Modules from sys.modules, `__main__` first, as (object index, name).
-pub fn module_roots(view: &mut View, py: &Python, objects: &addr_set::AddrSet) -> Vec<(u32, String)> {
+pub fn module_roots(
+    view: &mut View,
+    py: &Python,
+    objects: &addr_set::AddrSet,
+) -> Vec<(u32, String)> {
     let l = &py.layout;
     let mut out = Vec::new();
     for &interp in &py.interpreters {

@@ -6,18 +6,21 @@
 //! edges count only into objects no exact edge reaches (`Kept`).
 //!
 //! Algorithm: Cooper, Harvey and Kennedy's iterative one ("A Simple, Fast Dominance
-//! Algorithm"), over integer arrays: a DFS numbering, predecessors as CSR, one `idom` array.
+//! Algorithm"), over integer arrays: a DFS numbering, predecessors, one `idom` array.
 //! Here: the computation and its memory plan; `kept` which edges count, `dfs` the numbering,
-//! `instances` the type edges as predecessors, `by_type` the per-type sums of `--retained`.
+//! `preds` the predecessors, `instances` the type edges as predecessors, `by_type` the
+//! per-type sums of `--retained`.
 
 mod by_type;
 mod dfs;
 mod instances;
 mod kept;
+mod preds;
 
 pub use self::by_type::retained_by_type;
 use self::instances::Instances;
 use self::kept::Kept;
+use self::preds::Preds;
 use super::heap_graph::Graph;
 use super::ids::Ids;
 
@@ -77,7 +80,7 @@ fn run(mut held: Held) -> Dominators {
     // Node numbering: 0 is the virtual root, object i is i + 1.
     let (post, root_children) = dfs::postorder(g, &kept);
     phases.lap("DFS");
-    if stored_edges + 2 * n >= u32::MAX as usize {
+    if stored_edges + 2 * n >= u32::MAX as usize || !Preds::fits(n + 1, stored_edges + n) {
         // Past u32 offsets (4G references): every object is its own holder's only part.
         log::warn!("too many references for retained sizes: each object retains itself");
         return Dominators {
@@ -88,40 +91,17 @@ fn run(mut held: Held) -> Dominators {
     let instances = Instances::of(g, &kept, n);
     held.release(|g| g.type_of = Ids::default());
     let g = held.graph();
-    // Predecessors (CSR), root edges included, type edges aside (`instances`).
-    // u32 offsets: the graph holds fewer than 4G edges (`heap_graph::MAX_EDGES`), and the root
-    // edges are one per object at most.
-    let mut pred_start = vec![0u32; n + 3];
-    // Node v's count goes to v + 2 (object i is node i + 1).
-    for &c in &root_children {
-        pred_start[c as usize + 3] += 1;
-    }
-    let mut kept_count = 0;
-    for i in 0..n as u32 {
-        for t in kept.stored_targets(g, i) {
-            pred_start[t as usize + 3] += 1;
-            kept_count += 1;
-        }
-    }
-    for v in 1..pred_start.len() {
-        pred_start[v] += pred_start[v - 1];
-    }
-    let mut preds = vec![0u32; kept_count + root_children.len()];
-    {
-        let mut fill = |from: u32, to: u32| {
-            let slot = &mut pred_start[to as usize + 1];
-            preds[*slot as usize] = from;
-            *slot += 1;
-        };
+    // Predecessors, root edges included, type edges aside (`instances`).
+    let preds = Preds::of(n + 1, |f| {
         for &c in &root_children {
-            fill(0, c + 1);
+            f(0, c + 1);
         }
         for i in 0..n as u32 {
             for t in kept.stored_targets(g, i) {
-                fill(i + 1, t + 1);
+                f(i + 1, t + 1);
             }
         }
-    }
+    });
     drop((kept, root_children));
     held.release(|g| {
         g.edge_to = Vec::new();
@@ -136,11 +116,11 @@ fn run(mut held: Held) -> Dominators {
         }
     }
     log::debug!(
-        "dominators: {n} objects, {stored_edges} stored references, {kept_count} predecessors, {} by type",
+        "dominators: {n} objects, {stored_edges} stored references, {} predecessors of joins listed, {} by type",
+        preds.listed(),
         instances.members.len()
     );
     phases.lap("predecessors");
-    // pred_start[v + 1] now ends v's predecessors and pred_start[v] starts them.
     let mut idom = vec![UNDEF; n + 1];
     idom[0] = 0;
     let intersect = |idom: &[u32], mut a: u32, mut b: u32| -> u32 {
@@ -157,20 +137,16 @@ fn run(mut held: Held) -> Dominators {
     // A node with one predecessor is dominated by it, whatever else the graph holds: the
     // first pass sets it (at its place in the order, as the algorithm would), the later passes
     // leave it out (most of a heap: an object held by one container) and revisit the joins.
-    let preds_of = |v: u32| {
-        let stored = &preds[pred_start[v as usize] as usize..pred_start[v as usize + 1] as usize];
-        (stored, instances.of_node(v))
-    };
     let single = |v: u32| -> Option<u32> {
-        match preds_of(v) {
-            ([p], []) | ([], [p]) if *p != v => Some(*p),
+        match (preds.single(v), instances.of_node(v)) {
+            (Some(p), []) if p != v => Some(p),
+            (None, [p]) if *p != v && preds.none(v) => Some(*p),
             _ => None,
         }
     };
     let join = |idom: &mut Vec<u32>, v: u32| -> bool {
         let mut new = UNDEF;
-        let (stored, by_type) = preds_of(v);
-        for &p in stored.iter().chain(by_type) {
+        for p in preds.of_node(v).chain(instances.of_node(v).iter().copied()) {
             if idom[p as usize] == UNDEF {
                 continue;
             }
@@ -207,7 +183,7 @@ fn run(mut held: Held) -> Dominators {
         }
     }
     phases.lap("passes");
-    drop((preds, pred_start, joins, post, instances));
+    drop((preds, joins, post, instances));
     // Retained bytes: children before parents (postorder).
     let mut retained = vec![0u64; n + 1];
     for &v in &order {
