@@ -70,7 +70,7 @@ struct DumpFile {
 
 /// Object sizes in the graph's form (`Graph::bytes` and `big`).
 struct Sizes {
-    bytes: Vec<u32>,
+    bytes: Vec<u16>,
     big: Vec<(u32, u64)>,
 }
 
@@ -140,7 +140,7 @@ fn type_indexes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<V
 
 fn sizes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Sizes, D::Error> {
     let mut big = Vec::new();
-    let bytes = seq_into(d, |out: &mut Vec<u32>, b: u64| push_size(out, &mut big, b))?;
+    let bytes = seq_into(d, |out: &mut Vec<u16>, b: u64| push_size(out, &mut big, b))?;
     Ok(Sizes { bytes, big })
 }
 

@@ -25,7 +25,7 @@ pub const NO_TYPE: u32 = ids::NONE;
 /// Most references a graph keeps (edge offsets are u32).
 const MAX_EDGES: usize = u32::MAX as usize - 1;
 /// `Graph::bytes` of an object whose size is in `Graph::big`.
-pub const BIG: u32 = u32::MAX;
+pub const BIG: u16 = u16::MAX;
 /// `Graph::class_label` of a graph without type edges.
 pub const NO_LABEL: u32 = u32::MAX;
 /// `Graph::type_index` of a type that is not one of the graph's objects.
@@ -66,9 +66,9 @@ pub struct Graph {
     pub objects: Rc<AddrSet>,
     /// Per object: index into `types`, or `NO_TYPE` (2 bytes each below 64Ki types).
     pub type_of: Ids,
-    /// Per object: `sys.getsizeof`, or `BIG` for the few sizes of 4 GiB and more, kept in
-    /// `big` (by index).
-    pub bytes: Vec<u32>,
+    /// Per object: `sys.getsizeof`, or `BIG` for the few sizes of 64 KiB and more (large
+    /// lists, dicts, strings, arrays), kept in `big` (by index, searched).
+    pub bytes: Vec<u16>,
     pub big: Vec<(u32, u64)>,
     /// (object index, native bytes) of the few objects that own memory outside themselves
     /// (`heap::native`), by index.
@@ -104,10 +104,10 @@ pub struct Graph {
     pub frame_stats: FrameStats,
 }
 
-/// The next object's size, in `Graph::bytes` (and `big` for 4 GiB and more).
-pub fn push_size(bytes: &mut Vec<u32>, big: &mut Vec<(u32, u64)>, size: u64) {
+/// The next object's size, in `Graph::bytes` (and `big` for 64 KiB and more).
+pub fn push_size(bytes: &mut Vec<u16>, big: &mut Vec<(u32, u64)>, size: u64) {
     let i = bytes.len() as u32;
-    match u32::try_from(size) {
+    match u16::try_from(size) {
         Ok(b) if b != BIG => bytes.push(b),
         _ => {
             bytes.push(BIG);
@@ -308,7 +308,7 @@ struct Run<'a> {
     first: usize,
     len: usize,
     type_of: &'a mut [u32],
-    bytes: &'a mut [u32],
+    bytes: &'a mut [u16],
     edge_end: &'a mut [u32],
 }
 
@@ -396,7 +396,7 @@ fn capture_part(src: &mut LiveSource, run: Run, index: &AddrSet, max_edges: usiz
             new_labels.clear();
         }
         let bytes = found.map_or(0, |f| f.1);
-        run.bytes[k] = match u32::try_from(bytes) {
+        run.bytes[k] = match u16::try_from(bytes) {
             Ok(b) if b != BIG => b,
             _ => {
                 p.big.push((i, bytes));

@@ -139,10 +139,9 @@ impl Iterator for Iter<'_> {
 
     fn next(&mut self) -> Option<u32> {
         match self {
-            Iter::Narrow(it) => {
-                it.next()
-                    .map(|&t| if t == NARROW_NONE { NONE } else { u32::from(t) })
-            }
+            Iter::Narrow(it) => it
+                .next()
+                .map(|&t| if t == NARROW_NONE { NONE } else { u32::from(t) }),
             Iter::Wide(it) => it.next().copied(),
         }
     }
