@@ -71,48 +71,58 @@ pub struct AddrSet {
 impl AddrSet {
     /// The set of `sorted` (sorted and distinct; fewer than 4G).
     pub fn new(sorted: &[u64]) -> AddrSet {
-        let mut s = AddrSet {
-            len: sorted.len(),
-            ..Default::default()
-        };
+        let mut s = AddrSet::default();
         let mut start = 0usize;
         while start < sorted.len() {
             let key = sorted[start] >> PAGE_SHIFT;
             let end = start + sorted[start..].partition_point(|&a| a >> PAGE_SHIFT == key);
-            let objects = &sorted[start..end];
-            let aligned = |shift: u32| objects.iter().all(|&a| a & ((1 << shift) - 1) == 0);
-            let shift = if aligned(COARSE) { COARSE } else { FINE };
-            let mut page = Page {
-                key,
-                start: start as u32,
-                end: end as u32,
-                at: s.offsets.len() as u32,
-                shift: OFFSETS,
-            };
-            if objects.len() >= DENSE && aligned(shift) {
-                let first = s.bits.len();
-                page.at = first as u32;
-                page.shift = shift as u8;
-                s.bits.resize(first + page.words(), 0u64);
-                for &a in objects {
-                    let g = granule(a, shift);
-                    s.bits[first + g / 64] |= 1 << (g % 64);
-                }
-                // At most 8192 objects start in a page: the counts fit in u16.
-                let mut before = 0u16;
-                for group in s.bits[first..].chunks(GROUP) {
-                    s.rank.push(before);
-                    before += group.iter().map(|w| w.count_ones() as u16).sum::<u16>();
-                }
-            } else {
-                s.offsets
-                    .extend(objects.iter().map(|&a| (a & PAGE_MASK) as u16));
-            }
-            s.dir.insert(key, s.pages.len() as u32);
-            s.pages.push(page);
+            s.add_page(&sorted[start..end]);
             start = end;
         }
         s
+    }
+
+    /// Append one page's objects (sorted, distinct, in one page past the last one's).
+    fn add_page(&mut self, objects: &[u64]) {
+        let Some(&first_addr) = objects.first() else {
+            return;
+        };
+        let key = first_addr >> PAGE_SHIFT;
+        let aligned = |shift: u32| objects.iter().all(|&a| a & ((1 << shift) - 1) == 0);
+        let shift = if aligned(COARSE) { COARSE } else { FINE };
+        let mut page = Page {
+            key,
+            start: self.len as u32,
+            end: (self.len + objects.len()) as u32,
+            at: self.offsets.len() as u32,
+            shift: OFFSETS,
+        };
+        if objects.len() >= DENSE && aligned(shift) {
+            let first = self.bits.len();
+            page.at = first as u32;
+            page.shift = shift as u8;
+            self.bits.resize(first + page.words(), 0u64);
+            for &a in objects {
+                let g = granule(a, shift);
+                self.bits[first + g / 64] |= 1 << (g % 64);
+            }
+            // At most 8192 objects start in a page: the counts fit in u16.
+            let mut before = 0u16;
+            for group in self.bits[first..].chunks(GROUP) {
+                self.rank.push(before);
+                before += group.iter().map(|w| w.count_ones() as u16).sum::<u16>();
+            }
+        } else {
+            (self.offsets).extend(objects.iter().map(|&a| (a & PAGE_MASK) as u16));
+        }
+        self.dir.insert(key, self.pages.len() as u32);
+        self.pages.push(page);
+        self.len += objects.len();
+    }
+
+    /// How many addresses.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// The index of the object that starts at `addr`, if one does.
@@ -169,6 +179,38 @@ impl AddrSet {
             word: 0,
             placed: false,
         }
+    }
+}
+
+/// An `AddrSet` made from addresses given one at a time (a heap dump's, read back): only
+/// one page of them is held as they come.
+#[derive(Debug, Default)]
+pub struct Builder {
+    set: AddrSet,
+    page: Vec<u64>,
+    /// Whether an address came that was not above the one before.
+    disordered: bool,
+}
+
+impl Builder {
+    pub fn push(&mut self, addr: u64) {
+        if let Some(&last) = self.page.last() {
+            if addr <= last {
+                self.disordered = true;
+                return;
+            }
+            if addr >> PAGE_SHIFT != last >> PAGE_SHIFT {
+                self.set.add_page(&self.page);
+                self.page.clear();
+            }
+        }
+        self.page.push(addr);
+    }
+
+    /// The set, or None when the addresses did not come sorted and distinct.
+    pub fn finish(mut self) -> Option<AddrSet> {
+        self.set.add_page(&self.page);
+        (!self.disordered).then_some(self.set)
     }
 }
 
@@ -335,6 +377,17 @@ mod tests {
         }
         assert_eq!(set.get(objects.len() as u32), 0);
         assert_eq!(AddrSet::new(&[]).iter().next(), None);
+        let mut built = Builder::default();
+        for &a in &objects {
+            built.push(a);
+        }
+        let built = built.finish().expect("sorted");
+        assert!(built.iter().eq(objects.iter().copied()));
+        let mut disordered = Builder::default();
+        for a in [16, 32, 32] {
+            disordered.push(a);
+        }
+        assert!(disordered.finish().is_none());
     }
 
     /// A dense page costs a bitmap, not 8 bytes per object.

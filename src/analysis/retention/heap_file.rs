@@ -6,7 +6,7 @@
 //! from the previous target (the first from the object itself), so most take 1-3 bytes before
 //! compression. No object values are kept: only names (see `heap_graph`).
 
-use super::addr_set::AddrSet;
+use super::addr_set;
 use super::heap_graph::{
     push_size, EdgeLabel, FrameRootEntry, FrameStats, Graph, NO_LABEL, NO_TYPE,
 };
@@ -46,10 +46,10 @@ struct DumpFile {
     types: Vec<(u64, String)>,
     /// Read back as the addresses (the deltas summed).
     #[serde(deserialize_with = "addresses")]
-    object_delta: Vec<u64>,
+    object_delta: addr_set::Builder,
     /// Type index + 1 (0: the type did not validate); read back as the index or `NO_TYPE`.
     #[serde(deserialize_with = "type_indexes")]
-    object_type: Vec<u32>,
+    object_type: Ids,
     #[serde(deserialize_with = "sizes")]
     object_bytes: Sizes,
     /// (object index, native bytes), by index: the objects that own memory outside themselves.
@@ -61,8 +61,8 @@ struct DumpFile {
     /// the previous one plus the delta, wrapping) and half the memory.
     #[serde(deserialize_with = "wrapped_deltas")]
     edge_delta: Vec<u32>,
-    #[serde(deserialize_with = "exact_vec")]
-    edge_label: Vec<u32>,
+    #[serde(deserialize_with = "label_ids")]
+    edge_label: Ids,
     modules: Vec<(u32, String)>,
     frame_roots: Vec<FrameRootEntry>,
     frame_stats: FrameStats,
@@ -82,13 +82,35 @@ struct SeqInto<T, U, F> {
     _t: std::marker::PhantomData<(T, U)>,
 }
 
-fn seq_into<'de, D, T, U>(
-    d: D,
-    push: impl FnMut(&mut Vec<U>, T),
-) -> std::result::Result<Vec<U>, D::Error>
+/// What a sequence is read into: room is made for the length the file gives, once.
+trait Sink: Default {
+    fn reserve(&mut self, n: usize) -> std::result::Result<(), std::collections::TryReserveError>;
+}
+
+impl<U> Sink for Vec<U> {
+    fn reserve(&mut self, n: usize) -> std::result::Result<(), std::collections::TryReserveError> {
+        self.try_reserve_exact(n)
+    }
+}
+
+impl Sink for Ids {
+    fn reserve(&mut self, n: usize) -> std::result::Result<(), std::collections::TryReserveError> {
+        self.try_reserve_exact(n)
+    }
+}
+
+/// Addresses are held one page at a time: nothing to reserve.
+impl Sink for addr_set::Builder {
+    fn reserve(&mut self, _: usize) -> std::result::Result<(), std::collections::TryReserveError> {
+        Ok(())
+    }
+}
+
+fn seq_into<'de, D, T, U>(d: D, push: impl FnMut(&mut U, T)) -> std::result::Result<U, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
+    U: Sink,
 {
     d.deserialize_seq(SeqInto {
         push,
@@ -99,9 +121,10 @@ where
 impl<'de, T, U, F> serde::de::Visitor<'de> for SeqInto<T, U, F>
 where
     T: Deserialize<'de>,
-    F: FnMut(&mut Vec<U>, T),
+    U: Sink,
+    F: FnMut(&mut U, T),
 {
-    type Value = Vec<U>;
+    type Value = U;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a sequence")
@@ -110,12 +133,12 @@ where
     fn visit_seq<A: serde::de::SeqAccess<'de>>(
         mut self,
         mut seq: A,
-    ) -> std::result::Result<Vec<U>, A::Error> {
-        let mut out = Vec::new();
+    ) -> std::result::Result<U, A::Error> {
+        let mut out = U::default();
         // The length is the file's word: a corrupt one fails here (or past the stream's end),
         // not in an abort on allocation.
         if let Some(n) = seq.size_hint() {
-            out.try_reserve_exact(n.saturating_add(1))
+            out.reserve(n.saturating_add(1))
                 .map_err(|_| serde::de::Error::custom(format!("array of {n} elements")))?;
         }
         while let Some(x) = seq.next_element::<T>()? {
@@ -125,16 +148,21 @@ where
     }
 }
 
-fn addresses<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u64>, D::Error> {
-    seq_into(d, |out: &mut Vec<u64>, delta: u64| {
-        let prev = out.last().copied().unwrap_or(0);
-        out.push(prev.wrapping_add(delta));
+/// The deltas summed, straight into the compact set (a flat list would be 8 bytes per object
+/// at the peak of a load).
+fn addresses<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<addr_set::Builder, D::Error> {
+    let mut prev = 0u64;
+    seq_into(d, |out: &mut addr_set::Builder, delta: u64| {
+        prev = prev.wrapping_add(delta);
+        out.push(prev);
     })
 }
 
-fn type_indexes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
-    seq_into(d, |out: &mut Vec<u32>, t: u32| {
-        out.push(t.checked_sub(1).unwrap_or(NO_TYPE))
+fn type_indexes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ids, D::Error> {
+    seq_into(d, |out: &mut Ids, t: u32| {
+        out.push_widening(t.checked_sub(1).unwrap_or(NO_TYPE))
     })
 }
 
@@ -161,8 +189,8 @@ fn wrapped_deltas<'de, D: serde::Deserializer<'de>>(
     seq_into(d, |out: &mut Vec<u32>, delta: i64| out.push(delta as u32))
 }
 
-fn exact_vec<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
-    seq_into(d, |out: &mut Vec<u32>, x: u32| out.push(x))
+fn label_ids<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ids, D::Error> {
+    seq_into(d, |out: &mut Ids, x: u32| out.push_widening(x))
 }
 
 /// `DumpFile` as it is written: the graph's arrays borrowed, the delta-coded ones made while
@@ -308,7 +336,9 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     let (mut f, _): (DumpFile, _) =
         postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
     drop(texts);
-    let objects = std::mem::take(&mut f.object_delta);
+    let objects = std::mem::take(&mut f.object_delta)
+        .finish()
+        .ok_or_else(|| bad("corrupt: objects out of order".into()))?;
     let n = objects.len();
     let sizes = std::mem::replace(
         &mut f.object_bytes,
@@ -333,14 +363,10 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     if total as usize != f.edge_delta.len() || total as usize != f.edge_label.len() {
         return Err(bad("corrupt: edge arrays differ in length".into()));
     }
-    if objects.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(bad("corrupt: objects out of order".into()));
-    }
-    let objects = AddrSet::new(&objects);
     let type_of = std::mem::take(&mut f.object_type);
     if type_of
         .iter()
-        .any(|&t| t != NO_TYPE && t as usize >= f.types.len())
+        .any(|t| t != NO_TYPE && t as usize >= f.types.len())
     {
         return Err(bad("corrupt: type index out of range".into()));
     }
@@ -365,7 +391,7 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     {
         return Err(bad("corrupt: native entries out of order or range".into()));
     }
-    if f.edge_label.iter().any(|&l| l as usize >= f.labels.len())
+    if f.edge_label.iter().any(|l| l as usize >= f.labels.len())
         || (f.class_label != NO_LABEL && f.class_label as usize >= f.labels.len())
         || f.modules.iter().any(|(i, _)| *i as usize >= n)
     {
@@ -388,13 +414,13 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
     snapshot.schema = snapshot::SCHEMA;
     let mut graph = Graph {
         objects: std::rc::Rc::new(objects),
-        type_of: Ids::narrowed(type_of, f.types.len()),
+        type_of,
         bytes: sizes.bytes,
         big: sizes.big,
         native: f.object_native,
         edge_start,
         edge_to,
-        edge_label: Ids::narrowed(f.edge_label, f.labels.len()),
+        edge_label: std::mem::take(&mut f.edge_label),
         labels: f.labels,
         names: f.names,
         types: f.types,

@@ -116,6 +116,33 @@ impl Ids {
         }
     }
 
+    /// Append any id (or `NONE`), widening the array when it does not fit: for ids whose
+    /// bound is not known up front (a heap dump's, read back).
+    pub fn push_widening(&mut self, id: u32) {
+        if let Ids::Narrow(v) = self {
+            if id != NONE && id >= u32::from(NARROW_NONE) {
+                let mut wide = Vec::with_capacity(v.capacity());
+                wide.extend(
+                    v.iter()
+                        .map(|&t| if t == NARROW_NONE { NONE } else { u32::from(t) }),
+                );
+                *self = Ids::Wide(wide);
+            }
+        }
+        self.push(id);
+    }
+
+    /// Room for `more` ids.
+    pub fn try_reserve_exact(
+        &mut self,
+        more: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        match self {
+            Ids::Narrow(v) => v.try_reserve_exact(more),
+            Ids::Wide(v) => v.try_reserve_exact(more),
+        }
+    }
+
     /// Items `range`'s ids, in order.
     pub fn range(&self, range: std::ops::Range<usize>) -> Iter<'_> {
         match self {
@@ -184,5 +211,14 @@ mod tests {
             Ids::filled(3, 2, 5).iter().collect::<Vec<_>>(),
             vec![2, 2, 2]
         );
+        let mut grown = Ids::default();
+        for &t in &ids {
+            grown.push_widening(t);
+        }
+        assert!(matches!(grown, Ids::Narrow(_)));
+        grown.push_widening(70_000);
+        assert!(matches!(grown, Ids::Wide(_)));
+        assert_eq!(grown.iter().collect::<Vec<_>>()[..ids.len()], ids[..]);
+        assert_eq!(grown.get(ids.len()), 70_000);
     }
 }
