@@ -184,6 +184,12 @@ impl Graph {
                 .count()
     }
 
+    /// Whether object `i` references nothing but its type (a str, an int, a float).
+    pub fn holds_nothing(&self, i: u32) -> bool {
+        let (a, b) = self.stored(i);
+        a == b
+    }
+
     fn stored(&self, i: u32) -> (usize, usize) {
         match (
             self.edge_start.get(i as usize),

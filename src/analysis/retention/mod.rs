@@ -5,11 +5,14 @@
 
 pub mod addr_set;
 pub mod dominators;
+pub mod exact_in;
 pub mod heap_diff;
 pub mod heap_file;
 pub mod heap_graph;
 pub mod heap_source;
 pub mod ids;
+#[cfg(test)]
+mod test_graph;
 pub mod why;
 
 use self::heap_graph::{DumpSource, Graph, NO_TYPE};
@@ -55,6 +58,8 @@ const SEEN: u8 = 1;
 /// A deferred edge into the object is queued already: a later one would change nothing (the
 /// queue is first-in first-out, and the first one marks the object seen).
 const GUESS_QUEUED: u8 = 2;
+/// A guess into the object waits for the other guesses (its target has an exact holder).
+const LATE: u8 = 4;
 
 /// Where paths of objects no root reaches are filed.
 pub const UNREACHED: &str = "(not reachable from modules or threads)";
@@ -211,9 +216,25 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
         }
     }
     walk(&mut t, &mut flags, &mut queue, &mut guessed);
-    // Last, what only conservative pointers and type edges reach, in the order they were found.
-    while let Some((from, to, label)) = guessed.pop_front() {
+    // Last, what only conservative pointers and type edges reach, in the order they were found;
+    // a guess into a leaf (a str, an int: it holds nothing) that an exact edge points to waits
+    // until no other guess is left, so its exact holder, when some guess leads there, takes it
+    // (a stale word in a reused block must not claim a str of an object array that pandas
+    // holds through C fields). Only leaves wait: a container reached by a guess first keeps its
+    // subtree where it was found, as before.
+    let exact_in = exact_in::exact_in(g, &exact_in::exact_labels(g));
+    let mut late = VecDeque::new();
+    while let Some((from, to, label)) = guessed.pop_front().or_else(|| late.pop_front()) {
         if flags[to as usize] & SEEN == 0 {
+            if flags[to as usize] & LATE == 0
+                && t.labels[label as usize] == Label::Ref
+                && exact_in.get(to as usize)
+                && t.g.holds_nothing(to)
+            {
+                flags[to as usize] |= LATE;
+                late.push_back((from, to, label));
+                continue;
+            }
             flags[to as usize] |= SEEN;
             t.parent[to as usize] = from;
             t.label_of.set(to as usize, label);
@@ -520,4 +541,30 @@ pub fn profile(src: &mut dyn HeapSource, mut t: Tree) -> Profile {
         p.stacks.push(Stack::new(frames, bytes).with_objects(count));
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_graph::{graph, REF};
+    use super::*;
+
+    /// A stale word that points at an object some other object really holds does not take it:
+    /// the holder, itself reached only through a guess (an object array behind a C
+    /// extension's fields), is found first.
+    #[test]
+    fn exact_holder_takes_over_from_a_stale_word() {
+        // Module 0 guesses the leaf 2 (a stale word) before 1; 1 holds 2 for real. 3: a leaf
+        // only a guess reaches, and keeps.
+        let g = graph(&[
+            (8, &[REF + 2, REF + 1]),
+            (8, &[2, REF + 3]),
+            (8, &[]),
+            (8, &[]),
+        ]);
+        let mut src = DumpSource::new(&g);
+        let t = build_on_graph(&g, &mut src);
+        assert_eq!(t.parent, vec![NONE, 0, 1, 1]);
+        assert_eq!(t.label(2), Label::Item);
+        assert_eq!(t.label(3), Label::Ref);
+    }
 }

@@ -1,6 +1,8 @@
 //! Which references the dominators follow, decided once per edge into bitsets.
 
-use super::super::heap_graph::{EdgeLabel, Graph};
+pub(super) use super::super::exact_in::Bits;
+use super::super::exact_in::{exact_in, exact_labels};
+use super::super::heap_graph::Graph;
 
 /// Which edges count: exact ones always; a conservative one (a word of an object's body that
 /// looks like a pointer) only into an object no exact edge reaches. Such words are guesses —
@@ -19,16 +21,9 @@ pub(super) struct Kept {
 
 impl Kept {
     pub(super) fn of(g: &Graph) -> Kept {
-        let exact: Vec<bool> = g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect();
+        let exact = exact_labels(g);
         let is_exact = |l: u32| exact.get(l as usize).copied().unwrap_or(false);
-        let mut exact_in = Bits::new(g.len());
-        for i in 0..g.len() as u32 {
-            for (t, l) in g.edges(i) {
-                if is_exact(l) {
-                    exact_in.set(t as usize);
-                }
-            }
-        }
+        let exact_in = exact_in(g, &exact);
         let mut stored = Bits::new(g.edge_to.len());
         for (k, (&t, l)) in g.edge_to.iter().zip(g.edge_label.iter()).enumerate() {
             if is_exact(l) || !exact_in.get(t as usize) {
@@ -58,20 +53,5 @@ impl Kept {
         (a..b.max(a))
             .filter(|&k| self.stored.get(k))
             .filter_map(|k| g.edge_to.get(k).copied())
-    }
-}
-
-/// A fixed-size bitset.
-pub(super) struct Bits(Vec<u64>);
-
-impl Bits {
-    pub(super) fn new(len: usize) -> Bits {
-        Bits(vec![0; len.div_ceil(64)])
-    }
-    pub(super) fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    pub(super) fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 }

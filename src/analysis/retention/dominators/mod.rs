@@ -259,36 +259,8 @@ pub fn log_other_holders(g: &Graph, d: &Dominators, parent: &[u32], type_name: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::retention::addr_set::AddrSet;
     use crate::analysis::retention::heap_graph::{EdgeLabel, NO_TYPE};
-
-    /// A graph from (bytes, edges) per object; module root = object 0.
-    /// Edge targets at or above `REF` are conservative edges to `target - REF`.
-    const REF: u32 = 1000;
-
-    fn graph(nodes: &[(u64, &[u32])]) -> Graph {
-        let mut g = Graph {
-            objects: std::rc::Rc::new(AddrSet::new(
-                &(0..nodes.len() as u64)
-                    .map(|i| 0x1000 + i * 16)
-                    .collect::<Vec<_>>(),
-            )),
-            type_of: vec![0; nodes.len()].into(),
-            types: vec![(1, "t".into())],
-            labels: vec![EdgeLabel::Item, EdgeLabel::Ref],
-            modules: vec![(0, "m".into())],
-            class_label: crate::analysis::retention::heap_graph::NO_LABEL,
-            ..Default::default()
-        };
-        g.edge_start.push(0);
-        for (b, es) in nodes {
-            g.push_bytes(*b);
-            g.edge_to.extend(es.iter().map(|&t| t % REF));
-            g.edge_label.extend(es.iter().map(|&t| u32::from(t >= REF)));
-            g.edge_start.push(g.edge_to.len() as u32);
-        }
-        g
-    }
+    use crate::analysis::retention::test_graph::{graph, REF};
 
     #[test]
     fn shared_object_is_retained_by_no_single_holder() {
