@@ -12,8 +12,11 @@ impl Bits {
     pub fn new(len: usize) -> Bits {
         Bits(vec![0; len.div_ceil(64)])
     }
+    /// Set bit `i` (nothing past the end: a graph's indexes are checked where they are made).
     pub fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
     }
     pub fn get(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
@@ -25,14 +28,27 @@ pub fn exact_labels(g: &Graph) -> Vec<bool> {
     g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect()
 }
 
-/// The objects of `g` some exact edge points to (type edges included), one bit each.
+/// The objects of `g` some exact edge points to (type edges included), one bit each: one
+/// pass over the stored edges in their order, then the type objects that have instances.
 pub fn exact_in(g: &Graph, exact: &[bool]) -> Bits {
     let is_exact = |l: u32| exact.get(l as usize).copied().unwrap_or(false);
     let mut bits = Bits::new(g.len());
-    for i in 0..g.len() as u32 {
-        for (t, l) in g.edges(i) {
-            if is_exact(l) {
-                bits.set(t as usize);
+    for (&t, l) in g.edge_to.iter().zip(g.edge_label.iter()) {
+        if is_exact(l) {
+            bits.set(t as usize);
+        }
+    }
+    if is_exact(g.class_label) {
+        let mut has_instances = Bits::new(g.types.len());
+        for t in g.type_of.iter() {
+            has_instances.set(t as usize);
+        }
+        for t in 0..g.types.len() as u32 {
+            if let Some(to) = g
+                .class_edge_of_type(t)
+                .filter(|_| has_instances.get(t as usize))
+            {
+                bits.set(to as usize);
             }
         }
     }
