@@ -6,6 +6,7 @@
 use super::heap_graph::{EdgeLabel, Graph};
 
 /// A fixed-size bitset.
+#[derive(Debug, Clone, Default)]
 pub struct Bits(Vec<u64>);
 
 impl Bits {

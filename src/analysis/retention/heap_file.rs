@@ -428,8 +428,7 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
         frame_roots: f.frame_roots,
         frame_stats: f.frame_stats,
         class_label: f.class_label,
-        type_index: Vec::new(),
-        frame_root_index: Vec::new(),
+        ..Default::default()
     };
     graph.link_indexes();
     Ok(HeapDump {

@@ -8,6 +8,7 @@
 //! threads, frames and locals — the very text the live analyses print. Never object values.
 
 use super::addr_set::AddrSet;
+use super::exact_in::{self, Bits};
 use super::heap_source::{HeapSource, LiveSource};
 use super::ids::{self, Ids};
 use crate::heap::graph::{self, Label};
@@ -18,6 +19,7 @@ use crate::heap::types::TypeTable;
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
 use std::rc::Rc;
 
 /// `type_of` of an object whose type did not validate.
@@ -102,6 +104,9 @@ pub struct Graph {
     pub modules: Vec<(u32, String)>,
     pub frame_roots: Vec<FrameRootEntry>,
     pub frame_stats: FrameStats,
+    /// The objects an exact edge points to, found once for the tree and the dominators
+    /// (`exact_in`; derived from the edges, which are not changed once it is).
+    pub(super) exact_in: OnceCell<Bits>,
 }
 
 /// The next object's size, in `Graph::bytes` (and `big` for 64 KiB and more).
@@ -182,6 +187,12 @@ impl Graph {
             + (0..self.len() as u32)
                 .filter(|&i| self.class_edge(i).is_some())
                 .count()
+    }
+
+    /// The objects some exact edge points to (`exact_in::exact_in`), computed on first use.
+    pub fn exact_in(&self) -> &Bits {
+        self.exact_in
+            .get_or_init(|| exact_in::exact_in(self, &exact_in::exact_labels(self)))
     }
 
     /// Whether object `i` references nothing but its type (a str, an int, a float).

@@ -222,7 +222,7 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
     // (a stale word in a reused block must not claim a str of an object array that pandas
     // holds through C fields). Only leaves wait: a container reached by a guess first keeps its
     // subtree where it was found, as before.
-    let exact_in = exact_in::exact_in(g, &exact_in::exact_labels(g));
+    let exact_in = g.exact_in();
     let mut late = VecDeque::new();
     while let Some((from, to, label)) = guessed.pop_front().or_else(|| late.pop_front()) {
         if flags[to as usize] & SEEN == 0 {

@@ -1,7 +1,7 @@
 //! Which references the dominators follow, decided once per edge into bitsets.
 
+use super::super::exact_in::exact_labels;
 pub(super) use super::super::exact_in::Bits;
-use super::super::exact_in::{exact_in, exact_labels};
 use super::super::heap_graph::Graph;
 
 /// Which edges count: exact ones always; a conservative one (a word of an object's body that
@@ -23,7 +23,7 @@ impl Kept {
     pub(super) fn of(g: &Graph) -> Kept {
         let exact = exact_labels(g);
         let is_exact = |l: u32| exact.get(l as usize).copied().unwrap_or(false);
-        let exact_in = exact_in(g, &exact);
+        let exact_in = g.exact_in().clone();
         let mut stored = Bits::new(g.edge_to.len());
         for (k, (&t, l)) in g.edge_to.iter().zip(g.edge_label.iter()).enumerate() {
             if is_exact(l) || !exact_in.get(t as usize) {
