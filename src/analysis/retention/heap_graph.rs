@@ -451,6 +451,7 @@ pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     let n = objects.len();
     // The addresses in 1–2 bytes each from here on, before the graph's arrays are made.
     let index = AddrSet::new(&objects);
+    phases.lap("index");
     drop(objects);
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
