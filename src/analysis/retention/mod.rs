@@ -4,6 +4,7 @@
 //! `why` both read this one tree: no second walker.
 
 pub mod addr_set;
+pub mod delta_queue;
 pub mod dominators;
 pub mod exact_in;
 pub mod heap_diff;
@@ -15,6 +16,7 @@ pub mod ids;
 mod test_graph;
 pub mod why;
 
+use self::delta_queue::DeltaQueue;
 use self::heap_graph::{DumpSource, Graph, NO_TYPE};
 use self::heap_source::HeapSource;
 use self::ids::Ids;
@@ -25,7 +27,6 @@ use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 pub const NONE: u32 = u32::MAX;
@@ -184,7 +185,8 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
         .collect();
     let mut t = Tree::new(g, labels);
     let mut flags = vec![0u8; t.len()];
-    let mut queue: VecDeque<u32> = VecDeque::new();
+    // Both queues 1–2 bytes per entry (`DeltaQueue`): the frontier can hold millions.
+    let mut queue = DeltaQueue::<1>::new();
     for &(i, ref name) in &g.modules {
         if flags[i as usize] & SEEN == 0 {
             flags[i as usize] |= SEEN;
@@ -193,10 +195,10 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
                 holders: vec![format!("{name} (module)").into()],
                 edge: None,
             });
-            queue.push_back(i);
+            queue.push_back([i]);
         }
     }
-    let mut guessed = VecDeque::new();
+    let mut guessed = DeltaQueue::<3>::new();
     walk(&mut t, &mut flags, &mut queue, &mut guessed);
     let (frame_roots, stats) = src.frame_roots();
     t.frame_stats = stats;
@@ -212,10 +214,16 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
                 holders: vec![r.thread, r.frame],
                 edge: Some(r.slot),
             });
-            queue.push_back(i);
+            queue.push_back([i]);
         }
     }
     walk(&mut t, &mut flags, &mut queue, &mut guessed);
+    log::debug!(
+        "tree: frontier queue {} bytes at most, {} guesses in {} bytes",
+        queue.capacity_bytes(),
+        guessed.len(),
+        guessed.capacity_bytes()
+    );
     // Last, what only conservative pointers and type edges reach, in the order they were found;
     // a guess into a leaf (a str, an int: it holds nothing) that an exact edge points to waits
     // until no other guess is left, so its exact holder, when some guess leads there, takes it
@@ -223,8 +231,8 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
     // holds through C fields). Only leaves wait: a container reached by a guess first keeps its
     // subtree where it was found, as before.
     let exact_in = g.exact_in();
-    let mut late = VecDeque::new();
-    while let Some((from, to, label)) = guessed.pop_front().or_else(|| late.pop_front()) {
+    let mut late = DeltaQueue::<3>::new();
+    while let Some([from, to, label]) = guessed.pop_front().or_else(|| late.pop_front()) {
         if flags[to as usize] & SEEN == 0 {
             if flags[to as usize] & LATE == 0
                 && t.labels[label as usize] == Label::Ref
@@ -232,13 +240,13 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
                 && t.g.holds_nothing(to)
             {
                 flags[to as usize] |= LATE;
-                late.push_back((from, to, label));
+                late.push_back([from, to, label]);
                 continue;
             }
             flags[to as usize] |= SEEN;
             t.parent[to as usize] = from;
             t.label_of.set(to as usize, label);
-            queue.push_back(to);
+            queue.push_back([to]);
             walk(&mut t, &mut flags, &mut queue, &mut guessed);
         }
     }
@@ -252,13 +260,8 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
 /// every exact edge from every root, so a list a frame's local really holds is not charged to
 /// a module through a leftover word. Type edges (`graph::CLASS`) wait there too: a class is
 /// charged to the module defining it, not to its first instance.
-fn walk(
-    t: &mut Tree,
-    flags: &mut [u8],
-    queue: &mut VecDeque<u32>,
-    guessed: &mut VecDeque<(u32, u32, u32)>,
-) {
-    while let Some(i) = queue.pop_front() {
+fn walk(t: &mut Tree, flags: &mut [u8], queue: &mut DeltaQueue<1>, guessed: &mut DeltaQueue<3>) {
+    while let Some([i]) = queue.pop_front() {
         if t.g.type_of.get(i as usize) == NO_TYPE {
             continue; // its type did not validate: its words were not read as references
         }
@@ -270,14 +273,14 @@ fn walk(
             if t.labels[label as usize].deferred() {
                 if f & GUESS_QUEUED == 0 {
                     flags[j as usize] |= GUESS_QUEUED;
-                    guessed.push_back((i, j, label));
+                    guessed.push_back([i, j, label]);
                 }
                 continue;
             }
             flags[j as usize] |= SEEN;
             t.parent[j as usize] = i;
             t.label_of.set(j as usize, label);
-            queue.push_back(j);
+            queue.push_back([j]);
         }
     }
 }
