@@ -5,14 +5,30 @@ use crate::analysis::retention::heap_graph::{Graph, NO_INDEX};
 
 /// The type edges that count, as predecessors grouped by type object: every object has one,
 /// so as entries of the predecessor arrays they would double them (`why`'s peak memory);
-/// grouped, they take one entry per object in place of `Graph::type_of`, which goes.
+/// grouped, in place of `Graph::type_of`, which goes. A group's members are in node order, so
+/// each is kept as the varint of its distance from the one before (1–2 bytes where a `u32`
+/// took 4: this list is one entry per object, and part of the dominators' peak).
 pub(super) struct Instances {
-    /// The type objects' nodes, sorted, and where each one's instances start in `members`.
-    pub(super) types: Vec<(u32, u32)>,
+    /// The type objects' nodes, sorted: (node, where its members start in `members`, how many).
+    types: Vec<(u32, usize, u32)>,
     /// Per node: whether it is one of `types` (most lookups are of other nodes).
     is_type: Bits,
-    /// Instance nodes, grouped by type object.
-    pub(super) members: Vec<u32>,
+    /// Instance nodes, grouped by type object, varint distances from the previous member (the
+    /// first from 0).
+    members: Vec<u8>,
+    /// How many members in all.
+    pub(super) count: usize,
+}
+
+/// The bytes of `d` as a varint.
+fn varint_len(d: u32) -> usize {
+    match d {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        0x4000..0x20_0000 => 3,
+        0x20_0000..0x1000_0000 => 4,
+        _ => 5,
+    }
 }
 
 impl Instances {
@@ -23,9 +39,6 @@ impl Instances {
             .collect();
         nodes.sort_unstable();
         nodes.dedup();
-        // Counted per type object, then placed (a counting sort: no second copy of the
-        // objects).
-        let mut count = vec![0u32; nodes.len() + 1];
         // Per type (few): its type object's place in `nodes`; then per object, a lookup.
         let slot_of_type: Vec<Option<usize>> = (0..g.types.len() as u32)
             .map(|ty| {
@@ -37,19 +50,34 @@ impl Instances {
             let ty = g.type_of.get(i as usize);
             *slot_of_type.get(ty as usize)?
         };
+        // Per type object: members and their bytes, counted; then placed (no second copy of
+        // the objects).
+        let mut count = vec![0u32; nodes.len()];
+        let mut len = vec![0usize; nodes.len() + 1];
+        let mut last = vec![0u32; nodes.len()];
         for i in 0..n as u32 {
             if let Some(k) = slot(i) {
-                count[k + 1] += 1;
+                count[k] += 1;
+                len[k + 1] += varint_len(i + 1 - last[k]);
+                last[k] = i + 1;
             }
         }
-        for k in 1..count.len() {
-            count[k] += count[k - 1];
+        for k in 1..len.len() {
+            len[k] += len[k - 1];
         }
-        let mut members = vec![0u32; count.last().copied().unwrap_or(0) as usize];
-        let mut next = count.clone();
+        let mut members = vec![0u8; len.last().copied().unwrap_or(0)];
+        let mut next = len.clone();
+        last.fill(0);
         for i in 0..n as u32 {
             if let Some(k) = slot(i) {
-                members[next[k] as usize] = i + 1;
+                let mut d = i + 1 - last[k];
+                last[k] = i + 1;
+                while d >= 0x80 {
+                    members[next[k]] = (d as u8) | 0x80;
+                    next[k] += 1;
+                    d >>= 7;
+                }
+                members[next[k]] = d as u8;
                 next[k] += 1;
             }
         }
@@ -58,25 +86,76 @@ impl Instances {
             is_type.set(v as usize);
         }
         Instances {
-            types: nodes.into_iter().zip(count).collect(),
+            count: count.iter().map(|&c| c as usize).sum(),
+            types: (nodes.into_iter().zip(len).zip(count))
+                .map(|((v, at), c)| (v, at, c))
+                .collect(),
             is_type,
             members,
         }
     }
 
-    /// The nodes whose type edge into node `v` counts.
-    pub(super) fn of_node(&self, v: u32) -> &[u32] {
+    /// The group of node `v`, when it is a type object with counted instances.
+    fn group(&self, v: u32) -> Option<(usize, u32)> {
         if !self.is_type.get(v as usize) {
-            return &[];
+            return None;
         }
-        let Ok(k) = self.types.binary_search_by_key(&v, |&(t, _)| t) else {
-            return &[];
-        };
-        let a = self.types[k].1 as usize;
-        let b = self
-            .types
-            .get(k + 1)
-            .map_or(self.members.len(), |&(_, b)| b as usize);
-        self.members.get(a..b).unwrap_or(&[])
+        let k = self.types.binary_search_by_key(&v, |t| t.0).ok()?;
+        let (_, at, count) = self.types[k];
+        Some((at, count))
+    }
+
+    /// How many nodes have a type edge into node `v` that counts.
+    pub(super) fn count_of(&self, v: u32) -> u32 {
+        self.group(v).map_or(0, |(_, c)| c)
+    }
+
+    /// The nodes whose type edge into node `v` counts, in node order.
+    pub(super) fn of_node(&self, v: u32) -> impl Iterator<Item = u32> + '_ {
+        let (at, count) = self.group(v).unwrap_or((0, 0));
+        let mut bytes = self.members.get(at..).unwrap_or(&[]).iter();
+        let mut node = 0u32;
+        (0..count).map_while(move |_| {
+            let mut d = 0u32;
+            for shift in (0..35).step_by(7) {
+                let b = *bytes.next()?;
+                d |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            node = node.wrapping_add(d);
+            Some(node)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::retention::heap_graph::{EdgeLabel, NO_TYPE};
+    use crate::analysis::retention::test_graph::graph;
+
+    /// Members far apart and close together come back as they were, in node order.
+    #[test]
+    fn members_come_back_in_node_order() {
+        let n = 40_000;
+        let nodes: Vec<(u64, &[u32])> = (0..n).map(|_| (8, &[][..])).collect();
+        let mut g = graph(&nodes);
+        let members = [3u32, 4, 200, 16_500, 19_999, 39_999];
+        g.labels.push(EdgeLabel::Field(0));
+        g.class_label = 2;
+        g.types = vec![(0x1010, "C".into())];
+        g.type_index = vec![1];
+        g.type_of = (0..n as u32)
+            .map(|i| if members.contains(&i) { 0 } else { NO_TYPE })
+            .collect();
+        let inst = Instances::of(&g, &Kept::of(&g), n);
+        // Node numbers are object indexes + 1: the class (object 1) is node 2.
+        let want: Vec<u32> = members.iter().map(|i| i + 1).collect();
+        assert_eq!(inst.of_node(2).collect::<Vec<_>>(), want);
+        assert_eq!((inst.count_of(2), inst.count), (6, 6));
+        assert_eq!(inst.of_node(3).count(), 0);
+        assert_eq!(inst.count_of(1), 0);
     }
 }

@@ -118,7 +118,7 @@ fn run(mut held: Held) -> Dominators {
     log::debug!(
         "dominators: {n} objects, {stored_edges} stored references, {} predecessors of joins listed, {} by type",
         preds.listed(),
-        instances.members.len()
+        instances.count
     );
     phases.lap("predecessors");
     let mut idom = vec![UNDEF; n + 1];
@@ -138,15 +138,15 @@ fn run(mut held: Held) -> Dominators {
     // first pass sets it (at its place in the order, as the algorithm would), the later passes
     // leave it out (most of a heap: an object held by one container) and revisit the joins.
     let single = |v: u32| -> Option<u32> {
-        match (preds.single(v), instances.of_node(v)) {
-            (Some(p), []) if p != v => Some(p),
-            (None, [p]) if *p != v && preds.none(v) => Some(*p),
+        match (preds.single(v), instances.count_of(v)) {
+            (Some(p), 0) if p != v => Some(p),
+            (None, 1) if preds.none(v) => instances.of_node(v).next().filter(|&p| p != v),
             _ => None,
         }
     };
     let join = |idom: &mut Vec<u32>, v: u32| -> bool {
         let mut new = UNDEF;
-        for p in preds.of_node(v).chain(instances.of_node(v).iter().copied()) {
+        for p in preds.of_node(v).chain(instances.of_node(v)) {
             if idom[p as usize] == UNDEF {
                 continue;
             }
