@@ -3,10 +3,11 @@
 //! frontier held 4.2M indexes at once on a service-shaped heap (a 32 MiB `VecDeque`), most of
 //! them a list's items, which sit close together in memory and so in index order.
 //!
-//! Each entry is K numbers; each number is kept as the zigzag varint of its difference from the
+//! Each entry is K numbers; each number is kept as the zigzag `varint` of its difference from the
 //! same field of the entry pushed before it. Entries leave in the order they came, so the
 //! reader rebuilds each value from the one it read before.
 
+use super::varint;
 use std::collections::VecDeque;
 
 pub struct DeltaQueue<const K: usize> {
@@ -44,12 +45,8 @@ impl<const K: usize> DeltaQueue<K> {
     pub fn push_back(&mut self, entry: [u32; K]) {
         for (v, last) in entry.into_iter().zip(&mut self.last_in) {
             let d = i64::from(v) - i64::from(*last);
-            let mut z = ((d << 1) ^ (d >> 63)) as u64;
-            while z >= 0x80 {
-                self.bytes.push_back((z as u8) | 0x80);
-                z >>= 7;
-            }
-            self.bytes.push_back(z as u8);
+            let z = ((d << 1) ^ (d >> 63)) as u64;
+            varint::put(z, |b| self.bytes.push_back(b));
             *last = v;
         }
         self.len += 1;
@@ -61,15 +58,8 @@ impl<const K: usize> DeltaQueue<K> {
         }
         let mut out = [0u32; K];
         for (o, last) in out.iter_mut().zip(&mut self.last_out) {
-            let mut z = 0u64;
-            // A u32's difference takes at most 5 bytes; the queue wrote every byte it reads.
-            for shift in (0..35).step_by(7) {
-                let b = self.bytes.pop_front()?;
-                z |= u64::from(b & 0x7f) << shift;
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
+            // The queue wrote every byte it reads.
+            let z = varint::take(|| self.bytes.pop_front())?;
             let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
             *last = (i64::from(*last) + d) as u32;
             *o = *last;

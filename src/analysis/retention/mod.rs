@@ -14,6 +14,7 @@ pub mod heap_source;
 pub mod ids;
 #[cfg(test)]
 mod test_graph;
+pub mod varint;
 pub mod why;
 
 use self::delta_queue::DeltaQueue;

@@ -2,6 +2,7 @@
 
 use super::kept::{Bits, Kept};
 use crate::analysis::retention::heap_graph::{Graph, NO_INDEX};
+use crate::analysis::retention::varint;
 
 /// The type edges that count, as predecessors grouped by type object: every object has one,
 /// so as entries of the predecessor arrays they would double them (`why`'s peak memory);
@@ -18,17 +19,6 @@ pub(super) struct Instances {
     members: Vec<u8>,
     /// How many members in all.
     pub(super) count: usize,
-}
-
-/// The bytes of `d` as a varint.
-fn varint_len(d: u32) -> usize {
-    match d {
-        0..0x80 => 1,
-        0x80..0x4000 => 2,
-        0x4000..0x20_0000 => 3,
-        0x20_0000..0x1000_0000 => 4,
-        _ => 5,
-    }
 }
 
 impl Instances {
@@ -58,7 +48,7 @@ impl Instances {
         for i in 0..n as u32 {
             if let Some(k) = slot(i) {
                 count[k] += 1;
-                len[k + 1] += varint_len(i + 1 - last[k]);
+                len[k + 1] += varint::len(u64::from(i + 1 - last[k]));
                 last[k] = i + 1;
             }
         }
@@ -70,15 +60,16 @@ impl Instances {
         last.fill(0);
         for i in 0..n as u32 {
             if let Some(k) = slot(i) {
-                let mut d = i + 1 - last[k];
+                let d = i + 1 - last[k];
                 last[k] = i + 1;
-                while d >= 0x80 {
-                    members[next[k]] = (d as u8) | 0x80;
-                    next[k] += 1;
-                    d >>= 7;
-                }
-                members[next[k]] = d as u8;
-                next[k] += 1;
+                let at = &mut next[k];
+                varint::put(u64::from(d), |b| {
+                    // Sized by the count above; a slot past the end is left unwritten.
+                    if let Some(slot) = members.get_mut(*at) {
+                        *slot = b;
+                    }
+                    *at += 1;
+                });
             }
         }
         let mut is_type = Bits::new(n + 1);
@@ -116,14 +107,7 @@ impl Instances {
         let mut bytes = self.members.get(at..).unwrap_or(&[]).iter();
         let mut node = 0u32;
         (0..count).map_while(move |_| {
-            let mut d = 0u32;
-            for shift in (0..35).step_by(7) {
-                let b = *bytes.next()?;
-                d |= u32::from(b & 0x7f).checked_shl(shift).unwrap_or(0);
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
+            let d = varint::take(|| bytes.next().copied())? as u32;
             node = node.wrapping_add(d);
             Some(node)
         })
