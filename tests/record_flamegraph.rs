@@ -183,3 +183,89 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
         },
     );
 }
+
+/// `record` on a free-threaded build: no young list there, so the sampler reads the pages each
+/// thread's mimalloc heaps allocate from; the flamegraph must still put most of the growth under
+/// the leaking handler. Every free-threaded interpreter listed.
+#[test]
+fn record_on_free_threaded_builds_charges_the_leaker() {
+    let ft: Vec<_> = common::interpreters()
+        .into_iter()
+        .filter(|i| i.is_free_threaded())
+        .collect();
+    if ft.is_empty() {
+        common::skip("no free-threaded interpreter listed");
+        return;
+    }
+    common::over_matrix(
+        ft,
+        "record_on_free_threaded_builds_charges_the_leaker",
+        "record_on_free_threaded_builds_charges_the_leaker",
+        &["label", "share", "svg"],
+        |interp, table, failures| {
+            let target = Target::spawn(interp, "alloc_server.py", &["--seconds", "120"])?;
+            let dir = target.scratch().to_path_buf();
+            let _ = std::fs::write(dir.join("truth.json.go"), "");
+            let svg = dir.join("a.svg");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &target.pid_arg(),
+                "--duration",
+                "10",
+                "-o",
+                svg.to_str().unwrap_or_default(),
+            ]);
+            if !run.status.success() {
+                failures.push(format!(
+                    "[{}] record failed: {}",
+                    interp.label,
+                    run.describe()
+                ));
+                return Ok(());
+            }
+            // The share, from the recording written beside the SVG.
+            let doc: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(svg.with_extension("json")).unwrap_or_default(),
+            )
+            .unwrap_or_default();
+            let folded: String = doc["allocations"]["stacks"]
+                .as_array()
+                .map(|stacks| {
+                    stacks
+                        .iter()
+                        .map(|s| {
+                            let frames: Vec<&str> = s["stack"]
+                                .as_array()
+                                .map(|f| f.iter().filter_map(|x| x.as_str()).collect())
+                                .unwrap_or_default();
+                            format!("{} {}\n", frames.join(";"), s["bytes"])
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let share = leaky_share(&folded);
+            if share < 0.6 {
+                failures.push(format!(
+                    "[{}] {:.0}% under leaky_handler; stderr: {}",
+                    interp.label,
+                    share * 100.0,
+                    run.stderr.trim()
+                ));
+            }
+            let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
+            let svg_ok = svg_text.contains("leaky_handler")
+                && svg_text.contains("Allocation flamegraph")
+                && svg_text.trim_end().ends_with("</svg>");
+            if !svg_ok {
+                failures.push(format!("[{}] SVG: {}", interp.label, run.describe()));
+            }
+            table.row(vec![
+                interp.label.clone(),
+                format!("{:.1}%", share * 100.0),
+                if svg_ok { "ok" } else { "FAIL" }.into(),
+            ]);
+            Ok(())
+        },
+    );
+}

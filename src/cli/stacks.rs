@@ -143,7 +143,7 @@ fn summary(p: &AllocProfile, asked_hz: f64) -> String {
         format!(
             "{} samples in {:.1}s ({:.0}/s of {asked_hz:.0} asked), {:.0} µs mean per sample \
          (p95 {:.0}); {} skipped during a collection\n{} objects recorded, {} survived \
-         ({} B sampled, scaled x{:.1} to the growth of GC objects)\n",
+         ({} B sampled, scaled x{:.1} to the growth of {})\n",
             s.ticks,
             s.duration_s,
             s.achieved_hz,
@@ -154,6 +154,11 @@ fn summary(p: &AllocProfile, asked_hz: f64) -> String {
             s.survivors,
             s.survivor_bytes,
             s.scale,
+            if s.fresh_pages.is_some() {
+                "every object"
+            } else {
+                "GC objects"
+            },
         )
     };
     for (frames, bytes, _) in p.stacks.iter().take(5) {

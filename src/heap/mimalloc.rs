@@ -23,18 +23,18 @@ use rustc_hash::FxHashSet as HashSet;
 use serde::{Deserialize, Serialize};
 
 /// `_mimalloc_thread_state`: current_object_heap, then `mi_heap_t heaps[4]`.
-const THREAD_HEAPS: u64 = 8;
+pub(crate) const THREAD_HEAPS: u64 = 8;
 /// `mi_heap_t`: size, page queues, cross-thread delayed frees, the tag CPython gives each heap.
-const HEAP_SIZE: u64 = 3064;
-const HEAP_TLD: u64 = 0;
-const HEAP_PAGES: u64 = 1040;
+pub(crate) const HEAP_SIZE: u64 = 3064;
+pub(crate) const HEAP_TLD: u64 = 0;
+pub(crate) const HEAP_PAGES: u64 = 1040;
 const HEAP_THREAD_DELAYED_FREE: u64 = 2840;
-const HEAP_TAG: u64 = 3057;
+pub(crate) const HEAP_TAG: u64 = 3057;
 /// `mi_page_queue_t { first, last, block_size }`, MI_BIN_FULL + 1 of them.
-const PAGE_QUEUE_SIZE: u64 = 24;
-const PAGE_QUEUES: u64 = 75;
+pub(crate) const PAGE_QUEUE_SIZE: u64 = 24;
+pub(crate) const PAGE_QUEUES: u64 = 75;
 /// `mi_page_t` (96 bytes with the FT qsbr fields).
-const PAGE_SIZE: u64 = 96;
+pub(crate) const PAGE_SIZE: u64 = 96;
 const PAGE_SLICE_COUNT: usize = 0;
 const PAGE_FLAGS: usize = 8;
 const PAGE_CAPACITY: usize = 10;
@@ -68,7 +68,7 @@ const MAX_PAGES_PER_QUEUE: u64 = 1 << 22;
 const MAX_SEGMENTS: usize = 1 << 16;
 const MAX_DELAYED: u64 = 1 << 24;
 /// Page areas up to this size are copied whole; larger (huge) pages are read block by block.
-const MAX_PAGE_COPY: u64 = 4 << 20;
+pub(crate) const MAX_PAGE_COPY: u64 = 4 << 20;
 /// Bytes of a block read when its page is not copied whole.
 const HEAD_OF_LARGE_BLOCK: u64 = 4096;
 
@@ -156,17 +156,17 @@ pub struct HeapObjects {
 
 /// A page found on a heap's queues (or in an abandoned segment), its header decoded.
 #[derive(Debug, Clone, Copy)]
-struct Page {
-    addr: u64,
-    heap: u8,
-    start: u64,
-    block_size: u64,
-    capacity: u64,
+pub(crate) struct Page {
+    pub addr: u64,
+    pub heap: u8,
+    pub start: u64,
+    pub block_size: u64,
+    pub capacity: u64,
     /// Blocks the page may grow to (capacity grows as the page is extended).
     reserved: u64,
-    used: u64,
+    pub used: u64,
     /// Heads of the free, local-free and thread-free lists.
-    free_lists: [u64; 3],
+    pub free_lists: [u64; 3],
 }
 
 impl Page {
@@ -309,7 +309,12 @@ pub fn scan_keeping(
 }
 
 /// Thread states of an interpreter, bounded and cycle-safe.
-fn thread_states(view: &mut View, l: &Layout, m: &MimallocLayout, interp: u64) -> Vec<u64> {
+pub(crate) fn thread_states(
+    view: &mut View,
+    l: &Layout,
+    m: &MimallocLayout,
+    interp: u64,
+) -> Vec<u64> {
     let mut out = Vec::new();
     let mut cur = view
         .u64(interp.wrapping_add(l.interp.threads_head))
@@ -426,7 +431,7 @@ fn page_start(page: u64, block_size: u64) -> Option<u64> {
 
 /// Mark the blocks of one free list; false when the list leaves the page. `next` reads a free
 /// block's link (its first word).
-fn mark_free_list(
+pub(crate) fn mark_free_list(
     mut block: u64,
     page: &Page,
     next: impl Fn(u64) -> u64,
@@ -453,7 +458,7 @@ fn decode_page(view: &mut View, addr: u64, heap: u8) -> Option<Page> {
     decode(view.get(addr, PAGE_SIZE as usize).ok()?, addr, heap)
 }
 
-fn decode(p: &[u8], addr: u64, heap: u8) -> Option<Page> {
+pub(crate) fn decode(p: &[u8], addr: u64, heap: u8) -> Option<Page> {
     let capacity = p.u16_at(PAGE_CAPACITY) as u64;
     let reserved = p.u16_at(PAGE_RESERVED) as u64;
     let block_size = p.u32_at(PAGE_XBLOCK_SIZE) as u64;

@@ -3,6 +3,7 @@
 pub mod arenas;
 pub mod containers;
 pub mod frame_slots;
+pub mod fresh_pages;
 pub mod gc_lists;
 pub mod gc_state;
 pub mod graph;

@@ -252,6 +252,28 @@ pub fn untracked_fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
     h.finish()
 }
 
+/// The fingerprint of an object read from its block (`b` starts at the object): for an
+/// untracked one, `untracked_fingerprint`; for a GC object, which changes as it is used (a
+/// list grows, a dict fills), its type and first fields as `fingerprint` takes them, or the
+/// head of its inline attribute values.
+pub fn block_fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
+    if bits.flags & flags::HAVE_GC == 0 {
+        return untracked_fingerprint(b, l, bits);
+    }
+    let mut h = DefaultHasher::new();
+    let word = |at: u64| b.get(at as usize..at as usize + 8).unwrap_or_default();
+    h.write(word(l.ob_type));
+    // Inline values follow the object's fixed part: their header and first attributes.
+    let (at, own) = if bits.flags & flags::INLINE_VALUES != 0 && l.inline_values {
+        (bits.basicsize as usize, 32)
+    } else {
+        let own = bits.basicsize.saturating_sub(l.header_size).min(16);
+        (l.header_size as usize, own as usize)
+    };
+    h.write(b.get(at..at + own).unwrap_or_default());
+    h.finish()
+}
+
 /// Where a managed-dict instance keeps its separate attribute-values array (3.11/3.12; 3.13+
 /// keeps them inline, before 3.11 there is a dict), from the node read: 3.11 has no managed
 /// weakref slot and puts the values pointer first in the pre-header; 3.12 keeps a tagged

@@ -25,14 +25,16 @@ use super::traced_growth::{Baseline, TracedGrowth};
 use crate::analysis::census;
 use crate::analysis::census::snapshot::Session;
 use crate::error::{Error, Result};
+use crate::heap::fresh_pages::{FreshBlock, FreshPages};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;
+use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
 use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, StackReader, StackStats};
 use crate::heap::types::TypeTable;
 use crate::heap::young::{
-    self, fingerprint, separate_values, untracked_fingerprint, TypeBitsCache, YoungList,
-    YoungWalkStats, AT_GC_HEAD, AT_OBJECT, NODE_READ, VALUES_READ,
+    self, block_fingerprint, fingerprint, separate_values, untracked_fingerprint, TypeBitsCache,
+    YoungList, YoungWalkStats, AT_GC_HEAD, AT_OBJECT, NODE_READ, VALUES_READ,
 };
 use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, MemoryExt, View};
@@ -105,8 +107,9 @@ struct Record {
     type_ptr: u64,
     fingerprint: u64,
     stack: u32,
-    /// 0: a GC object from the young list; else an untracked object alone in a pymalloc
-    /// block of this size (`untracked_fingerprint`).
+    /// 0: a GC object from the young list; else the bytes read at the object from its block
+    /// (an untracked object alone in a pymalloc block, or any object in a free-threaded
+    /// build's mimalloc block: `block_fingerprint`).
     block: u16,
 }
 
@@ -144,6 +147,8 @@ pub struct AllocStats {
     pub untracked_records: u64,
     /// What the head-pool reads saw (None: not available on this build).
     pub head_pools: Option<crate::heap::head_pools::HeadPoolStats>,
+    /// Free-threaded builds: what the reads of each thread's head pages saw.
+    pub fresh_pages: Option<crate::heap::fresh_pages::FreshPageStats>,
     pub dropped: u64,
     /// New objects not charged to any stack: found while the last GIL holder had released it
     /// (sleeping, blocked) and no earlier running stack of that thread was known, or head-pool
@@ -228,6 +233,10 @@ impl AllocProfile {
 pub const SAMPLED: &str = "width = heap growth by Python stack and line: newest GC objects and \
     pymalloc's new blocks (str, bytes, int, float) sampled with the running stack, counted if \
     still alive at the end";
+/// `AllocProfile::method` of a sampled profile of a free-threaded build.
+pub const SAMPLED_THREADS: &str = "width = heap growth by Python stack and line: the blocks \
+    each thread's mimalloc heaps handed out between two samples, charged to that thread's \
+    stack, counted if still alive at the end";
 /// `AllocProfile::method` of a profile read from the target's tracemalloc.
 pub const TRACEMALLOC: &str = "width = bytes each allocating traceback gained between the \
     start and the end, read from the target's own tracemalloc (exact; frames as deep as its \
@@ -264,6 +273,11 @@ pub struct AllocSampler {
     /// (thread state, stack) of the last tick that found that thread holding the GIL.
     last_running: Option<(u64, u32)>,
     head_pools: Option<HeadPools>,
+    /// Free-threaded builds: the pages each thread allocates from (there is no young list).
+    fresh_pages: Option<FreshPages>,
+    /// Free-threaded builds: per thread, the tick its stack was last read and `functions_of`
+    /// it then.
+    thread_functions: HashMap<u64, (u64, Option<u64>)>,
     /// `functions_of` the stack at the last tick, and per interned stack.
     last_functions: Option<u64>,
     function_sigs: HashMap<u32, u64>,
@@ -304,10 +318,13 @@ impl AllocSampler {
             ));
         }
         let traced = traced.ok();
-        if py.layout.free_threaded && traced.is_none() {
+        let fresh_pages = FreshPages::locate(py);
+        if py.layout.free_threaded && traced.is_none() && fresh_pages.is_none() {
             return Err(Error::Unsupported {
                 pid,
-                why: "free-threaded builds keep no GC lists to sample new objects from".into(),
+                why: "free-threaded build whose threads' mimalloc heaps are not located (a \
+                      build with DWARF would tell)"
+                    .into(),
             });
         }
         let interp = *py.interpreters.first().ok_or_else(|| Error::Unsupported {
@@ -329,6 +346,8 @@ impl AllocSampler {
             stack_table: Vec::new(),
             last_running: None,
             head_pools: None,
+            fresh_pages,
+            thread_functions: HashMap::new(),
             last_functions: None,
             function_sigs: HashMap::new(),
             tick_ns: Vec::new(),
@@ -346,7 +365,7 @@ impl AllocSampler {
         let mem = &session.target.memory;
         let mut view = View::new(mem, sampler.types.spans.clone(), 0);
         sampler.head_pools = HeadPools::locate(&mut view, py);
-        if sampler.head_pools.is_none() {
+        if sampler.head_pools.is_none() && sampler.fresh_pages.is_none() {
             sampler.warnings.push(
                 "pymalloc's pools are not located on this build: objects the GC does not track                  (str, bytes, int, float) are not sampled"
                     .into(),
@@ -376,6 +395,7 @@ impl AllocSampler {
         }
         match self.traced.as_mut() {
             Some(t) => t.tick(session),
+            None if self.fresh_pages.is_some() => self.tick_threads(session),
             None => self.tick(session),
         }
         let end = Instant::now();
@@ -428,6 +448,11 @@ impl AllocSampler {
             self.forget_reused(&fresh);
             return;
         };
+        self.keep(fresh, stack);
+    }
+
+    /// Record new objects as made by `stack`.
+    fn keep(&mut self, fresh: Vec<NewObject>, stack: u32) {
         for NewObject {
             obj,
             type_ptr,
@@ -451,6 +476,94 @@ impl AllocSampler {
             self.stats.records += 1;
             if block > 0 {
                 self.stats.untracked_records += 1;
+            }
+        }
+    }
+
+    /// Free-threaded builds: the objects each thread's heaps handed out since the last tick,
+    /// charged to that thread's stack when the same functions ran at both ticks (the blocks
+    /// are every allocation of the interval, not only the newest: as for head pools, an
+    /// interval in which the running functions changed is counted as unattributed).
+    fn tick_threads(&mut self, session: &Session) {
+        let py = &session.py;
+        let mem = &session.target.memory;
+        let mut blocks = Vec::new();
+        if let Some(f) = self.fresh_pages.as_mut() {
+            let mut view = View::new(mem, self.types.spans.clone(), 0);
+            f.new_blocks(&mut view, py, &mut blocks);
+        }
+        if blocks.is_empty() {
+            return;
+        }
+        let mut by_thread: HashMap<u64, Vec<NewObject>> = HashMap::new();
+        for b in blocks {
+            if let Some(n) = self.object_in_fresh_block(mem, &py.layout, &b) {
+                by_thread.entry(b.thread).or_default().push(n);
+            }
+        }
+        let tick = self.stats.ticks;
+        for (thread, fresh) in by_thread {
+            let stack = self.thread_stack(mem, py, thread);
+            let functions = stack.map(|s| self.functions_of(s));
+            let before = self.thread_functions.insert(thread, (tick, functions));
+            let stable = functions.is_some() && before == Some((tick - 1, functions));
+            match stack {
+                Some(stack) if stable => self.keep(fresh, stack),
+                _ => {
+                    self.stats.unattributed += fresh.len() as u64;
+                    self.forget_reused(&fresh);
+                }
+            }
+        }
+        // Threads that exited.
+        self.thread_functions.retain(|_, (t, _)| *t + 2 > tick);
+    }
+
+    /// The object a new mimalloc block holds, if one validates: a real type with a live
+    /// refcount, in the heap its type belongs in (GC objects in the GC heaps, after the
+    /// pre-header in the one that has them).
+    fn object_in_fresh_block(
+        &mut self,
+        mem: &dyn Memory,
+        l: &Layout,
+        b: &FreshBlock,
+    ) -> Option<NewObject> {
+        let pre = if b.heap == HEAP_GC_PRE { 16 } else { 0 };
+        let o = b.bytes.get(pre..)?;
+        if (o.len() as u64) < l.header_size || !l.live_refcount(o) {
+            return None;
+        }
+        let type_ptr = o.u64_at(l.ob_type as usize);
+        let bits = self.types.get(mem, l, type_ptr)?;
+        if (bits.flags & flags::HAVE_GC != 0) == (b.heap == HEAP_OBJECT) {
+            return None;
+        }
+        let o = &o[..o.len().min(u16::MAX as usize)];
+        Some(NewObject {
+            obj: b.addr + pre as u64,
+            type_ptr,
+            fingerprint: block_fingerprint(o, l, bits),
+            block: o.len() as u16,
+        })
+    }
+
+    /// A thread's stack now, interned (None: no Python frame, or unreadable).
+    fn thread_stack(&mut self, mem: &dyn Memory, py: &Python, thread: u64) -> Option<u32> {
+        let frames = self.stacks.thread(mem, py, thread)?.frames;
+        if frames.is_empty() {
+            return None;
+        }
+        Some(self.intern_stack(frames))
+    }
+
+    fn intern_stack(&mut self, frames: Vec<FrameId>) -> u32 {
+        match self.stack_ids.get(&frames) {
+            Some(&id) => id,
+            None => {
+                let id = self.stack_table.len() as u32;
+                self.stack_table.push(frames.clone());
+                self.stack_ids.insert(frames, id);
+                id
             }
         }
     }
@@ -537,15 +650,7 @@ impl AllocSampler {
             .and_then(|ts| self.stacks.thread(mem, py, ts))
             .map(|t| t.frames)
             .unwrap_or_default();
-        let id = match self.stack_ids.get(&frames) {
-            Some(&id) => id,
-            None => {
-                let id = self.stack_table.len() as u32;
-                self.stack_table.push(frames.clone());
-                self.stack_ids.insert(frames, id);
-                id
-            }
-        };
+        let id = self.intern_stack(frames);
         if let Some(ts) = holder {
             self.last_running = Some((ts, id));
         }
@@ -586,6 +691,14 @@ impl AllocSampler {
         self.types.set_spans(spans.clone());
         let _paused = session.pause().ok()?;
         let mut view = View::new(mem, spans, session.opts.cache_budget);
+        if self.fresh_pages.is_some() {
+            // Free-threaded: no lists; every object of the heaps, counted as the census does
+            // (what the sampled survivors, untracked ones included, are part of).
+            let source = census::complete::ObjectSource::for_build(&session.py, false);
+            let (_, _, c, _) =
+                source.count(&mut view, &session.py, &mut self.types.types, &[], false);
+            return Some((c.objects, c.bytes));
+        }
         // The target keeps allocating, and lists change under any walk: a young list cut
         // short costs a few hundred objects; an older one is cut where collections append
         // survivors (its tail), so the count comes out low. Taken as an estimate, said so.
@@ -678,10 +791,15 @@ impl AllocSampler {
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
         self.stats.head_pools = self.head_pools.as_ref().map(|h| h.stats);
+        self.stats.fresh_pages = self.fresh_pages.as_ref().map(|f| f.stats);
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
-            method: SAMPLED,
+            method: if self.fresh_pages.is_some() {
+                SAMPLED_THREADS
+            } else {
+                SAMPLED
+            },
             stats: self.stats,
             warnings: self.warnings,
         };
@@ -792,7 +910,7 @@ impl AllocSampler {
             return None;
         }
         let bits = self.types.known(r.type_ptr)?;
-        if untracked_fingerprint(&b, l, bits) != r.fingerprint {
+        if block_fingerprint(&b, l, bits) != r.fingerprint {
             self.stats.dead_fingerprint_changed += 1;
             return None;
         }
