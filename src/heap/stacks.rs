@@ -64,6 +64,17 @@ enum Instr {
 /// Index of a `Frame` in a `StackReader`'s table: stacks are cheap vectors of these.
 pub type FrameId = u32;
 
+/// The GIL as one read sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GilState {
+    /// The thread state that took it last.
+    pub holder: u64,
+    /// Held now.
+    pub locked: bool,
+    /// Changes of holder since the interpreter started.
+    pub switches: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ThreadStack {
     pub tstate: u64,
@@ -178,17 +189,27 @@ impl StackReader {
 
     /// The thread state that took the GIL last, and whether the GIL is held now.
     pub fn gil(&self, mem: &dyn Memory, py: &Python) -> Option<(u64, bool)> {
+        self.gil_state(mem, py).map(|g| (g.holder, g.locked))
+    }
+
+    /// `gil`, and how many times the GIL has changed hands (one read).
+    pub fn gil_state(&self, mem: &dyn Memory, py: &Python) -> Option<GilState> {
         let g = self.frames.gil;
         let base = match g.base {
             GilBase::Runtime => py.runtime,
             GilBase::Interpreter => *py.interpreters.first()?,
         };
         let lo = g.locked.min(g.last_holder);
-        let hi = g.locked.max(g.last_holder) + 8;
+        let hi = g.locked.max(g.last_holder).max(g.switch_number()) + 8;
         let b = mem.bytes(base.wrapping_add(lo), (hi - lo) as usize).ok()?;
         let holder = b.u64_at((g.last_holder - lo) as usize);
         let locked = b.u32_at((g.locked - lo) as usize) != 0;
-        (holder != 0 && holder.is_multiple_of(8)).then_some((holder, locked))
+        let switches = b.u64_at((g.switch_number() - lo) as usize);
+        (holder != 0 && holder.is_multiple_of(8)).then_some(GilState {
+            holder,
+            locked,
+            switches,
+        })
     }
 
     /// Every thread state of every interpreter, newest thread first within an interpreter.

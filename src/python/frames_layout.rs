@@ -154,6 +154,14 @@ pub struct GilLayout {
     pub last_holder: u64,
 }
 
+impl GilLayout {
+    /// `switch_number`, the count of changes of holder: the `unsigned long` right after
+    /// `locked` (an int, padded to 8) in every version 3.8–3.15.
+    pub fn switch_number(&self) -> u64 {
+        self.locked + 8
+    }
+}
+
 /// Which names a code object gives its frame's slots, in slot order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SlotNames {

@@ -1,6 +1,7 @@
 """Server-like target for the allocation profile: one handler leaks, another churns.
 
 Usage: alloc_server.py TRUTH_PATH [--same-class] [--untracked] [--seconds N]
+                        [--churn-threads N]
 
 The request loop calls, over and over:
 
@@ -12,6 +13,10 @@ The request loop calls, over and over:
   frees them all before returning;
 * then sleeps 5 ms.
 
+With ``--churn-threads N`` the roles are threads of their own, as in a server whose request
+threads leak while its worker threads churn: the main thread loops ``leaky_handler()`` (and
+the 5 ms sleep), N threads loop ``churn_worker()`` (and a 5 ms sleep) at the same time.
+
 The truth (JSON, published before the loop starts) gives the objects each call builds and the
 bytes one call keeps (sys.getsizeof of its entries and of their instance dicts where they have
 one). The target then waits, idle, until the file TRUTH_PATH + ".go" exists, runs the loop for
@@ -22,6 +27,7 @@ import gc
 import json
 import os
 import sys
+import threading
 import time
 
 N_KEEP = 2000
@@ -126,9 +132,21 @@ def main():
     while not os.path.exists(go):
         time.sleep(0.01)
     end = time.monotonic() + seconds
+    churn_threads = 0
+    if "--churn-threads" in sys.argv:
+        churn_threads = int(sys.argv[sys.argv.index("--churn-threads") + 1])
+
+    def churn_loop():
+        while time.monotonic() < end:
+            churn_worker(churn_kind)
+            time.sleep(0.005)
+
+    for _ in range(churn_threads):
+        threading.Thread(target=churn_loop, daemon=True).start()
     while time.monotonic() < end:
         leaky_handler()
-        churn_worker(churn_kind)
+        if not churn_threads:
+            churn_worker(churn_kind)
         time.sleep(0.005)
     while True:
         time.sleep(3600)

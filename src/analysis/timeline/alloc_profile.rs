@@ -30,7 +30,7 @@ use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;
 use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
 use crate::heap::sizes::getsizeof;
-use crate::heap::stacks::{FrameId, StackReader, StackStats};
+use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats};
 use crate::heap::types::TypeTable;
 use crate::heap::young::{
     self, block_fingerprint, fingerprint, separate_values, untracked_fingerprint, TypeBitsCache,
@@ -278,6 +278,8 @@ pub struct AllocSampler {
     /// Free-threaded builds: per thread, the tick its stack was last read and `functions_of`
     /// it then.
     thread_functions: HashMap<u64, (u64, Option<u64>)>,
+    /// The GIL at the last tick.
+    last_gil: Option<GilState>,
     /// `functions_of` the stack at the last tick, and per interned stack.
     last_functions: Option<u64>,
     function_sigs: HashMap<u32, u64>,
@@ -348,6 +350,7 @@ impl AllocSampler {
             head_pools: None,
             fresh_pages,
             thread_functions: HashMap::new(),
+            last_gil: None,
             last_functions: None,
             function_sigs: HashMap::new(),
             tick_ns: Vec::new(),
@@ -427,12 +430,20 @@ impl AllocSampler {
         if fresh.is_empty() && untracked.is_empty() && self.head_pools.is_none() {
             return;
         }
-        let stack = self.current_stack(mem, py);
+        let gil = self.stacks.gil_state(mem, py);
+        let stack = self.current_stack(mem, py, gil);
         // Head pools give every block since the last tick, not only the newest: they are
-        // charged only when the same functions ran at both ticks (lines may differ), else the
-        // interval's work is split between callers and counted as unattributed.
+        // charged only when one thread held the GIL all along (its holder and count of
+        // switches did not change: no other thread can have allocated) and ran the same
+        // functions at both ticks (lines may differ); else the interval's work is split between
+        // threads or callers and counted as unattributed.
         let functions = stack.map(|s| self.functions_of(s));
-        let stable = functions.is_some() && functions == self.last_functions;
+        let alone = gil.is_some_and(|g| {
+            self.last_gil
+                .is_some_and(|l| l.holder == g.holder && l.switches == g.switches)
+        });
+        self.last_gil = gil;
+        let stable = alone && functions.is_some() && functions == self.last_functions;
         self.last_functions = functions;
         if stable {
             fresh.extend(untracked);
@@ -633,8 +644,13 @@ impl AllocSampler {
     /// GIL last, while it holds it. A thread that has released the GIL (asleep, blocked in I/O)
     /// made its newest objects before it stopped, not in the sleep: those go to the stack it
     /// had at the last tick that found it running, or to none.
-    fn current_stack(&mut self, mem: &dyn Memory, py: &Python) -> Option<u32> {
-        let gil = self.stacks.gil(mem, py);
+    fn current_stack(
+        &mut self,
+        mem: &dyn Memory,
+        py: &Python,
+        gil: Option<GilState>,
+    ) -> Option<u32> {
+        let gil = gil.map(|g| (g.holder, g.locked));
         let holder = gil.map(|(h, _)| h).or_else(|| {
             // No GIL holder recorded: the first thread listed will do.
             self.stacks.thread_states(mem, py).first().copied()
