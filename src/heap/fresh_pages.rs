@@ -27,6 +27,9 @@ const FULL_QUEUE: u64 = PAGE_QUEUES - 1;
 const THREADS_EVERY: u64 = 64;
 /// Pages remembered between looks before the ones no longer heads are let go.
 const MAX_REMEMBERED: usize = 4096;
+/// Most bytes of pages read in one look: the rest wait for the next (a burst of new pages on
+/// many threads must not make one tick read, or hold, the whole heap).
+const MAX_READ_PER_LOOK: u64 = 32 << 20;
 /// Largest read buffer kept between looks.
 const MAX_SCRATCH: usize = 16 << 20;
 /// Most threads followed.
@@ -50,6 +53,8 @@ pub struct FreshPageStats {
     pub bad_pages: u64,
     /// Head pages too large to copy at each look (huge objects): not followed.
     pub large_pages: u64,
+    /// Changed pages left for the next look (over `MAX_READ_PER_LOOK`).
+    pub deferred_pages: u64,
     pub new_blocks: u64,
 }
 
@@ -197,6 +202,7 @@ impl FreshPages {
             mem.read_many(&mut reads)
         };
         let mut changed = Vec::new();
+        let mut budget = MAX_READ_PER_LOOK;
         for ((head, b), ok) in pages.iter().zip(buf.chunks_exact(ps)).zip(ok) {
             let Some(page) = ok
                 .then(|| mimalloc::decode(b, head.page, head.heap))
@@ -216,6 +222,12 @@ impl FreshPages {
                     && s.block_size == page.block_size
             });
             if !same {
+                let bytes = page.capacity * page.block_size;
+                if bytes > budget {
+                    self.stats.deferred_pages += 1;
+                    continue;
+                }
+                budget -= bytes;
                 changed.push((*head, page));
             }
         }
