@@ -167,7 +167,7 @@ fn core_census_equals_live_census() {
         "snapshot --core vs live",
         "core",
         &["interpreter", "core", "gc objects", "all objects", "census"],
-        common::except_free_threaded(check),
+        common::each(check),
     );
 }
 

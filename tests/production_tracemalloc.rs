@@ -173,6 +173,6 @@ fn allocation_sites_equal_tracemalloc_statistics() {
         "snapshot --by allocation vs tracemalloc statistics('lineno')",
         "tracemalloc",
         &["interpreter", "lines exact", "max depth", "tables found by"],
-        common::except_free_threaded(check),
+        common::each(check),
     );
 }

@@ -136,7 +136,7 @@ fn subprocesses_master_with_forked_workers() {
         "snapshot --subprocesses",
         "subprocesses",
         &["interpreter", "python procs", "skipped", "exact counts"],
-        common::except_free_threaded(check),
+        common::each(check),
     );
 }
 

@@ -4,8 +4,9 @@
 //! constant.
 //!
 //! Each test iterates every interpreter sequentially, collects failures,
-//! prints a per-interpreter table, and only then asserts. Free-threaded builds
-//! are skipped with a note (no GC lists yet). Run with
+//! prints a per-interpreter table, and only then asserts; free-threaded builds
+//! too (their censuses walk the mimalloc heaps, their allocation profile each
+//! thread's pages). Run with
 //! `cargo test --release --test record -- --nocapture` to see the tables.
 
 mod common;
@@ -15,7 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{Interp, Run, ScratchDir, Target};
+use common::{Run, ScratchDir, Target};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -26,13 +27,6 @@ const SCRIPT: &str = "growth_target.py";
 const RATE_TOLERANCE: f64 = 0.30;
 /// Fewest samples the growth verdict needs (analysis::growth::MIN_SAMPLES).
 const MIN_SAMPLES: usize = 8;
-
-fn skip(interp: &Interp) -> bool {
-    if interp.is_free_threaded() {
-        common::unsupported(&interp.label, "free-threaded build (no GC lists)");
-    }
-    interp.is_free_threaded()
-}
 
 /// Parse the recording and check what every recording must have.
 fn read_recording(path: &Path, run: &Run) -> Result<Value, String> {
@@ -158,9 +152,6 @@ fn record_finds_the_retained_type_on_every_interpreter() {
             "label", "samples", "rate", "truth", "retained", "churn", "steady", "time", "result",
         ],
         |interp, table, failures| {
-            if skip(interp) {
-                return Ok(());
-            }
             let target = match Target::spawn(interp, SCRIPT, &[]) {
                 Ok(t) => t,
                 Err(e) => {
@@ -224,9 +215,6 @@ fn killing_the_target_mid_record_keeps_what_was_recorded() {
         "killing_the_target_mid_record",
         &["label", "exit", "samples", "end", "result"],
         |interp, table, failures| {
-            if skip(interp) {
-                return Ok(());
-            }
             let target = match Target::spawn(interp, SCRIPT, &[]) {
                 Ok(t) => t,
                 Err(e) => {
@@ -300,9 +288,6 @@ fn record_starts_the_command_and_stops_when_it_exits() {
         "record_starts_the_command",
         &["label", "exit", "samples", "end", "retained Δ", "result"],
         |interp, table, failures| {
-            if skip(interp) {
-                return Ok(());
-            }
             let dir = ScratchDir::new("spawn");
             let truth_path = dir.path().join("truth.json");
             let out = dir.path().join("spawned.json");

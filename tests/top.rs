@@ -92,20 +92,20 @@ fn tmux_available() -> bool {
         .unwrap_or(false)
 }
 
-/// One or two interpreters: a recent pyenv build and a Debian one when listed, else the first.
+/// A few interpreters: a recent pyenv build and a Debian one when listed (else the first with a
+/// GIL), and every free-threaded one.
 fn chosen() -> Vec<Interp> {
     let all: Vec<Interp> = common::interpreters();
-    for i in all.iter().filter(|i| i.is_free_threaded()) {
-        common::unsupported(&i.label, "free-threaded build");
-    }
-    let usable: Vec<Interp> = all.into_iter().filter(|i| !i.is_free_threaded()).collect();
+    let (free, gil): (Vec<Interp>, Vec<Interp>) =
+        all.into_iter().partition(|i| i.is_free_threaded());
     let mut picked: Vec<Interp> = ["pyenv-3.12.1", "debian-3.14"]
         .iter()
-        .filter_map(|want| usable.iter().find(|i| i.label == *want).cloned())
+        .filter_map(|want| gil.iter().find(|i| i.label == *want).cloned())
         .collect();
     if picked.is_empty() {
-        picked.extend(usable.into_iter().take(1));
+        picked.extend(gil.into_iter().take(1));
     }
+    picked.extend(free);
     picked
 }
 

@@ -167,21 +167,12 @@ pub fn unsupported(label: &str, reason: &str) {
     log_skip(&format!("unsupported: {} [{label}]: {reason}", test_name()));
 }
 
-/// `check` on every interpreter but the free-threaded ones, which are logged as unsupported:
-/// for the checks the product does not make on those builds yet (README names them).
-pub fn except_free_threaded(
+/// A check that fails by its `Err` alone, as `over_matrix` takes checks: on every interpreter,
+/// free-threaded ones included.
+pub fn each(
     check: impl Fn(&Interp, &mut Table) -> Result<(), String>,
 ) -> impl FnMut(&Interp, &mut Table, &mut Vec<String>) -> Result<(), String> {
-    move |interp, table, _| {
-        if interp.is_free_threaded() {
-            unsupported(
-                &interp.label,
-                "free-threaded builds are not supported here yet",
-            );
-            return Ok(());
-        }
-        check(interp, table)
-    }
+    move |interp, table, _| check(interp, table)
 }
 
 fn test_name() -> String {
