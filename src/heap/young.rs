@@ -239,7 +239,7 @@ pub fn fingerprint(b: &[u8], values: Option<&[u8]>, l: &Layout, bits: TypeBits) 
 /// The fingerprint of an untracked object alone in its block: every byte of the block but the
 /// refcount and, for str and bytes, the hash they compute on first use. These objects never
 /// change after creation, and the block's slack past them is written by no one while they live.
-pub fn untracked_fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
+fn untracked_fingerprint(b: &[u8], l: &Layout, bits: TypeBits) -> u64 {
     let mut h = DefaultHasher::new();
     let body = &b[(l.ob_type as usize).min(b.len())..];
     if bits.flags & (flags::UNICODE_SUBCLASS | flags::BYTES_SUBCLASS) != 0 && body.len() >= 24 {

@@ -33,8 +33,8 @@ use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats};
 use crate::heap::types::TypeTable;
 use crate::heap::young::{
-    self, block_fingerprint, fingerprint, separate_values, untracked_fingerprint, TypeBitsCache,
-    YoungList, YoungWalkStats, AT_GC_HEAD, AT_OBJECT, NODE_READ, VALUES_READ,
+    self, block_fingerprint, fingerprint, separate_values, TypeBitsCache, YoungList,
+    YoungWalkStats, AT_GC_HEAD, AT_OBJECT, NODE_READ, VALUES_READ,
 };
 use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, MemoryExt, View};
@@ -602,7 +602,7 @@ impl AllocSampler {
             out.push(NewObject {
                 obj: b.addr,
                 type_ptr,
-                fingerprint: untracked_fingerprint(&b.bytes, l, bits),
+                fingerprint: block_fingerprint(&b.bytes, l, bits),
                 block: b.bytes.len() as u16,
             });
         }
