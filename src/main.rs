@@ -10,6 +10,7 @@ mod atomic_file;
 mod cli;
 mod error;
 mod heap;
+mod live_tracing;
 mod process;
 mod profile;
 mod python;
@@ -18,6 +19,10 @@ mod render;
 mod top;
 
 fn main() {
+    // The tracer process of `live_tracing` (not a user command: no help, no parsing).
+    if std::env::args().nth(1).as_deref() == Some(live_tracing::SAFE_POINT_COMMAND) {
+        std::process::exit(live_tracing::safe_point_command());
+    }
     return_freed_memory();
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("PYMEMSPY_LOG", "warn"))
         .init();

@@ -212,14 +212,19 @@ struct RecordArgs {
     /// that).
     #[arg(short, long)]
     subprocesses: bool,
-    /// Start the program with tracemalloc on, keeping N frames per allocation
-    /// (PYTHONTRACEMALLOC=N): the allocation flamegraph is then exact — read from the
-    /// program's own traces, threads and short functions included — at tracemalloc's cost to
-    /// its speed; the program is stopped for a moment at each reading of its tables (about
-    /// fifteen per recording). A --pid target that traces already is read that way without this
-    /// option (stopped only with --pause).
+    /// Exact allocation flamegraph from the target's own tracemalloc, keeping N frames per
+    /// allocation. A program pymemspy starts gets it by default (PYTHONTRACEMALLOC=16; its
+    /// cost: README); with --pid, pymemspy turns the running process's tracing on for the
+    /// recording and off at its end (on 3.14+ through PEP 768, before by a call at a safe point
+    /// by ptrace: the only time pymemspy writes to a process). 0 is --sample. A process that
+    /// traces already is read exactly without this, and left tracing.
     #[arg(long, value_name = "N")]
     tracemalloc: Option<u32>,
+    /// Sampled allocation flamegraph, from outside only (the default with --pid): no tracing in
+    /// the target, at no cost to it; approximate (short-lived leakers on busy threads are
+    /// missed).
+    #[arg(long, conflicts_with = "tracemalloc")]
+    sample: bool,
     #[command(flatten)]
     program: ProgramArgs,
 }
@@ -528,17 +533,30 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     })?;
-    if let Some(n) = a.tracemalloc {
-        if a.pid.is_some() || !(1..=65535).contains(&n) {
-            return Err(Error::Usage(
-                "--tracemalloc N (1 to 65535 frames) starts the program with tracemalloc on: \
-                 give the program, not --pid (a running process must have started tracing \
-                 itself, e.g. PYTHONTRACEMALLOC=16)"
-                    .into(),
-            )
-            .into());
-        }
+    if a.tracemalloc.is_some_and(|n| n > 65535) {
+        return Err(Error::Usage(
+            "--tracemalloc N keeps N frames per allocation: 1 to 65535 (0 samples instead)".into(),
+        )
+        .into());
     }
+    if a.subprocesses && a.tracemalloc.is_some_and(|n| n > 0) {
+        return Err(Error::Usage(
+            "--subprocesses records no allocation flamegraph: --tracemalloc applies to one \
+             process (record a worker with --pid WORKER --tracemalloc 16)"
+                .into(),
+        )
+        .into());
+    }
+    // Exact by default where pymemspy starts the program; sampled by default on a running
+    // process (read-only unless asked).
+    let tracemalloc = match (a.sample, a.tracemalloc, &source) {
+        (true, _, _) | (_, Some(0), _) => None,
+        (_, Some(n), _) => Some(n),
+        (_, None, Source::Command(_)) if !a.subprocesses && a.rate > 0.0 => {
+            Some(crate::record::launch::DEFAULT_FRAMES)
+        }
+        (_, None, _) => None,
+    };
     let tree_format = a
         .format
         .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path));
@@ -564,7 +582,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         top_types: a.top_types,
         stop,
         rate: a.rate,
-        tracemalloc: a.tracemalloc,
+        tracemalloc,
     };
     if a.subprocesses {
         return record_tree_cmd(opts, a.output.as_deref(), a.top);

@@ -8,6 +8,7 @@ pub mod stats;
 pub mod target;
 pub mod tree;
 pub mod view;
+pub mod write;
 
 pub use memory::{Bytes, Memory, MemoryExt};
 pub use target::Target;

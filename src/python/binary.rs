@@ -51,6 +51,9 @@ const WANTED: &[&str] = &[
     "_PyObject_Malloc",
     "_PyMem_RawMalloc",
     "interned",
+    // live_tracing's safe point and the call it makes there (3.8–3.13): exported API.
+    "PyEval_SaveThread",
+    "PyRun_SimpleStringFlags",
     // tracemalloc (3.8–3.11): its tables are file-local statics.
     "_Py_tracemalloc_config",
     "tracemalloc_traces",

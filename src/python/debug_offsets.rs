@@ -329,3 +329,60 @@ mod tests {
         assert!(d.objects.is_none());
     }
 }
+
+/// PEP 768's fields (3.14+): where a debugger asks a thread to run a script. The group is the
+/// last of the table (read off the 3.14.10 and 3.15.2 DWARF: at 712 of 760 bytes, 840 of 888).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebuggerSupport {
+    /// In a thread state: the eval-breaker word.
+    pub eval_breaker: u64,
+    /// In a thread state: `struct _remote_debugger_support`.
+    pub remote_debugger_support: u64,
+    /// In an interpreter state: 1 unless remote debugging is disabled.
+    pub remote_debugging_enabled: u64,
+    /// In `_remote_debugger_support`: the int flag, and the path buffer and its size.
+    pub debugger_pending_call: u64,
+    pub debugger_script_path: u64,
+    pub debugger_script_path_size: u64,
+}
+
+/// `Py_MAX_SCRIPT_PATH_SIZE`: the path buffer, NUL included.
+pub const SCRIPT_PATH_SIZE: u64 = 512;
+
+/// The debugger-support group of a 3.14+ table, when it validates (None before 3.14).
+pub fn debugger_support(raw: &[u8]) -> Option<DebuggerSupport> {
+    if raw.get(..8)? != COOKIE {
+        return None;
+    }
+    let version = Version::from_hex(raw.u64_at(8));
+    let table_size = match version.minor {
+        14 => 760,
+        15 => 888,
+        _ => return None,
+    };
+    let at = table_size - 48;
+    let field = |i: usize| -> Option<u64> {
+        let start = at + 8 * i;
+        Some(u64::from_le_bytes(
+            raw.get(start..start + 8)?.try_into().ok()?,
+        ))
+    };
+    let d = DebuggerSupport {
+        eval_breaker: field(0)?,
+        remote_debugger_support: field(1)?,
+        remote_debugging_enabled: field(2)?,
+        debugger_pending_call: field(3)?,
+        debugger_script_path: field(4)?,
+        debugger_script_path_size: field(5)?,
+    };
+    // Offsets inside a thread state (under 4 KiB in every version) and the path buffer's
+    // known size: a table of another shape fails here rather than steer a write.
+    let small = |v: u64| v < 4096;
+    (d.debugger_script_path_size == SCRIPT_PATH_SIZE
+        && small(d.eval_breaker)
+        && small(d.remote_debugger_support)
+        && small(d.debugger_pending_call)
+        && small(d.debugger_script_path)
+        && d.remote_debugging_enabled < (1 << 20))
+        .then_some(d)
+}

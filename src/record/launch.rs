@@ -90,6 +90,9 @@ pub(crate) fn worth_retrying(e: &Error) -> bool {
     }
 }
 
+/// Frames per allocation when pymemspy starts a program in exact mode (its cost: README).
+pub const DEFAULT_FRAMES: u32 = 16;
+
 /// A session on `source`: the running process, or the program started for it (returned too,
 /// so that it lives, and is stopped, with the caller's use of the session).
 /// The environment that starts a program with tracemalloc keeping `frames` frames.

@@ -18,6 +18,7 @@ use crate::analysis::timeline::recording::{
     AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
 };
 use crate::heap::gc_state::GcState;
+use crate::live_tracing::{self, LiveTracing};
 use crate::process::stats;
 use schedule::Schedule;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +45,9 @@ pub struct RecordOptions {
     pub stop: Arc<AtomicBool>,
     /// Stack samples per second for the allocation profile (0: none).
     pub rate: f64,
-    /// Start the program with `PYTHONTRACEMALLOC` set to this (frames per allocation).
+    /// Exact mode with this many frames per allocation: a program we start gets
+    /// `PYTHONTRACEMALLOC`; a running process has its tracing turned on for the recording.
+    /// None: sampled (or exact when a running process traces already).
     pub tracemalloc: Option<u32>,
 }
 
@@ -62,9 +65,33 @@ const MAX_FAILURES_IN_A_ROW: u32 = 10;
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
-    let env = launch::tracemalloc_env(opts.tracemalloc);
+    // Exact mode: a program we start gets tracemalloc from its environment; a running process
+    // has it turned on for the recording (`live_tracing`), and off at the end.
+    let env = match opts.source {
+        Source::Command(_) => launch::tracemalloc_env(opts.tracemalloc),
+        Source::Pid(_) => Vec::new(),
+    };
     let (mut child, mut session) = launch::open_source(&opts.source, &opts.snapshot, &env)?;
     let pid = session.target.pid;
+    let live = match (&opts.source, opts.tracemalloc) {
+        (Source::Pid(_), Some(frames)) if opts.rate > 0.0 => {
+            let live = LiveTracing::start(&session, frames, live_tracing::DEFAULT_WAIT)?;
+            if live.started_by_us() {
+                eprintln!(
+                    "pymemspy: tracemalloc ({frames} frames) started in process {pid} through {} \
+                     in {} ms; it stops when the recording ends (or within {} s if pymemspy \
+                     is killed)",
+                    live.how,
+                    live.took.as_millis(),
+                    live_tracing::script::LEASE_EXPIRY.as_secs()
+                );
+            } else {
+                eprintln!("pymemspy: process {pid} traces already: read as it is, left tracing");
+            }
+            Some(live)
+        }
+        _ => None,
+    };
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let mut rec = Recording::new(
         pid,
@@ -178,11 +205,24 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         (Some(s), _) => Some(s.finish(&mut session)),
         (None, _) => None,
     };
+    // The traces were read: tracing we started ends now (tracemalloc.stop() frees them).
+    let tracing_end = live.map(|l| (l.started_by_us(), l.stop()));
     if let Some(c) = child.as_mut() {
         // The recording is over: a program we started does not outlive it.
         c.stop();
     }
     let mut doc = rec.finish(duration, end);
+    match tracing_end {
+        Some((true, Ok(Some(why)))) => {
+            eprintln!("pymemspy: tracemalloc stopped in process {pid} ({why})")
+        }
+        Some((true, _)) if end != EndReason::TargetExited => doc.warnings.push(format!(
+            "the target did not confirm that its tracing stopped; its watchdog stops it within \
+             {} s (check with `pymemspy snapshot --by allocation --pid {pid}`)",
+            live_tracing::script::LEASE_EXPIRY.as_secs()
+        )),
+        _ => {}
+    }
     doc.gc = gc_activity(first_gc.as_ref(), last_gc.as_ref(), gc_span(&first_gc_at));
     if let Some(mut p) = profile {
         let (bytes, objects) = measured_growth(&doc);
