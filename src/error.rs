@@ -20,6 +20,11 @@ pub enum Error {
     #[error("process {pid} runs a CPython build pymemspy cannot read yet: {why}")]
     Unsupported { pid: i32, why: String },
 
+    /// pymemspy will not (or cannot now) turn the process's tracing on: its owner's opt-out, a
+    /// stopped process, no thread running Python code. Exit status of "unsupported".
+    #[error("process {pid}: tracing not started: {why}")]
+    TracingRefused { pid: i32, why: String },
+
     #[error("process {0} exited while it was being read")]
     Exited(i32),
 
@@ -49,7 +54,9 @@ impl Error {
             Error::Usage(_) => EXIT_USAGE,
             Error::NoSuchProcess(_) | Error::Exited(_) => EXIT_NO_PROCESS,
             Error::Permission(_) => EXIT_PERMISSION,
-            Error::NotPython { .. } | Error::Unsupported { .. } => EXIT_NOT_READABLE,
+            Error::NotPython { .. } | Error::Unsupported { .. } | Error::TracingRefused { .. } => {
+                EXIT_NOT_READABLE
+            }
             Error::Io { .. } => 1,
         }
     }

@@ -58,7 +58,7 @@ fn check_target(session: &Session) -> Result<()> {
     let pid = session.target.pid;
     if let Some(state) = crate::process::target::process_state(pid) {
         if state == 'T' || state == 't' {
-            return Err(Error::Unsupported {
+            return Err(Error::TracingRefused {
                 pid,
                 why: "the process is stopped (SIGSTOP or a debugger): it cannot start tracing \
                       now; resume it (kill -CONT) and try again, or record it sampled"
@@ -102,7 +102,7 @@ impl LiveTracing {
         let py = &session.py;
         let mem = &session.target.memory;
         if py.layout.version.minor >= 14 {
-            let d = remote_exec::support(py, mem).ok_or_else(|| Error::Unsupported {
+            let d = remote_exec::support(py, mem).ok_or_else(|| Error::TracingRefused {
                 pid,
                 why: "its debug offsets do not show PEP 768's fields: cannot ask it to start \
                       tracing (start it with PYTHONTRACEMALLOC=16)"
@@ -124,7 +124,11 @@ impl LiveTracing {
                     live.finish_start(status, wait, t0)?;
                 }
                 safe_point::Outcome::NoSafePoint { .. } => {
-                    return Err(no_python_running(pid, wait));
+                    return Err(no_python_running(
+                        pid,
+                        wait,
+                        " to a point where it releases the GIL",
+                    ));
                 }
                 safe_point::Outcome::Gone => return Err(Error::Exited(pid).into()),
             }
@@ -145,7 +149,7 @@ impl LiveTracing {
                 bail!("the target could not start tracemalloc: {why}")
             }
             Some(Status::Stopped { why }) => bail!("tracing stopped as soon as it began ({why})"),
-            None => Err(no_python_running(self.pid, wait)),
+            None => Err(no_python_running(self.pid, wait, "")),
         }
     }
 
@@ -203,13 +207,14 @@ impl Drop for LiveTracing {
     }
 }
 
-fn no_python_running(pid: i32, wait: Duration) -> anyhow::Error {
-    Error::Unsupported {
+fn no_python_running(pid: i32, wait: Duration, at: &str) -> anyhow::Error {
+    Error::TracingRefused {
         pid,
         why: format!(
-            "no thread ran Python code within {} s (waiting in C, deadlocked, or a CPU-bound \
-             loop that never releases the GIL), so tracing was not started and nothing was \
-             left pending; try again when it is busy, or start it with PYTHONTRACEMALLOC=16",
+            "no thread ran Python code{} within {} s (waiting in C, deadlocked, or CPU-bound \
+             threads that never release the GIL); nothing was left pending: try again when it \
+             serves requests, start it with PYTHONTRACEMALLOC=16, or record it sampled",
+            at,
             wait.as_secs()
         ),
     }
@@ -243,7 +248,7 @@ fn call_at_safe_point(
             .py
             .binary
             .symbol(name)
-            .ok_or_else(|| Error::Unsupported {
+            .ok_or_else(|| Error::TracingRefused {
                 pid,
                 why: format!(
                     "its binary ({}) does not export {name}: pymemspy cannot start its tracing; \

@@ -32,18 +32,21 @@ pub fn check_enabled(
     mem: &dyn crate::process::Memory,
     d: &DebuggerSupport,
 ) -> Result<()> {
-    let interp = *py.interpreters.first().ok_or_else(|| Error::Unsupported {
-        pid,
-        why: "no interpreter found".into(),
-    })?;
+    let interp = *py
+        .interpreters
+        .first()
+        .ok_or_else(|| Error::TracingRefused {
+            pid,
+            why: "no interpreter found".into(),
+        })?;
     let enabled = mem
         .u32(interp.wrapping_add(d.remote_debugging_enabled))
-        .map_err(|_| Error::Unsupported {
+        .map_err(|_| Error::TracingRefused {
             pid,
             why: "cannot read whether remote debugging is enabled".into(),
         })?;
     if enabled != 1 {
-        return Err(Error::Unsupported {
+        return Err(Error::TracingRefused {
             pid,
             why: "its owner turned remote debugging off (PYTHON_DISABLE_REMOTE_DEBUG, -X \
                   disable-remote-debug, or a build --without-remote-debug), so pymemspy will not \

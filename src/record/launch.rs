@@ -86,7 +86,10 @@ pub(crate) fn worth_retrying(e: &Error) -> bool {
         Error::Unsupported { why, .. } => {
             !(why.contains("not supported") || why.contains("free-threaded"))
         }
-        Error::NoSuchProcess(_) | Error::Permission(_) | Error::Usage(_) => false,
+        Error::NoSuchProcess(_)
+        | Error::Permission(_)
+        | Error::Usage(_)
+        | Error::TracingRefused { .. } => false,
     }
 }
 

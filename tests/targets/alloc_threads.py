@@ -2,7 +2,7 @@
 session (the leak), on several threads switching the GIL.
 
 Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S] [--tracemalloc N] [--no-wait]
-                        [--exit]
+                        [--exit] [--io]
 
 Each of N threads (default 4) serves requests in a loop: ``handle()`` calls ``parse()`` (builds
 and drops ~2,000 small dicts and lists: long, all churn), then ``remember()`` keeps one
@@ -13,6 +13,9 @@ then waits for TRUTH_PATH + ".go", serves for S seconds (default 30) and idles. 
 a service started with PYTHONTRACEMALLOC=N does. ``--no-wait``: serve at once (a program the
 tool starts itself). The requests served per second go to TRUTH_PATH + ".rate" when serving
 ends (the benchmark's throughput); ``--exit`` ends the program then instead of idling.
+``--io``: each request also waits 0.2 ms, as a request thread waits on its socket (the GIL is
+released there), and TRUTH_PATH + ".state" says every 0.2 s whether tracemalloc traces and how
+many requests were served (the live-tracing tests read it: tracing off again, still serving).
 """
 
 import json
@@ -56,12 +59,30 @@ def handle(user):
 _served = []
 
 
+IO = "--io" in sys.argv
+_progress = [0]
+
+
 def serve(stop):
     user = 0
     while not stop.is_set():
         user += 1
         handle(user)
+        if IO:
+            _progress[0] += 1
+            time.sleep(0.0002)
     _served.append(user)
+
+
+def report_state(path):
+    import tracemalloc
+
+    while True:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d %d\n" % (tracemalloc.is_tracing(), _progress[0]))
+        os.replace(tmp, path)
+        time.sleep(0.2)
 
 
 def leak_line():
@@ -98,6 +119,8 @@ def main():
     os.replace(tmp, truth_path)
     while "--no-wait" not in args and not os.path.exists(truth_path + ".go"):
         time.sleep(0.05)
+    if IO:
+        threading.Thread(target=report_state, args=(truth_path + ".state",), daemon=True).start()
     stop = threading.Event()
     workers = [threading.Thread(target=serve, args=(stop,), daemon=True) for _ in range(threads)]
     began = time.perf_counter()
