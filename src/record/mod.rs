@@ -15,7 +15,7 @@ use crate::analysis::census::resources::Resources;
 use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::analysis::timeline::alloc_profile::{AllocSampler, SamplerOptions};
 use crate::analysis::timeline::recording::{
-    AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
+    self, AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
 };
 use crate::heap::gc_state::GcState;
 use crate::live_tracing::{self, LiveTracing};
@@ -206,6 +206,10 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         (None, _) => None,
     };
     // The traces were read: tracing we started ends now (tracemalloc.stop() frees them).
+    let tracing_how = live
+        .as_ref()
+        .filter(|l| l.started_by_us())
+        .map(|l| format!("pymemspy, through {} in {} ms", l.how, l.took.as_millis()));
     let tracing_end = live.map(|l| (l.started_by_us(), l.stop()));
     if let Some(c) = child.as_mut() {
         // The recording is over: a program we started does not outlive it.
@@ -230,9 +234,12 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             p.scale_to(bytes, objects);
         }
         doc.warnings.extend(p.warnings.iter().cloned());
+        let exact = p.method == crate::analysis::timeline::alloc_profile::TRACEMALLOC;
         doc.allocations = Some(Allocations {
             rate_hz: opts.rate,
             ticks: p.stats.ticks,
+            mode: if exact { recording::EXACT } else { recording::SAMPLED },
+            tracing_started_by: tracing_how.filter(|_| exact),
             method: p.method.to_string(),
             stacks: p
                 .stacks

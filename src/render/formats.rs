@@ -3,7 +3,7 @@
 
 use super::html;
 use super::profile::{render, ProfileFormat};
-use crate::analysis::timeline::recording::RecordDoc;
+use crate::analysis::timeline::recording::{self, RecordDoc};
 use crate::profile::{Profile, Stack, Unit};
 use clap::ValueEnum;
 
@@ -102,12 +102,17 @@ fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
         p.stacks.push(Stack::new(["(no allocation profile)"], 1));
         return Ok(p);
     };
+    let (mode, subtitle) = if a.mode == recording::SAMPLED {
+        ("sampled", format!("{} — {}", a.method, recording::SAMPLED_HINT))
+    } else {
+        ("exact", a.method.clone())
+    };
     let mut p = Profile::new(
         format!(
-            "Allocation flamegraph: which code makes the heap grow (pid {}, Python {})",
+            "Allocation flamegraph ({mode}): which code makes the heap grow (pid {}, Python {})",
             doc.pid, doc.python.version
         ),
-        a.method.clone(),
+        subtitle,
         Unit::Bytes,
     );
     for s in &a.stacks {

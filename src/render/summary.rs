@@ -5,7 +5,7 @@ use super::table::{human_bytes, thousands};
 use crate::analysis::timeline::diff::Diff;
 use crate::analysis::timeline::growth::{Trend, TypeGrowth, MIN_SAMPLES};
 use crate::analysis::timeline::record_tree::{ProcessRecording, ProcessState, RecordTreeDoc};
-use crate::analysis::timeline::recording::{EndReason, RecordDoc};
+use crate::analysis::timeline::recording::{self, EndReason, RecordDoc};
 use std::fmt::Write;
 
 /// "+1.5 MiB" / "-320 B".
@@ -75,6 +75,21 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
         end_reason(doc.end_reason)
     );
     let _ = writeln!(o, "wrote {written_to}");
+    if let Some(a) = &doc.allocations {
+        if a.mode == recording::SAMPLED {
+            let _ = writeln!(o, "allocation flamegraph: {}", recording::SAMPLED_HINT);
+        } else {
+            let how = a
+                .tracing_started_by
+                .as_ref()
+                .map(|h| format!(" (tracing started for the recording by {h}, stopped at its end)"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "allocation flamegraph: exact, from the target's own tracemalloc{how}"
+            );
+        }
+    }
     let growers: Vec<&TypeGrowth> = doc
         .growth
         .iter()

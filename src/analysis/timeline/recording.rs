@@ -481,10 +481,24 @@ pub struct AllocationStack {
 pub struct Allocations {
     pub rate_hz: f64,
     pub ticks: u64,
+    /// "exact" (read from the target's tracemalloc) or "sampled" (from outside: approximate).
+    pub mode: &'static str,
+    /// How the target's tracing was started when pymemspy started it for this recording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing_started_by: Option<String>,
     /// What the weights mean, in words (it is also the flamegraph's subtitle).
     pub method: String,
     pub stacks: Vec<AllocationStack>,
 }
+
+/// `Allocations::mode` of a profile read from the target's tracemalloc.
+pub const EXACT: &str = "exact";
+/// `Allocations::mode` of a profile sampled from outside.
+pub const SAMPLED: &str = "sampled";
+/// What a sampled profile's reader should know, everywhere it is shown.
+pub const SAMPLED_HINT: &str = "sampled from outside: approximate (a short-lived leaker beside \
+    busy threads can be missed or charged to a neighbour); `--tracemalloc 16` records the exact \
+    picture from the program's own traces, at tracemalloc's cost while recording";
 
 impl RecordDoc {
     pub fn suspects(&self) -> impl Iterator<Item = &TypeGrowth> {
