@@ -172,15 +172,6 @@ fn threads_growth_is_exact_when_the_target_traces() {
         "threads_growth_is_exact_when_the_target_traces",
         &["label", "version", "share", "leak line"],
         |interp, table, failures| {
-            // Debian's system 3.11 is stripped and python3.11-dbg is not installed: 3.8-3.11 keep
-            // tracemalloc's tables in static variables only .symtab names.
-            if interp.label == "debian-bookworm-system-3.11" {
-                common::unsupported(
-                &interp.label,
-                "tracemalloc's tables are not found on a stripped 3.11 (install python3.11-dbg)",
-            );
-                return Ok(());
-            }
             table.row(run(interp, failures, &["--tracemalloc", "16"]));
             Ok(())
         },
@@ -211,13 +202,6 @@ fn spawned_with_tracemalloc_is_exact_and_startup_is_apart() {
         &["label", "share", "imports", "leak line", "attempts"],
         |interp, table, failures| {
             let label = interp.label.clone();
-            if label == "debian-bookworm-system-3.11" {
-                common::unsupported(
-                &label,
-                "tracemalloc's tables are not found on a stripped 3.11 (install python3.11-dbg)",
-            );
-                return Ok(());
-            }
             // The attribution depends on when the program's start-up ends against the
             // recording's baseline: on a loaded machine one run can miss it. A miss is printed
             // the moment it is seen and measured once more on a fresh start; both attempts are

@@ -11,46 +11,45 @@ use std::collections::BTreeMap;
 /// Frames tracemalloc keeps per allocation in the targets.
 const NFRAME: &str = "5";
 
-/// Interpreters where the tables cannot be found, and why (checked: the tool must say so).
-fn expected_unsupported(interp: &Interp) -> Option<&'static str> {
-    // Debian's system 3.11 is stripped and python3.11-dbg is not installed: the 3.8–3.11
-    // statics are named only in .symtab.
-    (interp.label == "debian-bookworm-system-3.11").then_some("python3.11-dbg")
+/// Builds where no symbol names tracemalloc's tables (3.8–3.11 statics on a stripped build
+/// without its debug file): they must be found by discovery, and say so.
+fn stripped(interp: &Interp) -> bool {
+    interp.label == "debian-bookworm-system-3.11"
 }
 
-fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
-    let target = Target::spawn(interp, "tracemalloc_heap.py", &[])?;
-    let pid = target.pid_arg();
-    let run = common::run_tool(&[
+/// Where no symbol names the tables: discovery. Elsewhere discovery is forced once and must
+/// read the same lines as symbols, DWARF or the built-in offsets did.
+const DISCOVERED: &str = "found without symbols";
+
+/// `snapshot --by allocation --format json` (with `env`): its document.
+fn allocations(pid: &str, env: &[(&str, &std::ffi::OsStr)]) -> Result<Value, String> {
+    let args = [
         "snapshot",
         "--pid",
-        &pid,
+        pid,
         "--by",
         "allocation",
         "--format",
         "json",
-    ]);
-    if let Some(hint) = expected_unsupported(interp) {
-        if run.status.success() || !run.stderr.contains(hint) {
-            return Err(format!(
-                "expected a one-line error naming {hint}: {}",
-                run.describe()
-            ));
-        }
-        table.row(vec![
-            interp.label.clone(),
-            "-".into(),
-            "-".into(),
-            format!("unsupported: {}", run.stderr.trim()),
-        ]);
-        return Ok(());
-    }
+    ];
+    let run = common::run_tool_env(&args, env);
     if !run.status.success() {
         return Err(run.describe());
     }
     let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
     if doc["schema"] != "pymemspy.allocations/1" {
         return Err(format!("schema {}", doc["schema"]));
+    }
+    Ok(doc)
+}
+
+fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
+    let target = Target::spawn(interp, "tracemalloc_heap.py", &[])?;
+    let pid = target.pid_arg();
+    let doc = allocations(&pid, &[])?;
+    let found_by = doc["found_by"].as_str().unwrap_or("?").to_string();
+    if stripped(interp) != found_by.contains(DISCOVERED) {
+        return Err(format!("tables found by {found_by}"));
     }
     let got: BTreeMap<String, (u64, u64)> = doc["lines"]
         .as_array()
@@ -83,8 +82,19 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     if !bad.is_empty() {
         return Err(bad.join("; "));
     }
+    // Found without symbols (what a stripped build without its debug file gets): the same
+    // lines as the symbols, DWARF or built-in offsets read.
+    let mut how = found_by.clone();
+    if !found_by.contains(DISCOVERED) {
+        let forced = [("PYMEMSPY_TRACEMALLOC_DISCOVER", std::ffi::OsStr::new("1"))];
+        let found = allocations(&pid, &forced).map_err(|e| format!("discovery: {e}"))?;
+        let by = found["found_by"].as_str().unwrap_or("?");
+        if found["lines"] != doc["lines"] || !by.contains(DISCOVERED) {
+            return Err(format!("discovery differs (found by {by})"));
+        }
+        how.push_str("; discovery agrees");
+    }
     // 3.12+ found through DWARF: the built-in offsets must agree (builds without debug info).
-    let found_by = doc["found_by"].as_str().unwrap_or("?").to_string();
     if found_by.contains("DWARF") {
         let run = common::run_tool(&[
             "snapshot",
@@ -159,7 +169,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         interp.label.clone(),
         truth.len().to_string(),
         deepest.to_string(),
-        doc["found_by"].as_str().unwrap_or("?").to_string(),
+        how,
     ]);
     Ok(())
 }

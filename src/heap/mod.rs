@@ -18,5 +18,6 @@ pub mod sizes;
 pub mod stacks;
 pub mod thread_roots;
 pub mod tracemalloc;
+pub mod tracemalloc_discovery;
 pub mod types;
 pub mod young;

@@ -10,7 +10,8 @@
 //! facts are data in [`TraceLayout`], resolved once; the walker below has no version checks.
 
 use crate::heap::pyobj;
-use crate::process::{Bytes, MemoryExt, View};
+use crate::heap::tracemalloc_discovery::{discover, validate, Known, Shape};
+use crate::process::{Bytes, Memory, MemoryExt, Span, View};
 use crate::python::Python;
 use anyhow::{anyhow, bail, Context, Result};
 use rustc_hash::FxHashMap as HashMap;
@@ -55,38 +56,123 @@ pub struct TraceLayout {
 )]
 pub struct NotTracing;
 
+/// Set (to anything) to find the tables without their symbols even where symbols name them:
+/// how the tests prove discovery on builds whose symbols tell the truth to compare with.
+pub const DISCOVER_ENV: &str = "PYMEMSPY_TRACEMALLOC_DISCOVER";
+
+/// Read and check `struct _PyTraceMalloc_Config` {initialized, tracing, max_nframe}:
+/// (tracing, max_nframe), None when it does not read as one.
+fn read_config(mem: &dyn Memory, addr: u64) -> Option<(bool, u32)> {
+    let mut b = [0u8; 12];
+    mem.read(addr, &mut b).ok()?;
+    let (initialized, tracing, max_nframe) = (b.u32_at(0), b.u32_at(4), b.u32_at(8));
+    (initialized <= 2 && tracing <= 1 && u64::from(max_nframe) <= MAX_FRAMES)
+        .then_some((tracing == 1, max_nframe))
+}
+
 /// Find tracemalloc's state, or say why it cannot be found (one line, actionable).
-pub fn locate(py: &Python) -> Result<TraceLayout> {
+///
+/// Where symbols or the version's offsets name the tables, that is used, and on 3.12+ proved
+/// by sampling the traces table's entries when the target traces. Where no symbol names them
+/// (a stripped 3.8–3.11 without its debug file), or the 3.12+ offsets do not validate, the
+/// tables are found in the binary's writable data (`tracemalloc_discovery`): they exist only
+/// while tracing, so a target that does not trace gets `NotTracing` here.
+pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayout> {
     let v = py.layout.version;
     let facts = py
         .tracemalloc
         .as_ref()
         .with_context(|| format!("no tracemalloc layout known for Python {v}"))?;
-    let (config, traces_ptr, domains_ptr, found_by) = match facts.location {
+    let sym = |n: &str| py.binary.symbol(n);
+    let shape = Shape {
+        header: facts.header,
+        table: facts.table,
+        nframe_u32: facts.nframe_u32,
+        filename_cstr: facts.filename_cstr,
+    };
+    let mut known = Known {
+        hash_ptr: sym("_Py_hashtable_hash_ptr"),
+        compare_direct: sym("_Py_hashtable_compare_direct"),
+        hashtable_destroy: sym("_Py_hashtable_destroy"),
+        str_type: sym("PyUnicode_Type"),
+        ob_type: py.layout.ob_type,
+        max_nframe: None,
+    };
+    let forced = std::env::var_os(DISCOVER_ENV).is_some();
+    let path = &py.binary.path;
+    let fix = format!(
+        "install its debug symbols (Debian: python3.{}-dbg) or pass --debug-dir",
+        v.minor
+    );
+    let layout = |config, traces_ptr, domains_ptr, found_by| TraceLayout {
+        config,
+        traces_ptr,
+        domains_ptr,
+        table: facts.table,
+        nframe_u32: facts.nframe_u32,
+        filename_cstr: facts.filename_cstr,
+        found_by,
+    };
+    match facts.location {
         Location::Statics { domains } => {
-            let sym = |n: &str| py.binary.symbol(n);
-            let (Some(config), Some(traces)) =
-                (sym("_Py_tracemalloc_config"), sym("tracemalloc_traces"))
-            else {
+            let Some(config) = sym("_Py_tracemalloc_config") else {
                 bail!(
-                    "Python {v} keeps tracemalloc's tables in static variables that only a symbol \
-                     table names, and this build ({}) has none: install its debug symbols \
-                     (Debian: python3.{}-dbg) or pass --debug-dir",
-                    py.binary.path,
-                    v.minor
+                    "Python {v}'s tracemalloc configuration (_Py_tracemalloc_config) is not \
+                     exported by {path}: {fix}"
                 );
             };
-            let domains = if domains {
-                Some(sym("tracemalloc_domains").context("no tracemalloc_domains symbol")?)
-            } else {
-                None
-            };
-            (
-                config,
-                traces,
+            if let (false, Some(traces)) = (forced, sym("tracemalloc_traces")) {
+                let domains = if domains {
+                    Some(sym("tracemalloc_domains").context("no tracemalloc_domains symbol")?)
+                } else {
+                    None
+                };
+                return Ok(layout(
+                    config,
+                    traces,
+                    domains,
+                    "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
+                ));
+            }
+            let (tracing, max_nframe) = read_config(mem, config).with_context(|| {
+                format!("tracemalloc's configuration at {config:#x} does not validate")
+            })?;
+            if !tracing {
+                return Err(NotTracing.into());
+            }
+            known.max_nframe = Some(max_nframe);
+            let found = discover(
+                mem,
+                spans,
+                &py.binary.data_sections,
+                &shape,
+                &known,
                 domains,
-                "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
             )
+            .map_err(|why| {
+                anyhow!(
+                    "tracemalloc is tracing, but no symbol of {path} names its tables and they \
+                     were not found in its data ({why}): {fix}"
+                )
+            })?;
+            let found_by = format!(
+                "found without symbols: traces table pointer at {:#x}{} in {}'s data \
+                 ({}/{} sampled traces validated)",
+                found.traces_ptr,
+                found
+                    .domains_ptr
+                    .map(|d| format!(", domains at {d:#x}"))
+                    .unwrap_or_default(),
+                path.rsplit('/').next().unwrap_or(path),
+                found.validated,
+                found.sampled
+            );
+            Ok(layout(
+                config,
+                found.traces_ptr,
+                found.domains_ptr,
+                found_by,
+            ))
         }
         Location::Runtime {
             offset,
@@ -100,24 +186,71 @@ pub fn locate(py: &Python) -> Result<TraceLayout> {
             } else {
                 "built-in table"
             };
-            (
+            let named = layout(
                 state,
                 state.wrapping_add(traces),
                 Some(state.wrapping_add(domains)),
                 format!("_PyRuntime.tracemalloc at +{offset} ({how})"),
-            )
+            );
+            let config = read_config(mem, state);
+            if config.is_some_and(|(tracing, _)| !tracing) {
+                // Not tracing (its tables hold nothing to prove them by): `read` says so.
+                return Ok(named);
+            }
+            if let (false, Some((_, max_nframe))) = (forced, config) {
+                known.max_nframe = Some(max_nframe);
+                let table = mem.u64(state.wrapping_add(traces)).unwrap_or(0);
+                if validate(mem, spans, table, &shape, &known).is_some_and(|s| s.passes()) {
+                    return Ok(named);
+                }
+            }
+            // The offsets do not hold on this build (a patch release moved the field): the
+            // traces table pointer among the words of `_PyRuntime`, the state around it.
+            known.max_nframe = None;
+            let region = py
+                .binary
+                .runtime_section
+                .unwrap_or((py.runtime, RUNTIME_SCAN));
+            let found = discover(mem, spans, &[region], &shape, &known, false).map_err(|why| {
+                anyhow!(
+                    "tracemalloc's state does not validate at _PyRuntime+{offset} ({how}) and \
+                     its traces table was not found in _PyRuntime ({why}): pass --debug-dir \
+                     with this build's debug file"
+                )
+            })?;
+            let state = found.traces_ptr.wrapping_sub(traces);
+            match read_config(mem, state) {
+                Some((true, max_nframe)) if found.deepest <= max_nframe.max(1) => {}
+                _ => bail!(
+                    "a traces table was found in _PyRuntime at {:#x}, but no tracing \
+                     configuration {traces} bytes before it: pass --debug-dir with this \
+                     build's debug file",
+                    found.traces_ptr
+                ),
+            }
+            let at = state.wrapping_sub(py.runtime);
+            Ok(layout(
+                state,
+                found.traces_ptr,
+                Some(state.wrapping_add(domains)),
+                format!(
+                    "_PyRuntime.tracemalloc at +{at} (found without symbols{}; {}/{} sampled \
+                     traces validated)",
+                    if forced {
+                        String::new()
+                    } else {
+                        format!(": +{offset} from the {how} did not validate")
+                    },
+                    found.validated,
+                    found.sampled
+                ),
+            ))
         }
-    };
-    Ok(TraceLayout {
-        config,
-        traces_ptr,
-        domains_ptr,
-        table: facts.table,
-        nframe_u32: facts.nframe_u32,
-        filename_cstr: facts.filename_cstr,
-        found_by,
-    })
+    }
 }
+
+/// Bytes of `_PyRuntime` scanned when its section is not known (3.12–3.15: 280–350 KiB).
+const RUNTIME_SCAN: u64 = 512 << 10;
 
 /// tracemalloc's configuration in the target.
 #[derive(Debug, Clone, Copy)]

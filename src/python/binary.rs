@@ -58,6 +58,11 @@ const WANTED: &[&str] = &[
     "_Py_tracemalloc_config",
     "tracemalloc_traces",
     "tracemalloc_domains",
+    // Exported (`.dynsym`, so also on stripped builds): what tracemalloc's tables hold as hash,
+    // compare and destroy functions, for finding them without the statics' names.
+    "_Py_hashtable_hash_ptr",
+    "_Py_hashtable_compare_direct",
+    "_Py_hashtable_destroy",
 ];
 
 #[derive(Debug, Clone)]
@@ -76,6 +81,8 @@ pub struct PythonBinary {
     pub has_debug_info: bool,
     /// (address, size) in the target of .data and .bss: where static pointers live.
     pub data_sections: Vec<(u64, u64)>,
+    /// (address, size) in the target of the `.PyRuntime` section (3.10+): `_PyRuntime` alone.
+    pub runtime_section: Option<(u64, u64)>,
     /// File offset and size of .rodata, where the version text is (see `version_text`).
     rodata: Option<(u64, u64)>,
 }
@@ -229,6 +236,7 @@ fn inspect(
             .into_iter()
             .flatten()
             .collect(),
+        runtime_section: range(".PyRuntime"),
         path: path.to_string(),
         host_path: host,
         bias,

@@ -7,8 +7,68 @@ use super::dwarf::Offsets;
 /// `_PyRuntime.tracemalloc` per minor version, when no DWARF says otherwise (x86_64 builds).
 const RUNTIME_OFFSETS: &[(u8, u64)] = &[(12, 2768), (13, 10080), (14, 10296), (15, 10432)];
 /// Inside `struct _tracemalloc_runtime_state` (3.12+): the traces and domains table pointers.
-const STATE_TRACES: u64 = 184;
-const STATE_DOMAINS: u64 = 192;
+pub const STATE_TRACES: u64 = 184;
+pub const STATE_DOMAINS: u64 = 192;
+
+/// The header of a `_Py_hashtable_t` (`Modules/hashtable.h` in 3.8, `pycore_hashtable.h` from
+/// 3.9): what discovery (`heap::tracemalloc_discovery`) matches a heap block against when no
+/// symbol names tracemalloc's tables. Offsets in bytes; every table tracemalloc makes is
+/// allocated with libc's malloc (its own allocator must not trace itself), so 16-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashtableHeader {
+    pub size: u64,
+    pub nbuckets: u64,
+    pub nentries: u64,
+    pub buckets: u64,
+    pub hash_func: u64,
+    pub compare_func: u64,
+    /// 3.9+: `key_destroy_func`, NULL in the traces and domains tables.
+    pub key_destroy: Option<u64>,
+    /// 3.9+: `value_destroy_func`: `raw_free` (a static) in traces tables,
+    /// `_Py_hashtable_destroy` (exported) in the domains table.
+    pub value_destroy: Option<u64>,
+    /// `alloc.malloc`, `alloc.free`: libc's, the same in every table tracemalloc made.
+    pub malloc: u64,
+    pub free: u64,
+    /// 3.8: `key_size` (8, or 12 for `pointer_t` keys with domains) and `data_size` (16: an
+    /// inline `trace_t`) are in the header.
+    pub key_size: Option<u64>,
+    pub data_size: Option<u64>,
+}
+
+/// 3.8: num_buckets, entries, buckets, key_size, data_size, hash_func, compare_func,
+/// copy_data_func, free_data_func, get_data_size_func, alloc {malloc, free}.
+const HEADER_38: HashtableHeader = HashtableHeader {
+    size: 96,
+    nbuckets: 0,
+    nentries: 8,
+    buckets: 16,
+    key_size: Some(24),
+    data_size: Some(32),
+    hash_func: 40,
+    compare_func: 48,
+    key_destroy: None,
+    value_destroy: None,
+    malloc: 80,
+    free: 88,
+};
+
+/// 3.9+: nentries, nbuckets, buckets, get_func, hash_func, compare_func, key_destroy_func,
+/// value_destroy_func, alloc {malloc, free}.
+const HEADER_39: HashtableHeader = HashtableHeader {
+    size: 80,
+    nentries: 0,
+    nbuckets: 8,
+    buckets: 16,
+    hash_func: 32,
+    compare_func: 40,
+    key_destroy: Some(48),
+    value_destroy: Some(56),
+    malloc: 64,
+    free: 72,
+    key_size: None,
+    data_size: None,
+};
 
 /// How a traces hashtable stores its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +104,8 @@ pub struct TracemallocLayout {
     pub nframe_u32: bool,
     /// 3.15 stores `frame_t.filename` as a UTF-8 C string, earlier versions as a str object.
     pub filename_cstr: bool,
+    /// The hashtable header, for finding the tables without symbols.
+    pub header: HashtableHeader,
 }
 
 /// The layout for a minor version, with `_PyRuntimeState.tracemalloc` from the build's DWARF
@@ -77,6 +139,7 @@ pub fn resolve(minor: u8, dwarf: &Offsets) -> Option<TracemallocLayout> {
         },
         nframe_u32: minor == 8,
         filename_cstr: minor >= 15,
+        header: if minor == 8 { HEADER_38 } else { HEADER_39 },
     })
 }
 

@@ -313,11 +313,18 @@ impl AllocSampler {
             traced = TracedGrowth::start(session, opts.pause_traced_reads, opts.baseline);
         }
         let mut warnings = Vec::new();
-        if let Err(Some(why)) = &traced {
-            warnings.push(format!(
+        match &traced {
+            Err(Some(why)) => warnings.push(format!(
                 "the target traces its allocations, but its tracemalloc tables could not be read \
-                 ({why}): sampling instead"
-            ));
+                 ({why:#}): sampling instead"
+            )),
+            // Exact mode was asked for: falling back to sampling is said, never silent.
+            Err(None) if opts.expect_tracing => warnings.push(format!(
+                "exact mode: the target did not begin tracing within {} s (tracemalloc was \
+                 stopped, or never started): sampling instead",
+                TRACING_WAIT.as_secs()
+            )),
+            _ => {}
         }
         let traced = traced.ok();
         let fresh_pages = FreshPages::locate(py);

@@ -44,7 +44,8 @@ pub struct AllocationReport {
 /// Read the target's traces (pausing it when the session asks to).
 pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
     let pid = session.target.pid;
-    let tl = tracemalloc::locate(&session.py).with_context(|| format!("process {pid}"))?;
+    let tl = tracemalloc::locate(&session.target.memory, &session.target.spans(), &session.py)
+        .with_context(|| format!("process {pid}"))?;
     let _paused = match (session.opts.pause, session.target.memory.process()) {
         (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
         _ => None,

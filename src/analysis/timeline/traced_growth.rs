@@ -74,7 +74,12 @@ impl TracedGrowth {
         pause: bool,
         baseline: Baseline,
     ) -> Result<TracedGrowth, Option<anyhow::Error>> {
-        let layout = tracemalloc::locate(&session.py).map_err(|_| None)?;
+        let layout = tracemalloc::locate(
+            &session.target.memory,
+            &session.target.spans_now(),
+            &session.py,
+        )
+        .map_err(|why| (!why.is::<tracemalloc::NotTracing>()).then_some(why))?;
         // A read torn by the target's own edits fails validation: try again, a few times.
         let mut last = None;
         let mut traces = None;
