@@ -47,7 +47,8 @@ pub struct LiveTracing {
 
 /// Whether the target's tracemalloc is on, when its state can be found (None: not found).
 pub fn is_tracing(session: &Session) -> Option<bool> {
-    let tl = tracemalloc::locate(&session.py).ok()?;
+    let tl =
+        tracemalloc::locate(&session.target.memory, &session.target.spans(), &session.py).ok()?;
     let cfg = session.target.memory.bytes(tl.config, 12).ok()?;
     let tracing = u32::from_le_bytes(cfg.get(4..8)?.try_into().ok()?);
     (tracing <= 1).then_some(tracing == 1)

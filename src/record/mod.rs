@@ -238,7 +238,11 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         doc.allocations = Some(Allocations {
             rate_hz: opts.rate,
             ticks: p.stats.ticks,
-            mode: if exact { recording::EXACT } else { recording::SAMPLED },
+            mode: if exact {
+                recording::EXACT
+            } else {
+                recording::SAMPLED
+            },
             tracing_started_by: tracing_how.filter(|_| exact),
             method: p.method.to_string(),
             stacks: p

@@ -103,7 +103,10 @@ fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
         return Ok(p);
     };
     let (mode, subtitle) = if a.mode == recording::SAMPLED {
-        ("sampled", format!("{} — {}", a.method, recording::SAMPLED_HINT))
+        (
+            "sampled",
+            format!("{} — {}", a.method, recording::SAMPLED_HINT),
+        )
     } else {
         ("exact", a.method.clone())
     };
