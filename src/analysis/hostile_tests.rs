@@ -142,7 +142,7 @@ fn corrupted_heaps_never_panic_or_hang() {
         let graph = heap_graph::capture(&mut src, listed.objects);
         let mut src = heap_graph::DumpSource::new(&graph);
         let tree = retention::build_on_graph(&graph, &mut src);
-        let _ = why::explain(&mut src, &tree, "__main__.Node", 5, pid);
+        let _ = why::explain(&mut src, &tree, "__main__.Node", 5, pid, None);
         let profile = retention::profile(&mut src, tree);
         let _ = dominators::compute(&graph);
         assert!(

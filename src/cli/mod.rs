@@ -471,7 +471,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
         let dump = crate::analysis::retention::heap_file::load(heap)?;
-        let report = heap::why_on_graph(dump.graph, &a.type_name, a.max_paths, dump.pid);
+        let report = heap::why_on_graph(dump.graph, &a.type_name, a.max_paths, dump.pid, None);
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {
@@ -482,14 +482,30 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let target = open_target(&a.target)?;
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
-    let report = session.with_objects(|view, py, types, objects| {
+    // Where the objects were allocated, when the target traces (tracemalloc).
+    let traces = crate::heap::tracemalloc::locate(
+        &session.target.memory,
+        &session.target.spans(),
+        &session.py,
+    )
+    .ok();
+    let (graph, asked) = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types);
         let mut phases = crate::analysis::phases::Phases::start("why");
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
         phases.lap("graph captured");
-        heap::why_on_graph(graph, &a.type_name, a.max_paths, pid)
+        let asked = heap::objects_of_type(&graph, &a.type_name);
+        (graph, asked)
     })?;
+    // Read after the objects, on its own: a consistent reading of the traces table may need
+    // a few tries (`heap::allocation_sites`).
+    let sites = traces
+        .as_ref()
+        .and_then(|tl| heap::allocation_sites(&session, tl, &asked));
+    let (sites, warning) = sites.map_or((None, None), |(s, w)| (Some(s), w));
+    let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid, sites.as_ref());
+    report.warnings.extend(warning);
     why_output(&a, &report)
 }
 

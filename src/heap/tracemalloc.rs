@@ -526,3 +526,122 @@ fn read_traceback(
     }
     Some(frames)
 }
+
+/// Where each traced block of domain 0 (Python's own allocators) was allocated: the block's
+/// address to its traceback, and the tracebacks' innermost frames once read. For `why`'s
+/// "allocated at" beside each path.
+#[derive(Debug, Default)]
+pub struct BlockSites {
+    /// Block address → (traceback pointer, block size).
+    blocks: HashMap<u64, (u64, u64)>,
+    /// Traceback pointer → innermost frame ("file:line"), read on first use.
+    sites: HashMap<u64, Option<Frame>>,
+    max_nframe: u32,
+    names: HashMap<u64, String>,
+    /// Entries the table's header counted when it was read.
+    pub expected: u64,
+}
+
+impl BlockSites {
+    /// Read every block of the traces table (no traceback yet: those are read for the objects
+    /// asked about).
+    pub fn read(view: &mut View, tl: &TraceLayout) -> Result<BlockSites> {
+        let cfg = view
+            .get(tl.config, 12)
+            .ok()
+            .context("cannot read tracemalloc's configuration")?;
+        let (tracing, max_nframe) = (cfg.u32_at(4), cfg.u32_at(8));
+        if tracing != 1 || u64::from(max_nframe) > MAX_FRAMES {
+            return Err(NotTracing.into());
+        }
+        let mut out = BlockSites {
+            max_nframe,
+            ..BlockSites::default()
+        };
+        let table = view.u64(tl.traces_ptr).unwrap_or(0);
+        if table == 0 {
+            return Ok(out);
+        }
+        // The entry count: first word of 3.9+'s table, second of 3.8's.
+        let count_at = match tl.table {
+            TableKind::Pointers => 0,
+            TableKind::Inline => 8,
+        };
+        out.expected = view.u64(table.wrapping_add(count_at)).unwrap_or(0);
+        match tl.table {
+            TableKind::Pointers => {
+                let mut found = Vec::new();
+                walk_table(view, table, MAX_ENTRIES, |_, key, value| {
+                    found.push((key, value));
+                    true
+                })?;
+                let listed = found.len();
+                for (block, trace) in found {
+                    if let Ok(b) = view.get(trace, 16) {
+                        out.blocks.insert(block, (b.u64_at(8), b.u64_at(0)));
+                    }
+                }
+                log::debug!(
+                    "traces table: {} entries by its header, {listed} on its chains, {} traces read",
+                    out.expected,
+                    out.blocks.len()
+                );
+            }
+            TableKind::Inline => {
+                let Ok(h) = view.get(table, 40) else {
+                    bail!("cannot read tracemalloc's traces table");
+                };
+                let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
+                if nbuckets > MAX_BUCKETS || key_size > 16 {
+                    bail!("tracemalloc's traces table does not validate");
+                }
+                let mut entries = Vec::new();
+                walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
+                    entries.push(entry);
+                    true
+                })?;
+                for e in entries {
+                    // The key is the pointer, after the domain when the key holds both.
+                    let key_at = e.wrapping_add(16 + key_size.saturating_sub(8));
+                    if let (Some(block), Ok(b)) = (
+                        view.u64(key_at),
+                        view.get(e.wrapping_add(16 + key_size), 16),
+                    ) {
+                        out.blocks.insert(block, (b.u64_at(8), b.u64_at(0)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The innermost frame of the allocation of the object at `obj`: its block starts at the
+    /// object, or before it by the GC header (16 bytes) and the pre-header of 3.12+ objects
+    /// with a managed dict (16 more). None: not traced (made before tracing began).
+    pub fn site_of(
+        &mut self,
+        view: &mut View,
+        py: &Python,
+        tl: &TraceLayout,
+        obj: u64,
+    ) -> Option<Frame> {
+        // The block must also reach past the object's start (a small block just before an
+        // untraced object is not its block).
+        let tb = [0u64, 16, 32].iter().find_map(|d| {
+            let block = obj.wrapping_sub(*d);
+            let (tb, size) = self.blocks.get(&block).copied()?;
+            (block.wrapping_add(size) > obj).then_some(tb)
+        })?;
+        if let Some(site) = self.sites.get(&tb) {
+            return site.clone();
+        }
+        let site = read_traceback(view, py, tl, tb, self.max_nframe, &mut self.names)
+            .and_then(|frames| frames.into_iter().next());
+        self.sites.insert(tb, site.clone());
+        site
+    }
+}

@@ -269,6 +269,20 @@ pub fn why_table(r: &crate::analysis::retention::why::WhyReport) -> String {
             String::new()
         };
         let _ = writeln!(o, "  {:>10}  {}{native}", human_bytes(g.bytes), g.text());
+        for site in &g.allocated_at {
+            let at = if site.site.starts_with('(') {
+                ""
+            } else {
+                "allocated at "
+            };
+            let _ = writeln!(
+                o,
+                "  {:>10}    {at}{} ×{}",
+                human_bytes(site.bytes),
+                site.site,
+                thousands(site.count)
+            );
+        }
     }
     let _ = writeln!(o, "\ntop retainers (direct holders, by bytes held):");
     for h in &r.retainers {

@@ -120,6 +120,7 @@ pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usiz
             count: 0,
             bytes: 0,
             native_bytes: 0,
+            allocated_at: Vec::new(),
         }
         .path_text();
         let g = groups.entry(text.clone()).or_insert_with(|| NewPath {

@@ -17,7 +17,29 @@ pub struct PathGroup {
     pub bytes: u64,
     /// Of which (or, for mmap, besides which) memory owned outside the objects: heap::native.
     pub native_bytes: u64,
+    /// Where this group's objects were allocated (the target's tracemalloc: innermost frame),
+    /// the largest first; empty when the target does not trace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allocated_at: Vec<AllocationSite>,
 }
+
+/// One allocation site of a path group's objects.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AllocationSite {
+    /// "file:line", or `BEFORE_TRACING`.
+    pub site: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// The site of objects made before the target's tracing began (tracemalloc knows nothing of
+/// them).
+pub const BEFORE_TRACING: &str = "(not traced: allocated before tracing began)";
+/// Sites listed per path group.
+const SITES_PER_GROUP: usize = 3;
+
+/// Allocation sites of the objects asked about, by object index in the graph.
+pub type Sites = HashMap<u32, std::rc::Rc<str>>;
 
 impl PathGroup {
     /// `__main__ (module) .registry → dict ['sessions'] → list [*] → __main__.Session ×20000`
@@ -89,8 +111,13 @@ pub fn explain(
     type_name: &str,
     max_paths: usize,
     pid: i32,
+    sites: Option<&Sites>,
 ) -> WhyReport {
     let mut groups: HashMap<String, PathGroup> = HashMap::default();
+    // Per group key: site → (count, bytes).
+    let mut group_sites: HashMap<String, HashMap<std::rc::Rc<str>, (u64, u64)>> =
+        HashMap::default();
+    let before: std::rc::Rc<str> = BEFORE_TRACING.into();
     let mut holders: HashMap<u32, (u64, u64)> = HashMap::default();
     // The path up to the parent is shared by siblings: compute it once per parent.
     let mut by_parent: HashMap<u32, RootedPath> = HashMap::default();
@@ -154,10 +181,35 @@ pub fn explain(
                 }
             }
         };
+        if let Some(sites) = sites {
+            let site = sites.get(&i).cloned().unwrap_or_else(|| before.clone());
+            let e = group_sites
+                .entry(key.clone())
+                .or_default()
+                .entry(site)
+                .or_default();
+            e.0 += 1;
+            e.1 += b;
+        }
         if let Some(g) = groups.get_mut(&key) {
             g.count += 1;
             g.bytes += b;
             g.native_bytes += nb;
+        }
+    }
+    for (key, by_site) in group_sites {
+        if let Some(g) = groups.get_mut(&key) {
+            let mut list: Vec<AllocationSite> = by_site
+                .into_iter()
+                .map(|(site, (count, bytes))| AllocationSite {
+                    site: site.to_string(),
+                    count,
+                    bytes,
+                })
+                .collect();
+            list.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.site.cmp(&b.site)));
+            list.truncate(SITES_PER_GROUP);
+            g.allocated_at = list;
         }
     }
     let mut paths: Vec<PathGroup> = groups.into_values().collect();
@@ -174,6 +226,7 @@ pub fn explain(
             count,
             bytes,
             native_bytes: 0,
+            allocated_at: Vec::new(),
         };
         let r = by_path.entry(g.path_text()).or_insert_with(|| Retainer {
             holder: g.path_text(),
@@ -225,6 +278,7 @@ fn group_key(
         count: 0,
         bytes: 0,
         native_bytes: 0,
+        allocated_at: Vec::new(),
     });
     key
 }
