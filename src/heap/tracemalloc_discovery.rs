@@ -30,6 +30,9 @@ const IOV_MAX: usize = 1024;
 const MAX_REGION: u64 = 64 << 20;
 /// Most distinct pointed-to blocks whose header is read.
 const MAX_CANDIDATES: usize = 1 << 18;
+/// Most tables whose entries are sampled (a real build has one of traces' shape, and a few
+/// hashtables in all: this bounds what hostile data can make us read, 32 KiB of buckets each).
+const MAX_TABLES: usize = 64;
 /// Bucket heads read per candidate table, and entries sampled from them.
 const SAMPLE_BUCKETS: u64 = 4096;
 const SAMPLE_ENTRIES: usize = 32;
@@ -454,6 +457,7 @@ fn discover_in(
     let candidates: Vec<&Header> = headers
         .iter()
         .filter(|h| traces_shaped(h, shape, known))
+        .take(MAX_TABLES)
         .collect();
     let samples = sample_traces(mem, spans, shape, known, &candidates);
     log::debug!(
@@ -551,6 +555,7 @@ fn find_domains_word(
                 && !same(h, vd)
                 && known.hashtable_destroy.is_none_or(|f| f == h.at(vd))
         })
+        .take(MAX_TABLES)
         .collect();
     // Entries of the non-empty ones: {next, hash, key, value} with hash == key, a u32, and
     // value a table with the traces table's hash function.
@@ -722,5 +727,63 @@ mod tests {
         // The table itself validates; the decoy (content hashes) does not.
         assert!(validate(&m, &spans, heap + 0x100, &shape, &known).is_some_and(|s| s.passes()));
         assert!(!validate(&m, &spans, heap + 0x3000, &shape, &known).is_some_and(|s| s.passes()));
+    }
+
+    /// Data full of pointers into a heap of pseudo-random words: no panic, nothing found.
+    #[test]
+    fn hostile_data_finds_nothing() {
+        let layout = resolve(8, &Default::default()).unwrap();
+        let shape = Shape {
+            header: layout.header,
+            table: layout.table,
+            nframe_u32: true,
+            filename_cstr: false,
+        };
+        let (bss, heap) = (0x1000u64, 0x10_0000u64);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words: Vec<u64> = (0..0x2000)
+            .map(|i| match i % 4 {
+                0 => heap + (next() % 0x10000) / 16 * 16,
+                1 => 16 << (next() % 8),
+                _ => next() % 64,
+            })
+            .collect();
+        let mut h = vec![0u8; 0x10000];
+        for (i, w) in words.iter().enumerate() {
+            put(&mut h, (i * 8) % 0xfff8, *w);
+        }
+        let mut b = vec![0u8; 0x800];
+        for i in 0..0x100 {
+            put(&mut b, i * 8, heap + (next() % 0x10000) / 16 * 16);
+        }
+        let mut m = FakeMemory::default();
+        m.map(heap, h);
+        m.map(bss, b);
+        let spans = [
+            Span {
+                start: bss,
+                end: bss + 0x800,
+            },
+            Span {
+                start: heap,
+                end: heap + 0x10000,
+            },
+        ];
+        let known = Known {
+            hash_ptr: None,
+            compare_direct: None,
+            hashtable_destroy: None,
+            str_type: None,
+            ob_type: 8,
+            statics: (bss, bss + 0x800),
+            max_nframe: None,
+        };
+        assert!(discover(&m, &spans, &[(bss, 0x800)], &shape, &known, false).is_err());
     }
 }
