@@ -96,6 +96,7 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
         hashtable_destroy: sym("_Py_hashtable_destroy"),
         str_type: sym("PyUnicode_Type"),
         ob_type: py.layout.ob_type,
+        statics: statics(py),
         max_nframe: None,
     };
     let forced = std::env::var_os(DISCOVER_ENV).is_some();
@@ -141,15 +142,9 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
                 return Err(NotTracing.into());
             }
             known.max_nframe = Some(max_nframe);
-            let found = discover(
-                mem,
-                spans,
-                &py.binary.data_sections,
-                &shape,
-                &known,
-                domains,
-            )
-            .map_err(|why| {
+            // `.bss` first: the table pointers are statics initialized to NULL.
+            let regions: Vec<(u64, u64)> = py.binary.data_sections.iter().rev().copied().collect();
+            let found = discover(mem, spans, &regions, &shape, &known, domains).map_err(|why| {
                 anyhow!(
                     "tracemalloc is tracing, but no symbol of {path} names its tables and they \
                      were not found in its data ({why}): {fix}"
@@ -247,6 +242,18 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
             ))
         }
     }
+}
+
+/// From the start of the binary's writable data to its end (`.data`, `.bss`, `.PyRuntime`).
+fn statics(py: &Python) -> (u64, u64) {
+    let b = &py.binary;
+    let all = b.data_sections.iter().chain(b.runtime_section.as_ref());
+    let lo = all.clone().map(|r| r.0).min().unwrap_or(py.runtime);
+    let hi = all
+        .map(|r| r.0.saturating_add(r.1))
+        .max()
+        .unwrap_or(py.runtime);
+    (lo, hi.max(py.runtime.saturating_add(RUNTIME_SCAN)))
 }
 
 /// Bytes of `_PyRuntime` scanned when its section is not known (3.12–3.15: 280–350 KiB).
