@@ -82,26 +82,27 @@ fn run(cfg: Config, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool>) {
     let mut discovery = Discovery::new(cfg.selection.clone());
     let mut workers: BTreeMap<ProcKey, Worker> = BTreeMap::new();
     let t0 = Instant::now();
+    let cpu0 = process_cpu_s();
     let mut next_discovery = t0;
-    let mut census_cpu = 0.0f64;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         if now >= next_discovery {
             discover(&cfg, &mut discovery, &mut workers, &shared);
             next_discovery = now + cfg.interval;
         }
-        // Within budget when the censuses' CPU so far is at most the budget's share of the
-        // time elapsed (the thread's own other work, /proc reads, counts against nothing).
+        // Within budget when the exporter's CPU so far (censuses, discovery, scrapes) is at
+        // most the budget's share of the time elapsed.
         let allowed = cfg.cpu_budget * t0.elapsed().as_secs_f64();
+        let census_cpu = process_cpu_s() - cpu0;
         let due = workers
             .iter()
             .filter(|(_, w)| w.next_census <= now)
             .min_by_key(|(_, w)| w.next_census)
             .map(|(k, _)| *k);
         match due {
-            Some(key) if census_cpu <= allowed => {
-                let spent = census_one(&cfg, key, &mut workers, &shared);
-                census_cpu += spent;
+            // A budget of a whole core is no limit (a census's arena scan may use two).
+            Some(key) if census_cpu <= allowed || cfg.cpu_budget >= 1.0 => {
+                census_one(&cfg, key, &mut workers, &shared)
             }
             _ => {
                 let next = workers
@@ -112,7 +113,7 @@ fn run(cfg: Config, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool>) {
                     .min(next_discovery);
                 let wait = next.saturating_duration_since(Instant::now());
                 // Over budget: wait for the budget to allow the CPU spent.
-                let budget_wait = if cfg.cpu_budget > 0.0 && census_cpu > allowed {
+                let budget_wait = if cfg.cpu_budget < 1.0 && census_cpu > allowed {
                     Duration::from_secs_f64(((census_cpu - allowed) / cfg.cpu_budget).min(60.0))
                 } else {
                     Duration::ZERO
@@ -211,18 +212,18 @@ fn proc_figures(pid: i32) -> ProcFigures {
     }
 }
 
-/// Census one process (opening its session first if needed); returns the CPU seconds spent.
+/// Census one process (opening its session first if needed).
 fn census_one(
     cfg: &Config,
     key: ProcKey,
     workers: &mut BTreeMap<ProcKey, Worker>,
     shared: &Mutex<Shared>,
-) -> f64 {
+) {
     let Some(w) = workers.get_mut(&key) else {
-        return 0.0;
+        return;
     };
     w.next_census = Instant::now() + cfg.interval;
-    let cpu_start = thread_cpu_s();
+    let cpu_start = process_cpu_s();
     let wall_start = Instant::now();
     let mut opened = false;
     if w.session.is_none() {
@@ -236,9 +237,9 @@ fn census_one(
                 opened = true;
             }
             Err(e) => {
-                let spent = thread_cpu_s() - cpu_start;
+                let spent = process_cpu_s() - cpu_start;
                 record_error(shared, key, &e, spent);
-                return spent;
+                return;
             }
         }
     }
@@ -247,19 +248,19 @@ fn census_one(
     let _ = session.target.refresh_maps();
     let result = session.census();
     let wall_s = wall_start.elapsed().as_secs_f64();
-    let cpu_s = thread_cpu_s() - cpu_start;
+    let cpu_s = process_cpu_s() - cpu_start;
     let report = match result {
         Ok(r) if session.target.is_alive() => r,
         Ok(_) => {
             // Read while the process died: not a picture of anything.
             record_error(shared, key, &crate::error::Error::Exited(key.pid), cpu_s);
-            return cpu_s;
+            return;
         }
         Err(e) => {
             // A session that fails may be stale (the process exec'd): open a new one next time.
             w.session = None;
             record_error(shared, key, &e, cpu_s);
-            return cpu_s;
+            return;
         }
     };
     let now_unix = unix_now() - wall_s / 2.0;
@@ -284,7 +285,6 @@ fn census_one(
                 .replacen("python=\"\"", &format!("python=\"{v}\""), 1);
         }
     }
-    cpu_s
 }
 
 fn record_error(shared: &Mutex<Shared>, key: ProcKey, e: &crate::error::Error, cpu_s: f64) {
@@ -364,14 +364,16 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// CPU time of the calling thread (the census thread's own cost, which is what the budget is).
-fn thread_cpu_s() -> f64 {
+/// CPU time of the whole exporter: a census scans arenas on several threads (complete.rs), so
+/// the calling thread's own time would undercount it; and the budget is the exporter's, all
+/// of it (discovery, /proc reads, scrapes).
+fn process_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec we own.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     if rc != 0 {
         return 0.0;
     }
