@@ -8,7 +8,7 @@
 //!
 //! Targets (tests/targets/): recycled_workers.py, a pre-fork master whose workers are a leaker,
 //! a steady holder of exactly 1000 `__main__.SteadyItem`, and one recycled on SIGUSR1;
-//! hostile_types.py, 20,000 types, every 100th with a 3 KB name full of characters to escape
+//! hostile_types.py, 100,000 types, every 100th with a 3 KB name full of characters to escape
 //! (and a few of 10 KB, which the census itself refuses).
 
 mod common;
@@ -407,7 +407,7 @@ fn hostile_types_stay_within_the_exporter_bounds() {
     let Some(interp) = first_gil_interpreter() else {
         return common::skip("no GIL interpreter listed");
     };
-    let target = Target::spawn(&interp, "hostile_types.py", &[])
+    let target = Target::spawn(&interp, "hostile_types.py", &["100000"])
         .unwrap_or_else(|e| panic!("[{}] target: {e}", interp.label));
     let types = target.truth_u64("types");
     let port = free_port();
@@ -473,9 +473,10 @@ fn hostile_types_stay_within_the_exporter_bounds() {
     );
     promtool_check_metrics(&body);
     let peak = peak_rss(exp.pid());
-    // The view's budget (--cache-mib, 64 MiB) plus the type table of 20,000 types; measured
-    // 72 MiB. The bound is what the budget allows, not a measured figure.
-    assert!(peak < 160 << 20, "exporter peak RSS {} MiB", peak >> 20);
+    // The view's budget (--cache-mib, 64 MiB), the census's type table (all 100,000 types, about
+    // 1 KiB each: the session's, not the exporter's figures, which stay at 21 types) and the
+    // scan's lists; measured 138 MiB on 3.10.
+    assert!(peak < 256 << 20, "exporter peak RSS {} MiB", peak >> 20);
     println!(
         "[{}] {types} types: 21 type series, exporter peak RSS {} MiB",
         interp.label,
