@@ -49,6 +49,14 @@ pub struct ExporterArgs {
 }
 
 pub fn run(a: ExporterArgs) -> anyhow::Result<()> {
+    // A pid that names no process is a typo, not a target that exited: say so at once.
+    if let Some(&pid) = a
+        .pids
+        .iter()
+        .find(|&&p| p <= 0 || !std::path::Path::new(&format!("/proc/{p}")).exists())
+    {
+        return Err(Error::NoSuchProcess(pid).into());
+    }
     let selection = if !a.pids.is_empty() {
         discovery::Selection::Pids(a.pids.clone())
     } else {
