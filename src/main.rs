@@ -9,6 +9,7 @@ mod analysis;
 mod atomic_file;
 mod cli;
 mod error;
+mod exporter;
 mod heap;
 mod live_tracing;
 mod process;

@@ -75,6 +75,9 @@ enum Command {
     /// it traces); writes collapsed stacks weighted by bytes.
     #[command(hide = true)]
     AllocProfile(stacks::AllocProfileArgs),
+    /// Serve every Python process's heap as Prometheus metrics (/metrics), censused in the
+    /// background.
+    Exporter(crate::exporter::ExporterArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -367,6 +370,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Dump(a) => stacks::dump_cmd(a),
         Command::AllocProfile(a) => stacks::alloc_profile_cmd(a),
+        Command::Exporter(a) => crate::exporter::run(a),
         Command::Layout(t) => {
             if t.heap.is_some() {
                 return Err(Error::Usage(
