@@ -40,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Census of live objects by type, now (or what holds them: --format flamegraph).
+    /// Census of live objects by type, now (or what holds them: --format flamegraph; a heap
+    /// dump to read later with --heap FILE: --format heap -o FILE).
     Snapshot(SnapshotArgs),
     /// Watch a process over time: what grows, at what rate, which types leak.
     ///
@@ -64,16 +65,25 @@ enum Command {
     /// Print the man page (roff): `pymemspy manpage > pymemspy.1`.
     Manpage,
     /// Print the resolved CPython layout of a process as JSON (for debugging new builds).
-    #[command(hide = true)]
+    #[command(hide = true, mut_arg("heap", |a| a.hide(true)))]
     Layout(TargetArgs),
     /// Draw folded stacks from a file as svg, collapsed, speedscope or pprof.
     #[command(hide = true)]
     Render(render::profile::RenderArgs),
     /// Every thread's Python stack now (innermost frame first), without pausing the process.
+    // A heap dump holds no stacks: `--heap` is not listed here (and refused if given).
+    #[command(mut_arg("heap", |a| a.hide(true)))]
     Dump(stacks::DumpArgs),
     /// Which code makes the heap grow (sampled, or exact from the target's own tracemalloc when
     /// it traces); writes collapsed stacks weighted by bytes.
-    #[command(hide = true)]
+    // It samples a running process: a heap dump or a core (no future) is refused, so neither
+    // is listed.
+    #[command(
+        hide = true,
+        mut_arg("heap", |a| a.hide(true)),
+        mut_arg("core", |a| a.hide(true)),
+        mut_arg("executable", |a| a.hide(true))
+    )]
     AllocProfile(stacks::AllocProfileArgs),
 }
 
@@ -630,7 +640,8 @@ fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
     }
     if a.c.is_some() {
         return Err(Error::Usage(
-            "a third file is for heap dumps (`snapshot --format heap`); JSON snapshots and              recordings are compared two at a time"
+            "a third file is for heap dumps (`snapshot --format heap`); JSON snapshots and \
+             recordings are compared two at a time"
                 .into(),
         )
         .into());
