@@ -61,6 +61,12 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         thousands(s.types.len() as u64),
         s.duration_ms
     );
+    // --gc-only: which objects those are (the GC lists hold gc.freeze()'s frozen objects too).
+    if let [only] = s.coverage.sources.as_slice() {
+        if only.starts_with("GC lists (") && only.contains("gc.freeze()") {
+            let _ = writeln!(o, "GC-tracked objects only (--gc-only): {only}\n");
+        }
+    }
     // The native column only when some object owns memory outside itself (heap::native).
     let native = s.types.iter().any(|t| t.native_bytes > 0);
     let native_cell = |v: Option<u64>| match (native, v) {
