@@ -394,6 +394,13 @@ fn diff_and_html_of_snapshots_and_recordings() {
         rec.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "record: {}", run.describe());
+    // Three samples: no verdict, and the summary does not turn that into "none".
+    assert!(
+        run.stderr
+            .contains("leak suspects (steady growth): not judged (too few samples)"),
+        "{}",
+        run.stderr
+    );
     let b = snap("b.json");
 
     // The same kind of recording as one self-contained page.
