@@ -553,6 +553,23 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
             .into());
         }
     }
+    if let (Some(asked), Some(path)) = (a.format, a.output.as_deref()) {
+        // `-o x.svg --format collapsed` writes folded text into a .svg: say so before the
+        // recording, not silently after. A .txt or a .json named for speedscope is no clash.
+        let named = RecordFormat::from_path(path);
+        let generic = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+            || (asked == RecordFormat::Speedscope && named == Some(RecordFormat::Json));
+        if let Some(named) = named.filter(|&n| n != asked && !generic) {
+            eprintln!(
+                "pymemspy: warning: -o {} is named for {} but --format {} is written into it",
+                path.display(),
+                format_name(named),
+                format_name(asked)
+            );
+        }
+    }
     let tree_format = a
         .format
         .or_else(|| a.output.as_deref().and_then(RecordFormat::from_path));
@@ -656,4 +673,10 @@ fn diff_cmd(a: DiffArgs) -> anyhow::Result<()> {
         DiffFormat::Table => render::summary::diff_table(&d, a.top).into_bytes(),
     };
     render::output::write(a.output.as_deref(), &bytes)
+}
+
+/// A record format as `--format` spells it.
+fn format_name(f: RecordFormat) -> String {
+    f.to_possible_value()
+        .map_or_else(|| "?".into(), |v| v.get_name().to_string())
 }

@@ -94,6 +94,11 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
         end_reason(doc.end_reason)
     );
     let _ = writeln!(o, "wrote {written_to}");
+    if let Some(a) = &doc.allocations {
+        if a.stacks.iter().all(|s| s.bytes == 0) {
+            let _ = writeln!(o, "allocation flamegraph: {}", super::formats::NO_GROWTH);
+        }
+    }
     let growers: Vec<&TypeGrowth> = doc
         .growth
         .iter()
