@@ -73,8 +73,8 @@ fn open(target: &TargetArgs, pause: bool, verb: &str) -> anyhow::Result<Session>
 }
 
 pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
-    let session = open(&a.target, false, "dump")?;
-    let d = dump::take(&session);
+    let mut session = open(&a.target, false, "dump")?;
+    let d = dump::take(&mut session);
     let format = if a.json { DumpFormat::Json } else { a.format };
     let bytes = match format {
         DumpFormat::Text => crate::render::reports::stacks_dump(&d).into_bytes(),
