@@ -519,9 +519,21 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types);
         let mut phases = crate::analysis::phases::Phases::start("why");
+        crate::heap::containers::take_changed_while_read();
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
+        let changed = crate::heap::containers::take_changed_while_read();
         phases.lap("graph captured");
-        heap::why_on_graph(graph, &a.type_name, a.max_paths, pid)
+        let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid);
+        if changed > 0 {
+            // A count read across a change (x8993 of 9000) is not printed as if exact.
+            report.warnings.push(format!(
+                "{changed} deque{} changed while being read (the target ran on): counts \
+                 through {} may be off; --pause reads them exactly",
+                if changed == 1 { "" } else { "s" },
+                if changed == 1 { "it" } else { "them" }
+            ));
+        }
+        report
     })?;
     why_output(&a, &report)
 }
