@@ -392,3 +392,57 @@ fn cython_type_names_are_repr() {
         },
     );
 }
+
+/// A deque a worker thread keeps turning while `why` reads it without --pause: the count of
+/// its items is either exact or the report says the deque changed while it was read, never a
+/// silent ×8993 of 9000. With --pause it is exact and nothing is said. One interpreter.
+#[test]
+fn why_says_when_a_container_changed_while_read() {
+    let Some(interp) = common::interpreters()
+        .into_iter()
+        .find(|i| !i.is_free_threaded())
+    else {
+        common::skip("no interpreter with a GIL listed");
+        return;
+    };
+    let target = Target::spawn(&interp, "churning_deque.py", &[]).expect("target");
+    let jobs = target.truth_u64("jobs");
+    let pid = target.pid_arg();
+    for pause in [false, true] {
+        let mut args = vec![
+            "why",
+            "--pid",
+            &pid,
+            "--type",
+            "__main__.Job",
+            "--format",
+            "json",
+        ];
+        if pause {
+            args.push("--pause");
+        }
+        let r = common::run_tool(&args);
+        assert!(r.status.success(), "why: {}", r.describe());
+        let doc: Value = serde_json::from_str(&r.stdout).expect("why JSON");
+        let through_queue: u64 = why_paths(&doc)
+            .iter()
+            .filter(|p| p.2.iter().any(|l| l.contains("queue")))
+            .map(|p| p.3)
+            .sum();
+        let warned = doc["warnings"].as_array().into_iter().flatten().any(|w| {
+            w.as_str()
+                .unwrap_or("")
+                .contains("changed while being read")
+        });
+        let ok = if pause {
+            through_queue == jobs && !warned
+        } else {
+            through_queue == jobs || warned
+        };
+        assert!(
+            ok,
+            "pause={pause}: {through_queue} of {jobs} jobs through the queue, warned {warned}: {}",
+            r.stdout
+        );
+    }
+}

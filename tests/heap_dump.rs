@@ -185,15 +185,38 @@ fn retained_sizes_equal_the_targets_truth() {
             let target = Target::spawn(interp, "leak_steps.py", &[])?;
             let pid = target.pid_arg();
             let run = || -> Result<(u64, u64, u64), String> {
+                // --sort retained implies --retained, and orders the types by it (MAT's
+                // dominator view): a type of small objects that keep much comes first.
                 let snap: Value = serde_json::from_str(&tool(&[
-                    "snapshot",
-                    "--pid",
-                    &pid,
-                    "--retained",
-                    "--format",
-                    "json",
+                    "snapshot", "--pid", &pid, "--sort", "retained", "--format", "json",
                 ])?)
                 .map_err(|e| e.to_string())?;
+                let order: Vec<u64> = snap["types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let name = t["type"].as_str().unwrap_or("");
+                        snap["retained_by_type"][name].as_u64().unwrap_or(0)
+                    })
+                    .collect();
+                if order.is_empty() || order.windows(2).any(|w| w[0] < w[1]) {
+                    return Err(format!("types not by retained bytes: {order:?}"));
+                }
+                // __main__.Private (56-byte instances) ranks above the types whose own bytes
+                // are larger but retain no more.
+                let rank = |name: &str| {
+                    snap["types"]
+                        .as_array()
+                        .and_then(|a| a.iter().position(|t| t["type"] == name))
+                };
+                if rank("__main__.Private") > rank("str") {
+                    return Err(format!(
+                        "Private ranked {:?}, str {:?}",
+                        rank("__main__.Private"),
+                        rank("str")
+                    ));
+                }
                 let by_type = snap["retained_by_type"]["__main__.Private"]
                     .as_u64()
                     .unwrap_or(0);

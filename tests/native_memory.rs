@@ -189,6 +189,44 @@ fn native_memory_matches_truth() {
                 ));
             }
 
+            // The memory report is a tree whose parts add up: the top level to RSS, each
+            // group to its parent (numpy's buffers sit in "python objects outside", never
+            // beside the arenas that hold objects too).
+            let parts: Vec<(String, u64, u64)> = mem["parts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap_or("").to_string(),
+                        p["bytes"].as_u64().unwrap_or(0),
+                        p["depth"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            let rss = mem["rss"]["rss"].as_u64().unwrap_or(0);
+            let top: u64 = parts.iter().filter(|p| p.2 == 0).map(|p| p.1).sum();
+            if parts.is_empty() || top != rss {
+                failures.push(format!(
+                    "[{label}] memory parts {parts:?} do not sum to RSS {rss}"
+                ));
+            }
+            for (i, (name, bytes, depth)) in parts.iter().enumerate() {
+                let children: Vec<u64> = parts[i + 1..]
+                    .iter()
+                    .take_while(|c| c.2 > *depth)
+                    .filter(|c| c.2 == depth + 1)
+                    .map(|c| c.1)
+                    .collect();
+                // "anonymous" adds up unless its named parts exceed it (then native is 0).
+                let sum: u64 = children.iter().sum();
+                if !children.is_empty() && sum != *bytes && !(name == "anonymous" && sum > *bytes) {
+                    failures.push(format!(
+                        "[{label}] memory part {name} {bytes} != its parts {children:?}"
+                    ));
+                }
+            }
+
             // Object arrays' elements are edges: their strs and dicts have paths.
             let ws: Value = serde_json::from_str(&why_str.stdout).unwrap_or_default();
             let wd: Value = serde_json::from_str(&why_dict.stdout).unwrap_or_default();

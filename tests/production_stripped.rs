@@ -174,6 +174,46 @@ fn stripped_builds_with_and_without_debug_files() {
     common::assert_no_failures("stripped", &failures);
 }
 
+/// A recording of the demo started on Debian's stripped python3 (no `usedpools`, no `arenas`
+/// symbol): pymalloc's arenas are found from the first census on (right after start no
+/// collection has promoted anything to the old generation the heuristic used to sample alone)
+/// and its list of pools in use from `.data`, so neither warning says pymalloc is missing on a
+/// pymalloc build.
+#[test]
+fn stripped_recording_from_the_start_finds_pymalloc() {
+    let Some(system) = common::interpreters()
+        .into_iter()
+        .find(|i| i.label == "debian-bookworm-system-3.11")
+    else {
+        common::skip("debian-bookworm-system-3.11 is not listed");
+        return;
+    };
+    let dir = ScratchDir::new("stripped-record");
+    let out = dir.path().join("demo.json");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo/leaky.py");
+    let mut args = vec![
+        "record",
+        "--duration",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+    ];
+    args.extend(system.argv_prefix.iter().map(String::as_str));
+    args.push(demo.to_str().unwrap());
+    let run = common::run_tool(&args);
+    assert!(run.status.success(), "record: {}", run.describe());
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let warnings = strings(&doc["warnings"]);
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("pymalloc") || w.contains("pools")),
+        "pymalloc warnings on a pymalloc build: {warnings:?}"
+    );
+    assert!(!run.stderr.contains("pymalloc"), "{}", run.stderr);
+}
+
 /// The layout cache (README, "Layouts and debug info"): on every listed interpreter whose
 /// layout comes from DWARF, a second snapshot with the same cache directory takes the offsets
 /// from the cache and finds the same layout and the same census; a damaged cache file is

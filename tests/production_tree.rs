@@ -413,6 +413,22 @@ fn check_record(interp: &Interp, table: &mut Table) -> Result<(), String> {
             return Err(format!("summary lacks {line:?}:\n{stderr}"));
         }
     }
+    // One denominator in every suspect's row: the processes recorded long enough, as the
+    // header says ("3 of 4 processes judged" beside "3 of 3" read as a contradiction).
+    let judged = stderr
+        .split_once("across processes (")
+        .and_then(|(_, rest)| rest.split_once(" of "))
+        .map(|(n, _)| n.to_string())
+        .ok_or_else(|| format!("no judged count in the summary:\n{stderr}"))?;
+    for row in stderr.lines().filter(|l| l.contains(" — in ")) {
+        let of = row
+            .split_once(" — in ")
+            .and_then(|(_, r)| r.split_once(" of "))
+            .map(|(_, r)| r.split([' ', ':']).next().unwrap_or(""));
+        if of != Some(judged.as_str()) {
+            return Err(format!("row {row:?} is not out of {judged}:\n{stderr}"));
+        }
+    }
     table.row(vec![
         interp.label.clone(),
         found.len().to_string(),

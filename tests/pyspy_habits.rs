@@ -193,3 +193,189 @@ fn errors_have_clap_detail_and_one_status_per_kind() {
     );
     common::assert_no_failures("errors", &failures);
 }
+
+/// Every subcommand's help: no run of spaces inside a sentence (a string continuation that
+/// kept its indentation), and every target flag it lists is used there: `--heap FILE` and
+/// `--core FILE` are read (the error names the file), never ignored for "no process with pid 0".
+#[test]
+fn every_help_text_reads_cleanly_and_lists_only_flags_that_work() {
+    let mut failures = Vec::new();
+    let commands = [
+        "snapshot",
+        "record",
+        "top",
+        "diff",
+        "why",
+        "dump",
+        "completions",
+        "manpage",
+        "layout",
+        "render",
+        "alloc-profile",
+    ];
+    let top = common::run_tool(&["--help"]);
+    check(
+        &mut failures,
+        "--help names the heap dump",
+        top.stdout.contains("--format heap"),
+        &top,
+    );
+    let mut texts = vec![("pymemspy --help".to_string(), top.stdout.clone())];
+    for cmd in commands {
+        let run = common::run_tool(&[cmd, "--help"]);
+        check(
+            &mut failures,
+            &format!("{cmd} --help"),
+            run.status.success(),
+            &run,
+        );
+        texts.push((format!("{cmd} --help"), run.stdout.clone()));
+        for (flag, needs) in [("--heap", "dump.heap"), ("--core", "dump.core")] {
+            if !run.stdout.contains(&format!("{flag} <")) {
+                continue;
+            }
+            let file = format!("/nonexistent-dir/{needs}");
+            let mut args = vec![cmd, flag, &file];
+            if cmd == "why" {
+                args.extend(["--type", "dict"]);
+            }
+            let used = common::run_tool(&args);
+            check(
+                &mut failures,
+                &format!("{cmd} lists {flag} and reads it"),
+                !used.status.success()
+                    && used.stderr.contains("nonexistent-dir")
+                    && !used.stderr.contains("pid 0"),
+                &used,
+            );
+        }
+    }
+    // A hidden flag is refused with a reason, not ignored.
+    let run = common::run_tool(&["dump", "--heap", "/nonexistent-dir/x.heap"]);
+    check(
+        &mut failures,
+        "dump --heap refused",
+        run.status.code() == Some(2) && run.stderr.contains("not a heap dump"),
+        &run,
+    );
+    for (what, text) in &texts {
+        let mut in_commands = false;
+        for line in text.lines() {
+            if line.ends_with(':') && !line.starts_with(' ') {
+                in_commands = line == "Commands:";
+            }
+            let body = line.trim_start();
+            // Commands, flags, arguments and possible values are padded into a column: the
+            // first gap after them is layout.
+            let column = in_commands || body.starts_with(['-', '<', '[']);
+            let body = match (column, body.split_once("  ")) {
+                (true, Some((_, rest))) => rest.trim_start(),
+                _ => body,
+            };
+            if body.contains("  ") {
+                failures.push(format!("{what}: run of spaces in {line:?}"));
+            }
+        }
+    }
+    common::assert_no_failures("help texts", &failures);
+}
+
+/// Every message pymemspy can print is a string literal in its source: none holds a run of
+/// spaces between words (a `\` continuation whose next line's indentation was kept, or a
+/// joined line), and no continuation glues two words together.
+#[test]
+fn no_message_in_the_source_has_runs_of_spaces() {
+    // Column layouts where the gap is meant.
+    let allowed = [
+        "b bytes  g growth  c count  s suspects  p pause  q quit",
+        "pymemspy top  pid {}  Python {}  every {}s{state}",
+    ];
+    let mut failures = Vec::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source readable");
+            for (i, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                for lit in literals(line) {
+                    let words_gap = lit.as_bytes().windows(4).enumerate().any(|(j, w)| {
+                        // After `\n` the indentation is meant.
+                        let escaped = j > 0 && lit.as_bytes()[j - 1] == b'\\';
+                        !escaped
+                            && (w[0].is_ascii_alphabetic() || b",.;:)".contains(&w[0]))
+                            && w[1] == b' '
+                            && w[2] == b' '
+                            && lit[j + 2..]
+                                .trim_start()
+                                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '(')
+                    });
+                    if words_gap && !allowed.iter().any(|a| lit.contains(a)) {
+                        failures.push(format!("{}:{}: {lit:?}", path.display(), i + 1));
+                    }
+                }
+                // `word\` then a line starting with a word: "foo\⏎ bar" reads "foobar".
+                if let Some(before) = line.strip_suffix('\\') {
+                    let next = text.lines().nth(i + 1).unwrap_or("").trim_start();
+                    if before.ends_with(|c: char| c.is_ascii_alphabetic())
+                        && next.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && in_string(line)
+                    {
+                        failures.push(format!("{}:{}: words glued", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+    }
+    common::assert_no_failures("source messages", &failures);
+}
+
+/// The text of the ordinary string literals that start and end on this line.
+fn literals(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut chars = line.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        match (&mut cur, c) {
+            (None, '"') if prev != '\'' && prev != '#' && prev != 'r' => cur = Some(String::new()),
+            (None, _) => {}
+            (Some(s), '\\') => {
+                if let Some(e) = chars.next() {
+                    s.push('\\');
+                    s.push(e);
+                }
+            }
+            (Some(_), '"') => out.push(cur.take().unwrap_or_default()),
+            (Some(s), c) => s.push(c),
+        }
+        prev = c;
+    }
+    out
+}
+
+/// Does the line end inside a string literal (an odd number of unescaped quotes)?
+fn in_string(line: &str) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for c in line.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => inside = !inside,
+            _ => {}
+        }
+    }
+    inside
+}

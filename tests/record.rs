@@ -394,6 +394,13 @@ fn diff_and_html_of_snapshots_and_recordings() {
         rec.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "record: {}", run.describe());
+    // Three samples: no verdict, and the summary does not turn that into "none".
+    assert!(
+        run.stderr
+            .contains("leak suspects (steady growth): not judged (too few samples)"),
+        "{}",
+        run.stderr
+    );
     let b = snap("b.json");
 
     // The same kind of recording as one self-contained page.
@@ -468,4 +475,64 @@ fn record_refuses_ambiguous_or_missing_targets() {
         assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.describe());
         assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     }
+}
+
+/// An idle worker (sleeping, allocating nothing): its flamegraph has no stack to show, and says
+/// so in its title and in the summary instead of drawing a made-up frame; the folded file is
+/// empty. `-o x.svg --format collapsed` is warned about in one line before the recording.
+#[test]
+fn idle_recording_says_so_and_format_clashes_are_warned() {
+    let interp = common::interpreters()
+        .into_iter()
+        .find(|i| !i.is_free_threaded())
+        .expect("an interpreter with GC lists");
+    let target = Target::spawn(&interp, "known_heap.py", &[]).expect("target");
+    let dir = target.scratch();
+    let pid = target.pid_arg();
+    let clash = dir.join("idle.svg");
+    let run = common::run_tool(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        "2",
+        "--format",
+        "collapsed",
+        "-o",
+        clash.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "record: {}", run.describe());
+    let warned: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("is named for svg but --format collapsed is written into it"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", run.stderr);
+    let folded = std::fs::read_to_string(&clash).expect("written");
+    assert!(!folded.contains("no surviving growth"), "{folded}");
+    let svg = dir.join("idle2.svg");
+    let run = common::run_tool(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        "2",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "record: {}", run.describe());
+    assert!(!run.stderr.contains("warning: -o"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("allocation flamegraph: no surviving growth sampled"),
+        "{}",
+        run.stderr
+    );
+    let text = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(text.starts_with("<?xml") && text.trim_end().ends_with("</svg>"));
+    assert!(
+        text.contains("Allocation flamegraph: no surviving growth sampled"),
+        "{text}"
+    );
+    assert!(!text.contains("(no surviving growth sampled)"), "{text}");
 }

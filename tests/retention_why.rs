@@ -59,6 +59,28 @@ fn retention_flamegraph_puts_app_cache_under_its_name() {
             let svg = std::fs::read_to_string(&svg_path).unwrap_or_default();
             let svg_ok =
                 svg.contains("<svg") && svg.contains("app_cache") && svg.contains("Retention");
+            // The title counts the objects it holds (it said "(0 objects)" on every heap).
+            let titled: Option<u64> = svg
+                .split_once("Retention: what holds the memory (")
+                .and_then(|(_, r)| r.split_once(" objects)"))
+                .and_then(|(n, _)| n.parse().ok());
+            if titled.unwrap_or(0) == 0 {
+                failures.push(format!(
+                    "[{}] title counts {titled:?} objects",
+                    interp.label
+                ));
+            }
+            // Exactly the census's objects on this idle target (one interpreter: a launch more).
+            if interp.label.contains("3.12") && titled.is_some() {
+                let run = common::run_tool(&["snapshot", "--pid", &pid, "--format", "json"]);
+                let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+                if doc["totals"]["objects"].as_u64() != titled {
+                    failures.push(format!(
+                        "[{}] title counts {titled:?} objects, the census {}",
+                        interp.label, doc["totals"]["objects"]
+                    ));
+                }
+            }
             if !(0.9..=1.3).contains(&ratio) {
                 failures.push(format!(
                     "[{}] {under} bytes under app_cache, truth {truth} ({:.0}%)",

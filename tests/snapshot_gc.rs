@@ -50,6 +50,8 @@ struct Snapshot {
     gc_listed: Option<u64>,
     gc_frozen: Option<u64>,
     gc_tracked: Option<u64>,
+    /// How the objects were found (`coverage.sources`).
+    sources: Vec<String>,
 }
 
 /// The result of comparing one snapshot with the truth.
@@ -109,6 +111,12 @@ fn parse_snapshot(stdout: &str, pid: u32) -> Result<Snapshot, String> {
         gc_listed,
         gc_frozen: doc["gc"]["frozen"].as_u64(),
         gc_tracked: doc["gc"]["tracked"].as_u64(),
+        sources: doc["coverage"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
         total_objects: field(&doc["totals"], "objects")?,
         total_bytes: field(&doc["totals"], "bytes")?,
         types,
@@ -177,6 +185,18 @@ fn check_collector(truth: &Value, snap: &Snapshot, frozen: u64, failures: &mut V
         (None, Some(tracked)) => Some(tracked),
         _ => None,
     };
+    // The output says which objects --gc-only counted: those gc.get_objects() lists and those
+    // gc.freeze() put in the permanent generation, which it does not (GC-list builds).
+    if snap.gc_listed.is_some() {
+        let want = format!(
+            "GC lists ({all} objects: {} as gc.get_objects() lists them, {want_frozen} frozen by \
+             gc.freeze() in the permanent generation)",
+            all - want_frozen
+        );
+        if snap.sources != [want.clone()] {
+            failures.push(format!("sources: {:?}, want [{want:?}]", snap.sources));
+        }
+    }
     if tracked != Some(all) {
         failures.push(format!(
             "gc section: listed {:?}, tracked {:?}, frozen {:?}; want {all} tracked in all \

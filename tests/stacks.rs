@@ -1,7 +1,8 @@
 //! `pymemspy dump` against stacks the target wrote down itself
 //! (tests/targets/thread_stacks.py): every thread's frames, innermost first, with their names,
 //! files and first lines, the line each frame executes (the blocking call of a parked thread:
-//! `Event.wait`, `time.sleep`), and the GIL marked on the thread spinning in Python.
+//! `Event.wait`, `time.sleep`), the GIL marked on the thread spinning in Python, each thread's
+//! threading name and whether it runs or waits (two named threads deadlocked on two locks).
 //!
 //! Run with `cargo test --release --test stacks -- --nocapture` to see the table.
 
@@ -98,6 +99,26 @@ fn compare(truth: &Value, dump: &Value, pid: u32) -> (Vec<String>, usize) {
             }
             Err(e) => failures.push(format!("{label}: {e}")),
         }
+        // The program's names for its threads, as `why` gives them.
+        if got["threading_name"] != want["name"] {
+            failures.push(format!(
+                "{label}: threading name {}, truth {}",
+                got["threading_name"], want["name"]
+            ));
+        }
+        // Idle or active, as the kernel says: waiting on a lock is a futex, the spinner runs.
+        let os = &got["os_state"];
+        let ok = match want["waits"].as_str() {
+            Some("running") => os["active"] == true,
+            Some("lock") => os["active"] == false && os["syscall"] == "futex",
+            _ => os["active"] == false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{label}: os_state {os}, truth waits {}",
+                want["waits"]
+            ));
+        }
         // Only the spinner runs Python; the others wait with the GIL released.
         let holds = got["holds_gil"].as_bool() == Some(true);
         if holds != (label == "spinner") {
@@ -166,7 +187,15 @@ fn dump_shows_every_threads_stack() {
             table.row(row);
             // The text form names the same functions.
             let text = common::run_tool(&["dump", "--pid", &target.pid_arg()]);
-            for func in ["main_leaf", "worker_leaf", "spin_leaf", "holds the GIL"] {
+            for func in [
+                "main_leaf",
+                "worker_leaf",
+                "spin_leaf",
+                "holds the GIL",
+                "\"MainThread\"",
+                "\"deadlock-a\" [idle: waiting on a lock or condition (futex)",
+                "\"spinner\" [holds the GIL] [active]",
+            ] {
                 if !text.stdout.contains(func) {
                     failures.push(format!("[{label}] text dump lacks {func:?}"));
                 }

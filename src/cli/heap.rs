@@ -22,22 +22,32 @@ pub(crate) enum Kind {
     Heap,
 }
 
+/// `--retained` (compute what each type's instances retain) and `--sort retained` (order the
+/// types by it).
+#[derive(Clone, Copy)]
+pub(crate) struct Retained {
+    pub compute: bool,
+    pub sort: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn snapshot_heap_cmd(
     t: &TargetArgs,
     opts: SnapshotOptions,
     profile: Option<ProfileFormat>,
     kind: Kind,
-    retained: bool,
+    retained: Retained,
     output: Option<&Path>,
     top: usize,
 ) -> anyhow::Result<()> {
+    let sort = retained.sort;
+    let retained = retained.compute;
     if t.heap.is_none() && kind != Kind::Heap {
         // --retained on a live process: the census, then the graph of the same target.
         let target = open_target(t)?;
         let mut dump = heap_file::take(target, opts)?;
         dump.snapshot.retained_by_type = Some(retained_by_type(std::mem::take(&mut dump.graph)));
-        return write_snapshot(&dump, kind, output, top);
+        return write_snapshot(&mut dump, kind, output, top, sort);
     }
     let Some(heap) = &t.heap else {
         // Write a dump of the live process (or core).
@@ -81,15 +91,26 @@ pub(crate) fn snapshot_heap_cmd(
     if retained {
         dump.snapshot.retained_by_type = Some(retained_by_type(std::mem::take(&mut dump.graph)));
     }
-    write_snapshot(&dump, kind, output, top)
+    write_snapshot(&mut dump, kind, output, top, sort)
 }
 
 fn write_snapshot(
-    dump: &HeapDump,
+    dump: &mut HeapDump,
     kind: Kind,
     output: Option<&Path>,
     top: usize,
+    sort_retained: bool,
 ) -> anyhow::Result<()> {
+    if let (true, Some(r)) = (sort_retained, &dump.snapshot.retained_by_type) {
+        // Largest retained first; ties by own bytes, then name, so the order is stable.
+        let key = |name: &str| r.get(name).copied().unwrap_or(0);
+        dump.snapshot.types.sort_by(|a, b| {
+            key(&b.name)
+                .cmp(&key(&a.name))
+                .then(b.bytes.cmp(&a.bytes))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+    }
     let bytes = match kind {
         Kind::Json => render::json::to_json(&dump.snapshot)?,
         _ => render::table::snapshot_table(&dump.snapshot, top).into_bytes(),

@@ -54,7 +54,14 @@ pub struct AllocProfileArgs {
     pause: bool,
 }
 
-fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
+fn open(target: &TargetArgs, pause: bool, verb: &str) -> anyhow::Result<Session> {
+    if target.heap.is_some() {
+        // A heap dump keeps objects and references, not the threads' stacks now.
+        return Err(Error::Usage(format!(
+            "{verb} reads a live process (--pid) or a core (--core), not a heap dump (--heap)"
+        ))
+        .into());
+    }
     Ok(Session::from_target(
         open_target(target)?,
         SnapshotOptions {
@@ -66,8 +73,8 @@ fn open(target: &TargetArgs, pause: bool) -> anyhow::Result<Session> {
 }
 
 pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
-    let session = open(&a.target, false)?;
-    let d = dump::take(&session);
+    let mut session = open(&a.target, false, "dump")?;
+    let d = dump::take(&mut session);
     let format = if a.json { DumpFormat::Json } else { a.format };
     let bytes = match format {
         DumpFormat::Text => crate::render::reports::stacks_dump(&d).into_bytes(),
@@ -90,7 +97,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut session = open(&a.target, a.pause)?;
+    let mut session = open(&a.target, a.pause, "alloc-profile")?;
     let opts = SamplerOptions {
         max_walk: a.max_walk,
         pause_traced_reads: a.pause,

@@ -234,23 +234,30 @@ fn pool_samples(view: &mut View, py: &Python, want: usize) -> Vec<(u64, u64)> {
     let l = &py.layout;
     let m = &l.pymalloc;
     let gc = py.gc_state(py.interpreters[0]);
-    let head = gc + l.gc.generations + 2 * l.gc.generation_stride;
+    // Oldest generation first (its objects stay put), then the younger ones: right after a
+    // program starts (`record -- python3 app.py`) no collection has promoted anything yet,
+    // and the old generation alone held too few pools to go on.
+    let generations = (0..l.gc.generation_count.min(4))
+        .rev()
+        .map(|g| gc + l.gc.generations + g * l.gc.generation_stride);
     let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut node = view.u64(head).unwrap_or(head) & !3;
     let mut steps = 0;
-    while node != head && out.len() < want && steps < 100_000 {
-        steps += 1;
-        let pool = node & !(l.pool_size - 1);
-        if let Ok(b) = view.get(pool, m.pool_overhead as usize) {
-            let h = PoolHeader::read(m, b);
-            if h.plausible(m, l.pool_size)
-                && h.arenaindex < 1 << 20
-                && !out.iter().any(|s| s.1 == pool)
-            {
-                out.push((h.arenaindex as u64, pool));
+    for head in generations {
+        let mut node = view.u64(head).unwrap_or(head) & !3;
+        while node != head && out.len() < want && steps < 100_000 {
+            steps += 1;
+            let pool = node & !(l.pool_size - 1);
+            if let Ok(b) = view.get(pool, m.pool_overhead as usize) {
+                let h = PoolHeader::read(m, b);
+                if h.plausible(m, l.pool_size)
+                    && h.arenaindex < 1 << 20
+                    && !out.iter().any(|s| s.1 == pool)
+                {
+                    out.push((h.arenaindex as u64, pool));
+                }
             }
+            node = view.u64(node).unwrap_or(head) & !3;
         }
-        node = view.u64(node).unwrap_or(head) & !3;
     }
     out
 }

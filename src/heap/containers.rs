@@ -7,9 +7,10 @@
 //! `ContainerFields`.
 
 use super::types::TypeInfo;
-use crate::process::{Bytes, View};
+use crate::process::{Bytes, MemoryExt, View};
 use crate::python::frames_layout::StackTop;
 use crate::python::layout::Layout;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which modelled C base a type has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +94,24 @@ pub fn deque_items(view: &mut View, l: &Layout, obj: u64) -> Vec<u64> {
         block = b.u64_at(DEQUE_RIGHTLINK);
         index = 0;
     }
+    // The header again, from the process itself (the view may hold it from before the blocks
+    // were read): a running target that changed the deque meanwhile gave items of two moments.
+    if let Ok(now) = view.memory().bytes(obj, head_len as usize) {
+        if now != h {
+            CHANGED_WHILE_READ.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     out
+}
+
+/// Deques found changed while their items were read (their header differed after), since
+/// the last `take_changed_while_read`: `why` says so rather than print a count of two moments
+/// as if exact. Counted across the capture's threads.
+static CHANGED_WHILE_READ: AtomicU64 = AtomicU64::new(0);
+
+/// The deques counted as changed while read since the last call, and start again.
+pub fn take_changed_while_read() -> u64 {
+    CHANGED_WHILE_READ.swap(0, Ordering::Relaxed)
 }
 
 /// Where a field is in this layout (None: not in this version).

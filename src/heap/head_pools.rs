@@ -44,10 +44,73 @@ pub struct HeadPoolStats {
     pub new_blocks: u64,
 }
 
+/// Without the `usedpools` symbol (stripped distro 3.8–3.11, whose arenas the census finds by
+/// heuristic): the static array in `.data` where every size class's two list words either
+/// point at their own list header (an empty class: the header overlays the entry one stride
+/// earlier) or at one pool whose header names that class. A run of such pairs, with at least
+/// a few classes in use, does not occur by chance.
+fn find_usedpools(view: &mut View, py: &Python) -> Option<u64> {
+    let l = &py.layout;
+    let m = &l.pymalloc;
+    let stride = m.usedpools_stride;
+    if stride < 16 || m.classes == 0 || !l.pool_size.is_power_of_two() {
+        return None;
+    }
+    let span = m.classes * stride as usize;
+    for &(start, size) in &py.binary.data_sections {
+        // Bounded: .data of a python binary is well under this.
+        let size = size.min(64 << 20) as usize;
+        let Ok(words) = view.get(start, size).map(|b| b.to_vec()) else {
+            continue;
+        };
+        let mut off = 0usize;
+        while off + span <= words.len() {
+            let used = start + off as u64;
+            if usedpools_at(view, m, l.pool_size, &words[off..off + span], used) {
+                return Some(used);
+            }
+            off += 8;
+        }
+    }
+    None
+}
+
+fn usedpools_at(view: &mut View, m: &PymallocLayout, pool_size: u64, w: &[u8], used: u64) -> bool {
+    let stride = m.usedpools_stride as usize;
+    // Cheap test first: class 0's words are equal (empty: its header) or pool-aligned.
+    let (a, b) = (w.u64_at(0), w.u64_at(8));
+    let header0 = used.wrapping_sub(stride as u64);
+    if !(a == b && a == header0 || a != 0 && a.is_multiple_of(pool_size)) {
+        return false;
+    }
+    let mut in_use = 0;
+    for class in 0..m.classes {
+        let (next, prev) = (w.u64_at(class * stride), w.u64_at(class * stride + 8));
+        let header = (used + (class * stride) as u64).wrapping_sub(stride as u64);
+        if next == header && prev == header {
+            continue;
+        }
+        for p in [next, prev] {
+            if p == 0 || !p.is_multiple_of(pool_size) {
+                return false;
+            }
+            let Ok(h) = view.get(p, m.pool_overhead as usize) else {
+                return false;
+            };
+            let h = PoolHeader::read(m, h);
+            if !h.plausible(m, pool_size) || h.szidx as usize != class {
+                return false;
+            }
+        }
+        in_use += 1;
+    }
+    in_use >= 4
+}
+
 impl HeadPools {
     /// Where `usedpools` is: obmalloc.c's static (3.8–3.11, by symbol) or the start of the
-    /// interpreter's obmalloc state (3.12+). None on builds without the symbol (stripped
-    /// distro 3.11) or without pymalloc.
+    /// interpreter's obmalloc state (3.12+); found in `.data` on builds without the symbol
+    /// (stripped distro 3.11). None without pymalloc.
     pub fn locate(view: &mut View, py: &Python) -> Option<HeadPools> {
         let l = &py.layout;
         if l.free_threaded {
@@ -55,7 +118,10 @@ impl HeadPools {
         }
         let interp = *py.interpreters.first()?;
         let used = match l.interp.obmalloc {
-            ObmallocState::Statics => py.binary.symbol("usedpools")?,
+            ObmallocState::Statics => py
+                .binary
+                .symbol("usedpools")
+                .or_else(|| find_usedpools(view, py))?,
             ObmallocState::Embedded(off) => interp.checked_add(off)?,
             ObmallocState::Pointer(off) => {
                 view.u64(interp.checked_add(off)?).filter(|&p| p != 0)?

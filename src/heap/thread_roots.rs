@@ -105,8 +105,8 @@ pub fn frame_roots(
 }
 
 /// `threading.get_ident()` → (name, native id) from `threading._active`; empty when the
-/// program never imported `threading`.
-fn thread_names(
+/// program never imported `threading`. `why`'s thread roots and `dump` name threads by it.
+pub fn thread_names(
     view: &mut View,
     py: &Python,
     types: &mut TypeTable,

@@ -2,7 +2,7 @@
 //! pprof) is one variant and one arm of each match below.
 
 use super::html;
-use super::profile::{render, ProfileFormat};
+use super::profile::{render_or_note, ProfileFormat};
 use crate::analysis::timeline::recording::{self, RecordDoc};
 use crate::profile::{Profile, Stack, Unit};
 use clap::ValueEnum;
@@ -47,7 +47,8 @@ impl RecordFormat {
             RecordFormat::Html => Ok(html::record_page(doc).into_bytes()),
             _ => {
                 let format = self.profile_format().unwrap_or(ProfileFormat::Svg);
-                render(&allocation_profile(doc)?, format)
+                let (profile, note) = allocation_profile(doc)?;
+                render_or_note(&profile, format, note)
             }
         }
     }
@@ -88,19 +89,24 @@ impl RecordFormat {
     }
 }
 
+/// What an idle recording's flamegraph and summary say instead of a stack.
+pub const NO_GROWTH: &str = "no surviving growth sampled: nothing the sampled code allocated \
+                             was still alive at the end";
+
 /// The recording's allocation stacks as a profile. Without one (--rate 0, a free-threaded
 /// build, a target that exited before the end) the picture says so instead of failing: what was
 /// recorded is still written.
-fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
+/// With it, what the SVG says where there is nothing to draw (no stack is made up: a fake
+/// frame would pass for code in the folded, speedscope and pprof files).
+fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<(Profile, &'static str)> {
     let Some(a) = &doc.allocations else {
-        let mut p = Profile::new(
+        let p = Profile::new(
             format!("No allocation profile (pid {})", doc.pid),
             "none was recorded: --rate 0, a free-threaded build, or the target exited before \
              the end (see the recording's warnings)",
             Unit::Bytes,
         );
-        p.stacks.push(Stack::new(["(no allocation profile)"], 1));
-        return Ok(p);
+        return Ok((p, "no allocation profile"));
     };
     let (mode, subtitle) = if a.mode == recording::SAMPLED {
         (
@@ -123,8 +129,10 @@ fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<Profile> {
             .push(Stack::new(s.stack.clone(), s.bytes).with_objects(s.objects));
     }
     if p.stacks.iter().all(|s| s.value == 0) {
-        p.stacks
-            .push(Stack::new(["(no surviving growth sampled)"], 1));
+        p.title = format!(
+            "Allocation flamegraph: no surviving growth sampled (pid {}, Python {})",
+            doc.pid, doc.python.version
+        );
     }
-    Ok(p)
+    Ok((p, NO_GROWTH))
 }

@@ -80,6 +80,20 @@ pub fn render(profile: &Profile, format: ProfileFormat) -> anyhow::Result<Vec<u8
     }
 }
 
+/// `render`, except that an SVG of a profile with nothing to draw is a page with its title,
+/// subtitle and `note` in place of a flamegraph (an idle recording still writes its file; a
+/// made-up stack would pass for code).
+pub fn render_or_note(
+    profile: &Profile,
+    format: ProfileFormat,
+    note: &str,
+) -> anyhow::Result<Vec<u8>> {
+    if format == ProfileFormat::Svg && profile.stacks.iter().all(|s| s.value == 0) {
+        return Ok(svg::note_page(profile, note));
+    }
+    render(profile, format)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -17,11 +17,15 @@ pub fn stacks_dump(d: &Dump) -> String {
         if let Some(n) = t.native_thread_id {
             let _ = write!(out, " (native {n})");
         }
-        if let Some(name) = &t.name {
+        // The program's name for it (what `why` says), else the OS's.
+        if let Some(name) = t.threading_name.as_ref().or(t.name.as_ref()) {
             let _ = write!(out, " {name:?}");
         }
         if t.holds_gil {
             out.push_str(" [holds the GIL]");
+        }
+        if let Some(s) = &t.os_state {
+            out.push_str(&os_state_text(s));
         }
         out.push('\n');
         if t.frames.is_empty() {
@@ -41,6 +45,25 @@ pub fn stacks_dump(d: &Dump) -> String {
         );
     }
     out
+}
+
+/// ` [active]`, ` [idle: waiting in futex (a lock or condition)]`, ` [idle: sleeping]`.
+fn os_state_text(s: &crate::analysis::dump::OsState) -> String {
+    if s.active {
+        return " [active]".into();
+    }
+    let what = match (s.syscall.as_deref(), s.state) {
+        (Some("futex"), _) => "waiting on a lock or condition (futex)".to_string(),
+        (Some(call), _) => format!("waiting in {call}"),
+        (None, 'T' | 't') => "stopped".to_string(),
+        (None, 'D') => "waiting on disk".to_string(),
+        (None, 'Z') => "exited".to_string(),
+        (None, _) => "sleeping".to_string(),
+    };
+    match &s.wchan {
+        Some(w) => format!(" [idle: {what}; kernel: {w}]"),
+        None => format!(" [idle: {what}]"),
+    }
 }
 
 /// `diff a.heap b.heap [c.heap]`: what is new, by type and by path from the roots.

@@ -3,7 +3,9 @@
 
 use super::table::{human_bytes, thousands};
 use crate::analysis::timeline::diff::Diff;
-use crate::analysis::timeline::growth::{Trend, TypeGrowth, MIN_SAMPLES};
+use crate::analysis::timeline::growth::{
+    Thresholds, Trend, TypeGrowth, BYTES_THRESHOLDS, COUNT_THRESHOLDS, MIN_SAMPLES,
+};
 use crate::analysis::timeline::record_tree::{ProcessRecording, ProcessState, RecordTreeDoc};
 use crate::analysis::timeline::recording::{self, EndReason, RecordDoc};
 use std::fmt::Write;
@@ -36,14 +38,31 @@ pub fn signed_rate(r: f64) -> String {
 
 /// The verdict of a type in words: one trend when count and bytes agree.
 pub fn verdict(g: &TypeGrowth) -> String {
-    let both = if g.trend == g.bytes_trend || g.bytes_trend == Trend::TooShort {
-        g.trend.as_str().to_string()
+    // "flat" beside a row that says +26.1 KiB reads as a contradiction: the change is real but
+    // under the noise floor the trend test uses (16 objects or 16 KiB, or 0.5% of the largest
+    // value), so say that.
+    let floor = |th: &Thresholds, max: u64| th.min_rise.max(th.rel_floor * max as f64).round();
+    let word = |trend: Trend, delta: i64, floor: String| {
+        if trend == Trend::Flat && delta != 0 {
+            format!("within noise (moved under {floor})")
+        } else {
+            trend.as_str().to_string()
+        }
+    };
+    let count = word(
+        g.trend,
+        g.count_delta,
+        thousands(floor(&COUNT_THRESHOLDS, g.count_max) as u64),
+    );
+    let bytes = word(
+        g.bytes_trend,
+        g.bytes_delta,
+        human_bytes(floor(&BYTES_THRESHOLDS, g.bytes_max) as u64),
+    );
+    let both = if g.trend == g.bytes_trend && count == bytes || g.bytes_trend == Trend::TooShort {
+        count
     } else {
-        format!(
-            "count {}, bytes {}",
-            g.trend.as_str(),
-            g.bytes_trend.as_str()
-        )
+        format!("count {count}, bytes {bytes}")
     };
     if g.suspect {
         format!("SUSPECT: {both}")
@@ -76,7 +95,9 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
     );
     let _ = writeln!(o, "wrote {written_to}");
     if let Some(a) = &doc.allocations {
-        if a.mode == recording::SAMPLED {
+        if a.stacks.iter().all(|s| s.bytes == 0) {
+            let _ = writeln!(o, "allocation flamegraph: {}", super::formats::NO_GROWTH);
+        } else if a.mode == recording::SAMPLED {
             let _ = writeln!(o, "allocation flamegraph: {}", recording::SAMPLED_HINT);
         } else {
             let how = a
@@ -145,10 +166,13 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
     let _ = writeln!(
         o,
         "\nleak suspects (steady growth): {}",
-        if suspects.is_empty() {
-            "none".to_string()
-        } else {
+        if !suspects.is_empty() {
             suspects.join(", ")
+        } else if doc.timeline.len() < MIN_SAMPLES {
+            // Not judged is not "none".
+            "not judged (too few samples)".to_string()
+        } else {
+            "none".to_string()
         }
     );
     if let Some(r) = &doc.rss {
@@ -334,10 +358,31 @@ pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) ->
         );
     }
     let _ = writeln!(o, "(* the root)");
+    // One denominator for every row: the processes recorded long enough for a verdict. A type
+    // judged in fewer of them was missing from some of their samples (absent, or not among
+    // the --top-types they kept).
+    let judged = doc
+        .processes
+        .iter()
+        .filter(|p| p.recording.timeline.len() >= MIN_SAMPLES)
+        .count();
     if doc.suspects.is_empty() {
-        let _ = writeln!(o, "\nleak suspects (steady growth) across processes: none");
+        let _ = writeln!(
+            o,
+            "\nleak suspects (steady growth) across processes: {}",
+            if judged == 0 {
+                "not judged (too few samples)"
+            } else {
+                "none"
+            }
+        );
     } else {
-        let _ = writeln!(o, "\nleak suspects (steady growth) across processes:");
+        let _ = writeln!(
+            o,
+            "\nleak suspects (steady growth) across processes ({judged} of {} processes \
+             recorded long enough for a verdict):",
+            doc.processes.len()
+        );
         for s in doc.suspects.iter().take(top) {
             let places: Vec<String> = s
                 .processes
@@ -351,12 +396,17 @@ pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) ->
                     )
                 })
                 .collect();
+            let unseen = judged.saturating_sub(s.judged_in);
             let _ = writeln!(
                 o,
-                "  {} — in {} of {} processes judged: {}",
+                "  {} — in {} of {judged}{}: {}",
                 s.name,
                 s.processes.len(),
-                s.judged_in,
+                if unseen > 0 {
+                    format!(" (not recorded long enough in {unseen})")
+                } else {
+                    String::new()
+                },
                 places.join(", ")
             );
         }
@@ -411,6 +461,26 @@ mod tests {
         assert_eq!(signed_rate(1999.6), "+2,000/s");
         assert_eq!(signed_rate(-0.5), "-0.50/s");
         assert_eq!(shorten("package.module.Class", 10), "…ule.Class");
+    }
+
+    /// The row that showed it (a str census on a Django process): +570 objects a steady
+    /// climb, +26.1 KiB on 5.3 MiB of str, under the bytes' noise floor. The verdict must not
+    /// call bytes "flat" beside +26.1 KiB.
+    #[test]
+    fn a_verdict_does_not_contradict_its_row() {
+        let t: Vec<f64> = (0..12).map(f64::from).collect();
+        let counts: Vec<u64> = (0..12).map(|i| 60_000 + i * 52).collect();
+        let bytes: Vec<u64> = (0..12).map(|i| 5_560_000 + i * 2_430).collect();
+        let g = TypeGrowth::analyse("str", &t, &counts, &bytes, None, None);
+        assert_eq!((g.trend, g.bytes_trend), (Trend::Growing, Trend::Flat));
+        assert_eq!(signed_bytes(g.bytes_delta), "+26.1 KiB");
+        assert_eq!(
+            verdict(&g),
+            "SUSPECT: count growing, bytes within noise (moved under 27.3 KiB)"
+        );
+        // Nothing moved: still plain "flat".
+        let flat = TypeGrowth::analyse("int", &t, &[500; 12], &[14_000; 12], None, None);
+        assert_eq!(verdict(&flat), "flat");
     }
 
     #[test]

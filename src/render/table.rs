@@ -61,6 +61,12 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
         thousands(s.types.len() as u64),
         s.duration_ms
     );
+    // --gc-only: which objects those are (the GC lists hold gc.freeze()'s frozen objects too).
+    if let [only] = s.coverage.sources.as_slice() {
+        if only.starts_with("GC lists (") && only.contains("gc.freeze()") {
+            let _ = writeln!(o, "GC-tracked objects only (--gc-only): {only}\n");
+        }
+    }
     // The native column only when some object owns memory outside itself (heap::native).
     let native = s.types.iter().any(|t| t.native_bytes > 0);
     let native_cell = |v: Option<u64>| match (native, v) {
@@ -147,90 +153,69 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
 
 fn memory_section(o: &mut String, m: &MemoryReport) {
     let r = &m.rss;
-    let _ = writeln!(o, "\nwhere the memory is (RSS {}):", human_bytes(r.rss));
-    let line = |o: &mut String, what: &str, v: u64, note: &str| {
-        let _ = writeln!(o, "  {:<26}{:>12}  {}", what, human_bytes(v), note);
-    };
-    line(
+    let _ = writeln!(
         o,
-        "python objects",
-        m.python_objects_allocated_bytes
-            .saturating_sub(m.owned_by_objects_bytes),
-        &format!(
-            "allocated ({} by sys.getsizeof, with the buffers below)",
-            human_bytes(m.python_objects_bytes)
-        ),
+        "\nwhere the memory is (RSS {}; each indented group adds up to the line above it):",
+        human_bytes(r.rss)
     );
-    if m.owned_by_objects_bytes > 0 {
-        let types: Vec<String> = m
-            .owned_by_objects_types
-            .iter()
-            .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
-            .collect();
-        line(
-            o,
-            "owned by Python objects",
-            m.owned_by_objects_bytes,
-            &format!("buffers outside the objects: {}", types.join(", ")),
+    let parts = m.tree();
+    for (i, p) in parts.iter().enumerate() {
+        let depth = p.depth as usize;
+        let mut note = p.note.clone();
+        match p.name.as_str() {
+            "anonymous" => {
+                let named: u64 = parts[i + 1..]
+                    .iter()
+                    .take_while(|c| c.depth > p.depth)
+                    .filter(|c| c.depth == p.depth + 1 && c.name != "native / unattributed")
+                    .map(|c| c.bytes)
+                    .sum();
+                if named > p.bytes {
+                    note = format!(
+                        "the parts below exceed it by {}: not all of them resident",
+                        human_bytes(named - p.bytes)
+                    );
+                }
+            }
+            "pymalloc pools" => {
+                if let Some(pm) = &m.pymalloc {
+                    note = format!(
+                        "carved in {} arenas ({} more reserved, never carved: not resident)",
+                        pm.arenas,
+                        human_bytes(pm.never_carved_bytes)
+                    );
+                }
+            }
+            "python objects outside" if !m.owned_by_objects_types.is_empty() => {
+                let types: Vec<String> = m
+                    .owned_by_objects_types
+                    .iter()
+                    .map(|(t, b)| format!("{t} {}", human_bytes(*b)))
+                    .collect();
+                note = format!("{note}: {}", types.join(", "));
+            }
+            _ => {}
+        }
+        let line = format!(
+            "  {:indent$}{:<w$}{:>12}  {}",
+            "",
+            p.name,
+            human_bytes(p.bytes),
+            note,
+            indent = 2 * depth,
+            w = 30usize.saturating_sub(2 * depth)
         );
+        let _ = writeln!(o, "{}", line.trim_end());
     }
-    if let Some(p) = &m.pymalloc {
-        line(
-            o,
-            "pymalloc arenas",
-            p.reserved_bytes,
-            &format!(
-                "reserved in {} arenas: {} in use, {} free in pools, {} never carved ({:.0}% used)",
-                p.arenas,
-                human_bytes(p.in_use_bytes),
-                human_bytes(p.free_in_pools_bytes),
-                human_bytes(p.never_carved_bytes),
-                100.0 * p.utilization
-            ),
-        );
-    }
-    if let Some(mi) = &m.mimalloc {
-        let heap = |name: &str| {
-            mi.heaps
-                .iter()
-                .find(|h| h.heap == name)
-                .map_or(0, |h| h.bytes_in_use)
-        };
-        line(
-            o,
-            "mimalloc pages",
-            mi.page_bytes,
-            &format!(
-                "{} thread{}{}: {} in use (objects {}, buffers {}), {} free in pages",
-                mi.threads,
-                if mi.threads == 1 { "" } else { "s" },
-                if mi.abandoned_pages > 0 {
-                    format!(", {} abandoned pages", mi.abandoned_pages)
-                } else {
-                    String::new()
-                },
-                human_bytes(mi.in_use_bytes),
-                human_bytes(heap("object") + heap("gc") + heap("gc_pre")),
-                human_bytes(heap("mem")),
-                human_bytes(mi.free_in_pages_bytes)
-            ),
-        );
-    }
-    line(
+    let _ = writeln!(
         o,
-        "native / unattributed",
-        m.native_bytes,
-        "anonymous memory outside Python objects: C extensions, interpreter, malloc",
+        "  python objects in all: {} allocated ({} by sys.getsizeof), in the pools and outside \
+         them above",
+        human_bytes(m.python_objects_allocated_bytes),
+        human_bytes(m.python_objects_bytes)
     );
-    line(
-        o,
-        "file-backed",
-        r.file,
-        "executable, libraries, mapped files",
-    );
-    line(o, "main stack", r.stack, "");
     if r.swap > 0 {
-        line(o, "swapped out", r.swap, "");
+        let _ = writeln!(o, "  swapped out (not in RSS): {}", human_bytes(r.swap));
     }
 }
 

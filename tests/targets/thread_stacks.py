@@ -65,6 +65,13 @@ def spin_root(box, ready):
     spin_leaf(box, ready)
 
 
+def deadlocker(me, mine, theirs, holding):
+    mine.acquire()
+    holding[me].set()
+    holding[1 - me].wait()
+    theirs.acquire()  # never returns: the other thread holds it and waits for ours
+
+
 def parked_frames(ident, innermost_name):
     """The thread's frames once its innermost frame is `innermost_name` and stable."""
     last = None
@@ -128,6 +135,27 @@ class Server:
             "native_id": spinner.native_id,
             "frames": box["frames"],
         }
+        # Two named threads deadlocked on two locks, as a stuck worker pool shows them.
+        locks = (threading.Lock(), threading.Lock())
+        holding = (threading.Event(), threading.Event())
+        for me, name in enumerate(("deadlock-a", "deadlock-b")):
+            t = threading.Thread(
+                target=deadlocker,
+                args=(me, locks[me], locks[1 - me], holding),
+                name=name,
+                daemon=True,
+            )
+            t.start()
+            doc["threads"][name] = {"ident": t.ident, "native_id": t.native_id}
+        for name in ("deadlock-a", "deadlock-b"):
+            entry = doc["threads"][name]
+            entry["frames"] = parked_frames(entry["ident"], "deadlocker")
+        # What each thread does: the names the program gave them, and how they wait (the
+        # kernel's view: a lock is a futex; the spinner runs).
+        names = {"main": "MainThread", "worker": "worker", "spinner": "spinner"}
+        for label, entry in doc["threads"].items():
+            entry["name"] = names.get(label, label)
+            entry["waits"] = {"main": "sleep", "spinner": "running"}.get(label, "lock")
         # Where this thread blocks from now on: the sleep two lines down.
         doc["threads"]["main"]["frames"][0][3] = [sys._getframe().f_lineno + 3]
         publish(self.truth_path, doc)

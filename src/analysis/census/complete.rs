@@ -103,8 +103,20 @@ fn collect(
         objects.sort_unstable();
         objects.dedup();
         let mut all = AllObjects::only(objects);
-        all.sources
-            .push(format!("GC lists ({} objects)", walked.objects.len()));
+        // gc.get_objects() does not list the permanent generation: say how many of the count
+        // it would list and how many gc.freeze() put beyond it.
+        let frozen: u64 = walked
+            .lists
+            .iter()
+            .filter(|(label, _)| label.ends_with(".permanent"))
+            .map(|(_, n)| n)
+            .sum();
+        let total = walked.objects.len() as u64;
+        all.sources.push(format!(
+            "GC lists ({total} objects: {} as gc.get_objects() lists them, {frozen} frozen by \
+             gc.freeze() in the permanent generation)",
+            total.saturating_sub(frozen)
+        ));
         all
     } else {
         let mut all = find_all(view, py, types, &walked.objects);

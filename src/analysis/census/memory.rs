@@ -63,6 +63,118 @@ pub struct MemoryReport {
     /// buffers objects own: C extensions, interpreter internals, malloc overhead and free
     /// lists.
     pub native_bytes: u64,
+    /// The resident memory as a tree whose parts add up: the top level to RSS, each part's
+    /// children to it (`depth` 0 under RSS). What the table prints.
+    #[serde(default)]
+    pub parts: Vec<MemoryPart>,
+}
+
+impl MemoryReport {
+    /// The tree of `parts`; for a report stored before it existed (an older heap dump), made
+    /// from the same fields.
+    pub fn tree(&self) -> Vec<MemoryPart> {
+        if !self.parts.is_empty() {
+            return self.parts.clone();
+        }
+        let in_pages = self.pymalloc.as_ref().map_or(0, |p| p.in_use_bytes)
+            + self.mimalloc.as_ref().map_or(0, |m| m.in_use_bytes);
+        parts(
+            &self.rss,
+            self.pymalloc.as_ref(),
+            self.mimalloc.as_ref(),
+            self.python_objects_allocated_bytes.saturating_sub(in_pages),
+            &self.owned_by_objects_types,
+        )
+    }
+}
+
+/// One part of the resident memory; the parts after it with a greater depth are its children.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemoryPart {
+    pub name: String,
+    pub bytes: u64,
+    pub depth: u8,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// RSS = file-backed pages + the rest (anonymous mappings); the rest = allocator pages (each =
+/// blocks in use + free blocks), objects outside them, the main stack and what is left, which
+/// is native. "python objects" and "pymalloc arenas" overlap (objects live in the arenas), so
+/// they are never siblings here. When the named parts exceed the anonymous pages (some of them
+/// not resident), "native" is 0.
+fn parts(
+    rss: &RssParts,
+    pymalloc: Option<&Pymalloc>,
+    mimalloc: Option<&Mimalloc>,
+    outside: u64,
+    owners: &[(String, u64)],
+) -> Vec<MemoryPart> {
+    let part = |name: &str, bytes: u64, depth: u8, note: &str| MemoryPart {
+        name: name.into(),
+        bytes,
+        depth,
+        note: note.into(),
+    };
+    let anon = rss.rss.saturating_sub(rss.file);
+    let mut under = Vec::new();
+    let mut named = 0u64;
+    if let Some(p) = pymalloc {
+        let in_use = p.in_use_bytes.min(p.pool_bytes);
+        // Arena space never carved into pools is reserved but untouched: not resident.
+        under.push(part(
+            "pymalloc pools",
+            p.pool_bytes,
+            1,
+            "carved in the arenas",
+        ));
+        under.push(part("objects", in_use, 2, "blocks in use"));
+        under.push(part(
+            "free in pools",
+            p.pool_bytes - in_use,
+            2,
+            "held until a whole arena empties",
+        ));
+        named += p.pool_bytes;
+    }
+    if let Some(m) = mimalloc {
+        let in_use = m.in_use_bytes.min(m.page_bytes);
+        under.push(part("mimalloc pages", m.page_bytes, 1, ""));
+        under.push(part("in use", in_use, 2, "objects and buffers"));
+        under.push(part("free in pages", m.page_bytes - in_use, 2, ""));
+        named += m.page_bytes;
+    }
+    under.push(part(
+        "python objects outside",
+        outside,
+        1,
+        if owners.is_empty() {
+            "large objects and statics"
+        } else {
+            "large objects and statics, with the buffers objects own"
+        },
+    ));
+    under.push(part("main stack", rss.stack, 1, ""));
+    named += outside + rss.stack;
+    under.push(part(
+        "native / unattributed",
+        anon.saturating_sub(named),
+        1,
+        "C extensions, interpreter, malloc, thread stacks",
+    ));
+    let mut out = vec![
+        part(
+            "file-backed",
+            rss.file,
+            0,
+            "executable, libraries, mapped files",
+        ),
+        // When the named parts exceed it (some not resident), "native" is 0: the renderer
+        // says by how much.
+        part("anonymous", anon, 0, ""),
+    ];
+    out.extend(under);
+    out
 }
 
 pub fn report(
@@ -117,7 +229,9 @@ pub fn report(
         .collect();
     owners.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     owners.truncate(3);
+    let parts = parts(&rss, pymalloc.as_ref(), mimalloc.as_ref(), outside, &owners);
     MemoryReport {
+        parts,
         rss,
         pymalloc,
         mimalloc,

@@ -525,7 +525,8 @@ pub fn profile(src: &mut dyn HeapSource, mut t: Tree) -> Profile {
     }
     drop((up, known));
     let mut p = Profile::new(
-        format!("Retention: what holds the memory ({} objects)", t.len()),
+        // `n`, not `t.len()`: the parents were taken out of `t` above.
+        format!("Retention: what holds the memory ({n} objects)"),
         "width = bytes (sys.getsizeof) of objects first reached along each path from the \
          roots: modules, then what thread frames hold (breadth-first; each object charged once)",
         Unit::Bytes,

@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 use crate::heap::fresh_pages::{FreshBlock, FreshPages};
 use crate::heap::gc_lists::{self, WalkLimits};
 use crate::heap::head_pools::HeadPools;
+
+/// Ticks that look for pymalloc's `usedpools` again when the first look did not find it.
+const HEAD_POOL_TRIES: u64 = 20;
 use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
 use crate::heap::sizes::getsizeof;
 use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats};
@@ -375,12 +378,6 @@ impl AllocSampler {
         let mem = &session.target.memory;
         let mut view = View::new(mem, sampler.types.spans.clone(), 0);
         sampler.head_pools = HeadPools::locate(&mut view, py);
-        if sampler.head_pools.is_none() && sampler.fresh_pages.is_none() {
-            sampler.warnings.push(
-                "pymalloc's pools are not located on this build: objects the GC does not track                  (str, bytes, int, float) are not sampled"
-                    .into(),
-            );
-        }
         drop(view);
         let threads = sampler.stacks.all_threads(mem, py);
         if !threads.iter().any(|t| !t.frames.is_empty()) {
@@ -417,6 +414,12 @@ impl AllocSampler {
     fn tick(&mut self, session: &Session) {
         let py = &session.py;
         let mem = &session.target.memory;
+        // Found without a symbol (stripped 3.8–3.11) only once pools are in use: a program
+        // recorded from its start may not be there yet at the first look. A few more tries.
+        if self.head_pools.is_none() && self.stats.ticks <= HEAD_POOL_TRIES {
+            let mut view = View::new(mem, self.types.spans.clone(), 0);
+            self.head_pools = HeadPools::locate(&mut view, py);
+        }
         let untracked = self.untracked_blocks(mem, &py.layout);
         let g = py.layout.gc;
         // One read covers `collecting` and the young head's `_gc_prev` (the newest node).
@@ -814,6 +817,13 @@ impl AllocSampler {
         self.finish_timing();
         self.stats.stacks = self.stacks.stats;
         self.stats.head_pools = self.head_pools.as_ref().map(|h| h.stats);
+        if self.head_pools.is_none() && self.fresh_pages.is_none() && self.traced.is_none() {
+            self.warnings.push(
+                "pymalloc's list of pools in use (usedpools) was not found: objects the GC does \
+                 not track (str, bytes, int, float) are not sampled"
+                    .into(),
+            );
+        }
         self.stats.fresh_pages = self.fresh_pages.as_ref().map(|f| f.stats);
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),

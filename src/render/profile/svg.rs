@@ -43,6 +43,33 @@ pub(super) fn render(profile: &Profile) -> anyhow::Result<Vec<u8>> {
     Ok(svg)
 }
 
+/// A flamegraph-sized page with the profile's title and subtitle and one line of `note`.
+pub(super) fn note_page(profile: &Profile, note: &str) -> Vec<u8> {
+    let esc = |t: &str| {
+        escape_controls(t)
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    format!(
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n\
+         <svg version=\"1.1\" width=\"1200\" height=\"120\" viewBox=\"0 0 1200 120\" \
+         xmlns=\"http://www.w3.org/2000/svg\">\n\
+         <rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" fill=\"#eeeeee\"/>\n\
+         <text x=\"600\" y=\"24\" text-anchor=\"middle\" font-family=\"Verdana\" \
+         font-size=\"17\">{}</text>\n\
+         <text x=\"600\" y=\"48\" text-anchor=\"middle\" font-family=\"Verdana\" \
+         font-size=\"12\" fill=\"#555555\">{}</text>\n\
+         <text x=\"600\" y=\"84\" text-anchor=\"middle\" font-family=\"Verdana\" \
+         font-size=\"14\">{}</text>\n</svg>\n",
+        esc(&profile.title),
+        esc(&profile.subtitle),
+        esc(note)
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::sample_profile;
