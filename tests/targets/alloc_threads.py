@@ -14,8 +14,9 @@ a service started with PYTHONTRACEMALLOC=N does. ``--no-wait``: serve at once (a
 tool starts itself). The requests served per second go to TRUTH_PATH + ".rate" when serving
 ends (the benchmark's throughput); ``--exit`` ends the program then instead of idling.
 ``--io``: each request also waits 0.2 ms, as a request thread waits on its socket (the GIL is
-released there), and TRUTH_PATH + ".state" says every 0.2 s whether tracemalloc traces and how
-many requests were served (the live-tracing tests read it: tracing off again, still serving).
+released there), and TRUTH_PATH + ".state" says every 0.2 s whether tracemalloc traces, how
+many requests were served, tracemalloc's own memory and the time (the live-tracing tests and
+scripts/bench-live-tracing.sh read it: tracing off again, still serving, traces freed).
 """
 
 import json
@@ -78,8 +79,12 @@ def report_state(path):
     while True:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            # Requests served = sessions kept (no counter of its own: it would allocate).
-            f.write("%d %d\n" % (tracemalloc.is_tracing(), len(SESSIONS)))
+            # Requests served = sessions kept (no counter of its own: it would allocate);
+            # tracemalloc's own memory (its traces), back to 0 once tracing stops.
+            f.write(
+                "%d %d %d %.3f\n"
+                % (tracemalloc.is_tracing(), len(SESSIONS), tracemalloc.get_tracemalloc_memory(), time.time())
+            )
         os.replace(tmp, path)
         time.sleep(0.2)
 
