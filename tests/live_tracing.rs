@@ -379,3 +379,182 @@ fn why_names_where_the_kept_objects_were_allocated() {
         },
     );
 }
+
+/// A target of `live_shapes.py` (started directly: an asyncio server never goes idle), with
+/// its scratch directory.
+struct Shape {
+    child: common::KillOnDrop,
+    // Not under /tmp: one shape runs with a /tmp of its own.
+    dir: tempfile::TempDir,
+}
+
+impl Shape {
+    fn start(interp: &Interp, mode: &str, wrapper: &[&str]) -> Shape {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("shape-{mode}-"))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("scratch directory");
+        let truth = dir.path().join("truth.json");
+        let script = common::target_script("live_shapes.py");
+        let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        argv.extend(interp.argv_prefix.iter().cloned());
+        argv.push(script.display().to_string());
+        argv.push(truth.display().to_string());
+        argv.push(mode.to_string());
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let child = common::KillOnDrop::spawn(args[0], &args[1..]);
+        let shape = Shape { child, dir };
+        wait_for(Duration::from_secs(20), || truth.exists().then_some(()))
+            .unwrap_or_else(|| panic!("[{}] {mode}: no truth published", interp.label));
+        std::thread::sleep(Duration::from_millis(500));
+        shape
+    }
+
+    fn pid(&self) -> String {
+        self.child.pid().to_string()
+    }
+
+    fn state(&self) -> Option<(bool, u64)> {
+        let text = std::fs::read_to_string(self.dir.path().join("truth.json.state")).ok()?;
+        let mut it = text.split_whitespace();
+        Some((it.next()? == "1", it.next()?.parse().ok()?))
+    }
+}
+
+/// The other shapes of a real server, on the first interpreter of each way in: an asyncio
+/// server (exact share, tracing off after); a pre-fork worker idle in select (traced within a
+/// second or two); a target deadlocked in C (refused in 5 s, alive, nothing pending: it is
+/// not tracing later either); a target in its own mount namespace with a /tmp of its own (the
+/// files go there).
+#[test]
+fn server_shapes_asyncio_idle_deadlocked_namespaced() {
+    let interps = common::interpreters();
+    let picks = [
+        interps.iter().find(|i| i.label.contains("3.12")),
+        interps.iter().find(|i| i.label.contains("3.14")),
+    ];
+    let mut failures = Vec::new();
+    for interp in picks.into_iter().flatten() {
+        let label = &interp.label;
+        let dir = common::ScratchDir::new("shapes");
+        let out = dir.path().join("out.collapsed");
+        let out_s = out.to_str().expect("utf-8");
+
+        let asyncio = Shape::start(interp, "asyncio", &[]);
+        let run = common::run_tool(&[
+            "record",
+            "--pid",
+            &asyncio.pid(),
+            "--tracemalloc",
+            "16",
+            "-d",
+            "4",
+            "-o",
+            out_s,
+        ]);
+        let share = share_under(
+            &std::fs::read_to_string(&out).unwrap_or_default(),
+            "remember_request",
+        );
+        println!(
+            "[{label}] asyncio: {:.1}% under remember_request",
+            100.0 * share
+        );
+        if !run.status.success() || share < MIN_SHARE {
+            failures.push(format!(
+                "[{label}] asyncio: {:.1}% ({})",
+                100.0 * share,
+                run.describe()
+            ));
+        }
+        if wait_for(Duration::from_secs(3), || asyncio.state().filter(|s| !s.0)).is_none() {
+            failures.push(format!("[{label}] asyncio: still tracing after"));
+        }
+        drop(asyncio);
+
+        let idle = Shape::start(interp, "idle-select", &[]);
+        let run = common::run_tool(&[
+            "record",
+            "--pid",
+            &idle.pid(),
+            "--tracemalloc",
+            "16",
+            "-d",
+            "2",
+            "-o",
+            out_s,
+        ]);
+        println!(
+            "[{label}] idle in select: {}",
+            run.stderr.lines().next().unwrap_or("")
+        );
+        if !run.status.success() || !run.stderr.contains("tracemalloc stopped") {
+            failures.push(format!("[{label}] idle-select: {}", run.describe()));
+        }
+        drop(idle);
+
+        let stuck = Shape::start(interp, "deadlock", &[]);
+        let run = common::run_tool(&[
+            "record",
+            "--pid",
+            &stuck.pid(),
+            "--tracemalloc",
+            "16",
+            "-d",
+            "2",
+            "-o",
+            out_s,
+        ]);
+        println!(
+            "[{label}] deadlocked: exit {:?}: {}",
+            run.status.code(),
+            run.stderr.trim()
+        );
+        if run.status.code() != Some(5) || !run.stderr.contains("no thread ran Python code") {
+            failures.push(format!("[{label}] deadlock: {}", run.describe()));
+        }
+        if common::process_state(stuck.child.pid()).is_none() {
+            failures.push(format!("[{label}] deadlock: the target died"));
+        }
+        drop(stuck);
+
+        // A mount namespace of its own, with its own /tmp: the files must be made in it.
+        let ns = Shape::start(
+            interp,
+            "idle-select",
+            &[
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs tmpfs /tmp && exec \"$@\"",
+                "sh",
+            ],
+        );
+        let run = common::run_tool(&[
+            "record",
+            "--pid",
+            &ns.pid(),
+            "--tracemalloc",
+            "16",
+            "-d",
+            "2",
+            "-o",
+            out_s,
+        ]);
+        println!(
+            "[{label}] own mount namespace: {}",
+            run.stderr.lines().next().unwrap_or("")
+        );
+        if !run.status.success() || !run.stderr.contains("tracemalloc stopped") {
+            failures.push(format!("[{label}] mount namespace: {}", run.describe()));
+        }
+        drop(ns);
+    }
+    common::assert_no_failures(
+        "server_shapes_asyncio_idle_deadlocked_namespaced",
+        &failures,
+    );
+}
