@@ -558,3 +558,55 @@ fn server_shapes_asyncio_idle_deadlocked_namespaced() {
         &failures,
     );
 }
+
+/// Twenty attach/detach cycles on a server under load, on the first interpreter of each way in:
+/// every cycle starts and stops tracing, the target never stops serving and is not tracing at
+/// the end.
+#[test]
+fn twenty_cycles_under_load() {
+    let interps = common::interpreters();
+    let picks = [
+        interps.iter().find(|i| i.label.contains("3.11")),
+        interps.iter().find(|i| i.label.contains("3.15")),
+    ];
+    let mut failures = Vec::new();
+    for interp in picks.into_iter().flatten() {
+        let label = &interp.label;
+        let target = serving_target(interp, &[]).expect("target");
+        let pid = target.pid.to_string();
+        let mut last = target_state(&target).map_or(0, |s| s.1);
+        for cycle in 1..=20 {
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--tracemalloc",
+                "8",
+                "-d",
+                "1",
+                "-o",
+                "/dev/null",
+                "--format",
+                "collapsed",
+            ]);
+            if !run.status.success() || !run.stderr.contains("tracemalloc stopped") {
+                failures.push(format!("[{label}] cycle {cycle}: {}", run.describe()));
+                break;
+            }
+            let off = wait_for(Duration::from_secs(3), || {
+                target_state(&target).filter(|s| !s.0)
+            });
+            let served = target_state(&target).map_or(0, |s| s.1);
+            if off.is_none() || served <= last || common::process_state(target.pid).is_none() {
+                failures.push(format!(
+                    "[{label}] cycle {cycle}: tracing {}, served {last} -> {served}",
+                    if off.is_some() { "off" } else { "ON" }
+                ));
+                break;
+            }
+            last = served;
+        }
+        println!("[{label}] 20 cycles: {last} requests served, tracing off");
+    }
+    common::assert_no_failures("twenty_cycles_under_load", &failures);
+}
