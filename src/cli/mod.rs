@@ -513,7 +513,14 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
         let dump = crate::analysis::retention::heap_file::load(heap)?;
-        let report = heap::why_on_graph(dump.graph, &a.type_name, a.max_paths, dump.pid, None);
+        let sites = dump.sites.as_ref().map(|s| s.to_sites());
+        let report = heap::why_on_graph(
+            dump.graph,
+            &a.type_name,
+            a.max_paths,
+            dump.pid,
+            sites.as_ref(),
+        );
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {
@@ -539,14 +546,14 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
         let changed = crate::heap::containers::take_changed_while_read();
         phases.lap("graph captured");
-        let asked = heap::objects_of_type(&graph, &a.type_name);
+        let asked = crate::analysis::retention::alloc_sites::objects_of_type(&graph, &a.type_name);
         (graph, asked, changed)
     })?;
     // Read after the objects, on its own: a consistent reading of the traces table may need
     // a few tries (`heap::allocation_sites`).
-    let sites = traces
-        .as_ref()
-        .and_then(|tl| heap::allocation_sites(&session, tl, &asked));
+    let sites = traces.as_ref().and_then(|tl| {
+        crate::analysis::retention::alloc_sites::allocation_sites(&session, tl, asked)
+    });
     let (sites, warning) = sites.map_or((None, None), |(s, w)| (Some(s), w));
     let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid, sites.as_ref());
     report.warnings.extend(warning);

@@ -18,7 +18,9 @@ use std::path::Path;
 
 pub const MAGIC: &[u8; 16] = b"PYMEMSPY-HEAP\0\0\0";
 /// 3: type edges are no longer stored (made from each object's type), `class_label` added.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
+/// The oldest format still read (3: no allocation sites).
+const OLDEST: u32 = 3;
 /// zstd level: 3 is its default, fast enough to keep the dump within the census's time.
 const LEVEL: i32 = 3;
 
@@ -28,6 +30,46 @@ pub struct HeapDump {
     pub python_version: String,
     pub snapshot: Snapshot,
     pub graph: Graph,
+    /// Where objects were allocated, when the target traced (format 4+).
+    pub sites: Option<DumpSites>,
+}
+
+/// Allocation sites of a dump's objects: each site's text once, and (object index, site index)
+/// for the objects traced, by index. Written after the graph, so format 3 files (without it)
+/// still read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DumpSites {
+    pub names: Vec<String>,
+    pub objects: Vec<(u32, u32)>,
+}
+
+impl DumpSites {
+    pub fn from_sites(sites: &super::why::Sites) -> DumpSites {
+        let mut ids: rustc_hash::FxHashMap<&str, u32> = Default::default();
+        let mut out = DumpSites::default();
+        let mut objects: Vec<(u32, u32)> = sites
+            .iter()
+            .map(|(&i, name)| {
+                let id = *ids.entry(name).or_insert_with(|| {
+                    out.names.push(name.to_string());
+                    out.names.len() as u32 - 1
+                });
+                (i, id)
+            })
+            .collect();
+        objects.sort_unstable();
+        out.objects = objects;
+        out
+    }
+
+    /// As `why` takes them (sites out of range are dropped: a corrupt file).
+    pub fn to_sites(&self) -> super::why::Sites {
+        let names: Vec<std::rc::Rc<str>> = self.names.iter().map(|n| n.as_str().into()).collect();
+        self.objects
+            .iter()
+            .filter_map(|&(i, s)| Some((i, names.get(s as usize)?.clone())))
+            .collect()
+    }
 }
 
 /// What is encoded after the header (format `VERSION`), as it is read back: the integer
@@ -285,6 +327,8 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, z);
     postcard::to_io(&file, &mut w)
         .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
+    postcard::to_io(&d.sites, &mut w)
+        .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
     let z = w
         .into_inner()
         .map_err(|e| Error::io("zstd".to_string(), e.into_error()))?;
@@ -307,11 +351,11 @@ pub fn load(path: &Path) -> Result<HeapDump> {
         .take(20)
         .read_to_end(&mut head)
         .map_err(|e| Error::io(format!("reading {label}"), e))?;
-    check_header(&head, &label)?;
-    decode_body(r, &label)
+    let version = check_header(&head, &label)?;
+    decode_body(r, &label, version)
 }
 
-fn check_header(head: &[u8], label: &str) -> Result<()> {
+fn check_header(head: &[u8], label: &str) -> Result<u32> {
     let bad = |why: String| Error::Usage(format!("{label}: {why}"));
     if head.len() < 20 || &head[..16] != MAGIC {
         return Err(bad(
@@ -319,22 +363,29 @@ fn check_header(head: &[u8], label: &str) -> Result<()> {
         ));
     }
     let version = u32::from_le_bytes(head[16..20].try_into().unwrap_or([0; 4]));
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(bad(format!(
-            "heap dump format {version}; this pymemspy reads format {VERSION}"
+            "heap dump format {version}; this pymemspy reads formats {OLDEST} to {VERSION}"
         )));
     }
-    Ok(())
+    Ok(version)
 }
 
-fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> {
+fn decode_body(compressed: impl std::io::Read, label: &str, version: u32) -> Result<HeapDump> {
     let bad = |why: String| Error::Usage(format!("{label}: {why}"));
     let z = zstd::Decoder::new(compressed).map_err(|e| bad(format!("corrupt: {e}")))?;
     // postcard reads a byte at a time: batch the decompressor's output.
     let z = std::io::BufReader::with_capacity(1 << 20, z);
     let mut texts = vec![0u8; MAX_TEXT];
-    let (mut f, _): (DumpFile, _) =
+    let (mut f, (z, _)): (DumpFile, _) =
         postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
+    let sites = if version >= 4 {
+        let (s, _): (Option<DumpSites>, _) =
+            postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
+        s
+    } else {
+        None
+    };
     drop(texts);
     let objects = std::mem::take(&mut f.object_delta)
         .finish()
@@ -436,6 +487,7 @@ fn decode_body(compressed: impl std::io::Read, label: &str) -> Result<HeapDump> 
         python_version: f.python_version,
         snapshot,
         graph,
+        sites,
     })
 }
 
@@ -463,10 +515,23 @@ pub fn take(target: crate::process::Target, opts: snapshot::SnapshotOptions) -> 
     if live {
         snap.namespace_pid = crate::process::tree::namespace_pid(pid);
     }
+    // Where each object was allocated, when the target traces.
+    let sites = crate::heap::tracemalloc::locate(
+        &session.target.memory,
+        &session.target.spans(),
+        &session.py,
+    )
+    .ok()
+    .and_then(|tl| {
+        let all = graph.objects.iter().enumerate().map(|(i, a)| (i as u32, a));
+        super::alloc_sites::allocation_sites(&session, &tl, all)
+    })
+    .map(|(sites, _)| DumpSites::from_sites(&sites));
     Ok(HeapDump {
         pid,
         python_version: snap.python.version.clone(),
         snapshot: snap,
         graph,
+        sites,
     })
 }

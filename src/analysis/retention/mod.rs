@@ -4,6 +4,7 @@
 //! `why` both read this one tree: no second walker.
 
 pub mod addr_set;
+pub mod alloc_sites;
 pub mod delta_queue;
 pub mod dominators;
 pub mod exact_in;
