@@ -131,11 +131,12 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     if core_tree != live_tree {
         return Err("retention flamegraph (collapsed) differs".into());
     }
-    // Thread names come from /proc, which a core does not have.
+    // A thread's state (idle, active) comes from /proc, which a core does not have; its
+    // threading name comes from memory, which it does.
     let live_dump: String = live_dump
         .lines()
-        .map(|l| match l.find(") \"") {
-            Some(i) if l.starts_with("Thread ") => format!("{}\n", &l[..=i]),
+        .map(|l| match l.find(" [") {
+            Some(i) if l.starts_with("Thread ") => format!("{}\n", &l[..i]),
             _ => format!("{l}\n"),
         })
         .collect();

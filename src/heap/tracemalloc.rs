@@ -375,18 +375,7 @@ fn walk_traces(
             }
         }
         TableKind::Inline => {
-            let Ok(h) = view.get(table, 40) else {
-                bail!("cannot read tracemalloc's traces table");
-            };
-            let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
-            if nbuckets > MAX_BUCKETS || key_size > 16 {
-                bail!("tracemalloc's traces table does not validate");
-            }
-            let mut entries = Vec::new();
-            walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
-                entries.push(entry);
-                true
-            })?;
+            let (entries, key_size) = inline_entries(view, table)?;
             for e in entries {
                 match view.get(e.wrapping_add(16 + key_size), 16) {
                     Ok(b) => {
@@ -399,6 +388,23 @@ fn walk_traces(
         }
     }
     Ok(())
+}
+
+/// The entries of 3.8's traces table (keys and values inline) and its key size.
+fn inline_entries(view: &mut View, table: u64) -> Result<(Vec<u64>, u64)> {
+    let Ok(h) = view.get(table, 40) else {
+        bail!("cannot read tracemalloc's traces table");
+    };
+    let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
+    if nbuckets > MAX_BUCKETS || key_size > 16 {
+        bail!("tracemalloc's traces table does not validate");
+    }
+    let mut entries = Vec::new();
+    walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
+        entries.push(entry);
+        true
+    })?;
+    Ok((entries, key_size))
 }
 
 /// Visit `(entry, key, value)` of a 3.9+ `_Py_hashtable_t`.
@@ -595,18 +601,7 @@ impl BlockSites {
                 );
             }
             TableKind::Inline => {
-                let Ok(h) = view.get(table, 40) else {
-                    bail!("cannot read tracemalloc's traces table");
-                };
-                let (nbuckets, buckets, key_size) = (h.u64_at(0), h.u64_at(16), h.u64_at(24));
-                if nbuckets > MAX_BUCKETS || key_size > 16 {
-                    bail!("tracemalloc's traces table does not validate");
-                }
-                let mut entries = Vec::new();
-                walk_chains(view, nbuckets, buckets, MAX_ENTRIES, |entry| {
-                    entries.push(entry);
-                    true
-                })?;
+                let (entries, key_size) = inline_entries(view, table)?;
                 for e in entries {
                     // The key is the pointer, after the domain when the key holds both.
                     let key_at = e.wrapping_add(16 + key_size.saturating_sub(8));
