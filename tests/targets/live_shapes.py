@@ -50,7 +50,13 @@ def write_state(path):
     os.replace(tmp, path)
 
 
-def remember_request(key, payload):
+_serial = [0]
+
+
+def remember_request(payload):
+    # The key is made here too: everything a request leaves behind is made in this function.
+    _serial[0] += 1
+    key = _serial[0]
     SESSIONS[key] = Session(key, payload.decode())
 
 
@@ -61,16 +67,13 @@ def parse(payload):
 def run_asyncio(truth_path):
     import asyncio
 
-    serial = [0]
-
     async def handle(reader, writer):
         while True:
             line = await reader.readline()
             if not line:
                 break
             parse(line)
-            serial[0] += 1
-            remember_request(serial[0], line)
+            remember_request(line)
             writer.write(b"ok\n")
             await writer.drain()
         writer.close()
