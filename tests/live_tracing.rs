@@ -12,10 +12,9 @@ use common::{Interp, Target};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The share of the recorded growth under `remember`. The issue asks 95%; measured 84–100% per
-/// run (13 of 16 interpreters at 97–100% in one run, the rest 84–92% with the remainder on
-/// the serving loop's own line, not yet explained), so the bar is below the spread until it is.
-const MIN_SHARE: f64 = 0.80;
+/// The share of the recorded growth under the leaking function (the issue asks 95%; measured
+/// 98.0–100% on every interpreter, asyncio 99%).
+const MIN_SHARE: f64 = 0.95;
 
 /// (tracing, requests served) as the target last wrote them.
 fn target_state(target: &Target) -> Option<(bool, u64)> {
@@ -131,14 +130,6 @@ fn live_tracing_is_exact_and_ends() {
                 if off.is_some() { "off" } else { "ON" }.into(),
                 format!("{}", after.saturating_sub(before)),
             ]);
-            if label == "debian-bookworm-system-3.11" && share < MIN_SHARE {
-                common::unsupported(
-                    &label,
-                    "tracing is started, but tracemalloc's tables are not found on a stripped \
-                     3.11 without its debug file",
-                );
-                return Ok(());
-            }
             if share < MIN_SHARE {
                 failures.push(format!(
                     "[{label}] {:.1}% under remember (want >= {:.0}%): {}",
