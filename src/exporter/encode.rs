@@ -185,9 +185,11 @@ mod tests {
         let text = e.finish(Format::Text);
         assert_eq!(
             text,
-            "# HELP x_bytes X.\n# TYPE x_bytes gauge\nx_bytes{pid=\"1\"} 1\n\
-             x_bytes{pid=\"2\",type=\"t\"} 0.5\n# HELP y_total Y.\n# TYPE y_total counter\n\
-             y_total{g=\"0\"} 2\n"
+            concat!(
+                "# HELP x_bytes X.\n# TYPE x_bytes gauge\nx_bytes{pid=\"1\"} 1\n",
+                "x_bytes{pid=\"2\",type=\"t\"} 0.5\n# HELP y_total Y.\n",
+                "# TYPE y_total counter\ny_total{g=\"0\"} 2\n"
+            )
         );
         let mut e = Exposition::default();
         e.family("y", Kind::Counter, "Y.");
