@@ -102,6 +102,22 @@ def _pymemspy_tracing(d, frames, expiry, period):
     except OSError:
         return  # another thread of this program runs it, or the recording is over
     try:
+        # A request that ran late (pymemspy died before taking it back): its lease has
+        # expired, so nothing starts, and nothing of it stays behind.
+        if time.time() - os.stat(join('lease')).st_mtime > expiry:
+            for n in ('lease', 'status', 'claim', 'script.py'):
+                try:
+                    os.unlink(join(n))
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+            return
+    except OSError:
+        return  # the lease is gone: the recording is over
+    try:
         if tracemalloc.is_tracing():
             status('already')
             return
