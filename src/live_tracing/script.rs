@@ -97,6 +97,16 @@ def _pymemspy_tracing(d, frames, expiry, period):
                 os.close(fd)
         except OSError:
             pass
+    def clean_up():
+        for n in ('lease', 'status', 'claim', 'script.py'):
+            try:
+                os.unlink(join(n))
+            except OSError:
+                pass
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
     try:
         os.close(os.open(join('claim'), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except OSError:
@@ -105,15 +115,7 @@ def _pymemspy_tracing(d, frames, expiry, period):
         # A request that ran late (pymemspy died before taking it back): its lease has
         # expired, so nothing starts, and nothing of it stays behind.
         if time.time() - os.stat(join('lease')).st_mtime > expiry:
-            for n in ('lease', 'status', 'claim', 'script.py'):
-                try:
-                    os.unlink(join(n))
-                except OSError:
-                    pass
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            clean_up()
             return
     except OSError:
         return  # the lease is gone: the recording is over
@@ -157,15 +159,7 @@ def _pymemspy_tracing(d, frames, expiry, period):
         status('stopped ' + why)
         if why.startswith('lease expired'):
             # pymemspy is gone and cannot clean up: leave nothing behind.
-            for n in ('lease', 'status', 'claim', 'script.py'):
-                try:
-                    os.unlink(join(n))
-                except OSError:
-                    pass
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            clean_up()
     try:
         _thread.start_new_thread(watch, ())
     except BaseException as e:
