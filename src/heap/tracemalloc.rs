@@ -192,11 +192,22 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
                 // Not tracing (its tables hold nothing to prove them by): `read` says so.
                 return Ok(named);
             }
+            let mut last_sample = None;
             if let (false, Some((_, max_nframe))) = (forced, config) {
                 known.max_nframe = Some(max_nframe);
-                let table = mem.u64(state.wrapping_add(traces)).unwrap_or(0);
-                if validate(mem, spans, table, &shape, &known).is_some_and(|s| s.passes()) {
-                    return Ok(named);
+                // The table is read while the target's threads add and remove traces: a
+                // rehash between reading the header and reading the entries (a churning
+                // program crosses the resize thresholds many times a second) frees the bucket
+                // array under us, so one failed sample is not proof; a few are.
+                for attempt in 0..VALIDATE_ATTEMPTS {
+                    if attempt > 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    let table = mem.u64(state.wrapping_add(traces)).unwrap_or(0);
+                    last_sample = validate(mem, spans, table, &shape, &known);
+                    if last_sample.is_some_and(|s| s.passes()) {
+                        return Ok(named);
+                    }
                 }
             }
             // The offsets do not hold on this build (a patch release moved the field): the
@@ -208,9 +219,13 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
                 .unwrap_or((py.runtime, RUNTIME_SCAN));
             let found = discover(mem, spans, &[region], &shape, &known, false).map_err(|why| {
                 anyhow!(
-                    "tracemalloc's state does not validate at _PyRuntime+{offset} ({how}) and \
-                     its traces table was not found in _PyRuntime ({why}): pass --debug-dir \
-                     with this build's debug file"
+                    "tracemalloc's state does not validate at _PyRuntime+{offset} ({how}{}) \
+                     and its traces table was not found in _PyRuntime ({why}): pass --debug-dir \
+                     with this build's debug file",
+                    last_sample.map_or(String::new(), |s| format!(
+                        ": {} of {} sampled traces validated, {VALIDATE_ATTEMPTS} times",
+                        s.validated, s.sampled
+                    ))
                 )
             })?;
             let state = found.traces_ptr.wrapping_sub(traces);
@@ -255,6 +270,9 @@ fn statics(py: &Python) -> (u64, u64) {
         .unwrap_or(py.runtime);
     (lo, hi.max(py.runtime.saturating_add(RUNTIME_SCAN)))
 }
+
+/// Samples of the traces table at its expected place before it is declared moved.
+const VALIDATE_ATTEMPTS: u32 = 10;
 
 /// Bytes of `_PyRuntime` scanned when its section is not known (3.12–3.15: 280–350 KiB).
 const RUNTIME_SCAN: u64 = 512 << 10;
