@@ -602,3 +602,131 @@ fn twenty_cycles_under_load() {
     }
     common::assert_no_failures("twenty_cycles_under_load", &failures);
 }
+
+/// `snapshot --by allocation` and `why` with `--pid P --tracemalloc N --trace-for S` on a
+/// server that never traced: tracing on for the window, the reading names the leaking line
+/// (the sessions made in the window), tracing off afterwards. One build per way in (ptrace on
+/// 3.8, a stripped 3.11, 3.12 and 3.13t; PEP 768 on 3.14 and 3.15): the same code as
+/// `record --tracemalloc`, whose test runs on every interpreter.
+#[test]
+fn snapshot_and_why_trace_for_a_window() {
+    const FAMILIES: &[&str] = &[
+        "pyenv-3.8.18",
+        "debian-bookworm-system-3.11",
+        "pyenv-3.12.1",
+        "source-3.13t-free-threaded",
+        "debian-3.14",
+        "debian-3.15",
+    ];
+    let all = common::interpreters();
+    let some: Vec<Interp> = all
+        .iter()
+        .filter(|i| FAMILIES.contains(&i.label.as_str()))
+        .cloned()
+        .collect();
+    common::over_matrix(
+        if some.is_empty() { all } else { some },
+        "snapshot --by allocation / why with --tracemalloc --trace-for",
+        "snapshot_and_why_trace_for_a_window",
+        &[
+            "label",
+            "snapshot: leak line blocks",
+            "why: at the leak line",
+            "tracing after",
+        ],
+        |interp, table, failures| {
+            let label = interp.label.clone();
+            let target = serving_target(interp, &[])?;
+            let pid = target.pid.to_string();
+            let line = target.truth["leak_line"].as_u64().unwrap_or(0);
+            let want = format!("alloc_threads.py:{line}");
+            let snap = common::run_tool(&[
+                "snapshot",
+                "--pid",
+                &pid,
+                "--by",
+                "allocation",
+                "--tracemalloc",
+                "8",
+                "--trace-for",
+                "1.5",
+                "--format",
+                "json",
+            ]);
+            if !snap.status.success() {
+                return Err(format!("snapshot failed: {}", snap.describe()));
+            }
+            let report: serde_json::Value =
+                serde_json::from_str(&snap.stdout).map_err(|e| format!("not JSON: {e}"))?;
+            let blocks: u64 = report["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| {
+                    l["file"]
+                        .as_str()
+                        .is_some_and(|f| f.ends_with("alloc_threads.py"))
+                        && l["line"].as_u64() == Some(line)
+                })
+                .map(|l| l["count"].as_u64().unwrap_or(0))
+                .sum();
+            let why = common::run_tool(&[
+                "why",
+                "--pid",
+                &pid,
+                "--type",
+                "__main__.Session",
+                "--tracemalloc",
+                "8",
+                "--trace-for",
+                "1.5",
+                "--pause",
+                "--format",
+                "json",
+            ]);
+            if !why.status.success() {
+                return Err(format!("why failed: {}", why.describe()));
+            }
+            let report: serde_json::Value =
+                serde_json::from_str(&why.stdout).map_err(|e| format!("not JSON: {e}"))?;
+            let at_line: u64 = report["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["allocated_at"].as_array().cloned().unwrap_or_default())
+                .filter(|s| s["site"].as_str().is_some_and(|s| s.ends_with(&want)))
+                .map(|s| s["count"].as_u64().unwrap_or(0))
+                .sum();
+            let off = wait_for(Duration::from_secs(3), || {
+                target_state(&target).filter(|s| !s.0)
+            });
+            table.row(vec![
+                label.clone(),
+                blocks.to_string(),
+                at_line.to_string(),
+                if off.is_some() { "off" } else { "ON" }.into(),
+            ]);
+            if blocks == 0 {
+                failures.push(format!(
+                    "[{label}] snapshot --by allocation names no block at {want}: {}",
+                    snap.stderr.trim()
+                ));
+            }
+            if at_line == 0 {
+                failures.push(format!(
+                    "[{label}] why places no session at {want}: {}",
+                    why.stderr.trim()
+                ));
+            }
+            if off.is_none() {
+                failures.push(format!(
+                    "[{label}] the target still traces after the reading"
+                ));
+            }
+            if common::process_state(target.pid).is_none() {
+                failures.push(format!("[{label}] the target died"));
+            }
+            Ok(())
+        },
+    );
+}

@@ -147,6 +147,35 @@ struct WhyArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     blocking: BlockingArgs,
+    #[command(flatten)]
+    trace: TraceWindowArgs,
+}
+
+/// `--tracemalloc N` on `snapshot --by allocation` and `why`: exact allocation sites on a
+/// process that does not trace (the opt-in write `record --tracemalloc` makes).
+#[derive(Args)]
+struct TraceWindowArgs {
+    /// On a running process that does not trace: start its tracemalloc keeping N frames,
+    /// trace for --trace-for seconds, read, then stop it (its traces are freed). What it
+    /// allocated in that window is named by line; what it held before reads "allocated before
+    /// tracing began". A process that traces already is read at once and left tracing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    tracemalloc: Option<u32>,
+    /// Seconds to trace before reading, with --tracemalloc (Ctrl-C reads at once).
+    #[arg(long, value_name = "S", default_value = "10", requires = "tracemalloc")]
+    trace_for: f64,
+}
+
+impl TraceWindowArgs {
+    fn window(&self) -> anyhow::Result<Option<crate::live_tracing::TraceWindow>> {
+        let Some(frames) = self.tracemalloc else {
+            return Ok(None);
+        };
+        Ok(Some(crate::live_tracing::TraceWindow {
+            frames,
+            window: seconds("trace-for", self.trace_for, 0.0)?,
+        }))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -188,14 +217,16 @@ struct SnapshotArgs {
     #[arg(long, value_enum, default_value = "bytes", conflicts_with_all = ["gc_only", "subprocesses", "by"])]
     sort: SnapshotSort,
     /// What to attribute memory to: what keeps it alive (retention, the default) or the line
-    /// that allocated it (allocation: read from the target's tracemalloc, which must be on:
-    /// PYTHONTRACEMALLOC=N).
+    /// that allocated it (allocation: read from the target's tracemalloc, which must be on —
+    /// PYTHONTRACEMALLOC=N — or turned on for a while with --tracemalloc N).
     #[arg(long, value_enum, default_value = "retention")]
     by: snapshot::By,
     /// Also census every Python process under PID (forked workers, multiprocessing pools);
     /// other children are skipped with a note.
     #[arg(short, long, conflicts_with_all = ["core", "by"])]
     subprocesses: bool,
+    #[command(flatten)]
+    trace: TraceWindowArgs,
 }
 
 #[derive(Args)]
@@ -432,6 +463,14 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    if a.trace.tracemalloc.is_some() && (!allocation || a.target.heap.is_some()) {
+        return Err(Error::Usage(
+            "--tracemalloc with snapshot reads allocation sites: add --by allocation (and \
+             --pid); `why --tracemalloc N` shows them per path"
+                .into(),
+        )
+        .into());
+    }
     let retained = a.retained || a.sort == SnapshotSort::Retained;
     if a.sort == SnapshotSort::Retained && a.format.profile_format().is_some() {
         return Err(Error::Usage(
@@ -480,7 +519,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         top: a.top,
     };
     if allocation {
-        snapshot::allocations_cmd(&a.target, opts, &out)
+        snapshot::allocations_cmd(&a.target, opts, &out, a.trace.window()?)
     } else if a.subprocesses {
         snapshot::snapshot_tree_cmd(a.target.pid(), &opts, &out)
     } else {
@@ -512,6 +551,14 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
     check_output(a.dot.as_deref())?;
     if let Some(heap) = &a.target.heap {
+        if a.trace.tracemalloc.is_some() {
+            return Err(Error::Usage(
+                "--tracemalloc starts a running process's tracing: a heap dump keeps the \
+                 sites its process traced; drop --tracemalloc"
+                    .into(),
+            )
+            .into());
+        }
         let dump = crate::analysis::retention::heap_file::load(heap)?;
         let sites = dump.sites.as_ref().map(|s| s.to_sites());
         let report = heap::why_on_graph(
@@ -531,10 +578,14 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let target = open_target(&a.target)?;
     let pid = target.pid;
     let mut session = Session::from_target(target, opts)?;
+    let live = match a.trace.window()? {
+        Some(w) => w.open(&session)?,
+        None => None,
+    };
     // Where the objects were allocated, when the target traces (tracemalloc).
     let traces = crate::heap::tracemalloc::locate(
         &session.target.memory,
-        &session.target.spans(),
+        &session.target.spans_now(),
         &session.py,
     )
     .ok();
@@ -554,6 +605,8 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let sites = traces.as_ref().and_then(|tl| {
         crate::analysis::retention::alloc_sites::allocation_sites(&session, tl, asked)
     });
+    // Read: tracing pymemspy started for this ends now (its traces are freed).
+    crate::live_tracing::end_window(live, pid);
     let (sites, warning) = sites.map_or((None, None), |(s, w)| (Some(s), w));
     let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid, sites.as_ref());
     report.warnings.extend(warning);

@@ -35,9 +35,17 @@ pub(crate) fn allocations_cmd(
     t: &TargetArgs,
     opts: SnapshotOptions,
     out: &Output,
+    trace: Option<crate::live_tracing::TraceWindow>,
 ) -> anyhow::Result<()> {
     let session = Session::from_target(open_target(t)?, opts)?;
-    let report = allocations::take(&session)?;
+    let live = match trace {
+        Some(w) => w.open(&session)?,
+        None => None,
+    };
+    let report = allocations::take(&session);
+    // Read: tracing pymemspy started for this ends now (its traces are freed).
+    crate::live_tracing::end_window(live, session.target.pid);
+    let report = report?;
     if let Some(format) = out.profile {
         let default = format!("pymemspy-{}-allocations.{}", report.pid, format.extension());
         let path = out

@@ -202,6 +202,76 @@ impl LiveTracing {
     }
 }
 
+/// What `snapshot --by allocation` and `why` take with `--pid P --tracemalloc N`: the
+/// target's tracing on for a window, so that what it allocates then is traced when they read
+/// (a reading the moment tracing starts would find every object "allocated before tracing
+/// began"). The caller reads, then `stop`s. A target that traces already is read at once.
+pub struct TraceWindow {
+    pub frames: u32,
+    pub window: Duration,
+}
+
+impl TraceWindow {
+    /// Start the tracing and wait out the window (Ctrl-C ends it early: the reading is taken
+    /// then). None when the target is not a running process (a core, a heap dump).
+    pub fn open(&self, session: &Session) -> Result<Option<LiveTracing>> {
+        let pid = session.target.pid;
+        if session.target.memory.process().is_none() {
+            return Err(Error::Usage(
+                "--tracemalloc starts a running process's tracing: it needs --pid".into(),
+            )
+            .into());
+        }
+        let live = LiveTracing::start(session, self.frames, DEFAULT_WAIT)?;
+        if !live.started_by_us() {
+            eprintln!("pymemspy: process {pid} traces already: read as it is, left tracing");
+            return Ok(Some(live));
+        }
+        eprintln!(
+            "pymemspy: tracemalloc ({} frames) started in process {pid} through {} in {} ms; \
+             tracing for {} s (Ctrl-C reads now), then it stops (or within {} s if pymemspy \
+             is killed)",
+            self.frames,
+            live.how,
+            live.took.as_millis(),
+            (self.window.as_secs_f64() * 10.0).round() / 10.0,
+            script::LEASE_EXPIRY.as_secs()
+        );
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        // A second Ctrl-C leaves at once; the lease then expires and the target stops tracing.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+        let deadline = Instant::now() + self.window;
+        while Instant::now() < deadline && !interrupted.load(Ordering::SeqCst) {
+            if crate::process::target::process_state(pid).is_none() {
+                return Err(Error::Exited(pid).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Some(live))
+    }
+}
+
+/// Stop tracing pymemspy started after a reading, saying so on stderr.
+pub fn end_window(live: Option<LiveTracing>, pid: i32) {
+    let Some(live) = live else { return };
+    if !live.started_by_us() {
+        return;
+    }
+    match live.stop() {
+        Ok(Some(why)) => eprintln!("pymemspy: tracemalloc stopped in process {pid} ({why})"),
+        _ => eprintln!(
+            "pymemspy: warning: process {pid} did not confirm that its tracing stopped; its \
+             watchdog stops it within {} s",
+            script::LEASE_EXPIRY.as_secs()
+        ),
+    }
+}
+
 impl Drop for LiveTracing {
     fn drop(&mut self) {
         self.end();

@@ -518,7 +518,7 @@ pub fn take(target: crate::process::Target, opts: snapshot::SnapshotOptions) -> 
     // Where each object was allocated, when the target traces.
     let sites = crate::heap::tracemalloc::locate(
         &session.target.memory,
-        &session.target.spans(),
+        &session.target.spans_now(),
         &session.py,
     )
     .ok()

@@ -41,22 +41,49 @@ pub struct AllocationReport {
     pub traces: Traces,
 }
 
+/// Readings of the traces table, the fullest kept.
+const READINGS: usize = 3;
+
 /// Read the target's traces (pausing it when the session asks to).
 pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
     let pid = session.target.pid;
-    let tl = tracemalloc::locate(&session.target.memory, &session.target.spans(), &session.py)
-        .with_context(|| format!("process {pid}"))?;
-    let _paused = match (session.opts.pause, session.target.memory.process()) {
-        (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
-        _ => None,
-    };
-    let mut view = View::new(
+    let tl = tracemalloc::locate(
         &session.target.memory,
-        session.target.spans(),
-        session.opts.cache_budget,
-    );
-    let traces =
-        tracemalloc::read(&mut view, &session.py, &tl).with_context(|| format!("process {pid}"))?;
+        &session.target.spans_now(),
+        &session.py,
+    )
+    .with_context(|| format!("process {pid}"))?;
+    // A busy target inserts, frees and rehashes while its table is walked, and a walk that
+    // meets a rehash misses the chains it moved: the fullest of a few readings (each paused
+    // on its own with --pause) is used.
+    let mut best: Option<Traces> = None;
+    let mut last_err = None;
+    for attempt in 0..READINGS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _paused = match (session.opts.pause, session.target.memory.process()) {
+            (true, Some(p)) => Some(p.lock().map_err(|_| crate::error::Error::Permission(pid))?),
+            _ => None,
+        };
+        // The tables grow into mappings made after the session opened (tracing may have
+        // begun since): the spans of now.
+        let mut view = View::new(
+            &session.target.memory,
+            session.target.spans_now(),
+            session.opts.cache_budget,
+        );
+        match tracemalloc::read(&mut view, &session.py, &tl) {
+            Ok(t) if best.as_ref().is_none_or(|b| t.blocks > b.blocks) => best = Some(t),
+            Ok(_) => {}
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let traces = match (best, last_err) {
+        (Some(t), _) => t,
+        (None, Some(e)) => return Err(e).with_context(|| format!("process {pid}")),
+        (None, None) => anyhow::bail!("process {pid}: no reading of its traces"),
+    };
     let mut warnings = Vec::new();
     if traces.skipped > 0 {
         warnings.push(format!(
