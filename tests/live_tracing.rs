@@ -640,36 +640,54 @@ fn snapshot_and_why_trace_for_a_window() {
             let pid = target.pid.to_string();
             let line = target.truth["leak_line"].as_u64().unwrap_or(0);
             let want = format!("alloc_threads.py:{line}");
-            let snap = common::run_tool(&[
-                "snapshot",
-                "--pid",
-                &pid,
-                "--by",
-                "allocation",
-                "--tracemalloc",
-                "8",
-                "--trace-for",
-                "1.5",
-                "--format",
-                "json",
-            ]);
-            if !snap.status.success() {
-                return Err(format!("snapshot failed: {}", snap.describe()));
+            // (blocks at the leak line, traced blocks, stderr) of one `snapshot --by allocation`.
+            let snapshot = || -> Result<(u64, u64, String), String> {
+                let snap = common::run_tool(&[
+                    "snapshot",
+                    "--pid",
+                    &pid,
+                    "--by",
+                    "allocation",
+                    "--tracemalloc",
+                    "8",
+                    "--trace-for",
+                    "1.5",
+                    "--pause",
+                    "--format",
+                    "json",
+                ]);
+                if !snap.status.success() {
+                    return Err(format!("snapshot failed: {}", snap.describe()));
+                }
+                let report: serde_json::Value =
+                    serde_json::from_str(&snap.stdout).map_err(|e| format!("not JSON: {e}"))?;
+                let blocks: u64 = report["lines"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| {
+                        l["file"]
+                            .as_str()
+                            .is_some_and(|f| f.ends_with("alloc_threads.py"))
+                            && l["line"].as_u64() == Some(line)
+                    })
+                    .map(|l| l["count"].as_u64().unwrap_or(0))
+                    .sum();
+                let traced = report["traced_blocks"].as_u64().unwrap_or(0);
+                Ok((blocks, traced, snap.stderr.trim().to_string()))
+            };
+            // Seen once in about twenty runs on a loaded machine: a reading of 3.14 that held
+            // no session. Printed, and measured once more.
+            let mut snap = snapshot()?;
+            if snap.0 == 0 {
+                println!(
+                    "[{label}] first window: no block at {want} among {} traced: measuring again \
+                     ({})",
+                    snap.1, snap.2
+                );
+                snap = snapshot()?;
             }
-            let report: serde_json::Value =
-                serde_json::from_str(&snap.stdout).map_err(|e| format!("not JSON: {e}"))?;
-            let blocks: u64 = report["lines"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|l| {
-                    l["file"]
-                        .as_str()
-                        .is_some_and(|f| f.ends_with("alloc_threads.py"))
-                        && l["line"].as_u64() == Some(line)
-                })
-                .map(|l| l["count"].as_u64().unwrap_or(0))
-                .sum();
+            let (blocks, traced, snap_err) = snap;
             let why = common::run_tool(&[
                 "why",
                 "--pid",
@@ -708,8 +726,8 @@ fn snapshot_and_why_trace_for_a_window() {
             ]);
             if blocks == 0 {
                 failures.push(format!(
-                    "[{label}] snapshot --by allocation names no block at {want}: {}",
-                    snap.stderr.trim()
+                    "[{label}] snapshot --by allocation names no block at {want} among \
+                     {traced} traced: {snap_err}"
                 ));
             }
             if at_line == 0 {
