@@ -1,4 +1,4 @@
-//! Stripped builds with and without their debug file (docs/stripped.md): which layout sources
+//! Stripped builds with and without their debug file (docs/stripped-builds.md): which layout sources
 //! are used, what still works, and `--debug-dir` pointing at an unpacked `python3.X-dbg`.
 
 mod common;
