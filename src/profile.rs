@@ -49,7 +49,6 @@ impl Stack {
         }
     }
 
-    #[allow(dead_code)]
     pub fn with_objects(mut self, objects: u64) -> Stack {
         self.objects = Some(objects);
         self
@@ -80,13 +79,13 @@ impl Profile {
     }
 
     /// Add one stack (frames root first).
-    #[allow(dead_code)]
+    #[allow(dead_code)] // only the unit tests build profiles stack by stack
     pub fn push<S: Into<String>>(&mut self, frames: impl IntoIterator<Item = S>, value: u64) {
         self.stacks.push(Stack::new(frames, value));
     }
 
     /// Sum of all values (saturating: values come from a hostile heap).
-    #[allow(dead_code)]
+    #[allow(dead_code)] // only the unit tests ask for the total
     pub fn total(&self) -> u64 {
         self.stacks
             .iter()

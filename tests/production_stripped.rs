@@ -1,4 +1,4 @@
-//! Stripped builds with and without their debug file (docs/stripped.md): which layout sources
+//! Stripped builds with and without their debug file (docs/stripped-builds.md): which layout sources
 //! are used, what still works, and `--debug-dir` pointing at an unpacked `python3.X-dbg`.
 
 mod common;
@@ -214,7 +214,7 @@ fn stripped_recording_from_the_start_finds_pymalloc() {
     assert!(!run.stderr.contains("pymalloc"), "{}", run.stderr);
 }
 
-/// The layout cache (README, "Layouts and debug info"): on every listed interpreter whose
+/// The layout cache (docs/stripped-builds.md, "The layout cache"): on every listed interpreter whose
 /// layout comes from DWARF, a second snapshot with the same cache directory takes the offsets
 /// from the cache and finds the same layout and the same census; a damaged cache file is
 /// ignored and rewritten.

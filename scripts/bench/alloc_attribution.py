@@ -8,7 +8,7 @@ Shares: for each interpreter, the share of the flamegraph's weight under the lea
 Slowdown: alloc_threads.py's own requests per second, alone and under the tool, in pairs run
 one after the other in alternating order; the median of the ratios (alone / under), with 1 and 4
 threads, at 100 and 1000 Hz, and under py-spy (--nonblocking and blocking) when pip can install
-it. No figure here is asserted anywhere: they go to the README with the command that made them.
+it. No figure here is asserted anywhere: they go to docs/performance.md with the command that made them.
 """
 
 import json

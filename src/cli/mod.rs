@@ -274,7 +274,7 @@ struct RecordArgs {
     subprocesses: bool,
     /// Exact allocation flamegraph from the target's own tracemalloc, keeping N frames per
     /// allocation. A program pymemspy starts gets it by default (PYTHONTRACEMALLOC=16; its
-    /// cost: README); with --pid, pymemspy turns the running process's tracing on for the
+    /// cost: docs/performance.md); with --pid, pymemspy turns the running process's tracing on for the
     /// recording and off at its end (on 3.14+ through PEP 768, before by a call at a safe point
     /// by ptrace: the only time pymemspy writes to a process). 0 is --sample. A process that
     /// traces already is read exactly without this, and left tracing.

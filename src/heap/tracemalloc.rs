@@ -3,7 +3,7 @@
 //! `tracemalloc.take_snapshot()`, for a target started with `PYTHONTRACEMALLOC=N` or
 //! `-X tracemalloc=N` (only allocations made after tracing started are known).
 //!
-//! Where the tables live and how they look changes with the version (cpython-internals.md §6):
+//! Where the tables live and how they look changes with the version:
 //! 3.8–3.11 keep them in static variables found only in `.symtab` (the binary's own or its
 //! build-id debug file); 3.12+ keep them in `_PyRuntime.tracemalloc`. 3.8's hashtable stores
 //! keys and values inline; 3.9+ stores pointers. 3.15 stores file names as C strings. These

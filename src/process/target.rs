@@ -110,7 +110,6 @@ impl Target {
     }
 
     /// Re-read /proc/PID/maps: arenas come and go while a recording runs.
-    #[allow(dead_code)] // for `record`, which re-reads maps between censuses
     pub fn refresh_maps(&mut self) -> Result<()> {
         if self.is_core() {
             return Ok(());
@@ -178,7 +177,6 @@ impl Target {
         exe_name(self.pid)
     }
 
-    #[allow(dead_code)] // for `record`, which stops when the target exits
     pub fn is_alive(&self) -> bool {
         !self.is_core() && is_running(self.pid)
     }

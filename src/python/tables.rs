@@ -1,7 +1,7 @@
 //! Per-version facts as data: the starting point of every `Layout`.
 //!
 //! Sources: DWARF of the pyenv builds 3.8.18–3.13.0 and of Debian's 3.13.5 / 3.14.10 / 3.15.2
-//! debug files (see ../shared/reference/cpython-internals.md). Debug offsets (3.13+) and DWARF,
+//! debug files. Debug offsets (3.13+) and DWARF,
 //! when present, override these values in `resolve.rs`; validation against the live process
 //! decides in the end.
 //!

@@ -1,5 +1,5 @@
-//! Where tracemalloc keeps its tables in each CPython version, and how they are laid out
-//! (cpython-internals.md §6): the per-version facts of the tracemalloc walker
+//! Where tracemalloc keeps its tables in each CPython version, and how they are laid out:
+//! the per-version facts of the tracemalloc walker
 //! (`heap::tracemalloc`), resolved once with the rest of the build's layout.
 
 use super::dwarf::Offsets;

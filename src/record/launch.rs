@@ -93,7 +93,7 @@ pub(crate) fn worth_retrying(e: &Error) -> bool {
     }
 }
 
-/// Frames per allocation when pymemspy starts a program in exact mode (its cost: README).
+/// Frames per allocation when pymemspy starts a program in exact mode (its cost: docs/performance.md).
 pub const DEFAULT_FRAMES: u32 = 16;
 
 /// A session on `source`: the running process, or the program started for it (returned too,

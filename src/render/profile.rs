@@ -23,8 +23,7 @@ mod svg;
 
 pub use command::{render_command, RenderArgs};
 use folded::parse_collapsed;
-// Helpers marked `allow(dead_code)` / `allow(unused_imports)` are for the allocation and
-// retention producers; until those land only tests call them.
+// Only the unit tests call `python_frame` now: the producers write the same convention themselves.
 #[allow(unused_imports)]
 pub use frame::python_frame;
 
@@ -56,7 +55,6 @@ pub enum ProfileFormat {
 
 impl ProfileFormat {
     /// The usual file name ending for this format, for producers choosing a default path.
-    #[allow(dead_code)]
     pub fn extension(self) -> &'static str {
         match self {
             ProfileFormat::Svg => "svg",

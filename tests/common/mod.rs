@@ -162,7 +162,7 @@ pub fn skip(reason: &str) {
 }
 
 /// An interpreter the product does not support for what this test checks (a known limit, named
-/// in the README): logged and counted like a skip, but not a failure in CI.
+/// in the README or docs/): logged and counted like a skip, but not a failure in CI.
 pub fn unsupported(label: &str, reason: &str) {
     log_skip(&format!("unsupported: {} [{label}]: {reason}", test_name()));
 }

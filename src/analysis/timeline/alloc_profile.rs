@@ -1,7 +1,7 @@
 //! Which code makes the heap grow: an allocation profile weighted by what survives.
 //!
 //! Charging counter deltas to the sampled stack measures allocations, not growth (a prototype
-//! put 7% of the weight on the real leaker, see ../shared/reference/allocation-sampling.md).
+//! put 7% of the weight on the real leaker, the rest on code that allocated and freed).
 //! What works is object identity:
 //!
 //! 1. At each tick, walk the young generation backwards from its newest node, at most

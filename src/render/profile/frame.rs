@@ -39,7 +39,7 @@ impl<'a> FrameInfo<'a> {
 }
 
 /// Format a Python frame by the convention: `handle (app/views.py:12)`.
-#[allow(dead_code)]
+#[allow(dead_code)] // only the unit tests call it (see `render::profile`)
 pub fn python_frame(function: &str, file: &str, line: u32) -> String {
     format!("{function} ({file}:{line})")
 }
