@@ -231,64 +231,114 @@ fn remote_debugging_disabled_is_respected() {
     }
 }
 
-/// pymemspy killed (SIGKILL) while it records: the target's watchdog stops tracing by itself
-/// once the lease expires, removes the staging directory, and the target goes on serving. On
-/// the first interpreter of each way in (ptrace before 3.14, PEP 768 from 3.14).
+/// pymemspy killed (SIGKILL) at every step of turning tracing on and off: with the script's
+/// files made but nothing asked (`staged`); with the breakpoint armed in the tracer process
+/// (`armed`, ptrace) or the request written into the thread states (`asked`, PEP 768); while
+/// tracing (`started`); with the lease removed but the stop not yet confirmed (`stopping`).
+/// Each time the target stops tracing by itself (or never started), keeps serving, has no
+/// thread left stopped (a breakpoint left behind would kill it at its next GIL release), and no
+/// file is left: the watchdog removes its own once the lease expires, and what a pymemspy killed
+/// before the script ran left is swept by the next pymemspy that stages there. On the first
+/// interpreter of each way in (ptrace before 3.14, PEP 768 from 3.14).
 #[test]
-fn killed_pymemspy_leaves_nothing_behind() {
+fn killed_at_every_step_leaves_nothing_behind() {
+    use std::io::BufRead;
     let interps = common::interpreters();
     let firsts = [
-        interps
-            .iter()
-            .find(|i| !i.label.contains("3.14") && !i.label.contains("3.15")),
-        interps.iter().find(|i| i.label.contains("3.14")),
+        (
+            interps
+                .iter()
+                .find(|i| !i.label.contains("3.14") && !i.label.contains("3.15")),
+            "armed",
+        ),
+        (interps.iter().find(|i| i.label.contains("3.14")), "asked"),
     ];
-    for interp in firsts.into_iter().flatten() {
-        for delay_ms in [300u64, 1500] {
-            let target = serving_target(interp, &[]).expect("target");
-            let pid = target.pid.to_string();
+    for (interp, way_in) in firsts {
+        let Some(interp) = interp else { continue };
+        let target = serving_target(interp, &[]).expect("target");
+        let pid = target.pid.to_string();
+        for step in ["staged", way_in, "started", "stopping"] {
             let mut tool = std::process::Command::new(env!("CARGO_BIN_EXE_pymemspy"))
+                .args(["record", "--pid", &pid, "--tracemalloc", "16"])
                 .args([
+                    "--duration",
+                    "1",
+                    "-o",
+                    "/dev/null",
+                    "--format",
+                    "collapsed",
+                ])
+                .env("PYMEMSPY_TEST_KILL_STEP", step)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("pymemspy");
+            let tool_pid = tool.id();
+            let stderr = tool.stderr.take().expect("stderr");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = tx.send(line);
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut seen = Vec::new();
+            let reached = loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(l) if l.ends_with(&format!("step {step}")) => break true,
+                    Ok(l) => seen.push(l),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                        if Instant::now() < deadline => {}
+                    Err(_) => break false,
+                }
+            };
+            let _ = tool.kill();
+            let _ = tool.wait();
+            let label = &interp.label;
+            assert!(reached, "[{label}] step {step} never reached: {seen:?}");
+            let off = wait_for(Duration::from_secs(9), || {
+                target_state(&target).filter(|s| !s.0)
+            });
+            assert!(off.is_some(), "[{label}] killed at {step}: still tracing");
+            let served = target_state(&target).map_or(0, |s| s.1);
+            std::thread::sleep(Duration::from_millis(600));
+            assert!(
+                target_state(&target).map_or(0, |s| s.1) > served,
+                "[{label}] killed at {step}: the target stopped serving"
+            );
+            let state = common::process_state(target.pid);
+            assert!(
+                state.is_some_and(|s| s != 'T' && s != 't'),
+                "[{label}] killed at {step}: the target is {state:?}"
+            );
+            if step == "staged" {
+                // Nothing ran in the target: the next pymemspy to stage there sweeps it.
+                let again = common::run_tool(&[
                     "record",
                     "--pid",
                     &pid,
                     "--tracemalloc",
-                    "16",
+                    "1",
                     "--duration",
-                    "30",
-                ])
-                .args(["-o", "/dev/null", "--format", "collapsed"])
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("pymemspy");
-            std::thread::sleep(Duration::from_millis(delay_ms));
-            let tool_pid = tool.id();
-            let _ = tool.kill();
-            let _ = tool.wait();
-            let off = wait_for(Duration::from_secs(9), || {
-                target_state(&target).filter(|s| !s.0)
-            });
-            assert!(
-                off.is_some(),
-                "[{}] killed after {delay_ms} ms: still tracing",
-                interp.label
-            );
-            let served = target_state(&target).map_or(0, |s| s.1);
-            std::thread::sleep(Duration::from_millis(500));
-            assert!(
-                target_state(&target).map_or(0, |s| s.1) > served,
-                "[{}] stopped serving",
-                interp.label
-            );
-            let clean = wait_for(Duration::from_secs(2), || {
+                    "0.5",
+                    "-o",
+                    "/dev/null",
+                    "--format",
+                    "collapsed",
+                ]);
+                assert!(again.status.success(), "[{label}] {}", again.describe());
+            }
+            let clean = wait_for(Duration::from_secs(9), || {
                 staging_left(target.pid, tool_pid).is_empty().then_some(())
             });
             assert!(
                 clean.is_some(),
-                "[{}] staging left: {:?}",
-                interp.label,
+                "[{label}] killed at {step}: staging left: {:?}",
                 staging_left(target.pid, tool_pid)
             );
+            println!("[{label}] killed at {step}: tracing off, serving, nothing left");
         }
     }
 }

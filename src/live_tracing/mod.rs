@@ -99,6 +99,7 @@ impl LiveTracing {
             took: Duration::ZERO,
         };
         live.keep_lease();
+        test_step("staged");
         let staging = live.staging.as_ref().expect("just set");
         let py = &session.py;
         let mem = &session.target.memory;
@@ -112,6 +113,7 @@ impl LiveTracing {
             remote_exec::check_enabled(pid, py, mem, &d)?;
             let asked = remote_exec::ask(pid, py, mem, &d, &staging.script_path())?;
             live.how = "PEP 768 (sys.remote_exec's protocol)";
+            test_step("asked");
             let outcome = wait_for_status(staging, wait);
             // Whatever happened, no thread keeps the request to run it later.
             remote_exec::withdraw(pid, mem, &d, &asked);
@@ -140,7 +142,10 @@ impl LiveTracing {
     fn finish_start(&mut self, status: Option<Status>, wait: Duration, t0: Instant) -> Result<()> {
         self.took = t0.elapsed();
         match status {
-            Some(Status::Started { .. }) => Ok(()),
+            Some(Status::Started { .. }) => {
+                test_step("started");
+                Ok(())
+            }
             Some(Status::AlreadyTracing) => {
                 self.how = "the program was tracing already (left tracing)";
                 self.end();
@@ -188,6 +193,7 @@ impl LiveTracing {
         let mut staging = self.staging.take()?;
         let was_running = matches!(staging.status(), Some(Status::Started { .. }));
         staging.end_lease();
+        test_step("stopping");
         if !was_running {
             return None;
         }
@@ -269,6 +275,18 @@ pub fn end_window(live: Option<LiveTracing>, pid: i32) {
              watchdog stops it within {} s",
             script::LEASE_EXPIRY.as_secs()
         ),
+    }
+}
+
+/// The test of pymemspy killed at every step (`tests/live_tracing.rs`) names a step in
+/// `PYMEMSPY_TEST_KILL_STEP`: there pymemspy says "step NAME" and waits, to be killed there.
+/// (The tracer process, given the same variable, holds its breakpoint armed a while.)
+pub const KILL_STEP_VAR: &str = "PYMEMSPY_TEST_KILL_STEP";
+
+fn test_step(name: &str) {
+    if std::env::var(KILL_STEP_VAR).as_deref() == Ok(name) {
+        eprintln!("pymemspy: step {name}");
+        std::thread::sleep(Duration::from_secs(3));
     }
 }
 
@@ -360,6 +378,7 @@ fn call_at_safe_point(
         let Ok(line) = line else { break };
         if line == "armed" {
             armed = true;
+            test_step("armed");
         } else if let Some(json) = line.strip_prefix("ok ") {
             outcome = serde_json::from_str(json).ok();
         } else if let Some(why) = line.strip_prefix("error ") {

@@ -269,6 +269,10 @@ pub fn run(req: &Request) -> Result<Outcome> {
     }
     // Tell the parent the byte is armed (it restores it if this process dies from now on).
     println!("armed");
+    if std::env::var(super::KILL_STEP_VAR).as_deref() == Ok("armed") {
+        // The test kills pymemspy now: the byte stays armed past its death.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_millis(req.wait_ms);
     let mut hit = None;

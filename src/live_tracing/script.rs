@@ -160,6 +160,23 @@ def _pymemspy_tracing(d, frames, expiry, period):
         if why.startswith('lease expired'):
             # pymemspy is gone and cannot clean up: leave nothing behind.
             clean_up()
+            return
+        # pymemspy removes the directory once it has read the status; if it dies first,
+        # nothing else would: wait for it while its lease is kept, and a lease's length more.
+        waited = 0.0
+        while waited <= expiry:
+            time.sleep(period)
+            waited += period
+            try:
+                os.stat(d)
+            except OSError:
+                return
+            try:
+                if time.time() - os.stat(join('lease')).st_mtime <= expiry:
+                    waited = 0.0
+            except OSError:
+                pass
+        clean_up()
     try:
         _thread.start_new_thread(watch, ())
     except BaseException as e:

@@ -53,6 +53,37 @@ fn unique_name() -> String {
     format!("pymemspy-{}-{:016x}", std::process::id(), h.finish())
 }
 
+/// Remove what a pymemspy killed before the target ran its script left: directories named
+/// for a pymemspy process that no longer runs, owned by the target's user, 0700, not links.
+/// (Once the script runs, its watchdog removes its own files when the lease expires.)
+fn sweep(base: &Path, uid: u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten().take(10_000) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(owner_pid) = name
+            .strip_prefix("pymemspy-")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner_pid == std::process::id() || Path::new(&format!("/proc/{owner_pid}")).exists() {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o777 == 0o700 {
+            // remove_dir_all does not follow symlinks inside the directory.
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 impl Staging {
     /// Make the directory and its files for a target: the script (`script.py`), an empty
     /// `status` the target appends to, and the `lease`.
@@ -64,6 +95,7 @@ impl Staging {
             if !host_base.is_dir() {
                 continue;
             }
+            sweep(&host_base, uid);
             let name = unique_name();
             let host_dir = host_base.join(&name);
             // mkdir does not follow a symlink in its last component and fails when the name
