@@ -96,6 +96,24 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
                     interp.label
                 ));
             }
+            // Frame labels (issue 33, item 12): the file relative to the target's sys.path, as
+            // py-spy shows it; the script's directory is sys.path[0], so `leaky_handler
+            // (alloc_server.py:N)`. The recording maps the label to the whole path.
+            let script = common::target_script("alloc_server.py");
+            let script = script.to_str().unwrap_or_default();
+            let recording: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+                    .unwrap_or_default();
+            let mapped = recording["allocations"]["files"]["alloc_server.py"].as_str();
+            if !text.contains("leaky_handler (alloc_server.py:")
+                || text.contains(&format!("({script}:"))
+                || mapped != Some(script)
+            {
+                failures.push(format!(
+                    "[{}] frame labels: want `leaky_handler (alloc_server.py:N)` and files                      {{alloc_server.py: {script}}}, got files {:?} and\n{text}",
+                    interp.label, recording["allocations"]["files"]
+                ));
+            }
             let run = common::run_tool(&[
                 "record",
                 "--pid",
@@ -108,7 +126,8 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
             let svg_ok = run.status.success()
                 && svg_text.starts_with("<?xml")
-                && svg_text.contains("leaky_handler")
+                && svg_text.contains("leaky_handler (alloc_server.py:")
+                && !svg_text.contains(&format!("({script}:"))
                 && svg_text.contains("Allocation flamegraph")
                 && svg_text.trim_end().ends_with("</svg>");
             if !svg_ok {
@@ -129,10 +148,18 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
             let ss_doc: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&ss).unwrap_or_default())
                     .unwrap_or_default();
+            // speedscope shows the function's name, and the file apart: the whole path there.
+            let leaky_file = ss_doc["shared"]["frames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["name"] == "leaky_handler")
+                .and_then(|f| f["file"].as_str());
             let ss_ok = run.status.success()
                 && ss_doc["$schema"]
                     .as_str()
-                    .is_some_and(|s| s.contains("speedscope"));
+                    .is_some_and(|s| s.contains("speedscope"))
+                && leaky_file == Some(script);
             if !ss_ok {
                 failures.push(format!("[{}] speedscope: {}", interp.label, run.describe()));
             }
@@ -172,6 +199,28 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
                 common::skip("go not installed: pprof output not checked with go tool pprof");
                 "written".into()
             };
+            // --full-filenames: whole paths in the frames.
+            let whole = dir.join("b.folded");
+            let run = common::run_tool(&[
+                "record",
+                "--pid",
+                &pid,
+                "--duration",
+                "10",
+                "--full-filenames",
+                "--format",
+                "collapsed",
+                "-o",
+                whole.to_str().unwrap_or_default(),
+            ]);
+            let whole_text = std::fs::read_to_string(&whole).unwrap_or_default();
+            if !run.status.success() || !whole_text.contains(&format!("leaky_handler ({script}:")) {
+                failures.push(format!(
+                    "[{}] --full-filenames: no `leaky_handler ({script}:N)`: {}\n{whole_text}",
+                    interp.label,
+                    run.describe()
+                ));
+            }
             table.row(vec![
                 interp.label.clone(),
                 format!("{:.1}%", share * 100.0),

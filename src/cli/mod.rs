@@ -147,6 +147,10 @@ struct WhyArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     blocking: BlockingArgs,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path (a
+    /// heap dump keeps the form it was written with).
+    #[arg(long)]
+    full_filenames: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -196,6 +200,10 @@ struct SnapshotArgs {
     /// other children are skipped with a note.
     #[arg(short, long, conflicts_with_all = ["core", "by"])]
     subprocesses: bool,
+    /// Frames (the flamegraph's and the heap dump's thread roots, --by allocation's lines)
+    /// show each file as its whole path, not relative to the target's sys.path.
+    #[arg(long)]
+    full_filenames: bool,
 }
 
 #[derive(Args)]
@@ -254,6 +262,10 @@ struct RecordArgs {
     /// missed).
     #[arg(long, conflicts_with = "tracemalloc")]
     sample: bool,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path
+    /// (`render (/srv/app/leaky.py:50)` instead of `render (leaky.py:50)`).
+    #[arg(long, conflicts_with = "subprocesses")]
+    full_filenames: bool,
     #[command(flatten)]
     program: ProgramArgs,
 }
@@ -450,6 +462,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
                 resolve: a.target.resolve_options(),
                 pause: a.blocking.pause,
                 no_paths: a.no_paths,
+                full_filenames: a.full_filenames,
                 ..Default::default()
             },
             a.format.profile_format(),
@@ -471,6 +484,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         pause: a.blocking.pause,
         gc_only: a.gc_only,
         no_paths: a.no_paths,
+        full_filenames: a.full_filenames,
         ..Default::default()
     };
     let out = snapshot::Output {
@@ -526,6 +540,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
+        full_filenames: a.full_filenames,
         ..Default::default()
     };
     let target = open_target(&a.target)?;
@@ -540,7 +555,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     .ok();
     let (graph, asked, changed) = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
-        let mut src = LiveSource::new(view, py, types);
+        let mut src = LiveSource::new(view, py, types).with_full_filenames(a.full_filenames);
         let mut phases = crate::analysis::phases::Phases::start("why");
         crate::heap::containers::take_changed_while_read();
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
@@ -676,6 +691,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         stop,
         rate: a.rate,
         tracemalloc,
+        full_filenames: a.full_filenames,
     };
     if a.subprocesses {
         return record_tree_cmd(opts, a.output.as_deref(), a.top);
