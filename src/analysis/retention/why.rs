@@ -174,7 +174,14 @@ pub fn explain(
                             (root, h)
                         })
                         .clone();
-                    path.push((src.label(t.label(i)), type_name.to_string()));
+                    let mut text = src.label(t.label(i));
+                    if text.is_empty() {
+                        let holder = type_text(src, t.type_ptr(parent));
+                        if let Some(name) = super::ref_name(&holder, type_name) {
+                            text = name.to_string();
+                        }
+                    }
+                    path.push((text, type_name.to_string()));
                     let k = group_key(&mut groups, root, path);
                     key_of.insert((parent, edge), k.clone());
                     k
