@@ -187,7 +187,14 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                         .filter(|p| {
                             p["root"]
                                 .as_str()
-                                .is_some_and(|r| r.starts_with("(not reachable"))
+                                // Filed apart from the module and thread roots:
+                                // unreachable, or under the roots of what no module or
+                                // thread reaches (no referrer, or a cycle).
+                                .is_some_and(|r| {
+                                    r.starts_with("(not reachable")
+                                        || r.starts_with("(no Python referrer")
+                                        || r.starts_with("(unreachable cycle")
+                                })
                         })
                         .filter_map(|p| p["count"].as_u64())
                         .sum()

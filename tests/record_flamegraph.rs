@@ -88,6 +88,26 @@ fn record_writes_the_allocation_flamegraph_in_every_format() {
                     share * 100.0
                 ));
             }
+            // Every stack is whole, from its thread's root (issue 33, item 1): the server runs
+            // on its main thread and a churn thread, so each starts at the script's module code
+            // or at threading's bootstrap (or is the start-up's `[imports]`, or the allocations
+            // made with no Python frame).
+            let cut: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    !(l.starts_with("<module> (alloc_server.py:")
+                        || l.starts_with("Thread._bootstrap (threading.py:")
+                        || l.starts_with("_bootstrap (threading.py:")
+                        || l.starts_with("[imports];")
+                        || l.starts_with("<no Python frame> "))
+                })
+                .collect();
+            if !cut.is_empty() {
+                failures.push(format!(
+                    "[{}] stacks without the thread's root: {cut:?}",
+                    interp.label
+                ));
+            }
             // The other formats render the recording written beside the folded file.
             let json = folded.with_extension("json");
             if !json.exists() {

@@ -188,7 +188,8 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
 }
 
 /// What a suspended 3.11+ coroutine awaits (`cr_await`): the top of its frame's value stack,
-/// when the stack holds anything past the code's locals and cells. A coroutine suspends only
+/// when the stack holds anything past the code's locals and cells (measured: 3.11–3.13 the
+/// last live slot, 3.14+ the one below a null reference). A coroutine suspends only
 /// in an await (`await`, `async for`, `async with` all await), which leaves the awaitable on
 /// top; generators and async generators also suspend at a plain `yield`, whose stack top is
 /// some temporary (a for loop's iterator), so they are not asked.
@@ -212,8 +213,18 @@ pub fn coroutine_awaits(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> 
         return None;
     }
     let base = obj.checked_add(t.basicsize)?;
-    let w = view.u64(base.checked_add((top - 1) * 8)?)?;
-    (w & 3 != 3 && w & !3 != 0).then_some(w & !3)
+    // 3.14+ keep a null reference (tag bits only) above the awaitable while suspended: the
+    // topmost slot that holds an object is the one awaited.
+    for k in (locals..top).rev() {
+        let w = view.u64(base.checked_add(k * 8)?)?;
+        if w & 3 == 3 {
+            return None; // a tagged int: not an awaitable
+        }
+        if w & !3 != 0 {
+            return Some(w & !3);
+        }
+    }
+    None
 }
 
 /// How many of a 3.11+ generator's frame slots are live (locals, cells, stack up to its top).

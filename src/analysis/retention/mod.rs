@@ -272,10 +272,9 @@ fn unreached_roots(
         if t.g.type_of.get(i as usize) == NO_TYPE {
             continue; // its words were not read as references
         }
+        // An object that refers to itself is a cycle of one: referred, not held from C.
         for (j, _) in t.g.edges(i) {
-            if j != i {
-                referred[j as usize] = true;
-            }
+            referred[j as usize] = true;
         }
     }
     for (text, pick_referred) in [(NO_REFERRER, false), (IN_CYCLE, true)] {
