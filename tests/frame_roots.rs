@@ -69,6 +69,7 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
             "label",
             "main why",
             "worker why",
+            "files",
             "cell why",
             "main bytes",
             "worker bytes",
@@ -143,6 +144,18 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                 );
             }
             // Asked with --full-filenames: the whole path.
+            // The short label maps back to the whole path in the JSON; asked with
+            // --full-filenames, nothing is shortened and no map is written.
+            let file = main["function"]["file"].as_str().unwrap_or("?");
+            check(
+                held_report["files"]["frame_locals.py"].as_str() == Some(file)
+                    && boxed_report.get("files").is_none(),
+                format!(
+                    "why JSON files: {} (want frame_locals.py: {file}), with --full-filenames {}",
+                    held_report["files"], boxed_report["files"]
+                ),
+                "files ok".into(),
+            );
             let (wthread, wframe) = labels(worker, true);
             let root = format!("{wthread} → {wframe}");
             let want = worker["boxed"].as_u64();

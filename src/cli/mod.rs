@@ -553,7 +553,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         &session.py,
     )
     .ok();
-    let (graph, asked, changed) = session.with_objects(|view, py, types, objects| {
+    let (graph, asked, changed, files) = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types).with_full_filenames(a.full_filenames);
         let mut phases = crate::analysis::phases::Phases::start("why");
@@ -562,7 +562,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         let changed = crate::heap::containers::take_changed_while_read();
         phases.lap("graph captured");
         let asked = crate::analysis::retention::alloc_sites::objects_of_type(&graph, &a.type_name);
-        (graph, asked, changed)
+        (graph, asked, changed, std::mem::take(&mut src.files))
     })?;
     // Read after the objects, on its own: a consistent reading of the traces table may need
     // a few tries (`heap::allocation_sites`).
@@ -572,6 +572,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let (sites, warning) = sites.map_or((None, None), |(s, w)| (Some(s), w));
     let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid, sites.as_ref());
     report.warnings.extend(warning);
+    report.files = files;
     if changed > 0 {
         // A count read across a change (x8993 of 9000) is not printed as if exact.
         report.warnings.push(format!(

@@ -75,7 +75,9 @@ pub(crate) fn snapshot_target_cmd(
             let mut src = LiveSource::new(view, py, types).with_full_filenames(full_filenames);
             let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
             phases.lap("graph captured");
-            super::heap::retention_profile_of(graph)
+            let mut profile = super::heap::retention_profile_of(graph);
+            profile.files = std::mem::take(&mut src.files);
+            profile
         })?;
         let from = if t.core.is_some() { "core-" } else { "" };
         let default = format!("pymemspy-{from}{pid}-retention.{}", format.extension());

@@ -32,6 +32,9 @@ pub struct LiveSource<'a, 'm> {
     namer: Namer<'a>,
     /// `--full-filenames`: frame roots name their files whole.
     pub full_filenames: bool,
+    /// The frame roots' shortened file labels with their whole paths (`FileNames::full_paths`),
+    /// once `frame_roots` ran.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a, 'm> LiveSource<'a, 'm> {
@@ -46,6 +49,7 @@ impl<'a, 'm> LiveSource<'a, 'm> {
             types,
             namer: Namer::new(py),
             full_filenames: false,
+            files: Default::default(),
         }
     }
 
@@ -68,7 +72,9 @@ impl HeapSource for LiveSource<'_, '_> {
 
     fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats) {
         let mut names = FileNames::of_target(self.view, self.py, self.types, self.full_filenames);
-        thread_roots::frame_roots(self.view, self.py, self.types, &mut names)
+        let roots = thread_roots::frame_roots(self.view, self.py, self.types, &mut names);
+        self.files = names.full_paths();
+        roots
     }
 
     fn type_name(&mut self, tp: u64) -> Option<Rc<str>> {

@@ -100,6 +100,10 @@ pub struct WhyReport {
     /// What the roots could not be read from (thread frames skipped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Each file label the frame roots show that is not the whole path (`leaky.py`), with
+    /// that path (read live; a heap dump keeps the labels only).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// A root name (None: unreachable) and (edge, type) hops.
@@ -268,6 +272,7 @@ pub fn explain(
         retainers,
         did_you_mean,
         warnings: frame_warnings(t),
+        files: Default::default(),
     }
 }
 
