@@ -66,6 +66,10 @@ pub struct Profile {
     pub subtitle: String,
     pub unit: Unit,
     pub stacks: Vec<Stack>,
+    /// Frame files shown shortened (`leaky.py`, relative to the target's `sys.path`), with
+    /// their whole paths: the formats with a file field of their own (speedscope, pprof) write
+    /// the whole path there, for tools that open the source; labels stay short.
+    pub files: BTreeMap<String, String>,
 }
 
 impl Profile {
@@ -75,6 +79,7 @@ impl Profile {
             subtitle: subtitle.into(),
             unit,
             stacks: Vec::new(),
+            files: BTreeMap::new(),
         }
     }
 

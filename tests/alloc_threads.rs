@@ -106,7 +106,14 @@ fn run(interp: &Interp, failures: &mut Vec<String>, args: &[&str]) -> Vec<String
     let leaker = target.truth["leaker"].as_str().unwrap_or("remember");
     let line = target.truth["leak_line"].as_u64().unwrap_or(0);
     let file = target.truth["file"].as_str().unwrap_or("");
-    let (total, under, line_seen) = shares(&text, leaker, &format!("{file}:{line})"));
+    // Frames show the file relative to the target's sys.path, as py-spy does: the script's
+    // directory is sys.path[0], so the leaking frame reads `remember (alloc_threads.py:43)`
+    // (with the parenthesis: a whole path, ` (/…/alloc_threads.py:43)`, does not match).
+    let name = std::path::Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("?");
+    let (total, under, line_seen) = shares(&text, leaker, &format!(" ({name}:{line})"));
     let share = if total > 0 {
         under as f64 / total as f64
     } else {
@@ -281,6 +288,9 @@ fn spawned_run(interp: &Interp) -> Result<SpawnedRun, String> {
     let script = common::target_script("alloc_threads.py");
     let mut argv: Vec<String> = [
         "record",
+        // Whole paths here (the alloc-profile runs check the short form): the frame must
+        // name exactly the file the truth gives.
+        "--full-filenames",
         "--tracemalloc",
         "16",
         "--duration",
@@ -330,7 +340,7 @@ fn spawned_run(interp: &Interp) -> Result<SpawnedRun, String> {
             .sum()
     };
     let (total, under, line_seen) =
-        shares(&rest.join("\n"), "remember", &format!("{file}:{line})"));
+        shares(&rest.join("\n"), "remember", &format!(" ({file}:{line})"));
     let all = weight(&imports) + total;
     Ok(SpawnedRun {
         share: under as f64 / total.max(1) as f64,

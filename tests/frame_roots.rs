@@ -7,18 +7,30 @@ mod common;
 use common::Target;
 use serde_json::Value;
 
-/// What a holder's truth says: the thread label and the frame label the tool must print.
-fn labels(holder: &Value) -> (String, String) {
+/// What a holder's truth says: the thread label and the frame label the tool must print. The
+/// frame's file is shown relative to the target's sys.path (py-spy's form): the script's
+/// directory is sys.path[0], so that is the file's name; with `--full-filenames` (`full`), the
+/// whole `co_filename`.
+fn labels(holder: &Value, full: bool) -> (String, String) {
     let thread = format!(
         "thread {} ({})",
         holder["native_id"].as_u64().unwrap_or(0),
         holder["thread"].as_str().unwrap_or("?")
     );
     let f = &holder["function"];
+    let file = f["file"].as_str().unwrap_or("?");
+    let file = if full {
+        file
+    } else {
+        std::path::Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+    };
     let frame = format!(
         "frame {} ({}:{})",
         f["name"].as_str().unwrap_or("?"),
-        f["file"].as_str().unwrap_or("?"),
+        file,
         f["line"].as_u64().unwrap_or(0)
     );
     (thread, frame)
@@ -57,6 +69,7 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
             "label",
             "main why",
             "worker why",
+            "files",
             "cell why",
             "main bytes",
             "worker bytes",
@@ -83,6 +96,7 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                 "__main__.Boxed",
                 "--format",
                 "json",
+                "--full-filenames",
             ]);
             let folded_path = target.scratch().join("r.folded");
             let snap = common::run_tool(&[
@@ -116,7 +130,7 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
             };
             // why: each thread's `held` list, with the exact count, from its frame's local.
             for holder in [main, worker] {
-                let (thread, frame) = labels(holder);
+                let (thread, frame) = labels(holder, false);
                 let root = format!("{thread} → {frame}");
                 let want = holder["count"].as_u64();
                 let got = group_count(&held_report, &root, &["local 'held'", "[*]"]);
@@ -129,7 +143,20 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                     format!("{got:?}"),
                 );
             }
-            let (wthread, wframe) = labels(worker);
+            // Asked with --full-filenames: the whole path.
+            // The short label maps back to the whole path in the JSON; asked with
+            // --full-filenames, nothing is shortened and no map is written.
+            let file = main["function"]["file"].as_str().unwrap_or("?");
+            check(
+                held_report["files"]["frame_locals.py"].as_str() == Some(file)
+                    && boxed_report.get("files").is_none(),
+                format!(
+                    "why JSON files: {} (want frame_locals.py: {file}), with --full-filenames {}",
+                    held_report["files"], boxed_report["files"]
+                ),
+                "files ok".into(),
+            );
+            let (wthread, wframe) = labels(worker, true);
             let root = format!("{wthread} → {wframe}");
             let want = worker["boxed"].as_u64();
             let got = group_count(
@@ -147,7 +174,7 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
             );
             // The flamegraph: each list's Held objects under the frame root, to the byte.
             for holder in [main, worker] {
-                let (thread, frame) = labels(holder);
+                let (thread, frame) = labels(holder, false);
                 let frames = [
                     thread,
                     frame,
@@ -173,7 +200,14 @@ fn frame_locals_are_roots_for_why_and_the_flamegraph() {
                         .filter(|p| {
                             p["root"]
                                 .as_str()
-                                .is_some_and(|r| r.starts_with("(not reachable"))
+                                // Filed apart from the module and thread roots:
+                                // unreachable, or under the roots of what no module or
+                                // thread reaches (no referrer, or a cycle).
+                                .is_some_and(|r| {
+                                    r.starts_with("(not reachable")
+                                        || r.starts_with("(no Python referrer")
+                                        || r.starts_with("(unreachable cycle")
+                                })
                         })
                         .filter_map(|p| p["count"].as_u64())
                         .sum()

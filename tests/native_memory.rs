@@ -42,7 +42,12 @@ fn why_counts(report: &Value, global: &str) -> (u64, u64) {
         if root == "__main__ (module)" && first == global && last == "[*]" && !through_index {
             held += count;
         }
-        if root.starts_with("(not reachable") {
+        // Filed apart from modules and threads: unreached, or under the root of a cycle or of
+        // an object no other object refers to (issue 33, item 8).
+        if root.starts_with("(not reachable")
+            || root.starts_with("(unreachable cycle")
+            || root.starts_with("(no Python referrer")
+        {
             unreached += count;
         }
     }

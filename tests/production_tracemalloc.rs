@@ -65,6 +65,21 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
             )
         })
         .collect();
+    // Each line's file as shown: relative to the target's sys.path, whose first entry is the
+    // script's directory (the whole path stays in `file`).
+    for l in doc["lines"].as_array().into_iter().flatten() {
+        let file = l["file"].as_str().unwrap_or("?");
+        if let Some(name) = file.strip_prefix(&format!(
+            "{}/",
+            common::target_script("")
+                .to_string_lossy()
+                .trim_end_matches('/')
+        )) {
+            if l["label"].as_str() != Some(name) {
+                return Err(format!("label {} for {file}, want {name:?}", l["label"]));
+            }
+        }
+    }
     let truth = target.truth["lines"]
         .as_object()
         .ok_or("truth lacks lines")?;
@@ -134,6 +149,8 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         "allocation",
         "--format",
         "collapsed",
+        // Whole paths, as the truth names the lines.
+        "--full-filenames",
         "-o",
         &out_s,
     ]);

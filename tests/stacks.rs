@@ -99,6 +99,28 @@ fn compare(truth: &Value, dump: &Value, pid: u32) -> (Vec<String>, usize) {
             }
             Err(e) => failures.push(format!("{label}: {e}")),
         }
+        // Each frame's label: the file relative to the target's sys.path (py-spy's form), the
+        // whole path kept in `file`. The script's own frames: sys.path[0] is its directory, so
+        // the file's name; library frames: a path relative to some entry, never absolute.
+        for f in got["frames"].as_array().into_iter().flatten() {
+            let (name, file, line) = (
+                f["name"].as_str().unwrap_or("?"),
+                f["file"].as_str().unwrap_or("?"),
+                f["line"].as_u64().unwrap_or(0),
+            );
+            let text = f["label"].as_str().unwrap_or("?");
+            let ok = if file.ends_with("/thread_stacks.py") {
+                text == format!("{name} (thread_stacks.py:{line})")
+            } else {
+                let shown = text
+                    .strip_prefix(&format!("{name} ("))
+                    .and_then(|l| l.strip_suffix(&format!(":{line})")));
+                shown.is_some_and(|s| file.ends_with(&format!("/{s}")) && !s.starts_with('/'))
+            };
+            if !ok {
+                failures.push(format!("{label}: frame label {text:?} for {file}"));
+            }
+        }
         // The program's names for its threads, as `why` gives them.
         if got["threading_name"] != want["name"] {
             failures.push(format!(

@@ -1,6 +1,7 @@
 //! `pymemspy dump`: every thread's Python stack now, like `py-spy dump`, read without pausing.
 
 use crate::analysis::census::snapshot::{PythonInfo, Session};
+use crate::heap::file_names::FileNames;
 use crate::heap::stacks::{Frame, StackReader, StackStats};
 use crate::heap::thread_roots::thread_names;
 use crate::process::View;
@@ -24,7 +25,18 @@ pub struct ThreadDump {
     /// known): running, or waiting and on what.
     pub os_state: Option<OsState>,
     /// Innermost frame first.
-    pub frames: Vec<Frame>,
+    pub frames: Vec<DumpFrame>,
+}
+
+/// A frame with the text it is shown by.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpFrame {
+    /// `name`, `file` (the whole path), `line`, `first_line`.
+    #[serde(flatten)]
+    pub frame: Frame,
+    /// `render (leaky.py:50)`: the file relative to the target's `sys.path` (whole with
+    /// `--full-filenames`).
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +62,7 @@ pub struct OsState {
     pub wchan: Option<String>,
 }
 
-pub fn take(session: &mut Session) -> Dump {
+pub fn take(session: &mut Session, full_filenames: bool) -> Dump {
     let mut reader = StackReader::new(&session.py);
     let pid = session.target.pid;
     let live = !session.target.is_core();
@@ -59,6 +71,10 @@ pub fn take(session: &mut Session) -> Dump {
     let names = {
         let mut view = View::new(&session.target.memory, session.target.spans(), 0);
         thread_names(&mut view, &session.py, &mut session.types)
+    };
+    let mut file_names = {
+        let mut view = View::new(&session.target.memory, session.target.spans(), 0);
+        FileNames::of_target(&mut view, &session.py, &mut session.types, full_filenames)
     };
     let threads = threads
         .into_iter()
@@ -74,7 +90,15 @@ pub fn take(session: &mut Session) -> Dump {
                 threading_name: known.and_then(|k| k.0.clone()),
                 holds_gil: t.holds_gil,
                 os_state: tid.and_then(|tid| os_state(pid, tid)),
-                frames: t.frames.iter().map(|&f| reader.frame(f).clone()).collect(),
+                frames: t
+                    .frames
+                    .iter()
+                    .map(|&f| {
+                        let frame = reader.frame(f).clone();
+                        let label = file_names.frame(&frame);
+                        DumpFrame { frame, label }
+                    })
+                    .collect(),
             }
         })
         .collect();

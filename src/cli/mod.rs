@@ -147,6 +147,10 @@ struct WhyArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     blocking: BlockingArgs,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path (a
+    /// heap dump keeps the form it was written with).
+    #[arg(long)]
+    full_filenames: bool,
     #[command(flatten)]
     trace: TraceWindowArgs,
 }
@@ -225,6 +229,10 @@ struct SnapshotArgs {
     /// other children are skipped with a note.
     #[arg(short, long, conflicts_with_all = ["core", "by"])]
     subprocesses: bool,
+    /// Frames (the flamegraph's and the heap dump's thread roots, --by allocation's lines)
+    /// show each file as its whole path, not relative to the target's sys.path.
+    #[arg(long)]
+    full_filenames: bool,
     #[command(flatten)]
     trace: TraceWindowArgs,
 }
@@ -285,6 +293,10 @@ struct RecordArgs {
     /// missed).
     #[arg(long, conflicts_with = "tracemalloc")]
     sample: bool,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path
+    /// (`render (/srv/app/leaky.py:50)` instead of `render (leaky.py:50)`).
+    #[arg(long, conflicts_with = "subprocesses")]
+    full_filenames: bool,
     #[command(flatten)]
     program: ProgramArgs,
 }
@@ -489,6 +501,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
                 resolve: a.target.resolve_options(),
                 pause: a.blocking.pause,
                 no_paths: a.no_paths,
+                full_filenames: a.full_filenames,
                 ..Default::default()
             },
             a.format.profile_format(),
@@ -510,6 +523,7 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         pause: a.blocking.pause,
         gc_only: a.gc_only,
         no_paths: a.no_paths,
+        full_filenames: a.full_filenames,
         ..Default::default()
     };
     let out = snapshot::Output {
@@ -573,6 +587,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let opts = SnapshotOptions {
         resolve: a.target.resolve_options(),
         pause: a.blocking.pause,
+        full_filenames: a.full_filenames,
         ..Default::default()
     };
     let target = open_target(&a.target)?;
@@ -589,16 +604,16 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         &session.py,
     )
     .ok();
-    let (graph, asked, changed) = session.with_objects(|view, py, types, objects| {
+    let (graph, asked, changed, files) = session.with_objects(|view, py, types, objects| {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
-        let mut src = LiveSource::new(view, py, types);
+        let mut src = LiveSource::new(view, py, types).with_full_filenames(a.full_filenames);
         let mut phases = crate::analysis::phases::Phases::start("why");
         crate::heap::containers::take_changed_while_read();
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
         let changed = crate::heap::containers::take_changed_while_read();
         phases.lap("graph captured");
         let asked = crate::analysis::retention::alloc_sites::objects_of_type(&graph, &a.type_name);
-        (graph, asked, changed)
+        (graph, asked, changed, std::mem::take(&mut src.files))
     })?;
     // Read after the objects, on its own: a consistent reading of the traces table may need
     // a few tries (`heap::allocation_sites`).
@@ -610,6 +625,7 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
     let (sites, warning) = sites.map_or((None, None), |(s, w)| (Some(s), w));
     let mut report = heap::why_on_graph(graph, &a.type_name, a.max_paths, pid, sites.as_ref());
     report.warnings.extend(warning);
+    report.files = files;
     if changed > 0 {
         // A count read across a change (x8993 of 9000) is not printed as if exact.
         report.warnings.push(format!(
@@ -729,6 +745,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
         stop,
         rate: a.rate,
         tracemalloc,
+        full_filenames: a.full_filenames,
     };
     if a.subprocesses {
         return record_tree_cmd(opts, a.output.as_deref(), a.top);

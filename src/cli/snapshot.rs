@@ -74,15 +74,18 @@ pub(crate) fn snapshot_target_cmd(
     let target = open_target(t)?;
     let pid = target.pid;
     if let Some(format) = out.profile {
+        let full_filenames = opts.full_filenames;
         let mut session = Session::from_target(target, opts)?;
         let mut phases = crate::analysis::phases::Phases::start("retention");
         let profile = session.with_objects(|view, py, types, objects| {
             // The graph once (address order, on every core), then the tree on it: the same
             // path, and so the same output, as a heap dump's flamegraph.
-            let mut src = LiveSource::new(view, py, types);
+            let mut src = LiveSource::new(view, py, types).with_full_filenames(full_filenames);
             let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
             phases.lap("graph captured");
-            super::heap::retention_profile_of(graph)
+            let mut profile = super::heap::retention_profile_of(graph);
+            profile.files = std::mem::take(&mut src.files);
+            profile
         })?;
         let from = if t.core.is_some() { "core-" } else { "" };
         let default = format!("pymemspy-{from}{pid}-retention.{}", format.extension());

@@ -26,6 +26,10 @@ pub struct DumpArgs {
     /// The same as `--format json` (py-spy's `dump --json`).
     #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path (the
+    /// JSON has both: `file` and `label`).
+    #[arg(long)]
+    full_filenames: bool,
 }
 
 #[derive(Args)]
@@ -52,6 +56,9 @@ pub struct AllocProfileArgs {
     /// reading of its tracemalloc tables; sampling itself never stops it.
     #[arg(long)]
     pause: bool,
+    /// Show each frame's file as its whole path, not relative to the target's sys.path.
+    #[arg(long)]
+    full_filenames: bool,
 }
 
 fn open(target: &TargetArgs, pause: bool, verb: &str) -> anyhow::Result<Session> {
@@ -74,7 +81,7 @@ fn open(target: &TargetArgs, pause: bool, verb: &str) -> anyhow::Result<Session>
 
 pub fn dump_cmd(a: DumpArgs) -> anyhow::Result<()> {
     let mut session = open(&a.target, false, "dump")?;
-    let d = dump::take(&mut session);
+    let d = dump::take(&mut session, a.full_filenames);
     let format = if a.json { DumpFormat::Json } else { a.format };
     let bytes = match format {
         DumpFormat::Text => crate::render::reports::stacks_dump(&d).into_bytes(),
@@ -102,6 +109,7 @@ pub fn alloc_profile_cmd(a: AllocProfileArgs) -> anyhow::Result<()> {
         max_walk: a.max_walk,
         pause_traced_reads: a.pause,
         baseline: alloc_profile::baseline_for(Some(Duration::from_secs_f64(a.duration))),
+        full_filenames: a.full_filenames,
         ..Default::default()
     };
     let mut sampler = AllocSampler::with_options(&session, opts)?;

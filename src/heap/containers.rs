@@ -9,7 +9,7 @@
 use super::types::TypeInfo;
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::frames_layout::StackTop;
-use crate::python::layout::Layout;
+use crate::python::layout::{FrameSizing, GenCode, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which modelled C base a type has.
@@ -170,6 +170,65 @@ const MAX_FRAME_SLOTS: u64 = 1 << 16;
 /// does not read. The frame's slots start at the type's basicsize (`gi_iframe` is the last
 /// field and `localsplus` the frame's last); its fixed fields sit just before them.
 pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<Vec<u64>> {
+    let top = generator_top(view, l, obj, t)?;
+    if top == 0 {
+        return Some(Vec::new());
+    }
+    let base = obj.checked_add(t.basicsize)?;
+    let raw = view.get(base, (top * 8) as usize).ok()?;
+    Some(
+        raw.chunks_exact(8)
+            .map(|w| w.u64_at(0))
+            // 3.14+ stack refs carry tag bits: both set is a tagged int, not a pointer.
+            .filter(|w| w & 3 != 3)
+            .map(|w| w & !3)
+            .filter(|&w| w != 0)
+            .collect(),
+    )
+}
+
+/// What a suspended 3.11+ coroutine awaits (`cr_await`): the top of its frame's value stack,
+/// when the stack holds anything past the code's locals and cells (measured: 3.11–3.13 the
+/// last live slot, 3.14+ the one below a null reference). A coroutine suspends only
+/// in an await (`await`, `async for`, `async with` all await), which leaves the awaitable on
+/// top; generators and async generators also suspend at a plain `yield`, whose stack top is
+/// some temporary (a for loop's iterator), so they are not asked.
+pub fn coroutine_awaits(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
+    let FrameSizing::Embedded {
+        gen_code,
+        frame_code,
+        nlocalsplus,
+        ..
+    } = l.frame_sizing
+    else {
+        return None;
+    };
+    let top = generator_top(view, l, obj, t)?;
+    let code = match gen_code {
+        GenCode::Field(at) => view.u64(obj.checked_add(at)?)?,
+        GenCode::InFrame(at) => view.u64(obj.checked_add(at)?.checked_add(frame_code)?)?,
+    } & !7;
+    let locals = u64::try_from(view.u32(code.checked_add(nlocalsplus)?)? as i32).ok()?;
+    if top <= locals {
+        return None;
+    }
+    let base = obj.checked_add(t.basicsize)?;
+    // 3.14+ keep a null reference (tag bits only) above the awaitable while suspended: the
+    // topmost slot that holds an object is the one awaited.
+    for k in (locals..top).rev() {
+        let w = view.u64(base.checked_add(k * 8)?)?;
+        if w & 3 == 3 {
+            return None; // a tagged int: not an awaitable
+        }
+        if w & !3 != 0 {
+            return Some(w & !3);
+        }
+    }
+    None
+}
+
+/// How many of a 3.11+ generator's frame slots are live (locals, cells, stack up to its top).
+fn generator_top(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
     let s = &l.frames.slots;
     let base = obj.checked_add(t.basicsize)?;
     let frame = base.checked_sub(s.localsplus)?;
@@ -187,17 +246,5 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
     if top > MAX_FRAME_SLOTS {
         return None;
     }
-    if top == 0 {
-        return Some(Vec::new());
-    }
-    let raw = view.get(base, (top * 8) as usize).ok()?;
-    Some(
-        raw.chunks_exact(8)
-            .map(|w| w.u64_at(0))
-            // 3.14+ stack refs carry tag bits: both set is a tagged int, not a pointer.
-            .filter(|w| w & 3 != 3)
-            .map(|w| w & !3)
-            .filter(|&w| w != 0)
-            .collect(),
-    )
+    Some(top)
 }

@@ -2,7 +2,7 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
-use super::containers::{deque_items, field_values, generator_slots, Container};
+use super::containers::{coroutine_awaits, deque_items, field_values, generator_slots, Container};
 use super::frame_slots::frame_slots;
 use super::native;
 use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
@@ -221,7 +221,22 @@ fn generator_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mu
             .filter(|&(off, _)| off != t.weaklist)
             .map(|(_, w)| (w, Label::Ref)),
     );
-    out.extend(slots.into_iter().map(|w| (w, Label::Ref)));
+    // What a suspended coroutine awaits, named as Python names it; the other slots stay
+    // guesses by position (their names are the code's, not the object's).
+    let awaits = if &*t.name == "coroutine" {
+        coroutine_awaits(view, l, obj, t)
+    } else {
+        None
+    };
+    let mut named = false;
+    for w in slots {
+        if !named && Some(w) == awaits {
+            named = true;
+            out.push((w, Label::Field("cr_await")));
+        } else {
+            out.push((w, Label::Ref));
+        }
+    }
 }
 
 /// A frame object: its own fields, then only the live slots of the frame it holds. The rest of

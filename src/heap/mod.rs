@@ -2,6 +2,7 @@
 
 pub mod arenas;
 pub mod containers;
+pub mod file_names;
 pub mod frame_slots;
 pub mod fresh_pages;
 pub mod gc_lists;

@@ -89,6 +89,10 @@ pub struct ThreadStack {
     /// Where each of `frames` lives and the code object it runs (same order): what the
     /// retention roots read a frame's local variables from.
     pub located: Vec<FrameAt>,
+    /// The chain ended where a thread's first frame ends it (a null link), not on a pointer
+    /// that could not be read, a frame linking to itself, or the depth limit: read while the
+    /// thread ran on, a stack can come out cut (a few innermost frames, no root).
+    pub whole: bool,
 }
 
 /// The address of a frame (a `PyFrameObject` or a `_PyInterpreterFrame`) and of its code object.
@@ -272,7 +276,7 @@ impl StackReader {
                 .flatten()
                 .map(|bytes| (chunk, bytes))
         });
-        let (frames, located) = self.walk(mem, &py.layout, innermost, datastack.as_ref());
+        let (frames, located, whole) = self.walk(mem, &py.layout, innermost, datastack.as_ref());
         Some(ThreadStack {
             tstate,
             thread_id: tb.u64_at(t.thread_id as usize),
@@ -280,6 +284,7 @@ impl StackReader {
             holds_gil: false,
             frames,
             located,
+            whole,
         })
     }
 
@@ -291,7 +296,7 @@ impl StackReader {
         l: &Layout,
         innermost: u64,
         datastack: Option<&(u64, Vec<u8>)>,
-    ) -> (Vec<FrameId>, Vec<FrameAt>) {
+    ) -> (Vec<FrameId>, Vec<FrameAt>, bool) {
         let f = self.frames.frame;
         let size = f.size as usize;
         let mut out = Vec::new();
@@ -299,15 +304,18 @@ impl StackReader {
         let mut cur = innermost;
         let mut steps = 0;
         let mut buf = vec![0u8; size];
+        let mut whole = true;
         self.stats.stacks += 1;
         while cur != 0 {
             if steps == MAX_DEPTH {
                 self.stats.truncated += 1;
+                whole = false;
                 break;
             }
             steps += 1;
             if !cur.is_multiple_of(8) {
                 self.stats.broken_chains += 1;
+                whole = false;
                 break;
             }
             let local = datastack.and_then(|(start, bytes)| {
@@ -319,6 +327,7 @@ impl StackReader {
                 None => {
                     if mem.read(cur, &mut buf).is_err() {
                         self.stats.broken_chains += 1;
+                        whole = false;
                         break;
                     }
                     &buf
@@ -350,11 +359,12 @@ impl StackReader {
             }
             if prev == cur {
                 self.stats.broken_chains += 1;
+                whole = false;
                 break;
             }
             cur = prev;
         }
-        (out, located)
+        (out, located, whole)
     }
 
     /// The frame of a code object at an instruction, the code named and its line table decoded

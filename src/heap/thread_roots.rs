@@ -5,6 +5,7 @@
 //! Stacks come from `heap::stacks` (the same walker `dump` uses), slots from
 //! `heap::frame_slots`; thread names from `threading._active` when the program uses `threading`.
 
+use crate::heap::file_names::FileNames;
 use crate::heap::frame_slots::{frame_slots, Slot, SlotKind};
 use crate::heap::graph::{self, Label};
 use crate::heap::pyobj::{
@@ -49,6 +50,7 @@ pub fn frame_roots(
     view: &mut View,
     py: &Python,
     types: &mut TypeTable,
+    file_names: &mut FileNames,
 ) -> (Vec<FrameRoot>, FrameRootStats) {
     let l = &py.layout;
     let tuple_type = py.binary.symbol("PyTuple_Type").unwrap_or(0);
@@ -71,7 +73,7 @@ pub fn frame_roots(
         };
         for (&id, &at) in t.frames.iter().zip(&t.located) {
             stats.frames += 1;
-            let frame: Rc<str> = format!("frame {}", reader.frame(id)).into();
+            let frame: Rc<str> = format!("frame {}", file_names.frame(reader.frame(id))).into();
             slots.clear();
             if !frame_slots(view, l, tuple_type, at, &mut slots) {
                 stats.unreadable_frames += 1;

@@ -49,6 +49,9 @@ pub struct RecordOptions {
     /// `PYTHONTRACEMALLOC`; a running process has its tracing turned on for the recording.
     /// None: sampled (or exact when a running process traces already).
     pub tracemalloc: Option<u32>,
+    /// `--full-filenames`: allocation frames show whole paths (default: relative to the
+    /// target's `sys.path`).
+    pub full_filenames: bool,
 }
 
 /// The periodic activities of the record loop.
@@ -245,6 +248,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             },
             tracing_started_by: tracing_how.filter(|_| exact),
             method: p.method.to_string(),
+            files: std::mem::take(&mut p.files),
             stacks: p
                 .stacks
                 .into_iter()
@@ -274,6 +278,7 @@ fn start_sampler(
         pause_traced_reads: record.snapshot.pause || record.tracemalloc.is_some(),
         expect_tracing: record.tracemalloc.is_some(),
         baseline: crate::analysis::timeline::alloc_profile::baseline_for(record.duration),
+        full_filenames: record.full_filenames,
         ..Default::default()
     };
     match AllocSampler::with_options(session, opts) {

@@ -124,6 +124,7 @@ fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<(Profile, &'static str)
         subtitle,
         Unit::Bytes,
     );
+    p.files = a.files.clone();
     for s in &a.stacks {
         p.stacks
             .push(Stack::new(s.stack.clone(), s.bytes).with_objects(s.objects));

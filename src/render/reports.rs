@@ -32,7 +32,7 @@ pub fn stacks_dump(d: &Dump) -> String {
             out.push_str("    (no Python frame)\n");
         }
         for f in &t.frames {
-            let _ = writeln!(out, "    {f}");
+            let _ = writeln!(out, "    {}", f.label);
         }
     }
     let s = &d.stats;
@@ -120,7 +120,7 @@ pub fn allocations(r: &AllocationReport, top: usize) -> String {
             human_bytes(l.size),
             100.0 * l.size as f64 / total,
             thousands(l.count),
-            l.file,
+            l.label,
             l.line
         );
     }

@@ -35,6 +35,9 @@ pub struct SnapshotOptions {
     /// Break the RSS down (/proc/PID/smaps) at each census. `record` does not show it: the
     /// kernel walking every page table of the target each second is a cost for nothing there.
     pub memory_report: bool,
+    /// `--full-filenames`: frames (retention roots, allocation lines) show whole paths, not
+    /// paths relative to the target's `sys.path`.
+    pub full_filenames: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -50,6 +53,7 @@ impl Default for SnapshotOptions {
             gc_only: false,
             no_paths: false,
             memory_report: true,
+            full_filenames: false,
         }
     }
 }

@@ -57,13 +57,20 @@ pub fn allocation_sites(
         }
     }
     let (mut blocks, mut view) = (best?, view?);
+    let mut types = crate::heap::types::TypeTable::new(&session.py);
+    let mut file_names = crate::heap::file_names::FileNames::of_target(
+        &mut view,
+        &session.py,
+        &mut types,
+        session.opts.full_filenames,
+    );
     let mut names: rustc_hash::FxHashMap<(String, u32), std::rc::Rc<str>> = Default::default();
     let mut sites = Sites::default();
     for (i, addr) in asked {
         if let Some(frame) = blocks.site_of(&mut view, &session.py, tl, addr) {
             let site = names
                 .entry(frame.clone())
-                .or_insert_with(|| format!("{}:{}", frame.0, frame.1).into())
+                .or_insert_with(|| format!("{}:{}", file_names.file(&frame.0), frame.1).into())
                 .clone();
             sites.insert(i, site);
         }

@@ -506,10 +506,12 @@ pub fn take(target: crate::process::Target, opts: snapshot::SnapshotOptions) -> 
     let start = std::time::Instant::now();
     let taken_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let (pid, live) = (target.pid, !target.is_core());
+    let full_filenames = opts.full_filenames;
     let mut session = snapshot::Session::from_target(target, opts)?;
     let (mut snap, graph) =
         session.snapshot_then(pid, start, taken_at, |view, py, types, objects| {
-            let mut src = super::heap_source::LiveSource::new(view, py, types);
+            let mut src = super::heap_source::LiveSource::new(view, py, types)
+                .with_full_filenames(full_filenames);
             super::heap_graph::capture(&mut src, objects)
         })?;
     if live {

@@ -4,6 +4,7 @@
 //! same order and words, so every analysis gives the same output on either.
 
 use crate::analysis::retention::{self, Namer};
+use crate::heap::file_names::FileNames;
 use crate::heap::graph::Label;
 use crate::heap::thread_roots::{self, FrameRoot, FrameRootStats};
 use crate::heap::types::TypeTable;
@@ -29,6 +30,11 @@ pub struct LiveSource<'a, 'm> {
     pub py: &'a Python,
     pub types: &'a mut TypeTable,
     namer: Namer<'a>,
+    /// `--full-filenames`: frame roots name their files whole.
+    pub full_filenames: bool,
+    /// The frame roots' shortened file labels with their whole paths (`FileNames::full_paths`),
+    /// once `frame_roots` ran.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a, 'm> LiveSource<'a, 'm> {
@@ -42,7 +48,15 @@ impl<'a, 'm> LiveSource<'a, 'm> {
             py,
             types,
             namer: Namer::new(py),
+            full_filenames: false,
+            files: Default::default(),
         }
+    }
+
+    /// Frame roots with whole file paths (`--full-filenames`) or not.
+    pub fn with_full_filenames(mut self, full: bool) -> Self {
+        self.full_filenames = full;
+        self
     }
 
     /// An attribute or key name as paths show it (`…` when not identifier-like).
@@ -57,7 +71,10 @@ impl HeapSource for LiveSource<'_, '_> {
     }
 
     fn frame_roots(&mut self) -> (Vec<FrameRoot>, FrameRootStats) {
-        thread_roots::frame_roots(self.view, self.py, self.types)
+        let mut names = FileNames::of_target(self.view, self.py, self.types, self.full_filenames);
+        let roots = thread_roots::frame_roots(self.view, self.py, self.types, &mut names);
+        self.files = names.full_paths();
+        roots
     }
 
     fn type_name(&mut self, tp: u64) -> Option<Rc<str>> {

@@ -64,8 +64,18 @@ const GUESS_QUEUED: u8 = 2;
 /// A guess into the object waits for the other guesses (its target has an exact holder).
 const LATE: u8 = 4;
 
-/// Where paths of objects no root reaches are filed.
+/// Where paths of objects no root reaches are filed (now only objects whose own type did not
+/// validate: every other object is reached from one of the roots below or a cycle's).
 pub const UNREACHED: &str = "(not reachable from modules or threads)";
+/// The root of an object no module, thread or other object refers to, and what it holds: it is
+/// alive, so something that is not a Python object holds it — a C extension's static or struct,
+/// the interpreter's own state (per-thread dicts, codec and import registries, caches), or a
+/// reference leaked in C. Found from the graph alone, so a heap dump says the same.
+pub const NO_REFERRER: &str = "(no Python referrer: held by C code or the interpreter)";
+/// The root of a reference cycle nothing above reaches: garbage the cyclic collector frees at
+/// its next run, unless C code holds one of its objects (refcounts would tell; the graph does
+/// not keep them).
+pub const IN_CYCLE: &str = "(unreachable cycle: garbage not yet collected, unless C code holds it)";
 
 /// A root object and what holds it, as paths print it.
 #[derive(Debug, Clone)]
@@ -232,6 +242,73 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
     // (a stale word in a reused block must not claim a str of an object array that pandas
     // holds through C fields). Only leaves wait: a container reached by a guess first keeps its
     // subtree where it was found, as before.
+    follow_guesses(&mut t, &mut flags, &mut queue, &mut guessed);
+    unreached_roots(&mut t, &mut flags, &mut queue, &mut guessed, src);
+    t
+}
+
+/// Roots for what modules and threads do not reach (issue 33: 800 dicts of a Django process
+/// were filed as "not reachable" and nothing more). First the objects no other object refers
+/// to (`NO_REFERRER`), walked like any root; then, of what is still unseen, each object in
+/// address order roots what it reaches (`IN_CYCLE`): everything left is held only by other
+/// unseen objects, so it hangs in cycles. Objects whose type did not validate stay unreached.
+fn unreached_roots(
+    t: &mut Tree,
+    flags: &mut [u8],
+    queue: &mut DeltaQueue<1>,
+    guessed: &mut DeltaQueue<3>,
+    src: &mut DumpSource<'_>,
+) {
+    let n = t.len() as u32;
+    let unseen = |flags: &[u8], t: &Tree, i: u32| {
+        flags[i as usize] & SEEN == 0 && t.g.type_of.get(i as usize) != NO_TYPE
+    };
+    if !(0..n).any(|i| unseen(flags, t, i)) {
+        return;
+    }
+    // Which unseen objects some other object refers to (any edge: any reference keeps alive).
+    let mut referred = vec![false; t.len()];
+    for i in 0..n {
+        if t.g.type_of.get(i as usize) == NO_TYPE {
+            continue; // its words were not read as references
+        }
+        // An object that refers to itself is a cycle of one: referred, not held from C.
+        for (j, _) in t.g.edges(i) {
+            referred[j as usize] = true;
+        }
+    }
+    for (text, pick_referred) in [(NO_REFERRER, false), (IN_CYCLE, true)] {
+        for i in 0..n {
+            if !unseen(flags, t, i) || referred[i as usize] != pick_referred {
+                continue;
+            }
+            flags[i as usize] |= SEEN;
+            let ty = type_name(src, t.type_ptr(i));
+            t.add_root(Root {
+                index: i,
+                holders: vec![text.into(), ty],
+                edge: None,
+            });
+            queue.push_back([i]);
+            walk(t, flags, queue, guessed);
+            if pick_referred {
+                // One cycle at a time: its own guesses before the next root is chosen.
+                follow_guesses(t, flags, queue, guessed);
+            }
+        }
+        walk(t, flags, queue, guessed);
+        follow_guesses(t, flags, queue, guessed);
+    }
+}
+
+/// The deferred edges (guesses, types) in the order found, walking what each reaches.
+fn follow_guesses(
+    t: &mut Tree,
+    flags: &mut [u8],
+    queue: &mut DeltaQueue<1>,
+    guessed: &mut DeltaQueue<3>,
+) {
+    let g = t.g;
     let exact_in = g.exact_in();
     let mut late = DeltaQueue::<3>::new();
     while let Some([from, to, label]) = guessed.pop_front().or_else(|| late.pop_front()) {
@@ -239,7 +316,7 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
             if flags[to as usize] & LATE == 0
                 && t.labels[label as usize] == Label::Ref
                 && exact_in.get(to as usize)
-                && t.g.holds_nothing(to)
+                && g.holds_nothing(to)
             {
                 flags[to as usize] |= LATE;
                 late.push_back([from, to, label]);
@@ -249,10 +326,9 @@ pub fn build_on_graph<'g>(g: &'g Graph, src: &mut DumpSource<'g>) -> Tree<'g> {
             t.parent[to as usize] = from;
             t.label_of.set(to as usize, label);
             queue.push_back([to]);
-            walk(&mut t, &mut flags, &mut queue, &mut guessed);
+            walk(t, flags, queue, guessed);
         }
     }
-    t
 }
 
 /// Breadth-first from what is queued, marking each object's parent and edge on first sight.
@@ -384,7 +460,17 @@ pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<
                 Some(edge) => edge.clone(),
                 None => continue,
             },
-            _ => src.label(t.label(j)),
+            _ => {
+                let text = src.label(t.label(j));
+                match (text.is_empty(), k.checked_sub(1)) {
+                    (true, Some(p)) => ref_name(
+                        &type_name(src, t.type_ptr(chain[p])),
+                        &type_name(src, t.type_ptr(j)),
+                    )
+                    .map_or(text, str::to_string),
+                    _ => text,
+                }
+            }
         };
         out.push(Hop {
             label,
@@ -392,6 +478,17 @@ pub fn hops(src: &mut dyn HeapSource, t: &Tree, i: u32) -> (Option<String>, Vec<
         });
     }
     (root.map(Root::text), out)
+}
+
+/// The name of a field found by scanning its holder's body (an unnamed `Label::Ref`), where the
+/// two types say which field it must be: an asyncio Task's coroutine is its `_coro` (no other
+/// field of a pending Task holds a coroutine; the C struct's layout differs by version, the
+/// types do not).
+pub fn ref_name(holder: &str, held: &str) -> Option<&'static str> {
+    match (holder, held) {
+        ("_asyncio.Task", "coroutine") => Some("._coro"),
+        _ => None,
+    }
 }
 
 /// The retention flamegraph: every object's bytes stacked on its path from the roots.

@@ -100,6 +100,10 @@ pub struct WhyReport {
     /// What the roots could not be read from (thread frames skipped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Each file label the frame roots show that is not the whole path (`leaky.py`), with
+    /// that path (read live; a heap dump keeps the labels only).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// A root name (None: unreachable) and (edge, type) hops.
@@ -174,7 +178,14 @@ pub fn explain(
                             (root, h)
                         })
                         .clone();
-                    path.push((src.label(t.label(i)), type_name.to_string()));
+                    let mut text = src.label(t.label(i));
+                    if text.is_empty() {
+                        let holder = type_text(src, t.type_ptr(parent));
+                        if let Some(name) = super::ref_name(&holder, type_name) {
+                            text = name.to_string();
+                        }
+                    }
+                    path.push((text, type_name.to_string()));
                     let k = group_key(&mut groups, root, path);
                     key_of.insert((parent, edge), k.clone());
                     k
@@ -261,6 +272,7 @@ pub fn explain(
         retainers,
         did_you_mean,
         warnings: frame_warnings(t),
+        files: Default::default(),
     }
 }
 

@@ -31,9 +31,10 @@ use crate::heap::head_pools::HeadPools;
 
 /// Ticks that look for pymalloc's `usedpools` again when the first look did not find it.
 const HEAD_POOL_TRIES: u64 = 20;
+use crate::heap::file_names::FileNames;
 use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
 use crate::heap::sizes::getsizeof;
-use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats};
+use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats, ThreadStack};
 use crate::heap::types::TypeTable;
 use crate::heap::young::{
     self, block_fingerprint, fingerprint, separate_values, TypeBitsCache, YoungList,
@@ -44,7 +45,7 @@ use crate::process::{Bytes, Memory, MemoryExt, View};
 use crate::python::layout::flags;
 use crate::python::{Layout, Python};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,8 @@ pub struct SamplerOptions {
     pub expect_tracing: bool,
     /// Exact mode: how long the baseline keeps being read (`TracedGrowth::tick`).
     pub baseline: Baseline,
+    /// `--full-filenames`: frames show whole paths, not paths relative to `sys.path`.
+    pub full_filenames: bool,
 }
 
 /// The baseline window: a fifth of a recording of known length, at most 2 s (2 s without a
@@ -96,6 +99,7 @@ impl Default for SamplerOptions {
             pause_traced_reads: false,
             expect_tracing: false,
             baseline: baseline_for(None),
+            full_filenames: false,
         }
     }
 }
@@ -159,6 +163,13 @@ pub struct AllocStats {
     pub unattributed: u64,
     /// Distinct addresses at the end (a later record at the same address replaces the earlier).
     pub distinct_records: u64,
+    /// Survivors (and their bytes, before scaling) left out because their stack was read cut
+    /// off: its chain did not end at the thread's first frame, or its outermost frame is not
+    /// the thread's root (`StackJudge`). Shown, not charged to a stack that is not whole.
+    pub cut_survivors: u64,
+    pub cut_survivor_bytes: u64,
+    /// Distinct stacks judged cut off.
+    pub cut_stacks: u64,
     /// Recorded objects still alive at the end (fingerprint, type and refcount agree).
     pub survivors: u64,
     pub survivor_bytes: u64,
@@ -186,6 +197,9 @@ pub struct AllocProfile {
     pub method: &'static str,
     pub stats: AllocStats,
     pub warnings: Vec<String>,
+    /// Each file label the frames show that is not the whole path (`leaky.py`), with that
+    /// path: frames read `name (label:line)` for people, machine readers find the file here.
+    pub files: BTreeMap<String, String>,
     /// Per stack (same order): the sampled survivors' own (bytes, objects), before scaling.
     #[serde(skip)]
     sampled: Vec<(u64, u64)>,
@@ -199,10 +213,12 @@ impl AllocProfile {
         if self.method == TRACEMALLOC {
             return; // exact already, and in allocated bytes, not `sys.getsizeof`
         }
-        let (ob, bb) = self
-            .sampled
-            .iter()
-            .fold((0u64, 0u64), |(o, b), s| (o + s.1, b + s.0));
+        // The survivors left out as cut off count in the whole the growth is shared over: the
+        // stacks shown keep their own share, and the rest is reported, not spread over them.
+        let (ob, bb) = self.sampled.iter().fold(
+            (self.stats.cut_survivors, self.stats.cut_survivor_bytes),
+            |(o, b), s| (o + s.1, b + s.0),
+        );
         if bb == 0 {
             return;
         }
@@ -273,6 +289,8 @@ pub struct AllocSampler {
     latest: HashMap<u64, u32>,
     stack_ids: HashMap<Vec<FrameId>, u32>,
     stack_table: Vec<Vec<FrameId>>,
+    /// Which interned stacks are whole (see `StackJudge`).
+    judge: StackJudge,
     /// (thread state, stack) of the last tick that found that thread holding the GIL.
     last_running: Option<(u64, u32)>,
     head_pools: Option<HeadPools>,
@@ -356,6 +374,7 @@ impl AllocSampler {
             latest: HashMap::new(),
             stack_ids: HashMap::new(),
             stack_table: Vec::new(),
+            judge: StackJudge::default(),
             last_running: None,
             head_pools: None,
             fresh_pages,
@@ -570,11 +589,26 @@ impl AllocSampler {
 
     /// A thread's stack now, interned (None: no Python frame, or unreadable).
     fn thread_stack(&mut self, mem: &dyn Memory, py: &Python, thread: u64) -> Option<u32> {
-        let frames = self.stacks.thread(mem, py, thread)?.frames;
-        if frames.is_empty() {
+        let t = self.stacks.thread(mem, py, thread)?;
+        if t.frames.is_empty() {
             return None;
         }
-        Some(self.intern_stack(frames))
+        Some(self.intern_thread_stack(t))
+    }
+
+    /// Intern a thread's stack and tell the judge how it was read.
+    fn intern_thread_stack(&mut self, t: ThreadStack) -> u32 {
+        let root = t.frames.last().map(|&f| {
+            let f = self.stacks.frame(f);
+            (
+                (f.name.clone(), f.file.clone(), f.first_line),
+                f.name == "<module>",
+            )
+        });
+        let (tstate, whole) = (t.tstate, t.whole);
+        let id = self.intern_stack(t.frames);
+        self.judge.saw(id, tstate, whole, root);
+        id
     }
 
     fn intern_stack(&mut self, frames: Vec<FrameId>) -> u32 {
@@ -672,11 +706,10 @@ impl AllocSampler {
                 .filter(|(ts, _)| Some(*ts) == holder)
                 .map(|(_, id)| id);
         }
-        let frames = holder
-            .and_then(|ts| self.stacks.thread(mem, py, ts))
-            .map(|t| t.frames)
-            .unwrap_or_default();
-        let id = self.intern_stack(frames);
+        let id = match holder.and_then(|ts| self.stacks.thread(mem, py, ts)) {
+            Some(t) => self.intern_thread_stack(t),
+            None => self.intern_stack(Vec::new()),
+        };
         if let Some(ts) = holder {
             self.last_running = Some((ts, id));
         }
@@ -778,11 +811,16 @@ impl AllocSampler {
             let Some(bytes) = self.survivor_size(&mut view, l, &r) else {
                 continue;
             };
+            self.stats.survivors += 1;
+            self.stats.survivor_bytes += bytes;
+            if !self.judge.is_whole(r.stack) {
+                self.stats.cut_survivors += 1;
+                self.stats.cut_survivor_bytes += bytes;
+                continue;
+            }
             let e = per_stack.entry(r.stack).or_default();
             e.0 += bytes;
             e.1 += 1;
-            self.stats.survivors += 1;
-            self.stats.survivor_bytes += bytes;
         }
         drop(view);
 
@@ -795,6 +833,7 @@ impl AllocSampler {
         self.stats.start_gc_bytes = self.start_census.map(|c| c.1);
         self.stats.end_gc_objects = end_census.map(|c| c.0);
         self.stats.end_gc_bytes = end_census.map(|c| c.1);
+        let mut names = self.file_names(session);
         let mut stacks: Vec<(Vec<String>, u64, u64)> = per_stack
             .into_iter()
             .map(|(sid, (bytes, objects))| {
@@ -803,7 +842,7 @@ impl AllocSampler {
                 let mut names: Vec<String> = frames
                     .iter()
                     .rev()
-                    .map(|&f| self.stacks.frame(f).to_string())
+                    .map(|&f| names.frame(self.stacks.frame(f)))
                     .collect();
                 if names.is_empty() {
                     names.push("<no Python frame>".into());
@@ -825,6 +864,18 @@ impl AllocSampler {
             );
         }
         self.stats.fresh_pages = self.fresh_pages.as_ref().map(|f| f.stats);
+        self.stats.cut_stacks = self.judge.cut_count();
+        if self.stats.cut_survivors > 0 {
+            self.warnings.push(format!(
+                "{:.1}% of the sampled growth ({} of {} surviving objects) was on stacks read cut \
+                 off (the thread ran on while its stack was read: the chain did not reach the \
+                 thread's first frame) and is left out; the stacks shown are whole",
+                100.0 * self.stats.cut_survivor_bytes as f64
+                    / self.stats.survivor_bytes.max(1) as f64,
+                self.stats.cut_survivors,
+                self.stats.survivors
+            ));
+        }
         let mut profile = AllocProfile {
             sampled: stacks.iter().map(|s| (s.1, s.2)).collect(),
             stacks,
@@ -835,6 +886,7 @@ impl AllocSampler {
             },
             stats: self.stats,
             warnings: self.warnings,
+            files: names.full_paths(),
         };
         match (self.start_census, end_census) {
             (Some(a), Some(b)) if b.1 > a.1 => {
@@ -858,7 +910,8 @@ impl AllocSampler {
         self.finish_timing();
         let max_nframe = traced.max_nframe;
         let traced_paused = traced.pauses();
-        let mut stacks = match traced.finish(session) {
+        let mut names = self.file_names(session);
+        let mut stacks = match traced.finish(session, &mut names) {
             Ok((stacks, skipped)) => {
                 if skipped > 0 {
                     self.warnings.push(format!(
@@ -898,7 +951,18 @@ impl AllocSampler {
             method: TRACEMALLOC,
             stats: self.stats,
             warnings: self.warnings,
+            files: names.full_paths(),
         }
+    }
+
+    /// How frames name their files: relative to the target's `sys.path`, read now (a program
+    /// may extend it while it runs; the end is when the frames are named).
+    fn file_names(&self, session: &mut Session) -> FileNames {
+        if self.opts.full_filenames {
+            return FileNames::whole();
+        }
+        let mut view = View::new(&session.target.memory, session.target.spans(), 0);
+        FileNames::of_target(&mut view, &session.py, &mut session.types, false)
     }
 
     /// `sys.getsizeof` of a recorded object when it is still the object we recorded.
@@ -1005,6 +1069,7 @@ mod tests {
             method: SAMPLED,
             stats: AllocStats::default(),
             warnings: vec![],
+            files: BTreeMap::new(),
             sampled: vec![(300, 3), (100, 1)],
         };
         p.scale_to(4000, 40);
@@ -1014,5 +1079,110 @@ mod tests {
             p.folded(),
             "main (a.py:1);leak (a.py:5) 3000\nmain (a.py:1) 1000\n"
         );
+    }
+}
+
+/// A function's identity: (name, file, first line).
+type FuncKey = (String, String, u32);
+
+/// Which sampled stacks are whole, from the thread's first frame to the one running (issue 33:
+/// a Django process's flamegraph had 27% of its bytes on stacks of one to three frames with no
+/// thread at the root). A stack read while its thread runs on can come out cut: the frame
+/// chain changes under the reader, and ends early on a link that cannot be read, or on a
+/// frame that has just been left (a generator's frame, whose link is cleared when it
+/// suspends). So a stack is whole when its chain ended on a null link at least once, and its
+/// outermost frame is its thread's root: the outermost function of most of that thread's
+/// samples (a thread's first frame does not change while it runs), or module code (an import
+/// started from C, or the program's own `<module>`, is a root of its own).
+#[derive(Default)]
+struct StackJudge {
+    /// Per interned stack: ended on a null link at least once; its thread; its root.
+    stacks: HashMap<u32, JudgedStack>,
+    /// Per thread state: how many whole-read samples each root function had.
+    roots: HashMap<u64, HashMap<FuncKey, u64>>,
+}
+
+struct JudgedStack {
+    null_ended: bool,
+    tstate: u64,
+    root: Option<(FuncKey, bool)>,
+}
+
+impl StackJudge {
+    fn saw(&mut self, id: u32, tstate: u64, whole: bool, root: Option<(FuncKey, bool)>) {
+        if whole {
+            if let Some((key, _)) = &root {
+                *self
+                    .roots
+                    .entry(tstate)
+                    .or_default()
+                    .entry(key.clone())
+                    .or_default() += 1;
+            }
+        }
+        let e = self.stacks.entry(id).or_insert(JudgedStack {
+            null_ended: false,
+            tstate,
+            root,
+        });
+        e.null_ended |= whole;
+    }
+
+    /// The root most of a thread's whole-read samples had.
+    fn thread_root(&self, tstate: u64) -> Option<&FuncKey> {
+        self.roots
+            .get(&tstate)?
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map(|(k, _)| k)
+    }
+
+    /// Whole, or never judged (an empty stack: `<no Python frame>`).
+    fn is_whole(&self, id: u32) -> bool {
+        let Some(s) = self.stacks.get(&id) else {
+            return true;
+        };
+        let Some((key, module)) = &s.root else {
+            return true;
+        };
+        s.null_ended && (*module || self.thread_root(s.tstate) == Some(key))
+    }
+
+    fn cut_count(&self) -> u64 {
+        self.stacks.keys().filter(|&&id| !self.is_whole(id)).count() as u64
+    }
+}
+
+#[cfg(test)]
+mod judge_tests {
+    use super::*;
+
+    fn key(name: &str) -> FuncKey {
+        (name.to_string(), "/app/x.py".to_string(), 1)
+    }
+
+    #[test]
+    fn a_stack_is_whole_from_its_threads_root() {
+        let mut j = StackJudge::default();
+        // Thread 1: most samples start at `run`; one read came out as `as_sql` alone.
+        for _ in 0..5 {
+            j.saw(0, 1, true, Some((key("run"), false)));
+        }
+        j.saw(1, 1, true, Some((key("as_sql"), false)));
+        // A chain that broke on an unreadable link.
+        j.saw(2, 1, false, Some((key("run"), false)));
+        // Module code is a root of its own (an import started from C).
+        j.saw(3, 1, true, Some((key("<module>"), true)));
+        // Another thread, its own root.
+        j.saw(4, 2, true, Some((key("serve"), false)));
+        assert!(j.is_whole(0));
+        assert!(!j.is_whole(1));
+        assert!(!j.is_whole(2));
+        assert!(j.is_whole(3));
+        assert!(j.is_whole(4));
+        assert_eq!(j.cut_count(), 2);
+        // Read whole once, the same frames are whole.
+        j.saw(2, 1, true, Some((key("run"), false)));
+        assert!(j.is_whole(2));
     }
 }

@@ -3,6 +3,7 @@
 //! the flamegraph stacks are the tracebacks tracemalloc kept (up to its N frames).
 
 use crate::analysis::census::snapshot::{PythonInfo, Session};
+use crate::heap::file_names::FileNames;
 use crate::heap::tracemalloc::{self, Traces};
 use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
@@ -15,7 +16,10 @@ pub const SCHEMA: &str = "pymemspy.allocations/1";
 /// Bytes and blocks allocated at one line (the most recent frame of their tracebacks).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LineStat {
+    /// The whole path, as tracemalloc keeps it.
     pub file: String,
+    /// The file as shown: relative to the target's `sys.path` (whole with `--full-filenames`).
+    pub label: String,
     pub line: u32,
     pub size: u64,
     pub count: u64,
@@ -39,6 +43,9 @@ pub struct AllocationReport {
     /// The stacks, for the flamegraph formats (not serialized).
     #[serde(skip)]
     pub traces: Traces,
+    /// How files are shown (not serialized: `LineStat` carries both forms).
+    #[serde(skip)]
+    pub file_names: FileNames,
 }
 
 /// Readings of the traces table, the fullest kept.
@@ -84,6 +91,18 @@ pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
         (None, Some(e)) => return Err(e).with_context(|| format!("process {pid}")),
         (None, None) => anyhow::bail!("process {pid}: no reading of its traces"),
     };
+    let mut view = View::new(
+        &session.target.memory,
+        session.target.spans_now(),
+        session.opts.cache_budget,
+    );
+    let mut types = crate::heap::types::TypeTable::new(&session.py);
+    let mut file_names = FileNames::of_target(
+        &mut view,
+        &session.py,
+        &mut types,
+        session.opts.full_filenames,
+    );
     let mut warnings = Vec::new();
     if traces.skipped > 0 {
         warnings.push(format!(
@@ -100,15 +119,16 @@ pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
         found_by: tl.found_by.clone(),
         traced_bytes: traces.bytes,
         traced_blocks: traces.blocks,
-        lines: lines(&traces),
+        lines: lines(&traces, &mut file_names),
         skipped_blocks: traces.skipped,
         warnings,
         traces,
+        file_names,
     })
 }
 
 /// Group by the most recent frame, as `statistics('lineno')` does.
-pub fn lines(traces: &Traces) -> Vec<LineStat> {
+pub fn lines(traces: &Traces, file_names: &mut FileNames) -> Vec<LineStat> {
     let mut by_line: BTreeMap<(&str, u32), (u64, u64)> = BTreeMap::new();
     for (frames, bytes, blocks) in &traces.stacks {
         let Some((file, line)) = frames.first() else {
@@ -121,6 +141,7 @@ pub fn lines(traces: &Traces) -> Vec<LineStat> {
     let mut out: Vec<LineStat> = by_line
         .into_iter()
         .map(|((file, line), (size, count))| LineStat {
+            label: file_names.file(file),
             file: file.to_string(),
             line,
             size,
@@ -142,8 +163,12 @@ pub fn profile(r: &AllocationReport) -> Profile {
         ),
         Unit::Bytes,
     );
+    let mut file_names = r.file_names.clone();
     for (frames, bytes, blocks) in &r.traces.stacks {
-        let names = frames.iter().rev().map(|(f, l)| format!("{f}:{l}"));
+        let names = frames
+            .iter()
+            .rev()
+            .map(|(f, l)| format!("{}:{l}", file_names.file(f)));
         p.stacks
             .push(Stack::new(names, *bytes).with_objects(*blocks));
     }

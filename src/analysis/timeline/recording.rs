@@ -470,7 +470,8 @@ pub struct GcActivity {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AllocationStack {
-    /// Python frames, outermost first: `qualname (file:firstline)`.
+    /// Python frames, outermost first: `qualname (file:line)`, the file as `Allocations::files`
+    /// says.
     pub stack: Vec<String>,
     /// Heap growth charged to this stack (scaled to the growth the censuses measured).
     pub bytes: u64,
@@ -489,6 +490,11 @@ pub struct Allocations {
     /// What the weights mean, in words (it is also the flamegraph's subtitle).
     pub method: String,
     pub stacks: Vec<AllocationStack>,
+    /// Each file label the stacks show that is not the whole path, with that path: frames
+    /// read `render (leaky.py:50)`, relative to the target's `sys.path` (py-spy's form; with
+    /// `--full-filenames` every path is whole and this is empty).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 /// `Allocations::mode` of a profile read from the target's tracemalloc.

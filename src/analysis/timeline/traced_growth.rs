@@ -9,6 +9,7 @@
 //! and line per frame; function names come from the target's code objects (`CodeNames`).
 
 use crate::analysis::census::snapshot::Session;
+use crate::heap::file_names::FileNames;
 use crate::heap::stacks::StackReader;
 use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces};
 use crate::process::View;
@@ -160,7 +161,11 @@ impl TracedGrowth {
 
     /// Read the traces again: the blocks each traceback gained, named. Tracebacks whose bytes
     /// did not grow are left out (what was freed is not growth).
-    pub fn finish(self, session: &mut Session) -> anyhow::Result<(Vec<GrownStack>, u64)> {
+    pub fn finish(
+        self,
+        session: &mut Session,
+        file_names: &mut FileNames,
+    ) -> anyhow::Result<(Vec<GrownStack>, u64)> {
         // The code objects found below are read through the target's own list of mappings.
         let _ = session.target.refresh_maps();
         let end = read(session, &self.layout, self.pause)?;
@@ -213,7 +218,7 @@ impl TracedGrowth {
                         ("<unknown>", 0) => "<no Python frame>".to_string(),
                         _ => {
                             let name = names.function_at(file, *line).unwrap_or("?");
-                            format!("{name} ({file}:{line})")
+                            format!("{name} ({}:{line})", file_names.file(file))
                         }
                     })
                     .collect();

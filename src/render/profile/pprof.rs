@@ -13,7 +13,7 @@ use super::frame::FrameInfo;
 use crate::profile::{Profile, Unit};
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -141,12 +141,16 @@ impl<'a> Builder<'a> {
         id
     }
 
-    fn location(&mut self, frame: &'a str) -> u64 {
+    fn location(&mut self, frame: &'a str, files: &'a BTreeMap<String, String>) -> u64 {
         if let Some(&id) = self.locations.get(frame) {
             return id;
         }
         let info = FrameInfo::parse(frame);
-        let function_id = self.function(info.function, info.file.unwrap_or(""));
+        // The whole path where the label was shortened: pprof shows function names in its
+        // graphs and the file in source listings, which need all of it.
+        let file = info.file.unwrap_or("");
+        let file = files.get(file).map_or(file, String::as_str);
+        let function_id = self.function(info.function, file);
         let id = self.out.location.len() as u64 + 1;
         self.out.location.push(Location {
             id,
@@ -188,7 +192,7 @@ pub(super) fn build(profile: &Profile) -> PprofProfile {
     for stack in &profile.stacks {
         let location_id = super::frames_or_placeholder(stack)
             .rev() // pprof wants the leaf first
-            .map(|f| b.location(f))
+            .map(|f| b.location(f, &profile.files))
             .collect();
         let mut value = vec![signed(stack.value)];
         if with_objects {
@@ -287,6 +291,23 @@ mod tests {
         assert_eq!(leaf.line[0].line, 7);
         let f = &p.function[leaf.line[0].function_id as usize - 1];
         assert_eq!(p.string_table[f.filename as usize], "db.py");
+    }
+
+    #[test]
+    fn shortened_files_are_whole_in_the_file_field() {
+        let mut profile = Profile::new("t", "", Unit::Samples);
+        profile.push(["main (app.py:1)", "work (lib/db.py:10)"], 1);
+        profile
+            .files
+            .insert("app.py".into(), "/srv/app/app.py".into());
+        let p = build(&profile);
+        let files: Vec<&str> = p
+            .function
+            .iter()
+            .map(|f| p.string_table[f.filename as usize].as_str())
+            .collect();
+        // A label the producer did not shorten (no entry) stays as it is.
+        assert_eq!(files, ["lib/db.py", "/srv/app/app.py"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::frame::FrameInfo;
 use crate::profile::{Profile, Stack, Unit};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const SCHEMA: &str = "https://www.speedscope.app/file-format-schema.json";
 
@@ -52,10 +52,11 @@ struct Sampled {
 }
 
 /// Frame strings to shared-frame indices, in order of first appearance.
-#[derive(Default)]
 struct FrameTable<'a> {
     index: HashMap<&'a str, usize>,
     frames: Vec<Frame<'a>>,
+    /// Shortened file label → whole path (`Profile::files`).
+    files: &'a BTreeMap<String, String>,
 }
 
 impl<'a> FrameTable<'a> {
@@ -67,7 +68,11 @@ impl<'a> FrameTable<'a> {
         let i = self.frames.len();
         self.frames.push(Frame {
             name: info.function,
-            file: info.file,
+            // The whole path where the label was shortened: speedscope shows the function's
+            // name in the graph and the file apart, where the whole of it fits.
+            file: info
+                .file
+                .map(|f| self.files.get(f).map_or(f, String::as_str)),
             line: info.file.map(|_| info.line),
         });
         self.index.insert(frame, i);
@@ -94,7 +99,11 @@ fn sampled(
 }
 
 pub(super) fn render(profile: &Profile) -> anyhow::Result<Vec<u8>> {
-    let mut table = FrameTable::default();
+    let mut table = FrameTable {
+        index: HashMap::new(),
+        frames: Vec::new(),
+        files: &profile.files,
+    };
     let samples: Vec<Vec<usize>> = profile
         .stacks
         .iter()
@@ -200,6 +209,18 @@ mod tests {
         // A frame without the convention keeps its whole name and no file.
         let dict = frames.iter().find(|f| f["name"] == "dict").unwrap();
         assert!(dict.get("file").is_none());
+    }
+
+    #[test]
+    fn shortened_files_are_whole_in_the_file_field() {
+        let mut p = Profile::new("t", "", Unit::Bytes);
+        p.push(["main (app.py:1)"], 1);
+        p.files.insert("app.py".into(), "/srv/app/app.py".into());
+        let doc = parse(&p);
+        let frame = &doc["shared"]["frames"][0];
+        assert_eq!(frame["name"], "main");
+        assert_eq!(frame["file"], "/srv/app/app.py");
+        assert_eq!(frame["line"], 1);
     }
 
     #[test]
