@@ -298,6 +298,9 @@ fn killed_at_every_step_leaves_nothing_behind() {
             let _ = tool.wait();
             let label = &interp.label;
             assert!(reached, "[{label}] step {step} never reached: {seen:?}");
+            // The tracer process holds its breakpoint armed 1.5 s past the kill (the thread
+            // that reaches it waits there, holding the GIL): tracing may begin only after.
+            std::thread::sleep(Duration::from_secs(2));
             let off = wait_for(Duration::from_secs(9), || {
                 target_state(&target).filter(|s| !s.0)
             });
