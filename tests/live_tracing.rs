@@ -69,7 +69,7 @@ fn share_under(folded: &str, leaker: &str) -> f64 {
 #[test]
 fn live_tracing_is_exact_and_ends() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "record --pid --tracemalloc 16 on a server that never traced",
         "live_tracing_is_exact_and_ends",
         &[
@@ -188,7 +188,7 @@ fn stopped_target_is_refused_and_left_as_it_was() {
 fn remote_debugging_disabled_is_respected() {
     let mut checked = 0;
     for interp in common::interpreters() {
-        if !(interp.label.contains("3.14") || interp.label.contains("3.15")) {
+        if !interp.build().at_least(14) {
             continue;
         }
         std::env::set_var("PYTHON_DISABLE_REMOTE_DEBUG", "1");
@@ -238,10 +238,8 @@ fn remote_debugging_disabled_is_respected() {
 fn killed_pymemspy_leaves_nothing_behind() {
     let interps = common::interpreters();
     let firsts = [
-        interps
-            .iter()
-            .find(|i| !i.label.contains("3.14") && !i.label.contains("3.15")),
-        interps.iter().find(|i| i.label.contains("3.14")),
+        interps.iter().find(|i| !i.build().at_least(14)),
+        interps.iter().find(|i| i.build().minor() == 14),
     ];
     for interp in firsts.into_iter().flatten() {
         for delay_ms in [300u64, 1500] {
@@ -318,7 +316,7 @@ fn staging_left(target: u32, tool: u32) -> Vec<String> {
 #[test]
 fn why_names_where_the_kept_objects_were_allocated() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "why --type __main__.Session: allocation sites",
         "why_names_where_the_kept_objects_were_allocated",
         &["label", "sessions", "at the leak line"],
@@ -390,7 +388,10 @@ fn why_names_where_the_kept_objects_were_allocated() {
             // tracemalloc rehashing its table misses entries, and 3.15's busy table is met so
             // more often than not; the rest then read as not traced, with a warning): the bar
             // is that the leak line is named for a good part of them, not all.
-            if label.contains("3.15") && objects > 0 && (at_line as f64) < 0.25 * objects as f64 {
+            if interp.build().minor() == 15
+                && objects > 0
+                && (at_line as f64) < 0.25 * objects as f64
+            {
                 common::unsupported(
                     &label,
                     "on a busy 3.15 the traces table is read incomplete in most readings \
@@ -458,8 +459,8 @@ impl Shape {
 fn server_shapes_asyncio_idle_deadlocked_namespaced() {
     let interps = common::interpreters();
     let picks = [
-        interps.iter().find(|i| i.label.contains("3.12")),
-        interps.iter().find(|i| i.label.contains("3.14")),
+        interps.iter().find(|i| i.build().minor() == 12),
+        interps.iter().find(|i| i.build().minor() == 14),
     ];
     let mut failures = Vec::new();
     for interp in picks.into_iter().flatten() {
@@ -558,8 +559,8 @@ fn server_shapes_asyncio_idle_deadlocked_namespaced() {
 fn twenty_cycles_under_load() {
     let interps = common::interpreters();
     let picks = [
-        interps.iter().find(|i| i.label.contains("3.11")),
-        interps.iter().find(|i| i.label.contains("3.15")),
+        interps.iter().find(|i| i.build().minor() == 11),
+        interps.iter().find(|i| i.build().minor() == 15),
     ];
     let mut failures = Vec::new();
     for interp in picks.into_iter().flatten() {

@@ -14,7 +14,8 @@ const NFRAME: &str = "5";
 /// Builds where no symbol names tracemalloc's tables (3.8–3.11 statics on a stripped build
 /// without its debug file): they must be found by discovery, and say so.
 fn stripped(interp: &Interp) -> bool {
-    interp.label == "debian-bookworm-system-3.11"
+    let build = interp.build();
+    build.stripped && !build.debug_file && !build.at_least(12)
 }
 
 /// Where no symbol names the tables: discovery. Elsewhere discovery is forced once and must
