@@ -132,7 +132,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
 #[test]
 fn subprocesses_master_with_forked_workers() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "snapshot --subprocesses",
         "subprocesses",
         &["interpreter", "python procs", "skipped", "exact counts"],
@@ -442,7 +442,7 @@ fn check_record(interp: &Interp, table: &mut Table) -> Result<(), String> {
 #[test]
 fn record_subprocesses_follows_recycled_workers() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "record --subprocesses",
         "record --subprocesses",
         &[
