@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn tool(args: &[&str]) -> Result<String, String> {
-    let r = common::run_tool(args);
-    if r.status.success() {
-        Ok(r.stdout)
-    } else {
-        Err(format!("{args:?}: {}", r.describe()))
-    }
+    common::tool(args).map_err(|e| format!("{args:?}: {e}"))
 }
 
 fn path_arg(p: &Path) -> &str {

@@ -97,10 +97,8 @@ fn live_tracing_is_exact_and_ends() {
                 "4",
                 "-o",
                 out.to_str().expect("utf-8"),
-            ]);
-            if !run.status.success() {
-                return Err(format!("record failed: {}", run.describe()));
-            }
+            ])
+            .ok("record")?;
             let how = run
                 .stderr
                 .lines()
@@ -335,10 +333,8 @@ fn why_names_where_the_kept_objects_were_allocated() {
                 "__main__.Session",
                 "--format",
                 "json",
-            ]);
-            if !run.status.success() {
-                return Err(format!("why failed: {}", run.describe()));
-            }
+            ])
+            .ok("why")?;
             let report: serde_json::Value =
                 serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
             let line = target.truth["leak_line"].as_u64().unwrap_or(0);

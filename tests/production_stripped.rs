@@ -10,11 +10,7 @@ use std::path::Path;
 fn layout_sources(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
     let mut args = vec!["layout", "--pid", pid];
     args.extend_from_slice(extra);
-    let run = common::run_tool(&args);
-    if !run.status.success() {
-        return Err(format!("layout: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+    let doc = common::tool_json(&args)?;
     Ok(doc["layout"]["sources"]
         .as_array()
         .into_iter()
@@ -30,11 +26,7 @@ fn survey(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
     let dwarf = sources.iter().any(|s| s.starts_with("DWARF"));
     let mut args = vec!["snapshot", "--pid", pid, "--format", "json"];
     args.extend_from_slice(extra);
-    let run = common::run_tool(&args);
-    if !run.status.success() {
-        return Err(format!("snapshot: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+    let doc = common::tool_json(&args)?;
     let arenas = doc["coverage"]["sources"]
         .as_array()
         .into_iter()
