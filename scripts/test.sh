@@ -45,6 +45,7 @@ print(sys.version_info[1] if not sysconfig.get_config_var("Py_GIL_DISABLED") els
   cargo test --release --locked --bins -- --test-threads=2 "$@" || rc=$?
   cargo test --release --locked --no-fail-fast \
     --test complete_census --test real_sizes --test snapshot_gc --test targets_selfcheck \
+    --test heap_dump --test phantom_objects --test production_tracemalloc \
     -- --test-threads=2 "$@" || rc=$?
 else
   cargo test --release --locked --no-fail-fast -- --test-threads=2 "$@" || rc=$?

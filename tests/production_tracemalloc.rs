@@ -33,10 +33,7 @@ fn allocations(pid: &str, env: &[(&str, &std::ffi::OsStr)]) -> Result<Value, Str
         "--format",
         "json",
     ];
-    let run = common::run_tool_env(&args, env);
-    if !run.status.success() {
-        return Err(run.describe());
-    }
+    let run = common::run_tool_env(&args, env).ok("snapshot --by allocation")?;
     let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
     if doc["schema"] != "pymemspy.allocations/1" {
         return Err(format!("schema {}", doc["schema"]));
@@ -127,7 +124,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     // The collapsed flamegraph: stacks end at the allocating line, and sum to the same sizes.
     let out = target.scratch().join("alloc.folded");
     let out_s = out.to_string_lossy().into_owned();
-    let run = common::run_tool(&[
+    common::run_tool(&[
         "snapshot",
         "--pid",
         &pid,
@@ -137,10 +134,8 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         "collapsed",
         "-o",
         &out_s,
-    ]);
-    if !run.status.success() {
-        return Err(format!("collapsed: {}", run.describe()));
-    }
+    ])
+    .ok("collapsed")?;
     let folded = std::fs::read_to_string(&out).map_err(|e| format!("{out_s}: {e}"))?;
     let mut by_leaf: BTreeMap<String, u64> = BTreeMap::new();
     let mut deepest = 0;
