@@ -797,7 +797,8 @@ impl Build {
             lib = os.path.join(c('LIBDIR') or '', c('INSTSONAME') or '')\n\
             print(json.dumps({'version': list(sys.version_info[:2]),\n\
                 'gil_disabled': bool(c('Py_GIL_DISABLED')),\n\
-                'py_debug': hasattr(sys, 'gettotalrefcount'), 'lib': lib}))";
+                'py_debug': hasattr(sys, 'gettotalrefcount'), 'lib': lib,\n\
+                'executable': sys.executable}))";
         let mut cmd = Command::new(&interp.argv_prefix[0]);
         cmd.args(&interp.argv_prefix[1..])
             .args(["-c", ASK])
@@ -811,7 +812,14 @@ impl Build {
             )
         });
         let n = |i: usize| facts["version"][i].as_u64().unwrap_or(0) as u32;
-        let executable = PathBuf::from(interp.argv_prefix.last().expect("a command"));
+        // The binary run: the last word of the command (through the loader, `sys.executable`
+        // names the loader), or where a bare name like `python3` resolved.
+        let executable = match (interp.argv_prefix.len(), facts["executable"].as_str()) {
+            (1, Some(exe)) if !Path::new(&interp.argv_prefix[0]).is_absolute() => {
+                PathBuf::from(exe)
+            }
+            _ => PathBuf::from(interp.argv_prefix.last().expect("a command")),
+        };
         let exe = fs::read(&executable).unwrap_or_default();
         let needs_libpython = goblin::elf::Elf::parse(&exe)
             .is_ok_and(|elf| elf.libraries.iter().any(|l| l.starts_with("libpython")));
