@@ -166,7 +166,7 @@ const COLUMNS: &[&str] = &[
 #[test]
 fn growth_is_charged_to_the_leaker() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "growth_is_charged_to_the_leaker",
         "growth_is_charged_to_the_leaker",
         COLUMNS,
@@ -186,7 +186,7 @@ fn growth_is_charged_to_the_leaker() {
 #[test]
 fn untracked_growth_is_charged_to_the_leaker() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "untracked_growth_is_charged_to_the_leaker",
         "untracked_growth_is_charged_to_the_leaker",
         COLUMNS,
@@ -219,7 +219,7 @@ fn untracked_growth_is_charged_to_the_leaker() {
 #[test]
 fn growth_beside_churning_threads_is_charged_to_the_leaker() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "growth_beside_churning_threads_is_charged_to_the_leaker",
         "growth_beside_churning_threads_is_charged_to_the_leaker",
         COLUMNS,

@@ -152,16 +152,13 @@ fn run(interp: &Interp, failures: &mut Vec<String>, args: &[&str]) -> Vec<String
 fn threads_growth_is_charged_to_the_leaker() {
     let _turn = one_server_at_a_time();
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "threads_growth_is_charged_to_the_leaker",
         "threads_growth_is_charged_to_the_leaker",
         &["label", "version", "share", "leak line"],
         |interp, table, failures| {
             if interp.is_free_threaded() {
-                println!(
-                    "note [{}] skipped: free-threaded build (no GC lists)",
-                    interp.label
-                );
+                common::unsupported(&interp.label, "free-threaded build (no GC lists)");
                 return Ok(());
             }
             table.row(run(interp, failures, &[]));
@@ -174,7 +171,7 @@ fn threads_growth_is_charged_to_the_leaker() {
 fn threads_growth_is_exact_when_the_target_traces() {
     let _turn = one_server_at_a_time();
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "threads_growth_is_exact_when_the_target_traces",
         "threads_growth_is_exact_when_the_target_traces",
         &["label", "version", "share", "leak line"],
@@ -203,7 +200,7 @@ fn folded_shares_group_by_function_and_find_the_line() {
 fn spawned_with_tracemalloc_is_exact_and_startup_is_apart() {
     let _turn = one_server_at_a_time();
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "spawned_with_tracemalloc_is_exact_and_startup_is_apart",
         "spawned_with_tracemalloc_is_exact_and_startup_is_apart",
         &["label", "share", "imports", "leak line", "attempts"],

@@ -154,7 +154,7 @@ fn check(interp: &Interp, table: &mut Table, failures: &mut Vec<String>) -> Resu
 #[test]
 fn busy_target_censuses_complete() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "busy_target_censuses_complete",
         "busy_target_censuses_complete",
         &["label", "complete snapshots", "complete record samples"],

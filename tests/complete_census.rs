@@ -64,11 +64,7 @@ fn counts(v: &Value) -> Counts {
 
 fn measure(interp: &Interp, scale: &str) -> Result<Measure, String> {
     let target = Target::spawn(interp, "full_heap.py", &["--scale", scale])?;
-    let run = common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
-    if !run.status.success() || run.timed_out {
-        return Err(format!("tool failed: {}", run.describe()));
-    }
-    let snap: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("bad JSON: {e}"))?;
+    let snap = common::snapshot_json(&target.pid_arg())?;
     let tool: Counts = snap["types"]
         .as_array()
         .map(|a| {

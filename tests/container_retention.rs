@@ -342,11 +342,7 @@ fn missed_elsewhere(version: &str, name: &str) -> bool {
 fn cython_type_names_are_repr() {
     let venvs = pandas_venvs();
     if venvs.is_empty() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no venv with pandas listed (scripts/provision-venvs.sh makes them)"
-        );
-        println!("skipped: no venv");
+        common::skip("no venv with pandas listed (scripts/provision-venvs.sh makes them)");
         return;
     }
     common::over_matrix(

@@ -29,17 +29,7 @@ fn gc_state_descriptors_and_threads_match_the_target() {
                 return Ok(());
             }
             let target = Target::spawn(interp, "leaky_resources.py", &[])?;
-            let run =
-                common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
-            if !run.status.success() {
-                failures.push(format!(
-                    "[{}] tool failed: {}",
-                    interp.label,
-                    run.describe()
-                ));
-                return Ok(());
-            }
-            let snap: Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+            let snap = common::snapshot_json(&target.pid_arg())?;
             let t = &target.truth;
             let (gc, res) = (&snap["gc"], &snap["resources"]);
             let mut fail = |what: &str, tool: &Value, truth: &Value| {
@@ -100,8 +90,10 @@ fn record_flags_descriptor_thread_and_cycle_leaks() {
         .into_iter()
         .filter(|i| !i.is_free_threaded())
         .collect();
-    common::over_matrix(
-        interps,
+    // A slowly growing target recorded for 20 s: two at once.
+    common::over_matrix_overlapped(
+        common::spread(interps),
+        2,
         "record_flags_descriptor_thread_and_cycle_leaks",
         "record_resources",
         &[

@@ -69,7 +69,7 @@ fn share_under(folded: &str, leaker: &str) -> f64 {
 #[test]
 fn live_tracing_is_exact_and_ends() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "record --pid --tracemalloc 16 on a server that never traced",
         "live_tracing_is_exact_and_ends",
         &[
@@ -97,10 +97,8 @@ fn live_tracing_is_exact_and_ends() {
                 "4",
                 "-o",
                 out.to_str().expect("utf-8"),
-            ]);
-            if !run.status.success() {
-                return Err(format!("record failed: {}", run.describe()));
-            }
+            ])
+            .ok("record")?;
             let how = run
                 .stderr
                 .lines()
@@ -188,7 +186,7 @@ fn stopped_target_is_refused_and_left_as_it_was() {
 fn remote_debugging_disabled_is_respected() {
     let mut checked = 0;
     for interp in common::interpreters() {
-        if !(interp.label.contains("3.14") || interp.label.contains("3.15")) {
+        if !interp.build().at_least(14) {
             continue;
         }
         std::env::set_var("PYTHON_DISABLE_REMOTE_DEBUG", "1");
@@ -245,13 +243,8 @@ fn killed_at_every_step_leaves_nothing_behind() {
     use std::io::BufRead;
     let interps = common::interpreters();
     let firsts = [
-        (
-            interps
-                .iter()
-                .find(|i| !i.label.contains("3.14") && !i.label.contains("3.15")),
-            "armed",
-        ),
-        (interps.iter().find(|i| i.label.contains("3.14")), "asked"),
+        (interps.iter().find(|i| !i.build().at_least(14)), "armed"),
+        (interps.iter().find(|i| i.build().minor() == 14), "asked"),
     ];
     for (interp, way_in) in firsts {
         let Some(interp) = interp else { continue };
@@ -371,7 +364,7 @@ fn staging_left(target: u32, tool: u32) -> Vec<String> {
 #[test]
 fn why_names_where_the_kept_objects_were_allocated() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "why --type __main__.Session: allocation sites",
         "why_names_where_the_kept_objects_were_allocated",
         &["label", "sessions", "at the leak line"],
@@ -390,10 +383,8 @@ fn why_names_where_the_kept_objects_were_allocated() {
                 "__main__.Session",
                 "--format",
                 "json",
-            ]);
-            if !run.status.success() {
-                return Err(format!("why failed: {}", run.describe()));
-            }
+            ])
+            .ok("why")?;
             let report: serde_json::Value =
                 serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
             let line = target.truth["leak_line"].as_u64().unwrap_or(0);
@@ -443,7 +434,10 @@ fn why_names_where_the_kept_objects_were_allocated() {
             // tracemalloc rehashing its table misses entries, and 3.15's busy table is met so
             // more often than not; the rest then read as not traced, with a warning): the bar
             // is that the leak line is named for a good part of them, not all.
-            if label.contains("3.15") && objects > 0 && (at_line as f64) < 0.25 * objects as f64 {
+            if interp.build().minor() == 15
+                && objects > 0
+                && (at_line as f64) < 0.25 * objects as f64
+            {
                 common::unsupported(
                     &label,
                     "on a busy 3.15 the traces table is read incomplete in most readings \
@@ -511,8 +505,8 @@ impl Shape {
 fn server_shapes_asyncio_idle_deadlocked_namespaced() {
     let interps = common::interpreters();
     let picks = [
-        interps.iter().find(|i| i.label.contains("3.12")),
-        interps.iter().find(|i| i.label.contains("3.14")),
+        interps.iter().find(|i| i.build().minor() == 12),
+        interps.iter().find(|i| i.build().minor() == 14),
     ];
     let mut failures = Vec::new();
     for interp in picks.into_iter().flatten() {
@@ -611,8 +605,8 @@ fn server_shapes_asyncio_idle_deadlocked_namespaced() {
 fn twenty_cycles_under_load() {
     let interps = common::interpreters();
     let picks = [
-        interps.iter().find(|i| i.label.contains("3.11")),
-        interps.iter().find(|i| i.label.contains("3.15")),
+        interps.iter().find(|i| i.build().minor() == 11),
+        interps.iter().find(|i| i.build().minor() == 15),
     ];
     let mut failures = Vec::new();
     for interp in picks.into_iter().flatten() {
@@ -663,20 +657,25 @@ fn twenty_cycles_under_load() {
 /// `record --tracemalloc`, whose test runs on every interpreter.
 #[test]
 fn snapshot_and_why_trace_for_a_window() {
-    const FAMILIES: &[&str] = &[
-        "pyenv-3.8.18",
-        "debian-bookworm-system-3.11",
-        "pyenv-3.12.1",
-        "source-3.13t-free-threaded",
-        "debian-3.14",
-        "debian-3.15",
+    // One build per way in and per way of finding tracemalloc's tables: by capability.
+    let wanted: [&dyn Fn(&common::Build) -> bool; 6] = [
+        &|b| b.minor() == 8,
+        &|b| b.stripped && !b.debug_file,
+        &|b| b.minor() == 12,
+        &|b| b.free_threaded,
+        &|b| b.minor() == 14 && !b.free_threaded,
+        &|b| b.minor() == 15 && !b.free_threaded,
     ];
     let all = common::interpreters();
-    let some: Vec<Interp> = all
-        .iter()
-        .filter(|i| FAMILIES.contains(&i.label.as_str()))
-        .cloned()
-        .collect();
+    let mut some: Vec<Interp> = Vec::new();
+    for want in wanted {
+        if let Some(i) = all
+            .iter()
+            .find(|i| want(&i.build()) && !some.iter().any(|s| s.label == i.label))
+        {
+            some.push(i.clone());
+        }
+    }
     common::over_matrix(
         if some.is_empty() { all } else { some },
         "snapshot --by allocation / why with --tracemalloc --trace-for",

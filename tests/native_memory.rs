@@ -65,7 +65,7 @@ fn native_memory_matches_truth() {
     let venvs = match common::numpy_venvs() {
         Ok(v) => v,
         Err(why) => {
-            println!("skipped: {why}");
+            common::skip(&why);
             return;
         }
     };

@@ -44,11 +44,7 @@ const BUILTIN_SLACK: i64 = 1;
 type Counts = BTreeMap<String, u64>;
 
 fn snapshot(target: &Target) -> Result<Counts, String> {
-    let run = common::run_tool(&["snapshot", "--pid", &target.pid_arg(), "--format", "json"]);
-    if !run.status.success() || run.timed_out {
-        return Err(format!("tool failed: {}", run.describe()));
-    }
-    let snap: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("bad JSON: {e}"))?;
+    let snap = common::snapshot_json(&target.pid_arg())?;
     Ok(snap["types"]
         .as_array()
         .map(|a| {
@@ -191,10 +187,7 @@ fn no_phantom_objects() {
         |interp, table, failures| {
             if interp.is_free_threaded() {
                 // No pymalloc arenas: the mimalloc scan has its own page-level checks.
-                println!(
-                    "[{}] skipped: no pymalloc arenas (free-threaded)",
-                    interp.label
-                );
+                common::unsupported(&interp.label, "no pymalloc arenas (free-threaded)");
                 return Ok(());
             }
             let phases = run(interp, failures)?;

@@ -39,17 +39,16 @@ impl Drop for Container {
 fn debian_tree() -> Option<(String, PathBuf, String)> {
     let mut found: Vec<(u32, String, PathBuf, String)> = Vec::new();
     for i in common::interpreters() {
-        let Some(minor) = i
-            .label
-            .strip_prefix("debian-3.")
-            .and_then(|m| m.parse::<u32>().ok())
-        else {
+        // A distribution's (stripped) build, started as itself; the first binary of each tree.
+        let build = i.build();
+        if !build.stripped || build.via_loader {
             continue;
-        };
+        }
+        let minor = build.minor();
         let bin = Path::new(&i.argv_prefix[0]);
         let dist = PathBuf::from(format!("{}.dist", bin.display()));
         let root = bin.parent()?.parent()?.parent()?.to_path_buf();
-        if dist.is_file() {
+        if dist.is_file() && !found.iter().any(|f| f.2 == root) {
             let name = dist.file_name()?.to_string_lossy().into_owned();
             found.push((minor, i.label.clone(), root, name));
         }

@@ -13,11 +13,7 @@ use std::process::Command;
 type Census = BTreeMap<String, (u64, u64, u64)>;
 
 fn census(args: &[&str]) -> Result<(Census, Value), String> {
-    let run = common::run_tool(args);
-    if !run.status.success() {
-        return Err(format!("{args:?}: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
+    let doc = common::tool_json(args).map_err(|e| format!("{args:?}: {e}"))?;
     let types = doc["types"]
         .as_array()
         .ok_or("no types")?
@@ -34,11 +30,7 @@ fn census(args: &[&str]) -> Result<(Census, Value), String> {
 }
 
 fn tool_text(args: &[&str]) -> Result<String, String> {
-    let run = common::run_tool(args);
-    if !run.status.success() {
-        return Err(format!("{args:?}: {}", run.describe()));
-    }
-    Ok(run.stdout)
+    common::tool(args).map_err(|e| format!("{args:?}: {e}"))
 }
 
 fn diff(live: &Census, core: &Census) -> String {
@@ -178,7 +170,7 @@ fn core_with_moved_executable() {
     // A statically linked interpreter: the runtime lives in the executable itself.
     let Some(interp) = common::interpreters()
         .into_iter()
-        .find(|i| i.label.contains("static"))
+        .find(|i| i.build().is_static() && !i.is_free_threaded())
     else {
         common::skip("no statically linked interpreter listed");
         return;

@@ -10,11 +10,7 @@ use std::path::Path;
 fn layout_sources(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
     let mut args = vec!["layout", "--pid", pid];
     args.extend_from_slice(extra);
-    let run = common::run_tool(&args);
-    if !run.status.success() {
-        return Err(format!("layout: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+    let doc = common::tool_json(&args)?;
     Ok(doc["layout"]["sources"]
         .as_array()
         .into_iter()
@@ -30,11 +26,7 @@ fn survey(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
     let dwarf = sources.iter().any(|s| s.starts_with("DWARF"));
     let mut args = vec!["snapshot", "--pid", pid, "--format", "json"];
     args.extend_from_slice(extra);
-    let run = common::run_tool(&args);
-    if !run.status.success() {
-        return Err(format!("snapshot: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+    let doc = common::tool_json(&args)?;
     let arenas = doc["coverage"]["sources"]
         .as_array()
         .into_iter()
@@ -73,15 +65,21 @@ fn survey(pid: &str, extra: &[&str]) -> Result<Vec<String>, String> {
     ])
 }
 
+/// A stripped 3.11 (a distribution's build, statics without symbols), with or without its
+/// build-id debug file beside it: Debian's system python and its -dbg tree.
+fn stripped_311(debug_file: bool) -> Option<Interp> {
+    common::interpreters().into_iter().find(|i| {
+        let b = i.build();
+        b.version == (3, 11) && b.stripped && b.debug_file == debug_file && !b.via_loader
+    })
+}
+
 #[test]
 fn stripped_builds_with_and_without_debug_files() {
-    let interps = common::interpreters();
-    let by_label = |l: &str| interps.iter().find(|i| i.label == l).cloned();
-    let (Some(system), Some(dbg)) = (
-        by_label("debian-bookworm-system-3.11"),
-        by_label("debian-bookworm-3.11-dbg"),
-    ) else {
-        common::skip("the Debian 3.11 pair (system and -dbg) is not listed");
+    let (Some(system), Some(dbg)) = (stripped_311(false), stripped_311(true)) else {
+        common::skip(
+            "the Debian 3.11 pair (stripped, and stripped with its debug file) is not listed",
+        );
         return;
     };
     std::env::set_var("PYTHONTRACEMALLOC", "1");
@@ -181,11 +179,8 @@ fn stripped_builds_with_and_without_debug_files() {
 /// pymalloc build.
 #[test]
 fn stripped_recording_from_the_start_finds_pymalloc() {
-    let Some(system) = common::interpreters()
-        .into_iter()
-        .find(|i| i.label == "debian-bookworm-system-3.11")
-    else {
-        common::skip("debian-bookworm-system-3.11 is not listed");
+    let Some(system) = stripped_311(false) else {
+        common::skip("no stripped 3.11 without its debug file (Debian's system python) is listed");
         return;
     };
     let dir = ScratchDir::new("stripped-record");

@@ -14,7 +14,8 @@ const NFRAME: &str = "5";
 /// Builds where no symbol names tracemalloc's tables (3.8–3.11 statics on a stripped build
 /// without its debug file): they must be found by discovery, and say so.
 fn stripped(interp: &Interp) -> bool {
-    interp.label == "debian-bookworm-system-3.11"
+    let build = interp.build();
+    build.stripped && !build.debug_file && !build.at_least(12)
 }
 
 /// Where no symbol names the tables: discovery. Elsewhere discovery is forced once and must
@@ -32,10 +33,7 @@ fn allocations(pid: &str, env: &[(&str, &std::ffi::OsStr)]) -> Result<Value, Str
         "--format",
         "json",
     ];
-    let run = common::run_tool_env(&args, env);
-    if !run.status.success() {
-        return Err(run.describe());
-    }
+    let run = common::run_tool_env(&args, env).ok("snapshot --by allocation")?;
     let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
     if doc["schema"] != "pymemspy.allocations/1" {
         return Err(format!("schema {}", doc["schema"]));
@@ -141,7 +139,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     // The collapsed flamegraph: stacks end at the allocating line, and sum to the same sizes.
     let out = target.scratch().join("alloc.folded");
     let out_s = out.to_string_lossy().into_owned();
-    let run = common::run_tool(&[
+    common::run_tool(&[
         "snapshot",
         "--pid",
         &pid,
@@ -153,10 +151,8 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         "--full-filenames",
         "-o",
         &out_s,
-    ]);
-    if !run.status.success() {
-        return Err(format!("collapsed: {}", run.describe()));
-    }
+    ])
+    .ok("collapsed")?;
     let folded = std::fs::read_to_string(&out).map_err(|e| format!("{out_s}: {e}"))?;
     let mut by_leaf: BTreeMap<String, u64> = BTreeMap::new();
     let mut deepest = 0;

@@ -41,7 +41,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
     guard
         .0
         .extend(workers.keys().filter_map(|k| k.parse::<i32>().ok()));
-    let run = common::run_tool(&[
+    let doc = common::tool_json(&[
         "snapshot",
         "--pid",
         &target.pid_arg(),
@@ -49,11 +49,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         "--gc-only",
         "--format",
         "json",
-    ]);
-    if !run.status.success() {
-        return Err(run.describe());
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON ({e})"))?;
+    ])?;
     if doc["schema"] != "pymemspy.snapshot-tree/1" {
         return Err(format!("schema {}", doc["schema"]));
     }
@@ -112,10 +108,8 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
         &target.pid_arg(),
         "--subprocesses",
         "--gc-only",
-    ]);
-    if !run.status.success() {
-        return Err(format!("table: {}", run.describe()));
-    }
+    ])
+    .ok("table")?;
     let note = format!("note: skipped pid {sleep_pid}: not Python");
     if !run.stdout.contains(&note) || !run.stdout.contains("combined top types") {
         return Err(format!("table lacks {note:?} or the combined view"));
@@ -132,7 +126,7 @@ fn check(interp: &Interp, table: &mut Table) -> Result<(), String> {
 #[test]
 fn subprocesses_master_with_forked_workers() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "snapshot --subprocesses",
         "subprocesses",
         &["interpreter", "python procs", "skipped", "exact counts"],
@@ -442,7 +436,7 @@ fn check_record(interp: &Interp, table: &mut Table) -> Result<(), String> {
 #[test]
 fn record_subprocesses_follows_recycled_workers() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "record --subprocesses",
         "record --subprocesses",
         &[

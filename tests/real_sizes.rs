@@ -47,11 +47,7 @@ fn tool_census(target: &Target, gc_only: bool) -> Result<(Counts, BTreeSet<Strin
     if gc_only {
         args.push("--gc-only");
     }
-    let run = common::run_tool(&args);
-    if !run.status.success() || run.timed_out {
-        return Err(format!("tool {args:?} failed: {}", run.describe()));
-    }
-    let doc: Value = serde_json::from_str(&run.stdout).map_err(|e| format!("bad JSON: {e}"))?;
+    let doc = common::tool_json(&args).map_err(|e| format!("tool {args:?}: {e}"))?;
     let mut out = Counts::new();
     let mut flagged = BTreeSet::new();
     for t in doc["types"].as_array().ok_or("no types array")? {

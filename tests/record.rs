@@ -144,8 +144,10 @@ fn verdict_of(doc: &Value, truth: &Value, key: &str) -> String {
 
 #[test]
 fn record_finds_the_retained_type_on_every_interpreter() {
-    common::over_matrix(
-        common::interpreters(),
+    // Idle or slowly growing targets, recorded over seconds: two at once.
+    common::over_matrix_overlapped(
+        common::spread_interpreters(),
+        2,
         "record_finds_the_retained_type_on_every_interpreter (* = suspect)",
         "record_finds_the_retained_type",
         &[
@@ -209,8 +211,10 @@ fn record_finds_the_retained_type_on_every_interpreter() {
 
 #[test]
 fn killing_the_target_mid_record_keeps_what_was_recorded() {
-    common::over_matrix(
-        common::interpreters(),
+    // Idle or slowly growing targets, recorded over seconds: two at once.
+    common::over_matrix_overlapped(
+        common::spread_interpreters(),
+        2,
         "killing_the_target_mid_record_keeps_what_was_recorded",
         "killing_the_target_mid_record",
         &["label", "exit", "samples", "end", "result"],
@@ -282,8 +286,10 @@ fn killing_the_target_mid_record_keeps_what_was_recorded() {
 
 #[test]
 fn record_starts_the_command_and_stops_when_it_exits() {
-    common::over_matrix(
-        common::interpreters(),
+    // Idle or slowly growing targets, recorded over seconds: two at once.
+    common::over_matrix_overlapped(
+        common::spread_interpreters(),
+        2,
         "record_starts_the_command_and_stops_when_it_exits",
         "record_starts_the_command",
         &["label", "exit", "samples", "end", "retained Δ", "result"],

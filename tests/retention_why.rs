@@ -71,7 +71,7 @@ fn retention_flamegraph_puts_app_cache_under_its_name() {
                 ));
             }
             // Exactly the census's objects on this idle target (one interpreter: a launch more).
-            if interp.label.contains("3.12") && titled.is_some() {
+            if interp.build().minor() == 12 && titled.is_some() {
                 let run = common::run_tool(&["snapshot", "--pid", &pid, "--format", "json"]);
                 let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
                 if doc["totals"]["objects"].as_u64() != titled {

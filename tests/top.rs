@@ -98,9 +98,14 @@ fn chosen() -> Vec<Interp> {
     let all: Vec<Interp> = common::interpreters();
     let (free, gil): (Vec<Interp>, Vec<Interp>) =
         all.into_iter().partition(|i| i.is_free_threaded());
-    let mut picked: Vec<Interp> = ["pyenv-3.12.1", "debian-3.14"]
+    // A shared-libpython 3.12 (pyenv) and a stripped Debian 3.14.
+    let wants: [fn(&common::Build) -> bool; 2] = [
+        |b| b.version == (3, 12) && !b.runtime_in_executable,
+        |b| b.version == (3, 14) && b.stripped && !b.via_loader,
+    ];
+    let mut picked: Vec<Interp> = wants
         .iter()
-        .filter_map(|want| gil.iter().find(|i| i.label == *want).cloned())
+        .filter_map(|want| gil.iter().find(|i| want(&i.build())).cloned())
         .collect();
     if picked.is_empty() {
         picked.extend(gil.into_iter().take(1));

@@ -149,7 +149,7 @@ fn exact(counts: &[u64], truth: u64) -> usize {
 #[test]
 fn complete_snapshots_count_stable_types_through_torn_reads() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "complete_snapshots_count_stable_types_through_torn_reads",
         "complete_snapshots_count_stable_types_through_torn_reads",
         &["label", "type", "truth", "exact", "seen counts"],
@@ -192,7 +192,7 @@ fn complete_snapshots_count_stable_types_through_torn_reads() {
 #[test]
 fn gc_only_snapshots_are_exact_when_paused_and_honest_when_not() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "gc_only_snapshots_are_exact_when_paused_and_honest_when_not",
         "gc_only_snapshots_are_exact_when_paused_and_honest_when_not",
         &[
@@ -205,7 +205,7 @@ fn gc_only_snapshots_are_exact_when_paused_and_honest_when_not() {
         ],
         |interp, table, failures| {
             if interp.is_free_threaded() {
-                println!("note [{}] skipped: no GC lists", interp.label);
+                common::unsupported(&interp.label, "free-threaded build: no GC lists");
                 return Ok(());
             }
             let Some(target) = spawn(interp, failures) else {
@@ -301,7 +301,7 @@ fn check_recording(
 #[test]
 fn record_counts_stable_types_through_torn_reads() {
     common::over_matrix(
-        common::interpreters(),
+        common::spread_interpreters(),
         "record_counts_stable_types_through_torn_reads",
         "record_counts_stable_types_through_torn_reads",
         &["label", "samples", "Stable", "StableSlot", "time", "result"],

@@ -5,12 +5,14 @@
 // Each test crate includes this module and uses only part of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,7 +40,12 @@ pub struct Interp {
 impl Interp {
     /// Free-threaded builds (no GIL, no GC lists: objects live in mimalloc heaps).
     pub fn is_free_threaded(&self) -> bool {
-        self.label.contains("free-threaded")
+        self.build().free_threaded
+    }
+
+    /// What this build is, asked of the interpreter and its files once (see `Build`).
+    pub fn build(&self) -> Build {
+        Build::of(self)
     }
 
     fn command(&self) -> Command {
@@ -494,6 +501,38 @@ impl Run {
         };
         format!("{how}; stderr: {}", self.stderr.trim())
     }
+
+    /// Exited with status 0 within its time.
+    pub fn succeeded(&self) -> bool {
+        self.status.success() && !self.timed_out
+    }
+
+    /// This run if it succeeded, else the error `"{what} failed: {how it ended; stderr}"`.
+    pub fn ok(self, what: &str) -> Result<Run, String> {
+        if self.succeeded() {
+            Ok(self)
+        } else {
+            Err(format!("{what} failed: {}", self.describe()))
+        }
+    }
+}
+
+/// Run the tool (`run_tool`) and require success: its stdout, or an error naming the
+/// subcommand with how the run ended and its stderr.
+pub fn tool(args: &[&str]) -> Result<String, String> {
+    let what = args.first().copied().unwrap_or("pymemspy");
+    Ok(run_tool(args).ok(what)?.stdout)
+}
+
+/// `tool(args)` parsed as one JSON document.
+pub fn tool_json(args: &[&str]) -> Result<Value, String> {
+    let out = tool(args)?;
+    serde_json::from_str(&out).map_err(|e| format!("bad JSON: {e}"))
+}
+
+/// `snapshot --pid PID --format json`, parsed.
+pub fn snapshot_json(pid: &str) -> Result<Value, String> {
+    tool_json(&["snapshot", "--pid", pid, "--format", "json"])
 }
 
 /// Run the pymemspy binary with `args`, killing it after TOOL_TIMEOUT.
@@ -669,6 +708,275 @@ pub fn over_matrix<C: Case>(
         if let Err(e) = check(&case, &mut table, &mut failures) {
             failures.push(format!("[{}] {e}", case.label()));
         }
+    }
+    table.print(title);
+    assert_no_failures(test, &failures);
+}
+
+/// What an interpreter build is, as the tests choose features by it (never by its label):
+/// asked of the interpreter itself (version, `sysconfig`'s `Py_GIL_DISABLED`, `Py_DEBUG`) and
+/// read from its files (where the runtime is linked, symbols, a debug file), once per
+/// interpreter and cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Build {
+    /// `sys.version_info[:2]`.
+    pub version: (u32, u32),
+    /// `Py_GIL_DISABLED`: no GIL, no GC lists; objects live in mimalloc heaps.
+    pub free_threaded: bool,
+    /// `Py_DEBUG` (`sys.gettotalrefcount` exists).
+    pub py_debug: bool,
+    /// The runtime is linked into the executable (no `libpython*.so` needed).
+    pub runtime_in_executable: bool,
+    /// The file holding the runtime has no symbol table (a distribution's build).
+    pub stripped: bool,
+    /// A build-id debug file for the runtime's file lies in its tree's `usr/lib/debug`
+    /// (or `/usr/lib/debug`): DWARF although stripped.
+    pub debug_file: bool,
+    /// Started through the dynamic loader (`ld.so … python`), not as the main executable.
+    pub via_loader: bool,
+    /// The executable (the last word of the command).
+    pub executable: PathBuf,
+}
+
+impl Build {
+    /// `minor` of 3.minor.
+    pub fn minor(&self) -> u32 {
+        self.version.1
+    }
+
+    /// At least 3.`minor`.
+    pub fn at_least(&self, minor: u32) -> bool {
+        self.version >= (3, minor)
+    }
+
+    /// The runtime linked into an executable that keeps its symbols (a `--disable-shared`
+    /// build from source): what a "static" interpreter means to the tests.
+    pub fn is_static(&self) -> bool {
+        self.runtime_in_executable && !self.stripped
+    }
+
+    /// The interpreter family, as the long end-to-end tests spread over them (`spread`): the
+    /// minor version plus what changes how the tool reads the build: free-threaded, `Py_DEBUG`,
+    /// a static runtime with its symbols, or stripped with no debug file (tables and
+    /// heuristics only). Builds with symbols, in the executable, a `libpython` or a debug file,
+    /// are one family per minor (e.g. pyenv's shared 3.13 and Debian's 3.13 with its debug file).
+    pub fn family(&self) -> String {
+        let mut name = format!("{}.{}", self.version.0, self.version.1);
+        if self.free_threaded {
+            name.push('t');
+        }
+        if self.py_debug {
+            name.push_str(" Py_DEBUG");
+        }
+        if self.is_static() && !self.free_threaded {
+            name.push_str(" static");
+        }
+        if self.stripped && !self.debug_file {
+            name.push_str(" stripped");
+        }
+        name
+    }
+
+    fn of(interp: &Interp) -> Build {
+        static CACHE: Mutex<BTreeMap<Vec<String>, Build>> = Mutex::new(BTreeMap::new());
+        let key = interp.argv_prefix.clone();
+        if let Some(build) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return build.clone();
+        }
+        let build = Build::query(interp);
+        CACHE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, build.clone());
+        build
+    }
+
+    fn query(interp: &Interp) -> Build {
+        const ASK: &str = "import json, os, sys, sysconfig\n\
+            c = sysconfig.get_config_var\n\
+            lib = os.path.join(c('LIBDIR') or '', c('INSTSONAME') or '')\n\
+            print(json.dumps({'version': list(sys.version_info[:2]),\n\
+                'gil_disabled': bool(c('Py_GIL_DISABLED')),\n\
+                'py_debug': hasattr(sys, 'gettotalrefcount'), 'lib': lib,\n\
+                'executable': sys.executable}))";
+        let mut cmd = Command::new(&interp.argv_prefix[0]);
+        cmd.args(&interp.argv_prefix[1..])
+            .args(["-c", ASK])
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        let run = run_with_timeout(cmd, RUN_TIMEOUT);
+        let facts: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "[{}] cannot ask the interpreter what it is ({e}): {}",
+                interp.label,
+                run.describe()
+            )
+        });
+        let n = |i: usize| facts["version"][i].as_u64().unwrap_or(0) as u32;
+        // The binary run: the last word of the command (through the loader, `sys.executable`
+        // names the loader), or where a bare name like `python3` resolved.
+        let executable = match (interp.argv_prefix.len(), facts["executable"].as_str()) {
+            (1, Some(exe)) if !Path::new(&interp.argv_prefix[0]).is_absolute() => {
+                PathBuf::from(exe)
+            }
+            _ => PathBuf::from(interp.argv_prefix.last().expect("a command")),
+        };
+        let exe = fs::read(&executable).unwrap_or_default();
+        let needs_libpython = goblin::elf::Elf::parse(&exe)
+            .is_ok_and(|elf| elf.libraries.iter().any(|l| l.starts_with("libpython")));
+        let lib = facts["lib"].as_str().map(PathBuf::from);
+        let runtime_bytes = match (&lib, needs_libpython) {
+            (Some(lib), true) => fs::read(lib).unwrap_or_default(),
+            _ => exe,
+        };
+        let (stripped, build_id) = match goblin::elf::Elf::parse(&runtime_bytes) {
+            Ok(elf) => (elf.syms.is_empty(), build_id(&elf, &runtime_bytes)),
+            Err(_) => (false, None),
+        };
+        let debug_file = build_id.is_some_and(|id| {
+            let rel = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
+            let tree = executable.parent().and_then(Path::parent);
+            tree.into_iter()
+                .map(|usr| usr.join("lib/debug"))
+                .chain([PathBuf::from("/usr/lib/debug")])
+                .any(|dir| dir.join(&rel).is_file())
+        });
+        Build {
+            version: (n(0), n(1)),
+            free_threaded: facts["gil_disabled"].as_bool().unwrap_or(false),
+            py_debug: facts["py_debug"].as_bool().unwrap_or(false),
+            runtime_in_executable: !needs_libpython,
+            stripped,
+            debug_file,
+            via_loader: interp.argv_prefix.len() > 1,
+            executable,
+        }
+    }
+}
+
+/// The GNU build id of an ELF file, in hex.
+fn build_id(elf: &goblin::elf::Elf, bytes: &[u8]) -> Option<String> {
+    let headers = elf.iter_note_headers(bytes).into_iter().flatten();
+    let sections = elf
+        .iter_note_sections(bytes, Some(".note.gnu.build-id"))
+        .into_iter()
+        .flatten();
+    headers
+        .chain(sections)
+        .filter_map(Result::ok)
+        .find(|n| n.n_type == goblin::elf::note::NT_GNU_BUILD_ID && n.name == "GNU")
+        .map(|n| n.desc.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The long end-to-end tests (recordings over time, busy targets, threads, torn reads, process
+/// trees, live tracing cycles) run once per interpreter *family* (`Build::family`), not on
+/// every build: what is exact per build (census, sizes, layouts) is checked on every build by
+/// the other tests. Of a family's members, the variants (another binary of a tree already in
+/// the family, e.g. `-nopie`; a start through the loader) are left out, and which of the
+/// remaining members runs rotates with the test's name, so that over the suite each of them
+/// runs some long tests. Every build not run is logged as `spread:` in the skip log (counted
+/// apart from skips: it is a planned choice, not a check that could not run).
+///
+/// `PYMEMSPY_FULL_MATRIX=1` runs every build (a release check, or hunting a build's bug).
+pub fn spread(interps: Vec<Interp>) -> Vec<Interp> {
+    if std::env::var_os("PYMEMSPY_FULL_MATRIX").is_some_and(|v| v != "0") {
+        return interps;
+    }
+    let test = test_name();
+    // family -> (candidates, in list order), each with its index in `interps`.
+    let mut families: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut family_of = Vec::new();
+    let mut trees: Vec<(String, PathBuf)> = Vec::new();
+    for (i, interp) in interps.iter().enumerate() {
+        let build = interp.build();
+        let family = build.family();
+        let tree = build
+            .executable
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let variant = build.via_loader || trees.contains(&(family.clone(), tree.clone()));
+        trees.push((family.clone(), tree));
+        let members = families.entry(family.clone()).or_default();
+        if !variant {
+            members.push(i);
+        }
+        family_of.push(family);
+    }
+    let hash = test.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let chosen: Vec<Option<usize>> = family_of
+        .iter()
+        .map(|f| {
+            let members = &families[f];
+            (!members.is_empty()).then(|| members[(hash % members.len() as u64) as usize])
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for (i, interp) in interps.iter().enumerate() {
+        match chosen[i] {
+            Some(c) if c == i => kept.push(interp.clone()),
+            Some(c) => log_skip(&format!(
+                "spread: {test} [{}]: family {} run on {}",
+                interp.label, family_of[i], interps[c].label
+            )),
+            // A family of variants only (e.g. only a loader case listed): run them.
+            None => kept.push(interp.clone()),
+        }
+    }
+    kept
+}
+
+/// `spread(interpreters())`.
+pub fn spread_interpreters() -> Vec<Interp> {
+    spread(interpreters())
+}
+
+/// `over_matrix` with up to `jobs` cases checked at once, for checks that mostly wait (an idle
+/// or slowly growing target recorded over seconds of wall time), not for ones that measure CPU
+/// time or race a busy target. Each case fills a table and failures of its own; they are
+/// merged in the cases' order, so the output reads as `over_matrix`'s.
+pub fn over_matrix_overlapped<C: Case + Sync>(
+    cases: impl IntoIterator<Item = C>,
+    jobs: usize,
+    title: &str,
+    test: &str,
+    header: &[&str],
+    check: impl Fn(&C, &mut Table, &mut Vec<String>) -> Result<(), String> + Sync,
+) {
+    let cases: Vec<C> = cases.into_iter().collect();
+    let next = AtomicUsize::new(0);
+    type Checked = Option<(Table, Vec<String>)>;
+    let done: Mutex<Vec<Checked>> = Mutex::new((0..cases.len()).map(|_| None).collect());
+    // Workers carry the test's name: skip lines name the test.
+    let name = test_name();
+    thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
+            thread::Builder::new()
+                .name(name.clone())
+                .spawn_scoped(s, || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(case) = cases.get(i) else { break };
+                    let mut table = Table::new(header);
+                    let mut failures = Vec::new();
+                    if let Err(e) = check(case, &mut table, &mut failures) {
+                        failures.push(format!("[{}] {e}", case.label()));
+                    }
+                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some((table, failures));
+                })
+                .expect("spawn a matrix worker");
+        }
+    });
+    let mut table = Table::new(header);
+    let mut failures = Vec::new();
+    for (rows, fails) in done
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+    {
+        table.rows.extend(rows.rows);
+        failures.extend(fails);
     }
     table.print(title);
     assert_no_failures(test, &failures);
