@@ -339,6 +339,18 @@ fn killed_at_every_step_leaves_nothing_behind() {
     }
 }
 
+/// How many objects `why --format json` places at the allocation site ending in `want`.
+fn placed_at(report: &serde_json::Value, want: &str) -> u64 {
+    report["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["allocated_at"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["site"].as_str().is_some_and(|s| s.ends_with(want)))
+        .map(|s| s["count"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 /// Staging directories a pymemspy process made (their names carry its pid), in any of the
 /// places it may put them.
 fn staging_left(target: u32, tool: u32) -> Vec<String> {
@@ -390,14 +402,7 @@ fn why_names_where_the_kept_objects_were_allocated() {
             let line = target.truth["leak_line"].as_u64().unwrap_or(0);
             let want = format!("alloc_threads.py:{line}");
             let objects = report["objects"].as_u64().unwrap_or(0);
-            let at_line: u64 = report["paths"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|g| g["allocated_at"].as_array().cloned().unwrap_or_default())
-                .filter(|s| s["site"].as_str().is_some_and(|s| s.ends_with(&want)))
-                .map(|s| s["count"].as_u64().unwrap_or(0))
-                .sum();
+            let at_line = placed_at(&report, &want);
             // The heap dump keeps the sites: `why --heap` says the same from the file.
             let dump_dir = common::ScratchDir::new("why-dump");
             let dump = dump_dir.path().join("t.heap");
@@ -759,14 +764,7 @@ fn snapshot_and_why_trace_for_a_window() {
             }
             let report: serde_json::Value =
                 serde_json::from_str(&why.stdout).map_err(|e| format!("not JSON: {e}"))?;
-            let at_line: u64 = report["paths"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|g| g["allocated_at"].as_array().cloned().unwrap_or_default())
-                .filter(|s| s["site"].as_str().is_some_and(|s| s.ends_with(&want)))
-                .map(|s| s["count"].as_u64().unwrap_or(0))
-                .sum();
+            let at_line = placed_at(&report, &want);
             let off = wait_for(Duration::from_secs(3), || {
                 target_state(&target).filter(|s| !s.0)
             });

@@ -347,8 +347,10 @@ fn record_on_free_threaded_builds_charges_the_leaker() {
 fn sampled_stacks_are_whole_from_the_threads_root() {
     let interps: Vec<_> = common::interpreters()
         .into_iter()
-        .filter(|i| !i.is_free_threaded())
-        .filter(|i| i.label.contains("3.12") || i.label.contains("debian-3.15"))
+        .filter(|i| {
+            let b = i.build();
+            !b.free_threaded && (b.minor() == 12 || b.minor() == 15)
+        })
         .take(2)
         .collect();
     if interps.is_empty() {
@@ -359,7 +361,7 @@ fn sampled_stacks_are_whole_from_the_threads_root() {
         interps,
         "sampled_stacks_are_whole_from_the_threads_root",
         "record_flamegraph",
-        &["label", "stacks", "cut off (reported)"],
+        &["label", "stacks", "cut off (reported)", "on whole stacks"],
         |interp, table, failures| {
             let target = Target::spawn(interp, "generator_rows.py", &["--seconds", "120"])?;
             let dir = target.scratch().to_path_buf();
@@ -413,10 +415,24 @@ fn sampled_stacks_are_whole_from_the_threads_root() {
                         .to_string()
                 })
                 .unwrap_or_else(|| "none".into());
+            // The JSON says which mode it is and, sampled, the share charged to whole stacks:
+            // at most 100% less the share the warning reports cut off.
+            let share = doc["allocations"]["attributed_share"].as_f64();
+            let cut_pct = reported.trim_end_matches('%').parse::<f64>().unwrap_or(0.0);
+            if doc["allocations"]["mode"] != "sampled"
+                || share.is_none_or(|s| s <= 0.0 || 100.0 * s + cut_pct > 100.11)
+            {
+                failures.push(format!(
+                    "[{}] sampled recording: mode {} and attributed share {share:?} against \
+                     {reported} cut off",
+                    interp.label, doc["allocations"]["mode"]
+                ));
+            }
             table.row(vec![
                 interp.label.clone(),
                 text.lines().count().to_string(),
                 reported,
+                share.map_or("-".into(), |s| format!("{:.1}%", 100.0 * s)),
             ]);
             Ok(())
         },

@@ -248,6 +248,7 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
             },
             tracing_started_by: tracing_how.filter(|_| exact),
             method: p.method.to_string(),
+            attributed_share: p.attributed_share(),
             files: std::mem::take(&mut p.files),
             stacks: p
                 .stacks

@@ -111,7 +111,14 @@ fn allocation_profile(doc: &RecordDoc) -> anyhow::Result<(Profile, &'static str)
     let (mode, subtitle) = if a.mode == recording::SAMPLED {
         (
             "sampled",
-            format!("{} — {}", a.method, recording::SAMPLED_HINT),
+            format!(
+                "{}{} — {}",
+                a.method,
+                a.attributed_share
+                    .map(|s| format!(" ({:.0}% of the sampled growth on whole stacks)", 100.0 * s))
+                    .unwrap_or_default(),
+                recording::SAMPLED_HINT
+            ),
         )
     } else {
         ("exact", a.method.clone())

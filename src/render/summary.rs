@@ -99,6 +99,14 @@ pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
             let _ = writeln!(o, "allocation flamegraph: {}", super::formats::NO_GROWTH);
         } else if a.mode == recording::SAMPLED {
             let _ = writeln!(o, "allocation flamegraph: {}", recording::SAMPLED_HINT);
+            if let Some(share) = a.attributed_share {
+                let _ = writeln!(
+                    o,
+                    "sampled growth charged to whole stacks: {:.1}% (the rest was read on \
+                     stacks cut off, or with no stack known, and is left out)",
+                    100.0 * share
+                );
+            }
         } else {
             let how = a
                 .tracing_started_by

@@ -206,6 +206,17 @@ pub struct AllocProfile {
 }
 
 impl AllocProfile {
+    /// Sampled: the share of the sampled survivors' bytes charged to a whole stack (the rest
+    /// was read on stacks cut off, or with no stack known, and is reported apart). None when
+    /// exact or nothing survived.
+    pub fn attributed_share(&self) -> Option<f64> {
+        if self.method == TRACEMALLOC || self.stats.survivor_bytes == 0 {
+            return None;
+        }
+        let charged: u64 = self.sampled.iter().map(|s| s.0).sum();
+        Some((charged as f64 / self.stats.survivor_bytes as f64).min(1.0))
+    }
+
     /// Scale the stacks so they add up to this growth of GC-tracked memory (a caller that
     /// measures growth itself, e.g. from its own snapshots, passes its figures here). Shares
     /// between stacks do not change.

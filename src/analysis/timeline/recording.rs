@@ -489,6 +489,10 @@ pub struct Allocations {
     pub tracing_started_by: Option<String>,
     /// What the weights mean, in words (it is also the flamegraph's subtitle).
     pub method: String,
+    /// Sampled: the share of the sampled growth the sampler could charge to a whole stack
+    /// (the rest was read on stacks cut off and is left out of the flamegraph).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed_share: Option<f64>,
     pub stacks: Vec<AllocationStack>,
     /// Each file label the stacks show that is not the whole path, with that path: frames
     /// read `render (leaky.py:50)`, relative to the target's `sys.path` (py-spy's form; with
