@@ -1,6 +1,6 @@
 //! `pymemspy dump`: every thread's Python stack now, like `py-spy dump`, read without pausing.
 
-use crate::analysis::census::snapshot::{PythonInfo, Session};
+use crate::analysis::session::{PythonInfo, Session};
 use crate::heap::file_names::FileNames;
 use crate::heap::stacks::{Frame, StackReader, StackStats};
 use crate::heap::thread_roots::thread_names;

@@ -2,12 +2,12 @@
 //! into the same table, JSON and flamegraphs as a live process gives.
 
 use super::target::{open_target, TargetArgs};
-use crate::analysis::census::snapshot::SnapshotOptions;
 use crate::analysis::retention;
 use crate::analysis::retention::dominators;
 use crate::analysis::retention::heap_diff;
 use crate::analysis::retention::heap_file::{self, HeapDump};
 use crate::analysis::retention::heap_graph::{DumpSource, Graph};
+use crate::analysis::session::SnapshotOptions;
 use crate::error::Error;
 use crate::render;
 use crate::render::profile::ProfileFormat;

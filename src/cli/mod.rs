@@ -5,9 +5,9 @@ mod snapshot;
 mod stacks;
 mod target;
 
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::analysis::retention::heap_source::LiveSource;
 use crate::analysis::retention::why;
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::diff;
 use crate::analysis::timeline::recording;
 

@@ -3,9 +3,10 @@
 //! (`--subprocesses`), live memory by allocating line (`--by allocation`).
 
 use super::target::{open_target, TargetArgs};
-use crate::analysis::census::snapshot::{self, Session, SnapshotOptions};
+use crate::analysis::census::snapshot;
 use crate::analysis::census::snapshot_tree;
 use crate::analysis::retention::heap_source::LiveSource;
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::allocations;
 use crate::error::Error;
 use crate::render;

@@ -2,8 +2,8 @@
 //! `alloc-profile` (which code makes the heap grow, as collapsed stacks).
 
 use super::target::{open_target, TargetArgs};
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
 use crate::analysis::dump;
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::alloc_profile::{self, AllocProfile, AllocSampler, SamplerOptions};
 use crate::error::Error;
 use crate::render;

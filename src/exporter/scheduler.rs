@@ -12,7 +12,7 @@
 use super::discovery::{self, Discovery, ProcKey, Selection};
 use super::encode::labels as encode_labels;
 use super::model::{self, CensusFigures, GcFigures, History, MemoryFigures, ProcFigures};
-use crate::analysis::census::snapshot::{CensusReport, Session, SnapshotOptions};
+use crate::analysis::session::{CensusReport, Session, SnapshotOptions};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

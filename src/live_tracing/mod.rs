@@ -13,7 +13,7 @@ pub mod safe_point;
 pub mod script;
 pub mod staging;
 
-use crate::analysis::census::snapshot::Session;
+use crate::analysis::session::Session;
 use crate::error::Error;
 use crate::heap::tracemalloc;
 use crate::process::{write, MemoryExt};

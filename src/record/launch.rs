@@ -1,7 +1,7 @@
 //! `record -- python app.py`: start the target ourselves, wait until its Python runtime is up,
 //! and make sure it does not outlive the recording.
 
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::error::Error;
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};

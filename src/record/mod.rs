@@ -12,7 +12,7 @@ pub mod schedule;
 pub mod tree;
 
 use crate::analysis::census::resources::Resources;
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::alloc_profile::{AllocSampler, SamplerOptions};
 use crate::analysis::timeline::recording::{
     self, AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,

@@ -19,7 +19,7 @@ use super::{
     gc_activity, gc_span, launch, progress, sleep_until, take_sample, RecordOptions, Sampled,
     Source, MAX_FAILURES_IN_A_ROW,
 };
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::record_tree::{self, ProcessRecording, ProcessState, RecordTreeDoc};
 use crate::analysis::timeline::recording::{EndReason, Recording};
 use crate::error::Error;

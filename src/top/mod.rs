@@ -6,7 +6,7 @@
 
 pub mod model;
 
-use crate::analysis::census::snapshot::{Session, SnapshotOptions};
+use crate::analysis::session::{Session, SnapshotOptions};
 use crate::error::Error;
 use crate::process::smaps::RssParts;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};

@@ -1,8 +1,9 @@
 //! One census per Python process in a process tree (a gunicorn master and its forked workers,
 //! a multiprocessing pool), plus their sum: `snapshot --subprocesses`.
 
-use super::snapshot::{self, Snapshot, SnapshotOptions, Totals};
+use super::snapshot::{self, Snapshot, Totals};
 use super::TypeCount;
+use crate::analysis::session::SnapshotOptions;
 use crate::python::processes::{self, Skipped};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;

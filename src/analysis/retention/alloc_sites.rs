@@ -4,7 +4,7 @@
 
 use super::heap_graph::Graph;
 use super::why::Sites;
-use crate::analysis::census::snapshot::Session;
+use crate::analysis::session::Session;
 
 /// The graph index and address of every object of `type_name` (for `allocation_sites`, after
 /// the graph lets its addresses go).

@@ -502,12 +502,15 @@ pub fn is_heap_dump(path: &Path) -> bool {
 }
 
 /// Census and graph of a live process (or core) now: what `snapshot --format heap` writes.
-pub fn take(target: crate::process::Target, opts: snapshot::SnapshotOptions) -> Result<HeapDump> {
+pub fn take(
+    target: crate::process::Target,
+    opts: crate::analysis::session::SnapshotOptions,
+) -> Result<HeapDump> {
     let start = std::time::Instant::now();
     let taken_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let (pid, live) = (target.pid, !target.is_core());
     let full_filenames = opts.full_filenames;
-    let mut session = snapshot::Session::from_target(target, opts)?;
+    let mut session = crate::analysis::session::Session::from_target(target, opts)?;
     let (mut snap, graph) =
         session.snapshot_then(pid, start, taken_at, |view, py, types, objects| {
             let mut src = super::heap_source::LiveSource::new(view, py, types)

@@ -23,7 +23,7 @@
 
 use super::traced_growth::{Baseline, TracedGrowth};
 use crate::analysis::census;
-use crate::analysis::census::snapshot::Session;
+use crate::analysis::session::Session;
 use crate::error::{Error, Result};
 use crate::heap::fresh_pages::{FreshBlock, FreshPages};
 use crate::heap::gc_lists::{self, WalkLimits};

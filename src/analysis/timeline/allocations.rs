@@ -2,7 +2,7 @@
 //! allocation`. Per-line statistics equal `tracemalloc.take_snapshot().statistics('lineno')`;
 //! the flamegraph stacks are the tracebacks tracemalloc kept (up to its N frames).
 
-use crate::analysis::census::snapshot::{PythonInfo, Session};
+use crate::analysis::session::{PythonInfo, Session};
 use crate::heap::file_names::FileNames;
 use crate::heap::tracemalloc::{self, Traces};
 use crate::process::View;

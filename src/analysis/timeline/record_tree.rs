@@ -132,8 +132,8 @@ pub fn suspects_across(processes: &[ProcessRecording]) -> Vec<TreeSuspect> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::census::snapshot::PythonInfo;
     use crate::analysis::census::{Census, TypeCount};
+    use crate::analysis::session::PythonInfo;
     use crate::analysis::timeline::recording::Recording;
 
     fn process(pid: i32, leak: Option<&str>) -> ProcessRecording {

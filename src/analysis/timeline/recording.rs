@@ -11,8 +11,8 @@
 //!   minimum and maximum of every tracked type are kept apart, so thinning never loses them.
 
 use super::growth::{self, Extent, Trend, TypeGrowth};
-use crate::analysis::census::snapshot::PythonInfo;
 use crate::analysis::census::Census;
+use crate::analysis::session::PythonInfo;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 

@@ -8,7 +8,7 @@
 //! is exact: `snapshot.compare_to(old, 'traceback')` read from outside. tracemalloc keeps file
 //! and line per frame; function names come from the target's code objects (`CodeNames`).
 
-use crate::analysis::census::snapshot::Session;
+use crate::analysis::session::Session;
 use crate::heap::file_names::FileNames;
 use crate::heap::stacks::StackReader;
 use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces};
