@@ -42,7 +42,7 @@ print(sys.version_info[1] if not sysconfig.get_config_var("Py_GIL_DISABLED") els
     export PYMEMSPY_INTERPRETERS=$quick
     echo "== quick: $(cut -f1 "$quick" | paste -sd' ')"
   fi
-  cargo test --release --locked --bins -- --test-threads=2 "$@" || rc=$?
+  cargo test --release --locked --lib -- --test-threads=2 "$@" || rc=$?
   cargo test --release --locked --no-fail-fast \
     --test complete_census --test real_sizes --test snapshot_gc --test targets_selfcheck \
     --test heap_dump --test phantom_objects --test production_tracemalloc \
@@ -52,7 +52,7 @@ else
   # The hostile-memory test again in a debug build, where arithmetic overflow panics: a wild
   # pointer or length read from the target must never reach an unchecked sum.
   if [ $# -eq 0 ]; then
-    cargo test --locked --bin pymemspy hostile -- --test-threads=2 || rc=$?
+    cargo test --locked --lib hostile -- --test-threads=2 || rc=$?
   fi
 fi
 skipped=$(grep -c '^skipped:' "$PYMEMSPY_SKIP_LOG" || true)

@@ -1,23 +1,7 @@
-//! pymemspy: where is the memory of a running CPython process?
-//!
-//! The pipeline is the module tree: `process` (reading the target) → `python` (which build,
-//! which layout) → `heap` (walking objects) → `analysis` (census, growth, retention) →
-//! `render` (tables, JSON, flamegraphs). `profile` is the model of a flamegraph that analyses
-//! build and `render` draws.
+//! The `pymemspy` command: the library's `cli` on top of the library (`src/lib.rs`), and the
+//! tracer process `live_tracing` re-executes this binary as.
 
-mod analysis;
-mod atomic_file;
-mod cli;
-mod error;
-mod exporter;
-mod heap;
-mod live_tracing;
-mod process;
-mod profile;
-mod python;
-mod record;
-mod render;
-mod top;
+use pymemspy::{cli, error, live_tracing};
 
 fn main() {
     // The tracer process of `live_tracing` (not a user command: no help, no parsing).

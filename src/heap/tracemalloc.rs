@@ -639,6 +639,10 @@ impl BlockSites {
         self.blocks.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The innermost frame of the allocation of the object at `obj`: its block starts at the
     /// object, or before it by the GC header (16 bytes) and the pre-header of 3.12+ objects
     /// with a managed dict (16 more). None: not traced (made before tracing began).

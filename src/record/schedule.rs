@@ -14,6 +14,12 @@ struct Item<A> {
     next: Instant,
 }
 
+impl<A: Copy + PartialEq> Default for Schedule<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<A: Copy + PartialEq> Schedule<A> {
     pub fn new() -> Self {
         Schedule { items: Vec::new() }

@@ -125,6 +125,10 @@ impl AddrSet {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The index of the object that starts at `addr`, if one does.
     pub fn find(&self, addr: u64) -> Option<u32> {
         let page = *self

@@ -37,6 +37,10 @@ impl<const K: usize> DeltaQueue<K> {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Bytes the queue has room for (its memory, about).
     pub fn capacity_bytes(&self) -> usize {
         self.bytes.capacity()

@@ -127,6 +127,10 @@ impl Graph {
         self.type_of.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Let the object addresses go (1–2 bytes per object), for an analysis that prints none and
     /// finds nothing by address after `link_indexes`: the retention flamegraph and `why`. The
     /// graph still answers by index; `objects` is empty after.

@@ -90,6 +90,10 @@ impl Ids {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Item `i`'s id; `NONE` when it has none or is past the end.
     pub fn get(&self, i: usize) -> u32 {
         match self {

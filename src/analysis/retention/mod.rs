@@ -115,6 +115,10 @@ impl<'g> Tree<'g> {
         self.parent.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The root whose object is `i`, if any.
     pub fn root(&self, i: u32) -> Option<&Root> {
         self.root_of.get(&i).map(|&r| &self.roots[r as usize])
