@@ -1,9 +1,9 @@
 //! `pymemspy dump`: every thread's Python stack now, like `py-spy dump`, read without pausing.
 
 use crate::analysis::session::{PythonInfo, Session};
-use crate::heap::file_names::FileNames;
-use crate::heap::stacks::{Frame, StackReader, StackStats};
-use crate::heap::thread_roots::thread_names;
+use crate::heap::frames::file_names::FileNames;
+use crate::heap::frames::stacks::{Frame, StackReader, StackStats};
+use crate::heap::graph::thread_roots::thread_names;
 use crate::process::View;
 use serde::Serialize;
 

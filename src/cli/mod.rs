@@ -608,9 +608,9 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         // The graph once (address order, bulk reads), then the tree and the dominators on it.
         let mut src = LiveSource::new(view, py, types).with_full_filenames(a.full_filenames);
         let mut phases = crate::analysis::phases::Phases::start("why");
-        crate::heap::containers::take_changed_while_read();
+        crate::heap::objects::containers::take_changed_while_read();
         let graph = crate::analysis::retention::heap_graph::capture(&mut src, objects);
-        let changed = crate::heap::containers::take_changed_while_read();
+        let changed = crate::heap::objects::containers::take_changed_while_read();
         phases.lap("graph captured");
         let asked = crate::analysis::retention::alloc_sites::objects_of_type(&graph, &a.type_name);
         (graph, asked, changed, std::mem::take(&mut src.files))

@@ -1,24 +1,24 @@
-//! Stage 3 of the pipeline: walking the target's heap with a resolved `Layout`.
+//! Stage 3 of the pipeline: walking the target's heap with a resolved `Layout`, by subsystem:
+//!
+//! * `objects`: one object read (header, type, size, container items, native buffers) and the
+//!   type table.
+//! * `graph`: the labelled edges out of an object and the roots each thread holds (what
+//!   retention, `why` and dumps walk).
+//! * `referents`: the census's pass over pointers out of known objects, for the objects no GC
+//!   list or pool holds.
+//! * `pymalloc`: arenas and pools (the census's scan; the young objects' head pools).
+//! * `mimalloc`: free-threaded builds' heaps and pages (the scan, the fresh pages sampled).
+//! * `gc`: the collector's lists, its state, the young generation.
+//! * `frames`: threads' stacks, frames' slots, line tables, file labels.
+//! * `tracemalloc`: the target's own traces tables, found by symbol, offset or discovery.
+//! * `regions`: address ranges a scan has judged block by block.
 
-pub mod arenas;
-pub mod containers;
-pub mod file_names;
-pub mod frame_slots;
-pub mod fresh_pages;
-pub mod gc_lists;
-pub mod gc_state;
+pub mod frames;
+pub mod gc;
 pub mod graph;
-pub mod head_pools;
-pub mod line_table;
 pub mod mimalloc;
-pub mod native;
-pub mod pyobj;
+pub mod objects;
+pub mod pymalloc;
 pub mod referents;
 pub mod regions;
-pub mod sizes;
-pub mod stacks;
-pub mod thread_roots;
 pub mod tracemalloc;
-pub mod tracemalloc_discovery;
-pub mod types;
-pub mod young;

@@ -8,15 +8,15 @@
 //! computes). Pointers into arenas (or mimalloc pages) are skipped: the heap scan already judged
 //! every block there.
 
-use super::arenas::BlockObject;
-use super::containers::{deque_items, field_values, Container};
-use super::native;
-use super::pyobj::{
+use crate::heap::objects::containers::{deque_items, field_values, Container};
+use crate::heap::objects::native;
+use crate::heap::objects::pyobj::{
     after_header, body_words, dict_items, dict_keys, managed_attrs_in, pointer_span, ManagedAttrs,
 };
-use super::regions::Regions;
-use super::sizes::{getsizeof, own_size};
-use super::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::objects::sizes::{getsizeof, own_size};
+use crate::heap::objects::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::pymalloc::arenas::BlockObject;
+use crate::heap::regions::Regions;
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -348,8 +348,9 @@ fn validate(view: &mut View, l: &Layout, types: &mut TypeTable, p: u64) -> Optio
     }
     let t = types.get(view, l, tp)?.clone();
     getsizeof(view, l, p, &t)?;
-    (fits_its_mapping(view, l, p, &t) && super::arenas::alive_outside(view, l, types, p, &t))
-        .then_some(t)
+    (fits_its_mapping(view, l, p, &t)
+        && crate::heap::pymalloc::arenas::alive_outside(view, l, types, p, &t))
+    .then_some(t)
 }
 
 /// The object's own bytes lie inside the mapping it starts in, and a list's item array inside

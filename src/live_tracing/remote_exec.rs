@@ -7,7 +7,7 @@
 //! makes only the first one act, and `withdraw` clears the flag on the others.
 
 use crate::error::Error;
-use crate::heap::stacks::StackReader;
+use crate::heap::frames::stacks::StackReader;
 use crate::process::{write, MemoryExt};
 use crate::python::debug_offsets::{self, DebuggerSupport};
 use crate::python::Python;

@@ -4,7 +4,7 @@
 //! the pyenv builds 3.8.18–3.13.0 and of Debian's 3.11.2 / 3.13.5 / 3.14.10 / 3.15.2 debug files
 //! (`p &((PyThreadState*)0)->next` and friends in gdb). From 3.13 on, the runtime's own debug
 //! offsets (thread_state, interpreter_frame, code_object and GIL groups) override the table, see
-//! `apply_debug_offsets`. The stack walker in `heap::stacks` only reads this value.
+//! `apply_debug_offsets`. The stack walker in `heap::frames::stacks` only reads this value.
 //!
 //! Adding a CPython version: copy the nearest row, compare with the new build's DWARF, then run
 //! `pymemspy dump --pid` on it and the `stacks` test.

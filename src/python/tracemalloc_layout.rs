@@ -11,7 +11,7 @@ pub const STATE_TRACES: u64 = 184;
 pub const STATE_DOMAINS: u64 = 192;
 
 /// The header of a `_Py_hashtable_t` (`Modules/hashtable.h` in 3.8, `pycore_hashtable.h` from
-/// 3.9): what discovery (`heap::tracemalloc_discovery`) matches a heap block against when no
+/// 3.9): what discovery (`heap::tracemalloc::discovery`) matches a heap block against when no
 /// symbol names tracemalloc's tables. Offsets in bytes; every table tracemalloc makes is
 /// allocated with libc's malloc (its own allocator must not trace itself), so 16-aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

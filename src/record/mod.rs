@@ -17,7 +17,7 @@ use crate::analysis::timeline::alloc_profile::{AllocSampler, SamplerOptions};
 use crate::analysis::timeline::recording::{
     self, AllocationStack, Allocations, EndReason, GcActivity, RecordDoc, Recording,
 };
-use crate::heap::gc_state::GcState;
+use crate::heap::gc::gc_state::GcState;
 use crate::live_tracing::{self, LiveTracing};
 use crate::process::stats;
 use schedule::Schedule;

@@ -23,7 +23,7 @@ use crate::analysis::session::{Session, SnapshotOptions};
 use crate::analysis::timeline::record_tree::{self, ProcessRecording, ProcessState, RecordTreeDoc};
 use crate::analysis::timeline::recording::{EndReason, Recording};
 use crate::error::Error;
-use crate::heap::gc_state::GcState;
+use crate::heap::gc::gc_state::GcState;
 use crate::process::target::is_running;
 use crate::process::tree;
 use crate::python::processes::{self, Skipped};

@@ -67,7 +67,7 @@ pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
             let _ = writeln!(o, "GC-tracked objects only (--gc-only): {only}\n");
         }
     }
-    // The native column only when some object owns memory outside itself (heap::native).
+    // The native column only when some object owns memory outside itself (heap::objects::native).
     let native = s.types.iter().any(|t| t.native_bytes > 0);
     let native_cell = |v: Option<u64>| match (native, v) {
         (false, _) => String::new(),
@@ -293,7 +293,7 @@ pub fn why_table(r: &crate::analysis::retention::why::WhyReport) -> String {
     o
 }
 
-fn gc_section(o: &mut String, g: &crate::heap::gc_state::GcState) {
+fn gc_section(o: &mut String, g: &crate::heap::gc::gc_state::GcState) {
     let _ = writeln!(
         o,
         "\ngarbage collector: {}{}",

@@ -36,7 +36,7 @@ pub struct Row {
     pub name: String,
     pub count: u64,
     pub bytes: u64,
-    /// Memory the type's objects own outside themselves (heap::native), now.
+    /// Memory the type's objects own outside themselves (heap::objects::native), now.
     pub native: u64,
     pub count_since_start: i64,
     pub bytes_since_start: i64,

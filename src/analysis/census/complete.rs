@@ -3,12 +3,12 @@
 //! - free-threaded builds: every object of the mimalloc heaps ∪ what they reference (statics).
 
 use crate::analysis::census::{Census, Placement, Tally};
-use crate::heap::arenas::{self, BlockObject};
-use crate::heap::gc_lists::{self, GcObjects, WalkLimits};
+use crate::heap::gc::gc_lists::{self, GcObjects, WalkLimits};
 use crate::heap::mimalloc::{self, MimallocStats};
+use crate::heap::objects::types::{TypeInfo, TypeTable};
+use crate::heap::pymalloc::arenas::{self, BlockObject};
 use crate::heap::referents::Referents;
 use crate::heap::regions::Regions;
-use crate::heap::types::{TypeInfo, TypeTable};
 use crate::process::View;
 use crate::python::Python;
 

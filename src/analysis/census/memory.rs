@@ -3,8 +3,8 @@
 //! rest of the anonymous memory (native allocations), files and stacks.
 
 use super::Census;
-use crate::heap::arenas::{Arenas, ScanStats};
 use crate::heap::mimalloc::{HeapStats, MimallocStats};
+use crate::heap::pymalloc::arenas::{Arenas, ScanStats};
 use crate::process::smaps::RssParts;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +54,7 @@ pub struct MemoryReport {
     pub python_objects_bytes: u64,
     pub python_objects_allocated_bytes: u64,
     /// Heap buffers that Python objects own outside their allocation (numpy data, bytearray
-    /// and array.array items: heap::native), part of `python_objects_allocated_bytes` but
+    /// and array.array items: heap::objects::native), part of `python_objects_allocated_bytes` but
     /// shown on a line of their own, taken out of what would otherwise be "native".
     pub owned_by_objects_bytes: u64,
     /// The types that own them, largest first (at most 3): (type, native bytes).

@@ -9,10 +9,10 @@ pub mod resources;
 pub mod snapshot;
 pub mod snapshot_tree;
 
-use crate::heap::arenas::BlockObject;
-use crate::heap::native;
-use crate::heap::sizes::{getsizeof, getsizeof_at_hand, own_size};
-use crate::heap::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::objects::native;
+use crate::heap::objects::sizes::{getsizeof, getsizeof_at_hand, own_size};
+use crate::heap::objects::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::pymalloc::arenas::BlockObject;
 use crate::process::Bytes;
 use crate::process::View;
 use crate::python::Layout;
@@ -34,7 +34,7 @@ pub struct TypeCount {
     /// set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub python_sizeof: bool,
-    /// Memory these objects own outside their own allocation (heap::native): numpy data
+    /// Memory these objects own outside their own allocation (heap::objects::native): numpy data
     /// buffers, bytearray and array.array items, BytesIO buffers, mmap lengths. Part of
     /// `bytes` where sys.getsizeof counts it (all but mmap).
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct Census {
     /// Sum of the types' native bytes.
     pub native_bytes: u64,
     /// The part of `native_bytes` that is heap memory no object of its own accounts for
-    /// (heap::native::native_in_heap): what the memory report takes out of "native".
+    /// (heap::objects::native::native_in_heap): what the memory report takes out of "native".
     pub native_heap_bytes: u64,
     /// Objects whose type pointer was not a valid type (torn reads, corruption).
     pub bad_type: u64,
@@ -204,7 +204,7 @@ impl Tally {
             allocated
         };
         let id = found.type_id as usize;
-        if found.type_id == crate::heap::arenas::NO_TYPE_ID {
+        if found.type_id == crate::heap::pymalloc::arenas::NO_TYPE_ID {
             return self.add(info.addr, size, allocated, native);
         }
         if id >= self.by_id.len() {

@@ -57,8 +57,8 @@ pub fn allocation_sites(
         }
     }
     let (mut blocks, mut view) = (best?, view?);
-    let mut types = crate::heap::types::TypeTable::new(&session.py);
-    let mut file_names = crate::heap::file_names::FileNames::of_target(
+    let mut types = crate::heap::objects::types::TypeTable::new(&session.py);
+    let mut file_names = crate::heap::frames::file_names::FileNames::of_target(
         &mut view,
         &session.py,
         &mut types,

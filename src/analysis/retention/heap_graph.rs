@@ -11,11 +11,11 @@ use super::addr_set::AddrSet;
 use super::exact_in::{self, Bits};
 use super::heap_source::{HeapSource, LiveSource};
 use super::ids::{self, Ids};
+use crate::heap::graph::thread_roots::{FrameRoot, FrameRootStats};
 use crate::heap::graph::{self, Label};
-use crate::heap::native;
-use crate::heap::sizes::getsizeof;
-use crate::heap::thread_roots::{FrameRoot, FrameRootStats};
-use crate::heap::types::TypeTable;
+use crate::heap::objects::native;
+use crate::heap::objects::sizes::getsizeof;
+use crate::heap::objects::types::TypeTable;
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub struct Graph {
     pub bytes: Vec<u16>,
     pub big: Vec<(u32, u64)>,
     /// (object index, native bytes) of the few objects that own memory outside themselves
-    /// (`heap::native`), by index.
+    /// (`heap::objects::native`), by index.
     pub native: Vec<(u32, u64)>,
     /// Edges of object i after its first: `edge_to[edge_start[i]..edge_start[i + 1]]` (object
     /// indexes), in the order the live walker lists them (the breadth-first tree depends on it).

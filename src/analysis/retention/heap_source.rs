@@ -4,10 +4,10 @@
 //! same order and words, so every analysis gives the same output on either.
 
 use crate::analysis::retention::{self, Namer};
-use crate::heap::file_names::FileNames;
+use crate::heap::frames::file_names::FileNames;
+use crate::heap::graph::thread_roots::{self, FrameRoot, FrameRootStats};
 use crate::heap::graph::Label;
-use crate::heap::thread_roots::{self, FrameRoot, FrameRootStats};
-use crate::heap::types::TypeTable;
+use crate::heap::objects::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 use std::rc::Rc;

@@ -22,9 +22,9 @@ use self::delta_queue::DeltaQueue;
 use self::heap_graph::{DumpSource, Graph, NO_TYPE};
 use self::heap_source::HeapSource;
 use self::ids::Ids;
+use crate::heap::graph::thread_roots::FrameRootStats;
 use crate::heap::graph::Label;
-use crate::heap::pyobj::{dict_items, is_identifier, read_str, MAX_NAME};
-use crate::heap::thread_roots::FrameRootStats;
+use crate::heap::objects::pyobj::{dict_items, is_identifier, read_str, MAX_NAME};
 use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
 use crate::python::Python;
@@ -170,7 +170,7 @@ impl<'g> Tree<'g> {
         }
     }
 
-    /// Memory object `i` owns outside itself (heap::native: numpy data, bytearray items...);
+    /// Memory object `i` owns outside itself (heap::objects::native: numpy data, bytearray items...);
     /// part of its bytes where sys.getsizeof counts it (all but mmap).
     pub fn native(&self, i: u32) -> u64 {
         self.g

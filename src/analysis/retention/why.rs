@@ -15,7 +15,7 @@ pub struct PathGroup {
     pub hops: Vec<(String, String)>,
     pub count: u64,
     pub bytes: u64,
-    /// Of which (or, for mmap, besides which) memory owned outside the objects: heap::native.
+    /// Of which (or, for mmap, besides which) memory owned outside the objects: heap::objects::native.
     pub native_bytes: u64,
     /// Where this group's objects were allocated (the target's tracemalloc: innermost frame),
     /// the largest first; empty when the target does not trace.

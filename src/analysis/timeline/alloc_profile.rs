@@ -16,7 +16,7 @@
 //!    growth of GC-tracked bytes between the first and the last census.
 //!
 //! Objects the GC never lists (str, bytes, int, float) come from pymalloc's head pools instead
-//! (`heap::head_pools`): the blocks each size class handed out since the last tick, recorded
+//! (`heap::pymalloc::head_pools`): the blocks each size class handed out since the last tick, recorded
 //! the same way with a fingerprint of their contents.
 //!
 //! Nothing here pauses the target.
@@ -25,21 +25,21 @@ use super::traced_growth::{Baseline, TracedGrowth};
 use crate::analysis::census;
 use crate::analysis::session::Session;
 use crate::error::{Error, Result};
-use crate::heap::fresh_pages::{FreshBlock, FreshPages};
-use crate::heap::gc_lists::{self, WalkLimits};
-use crate::heap::head_pools::HeadPools;
+use crate::heap::gc::gc_lists::{self, WalkLimits};
+use crate::heap::mimalloc::fresh_pages::{FreshBlock, FreshPages};
+use crate::heap::pymalloc::head_pools::HeadPools;
 
 /// Ticks that look for pymalloc's `usedpools` again when the first look did not find it.
 const HEAD_POOL_TRIES: u64 = 20;
-use crate::heap::file_names::FileNames;
-use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
-use crate::heap::sizes::getsizeof;
-use crate::heap::stacks::{FrameId, GilState, StackReader, StackStats, ThreadStack};
-use crate::heap::types::TypeTable;
-use crate::heap::young::{
+use crate::heap::frames::file_names::FileNames;
+use crate::heap::frames::stacks::{FrameId, GilState, StackReader, StackStats, ThreadStack};
+use crate::heap::gc::young::{
     self, block_fingerprint, fingerprint, separate_values, TypeBitsCache, YoungList,
     YoungWalkStats, AT_GC_HEAD, AT_OBJECT, NODE_READ, VALUES_READ,
 };
+use crate::heap::mimalloc::{HEAP_GC_PRE, HEAP_OBJECT};
+use crate::heap::objects::sizes::getsizeof;
+use crate::heap::objects::types::TypeTable;
 use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, MemoryExt, View};
 use crate::python::layout::flags;
@@ -153,9 +153,9 @@ pub struct AllocStats {
     /// Of which untracked objects found in pymalloc's head pools.
     pub untracked_records: u64,
     /// What the head-pool reads saw (None: not available on this build).
-    pub head_pools: Option<crate::heap::head_pools::HeadPoolStats>,
+    pub head_pools: Option<crate::heap::pymalloc::head_pools::HeadPoolStats>,
     /// Free-threaded builds: what the reads of each thread's head pages saw.
-    pub fresh_pages: Option<crate::heap::fresh_pages::FreshPageStats>,
+    pub fresh_pages: Option<crate::heap::mimalloc::fresh_pages::FreshPageStats>,
     pub dropped: u64,
     /// New objects not charged to any stack: found while the last GIL holder had released it
     /// (sleeping, blocked) and no earlier running stack of that thread was known, or head-pool
@@ -664,7 +664,7 @@ impl AllocSampler {
         out
     }
 
-    /// New GC objects, newest first (`heap::young::walk`), stopping at one recorded before.
+    /// New GC objects, newest first (`heap::gc::young::walk`), stopping at one recorded before.
     fn walk_young(&mut self, session: &Session, newest: u64) -> Vec<NewObject> {
         let (latest, records) = (&self.latest, &self.records);
         let known = |obj: u64, type_ptr: u64, fp: u64| {

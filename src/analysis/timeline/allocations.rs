@@ -3,7 +3,7 @@
 //! the flamegraph stacks are the tracebacks tracemalloc kept (up to its N frames).
 
 use crate::analysis::session::{PythonInfo, Session};
-use crate::heap::file_names::FileNames;
+use crate::heap::frames::file_names::FileNames;
 use crate::heap::tracemalloc::{self, Traces};
 use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
@@ -96,7 +96,7 @@ pub fn take(session: &Session) -> anyhow::Result<AllocationReport> {
         session.target.spans_now(),
         session.opts.cache_budget,
     );
-    let mut types = crate::heap::types::TypeTable::new(&session.py);
+    let mut types = crate::heap::objects::types::TypeTable::new(&session.py);
     let mut file_names = FileNames::of_target(
         &mut view,
         &session.py,

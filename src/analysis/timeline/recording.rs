@@ -36,7 +36,7 @@ struct Sample {
     /// (tracked type index, count, bytes), types with objects only, by index.
     types: Vec<(u32, u64, u64)>,
     /// (tracked type index, native bytes): tracked types whose objects own memory outside
-    /// themselves (heap::native), by index.
+    /// themselves (heap::objects::native), by index.
     native: Vec<(u32, u64)>,
 }
 

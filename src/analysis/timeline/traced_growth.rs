@@ -9,8 +9,8 @@
 //! and line per frame; function names come from the target's code objects (`CodeNames`).
 
 use crate::analysis::session::Session;
-use crate::heap::file_names::FileNames;
-use crate::heap::stacks::StackReader;
+use crate::heap::frames::file_names::FileNames;
+use crate::heap::frames::stacks::StackReader;
 use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces};
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;

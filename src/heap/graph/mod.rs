@@ -2,12 +2,16 @@
 //! class attribute, an instance attribute, a dict key, a list index). The retention flamegraph
 //! and `why` walk these from the roots; the census's referent pass only needs the targets.
 
-use super::containers::{coroutine_awaits, deque_items, field_values, generator_slots, Container};
-use super::frame_slots::frame_slots;
-use super::native;
-use super::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
-use super::stacks::FrameAt;
-use super::types::{SizeRule, TypeInfo};
+pub mod thread_roots;
+
+use crate::heap::frames::frame_slots::frame_slots;
+use crate::heap::frames::stacks::FrameAt;
+use crate::heap::objects::containers::{
+    coroutine_awaits, deque_items, field_values, generator_slots, Container,
+};
+use crate::heap::objects::native;
+use crate::heap::objects::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
+use crate::heap::objects::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, FrameSizing, Layout};
 

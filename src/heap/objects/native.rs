@@ -8,7 +8,7 @@
 //! the struct offsets are relative to the end of the object header, which is what differs
 //! between default, debug and free-threaded builds.
 
-use super::types::{SizeRule, TypeInfo};
+use crate::heap::objects::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::Layout;
 
@@ -210,8 +210,8 @@ pub fn native_bytes(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> u64 
             .filter(|a| a.owns_data)
             .map_or(0, |a| a.nbytes),
         SizeRule::ByteArray => b.u64_at(l.fields.bytearray_alloc as usize).min(MAX_NBYTES),
-        SizeRule::Array => super::sizes::array_items_bytes(view, l, b).unwrap_or(0),
-        SizeRule::BytesIO => super::sizes::bytesio_buffer(view, l, b).unwrap_or(0),
+        SizeRule::Array => crate::heap::objects::sizes::array_items_bytes(view, l, b).unwrap_or(0),
+        SizeRule::BytesIO => crate::heap::objects::sizes::bytesio_buffer(view, l, b).unwrap_or(0),
         SizeRule::Mmap => mmap_bytes(l, b).unwrap_or(0),
         _ => 0,
     }

@@ -1,9 +1,9 @@
 //! `sys.getsizeof` computed from outside: the `__sizeof__` of the nearest builtin base plus the
 //! pre-header, exactly as CPython adds them.
 
-use super::native;
-use super::pyobj::{decode_str_header, dict_keys};
-use super::types::{SizeRule, TypeInfo};
+use crate::heap::objects::native;
+use crate::heap::objects::pyobj::{decode_str_header, dict_keys};
+use crate::heap::objects::types::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, FrameSizing, GenCode, Layout, LongLayout};
 

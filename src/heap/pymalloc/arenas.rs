@@ -6,8 +6,8 @@
 //! as an object only when everything about it agrees: a real type, the pre-header that type
 //! implies, a sane refcount, and the size class its fields call for.
 
-use super::sizes::own_size;
-use super::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::objects::sizes::own_size;
+use crate::heap::objects::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout};
@@ -125,8 +125,8 @@ impl Arenas {
     }
 
     /// The arenas as address ranges.
-    pub fn regions(&self) -> super::regions::Regions {
-        super::regions::Regions::new(
+    pub fn regions(&self) -> crate::heap::regions::Regions {
+        crate::heap::regions::Regions::new(
             self.arenas
                 .iter()
                 .map(|a| (a.address, a.address + self.arena_size))
@@ -365,7 +365,7 @@ pub fn scan_with(
     l: &Layout,
     types: &mut TypeTable,
     arenas: &Arenas,
-    all: &super::regions::Regions,
+    all: &crate::heap::regions::Regions,
     framing: BlockFraming,
     mut visit: impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) -> ScanStats {
@@ -428,7 +428,7 @@ fn scan_pool(
     view: &mut View,
     l: &Layout,
     types: &mut TypeTable,
-    regions: &super::regions::Regions,
+    regions: &crate::heap::regions::Regions,
     near: &Near,
     free: &mut Vec<u64>,
     stats: &mut ScanStats,

@@ -7,7 +7,7 @@
 //! Hostile input as ever: every node is checked to link back to the one before it, every walk
 //! is bounded, and a node that does not validate ends the walk and is counted.
 
-use crate::heap::types::TypeTable;
+use crate::heap::objects::types::TypeTable;
 use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, Span, View};
 use crate::python::layout::{flags, Preheader};

@@ -10,7 +10,7 @@
 //! leaves its page (the owner changed it while we read) skips the page for this look, every
 //! loop is bounded.
 
-use super::mimalloc::{
+use crate::heap::mimalloc::{
     self, Page, HEAP_GC, HEAP_GC_PRE, HEAP_OBJECT, HEAP_PAGES, HEAP_SIZE, HEAP_TAG, HEAP_TLD,
     MAX_PAGE_COPY, PAGE_QUEUES, PAGE_QUEUE_SIZE, PAGE_SIZE, THREAD_HEAPS,
 };

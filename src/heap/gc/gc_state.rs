@@ -1,8 +1,8 @@
 //! The collector's state, read from outside: a library that calls gc.disable() turns every
 //! reference cycle into a leak, and uncollectable garbage piles up in gc.garbage.
 
-use crate::heap::gc_lists::GcObjects;
-use crate::heap::types::TypeTable;
+use crate::heap::gc::gc_lists::GcObjects;
+use crate::heap::objects::types::TypeTable;
 use crate::process::{Bytes, View};
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;

@@ -9,8 +9,8 @@
 //! Everything read is hostile input: pointers are checked for alignment, loops are bounded, a
 //! frame whose code is not a code object ends nothing but is counted and skipped.
 
-use super::line_table::{LineTable, MAX_TABLE_BYTES};
-use super::pyobj::{decode_chars, decode_str_header};
+use crate::heap::frames::line_table::{LineTable, MAX_TABLE_BYTES};
+use crate::heap::objects::pyobj::{decode_chars, decode_str_header};
 use crate::process::{Bytes, Memory, MemoryExt};
 use crate::python::frames_layout::{CurrentFrame, FrameLayout, GilBase, InstrAt};
 use crate::python::{Layout, Python};

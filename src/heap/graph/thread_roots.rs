@@ -2,17 +2,17 @@
 //! variables, cells and value stacks. An object kept alive only by a sleeping function's local
 //! is reachable from no module; these roots name the thread, the frame and the variable.
 //!
-//! Stacks come from `heap::stacks` (the same walker `dump` uses), slots from
-//! `heap::frame_slots`; thread names from `threading._active` when the program uses `threading`.
+//! Stacks come from `heap::frames::stacks` (the same walker `dump` uses), slots from
+//! `heap::frames::frame_slots`; thread names from `threading._active` when the program uses `threading`.
 
-use crate::heap::file_names::FileNames;
-use crate::heap::frame_slots::{frame_slots, Slot, SlotKind};
+use crate::heap::frames::file_names::FileNames;
+use crate::heap::frames::frame_slots::{frame_slots, Slot, SlotKind};
+use crate::heap::frames::stacks::StackReader;
 use crate::heap::graph::{self, Label};
-use crate::heap::pyobj::{
+use crate::heap::objects::pyobj::{
     dict_get_str, dict_items, is_identifier, read_small_int, read_str, MAX_NAME,
 };
-use crate::heap::stacks::StackReader;
-use crate::heap::types::TypeTable;
+use crate::heap::objects::types::TypeTable;
 use crate::process::View;
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;

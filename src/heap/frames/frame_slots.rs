@@ -7,7 +7,7 @@
 //! tuples of bounded length, the stack top must fall inside the frame's slots, and each value is
 //! only a candidate that the caller validates against the census's objects.
 
-use crate::heap::stacks::FrameAt;
+use crate::heap::frames::stacks::FrameAt;
 use crate::process::{Bytes, View};
 use crate::python::frames_layout::{SlotNames, StackTop};
 use crate::python::Layout;

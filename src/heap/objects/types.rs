@@ -2,8 +2,8 @@
 //! does, and deciding which `__sizeof__` rule its instances follow. Resolved once per type
 //! pointer and cached, so per-object work is a hash lookup.
 
-use super::containers::{self, Container};
-use super::pyobj::{dict_get_str, read_str, MAX_NAME};
+use crate::heap::objects::containers::{self, Container};
+use crate::heap::objects::pyobj::{dict_get_str, read_str, MAX_NAME};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
@@ -51,7 +51,7 @@ pub enum SizeRule {
     /// less than tp_basicsize.
     NaiveTime,
     NaiveDateTime,
-    /// numpy.ndarray: basicsize, dimensions and strides, and the data it owns (heap::native).
+    /// numpy.ndarray: basicsize, dimensions and strides, and the data it owns (heap::objects::native).
     NdArray,
     /// mmap.mmap: basicsize only (the mapping is native memory, not in sys.getsizeof).
     Mmap,
@@ -82,7 +82,7 @@ pub struct TypeInfo {
     /// MRO defines it as a function, as pandas does): no outside reader can run it, so `bytes`
     /// follows the builtin base's rule instead and says so.
     pub python_sizeof: bool,
-    /// The C container base whose fields are followed exactly (see `heap::containers`).
+    /// The C container base whose fields are followed exactly (see `heap::objects::containers`).
     pub container: Container,
     /// Where the words a Python subclass added (`__slots__`, dict and weakref pointers) start:
     /// the modelled base's basicsize. Only meaningful when `container` is not `None`.
@@ -139,7 +139,7 @@ const NAMED_RULES: &[(&str, SizeRule)] = &[
     ("itertools.permutations", SizeRule::Permutations),
     ("itertools.product", SizeRule::Product),
     ("_io.BytesIO", SizeRule::BytesIO),
-    // Objects that own memory outside their allocation (heap::native).
+    // Objects that own memory outside their allocation (heap::objects::native).
     ("numpy.ndarray", SizeRule::NdArray),
     ("mmap.mmap", SizeRule::Mmap),
     // 3.8's tp_name for _struct.Struct.
@@ -410,7 +410,7 @@ impl TypeTable {
         false
     }
 
-    /// The nearest base whose layout `heap::containers` models, and its basicsize.
+    /// The nearest base whose layout `heap::objects::containers` models, and its basicsize.
     fn container(&self, view: &mut View, l: &Layout, addr: u64) -> (Container, u64) {
         let mut cur = addr;
         for _ in 0..MAX_BASE_DEPTH {

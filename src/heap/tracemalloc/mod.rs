@@ -9,8 +9,10 @@
 //! keys and values inline; 3.9+ stores pointers. 3.15 stores file names as C strings. These
 //! facts are data in [`TraceLayout`], resolved once; the walker below has no version checks.
 
-use crate::heap::pyobj;
-use crate::heap::tracemalloc_discovery::{discover, validate, Known, Shape};
+pub mod discovery;
+
+use crate::heap::objects::pyobj;
+use crate::heap::tracemalloc::discovery::{discover, validate, Known, Shape};
 use crate::process::{Bytes, Memory, MemoryExt, Span, View};
 use crate::python::Python;
 use anyhow::{anyhow, bail, Context, Result};

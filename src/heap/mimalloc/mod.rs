@@ -12,10 +12,12 @@
 //! A block is an object only when everything agrees: a real type, a live (split) refcount, the
 //! heap its type belongs in, and a size that fits the block.
 
-use super::arenas::{BlockFraming, BlockObject, DEBUG_FRAMING};
-use super::regions::Regions;
-use super::sizes::own_size;
-use super::types::{TypeInfo, TypeTable};
+pub mod fresh_pages;
+
+use crate::heap::objects::sizes::own_size;
+use crate::heap::objects::types::{TypeInfo, TypeTable};
+use crate::heap::pymalloc::arenas::{BlockFraming, BlockObject, DEBUG_FRAMING};
+use crate::heap::regions::Regions;
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::layout::{flags, Layout, MimallocLayout};
 use crate::python::Python;
@@ -606,7 +608,7 @@ fn scan_page(
                     block_size: bs,
                     own: own_size(view, l, &info, o).unwrap_or(info.basicsize) + info.preheader,
                     at: off,
-                    type_id: super::arenas::NO_TYPE_ID,
+                    type_id: crate::heap::pymalloc::arenas::NO_TYPE_ID,
                 };
                 if keep {
                     out.objects.push(found);

@@ -237,7 +237,12 @@ pub const MAX_BODY: u64 = 1 << 16;
 
 /// The words of an object's body after its header (basicsize + items, bounded): the candidates
 /// a conservative scan validates as pointers.
-pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeInfo) -> Vec<u64> {
+pub fn body_words(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &crate::heap::objects::types::TypeInfo,
+) -> Vec<u64> {
     let n = view.u64(obj.wrapping_add(l.ob_size)).unwrap_or(0) as i64;
     let len = pointer_span(t, n.unsigned_abs()).min(MAX_BODY);
     let Some(span) = view.span_of(obj) else {
@@ -254,7 +259,7 @@ pub fn body_words(view: &mut View, l: &Layout, obj: u64, t: &super::types::TypeI
 /// and the items only when they are pointer-sized. Narrower items (a compiled regex's u32 codes,
 /// an int's digits, bytes) hold none, and the allocation's rounding past the last one keeps
 /// whatever the memory held before: a stale pointer there gave a str a path it does not have.
-pub fn pointer_span(t: &super::types::TypeInfo, n: u64) -> u64 {
+pub fn pointer_span(t: &crate::heap::objects::types::TypeInfo, n: u64) -> u64 {
     if t.itemsize == 8 {
         n.checked_mul(8)
             .and_then(|x| x.checked_add(t.basicsize))
@@ -300,7 +305,7 @@ pub fn managed_attrs(
     view: &mut View,
     l: &Layout,
     obj: u64,
-    t: &super::types::TypeInfo,
+    t: &crate::heap::objects::types::TypeInfo,
 ) -> ManagedAttrs {
     managed_attrs_in(view, l, obj, t, None)
 }
@@ -311,7 +316,7 @@ pub fn managed_attrs_in(
     view: &mut View,
     l: &Layout,
     obj: u64,
-    t: &super::types::TypeInfo,
+    t: &crate::heap::objects::types::TypeInfo,
     block: Option<(u64, &[u8])>,
 ) -> ManagedAttrs {
     use crate::python::layout::{flags, ManagedValues};

@@ -12,9 +12,9 @@
 //! one gets more of its path, so no flamegraph merges two files into one box and a machine
 //! reader can always map a label back to its one full path (`FileNames::full_paths`).
 
-use super::pyobj::{dict_get_str, read_str};
-use super::types::TypeTable;
-use crate::heap::stacks::Frame;
+use crate::heap::frames::stacks::Frame;
+use crate::heap::objects::pyobj::{dict_get_str, read_str};
+use crate::heap::objects::types::TypeTable;
 use crate::process::{Bytes, View};
 use crate::python::Python;
 use std::collections::{BTreeMap, HashMap};

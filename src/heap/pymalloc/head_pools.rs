@@ -7,7 +7,7 @@
 //! Hostile input as ever: a pool header that does not validate is skipped, every loop is
 //! bounded by the pool size.
 
-use super::arenas::PoolHeader;
+use crate::heap::pymalloc::arenas::PoolHeader;
 use crate::process::{Bytes, Memory, MemoryExt, View};
 use crate::python::layout::{ObmallocState, PymallocLayout};
 use crate::python::Python;

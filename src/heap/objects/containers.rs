@@ -6,7 +6,7 @@
 //! layout and add their own slots after its basicsize); offsets come from the `Layout`'s
 //! `ContainerFields`.
 
-use super::types::TypeInfo;
+use crate::heap::objects::types::TypeInfo;
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::frames_layout::StackTop;
 use crate::python::layout::{FrameSizing, GenCode, Layout};
