@@ -74,7 +74,9 @@ pub(crate) fn snapshot_heap_cmd(
     let dump = heap_file::load(heap)?;
     if let Some(format) = profile {
         let default = format!("pymemspy-{}-retention.{}", dump.pid, format.extension());
-        let profile = retention_profile_of(dump.graph);
+        let files = dump.files;
+        let mut profile = retention_profile_of(dump.graph);
+        profile.files = files;
         let path = output.map_or_else(|| PathBuf::from(default), Path::to_path_buf);
         render::output::write(Some(&path), &render::profile::render(&profile, format)?)?;
         eprintln!("pymemspy: wrote {}", path.display());

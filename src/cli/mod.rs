@@ -575,13 +575,14 @@ fn why_cmd(a: WhyArgs) -> anyhow::Result<()> {
         }
         let dump = crate::analysis::retention::heap_file::load(heap)?;
         let sites = dump.sites.as_ref().map(|s| s.to_sites());
-        let report = heap::why_on_graph(
+        let mut report = heap::why_on_graph(
             dump.graph,
             &a.type_name,
             a.max_paths,
             dump.pid,
             sites.as_ref(),
         );
+        report.files = dump.files;
         return why_output(&a, &report);
     }
     let opts = SnapshotOptions {

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 16] = b"PYMEMSPY-HEAP\0\0\0";
-/// 3: type edges are no longer stored (made from each object's type), `class_label` added.
-pub const VERSION: u32 = 4;
+/// 3: type edges are no longer stored (made from each object's type), `class_label` added;
+/// 4: allocation sites; 5: the whole path of each shortened file label.
+pub const VERSION: u32 = 5;
 /// The oldest format still read (3: no allocation sites).
 const OLDEST: u32 = 3;
 /// zstd level: 3 is its default, fast enough to keep the dump within the census's time.
@@ -32,6 +33,9 @@ pub struct HeapDump {
     pub graph: Graph,
     /// Where objects were allocated, when the target traced (format 4+).
     pub sites: Option<DumpSites>,
+    /// Each shortened file label its frames show, with the whole path (format 5+): the JSON,
+    /// speedscope and pprof files of a dump then say what the live process's say.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// Allocation sites of a dump's objects: each site's text once, and (object index, site index)
@@ -329,6 +333,8 @@ pub fn encode(d: &HeapDump) -> Result<Vec<u8>> {
         .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
     postcard::to_io(&d.sites, &mut w)
         .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
+    postcard::to_io(&d.files, &mut w)
+        .map_err(|e| Error::Usage(format!("encoding the heap dump: {e}")))?;
     let z = w
         .into_inner()
         .map_err(|e| Error::io("zstd".to_string(), e.into_error()))?;
@@ -379,12 +385,20 @@ fn decode_body(compressed: impl std::io::Read, label: &str, version: u32) -> Res
     let mut texts = vec![0u8; MAX_TEXT];
     let (mut f, (z, _)): (DumpFile, _) =
         postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
-    let sites = if version >= 4 {
-        let (s, _): (Option<DumpSites>, _) =
+    let (sites, z) = if version >= 4 {
+        let (s, (z, _)): (Option<DumpSites>, _) =
             postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
-        s
+        (s, Some(z))
     } else {
-        None
+        (None, None)
+    };
+    let files = match (version >= 5, z) {
+        (true, Some(z)) => {
+            let (f, _): (std::collections::BTreeMap<String, String>, _) =
+                postcard::from_io((z, &mut texts[..])).map_err(|e| bad(format!("corrupt: {e}")))?;
+            f
+        }
+        _ => Default::default(),
     };
     drop(texts);
     let objects = std::mem::take(&mut f.object_delta)
@@ -488,6 +502,7 @@ fn decode_body(compressed: impl std::io::Read, label: &str, version: u32) -> Res
         snapshot,
         graph,
         sites,
+        files,
     })
 }
 
@@ -511,11 +526,12 @@ pub fn take(
     let (pid, live) = (target.pid, !target.is_core());
     let full_filenames = opts.full_filenames;
     let mut session = crate::analysis::session::Session::from_target(target, opts)?;
-    let (mut snap, graph) =
+    let (mut snap, (graph, files)) =
         session.snapshot_then(pid, start, taken_at, |view, py, types, objects| {
             let mut src = super::heap_source::LiveSource::new(view, py, types)
                 .with_full_filenames(full_filenames);
-            super::heap_graph::capture(&mut src, objects)
+            let graph = super::heap_graph::capture(&mut src, objects);
+            (graph, std::mem::take(&mut src.files))
         })?;
     if live {
         snap.namespace_pid = crate::process::tree::namespace_pid(pid);
@@ -538,5 +554,6 @@ pub fn take(
         snapshot: snap,
         graph,
         sites,
+        files,
     })
 }
