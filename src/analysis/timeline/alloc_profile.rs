@@ -327,12 +327,6 @@ pub struct AllocSampler {
 }
 
 impl AllocSampler {
-    /// The record loop's entry point (`alloc-profile` passes its own options).
-    #[allow(dead_code)]
-    pub fn new(session: &Session) -> Result<Self> {
-        Self::with_options(session, SamplerOptions::default())
-    }
-
     /// Prepare to sample: proves the stack layout on the live process and takes the first
     /// census (one walk of every GC list; the growth the profile is scaled to starts here).
     pub fn with_options(session: &Session, opts: SamplerOptions) -> Result<Self> {
