@@ -258,6 +258,14 @@ fn every_help_text_reads_cleanly_and_lists_only_flags_that_work() {
         run.status.code() == Some(2) && run.stderr.contains("not a heap dump"),
         &run,
     );
+    // A listed flag where it can do nothing is refused, not ignored.
+    let run = common::run_tool(&["snapshot", "--pid", "1", "--full-filenames"]);
+    check(
+        &mut failures,
+        "snapshot --full-filenames on the census table refused",
+        run.status.code() == Some(2) && run.stderr.contains("where frames are shown"),
+        &run,
+    );
     for (what, text) in &texts {
         let mut in_commands = false;
         for line in text.lines() {

@@ -483,6 +483,18 @@ fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    let frames_shown = allocation
+        || a.format.profile_format().is_some()
+        || matches!(a.format, SnapshotFormat::Heap);
+    if a.full_filenames && !frames_shown {
+        // A listed flag does something or is refused: the census table and JSON show no frame.
+        return Err(Error::Usage(
+            "--full-filenames applies where frames are shown: a flamegraph format, \
+             --format heap or --by allocation (the census table and JSON show none)"
+                .into(),
+        )
+        .into());
+    }
     let retained = a.retained || a.sort == SnapshotSort::Retained;
     if a.sort == SnapshotSort::Retained && a.format.profile_format().is_some() {
         return Err(Error::Usage(
