@@ -66,10 +66,12 @@ fn share_under(folded: &str, leaker: &str) -> f64 {
     under as f64 / total.max(1) as f64
 }
 
+/// On every interpreter (issue 32 asks the whole matrix for this one; the soaks below are
+/// spread over the families).
 #[test]
 fn live_tracing_is_exact_and_ends() {
     common::over_matrix(
-        common::spread_interpreters(),
+        common::interpreters(),
         "record --pid --tracemalloc 16 on a server that never traced",
         "live_tracing_is_exact_and_ends",
         &[
@@ -87,32 +89,46 @@ fn live_tracing_is_exact_and_ends() {
             let out = dir.path().join("out.collapsed");
             let pid = target.pid.to_string();
             let before = target_state(&target).map_or(0, |s| s.1);
-            let run = common::run_tool(&[
-                "record",
-                "--pid",
-                &pid,
-                "--tracemalloc",
-                "16",
-                "--duration",
-                "4",
-                "-o",
-                out.to_str().expect("utf-8"),
-            ])
-            .ok("record")?;
-            let how = run
-                .stderr
-                .lines()
-                .find_map(|l| {
-                    l.split_once(" through ")?
-                        .1
-                        .split_once(" in ")
-                        .map(|(a, b)| {
-                            (a.to_string(), b.split(';').next().unwrap_or("").to_string())
-                        })
-                })
-                .unwrap_or_default();
-            let folded = std::fs::read_to_string(&out).unwrap_or_default();
-            let share = share_under(&folded, "remember");
+            // The growth is read as the traces at the end less those at the start: requests
+            // in flight at the end (four threads in parallel on 3.13t) can weigh in. A miss is
+            // printed and the recording made once more; only a second miss fails.
+            let record = || -> Result<(common::Run, f64, (String, String)), String> {
+                let run = common::run_tool(&[
+                    "record",
+                    "--pid",
+                    &pid,
+                    "--tracemalloc",
+                    "16",
+                    "--duration",
+                    "4",
+                    "-o",
+                    out.to_str().expect("utf-8"),
+                ])
+                .ok("record")?;
+                let how = run
+                    .stderr
+                    .lines()
+                    .find_map(|l| {
+                        l.split_once(" through ")?
+                            .1
+                            .split_once(" in ")
+                            .map(|(a, b)| {
+                                (a.to_string(), b.split(';').next().unwrap_or("").to_string())
+                            })
+                    })
+                    .unwrap_or_default();
+                let folded = std::fs::read_to_string(&out).unwrap_or_default();
+                Ok((run, share_under(&folded, "remember"), how))
+            };
+            let (mut run, mut share, mut how) = record()?;
+            if share < MIN_SHARE {
+                println!(
+                    "[{label}] first recording: {:.1}% under remember: recording again ({})",
+                    100.0 * share,
+                    run.stderr.lines().last().unwrap_or("")
+                );
+                (run, share, how) = record()?;
+            }
             let off = wait_for(Duration::from_secs(3), || {
                 target_state(&target).filter(|s| !s.0)
             });
@@ -371,8 +387,8 @@ fn staging_left(target: u32, tool: u32) -> Vec<String> {
 
 /// `why --pause` on a target that traces: each path group names where its objects were
 /// allocated (the leaking line for the sessions; paused, because a busy target rewrites its
-/// traces table faster than it can be walked: without --pause a warning says so). On every interpreter: the traces table's two shapes
-/// (3.8's inline entries, 3.9+'s pointers) and every way the tables are found.
+/// traces table faster than it can be walked: without --pause a warning says so). On one build of each family: the traces
+/// table's two shapes (3.8's inline entries, 3.9+'s pointers) and every way the tables are found.
 #[test]
 fn why_names_where_the_kept_objects_were_allocated() {
     common::over_matrix(
