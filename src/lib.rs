@@ -28,6 +28,7 @@ pub mod cli;
 pub mod error;
 pub mod exporter;
 pub mod heap;
+pub mod interrupt;
 pub mod live_tracing;
 pub mod process;
 pub mod profile;

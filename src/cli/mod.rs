@@ -18,8 +18,6 @@ use crate::render::formats::RecordFormat;
 use crate::render::profile::ProfileFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use target::{open_target, parse_pid, ResolveArgs, TargetArgs};
 
@@ -684,13 +682,7 @@ fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
     // Refuse an output we could not write before recording, not after.
     check_output(a.output.as_deref())?;
     // First Ctrl-C: stop and write what was recorded. A second one: leave at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })?;
+    let stop = crate::interrupt::first_ctrl_c()?;
     if a.tracemalloc.is_some_and(|n| n > 65535) {
         return Err(Error::Usage(
             "--tracemalloc N keeps N frames per allocation: 1 to 65535 (0 samples instead)".into(),

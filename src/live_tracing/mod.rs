@@ -243,14 +243,8 @@ impl TraceWindow {
             (self.window.as_secs_f64() * 10.0).round() / 10.0,
             script::LEASE_EXPIRY.as_secs()
         );
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
         // A second Ctrl-C leaves at once; the lease then expires and the target stops tracing.
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
+        let interrupted = crate::interrupt::first_ctrl_c()?;
         let deadline = Instant::now() + self.window;
         while Instant::now() < deadline && !interrupted.load(Ordering::SeqCst) {
             if crate::process::target::process_state(pid).is_none() {
