@@ -2,7 +2,7 @@
 session (the leak), on several threads switching the GIL.
 
 Usage: alloc_threads.py TRUTH_PATH [--threads N] [--seconds S] [--tracemalloc N] [--no-wait]
-                        [--exit] [--io]
+                        [--exit] [--io] [--keep N]
 
 Each of N threads (default 4) serves requests in a loop: ``handle()`` calls ``parse()`` (builds
 and drops ~2,000 small dicts and lists: long, all churn), then ``remember()`` keeps one
@@ -17,6 +17,9 @@ ends (the benchmark's throughput); ``--exit`` ends the program then instead of i
 released there), and TRUTH_PATH + ".state" says every 0.2 s whether tracemalloc traces, how
 many requests were served, tracemalloc's own memory and the time (the live-tracing tests and
 scripts/bench-live-tracing.sh read it: tracing off again, still serving, traces freed).
+``--keep N``: a server in its steady state, not a leaking one: only the newest N sessions are
+kept, so the heap stops growing (a growing heap slows every collection, and with it the
+program: the benchmark compares throughput before and after tracing on both shapes).
 """
 
 import json
@@ -45,11 +48,17 @@ def parse(n):
     return total
 
 
+KEEP = int(sys.argv[sys.argv.index("--keep") + 1]) if "--keep" in sys.argv else 0
+
+
 def remember(user):
     with _lock:
         _serial[0] += 1
         key = _serial[0]
     SESSIONS[key] = Session(key, user)  # LEAK_LINE
+    if KEEP:
+        # The session KEEP requests older goes (when its thread has stored it already).
+        SESSIONS.pop(key - KEEP, None)
 
 
 def handle(user):
@@ -83,11 +92,11 @@ def report_state(path):
     while True:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            # Requests served = sessions kept (no counter of its own: it would allocate);
+            # Requests served = the last session key (no counter of its own: it would allocate);
             # tracemalloc's own memory (its traces), back to 0 once tracing stops.
             f.write(
                 "%d %d %d %.3f\n"
-                % (tracemalloc.is_tracing(), len(SESSIONS), tracemalloc.get_tracemalloc_memory(), time.time())
+                % (tracemalloc.is_tracing(), _serial[0], tracemalloc.get_tracemalloc_memory(), time.time())
             )
         os.replace(tmp, path)
         time.sleep(0.2)

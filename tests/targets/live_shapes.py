@@ -1,6 +1,6 @@
 """Server shapes for live tracing (tests/live_tracing.rs), none of which traces on its own.
 
-Usage: live_shapes.py TRUTH_PATH MODE
+Usage: live_shapes.py TRUTH_PATH MODE [--bench] [--keep N]
 
 MODE is one of:
 
@@ -14,7 +14,11 @@ MODE is one of:
 
 The truth (JSON): the mode and, for asyncio, the leaking function. TRUTH_PATH + ".state" is
 rewritten every 0.2 s by the loop that runs Python code (asyncio, idle-select): whether
-tracemalloc traces and the requests served.
+tracemalloc traces, the requests served, tracemalloc's own memory and the time.
+
+For scripts/bench-live-tracing.sh (asyncio): ``--bench`` makes the client send its next request
+as soon as the answer comes (the server's throughput, not the client's pauses, is measured);
+``--keep N`` keeps only the newest N sessions (a server in its steady state, not a leaking one).
 """
 
 import json
@@ -46,11 +50,16 @@ def write_state(path):
 
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("%d %d\n" % (tracemalloc.is_tracing(), len(SESSIONS)))
+        f.write(
+            "%d %d %d %.3f\n"
+            % (tracemalloc.is_tracing(), _serial[0], tracemalloc.get_tracemalloc_memory(), time.time())
+        )
     os.replace(tmp, path)
 
 
 _serial = [0]
+BENCH = "--bench" in sys.argv
+KEEP = int(sys.argv[sys.argv.index("--keep") + 1]) if "--keep" in sys.argv else 0
 
 
 def remember_request(payload):
@@ -58,6 +67,8 @@ def remember_request(payload):
     _serial[0] += 1
     key = _serial[0]
     SESSIONS[key] = Session(key, payload.decode())
+    if KEEP:
+        SESSIONS.pop(key - KEEP, None)
 
 
 def parse(payload):
@@ -93,7 +104,8 @@ def run_asyncio(truth_path):
             while True:
                 s.sendall(b"GET /item user=42 session=abc\n")
                 f.readline()
-                time.sleep(0.001)
+                if not BENCH:
+                    time.sleep(0.001)
 
         threading.Thread(target=client, daemon=True).start()
         asyncio.ensure_future(report())
