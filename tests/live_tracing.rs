@@ -18,7 +18,13 @@ const MIN_SHARE: f64 = 0.95;
 
 /// (tracing, requests served) as the target last wrote them.
 fn target_state(target: &Target) -> Option<(bool, u64)> {
-    let text = std::fs::read_to_string(target.scratch().join("truth.json.state")).ok()?;
+    state_in(target.scratch())
+}
+
+/// The state file `alloc_threads.py --io` and `live_shapes.py` rewrite in their scratch dir:
+/// "tracing served tracemalloc-memory time".
+fn state_in(dir: &std::path::Path) -> Option<(bool, u64)> {
+    let text = std::fs::read_to_string(dir.join("truth.json.state")).ok()?;
     let mut it = text.split_whitespace();
     Some((it.next()? == "1", it.next()?.parse().ok()?))
 }
@@ -511,9 +517,7 @@ impl Shape {
     }
 
     fn state(&self) -> Option<(bool, u64)> {
-        let text = std::fs::read_to_string(self.dir.path().join("truth.json.state")).ok()?;
-        let mut it = text.split_whitespace();
-        Some((it.next()? == "1", it.next()?.parse().ok()?))
+        state_in(self.dir.path())
     }
 }
 

@@ -180,9 +180,16 @@ impl LiveTracing {
     }
 
     /// Stop the tracing pymemspy started: end the lease, and wait for the watchdog to say it
-    /// stopped (tracemalloc.stop() freed the traces). Returns what the watchdog said.
-    pub fn stop(mut self) -> Result<Option<String>> {
-        Ok(self.end())
+    /// stopped (tracemalloc.stop() freed the traces). None when the target traced on its own:
+    /// its tracing is left as it was.
+    pub fn stop(mut self) -> Option<Ending> {
+        if !self.started_by_us() {
+            return None;
+        }
+        Some(match self.end() {
+            Some(why) => Ending::Stopped(why),
+            None => Ending::Unconfirmed,
+        })
     }
 
     fn end(&mut self) -> Option<String> {
@@ -256,19 +263,35 @@ impl TraceWindow {
     }
 }
 
+/// How the tracing pymemspy started ended: one message for `record`, the trace window of
+/// `snapshot`/`why`, and whatever reads traces next.
+pub enum Ending {
+    /// The watchdog said tracing stopped, and why ("lease removed").
+    Stopped(String),
+    /// No word from the watchdog in time; it stops tracing on its own at the lease's expiry.
+    Unconfirmed,
+}
+
+impl Ending {
+    /// What a person reads: the stop, or (a warning) what to expect and how to check.
+    pub fn message(&self, pid: i32) -> String {
+        match self {
+            Ending::Stopped(why) => format!("tracemalloc stopped in process {pid} ({why})"),
+            Ending::Unconfirmed => format!(
+                "process {pid} did not confirm that its tracing stopped; its watchdog stops it \
+                 within {} s (check with `pymemspy snapshot --by allocation --pid {pid}`)",
+                script::LEASE_EXPIRY.as_secs()
+            ),
+        }
+    }
+}
+
 /// Stop tracing pymemspy started after a reading, saying so on stderr.
 pub fn end_window(live: Option<LiveTracing>, pid: i32) {
-    let Some(live) = live else { return };
-    if !live.started_by_us() {
-        return;
-    }
-    match live.stop() {
-        Ok(Some(why)) => eprintln!("pymemspy: tracemalloc stopped in process {pid} ({why})"),
-        _ => eprintln!(
-            "pymemspy: warning: process {pid} did not confirm that its tracing stopped; its \
-             watchdog stops it within {} s",
-            script::LEASE_EXPIRY.as_secs()
-        ),
+    match live.and_then(LiveTracing::stop) {
+        Some(end @ Ending::Stopped(_)) => eprintln!("pymemspy: {}", end.message(pid)),
+        Some(end) => eprintln!("pymemspy: warning: {}", end.message(pid)),
+        None => {}
     }
 }
 

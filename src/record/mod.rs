@@ -213,21 +213,16 @@ pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
         .as_ref()
         .filter(|l| l.started_by_us())
         .map(|l| format!("pymemspy, through {} in {} ms", l.how, l.took.as_millis()));
-    let tracing_end = live.map(|l| (l.started_by_us(), l.stop()));
+    let tracing_end = live.and_then(|l| l.stop());
     if let Some(c) = child.as_mut() {
         // The recording is over: a program we started does not outlive it.
         c.stop();
     }
     let mut doc = rec.finish(duration, end);
     match tracing_end {
-        Some((true, Ok(Some(why)))) => {
-            eprintln!("pymemspy: tracemalloc stopped in process {pid} ({why})")
-        }
-        Some((true, _)) if end != EndReason::TargetExited => doc.warnings.push(format!(
-            "the target did not confirm that its tracing stopped; its watchdog stops it within \
-             {} s (check with `pymemspy snapshot --by allocation --pid {pid}`)",
-            live_tracing::script::LEASE_EXPIRY.as_secs()
-        )),
+        Some(e @ live_tracing::Ending::Stopped(_)) => eprintln!("pymemspy: {}", e.message(pid)),
+        // A target that exited took its tracing with it: nothing to warn about.
+        Some(e) if end != EndReason::TargetExited => doc.warnings.push(e.message(pid)),
         _ => {}
     }
     doc.gc = gc_activity(first_gc.as_ref(), last_gc.as_ref(), gc_span(&first_gc_at));
