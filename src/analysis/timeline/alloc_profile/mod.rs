@@ -16,8 +16,8 @@
 //!    growth of GC-tracked bytes between the first and the last census.
 //!
 //! Objects the GC never lists (str, bytes, int, float) come from pymalloc's head pools instead
-//! (`heap::pymalloc::head_pools`): the blocks each size class handed out since the last tick, recorded
-//! the same way with a fingerprint of their contents.
+//! (`heap::pymalloc::head_pools`): the blocks each size class handed out since the last tick,
+//! recorded the same way with a fingerprint of their contents.
 //!
 //! Where new objects are found depends on what the build and the target let us know, chosen
 //! once when sampling starts (`Source`), each source a module with its own state:
@@ -26,11 +26,13 @@
 //! - `traced`: the target traces with tracemalloc (its own, or `live_tracing`'s): exact, read
 //!   from its tables at both ends.
 //!
-//! The sampled sources return what they found at a tick, charged to a stack (`records`); the
-//! shared parts are named for what they are: `stacks` (interning, `judge`), `survivors`,
-//! `census` (the growth to scale to), `timing`, `stats`, and `profile`, what callers get.
+//! The two sampled sources implement `sampled::SampledSource`: a tick returns what they found,
+//! in batches charged to a stack or to none (`records`). The parts they share are named for
+//! what they are: `stacks` (interning, `judge`), `survivors`, `census` (the growth to scale
+//! to), `timing`, `stats`, and `profile`, what callers get.
 //!
-//! Nothing here pauses the target.
+//! Nothing here pauses the target, unless asked to: the censuses with `--pause`, the exact
+//! mode's readings with `SamplerOptions::pause_traced_reads`.
 
 mod census;
 mod fresh_pages;
@@ -68,8 +70,8 @@ pub struct SamplerOptions {
     /// When the target traces its allocations: stop it while its tables are read (twice per
     /// recording), for an exact reading of a busy target (`traced_growth::read`).
     pub pause_traced_reads: bool,
-    /// The target was started with tracemalloc on: wait (up to `TRACING_WAIT`) for it to begin
-    /// tracing rather than sample (a new runtime is readable before tracemalloc starts).
+    /// The target was started with tracemalloc on: wait for it (up to `traced::TRACING_WAIT`) to
+    /// begin tracing rather than sample (a new runtime is readable before tracemalloc starts).
     pub expect_tracing: bool,
     /// Exact mode: how long the baseline keeps being read (`TracedGrowth::tick`).
     pub baseline: Baseline,
@@ -122,7 +124,8 @@ pub struct AllocSampler {
 
 /// How the sampler learns what was allocated, chosen once (`AllocSampler::with_options`).
 enum Source {
-    /// Ticks read new objects (`young::Young`, `fresh_pages::Threads`) into `Sampled`.
+    /// Ticks read new objects (`young::Young`, `fresh_pages::Threads`) into `Sampled` (boxed:
+    /// it is far larger than the traced state).
     Sampled(Box<Sampled>, Box<dyn SampledSource>),
     /// The target's tracemalloc: exact, read at both ends.
     Traced(traced::Traced),
