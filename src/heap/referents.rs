@@ -218,6 +218,7 @@ impl Referents {
                     Err(_) => (u64::MAX, 0),
                 };
                 if mask < MAX_ITEMS {
+                    // `setentry`: key, hash (16 bytes on every version).
                     if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
                         for e in raw.chunks_exact(16) {
                             self.push(e.u64_at(0));

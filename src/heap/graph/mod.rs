@@ -118,6 +118,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl
                 return;
             };
             if mask < MAX_ITEMS {
+                // `setentry`: key, hash (16 bytes on every version).
                 if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
                     out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
                 }

@@ -639,8 +639,13 @@ fn object_in_block(
     block_size: u64,
     framing: BlockFraming,
 ) -> Option<(u64, TypeInfo)> {
-    // Objects of the GC_PRE heap follow their 16-byte pre-header (managed dict, weakrefs).
-    let pre = if heap == HEAP_GC_PRE { 16 } else { 0 };
+    // Objects of the GC_PRE heap follow their pre-header: the managed dict and weakref slots
+    // (16 bytes; these builds have no GC head to add).
+    let pre = if heap == HEAP_GC_PRE {
+        l.preheader_size(flags::MANAGED_DICT)
+    } else {
+        0
+    };
     let off = framing.base + pre;
     let o = b.get(off as usize..)?;
     if (o.len() as u64) < l.header_size {

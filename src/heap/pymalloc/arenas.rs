@@ -10,7 +10,7 @@ use crate::heap::objects::sizes::own_size;
 use crate::heap::objects::types::{SizeRule, TypeInfo, TypeTable};
 use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout};
+use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout, GC_HEAD_LINKS, GC_PREV};
 use crate::python::Python;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -208,6 +208,7 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64)> {
         };
         for w in words.chunks_exact(8) {
             let p = w.u64_at(0);
+            // glibc's malloc hands out 16-aligned pointers on 64-bit builds.
             if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, entry) {
                 continue;
             }
@@ -509,10 +510,10 @@ fn scan_pool(
                     let info = types.info(f.id);
                     stats.objects += 1;
                     let at = f.d as usize;
-                    if info.flags & flags::HAVE_GC != 0 && at >= 16 {
+                    if info.flags & flags::HAVE_GC != 0 && at >= l.gc_head_size as usize {
                         // The GC head sits just before the object; a zero `_gc_next` means
                         // untracked.
-                        let next = b.u64_at(at - 16) & !3;
+                        let next = b.u64_at(at - l.gc_head_size as usize) & !3;
                         if next != 0 {
                             stats.gc_tracked += 1;
                             // The next node is mostly in the same stretch of arenas as the
@@ -520,7 +521,9 @@ fn scan_pool(
                             if next < judged.0 || next >= judged.1 {
                                 match regions.range_of(next) {
                                     Some(r) => judged = r,
-                                    None => stats.gc_exits.push((block + f.d - 16, next)),
+                                    None => {
+                                        stats.gc_exits.push((block + f.d - l.gc_head_size, next))
+                                    }
                                 }
                             }
                         }
@@ -621,6 +624,8 @@ fn object_in_block(
     framing: BlockFraming,
 ) -> Option<Found> {
     let mut tracked_misfit = None;
+    // Every pre-header a GIL build puts before an object: none, the GC head, or the GC head
+    // after the managed dict and weakref slots (3.11+); the type's own says which must hold.
     for d in [0u64, 16, 32].map(|d| d + framing.base) {
         if d + l.header_size > b.len() as u64 {
             break;
@@ -645,18 +650,11 @@ fn object_in_block(
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
         // frame, a tuple subclass with a dict): a GC head on a list vouches for them instead.
-        let at = d as usize;
-        let linked = at >= 16
-            && info.flags & flags::HAVE_GC != 0
+        let linked = info.flags & flags::HAVE_GC != 0
             && tracked_misfit.is_none()
-            && b.u64_at(at - 16) != 0
-            && gc_head_ok(
-                view,
-                near,
-                block + d - 16,
-                b.u64_at(at - 16),
-                b.u64_at(at - 8),
-            );
+            && gc_head_in(l, b, d).is_some_and(|(head, next, prev)| {
+                next != 0 && gc_head_ok(view, near, block + head, next, prev)
+            });
         if linked {
             let own = own_size(view, l, info, o).unwrap_or(info.basicsize) + info.preheader;
             tracked_misfit = Some(Found { d, tp, id, own });
@@ -688,18 +686,11 @@ fn alive(
     d: u64,
     id: u32,
 ) -> bool {
-    let at = d as usize;
     if types.info(id).flags & flags::HAVE_GC != 0 {
-        return at >= 16
-            && gc_head_ok(
-                view,
-                near,
-                block + d - 16,
-                b.u64_at(at - 16),
-                b.u64_at(at - 8),
-            );
+        return gc_head_in(l, b, d)
+            .is_some_and(|(head, next, prev)| gc_head_ok(view, near, block + head, next, prev));
     }
-    let rc = b.u64_at(at);
+    let rc = b.u64_at(d as usize);
     rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
 }
 
@@ -715,8 +706,9 @@ pub fn alive_outside(
     t: &TypeInfo,
 ) -> bool {
     if t.flags & flags::HAVE_GC != 0 {
-        if let Some(head) = obj.checked_sub(16) {
-            if let Ok([next, prev]) = view.get(head, 16).map(|h| [h.u64_at(0), h.u64_at(8)]) {
+        if let Some(head) = obj.checked_sub(gc_head_before(l)) {
+            let links = view.get(head, GC_HEAD_LINKS);
+            if let Ok([next, prev]) = links.map(|h| [h.u64_at(0), h.u64_at(GC_PREV)]) {
                 let near = Near {
                     pool: 0,
                     p: &[],
@@ -732,6 +724,28 @@ pub fn alive_outside(
         return false;
     };
     rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
+}
+
+/// The GC head before the object at offset `d` of block `b`: (its offset in the block,
+/// `_gc_next`, `_gc_prev`), or None when the block has no room for one before the object.
+#[inline(always)]
+fn gc_head_in(l: &Layout, b: &[u8], d: u64) -> Option<(u64, u64, u64)> {
+    let head = d.checked_sub(l.gc_head_size)?;
+    let at = head as usize;
+    Some((head, b.u64_at(at), b.u64_at(at + GC_PREV)))
+}
+
+/// How far before an object outside the arenas `alive_outside` reads two words as its GC head:
+/// `gc_head_size` on GIL builds. Free-threaded builds have no GC head (`gc_head_size` 0);
+/// there the check has always read the 16 bytes before the object (the managed dict and
+/// weakref slots, which pass as an untracked head when both are empty), and still does: the
+/// census must not change with the layout's wording. Whether it should is for another change.
+fn gc_head_before(l: &Layout) -> u64 {
+    if l.free_threaded {
+        GC_HEAD_LINKS as u64
+    } else {
+        l.gc_head_size
+    }
 }
 
 /// An object's header is at `addr`: its type word names a type.
@@ -858,7 +872,7 @@ fn fits_block(
         block >= want
     } else {
         // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
-        block == want || (t.rule == SizeRule::Int && block == want + 16)
+        block == want || (t.rule == SizeRule::Int && block == want + l.pymalloc.alignment)
     };
     fits.then_some(own)
 }

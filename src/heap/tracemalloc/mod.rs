@@ -657,6 +657,8 @@ impl BlockSites {
     ) -> Option<Frame> {
         // The block must also reach past the object's start (a small block just before an
         // untraced object is not its block).
+        // Every pre-header size a build puts before an object: none, a GC head or the managed
+        // slots (16), or both (32).
         let tb = [0u64, 16, 32].iter().find_map(|d| {
             let block = obj.wrapping_sub(*d);
             let (tb, size) = self.blocks.get(&block).copied()?;
