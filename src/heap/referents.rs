@@ -176,7 +176,8 @@ impl Referents {
         self.scan_managed(view, l, t, attrs);
     }
 
-    /// The object's own pointer fields (the type aside).
+    /// The object's own pointer fields (the type aside). Long: one arm per size rule, kept
+    /// together so that the rules read as one table.
     fn scan_fields(
         &mut self,
         view: &mut View,

@@ -75,7 +75,8 @@ impl Edges for Vec<(u64, Label)> {
     }
 }
 
-/// Edges of `obj` (of type `t`), appended to `out` as (target, label).
+/// Edges of `obj` (of type `t`), appended to `out` as (target, label). Long: one arm per size
+/// rule, kept together so that the rules read as one table.
 pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     out.push((t.addr, CLASS));
     match t.rule {

@@ -43,6 +43,8 @@ pub fn getsizeof_at_hand(
     getsizeof_from(view, l, obj, t, body)
 }
 
+/// `sys.getsizeof` from the object's bytes `b`. Long: one arm per size rule, kept together so
+/// that the rules read as one table.
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
     let ob_size = count(b.i64_at(l.ob_size as usize).unsigned_abs());
     let core = match t.rule {
