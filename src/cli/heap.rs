@@ -30,7 +30,6 @@ pub(crate) struct Retained {
     pub sort: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn snapshot_heap_cmd(
     t: &TargetArgs,
     opts: SnapshotOptions,

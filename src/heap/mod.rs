@@ -12,6 +12,7 @@
 //! * `frames`: threads' stacks, frames' slots, line tables, file labels.
 //! * `tracemalloc`: the target's own traces tables, found by symbol, offset or discovery.
 //! * `regions`: address ranges a scan has judged block by block.
+//! * `walk`: the context (view, layout, type table) the scans pass as one value.
 
 pub mod frames;
 pub mod gc;
@@ -22,3 +23,4 @@ pub mod pymalloc;
 pub mod referents;
 pub mod regions;
 pub mod tracemalloc;
+pub mod walk;

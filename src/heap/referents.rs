@@ -176,7 +176,8 @@ impl Referents {
         self.scan_managed(view, l, t, attrs);
     }
 
-    /// The object's own pointer fields (the type aside).
+    /// The object's own pointer fields (the type aside). Long: one arm per size rule, kept
+    /// together so that the rules read as one table.
     fn scan_fields(
         &mut self,
         view: &mut View,
@@ -218,6 +219,7 @@ impl Referents {
                     Err(_) => (u64::MAX, 0),
                 };
                 if mask < MAX_ITEMS {
+                    // `setentry`: key, hash (16 bytes on every version).
                     if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
                         for e in raw.chunks_exact(16) {
                             self.push(e.u64_at(0));

@@ -204,6 +204,9 @@ pub struct ObjectFields {
     pub long_tag: u64,
     pub long_digits: u64,
     pub bytearray_alloc: u64,
+    /// `PyBytesObject.ob_sval`: the bytes, after ob_size and the (deprecated, still there)
+    /// ob_shash.
+    pub bytes_sval: u64,
     /// `collections.OrderedDict`: od_fast_nodes_size.
     pub odict_fast_nodes_size: u64,
     /// `collections.deque`: leftindex.
@@ -369,6 +372,13 @@ pub struct MimallocLayout {
     /// `PyInterpreterState.mimalloc` (its `abandoned_pool` comes first), where known.
     pub interp_mimalloc: Option<u64>,
 }
+
+/// `PyGC_Head`'s two link words, `_gc_next` then `_gc_prev`: what a walker reads to follow or
+/// check a GC list. The same struct on every GIL build 3.8–3.15; where the head sits relative
+/// to its object, and whether a build has one at all, is `Layout::gc_head_size`.
+pub const GC_HEAD_LINKS: usize = 16;
+/// `_gc_prev`'s offset in the head.
+pub const GC_PREV: usize = 8;
 
 /// Free-threaded builds keep the collector's state per object in `ob_gc_bits` (3.13 and 3.14
 /// agree on these two).

@@ -475,8 +475,7 @@ impl StackReader {
         if len > MAX_TABLE_BYTES {
             return None;
         }
-        // ob_size, then the (deprecated) ob_shash, then the bytes.
-        let data = addr.checked_add(l.ob_size + 16)?;
+        let data = addr.checked_add(l.fields.bytes_sval)?;
         mem.bytes(data, len as usize).ok().map(|b| b.to_vec())
     }
 

@@ -4,8 +4,12 @@
 //! The target keeps running, so each step is checked: aligned, mapped, and its `_gc_prev` must
 //! point back at the node we came from. A torn list is re-read; a collection in progress
 //! (objects parked on temporary lists, `_gc_prev` holding gc_refs) is waited out.
+//!
+//! GIL builds only: free-threaded builds have no GC head and no lists (the census scans their
+//! mimalloc heaps instead).
 
 use crate::process::{Bytes, Memory, MemoryExt, View};
+use crate::python::layout::{GC_HEAD_LINKS, GC_PREV};
 use crate::python::Python;
 use std::time::{Duration, Instant};
 
@@ -30,7 +34,7 @@ impl Default for WalkLimits {
 
 #[derive(Debug, Default)]
 pub struct GcObjects {
-    /// Object addresses (node + 16), in list order.
+    /// Object addresses (node + the layout's `gc_head_size`), in list order.
     pub objects: Vec<u64>,
     /// (list label, objects found) for reports and debugging.
     pub lists: Vec<(String, u64)>,
@@ -118,7 +122,7 @@ pub fn heads(py: &Python) -> Vec<(String, u64)> {
 fn walk_once(view: &mut View, py: &Python, limits: &WalkLimits, out: &mut GcObjects) {
     for (label, head) in heads(py) {
         let before = out.objects.len();
-        let end = walk_list(view, head, limits.max_nodes, &mut out.objects);
+        let end = walk_list(view, py, head, limits.max_nodes, &mut out.objects);
         out.lists
             .push((label.clone(), (out.objects.len() - before) as u64));
         if let ListEnd::Broken = end {
@@ -182,7 +186,7 @@ fn count_lists_once(view: &mut View, py: &Python, tracked: u64, budget: u64) -> 
     let heads = heads(py);
     for (label, head) in heads.iter().cloned() {
         scratch.clear();
-        match walk_list(view, head, budget, &mut scratch) {
+        match walk_list(view, py, head, budget, &mut scratch) {
             ListEnd::Complete => out.lists.push((label, scratch.len() as u64)),
             ListEnd::Broken if scratch.len() as u64 >= budget => {
                 long.push(out.lists.len());
@@ -201,7 +205,7 @@ fn count_lists_once(view: &mut View, py: &Python, tracked: u64, budget: u64) -> 
         for i in long {
             scratch.clear();
             let (label, head) = (out.lists[i].0.clone(), heads[i].1);
-            if let ListEnd::Broken = walk_list(view, head, 1 << 30, &mut scratch) {
+            if let ListEnd::Broken = walk_list(view, py, head, 1 << 30, &mut scratch) {
                 out.broken.push(label);
             }
             out.lists[i].1 = scratch.len() as u64;
@@ -223,6 +227,7 @@ pub fn outside_objects(
     exits: &[(u64, u64)],
     in_arenas: impl Fn(u64) -> bool,
 ) -> Vec<u64> {
+    let gc_head = py.layout.gc_head_size;
     let heads: Vec<u64> = heads(py).into_iter().map(|h| h.1).collect();
     let mut starts: Vec<(u64, u64)> = heads
         .iter()
@@ -243,15 +248,15 @@ pub fn outside_objects(
             && !seen.contains(&node)
         {
             budget -= 1;
-            let Ok(b) = view.get(node, 16) else {
+            let Ok(b) = view.get(node, GC_HEAD_LINKS) else {
                 break;
             };
-            let (next, back) = (b.u64_at(0), b.u64_at(8));
+            let (next, back) = (b.u64_at(0), b.u64_at(GC_PREV));
             if back & !3 != prev && back & 2 == 0 {
                 break;
             }
             seen.insert(node);
-            out.push(node + 16);
+            out.push(node + gc_head);
             prev = node;
             node = next & !3;
         }
@@ -259,7 +264,14 @@ pub fn outside_objects(
     out
 }
 
-fn walk_list(view: &mut View, head: u64, max_nodes: u64, objects: &mut Vec<u64>) -> ListEnd {
+fn walk_list(
+    view: &mut View,
+    py: &Python,
+    head: u64,
+    max_nodes: u64,
+    objects: &mut Vec<u64>,
+) -> ListEnd {
+    let gc_head = py.layout.gc_head_size;
     let Some(first) = view.u64(head) else {
         return ListEnd::Broken;
     };
@@ -271,14 +283,14 @@ fn walk_list(view: &mut View, head: u64, max_nodes: u64, objects: &mut Vec<u64>)
         if steps > max_nodes || node % 8 != 0 {
             return ListEnd::Broken;
         }
-        let Ok(b) = view.get(node, 16) else {
+        let Ok(b) = view.get(node, GC_HEAD_LINKS) else {
             return ListEnd::Broken;
         };
-        let (next, back) = (b.u64_at(0) & !3, b.u64_at(8) & !3);
+        let (next, back) = (b.u64_at(0) & !3, b.u64_at(GC_PREV) & !3);
         if back != prev {
             return ListEnd::Broken;
         }
-        objects.push(node + 16);
+        objects.push(node + gc_head);
         prev = node;
         node = next;
     }

@@ -10,7 +10,7 @@
 use crate::heap::objects::types::TypeTable;
 use crate::process::target::readable_spans;
 use crate::process::{Bytes, Memory, Span, View};
-use crate::python::layout::{flags, Preheader};
+use crate::python::layout::{flags, Preheader, GC_PREV};
 use crate::python::Layout;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -18,11 +18,15 @@ use std::hash::{DefaultHasher, Hasher};
 use std::time::{Duration, Instant};
 
 /// Bytes read around each young node: the 16-byte pre-header (3.11+ managed dict/weakref
-/// slots), the GC head, and the first 48 bytes of the object.
+/// slots), the GC head, and the first 48 bytes of the object. A fixed window, read 100 times
+/// a second: its offsets are a GIL build's (young walks never run on free-threaded builds,
+/// which have no GC lists), and `window_matches_every_gil_layout` ties them to the layouts.
 pub const NODE_READ: usize = 80;
 /// Offsets inside that read.
 pub const AT_GC_HEAD: usize = 16;
 pub const AT_OBJECT: usize = 32;
+/// `sizeof(PyObject)` in that window: the fields a fingerprint hashes start after it.
+const HEADER: usize = 16;
 /// Bytes of a separate values array hashed into the fingerprint: the first two attributes.
 pub const VALUES_READ: usize = 16;
 /// How stale the readable-span list may be before a type lookup that failed refreshes it.
@@ -171,7 +175,7 @@ pub fn walk(
         };
         stats.nodes_read += 1;
         let next = b.u64_at(AT_GC_HEAD) & !3;
-        let prev = b.u64_at(AT_GC_HEAD + 8);
+        let prev = b.u64_at(AT_GC_HEAD + GC_PREV);
         // A link that does not point back, or the collecting bit: the list is changing.
         // The newest node may already have a newer one after it (the target allocates
         // while we read): only its being tracked and alive is checked.
@@ -185,7 +189,7 @@ pub fn walk(
             stats.walks_broken += 1;
             break;
         }
-        let obj = node + 16;
+        let obj = node + l.gc_head_size;
         let type_ptr = b.u64_at(AT_OBJECT + l.ob_type as usize);
         let b = b.to_vec();
         let Some(bits) = types.get(mem, l, type_ptr) else {
@@ -225,12 +229,13 @@ pub fn fingerprint(b: &[u8], values: Option<&[u8]>, l: &Layout, bits: TypeBits) 
     if bits.flags & flags::INLINE_VALUES != 0 && l.inline_values {
         // The values live right after the fixed part and belong to the object: their header
         // and first attribute values.
-        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 48]);
+        h.write(&b[AT_OBJECT + HEADER..AT_OBJECT + 48]);
     } else {
-        let own = bits.basicsize.saturating_sub(16).min(16) as usize;
-        h.write(&b[AT_OBJECT + 16..AT_OBJECT + 16 + own]);
+        let own = bits.basicsize.saturating_sub(HEADER as u64).min(16) as usize;
+        h.write(&b[AT_OBJECT + HEADER..AT_OBJECT + HEADER + own]);
     }
-    if l.preheader_size(bits.flags) > 16 {
+    // Managed slots before the GC head belong to the object: hashed too.
+    if l.preheader_size(bits.flags) > l.gc_head_size {
         h.write(&b[..AT_GC_HEAD]);
     }
     h.finish()
@@ -349,6 +354,18 @@ mod tests {
 
     fn layout(minor: u8) -> Layout {
         tables::table_layout(Version::new(3, minor, 0)).unwrap()
+    }
+
+    #[test]
+    fn window_matches_every_gil_layout() {
+        for minor in 8..=15 {
+            let l = layout(minor);
+            assert_eq!(l.gc_head_size, (AT_OBJECT - AT_GC_HEAD) as u64, "3.{minor}");
+            assert_eq!(l.header_size, HEADER as u64, "3.{minor}");
+            // The widest pre-header (managed slots and GC head) fits before the object.
+            let widest = l.preheader_size(flags::HAVE_GC | flags::MANAGED_DICT);
+            assert!(widest <= AT_OBJECT as u64, "3.{minor}");
+        }
     }
 
     #[test]

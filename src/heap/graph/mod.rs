@@ -75,7 +75,8 @@ impl Edges for Vec<(u64, Label)> {
     }
 }
 
-/// Edges of `obj` (of type `t`), appended to `out` as (target, label).
+/// Edges of `obj` (of type `t`), appended to `out` as (target, label). Long: one arm per size
+/// rule, kept together so that the rules read as one table.
 pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     out.push((t.addr, CLASS));
     match t.rule {
@@ -118,6 +119,7 @@ pub fn edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl
                 return;
             };
             if mask < MAX_ITEMS {
+                // `setentry`: key, hash (16 bytes on every version).
                 if let Ok(raw) = view.get(table, ((mask + 1) * 16) as usize) {
                     out.extend(raw.chunks_exact(16).map(|e| (e.u64_at(0), Label::Item)));
                 }

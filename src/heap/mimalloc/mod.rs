@@ -18,6 +18,7 @@ use crate::heap::objects::sizes::own_size;
 use crate::heap::objects::types::{TypeInfo, TypeTable};
 use crate::heap::pymalloc::arenas::{BlockFraming, BlockObject, DEBUG_FRAMING};
 use crate::heap::regions::Regions;
+use crate::heap::walk::Walk;
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::layout::{flags, Layout, MimallocLayout};
 use crate::python::Python;
@@ -281,30 +282,26 @@ pub fn scan_keeping(
     keep: bool,
     mut visit: impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, Option<&[u8]>),
 ) -> HeapObjects {
-    let mut out = HeapObjects {
-        objects: Vec::new(),
-        tracked: Vec::new(),
-        stats: plan.stats,
-        warnings: plan.warnings,
+    let mut w = Walk { view, l, types };
+    let mut scan = PageScan {
+        delayed: &plan.delayed,
+        buf: Vec::new(),
+        free: Vec::new(),
+        tracked_only,
+        keep,
+        out: HeapObjects {
+            objects: Vec::new(),
+            tracked: Vec::new(),
+            stats: plan.stats,
+            warnings: plan.warnings,
+        },
     };
-    out.stats.framing = detect_framing(view, l, types, &plan.pages);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut free: Vec<bool> = Vec::new();
+    scan.out.stats.framing = detect_framing(&mut w, &plan.pages);
     let gc_heap = |p: &&Page| p.heap == HEAP_GC || p.heap == HEAP_GC_PRE;
     for page in plan.pages.iter().filter(|p| !tracked_only || gc_heap(p)) {
-        scan_page(
-            view,
-            l,
-            types,
-            page,
-            &plan.delayed,
-            &mut buf,
-            &mut free,
-            (tracked_only, keep),
-            &mut out,
-            &mut visit,
-        );
+        scan.page(&mut w, page, &mut visit);
     }
+    let mut out = scan.out;
     out.objects.sort_unstable_by_key(|b| b.obj);
     out.tracked.sort_unstable();
     out
@@ -538,109 +535,133 @@ fn read_page_now(
     None
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_page(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
-    planned: &Page,
-    delayed: &HashSet<u64>,
-    buf: &mut Vec<u8>,
-    free: &mut Vec<bool>,
-    (tracked_only, keep): (bool, bool),
-    out: &mut HeapObjects,
-    visit: &mut impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, Option<&[u8]>),
-) {
-    let Some((page, whole)) = read_page_now(view, planned, buf, free) else {
-        log::debug!(
-            "page {:#x} of the {} heap: changed or free lists leave it",
-            planned.addr,
-            HEAP_NAMES[planned.heap as usize]
-        );
-        out.stats.bad_pages += 1;
-        return;
-    };
-    let (start, capacity, bs) = (page.start, page.capacity, page.block_size);
-    let hs = &mut out.stats.heaps[page.heap as usize];
-    hs.pages += 1;
-    hs.page_bytes += capacity * bs;
-    if page.used == 0 || capacity == 0 {
-        return;
-    }
-    let framing = out.stats.framing;
-    for i in 0..capacity {
-        if free[i as usize] {
-            continue;
-        }
-        let block = start + i * bs;
-        if delayed.contains(&block) {
-            continue;
-        }
-        let hs = &mut out.stats.heaps[page.heap as usize];
-        hs.blocks_in_use += 1;
-        hs.bytes_in_use += bs;
-        if page.heap == HEAP_MEM {
-            continue; // buffers (list items, dict keys), never objects
-        }
-        let large;
-        let b: &[u8] = if whole {
-            &buf[(i * bs) as usize..((i + 1) * bs) as usize]
-        } else {
-            match view.get(block, bs.min(HEAD_OF_LARGE_BLOCK) as usize) {
-                Ok(b) => {
-                    large = b.to_vec();
-                    &large
-                }
-                Err(_) => continue,
-            }
+/// What a scan of the planned pages carries from one page to the next.
+struct PageScan<'p> {
+    /// Blocks on a delayed-free list: freed, not yet on a page's lists.
+    delayed: &'p HashSet<u64>,
+    /// The page's blocks when read whole, and which of them are free.
+    buf: Vec<u8>,
+    free: Vec<bool>,
+    tracked_only: bool,
+    /// Keep the objects found in `out` (else `visit` alone sees them).
+    keep: bool,
+    out: HeapObjects,
+}
+
+impl PageScan<'_> {
+    /// Every validated object of one page, handed to `visit`.
+    fn page(
+        &mut self,
+        w: &mut Walk,
+        planned: &Page,
+        visit: &mut impl FnMut(&mut View, &mut TypeTable, BlockObject, &TypeInfo, Option<&[u8]>),
+    ) {
+        // Taken for the page (given back below): blocks are borrowed from it while the
+        // findings are recorded in `self`.
+        let mut buf = std::mem::take(&mut self.buf);
+        let Some((page, whole)) = read_page_now(w.view, planned, &mut buf, &mut self.free) else {
+            log::debug!(
+                "page {:#x} of the {} heap: changed or free lists leave it",
+                planned.addr,
+                HEAP_NAMES[planned.heap as usize]
+            );
+            self.out.stats.bad_pages += 1;
+            self.buf = buf;
+            return;
         };
-        match object_in_block(view, l, types, page.heap, b, bs, framing) {
-            Some((off, info)) => {
-                let obj = block + off;
-                let o = &b[off as usize..];
-                let tracked = l.gc_tracked(o) == Some(true) && page.heap != HEAP_OBJECT;
-                if tracked_only && !tracked {
-                    continue;
-                }
-                out.stats.heaps[page.heap as usize].objects += 1;
-                let found = BlockObject {
-                    obj,
-                    block_size: bs,
-                    own: own_size(view, l, &info, o).unwrap_or(info.basicsize) + info.preheader,
-                    at: off,
-                    type_id: crate::heap::pymalloc::arenas::NO_TYPE_ID,
-                };
-                if keep {
-                    out.objects.push(found);
-                }
-                if tracked {
-                    if keep {
-                        out.tracked.push(obj);
-                    }
-                    out.stats.gc_tracked += 1;
-                    if l.gc_frozen(o) == Some(true) {
-                        out.stats.gc_frozen += 1;
-                    }
-                }
-                visit(view, types, found, &info, whole.then_some(o));
+        let (start, capacity, bs) = (page.start, page.capacity, page.block_size);
+        let hs = &mut self.out.stats.heaps[page.heap as usize];
+        hs.pages += 1;
+        hs.page_bytes += capacity * bs;
+        if page.used == 0 || capacity == 0 {
+            self.buf = buf;
+            return;
+        }
+        let framing = self.out.stats.framing;
+        for i in 0..capacity {
+            if self.free[i as usize] {
+                continue;
             }
-            None => out.stats.non_object_blocks += 1,
+            let block = start + i * bs;
+            if self.delayed.contains(&block) {
+                continue;
+            }
+            let hs = &mut self.out.stats.heaps[page.heap as usize];
+            hs.blocks_in_use += 1;
+            hs.bytes_in_use += bs;
+            if page.heap == HEAP_MEM {
+                continue; // buffers (list items, dict keys), never objects
+            }
+            let large;
+            let b: &[u8] = if whole {
+                &buf[(i * bs) as usize..((i + 1) * bs) as usize]
+            } else {
+                match w.view.get(block, bs.min(HEAD_OF_LARGE_BLOCK) as usize) {
+                    Ok(b) => {
+                        large = b.to_vec();
+                        &large
+                    }
+                    Err(_) => continue,
+                }
+            };
+            let Some((off, info)) = object_in_block(w, page.heap, b, bs, framing) else {
+                self.out.stats.non_object_blocks += 1;
+                continue;
+            };
+            let l = w.l;
+            let o = &b[off as usize..];
+            let tracked = l.gc_tracked(o) == Some(true) && page.heap != HEAP_OBJECT;
+            if self.tracked_only && !tracked {
+                continue;
+            }
+            let found = BlockObject {
+                obj: block + off,
+                block_size: bs,
+                own: own_size(w.view, l, &info, o).unwrap_or(info.basicsize) + info.preheader,
+                at: off,
+                type_id: crate::heap::pymalloc::arenas::NO_TYPE_ID,
+            };
+            self.record(page.heap, found, tracked, l.gc_frozen(o) == Some(true));
+            visit(w.view, w.types, found, &info, whole.then_some(o));
+        }
+        self.buf = buf;
+    }
+
+    /// Count an object of heap `heap` (and keep it, with `keep`).
+    fn record(&mut self, heap: u8, found: BlockObject, tracked: bool, frozen: bool) {
+        let out = &mut self.out;
+        out.stats.heaps[heap as usize].objects += 1;
+        if self.keep {
+            out.objects.push(found);
+        }
+        if tracked {
+            if self.keep {
+                out.tracked.push(found.obj);
+            }
+            out.stats.gc_tracked += 1;
+            if frozen {
+                out.stats.gc_frozen += 1;
+            }
         }
     }
 }
 
 /// The object in a block of heap `heap`, if one validates there: (offset in block, type).
 fn object_in_block(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
+    w: &mut Walk,
     heap: u8,
     b: &[u8],
     block_size: u64,
     framing: BlockFraming,
 ) -> Option<(u64, TypeInfo)> {
-    // Objects of the GC_PRE heap follow their 16-byte pre-header (managed dict, weakrefs).
-    let pre = if heap == HEAP_GC_PRE { 16 } else { 0 };
+    let l = w.l;
+    // Objects of the GC_PRE heap follow their pre-header: the managed dict and weakref slots
+    // (16 bytes; these builds have no GC head to add).
+    let pre = if heap == HEAP_GC_PRE {
+        l.preheader_size(flags::MANAGED_DICT)
+    } else {
+        0
+    };
     let off = framing.base + pre;
     let o = b.get(off as usize..)?;
     if (o.len() as u64) < l.header_size {
@@ -650,22 +671,17 @@ fn object_in_block(
     if tp == 0 || !tp.is_multiple_of(8) || !l.live_refcount(o) {
         return None;
     }
-    let info = types.get(view, l, tp)?;
+    let info = w.types.get(w.view, l, tp)?;
     let gc_heap = heap == HEAP_GC || heap == HEAP_GC_PRE;
     if info.preheader != pre || (gc_heap && info.flags & flags::HAVE_GC == 0) {
         return None;
     }
-    let need = own_size(view, l, info, o)? + pre + framing.overhead;
+    let need = own_size(w.view, l, info, o)? + pre + framing.overhead;
     (need <= block_size).then(|| (off, info.clone()))
 }
 
 /// Plain blocks or debug-allocator framing: whichever makes more of the first blocks validate.
-fn detect_framing(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
-    pages: &[Page],
-) -> BlockFraming {
+fn detect_framing(w: &mut Walk, pages: &[Page]) -> BlockFraming {
     let framings = [BlockFraming::default(), DEBUG_FRAMING];
     let mut hits = [0u32; 2];
     for page in pages.iter().filter(|p| p.heap != HEAP_MEM) {
@@ -674,14 +690,15 @@ fn detect_framing(
             continue;
         }
         for i in 0..capacity.min(64) {
-            let Ok(b) = view
+            let Ok(b) = w
+                .view
                 .get(start.wrapping_add(i * bs), bs as usize)
                 .map(|b| b.to_vec())
             else {
                 break;
             };
             for (k, f) in framings.iter().enumerate() {
-                if object_in_block(view, l, types, page.heap, &b, bs, *f).is_some() {
+                if object_in_block(w, page.heap, &b, bs, *f).is_some() {
                     hits[k] += 1;
                 }
             }

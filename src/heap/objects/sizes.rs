@@ -43,6 +43,8 @@ pub fn getsizeof_at_hand(
     getsizeof_from(view, l, obj, t, body)
 }
 
+/// `sys.getsizeof` from the object's bytes `b`. Long: one arm per size rule, kept together so
+/// that the rules read as one table.
 fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8]) -> Option<u64> {
     let ob_size = count(b.i64_at(l.ob_size as usize).unsigned_abs());
     let core = match t.rule {
@@ -54,6 +56,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let table = b.u64_at(l.set_table as usize);
             let mask = count(b.u64_at(l.set_mask as usize));
             let extra = if Some(table) != obj.checked_add(l.set_smalltable) {
+                // `setentry` is a key and its hash, 16 bytes on every version.
                 mask.checked_add(1)?.checked_mul(16)?
             } else {
                 0
@@ -84,7 +87,8 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         },
         SizeRule::Code => code_size(view, l, t, b)?,
         SizeRule::Deque => {
-            // Blocks of 64 slots plus two links: (leftindex + len + 63) / 64 of them.
+            // Blocks of 64 slots plus two links (`BLOCKLEN` and the links are fixed in
+            // _collectionsmodule.c): (leftindex + len + 63) / 64 of them.
             let leftindex = count(b.u64_at(l.fields.deque_leftindex as usize));
             let blocks = leftindex.checked_add(ob_size)?.div_ceil(64);
             t.basicsize + blocks * (64 * 8 + 16)

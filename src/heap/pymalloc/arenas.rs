@@ -8,9 +8,11 @@
 
 use crate::heap::objects::sizes::own_size;
 use crate::heap::objects::types::{SizeRule, TypeInfo, TypeTable};
+use crate::heap::regions::Regions;
+use crate::heap::walk::Walk;
 use crate::process::view::Chunk;
 use crate::process::{Bytes, View};
-use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout};
+use crate::python::layout::{flags, Layout, ObmallocState, PymallocLayout, GC_HEAD_LINKS, GC_PREV};
 use crate::python::Python;
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -208,6 +210,7 @@ fn heuristic(view: &mut View, py: &Python) -> Result<(u64, u64)> {
         };
         for w in words.chunks_exact(8) {
             let p = w.u64_at(0);
+            // glibc's malloc hands out 16-aligned pointers on 64-bit builds.
             if p == 0 || !p.is_multiple_of(16) || !view.is_readable(p, entry) {
                 continue;
             }
@@ -365,19 +368,22 @@ pub fn scan_with(
     l: &Layout,
     types: &mut TypeTable,
     arenas: &Arenas,
-    all: &crate::heap::regions::Regions,
+    all: &Regions,
     framing: BlockFraming,
     mut visit: impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
 ) -> ScanStats {
-    let mut stats = ScanStats {
-        framing,
-        ..Default::default()
+    let mut w = Walk { view, l, types };
+    let mut scan = PoolScan {
+        regions: all,
+        free: Vec::new(),
+        stats: ScanStats {
+            framing,
+            ..Default::default()
+        },
     };
     let ps = arenas.pool_size;
     let mut pool_buf: Vec<u8> = Vec::with_capacity(ps as usize);
-    let mut free: Vec<u64> = Vec::new();
-    let regions = all;
-    let mut chunk: Option<crate::process::view::Chunk> = None;
+    let mut chunk: Option<Chunk> = None;
     for arena in &arenas.arenas {
         let first = (arena.address + ps - 1) & !(ps - 1);
         let mut pool = first;
@@ -390,20 +396,20 @@ pub fn scan_with(
                 .and_then(|c| c.get(pool, ps as usize))
                 .is_none()
             {
-                chunk = view.chunk(pool);
+                chunk = w.view.chunk(pool);
             }
             let shared = chunk.as_ref().and_then(|c| c.get(pool, ps as usize));
             let p: &[u8] = match shared {
                 Some(p) => p,
                 // Not within one chunk (a mapping's edge): copied out of the view instead.
-                None => match view.get(pool, ps as usize) {
+                None => match w.view.get(pool, ps as usize) {
                     Ok(b) => {
                         pool_buf.clear();
                         pool_buf.extend_from_slice(b);
                         &pool_buf
                     }
                     Err(_) => {
-                        stats.bad_pools += 1;
+                        scan.stats.bad_pools += 1;
                         pool += ps;
                         continue;
                     }
@@ -414,43 +420,119 @@ pub fn scan_with(
                 p,
                 chunk: chunk.as_ref(),
             };
-            scan_pool(
-                view, l, types, regions, &near, &mut free, &mut stats, &mut visit,
-            );
+            scan.pool(&mut w, &near, &mut visit);
             pool += ps;
         }
     }
-    stats
+    scan.stats
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_pool(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
-    regions: &crate::heap::regions::Regions,
-    near: &Near,
-    free: &mut Vec<u64>,
-    stats: &mut ScanStats,
-    visit: &mut impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
-) {
+/// What a scan over a run of arenas carries from one pool to the next.
+struct PoolScan<'r> {
+    /// Every arena's range: where GC lists leave the arenas is judged against all of them.
+    regions: &'r Regions,
+    /// One bit per block slot of the pool at hand: is it on the free list?
+    free: Vec<u64>,
+    stats: ScanStats,
+}
+
+impl PoolScan<'_> {
+    /// Every validated object of one pool (`near` holds its bytes), handed to `visit`.
+    fn pool(
+        &mut self,
+        w: &mut Walk,
+        near: &Near,
+        visit: &mut impl FnMut(&mut View, BlockObject, &TypeInfo, &[u8]),
+    ) {
+        let (pool, p) = (near.pool, near.p);
+        let ps = p.len() as u64;
+        let l = w.l;
+        let m = &l.pymalloc;
+        let h = PoolHeader::read(m, p);
+        if h.count == 0 {
+            return; // an empty pool parked on the arena's free list: its header is stale
+        }
+        if !h.plausible(m, ps) {
+            self.stats.bad_pools += 1;
+            return;
+        }
+        let size = h.block_size(m);
+        self.stats.pools += 1;
+        self.stats.pool_bytes += ps;
+        mark_free(&mut self.free, m, near, &h);
+        let framing = self.stats.framing;
+        // Blocks of one pool share a size class, so mostly a few types at known offsets (a list
+        // and a str share the 64-byte class, allocated in turns): the last few (offset, type)
+        // pairs are tried first, which skips the type lookup.
+        let mut memo = Memo::default();
+        let mut judged = (0u64, 0u64);
+        let mut off = m.pool_overhead;
+        // The block's slot number, counted rather than divided out (a division per block shows
+        // in profiles).
+        let mut slot = 0usize;
+        while off + size <= h.nextoffset.min(ps) {
+            let block = pool + off;
+            let is_free = self
+                .free
+                .get(slot / 64)
+                .is_none_or(|w| w & (1 << (slot % 64)) != 0);
+            slot += 1;
+            if !is_free {
+                self.stats.blocks_in_use += 1;
+                self.stats.bytes_in_use += size;
+                let b = &p[off as usize..(off + size) as usize];
+                match memo.judge(w, near, block, b, framing) {
+                    Some(f) => {
+                        let info = w.types.info(f.id);
+                        self.stats.objects += 1;
+                        if info.flags & flags::HAVE_GC != 0 {
+                            self.gc_head(l, block, b, f.d, &mut judged);
+                        }
+                        let found = BlockObject {
+                            obj: block + f.d,
+                            block_size: size,
+                            own: f.own,
+                            at: f.d,
+                            type_id: f.id,
+                        };
+                        visit(w.view, found, info, b);
+                    }
+                    None => self.stats.non_object_blocks += 1,
+                }
+            }
+            off += size;
+        }
+    }
+
+    /// Count a GC object of the pool (at `d` in block `b`) as tracked when its GC head is on a
+    /// list (a zero `_gc_next` means untracked), and note where that list leaves the arenas.
+    /// The next node is mostly in the same stretch of arenas as the last one (`judged`):
+    /// checked against it before searching.
+    #[inline(always)]
+    fn gc_head(&mut self, l: &Layout, block: u64, b: &[u8], d: u64, judged: &mut (u64, u64)) {
+        let Some((head, next, _)) = gc_head_in(l, b, d) else {
+            return;
+        };
+        let next = next & !3;
+        if next == 0 {
+            return;
+        }
+        self.stats.gc_tracked += 1;
+        if next < judged.0 || next >= judged.1 {
+            match self.regions.range_of(next) {
+                Some(r) => *judged = r,
+                None => self.stats.gc_exits.push((block + head, next)),
+            }
+        }
+    }
+}
+
+/// Mark the pool's free blocks in `free`, one bit per block slot: the free list threads
+/// through the free blocks themselves. Bounded by the pool's slot count (a torn list cannot
+/// spin), and ended at a link out of the pool.
+fn mark_free(free: &mut Vec<u64>, m: &PymallocLayout, near: &Near, h: &PoolHeader) {
     let (pool, p) = (near.pool, near.p);
-    let ps = p.len() as u64;
-    let m = &l.pymalloc;
-    let h = PoolHeader::read(m, p);
-    if h.count == 0 {
-        return; // an empty pool parked on the arena's free list: its header is stale
-    }
-    if !h.plausible(m, ps) {
-        stats.bad_pools += 1;
-        return;
-    }
-    let (size, nextoffset, overhead) = (h.block_size(m), h.nextoffset, m.pool_overhead);
-    stats.pools += 1;
-    stats.pool_bytes += ps;
-    // The free list threads through the free blocks themselves.
-    // One flag per block slot: is it on the free list?
-    // One bit per block slot.
+    let (ps, overhead, size) = (p.len() as u64, m.pool_overhead, h.block_size(m));
     free.clear();
     free.resize((((ps - overhead) / size) as usize).div_ceil(64) + 1, 0);
     let mut f = h.freeblock;
@@ -465,79 +547,6 @@ fn scan_pool(
         }
         f = p.u64_at((f - pool) as usize);
         steps += 1;
-    }
-    // Blocks of one pool share a size class, so mostly a few types at known offsets (a list
-    // and a str share the 64-byte class, allocated in turns): the last few (offset, type)
-    // pairs are tried first, which skips the type lookup.
-    let mut memo = Memo::default();
-    let mut judged = (0u64, 0u64);
-    let mut off = overhead;
-    // The block's slot number, counted rather than divided out (a division per block shows
-    // in profiles).
-    let mut slot = 0usize;
-    while off + size <= nextoffset.min(ps) {
-        let block = pool + off;
-        let is_free = free
-            .get(slot / 64)
-            .is_none_or(|w| w & (1 << (slot % 64)) != 0);
-        slot += 1;
-        if !is_free {
-            stats.blocks_in_use += 1;
-            stats.bytes_in_use += size;
-            let b = &p[off as usize..(off + size) as usize];
-            let hit = match memo.find(|m| same_as(view, l, types, near, block, b, m, stats.framing))
-            {
-                Some((f, rank)) => {
-                    if rank > 0 {
-                        memo.remember(f, Some(rank));
-                    }
-                    Some(f)
-                }
-                None => {
-                    let f = object_in_block(view, l, types, near, block, b, stats.framing);
-                    if let Some(f) = f {
-                        // A pair already remembered but rejected by `same_as` (a misfit, a
-                        // refcount) moves to the front rather than being added twice.
-                        let rank = memo.find(|m| (m.d == f.d && m.tp == f.tp).then_some(m));
-                        memo.remember(f, rank.map(|(_, r)| r));
-                    }
-                    f
-                }
-            };
-            match hit {
-                Some(f) => {
-                    let info = types.info(f.id);
-                    stats.objects += 1;
-                    let at = f.d as usize;
-                    if info.flags & flags::HAVE_GC != 0 && at >= 16 {
-                        // The GC head sits just before the object; a zero `_gc_next` means
-                        // untracked.
-                        let next = b.u64_at(at - 16) & !3;
-                        if next != 0 {
-                            stats.gc_tracked += 1;
-                            // The next node is mostly in the same stretch of arenas as the
-                            // last one: checked against it before searching.
-                            if next < judged.0 || next >= judged.1 {
-                                match regions.range_of(next) {
-                                    Some(r) => judged = r,
-                                    None => stats.gc_exits.push((block + f.d - 16, next)),
-                                }
-                            }
-                        }
-                    }
-                    let found = BlockObject {
-                        obj: block + f.d,
-                        block_size: size,
-                        own: f.own,
-                        at: f.d,
-                        type_id: f.id,
-                    };
-                    visit(view, found, info, b);
-                }
-                None => stats.non_object_blocks += 1,
-            }
-        }
-        off += size;
     }
 }
 
@@ -557,6 +566,38 @@ struct Memo {
 }
 
 impl Memo {
+    /// The object in a block: one of the remembered pairs (`same_as`) or else one found from
+    /// scratch (`object_in_block`), which is then remembered.
+    #[inline(always)]
+    fn judge(
+        &mut self,
+        w: &mut Walk,
+        near: &Near,
+        block: u64,
+        b: &[u8],
+        framing: BlockFraming,
+    ) -> Option<Found> {
+        // A loop rather than `find` with a closure: the closure was not inlined, and this runs
+        // once per block.
+        for rank in 0..self.recent.len() {
+            let Some(m) = self.recent[rank] else { break };
+            if let Some(f) = same_as(w, near, block, b, m, framing) {
+                if rank > 0 {
+                    self.remember(f, Some(rank));
+                }
+                return Some(f);
+            }
+        }
+        let f = object_in_block(w, near, block, b, framing);
+        if let Some(f) = f {
+            // A pair already remembered but rejected by `same_as` (a misfit, a refcount) moves
+            // to the front rather than being added twice.
+            let rank = self.find(|m| (m.d == f.d && m.tp == f.tp).then_some(m));
+            self.remember(f, rank.map(|(_, r)| r));
+        }
+        f
+    }
+
     /// The first remembered pair `check` accepts, and its rank.
     #[inline(always)]
     fn find(&self, mut check: impl FnMut(Found) -> Option<Found>) -> Option<(Found, usize)> {
@@ -580,18 +621,16 @@ impl Memo {
 /// The block holds an object of the same type at the same offset as `m` (the previous block's):
 /// the type is known good, so only the refcount, the size class and what says the object is
 /// alive (`alive`) are checked.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn same_as(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
+    w: &mut Walk,
     near: &Near,
     block: u64,
     b: &[u8],
     m: Found,
     framing: BlockFraming,
 ) -> Option<Found> {
+    let l = w.l;
     let o = b.get(m.d as usize..)?;
     if (o.len() as u64) < l.header_size
         || o.u64_at(l.ob_type as usize) != m.tp
@@ -599,28 +638,23 @@ fn same_as(
     {
         return None;
     }
-    let own = fits_block(
-        view,
-        l,
-        types.info(m.id),
-        o,
-        b.len() as u64,
-        framing.overhead,
-    )?;
-    alive(view, l, types, near, block, b, m.d, m.id).then_some(Found { own, ..m })
+    let info = w.types.info(m.id);
+    let own = fits_block(w.view, l, info, o, b.len() as u64, framing.overhead)?;
+    alive(w, near, block, b, m.d, m.id).then_some(Found { own, ..m })
 }
 
 /// The object in a block, if one validates at one of the possible pre-header offsets.
 fn object_in_block(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
+    w: &mut Walk,
     near: &Near,
     block: u64,
     b: &[u8],
     framing: BlockFraming,
 ) -> Option<Found> {
+    let l = w.l;
     let mut tracked_misfit = None;
+    // Every pre-header a GIL build puts before an object: none, the GC head, or the GC head
+    // after the managed dict and weakref slots (3.11+); the type's own says which must hold.
     for d in [0u64, 16, 32].map(|d| d + framing.base) {
         if d + l.header_size > b.len() as u64 {
             break;
@@ -630,35 +664,28 @@ fn object_in_block(
         if tp == 0 || !tp.is_multiple_of(8) || !l.live_refcount(o) {
             continue;
         }
-        let Some(id) = types.id(view, l, tp) else {
+        let Some(id) = w.types.id(w.view, l, tp) else {
             continue;
         };
-        let info = types.info(id);
+        let info = w.types.info(id);
         if info.preheader + framing.base != d {
             continue;
         }
-        if let Some(own) = fits_block(view, l, info, o, b.len() as u64, framing.overhead) {
-            if alive(view, l, types, near, block, b, d, id) {
+        if let Some(own) = fits_block(w.view, l, info, o, b.len() as u64, framing.overhead) {
+            if alive(w, near, block, b, d, id) {
                 return Some(Found { d, tp, id, own });
             }
             continue;
         }
         // Some objects size themselves in ways the rules do not follow (a generator's embedded
         // frame, a tuple subclass with a dict): a GC head on a list vouches for them instead.
-        let at = d as usize;
-        let linked = at >= 16
-            && info.flags & flags::HAVE_GC != 0
+        let linked = info.flags & flags::HAVE_GC != 0
             && tracked_misfit.is_none()
-            && b.u64_at(at - 16) != 0
-            && gc_head_ok(
-                view,
-                near,
-                block + d - 16,
-                b.u64_at(at - 16),
-                b.u64_at(at - 8),
-            );
+            && gc_head_in(l, b, d).is_some_and(|(head, next, prev)| {
+                next != 0 && gc_head_ok(w.view, near, block + head, next, prev)
+            });
         if linked {
-            let own = own_size(view, l, info, o).unwrap_or(info.basicsize) + info.preheader;
+            let own = own_size(w.view, l, info, o).unwrap_or(info.basicsize) + info.preheader;
             tracked_misfit = Some(Found { d, tp, id, own });
         }
     }
@@ -676,31 +703,14 @@ const MIN_OBJECT_ADDRESS: u64 = 1 << 22;
 ///   untracked (`_gc_next` zero and nothing but the finalized bit in `_gc_prev`);
 /// - any other type: its refcount word is not the address of an object (a pointer array's
 ///   item before a type pointer reads as a small count on a non-PIE build).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn alive(
-    view: &mut View,
-    l: &Layout,
-    types: &mut TypeTable,
-    near: &Near,
-    block: u64,
-    b: &[u8],
-    d: u64,
-    id: u32,
-) -> bool {
-    let at = d as usize;
-    if types.info(id).flags & flags::HAVE_GC != 0 {
-        return at >= 16
-            && gc_head_ok(
-                view,
-                near,
-                block + d - 16,
-                b.u64_at(at - 16),
-                b.u64_at(at - 8),
-            );
+fn alive(w: &mut Walk, near: &Near, block: u64, b: &[u8], d: u64, id: u32) -> bool {
+    if w.types.info(id).flags & flags::HAVE_GC != 0 {
+        return gc_head_in(w.l, b, d)
+            .is_some_and(|(head, next, prev)| gc_head_ok(w.view, near, block + head, next, prev));
     }
-    let rc = b.u64_at(at);
-    rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
+    let rc = b.u64_at(d as usize);
+    rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(w.view, w.l, w.types, rc)
 }
 
 /// `alive` for an object outside the arenas (the referent pass's candidates), read through
@@ -715,8 +725,9 @@ pub fn alive_outside(
     t: &TypeInfo,
 ) -> bool {
     if t.flags & flags::HAVE_GC != 0 {
-        if let Some(head) = obj.checked_sub(16) {
-            if let Ok([next, prev]) = view.get(head, 16).map(|h| [h.u64_at(0), h.u64_at(8)]) {
+        if let Some(head) = obj.checked_sub(gc_head_before(l)) {
+            let links = view.get(head, GC_HEAD_LINKS);
+            if let Ok([next, prev]) = links.map(|h| [h.u64_at(0), h.u64_at(GC_PREV)]) {
                 let near = Near {
                     pool: 0,
                     p: &[],
@@ -732,6 +743,28 @@ pub fn alive_outside(
         return false;
     };
     rc < MIN_OBJECT_ADDRESS || !rc.is_multiple_of(8) || !is_object_at(view, l, types, rc)
+}
+
+/// The GC head before the object at offset `d` of block `b`: (its offset in the block,
+/// `_gc_next`, `_gc_prev`), or None when the block has no room for one before the object.
+#[inline(always)]
+fn gc_head_in(l: &Layout, b: &[u8], d: u64) -> Option<(u64, u64, u64)> {
+    let head = d.checked_sub(l.gc_head_size)?;
+    let at = head as usize;
+    Some((head, b.u64_at(at), b.u64_at(at + GC_PREV)))
+}
+
+/// How far before an object outside the arenas `alive_outside` reads two words as its GC head:
+/// `gc_head_size` on GIL builds. Free-threaded builds have no GC head (`gc_head_size` 0);
+/// there the check has always read the 16 bytes before the object (the managed dict and
+/// weakref slots, which pass as an untracked head when both are empty), and still does: the
+/// census must not change with the layout's wording. Whether it should is for another change.
+fn gc_head_before(l: &Layout) -> u64 {
+    if l.free_threaded {
+        GC_HEAD_LINKS as u64
+    } else {
+        l.gc_head_size
+    }
 }
 
 /// An object's header is at `addr`: its type word names a type.
@@ -798,13 +831,14 @@ pub fn detect_framing(
     types: &mut TypeTable,
     arenas: &Arenas,
 ) -> BlockFraming {
+    let mut w = Walk { view, l, types };
     let mut hits = [0u32; 2];
     let framings = [BlockFraming::default(), DEBUG_FRAMING];
     let ps = arenas.pool_size;
     'arenas: for arena in &arenas.arenas {
         let mut pool = (arena.address + ps - 1) & !(ps - 1);
         while pool + ps <= arena.pool_address {
-            let Ok(p) = view.get(pool, ps as usize).map(|b| b.to_vec()) else {
+            let Ok(p) = w.view.get(pool, ps as usize).map(|b| b.to_vec()) else {
                 break;
             };
             let h = PoolHeader::read(&l.pymalloc, &p);
@@ -820,7 +854,7 @@ pub fn detect_framing(
                         chunk: None,
                     };
                     for (i, f) in framings.iter().enumerate() {
-                        if object_in_block(view, l, types, &near, pool + off, b, *f).is_some() {
+                        if object_in_block(&mut w, &near, pool + off, b, *f).is_some() {
                             hits[i] += 1;
                         }
                     }
@@ -858,7 +892,7 @@ fn fits_block(
         block >= want
     } else {
         // Tolerate one size class of slack for int: 0 allocates a digit on some versions only.
-        block == want || (t.rule == SizeRule::Int && block == want + 16)
+        block == want || (t.rule == SizeRule::Int && block == want + l.pymalloc.alignment)
     };
     fits.then_some(own)
 }

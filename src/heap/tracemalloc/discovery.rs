@@ -255,7 +255,8 @@ fn sample_entries(
 }
 
 /// Validate sampled entries of candidate traces tables (batched across tables, stage by
-/// stage): one `Sample` per table.
+/// stage): one `Sample` per table. Long: four stages (entries, traces, tracebacks, file names),
+/// each one batched read of what the one before it found, read top to bottom.
 fn sample_traces(
     mem: &dyn Memory,
     spans: &Spans,
@@ -404,6 +405,45 @@ pub fn discover(
     Err(why.join("; "))
 }
 
+/// The blocks the words of `region` point to that could be a hashtable's header (16-aligned,
+/// outside the binary's data, readable): each with the words holding it, and the bytes
+/// scanned. None when the region could not be read.
+fn pointers_in(
+    mem: &dyn Memory,
+    spans: &Spans,
+    region: (u64, u64),
+    regions: &[(u64, u64)],
+    s: &HashtableHeader,
+) -> Option<(rustc_hash::FxHashMap<u64, Vec<u64>>, u64)> {
+    let in_regions = |a: u64| regions.iter().any(|&(r, n)| a >= r && a - r < n);
+    // value -> the words holding it
+    let mut pointed: rustc_hash::FxHashMap<u64, Vec<u64>> = Default::default();
+    let (start, size) = region;
+    if size > MAX_REGION || !spans.readable(start, size) {
+        return None;
+    }
+    let mut data = vec![0u8; size as usize];
+    if mem.read(start, &mut data).is_err() {
+        return None;
+    }
+    for (i, w) in data.chunks_exact(8).enumerate() {
+        let v = w.u64_at(0);
+        // tracemalloc's tables come from libc's malloc: 16-aligned.
+        if v != 0
+            && v.is_multiple_of(16)
+            && !in_regions(v)
+            && spans.readable(v, s.size)
+            && (pointed.len() < MAX_CANDIDATES || pointed.contains_key(&v))
+        {
+            pointed.entry(v).or_default().push(start + 8 * i as u64);
+        }
+    }
+    Some((pointed, size))
+}
+
+/// The traces table among the blocks `region` points to: shaped like a hashtable, then like
+/// traces, then with sampled entries that validate; exactly one, pointed to by one word. Long:
+/// each stage narrows the one before, and each failure says what the stages before it saw.
 fn discover_in(
     mem: &dyn Memory,
     spans: &Spans,
@@ -415,34 +455,9 @@ fn discover_in(
 ) -> Result<Found, String> {
     let began = std::time::Instant::now();
     let s = &shape.header;
-    let in_regions = |a: u64| regions.iter().any(|&(r, n)| a >= r && a - r < n);
-    // value -> the words holding it
-    let mut pointed: rustc_hash::FxHashMap<u64, Vec<u64>> = Default::default();
-    let mut scanned = 0u64;
-    for (start, size) in [region] {
-        if size > MAX_REGION || !spans.readable(start, size) {
-            continue;
-        }
-        let mut data = vec![0u8; size as usize];
-        if mem.read(start, &mut data).is_err() {
-            continue;
-        }
-        scanned += size;
-        for (i, w) in data.chunks_exact(8).enumerate() {
-            let v = w.u64_at(0);
-            if v != 0
-                && v.is_multiple_of(16)
-                && !in_regions(v)
-                && spans.readable(v, s.size)
-                && (pointed.len() < MAX_CANDIDATES || pointed.contains_key(&v))
-            {
-                pointed.entry(v).or_default().push(start + 8 * i as u64);
-            }
-        }
-    }
-    if scanned == 0 {
+    let Some((pointed, scanned)) = pointers_in(mem, spans, region, regions, s) else {
         return Err(format!("{:#x}+{:#x} could not be read", region.0, region.1));
-    }
+    };
     let mut addrs: Vec<u64> = pointed.keys().copied().collect();
     addrs.sort_unstable();
     let reqs: Vec<(u64, usize)> = addrs.iter().map(|&a| (a, s.size as usize)).collect();
@@ -602,6 +617,7 @@ mod tests {
 
     /// A 3.11-shaped process: .bss with the traces and domains pointers among decoys, a traces
     /// table of 3 entries, a filenames-like table (content hashes), an empty domains table.
+    /// Long: the process is built word by word.
     #[test]
     fn finds_the_traces_table_among_decoys_and_rejects_a_wrong_hash() {
         let layout = resolve(11, &Default::default()).unwrap();

@@ -27,8 +27,8 @@ const MAX_FILENAME: u64 = 4096;
 /// No single block is this large: a size above it was read from a trace being freed.
 const MAX_BLOCK: u64 = 1 << 40;
 
-use crate::python::tracemalloc_layout::Location;
 pub use crate::python::tracemalloc_layout::TableKind;
+use crate::python::tracemalloc_layout::{Location, TracemallocLayout};
 
 /// Where tracemalloc's state is in this process, and how to read it.
 #[derive(Debug, Clone)]
@@ -86,140 +86,187 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
         .as_ref()
         .with_context(|| format!("no tracemalloc layout known for Python {v}"))?;
     let sym = |n: &str| py.binary.symbol(n);
-    let shape = Shape {
-        header: facts.header,
-        table: facts.table,
-        nframe_u32: facts.nframe_u32,
-        filename_cstr: facts.filename_cstr,
-    };
-    let mut known = Known {
-        hash_ptr: sym("_Py_hashtable_hash_ptr"),
-        compare_direct: sym("_Py_hashtable_compare_direct"),
-        hashtable_destroy: sym("_Py_hashtable_destroy"),
-        str_type: sym("PyUnicode_Type"),
-        ob_type: py.layout.ob_type,
-        statics: statics(py),
-        max_nframe: None,
-    };
-    let forced = std::env::var_os(DISCOVER_ENV).is_some();
-    let path = &py.binary.path;
-    let fix = format!(
-        "install its debug symbols (Debian: python3.{}-dbg) or pass --debug-dir",
-        v.minor
-    );
-    let layout = |config, traces_ptr, domains_ptr, found_by| TraceLayout {
-        config,
-        traces_ptr,
-        domains_ptr,
-        table: facts.table,
-        nframe_u32: facts.nframe_u32,
-        filename_cstr: facts.filename_cstr,
-        found_by,
+    let cx = Locating {
+        mem,
+        spans,
+        py,
+        facts,
+        shape: Shape {
+            header: facts.header,
+            table: facts.table,
+            nframe_u32: facts.nframe_u32,
+            filename_cstr: facts.filename_cstr,
+        },
+        known: Known {
+            hash_ptr: sym("_Py_hashtable_hash_ptr"),
+            compare_direct: sym("_Py_hashtable_compare_direct"),
+            hashtable_destroy: sym("_Py_hashtable_destroy"),
+            str_type: sym("PyUnicode_Type"),
+            ob_type: py.layout.ob_type,
+            statics: statics(py),
+            max_nframe: None,
+        },
+        forced: std::env::var_os(DISCOVER_ENV).is_some(),
+        fix: format!(
+            "install its debug symbols (Debian: python3.{}-dbg) or pass --debug-dir",
+            v.minor
+        ),
     };
     match facts.location {
-        Location::Statics { domains } => {
-            let Some(config) = sym("_Py_tracemalloc_config") else {
-                bail!(
-                    "Python {v}'s tracemalloc configuration (_Py_tracemalloc_config) is not \
-                     exported by {path}: {fix}"
-                );
-            };
-            if let (false, Some(traces)) = (forced, sym("tracemalloc_traces")) {
-                let domains = if domains {
-                    Some(sym("tracemalloc_domains").context("no tracemalloc_domains symbol")?)
-                } else {
-                    None
-                };
-                return Ok(layout(
-                    config,
-                    traces,
-                    domains,
-                    "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
-                ));
-            }
-            let (tracing, max_nframe) = read_config(mem, config).with_context(|| {
-                format!("tracemalloc's configuration at {config:#x} does not validate")
-            })?;
-            if !tracing {
-                return Err(NotTracing.into());
-            }
-            known.max_nframe = Some(max_nframe);
-            // `.bss` first: the table pointers are statics initialized to NULL.
-            let regions: Vec<(u64, u64)> = py.binary.data_sections.iter().rev().copied().collect();
-            let found = discover(mem, spans, &regions, &shape, &known, domains).map_err(|why| {
-                anyhow!(
-                    "tracemalloc is tracing, but no symbol of {path} names its tables and they \
-                     were not found in its data ({why}): {fix}"
-                )
-            })?;
-            let found_by = format!(
-                "found without symbols: traces table pointer at {:#x}{} in {}'s data \
-                 ({}/{} sampled traces validated)",
-                found.traces_ptr,
-                found
-                    .domains_ptr
-                    .map(|d| format!(", domains at {d:#x}"))
-                    .unwrap_or_default(),
-                path.rsplit('/').next().unwrap_or(path),
-                found.validated,
-                found.sampled
-            );
-            Ok(layout(
-                config,
-                found.traces_ptr,
-                found.domains_ptr,
-                found_by,
-            ))
-        }
+        Location::Statics { domains } => cx.in_statics(domains),
         Location::Runtime {
             offset,
             from_dwarf,
             traces,
             domains,
-        } => {
-            let state = py.runtime.wrapping_add(offset);
-            let how = if from_dwarf {
-                "DWARF"
-            } else {
-                "built-in table"
-            };
-            let named = layout(
-                state,
-                state.wrapping_add(traces),
-                Some(state.wrapping_add(domains)),
-                format!("_PyRuntime.tracemalloc at +{offset} ({how})"),
+        } => cx.in_runtime(offset, from_dwarf, traces, domains),
+    }
+}
+
+/// What `locate` knows before it looks, for the way its version keeps the tables.
+struct Locating<'a> {
+    mem: &'a dyn Memory,
+    spans: &'a [Span],
+    py: &'a Python,
+    facts: &'a TracemallocLayout,
+    shape: Shape,
+    known: Known,
+    /// Found without symbols even where they name the tables (`DISCOVER_ENV`).
+    forced: bool,
+    /// What would help, for the errors.
+    fix: String,
+}
+
+impl Locating<'_> {
+    fn layout(
+        &self,
+        config: u64,
+        traces_ptr: u64,
+        domains_ptr: Option<u64>,
+        found_by: String,
+    ) -> TraceLayout {
+        TraceLayout {
+            config,
+            traces_ptr,
+            domains_ptr,
+            table: self.facts.table,
+            nframe_u32: self.facts.nframe_u32,
+            filename_cstr: self.facts.filename_cstr,
+            found_by,
+        }
+    }
+
+    /// 3.8–3.11: the tables are file-local statics, named by symbols or found in the binary's
+    /// data.
+    fn in_statics(mut self, domains: bool) -> Result<TraceLayout> {
+        let (mem, spans, py) = (self.mem, self.spans, self.py);
+        let (v, path, fix) = (py.layout.version, &py.binary.path, &self.fix);
+        let sym = |n: &str| py.binary.symbol(n);
+        let Some(config) = sym("_Py_tracemalloc_config") else {
+            bail!(
+                "Python {v}'s tracemalloc configuration (_Py_tracemalloc_config) is not \
+                 exported by {path}: {fix}"
             );
-            let config = read_config(mem, state);
-            if config.is_some_and(|(tracing, _)| !tracing) {
-                // Not tracing (its tables hold nothing to prove them by): `read` says so.
-                return Ok(named);
-            }
-            let mut last_sample = None;
-            if let (false, Some((_, max_nframe))) = (forced, config) {
-                known.max_nframe = Some(max_nframe);
-                // The table is read while the target's threads add and remove traces: a
-                // rehash between reading the header and reading the entries (a churning
-                // program crosses the resize thresholds many times a second) frees the bucket
-                // array under us, so one failed sample is not proof; a few are.
-                for attempt in 0..VALIDATE_ATTEMPTS {
-                    if attempt > 0 {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                    }
-                    let table = mem.u64(state.wrapping_add(traces)).unwrap_or(0);
-                    last_sample = validate(mem, spans, table, &shape, &known);
-                    if last_sample.is_some_and(|s| s.passes()) {
-                        return Ok(named);
-                    }
+        };
+        if let (false, Some(traces)) = (self.forced, sym("tracemalloc_traces")) {
+            let domains = if domains {
+                Some(sym("tracemalloc_domains").context("no tracemalloc_domains symbol")?)
+            } else {
+                None
+            };
+            return Ok(self.layout(
+                config,
+                traces,
+                domains,
+                "symbols tracemalloc_traces, _Py_tracemalloc_config".to_string(),
+            ));
+        }
+        let (tracing, max_nframe) = read_config(mem, config).with_context(|| {
+            format!("tracemalloc's configuration at {config:#x} does not validate")
+        })?;
+        if !tracing {
+            return Err(NotTracing.into());
+        }
+        self.known.max_nframe = Some(max_nframe);
+        // `.bss` first: the table pointers are statics initialized to NULL.
+        let regions: Vec<(u64, u64)> = py.binary.data_sections.iter().rev().copied().collect();
+        let found =
+            discover(mem, spans, &regions, &self.shape, &self.known, domains).map_err(|why| {
+                anyhow!(
+                    "tracemalloc is tracing, but no symbol of {path} names its tables and they \
+                     were not found in its data ({why}): {fix}"
+                )
+            })?;
+        let found_by = format!(
+            "found without symbols: traces table pointer at {:#x}{} in {}'s data \
+             ({}/{} sampled traces validated)",
+            found.traces_ptr,
+            found
+                .domains_ptr
+                .map(|d| format!(", domains at {d:#x}"))
+                .unwrap_or_default(),
+            path.rsplit('/').next().unwrap_or(path),
+            found.validated,
+            found.sampled
+        );
+        Ok(self.layout(config, found.traces_ptr, found.domains_ptr, found_by))
+    }
+
+    /// 3.12+: the state is a member of `_PyRuntime` at `offset` (from DWARF or the table),
+    /// proved by sampling the traces table, else found among `_PyRuntime`'s words. Long: the
+    /// three steps in the order tried, since each error says what the steps before it saw.
+    fn in_runtime(
+        mut self,
+        offset: u64,
+        from_dwarf: bool,
+        traces: u64,
+        domains: u64,
+    ) -> Result<TraceLayout> {
+        let (mem, spans, py, forced) = (self.mem, self.spans, self.py, self.forced);
+        let state = py.runtime.wrapping_add(offset);
+        let how = if from_dwarf {
+            "DWARF"
+        } else {
+            "built-in table"
+        };
+        let named = self.layout(
+            state,
+            state.wrapping_add(traces),
+            Some(state.wrapping_add(domains)),
+            format!("_PyRuntime.tracemalloc at +{offset} ({how})"),
+        );
+        let config = read_config(mem, state);
+        if config.is_some_and(|(tracing, _)| !tracing) {
+            // Not tracing (its tables hold nothing to prove them by): `read` says so.
+            return Ok(named);
+        }
+        let mut last_sample = None;
+        if let (false, Some((_, max_nframe))) = (forced, config) {
+            self.known.max_nframe = Some(max_nframe);
+            // The table is read while the target's threads add and remove traces: a
+            // rehash between reading the header and reading the entries (a churning
+            // program crosses the resize thresholds many times a second) frees the bucket
+            // array under us, so one failed sample is not proof; a few are.
+            for attempt in 0..VALIDATE_ATTEMPTS {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                let table = mem.u64(state.wrapping_add(traces)).unwrap_or(0);
+                last_sample = validate(mem, spans, table, &self.shape, &self.known);
+                if last_sample.is_some_and(|s| s.passes()) {
+                    return Ok(named);
                 }
             }
-            // The offsets do not hold on this build (a patch release moved the field): the
-            // traces table pointer among the words of `_PyRuntime`, the state around it.
-            known.max_nframe = None;
-            let region = py
-                .binary
-                .runtime_section
-                .unwrap_or((py.runtime, RUNTIME_SCAN));
-            let found = discover(mem, spans, &[region], &shape, &known, false).map_err(|why| {
+        }
+        // The offsets do not hold on this build (a patch release moved the field): the
+        // traces table pointer among the words of `_PyRuntime`, the state around it.
+        self.known.max_nframe = None;
+        let region = py
+            .binary
+            .runtime_section
+            .unwrap_or((py.runtime, RUNTIME_SCAN));
+        let found =
+            discover(mem, spans, &[region], &self.shape, &self.known, false).map_err(|why| {
                 anyhow!(
                     "tracemalloc's state does not validate at _PyRuntime+{offset} ({how}{}) \
                      and its traces table was not found in _PyRuntime ({why}): pass --debug-dir \
@@ -230,34 +277,33 @@ pub fn locate(mem: &dyn Memory, spans: &[Span], py: &Python) -> Result<TraceLayo
                     ))
                 )
             })?;
-            let state = found.traces_ptr.wrapping_sub(traces);
-            match read_config(mem, state) {
-                Some((true, max_nframe)) if found.deepest <= max_nframe.max(1) => {}
-                _ => bail!(
-                    "a traces table was found in _PyRuntime at {:#x}, but no tracing \
-                     configuration {traces} bytes before it: pass --debug-dir with this \
-                     build's debug file",
-                    found.traces_ptr
-                ),
-            }
-            let at = state.wrapping_sub(py.runtime);
-            Ok(layout(
-                state,
-                found.traces_ptr,
-                Some(state.wrapping_add(domains)),
-                format!(
-                    "_PyRuntime.tracemalloc at +{at} (found without symbols{}; {}/{} sampled \
-                     traces validated)",
-                    if forced {
-                        String::new()
-                    } else {
-                        format!(": +{offset} from the {how} did not validate")
-                    },
-                    found.validated,
-                    found.sampled
-                ),
-            ))
+        let state = found.traces_ptr.wrapping_sub(traces);
+        match read_config(mem, state) {
+            Some((true, max_nframe)) if found.deepest <= max_nframe.max(1) => {}
+            _ => bail!(
+                "a traces table was found in _PyRuntime at {:#x}, but no tracing \
+                 configuration {traces} bytes before it: pass --debug-dir with this \
+                 build's debug file",
+                found.traces_ptr
+            ),
         }
+        let at = state.wrapping_sub(py.runtime);
+        Ok(self.layout(
+            state,
+            found.traces_ptr,
+            Some(state.wrapping_add(domains)),
+            format!(
+                "_PyRuntime.tracemalloc at +{at} (found without symbols{}; {}/{} sampled \
+                 traces validated)",
+                if forced {
+                    String::new()
+                } else {
+                    format!(": +{offset} from the {how} did not validate")
+                },
+                found.validated,
+                found.sampled
+            ),
+        ))
     }
 }
 
@@ -657,6 +703,8 @@ impl BlockSites {
     ) -> Option<Frame> {
         // The block must also reach past the object's start (a small block just before an
         // untraced object is not its block).
+        // Every pre-header size a build puts before an object: none, a GC head or the managed
+        // slots (16), or both (32).
         let tb = [0u64, 16, 32].iter().find_map(|d| {
             let block = obj.wrapping_sub(*d);
             let (tb, size) = self.blocks.get(&block).copied()?;
