@@ -76,3 +76,21 @@ fn a_mention_is_a_whole_path() {
     assert!(mentions(doc, "tests", "common/mod.rs"));
     assert!(!mentions(doc, "src", "mod.rs"));
 }
+
+/// The imports point down ARCHITECTURE.md's table and make no cycle, between layers, between
+/// heap's subsystems or between heap's files (`scripts/import-graph.py` draws and checks them).
+#[test]
+fn imports_point_down_and_make_no_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/import-graph.py"))
+        .output()
+        .expect("python3 runs scripts/import-graph.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "scripts/import-graph.py found problems:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,49 +6,12 @@
 //! layout and add their own slots after its basicsize); offsets come from the `Layout`'s
 //! `ContainerFields`.
 
-use crate::heap::objects::types::TypeInfo;
+use crate::heap::objects::type_info::TypeInfo;
+pub use crate::heap::objects::type_info::{Container, NAMED};
 use crate::process::{Bytes, MemoryExt, View};
 use crate::python::frames_layout::StackTop;
 use crate::python::layout::{FrameSizing, GenCode, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Which modelled C base a type has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    /// Nothing modelled: the body is scanned conservatively.
-    None,
-    /// The builtin list, dict, set: items followed exactly (`SizeRule` says which).
-    Builtin,
-    Deque,
-    DefaultDict,
-    Partial,
-    LruCache,
-    ThreadLocal,
-    /// weakref.ref, proxies and their subclasses (KeyedRef, WeakMethod): the referent is not
-    /// held; the callback and subclass slots are.
-    Weakref,
-    /// generator, coroutine, async_generator: 3.11+ embed their frame, whose value stack above
-    /// the stack top holds stale pointers; only live slots are references.
-    Generator,
-}
-
-/// tp_name of each modelled base. Weak reference types were renamed in 3.10.
-pub const NAMED: &[(&str, Container)] = &[
-    ("collections.deque", Container::Deque),
-    ("collections.defaultdict", Container::DefaultDict),
-    ("functools.partial", Container::Partial),
-    ("functools._lru_cache_wrapper", Container::LruCache),
-    ("_thread._local", Container::ThreadLocal),
-    ("weakref.ReferenceType", Container::Weakref),
-    ("weakref.ProxyType", Container::Weakref),
-    ("weakref.CallableProxyType", Container::Weakref),
-    ("weakref", Container::Weakref),
-    ("weakproxy", Container::Weakref),
-    ("weakcallableproxy", Container::Weakref),
-    ("generator", Container::Generator),
-    ("coroutine", Container::Generator),
-    ("async_generator", Container::Generator),
-];
 
 /// Item slots per deque block; a block is a left link, the slots, a right link.
 const DEQUE_BLOCKLEN: u64 = 64;

@@ -4,4 +4,5 @@ pub mod containers;
 pub mod native;
 pub mod pyobj;
 pub mod sizes;
+pub mod type_info;
 pub mod types;

@@ -8,7 +8,7 @@
 //! the struct offsets are relative to the end of the object header, which is what differs
 //! between default, debug and free-threaded builds.
 
-use crate::heap::objects::types::{SizeRule, TypeInfo};
+use crate::heap::objects::type_info::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::Layout;
 
@@ -210,11 +210,44 @@ pub fn native_bytes(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> u64 
             .filter(|a| a.owns_data)
             .map_or(0, |a| a.nbytes),
         SizeRule::ByteArray => b.u64_at(l.fields.bytearray_alloc as usize).min(MAX_NBYTES),
-        SizeRule::Array => crate::heap::objects::sizes::array_items_bytes(view, l, b).unwrap_or(0),
-        SizeRule::BytesIO => crate::heap::objects::sizes::bytesio_buffer(view, l, b).unwrap_or(0),
+        SizeRule::Array => array_items_bytes(view, l, b).unwrap_or(0),
+        SizeRule::BytesIO => bytesio_buffer(view, l, b).unwrap_or(0),
         SizeRule::Mmap => mmap_bytes(l, b).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// The items an array.array has allocated: allocated × its typecode's item size (the memory it
+/// owns outside itself, which its `__sizeof__` adds).
+pub fn array_items_bytes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+    let f = &l.fields;
+    let descr = b.u64_at(f.array_descr as usize);
+    let itemsize = view.u32(descr.checked_add(f.array_descr_itemsize)?)? as u64;
+    let allocated = b.u64_at(f.array_allocated as usize);
+    allocated.min(1 << 40).checked_mul(itemsize.min(1 << 8))
+}
+
+/// What `_io.BytesIO.__sizeof__` adds for its buffer: the bytes object's own getsizeof, unless
+/// someone else holds it too (SHARED_BUF: a reference count above one, immortal included).
+pub fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
+    let buf = b.u64_at(l.fields.bytesio_buf as usize);
+    if buf == 0 {
+        return Some(0);
+    }
+    let head = view.get(buf, l.header_size as usize).ok()?.to_vec();
+    if l.refcount(&head)? > 1 {
+        return Some(0);
+    }
+    bytes_getsizeof(view, l, buf)
+}
+
+/// `sys.getsizeof` of a bytes object (object.__sizeof__ of its type; not GC, no pre-header).
+pub fn bytes_getsizeof(view: &mut View, l: &Layout, obj: u64) -> Option<u64> {
+    let tp = view.u64(obj.checked_add(l.ob_type)?)?;
+    let len = view.u64(obj.checked_add(l.ob_size)?)?;
+    let basic = view.u64(tp.checked_add(l.type_.tp_basicsize)?)?;
+    let item = view.u64(tp.checked_add(l.type_.tp_itemsize)?)?;
+    (basic < 1 << 16 && item <= 1 && len < 1 << 40).then(|| basic + len * item)
 }
 
 /// `native_bytes` of an object read through the view (0 for types that own nothing outside).

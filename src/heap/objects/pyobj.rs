@@ -241,7 +241,7 @@ pub fn body_words(
     view: &mut View,
     l: &Layout,
     obj: u64,
-    t: &crate::heap::objects::types::TypeInfo,
+    t: &crate::heap::objects::type_info::TypeInfo,
 ) -> Vec<u64> {
     let n = view.u64(obj.wrapping_add(l.ob_size)).unwrap_or(0) as i64;
     let len = pointer_span(t, n.unsigned_abs()).min(MAX_BODY);
@@ -259,7 +259,7 @@ pub fn body_words(
 /// and the items only when they are pointer-sized. Narrower items (a compiled regex's u32 codes,
 /// an int's digits, bytes) hold none, and the allocation's rounding past the last one keeps
 /// whatever the memory held before: a stale pointer there gave a str a path it does not have.
-pub fn pointer_span(t: &crate::heap::objects::types::TypeInfo, n: u64) -> u64 {
+pub fn pointer_span(t: &crate::heap::objects::type_info::TypeInfo, n: u64) -> u64 {
     if t.itemsize == 8 {
         n.checked_mul(8)
             .and_then(|x| x.checked_add(t.basicsize))
@@ -305,7 +305,7 @@ pub fn managed_attrs(
     view: &mut View,
     l: &Layout,
     obj: u64,
-    t: &crate::heap::objects::types::TypeInfo,
+    t: &crate::heap::objects::type_info::TypeInfo,
 ) -> ManagedAttrs {
     managed_attrs_in(view, l, obj, t, None)
 }
@@ -316,7 +316,7 @@ pub fn managed_attrs_in(
     view: &mut View,
     l: &Layout,
     obj: u64,
-    t: &crate::heap::objects::types::TypeInfo,
+    t: &crate::heap::objects::type_info::TypeInfo,
     block: Option<(u64, &[u8])>,
 ) -> ManagedAttrs {
     use crate::python::layout::{flags, ManagedValues};

@@ -3,7 +3,7 @@
 
 use crate::heap::objects::native;
 use crate::heap::objects::pyobj::{decode_str_header, dict_keys};
-use crate::heap::objects::types::{SizeRule, TypeInfo};
+use crate::heap::objects::type_info::{SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, FrameSizing, GenCode, Layout, LongLayout};
 
@@ -78,7 +78,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
                 let alloc = b.u64_at(l.fields.bytearray_alloc as usize);
                 t.basicsize
                     + if bytes != 0 && alloc != 0 {
-                        bytes_getsizeof(view, l, bytes)?
+                        native::bytes_getsizeof(view, l, bytes)?
                     } else {
                         0
                     }
@@ -105,7 +105,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
         }
         SizeRule::Struct => t.basicsize + 32 * struct_codes(view, l, b)?.checked_add(1)?,
         SizeRule::Generator | SizeRule::Frame => frame_backed_size(view, l, t, b)?,
-        SizeRule::Array => t.basicsize + array_items_bytes(view, l, b)?,
+        SizeRule::Array => t.basicsize + native::array_items_bytes(view, l, b)?,
         SizeRule::Combinations => {
             t.basicsize + 8 * b.u64_at(l.fields.combinations_r as usize).min(1 << 32)
         }
@@ -119,7 +119,7 @@ fn getsizeof_from(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, b: &[u8])
             let pools = b.u64_at(l.fields.product_pools as usize);
             t.basicsize + 8 * view.u64(pools.checked_add(l.ob_size)?)?.min(1 << 32)
         }
-        SizeRule::BytesIO => t.basicsize + bytesio_buffer(view, l, b)?,
+        SizeRule::BytesIO => t.basicsize + native::bytesio_buffer(view, l, b)?,
         SizeRule::Int => {
             let digits = match l.long {
                 LongLayout::ObSize => ob_size,
@@ -269,39 +269,6 @@ fn struct_codes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
     let codes = b.u64_at(l.fields.struct_codes as usize);
     let bytes = view.get(codes, ((len + 1) * CODE_SIZE) as usize).ok()?;
     (0..=len).find(|&i| bytes.u64_at((i * CODE_SIZE) as usize) == 0)
-}
-
-/// The items an array.array has allocated: allocated × its typecode's item size (the memory it
-/// owns outside itself, which its `__sizeof__` adds).
-pub fn array_items_bytes(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
-    let f = &l.fields;
-    let descr = b.u64_at(f.array_descr as usize);
-    let itemsize = view.u32(descr.checked_add(f.array_descr_itemsize)?)? as u64;
-    let allocated = b.u64_at(f.array_allocated as usize);
-    allocated.min(1 << 40).checked_mul(itemsize.min(1 << 8))
-}
-
-/// What `_io.BytesIO.__sizeof__` adds for its buffer: the bytes object's own getsizeof, unless
-/// someone else holds it too (SHARED_BUF: a reference count above one, immortal included).
-pub fn bytesio_buffer(view: &mut View, l: &Layout, b: &[u8]) -> Option<u64> {
-    let buf = b.u64_at(l.fields.bytesio_buf as usize);
-    if buf == 0 {
-        return Some(0);
-    }
-    let head = view.get(buf, l.header_size as usize).ok()?.to_vec();
-    if l.refcount(&head)? > 1 {
-        return Some(0);
-    }
-    bytes_getsizeof(view, l, buf)
-}
-
-/// `sys.getsizeof` of a bytes object (object.__sizeof__ of its type; not GC, no pre-header).
-fn bytes_getsizeof(view: &mut View, l: &Layout, obj: u64) -> Option<u64> {
-    let tp = view.u64(obj.checked_add(l.ob_type)?)?;
-    let len = view.u64(obj.checked_add(l.ob_size)?)?;
-    let basic = view.u64(tp.checked_add(l.type_.tp_basicsize)?)?;
-    let item = view.u64(tp.checked_add(l.type_.tp_itemsize)?)?;
-    (basic < 1 << 16 && item <= 1 && len < 1 << 40).then(|| basic + len * item)
 }
 
 /// `code.__sizeof__`: 3.11+ the variable-size object rounded up to a pointer (_PyObject_VAR_SIZE);

@@ -2,95 +2,13 @@
 //! does, and deciding which `__sizeof__` rule its instances follow. Resolved once per type
 //! pointer and cached, so per-object work is a hash lookup.
 
-use crate::heap::objects::containers::{self, Container};
 use crate::heap::objects::pyobj::{dict_get_str, read_str, MAX_NAME};
+use crate::heap::objects::type_info::NAMED;
+pub use crate::heap::objects::type_info::{Container, SizeRule, TypeInfo};
 use crate::process::{Bytes, View};
 use crate::python::layout::{flags, Layout};
 use crate::python::Python;
 use rustc_hash::FxHashMap as HashMap;
-use std::rc::Rc;
-
-/// Which `__sizeof__` an instance's size follows (the nearest builtin base decides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SizeRule {
-    /// object.__sizeof__: basicsize + |ob_size| * itemsize.
-    Generic,
-    List,
-    Dict,
-    OrderedDict,
-    Set,
-    Str,
-    Int,
-    ByteArray,
-    Type,
-    /// collections.deque: basicsize plus its 64-slot blocks.
-    Deque,
-    /// _io.Buffered*: basicsize plus the buffer.
-    Buffered,
-    /// _struct.Struct: basicsize plus one 32-byte format code per code, and the terminator.
-    Struct,
-    /// Generators, coroutines, async generators: 3.11+ their embedded frame (see
-    /// `FrameSizing`); before, object.__sizeof__.
-    Generator,
-    /// Frame objects: the slots of the code they run.
-    Frame,
-    /// array.array: basicsize plus allocated items of its typecode's size.
-    Array,
-    /// itertools.combinations (and _with_replacement): one index per element of a result.
-    Combinations,
-    /// itertools.permutations: one index per pool item and one cycle counter per result item.
-    Permutations,
-    /// itertools.product: one index per pool.
-    Product,
-    /// _io.BytesIO: basicsize plus its bytes buffer unless shared.
-    BytesIO,
-    /// Code objects: the variable size rounded up (3.11+) or cell-to-argument map (3.8–3.10),
-    /// plus co_extra.
-    Code,
-    /// datetime.time and datetime.datetime: object.__sizeof__, but a naive instance allocates
-    /// less than tp_basicsize.
-    NaiveTime,
-    NaiveDateTime,
-    /// numpy.ndarray: basicsize, dimensions and strides, and the data it owns (heap::objects::native).
-    NdArray,
-    /// mmap.mmap: basicsize only (the mapping is native memory, not in sys.getsizeof).
-    Mmap,
-}
-
-#[derive(Debug, Clone)]
-pub struct TypeInfo {
-    pub addr: u64,
-    /// Shared: cloned per object in hot loops.
-    pub name: Rc<str>,
-    pub flags: u64,
-    pub basicsize: u64,
-    pub itemsize: u64,
-    pub rule: SizeRule,
-    /// Bytes before the object (GC head, managed dict/weakref slots).
-    pub preheader: u64,
-    /// False for types whose instances hold no object pointers (str, int, float, bytes).
-    pub scan_body: bool,
-    /// Instances refer to no object but their type (no pointer fields, no managed dict): the
-    /// referent pass has nothing to read in them.
-    pub leaf: bool,
-    /// The tp_name pointer when loaded: part of what tells a reused address from the same type.
-    pub tp_name: u64,
-    /// Instances own a file descriptor (an int right after the header): _io.FileIO and
-    /// _socket.socket, and their subclasses.
-    pub owns_fd: bool,
-    /// `sys.getsizeof` of an instance calls a `__sizeof__` written in Python (a class of the
-    /// MRO defines it as a function, as pandas does): no outside reader can run it, so `bytes`
-    /// follows the builtin base's rule instead and says so.
-    pub python_sizeof: bool,
-    /// The C container base whose fields are followed exactly (see `heap::objects::containers`).
-    pub container: Container,
-    /// Where the words a Python subclass added (`__slots__`, dict and weakref pointers) start:
-    /// the modelled base's basicsize. Only meaningful when `container` is not `None`.
-    pub own_from: u64,
-    /// tp_weaklistoffset when it lies inside the object (0 otherwise): the head of the list of
-    /// weak references to the object, which the object does not own.
-    pub weaklist: u64,
-}
 
 /// Builtin leaf types: their bodies hold data, never object pointers.
 fn no_pointers(name: &str, tflags: u64) -> bool {
@@ -426,7 +344,7 @@ impl TypeTable {
                 view.u64(cur.wrapping_add(l.type_.tp_name))
                     .and_then(|p| view.cstr(p, 64))
                     .and_then(|name| {
-                        containers::NAMED
+                        NAMED
                             .iter()
                             .find(|(n, _)| n.as_bytes() == name)
                             .map(|(_, c)| *c)

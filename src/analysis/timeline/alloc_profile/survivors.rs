@@ -53,7 +53,7 @@ fn survivor_size(
     if r.block > 0 {
         return untracked_survivor_size(view, l, types, r, stats);
     }
-    let node = r.obj - 16;
+    let node = r.obj - l.gc_head_size;
     let Ok(b) = view.get(node - AT_GC_HEAD as u64, NODE_READ) else {
         stats.dead_unreadable += 1;
         return None;
