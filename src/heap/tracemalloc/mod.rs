@@ -288,6 +288,11 @@ pub struct TraceConfig {
 /// One frame: file name and line (most recent first in a traceback, as tracemalloc keeps them).
 pub type Frame = (String, u32);
 
+/// The file of the frame `read` adds, outermost, to a traceback that tracemalloc cut at its
+/// frame limit (`total_nframe` above `nframe`, 3.9+); its line is how many outer frames were
+/// not kept. Such a stack does not begin at its thread's root, and must not read as if it did.
+pub const CUT_OFF: &str = "<cut off>";
+
 /// Traces grouped by their traceback (tracemalloc interns tracebacks: one per distinct stack).
 #[derive(Debug, Clone, Default)]
 pub struct Traces {
@@ -521,10 +526,14 @@ fn read_traceback(
     names: &mut HashMap<u64, String>,
 ) -> Option<Vec<Frame>> {
     let head = view.get(tb, 12).ok()?;
-    let nframe = if tl.nframe_u32 {
-        u64::from(head.u32_at(8))
+    // 3.9+: u16 nframe, then u16 total_nframe (the frames the stack had); 3.8: an int nframe.
+    let (nframe, total) = if tl.nframe_u32 {
+        (u64::from(head.u32_at(8)), 0)
     } else {
-        u64::from(head.u32_at(8) & 0xffff)
+        (
+            u64::from(head.u32_at(8) & 0xffff),
+            u64::from(head.u32_at(8) >> 16),
+        )
     };
     // A traceback never holds more frames than the configuration allows (nor fewer than none).
     if nframe > u64::from(max_nframe.max(1)) {
@@ -556,6 +565,9 @@ fn read_traceback(
             }
         };
         frames.push((name, line));
+    }
+    if total > nframe {
+        frames.push((CUT_OFF.into(), (total - nframe) as u32));
     }
     Some(frames)
 }
