@@ -448,19 +448,18 @@ def python_sizeof_types():
     return sorted(names)
 
 
-def publish_settled(path, fields=None):
+def publish_settled(path, fields):
     """Publish the census of a program that has settled (its other threads parked), for a
     census compared type by type: a collection first, then 3.12's immortal tuples thawed out of
     the permanent generation (gc.get_objects() does not list them, the tool does), and the
-    collector left off so nothing the census counted is collected while the tool reads."""
-    fields = dict(fields or {})
+    collector left off so nothing the census counted is collected while the tool reads.
+
+    fields (a dict the caller keeps alive, as it is during the census) gets "python_sizeof".
+    """
     fields["python_sizeof"] = python_sizeof_types()
     warm_up(path)
     gc.disable()
     gc.collect()
     gc.unfreeze()
     text = gc_census(collect=False)
-    text = with_fields(text, fields)
-    fields.clear()
-    write_truth(path, text)
-    return text
+    write_truth(path, with_fields(text, fields))

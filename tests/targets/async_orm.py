@@ -119,10 +119,8 @@ def main():
     global GATE
     GATE = asyncio.Event()
     loop.run_until_complete(start_all())
-    _truth.publish_settled(
-        TRUTH,
-        {"tasks": TASKS, "orders_in": TASKS, "items": TASKS * ITEMS, "orders_out": TASKS, "lines_out": TASKS * ITEMS},
-    )
+    fields = {"tasks": TASKS, "orders_in": TASKS, "items": TASKS * ITEMS, "orders_out": TASKS, "lines_out": TASKS * ITEMS}
+    _truth.publish_settled(TRUTH, fields)
     _truth.idle()
 
 

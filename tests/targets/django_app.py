@@ -9,7 +9,8 @@ usage: django_app.py TRUTH_PATH
 First every thread does one round of work, then parks (waits on an Event); the truth is the GC
 census taken once they all are parked (``_truth.publish_settled``), plus ``queries`` (the length
 of the report thread's ``connection.queries``), ``requests`` served and the threads' names.
-A thread named ``control`` blocks opening the FIFO TRUTH_PATH + ".serve" (in C: nothing runs).
+A thread named ``control`` takes that census, then blocks opening the FIFO TRUTH_PATH + ".serve"
+(in C: nothing runs); the main thread waits in a join all along.
 
 Once something opens that FIFO for writing, the process serves: the request threads keep
 serving (each request also appends an audit entry to ``AUDIT``: growth) and the report thread
@@ -127,8 +128,21 @@ def report_worker(done):
         time.sleep(0.01)
 
 
-def control_worker(fifo):
-    # Blocks in open(2) until the test opens the FIFO for writing.
+def control_worker(fifo, threads, done):
+    """Publishes the truth once the others are parked, then blocks in open(2) until the test
+    opens the FIFO for writing. The census is taken here, not in the main thread: the main
+    thread's join holds an argument tuple for as long as it blocks (lock.acquire(True, -1) on
+    3.8-3.12), which a census taken before the join would miss."""
+    for d in done:
+        d.wait()
+    wait_parked(threads + [threading.main_thread()])
+    fields = {
+        "queries": STATE["queries"],
+        "requests": sum(SERVED.values()),
+        "threads": ["MainThread"] + [t.name for t in threads] + ["control"],
+    }
+    d = None
+    _truth.publish_settled(TRUTH, fields)
     fd = os.open(fifo, os.O_RDONLY)
     os.close(fd)
     SERVE.set()
@@ -140,9 +154,9 @@ SERVE = threading.Event()
 
 
 def wait_parked(threads):
-    """Until every worker blocks in Condition.wait (under SERVE.wait()) and the control thread
-    in its open, the same line twice in a row: the census must not race a thread still running
-    on after its done.set()."""
+    """Until every worker blocks in Condition.wait (under SERVE.wait()) and the main thread in
+    its join, the same line twice in a row: the census must not race a thread still running on
+    after its done.set()."""
     last = None
     while True:
         frames = sys._current_frames()
@@ -151,7 +165,8 @@ def wait_parked(threads):
             f = frames.get(t.ident)
             now.append(None if f is None else (f.f_code.co_name, f.f_lineno, f.f_back and f.f_back.f_code.co_name))
         f = frames = None
-        parked = all(x is not None and (x[:1] == ("control_worker",) or x[0] == x[2] == "wait") for x in now)
+        joins = ("_wait_for_tstate_lock", "join")
+        parked = all(x is not None and (x[0] in joins or x[0] == x[2] == "wait") for x in now)
         if now == last and parked:
             return
         last = now
@@ -168,19 +183,9 @@ def main():
         for n in range(REQUEST_THREADS)
     ]
     threads.append(threading.Thread(target=report_worker, args=(done[-1],), name="nightly-report", daemon=True))
-    threads.append(threading.Thread(target=control_worker, args=(fifo,), name="control", daemon=True))
-    for t in threads:
+    control = threading.Thread(target=control_worker, args=(fifo, list(threads), done), name="control", daemon=True)
+    for t in threads + [control]:
         t.start()
-    for d in done:
-        d.wait()
-    wait_parked(threads)
-    fields = {
-        "queries": STATE["queries"],
-        "requests": sum(SERVED.values()),
-        "threads": ["MainThread"] + [t.name for t in threads],
-    }
-    done = None
-    _truth.publish_settled(TRUTH, fields)
     # What the program does from here on: wait for its workers, forever.
     threads[0].join()
 
