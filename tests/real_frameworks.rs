@@ -27,7 +27,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Table, Target, WebVenv};
+use common::{Target, WebVenv};
 use serde_json::Value;
 
 /// The web venvs, or None after a skip (a failure in CI: `web_venvs`).
@@ -409,10 +409,6 @@ fn django_serving_records_whole_stacks() {
                 ("tracemalloc 16", &["--tracemalloc", "16"]),
             ];
             for (mode, extra) in modes {
-                if *mode != "sampled" && venv.interp.is_free_threaded() {
-                    common::unsupported(label, "record --tracemalloc on a free-threaded build");
-                    continue;
-                }
                 let name = mode.replace(' ', "-");
                 let (folded, json, _) = record(&pid, target.scratch(), &name, "4", extra)?;
                 let (cut, under_cut) = cut_stacks(&folded, "django_app.py");
