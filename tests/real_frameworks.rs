@@ -308,6 +308,13 @@ fn django_census_roots_dump_and_sort() {
                     "[{label}] dump names threads {names:?}, the program {want:?}"
                 ));
             }
+            // The control thread blocks opening its FIFO: the call is named, not numbered.
+            let control = threads.iter().find(|t| t.0 == "control");
+            if !control.is_some_and(|t| t.1.contains("[idle: waiting in openat")) {
+                failures.push(format!(
+                    "[{label}] dump: the control thread blocks in openat(2), dump says {control:?}"
+                ));
+            }
             for (name, rest) in &threads {
                 if !rest.contains("[idle") || rest.contains("holds the GIL") {
                     failures.push(format!(
