@@ -515,6 +515,25 @@ fn async_orm_census_and_task_paths() {
             for e in &exceptions {
                 println!("[{label}] census exception: {e}");
             }
+            // The coroutines a task's coroutine awaits are held by it (its frame's value stack,
+            // `cr_await`): none may read as garbage or unreached (3.10 filed 24 of the 36 as
+            // "unreachable cycle" while the frame objects' stacks were not read).
+            let report = why(&target, "coroutine")?;
+            let lost: Vec<String> = report["paths"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|g| {
+                    let root = g["root"].as_str().unwrap_or("");
+                    root.starts_with("(unreachable") || root == UNREACHED
+                })
+                .map(|g| format!("{} ×{}", path_text(g), g["count"]))
+                .collect();
+            if !lost.is_empty() {
+                failures.push(format!(
+                    "[{label}] why --type coroutine: awaited coroutines filed as unreached: {lost:?}"
+                ));
+            }
             for (model, key) in MODELS {
                 let want = target.truth_u64(key);
                 let (objects, texts, through_tasks) = task_paths(&target, model)?;
