@@ -361,6 +361,16 @@ pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces> {
     let mut names: HashMap<u64, String> = HashMap::default();
     for (tb, (bytes, blocks)) in by_traceback {
         match read_traceback(view, py, tl, tb, max_nframe, &mut names) {
+            // What pymemspy's own staged script allocated (`record --tracemalloc` on a running
+            // process) is not the program's.
+            Some(frames)
+                if frames
+                    .iter()
+                    .any(|(f, _)| crate::live_tracing::staging::is_staged_script(f)) =>
+            {
+                traces.blocks -= blocks;
+                traces.bytes = traces.bytes.saturating_sub(bytes);
+            }
             Some(frames) => traces.stacks.push((frames, bytes, blocks)),
             None => traces.skipped += blocks,
         }
