@@ -368,7 +368,7 @@ pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces> {
                     .iter()
                     .any(|(f, _)| crate::live_tracing::staging::is_staged_script(f)) =>
             {
-                traces.blocks -= blocks;
+                traces.blocks = traces.blocks.saturating_sub(blocks);
                 traces.bytes = traces.bytes.saturating_sub(bytes);
             }
             Some(frames) => traces.stacks.push((frames, bytes, blocks)),
