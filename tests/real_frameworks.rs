@@ -625,6 +625,19 @@ fn worker_pids(dir: &Path, n: usize) -> Result<Vec<u32>, String> {
     }
 }
 
+/// gunicorn's workers, killed when the test is done with them: the master dies with its
+/// `Target` (SIGKILL) and its workers would notice their new parent only seconds later.
+struct Workers(Vec<u32>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        for &pid in &self.0 {
+            let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
 #[test]
 fn gunicorn_idle_worker_dump_and_record() {
     let Some(venvs) = venvs() else { return };
@@ -637,7 +650,7 @@ fn gunicorn_idle_worker_dump_and_record() {
             let label = &venv.interp.label;
             let target = Target::spawn(&venv.interp, "flask_gunicorn.py", &["2"])?;
             let port = target.truth["port"].as_u64().ok_or("truth lacks port")? as u16;
-            let workers = worker_pids(target.scratch(), 2)?;
+            let workers = Workers(worker_pids(target.scratch(), 2)?);
             let mut ok = 0;
             for i in 0..60 {
                 let status = get(port, &format!("/items/{}", i % 20))?;
@@ -649,8 +662,8 @@ fn gunicorn_idle_worker_dump_and_record() {
             }
             // A sync worker between requests waits in select() on the listening socket, waking
             // each second to tell the master it lives.
-            let worker = workers[0].to_string();
-            common::wait_for_state(workers[0], 'S', Duration::from_secs(10))?;
+            let worker = workers.0[0].to_string();
+            common::wait_for_state(workers.0[0], 'S', Duration::from_secs(10))?;
             let dump = common::tool(&["dump", "--pid", &worker])?;
             let threads = dump_threads(&dump);
             let main = threads.iter().find(|t| t.0 == "MainThread");
