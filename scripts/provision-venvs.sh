@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One venv with numpy and pandas per interpreter that can have them, for tests/native_memory.rs.
+# One venv with numpy and pandas per interpreter that can have them, for tests/native_memory.rs,
+# and a "web" venv (Django, Flask, gunicorn, SQLAlchemy, pydantic) on a few interpreters, for
+# tests/real_frameworks.rs.
 #
 # Reads /opt/pymemspy-pythons/interpreters.txt (label<TAB>python), makes
 # /opt/pymemspy-pythons/venvs/<label> and writes /opt/pymemspy-pythons/venvs.txt
@@ -66,3 +68,63 @@ done <"$LIST"
 mv "$tmp" "$ROOT/venvs.txt"
 chmod 644 "$ROOT/venvs.txt"
 echo "provision-venvs: $(wc -l <"$ROOT/venvs.txt") venvs in $ROOT/venvs.txt"
+
+# The web venvs: the frameworks issue 33's programs were built on, on one interpreter per layout
+# family that matters to the tool (3.10: frames are objects; 3.12: the per-interpreter
+# registries; 3.13: the newest GIL build; 3.13t: free-threaded). Django 5 needs 3.10+. Writes
+# $ROOT/web-venvs.txt (label<TAB>venv python<TAB>versions). Same rules as above: wheels only,
+# a venv that already imports them is kept, an interpreter without wheels is skipped (logged).
+WEB_PKGS="django flask gunicorn sqlalchemy pydantic"
+WEB_IMPORTS="import django, flask, gunicorn, sqlalchemy, pydantic"
+WEB_VERSIONS='import importlib.metadata as m
+print(" ".join("%s=%s" % (p, m.version(p)) for p in ("django", "flask", "gunicorn", "sqlalchemy", "pydantic")))'
+web_wanted() {
+  case "$1" in
+    pyenv-3.10.*|pyenv-3.12.*|pyenv-3.13.*|*free-threaded*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# make_web_venv LABEL PYTHON: prints the packages' versions on success.
+make_web_venv() {
+  local dir="$OUT/web-$1"
+  if [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "$WEB_IMPORTS" 2>/dev/null; then
+    "$dir/bin/python" -c "$WEB_VERSIONS"
+    return 0
+  fi
+  rm -rf "$dir"
+  "$2" -m venv "$dir" >&2 || return 1
+  # shellcheck disable=SC2086
+  "$dir/bin/python" -m pip install -q --only-binary=:all: $WEB_PKGS >&2 || return 1
+  "$dir/bin/python" -c "$WEB_IMPORTS" >&2 || return 1
+  "$dir/bin/python" -c "$WEB_VERSIONS"
+}
+
+# The venvs are made side by side: most of a fresh install's time is waiting on the index.
+start=$SECONDS
+work=$(mktemp -d)
+labels=()
+while IFS=$'\t' read -r label py; do
+  [ -n "$label" ] || continue
+  web_wanted "$label" || continue
+  [ -x "$py" ] || continue
+  labels+=("$label")
+  (make_web_venv "$label" "$py" >"$work/$label.out" 2>"$work/$label.err"; echo $? >"$work/$label.rc") &
+done <"$LIST"
+wait
+tmp=$(mktemp)
+for label in "${labels[@]}"; do
+  if [ "$(cat "$work/$label.rc")" = 0 ]; then
+    v=$(cat "$work/$label.out")
+    printf '%s\t%s\t%s\n' "web-$label" "$OUT/web-$label/bin/python" "$v" >>"$tmp"
+    echo "provision-venvs: web-$label $v"
+  else
+    rm -rf "$OUT/web-$label"
+    tail -3 "$work/$label.err" >&2
+    echo "provision-venvs: web-$label: the web frameworks did not install from wheels, skipped" >&2
+  fi
+done
+rm -rf "$work"
+mv "$tmp" "$ROOT/web-venvs.txt"
+chmod 644 "$ROOT/web-venvs.txt"
+echo "provision-venvs: $(wc -l <"$ROOT/web-venvs.txt") web venvs in $ROOT/web-venvs.txt ($((SECONDS - start)) s)"

@@ -149,6 +149,7 @@ fn syscall_name(n: i64) -> Option<&'static str> {
     let table: &[(i64, &str)] = &[
         (0, "read"),
         (1, "write"),
+        (2, "open"),
         (7, "poll"),
         (23, "select"),
         (34, "pause"),
@@ -161,6 +162,8 @@ fn syscall_name(n: i64) -> Option<&'static str> {
         (230, "clock_nanosleep"),
         (232, "epoll_wait"),
         (247, "waitid"),
+        // A thread blocked opening a FIFO no writer opened yet (or a file on a hung mount).
+        (257, "openat"),
         (270, "pselect6"),
         (271, "ppoll"),
         (281, "epoll_pwait"),
@@ -169,6 +172,7 @@ fn syscall_name(n: i64) -> Option<&'static str> {
     #[cfg(target_arch = "aarch64")]
     let table: &[(i64, &str)] = &[
         (22, "epoll_pwait"),
+        (56, "openat"),
         (63, "read"),
         (64, "write"),
         (72, "pselect6"),
@@ -186,4 +190,18 @@ fn syscall_name(n: i64) -> Option<&'static str> {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let table: &[(i64, &str)] = &[];
     table.iter().find(|e| e.0 == n).map(|e| e.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syscall_name;
+
+    #[test]
+    fn a_thread_opening_a_fifo_names_its_call() {
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(syscall_name(257), Some("openat"));
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(syscall_name(56), Some("openat"));
+        assert_eq!(syscall_name(-1), None);
+    }
 }

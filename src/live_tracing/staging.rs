@@ -53,6 +53,26 @@ fn unique_name() -> String {
     format!("pymemspy-{}-{:016x}", std::process::id(), h.finish())
 }
 
+/// Whether a traceback's file is the script pymemspy staged for a target (`BASE/pymemspy-PID-
+/// HEX/script.py`): what that code allocates (its watchdog's `os.stat` results, its floats) is
+/// pymemspy's, not the program's, and is left out of what tracemalloc's tables are read as.
+pub fn is_staged_script(file: &str) -> bool {
+    let Some(dir) = file.strip_suffix("/script.py") else {
+        return false;
+    };
+    let Some((base, name)) = dir.rsplit_once('/') else {
+        return false;
+    };
+    BASES.contains(&base)
+        && name
+            .strip_prefix("pymemspy-")
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(pid, hex)| {
+                pid.bytes().all(|b| b.is_ascii_digit())
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+}
+
 /// Remove what a pymemspy killed before the target ran its script left: directories named
 /// for a pymemspy process that no longer runs, owned by the target's user, 0700, not links.
 /// (Once the script runs, its watchdog removes its own files when the lease expires.)
@@ -203,5 +223,22 @@ impl Lease {
                 &nix::sys::time::TimeSpec::UTIME_NOW,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_staged_script;
+
+    #[test]
+    fn only_pymemspys_staged_script_is_its_own() {
+        assert!(is_staged_script(
+            "/tmp/pymemspy-4242-00ff12ab34cd56ef/script.py"
+        ));
+        assert!(is_staged_script("/dev/shm/pymemspy-7-0a/script.py"));
+        assert!(!is_staged_script("/srv/app/script.py"));
+        assert!(!is_staged_script("/tmp/pymemspy-4242-zz/script.py"));
+        assert!(!is_staged_script("/home/me/pymemspy-1-ab/script.py"));
+        assert!(!is_staged_script("/tmp/pymemspy-4242-00ff/other.py"));
     }
 }

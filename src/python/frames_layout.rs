@@ -183,6 +183,12 @@ pub enum StackTop {
     SlotCount(u64),
     /// 3.14+ `stackpointer`: a pointer one past the last live slot.
     Pointer(u64),
+    /// 3.8/3.9 `PyFrameObject.f_stacktop`: a pointer one past the last live slot of a frame
+    /// that is not running (a suspended generator's, a new one's); NULL while it runs.
+    ObjectPointer(u64),
+    /// 3.10 `PyFrameObject.f_stackdepth`: an int, the live value-stack slots past the named
+    /// ones of a frame that is not running; -1 while it runs.
+    ObjectDepth(u64),
 }
 
 /// A frame's local variables, cells and value stack: the references a running function holds,
@@ -192,8 +198,9 @@ pub struct SlotLayout {
     /// Offset of the first slot from the frame (`f_localsplus` / `localsplus`).
     pub localsplus: u64,
     pub names: SlotNames,
-    /// None where the walker cannot trust it while the frame runs (3.8–3.10 `f_stacktop` /
-    /// `f_stackdepth` are cleared then): only named slots are read.
+    /// None: only named slots are read. 3.8–3.10 keep it in the frame object only while the
+    /// frame does not run (`f_stacktop` NULL, `f_stackdepth` -1 then: named slots only); a
+    /// suspended coroutine's value stack holds what it awaits.
     pub stack_top: Option<StackTop>,
     /// 3.8–3.10: a frame is a `PyFrameObject`, itself a GC object worth charging to its thread.
     pub frame_is_object: bool,
@@ -293,8 +300,9 @@ const IFRAME_314_315: FrameFields = FrameFields {
 };
 
 /// 3.8–3.10: `f_localsplus` follows the fixed fields of `PyFrameObject` (checked live against
-/// `id()` of a frame's arguments); co_varnames@72, co_freevars@80, co_cellvars@88.
-const fn slots_38_310(localsplus: u64) -> SlotLayout {
+/// `id()` of a frame's arguments); co_varnames@72, co_freevars@80, co_cellvars@88;
+/// f_stacktop@72 (3.8/3.9), f_stackdepth@80 (3.10).
+const fn slots_38_310(localsplus: u64, stack_top: StackTop) -> SlotLayout {
     SlotLayout {
         localsplus,
         names: SlotNames::Split {
@@ -302,7 +310,7 @@ const fn slots_38_310(localsplus: u64) -> SlotLayout {
             cellvars: 88,
             freevars: 80,
         },
-        stack_top: None,
+        stack_top: Some(stack_top),
         frame_is_object: true,
     }
 }
@@ -346,7 +354,7 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             frame: FRAME_OBJECT_38_39,
             code: CODE_38_310,
             gil: gil_runtime(1168, 1160),
-            slots: slots_38_310(360),
+            slots: slots_38_310(360, StackTop::ObjectPointer(72)),
         },
         9 | 10 => FrameLayout {
             tstate: old_tstate,
@@ -365,7 +373,11 @@ pub fn table(version: Version) -> Option<FrameLayout> {
             },
             gil: gil_runtime(368, 360),
             // 3.10's fixed fields end 8 bytes earlier (f_stacktop became an int f_stackdepth).
-            slots: slots_38_310(if version.minor == 9 { 360 } else { 352 }),
+            slots: if version.minor == 9 {
+                slots_38_310(360, StackTop::ObjectPointer(72))
+            } else {
+                slots_38_310(352, StackTop::ObjectDepth(80))
+            },
         },
         11 => FrameLayout {
             tstate: ThreadStateLayout {

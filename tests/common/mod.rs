@@ -253,6 +253,69 @@ pub fn numpy_venvs() -> Result<Vec<Venv>, String> {
     Ok(venvs)
 }
 
+/// A venv with Django, Flask, gunicorn, SQLAlchemy and pydantic made by
+/// scripts/provision-venvs.sh (the "web" venvs, on a few interpreters).
+#[derive(Clone, Debug)]
+pub struct WebVenv {
+    pub interp: Interp,
+    /// `django=5.2 flask=3.1 …`, as the script wrote them.
+    pub versions: String,
+}
+
+impl Case for WebVenv {
+    fn label(&self) -> &str {
+        &self.interp.label
+    }
+}
+
+/// The venvs listed in `${PYMEMSPY_PYTHONS:-/opt/pymemspy-pythons}/web-venvs.txt`
+/// (label<TAB>python<TAB>versions). Err: why none can be tested (the caller skips through
+/// `skip`). In CI a missing or empty list fails the test instead: the real frameworks would go
+/// untested.
+pub fn web_venvs() -> Result<Vec<WebVenv>, String> {
+    let root = std::env::var_os("PYMEMSPY_PYTHONS").unwrap_or_else(|| DEFAULT_PYTHONS.into());
+    let list = Path::new(&root).join("web-venvs.txt");
+    let ci = std::env::var_os("CI").is_some();
+    let text = match fs::read_to_string(&list) {
+        Ok(text) => text,
+        Err(err) => {
+            assert!(
+                !ci,
+                "{} unreadable ({err}); CI must run scripts/provision-venvs.sh",
+                list.display()
+            );
+            return Err(format!(
+                "{} unreadable ({err}); run scripts/provision-venvs.sh",
+                list.display()
+            ));
+        }
+    };
+    let venvs: Vec<WebVenv> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (label, python, versions) = (f.next()?, f.next()?, f.next().unwrap_or(""));
+            Path::new(python.trim()).exists().then(|| WebVenv {
+                interp: Interp {
+                    label: label.trim().to_string(),
+                    argv_prefix: vec![python.trim().to_string()],
+                },
+                versions: versions.trim().to_string(),
+            })
+        })
+        .collect();
+    assert!(
+        !ci || !venvs.is_empty(),
+        "{} lists no usable venv; CI needs them",
+        list.display()
+    );
+    if venvs.is_empty() {
+        return Err(format!("{} lists no usable venv", list.display()));
+    }
+    Ok(venvs)
+}
+
 /// Absolute path of a script in tests/targets/.
 pub fn target_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

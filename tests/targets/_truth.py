@@ -423,3 +423,43 @@ def self_check(published, published_path, frozen=False):
         % ("OK" if ok else "FAIL", _VERSION, objects, freeze_count)
     )
     return ok
+
+
+def python_sizeof_types():
+    """Names of the types in the heap whose sys.getsizeof calls a __sizeof__ written in Python
+    (no outside reader can compute those bytes): the first class of the MRO that defines
+    __sizeof__ defines it as something other than a builtin method descriptor."""
+    method_descriptor = type(object.__sizeof__)
+    names = set()
+    seen = set()
+    objs = _get_objects()
+    for o in objs:
+        t = type(o)
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        for k in t.__mro__:
+            v = k.__dict__.get("__sizeof__")
+            if v is not None:
+                if type(v) is not method_descriptor:
+                    names.add(_type_repr(t)[8:-2])
+                break
+    o = t = k = v = objs = None
+    return sorted(names)
+
+
+def publish_settled(path, fields):
+    """Publish the census of a program that has settled (its other threads parked), for a
+    census compared type by type: a collection first, then 3.12's immortal tuples thawed out of
+    the permanent generation (gc.get_objects() does not list them, the tool does), and the
+    collector left off so nothing the census counted is collected while the tool reads.
+
+    fields (a dict the caller keeps alive, as it is during the census) gets "python_sizeof".
+    """
+    fields["python_sizeof"] = python_sizeof_types()
+    warm_up(path)
+    gc.disable()
+    gc.collect()
+    gc.unfreeze()
+    text = gc_census(collect=False)
+    write_truth(path, with_fields(text, fields))

@@ -4,7 +4,7 @@
 
 use crate::analysis::session::{PythonInfo, Session};
 use crate::heap::frames::file_names::FileNames;
-use crate::heap::tracemalloc::{self, Traces};
+use crate::heap::tracemalloc::{self, Traces, CUT_OFF};
 use crate::process::View;
 use crate::profile::{Profile, Stack, Unit};
 use anyhow::Context;
@@ -165,10 +165,10 @@ pub fn profile(r: &AllocationReport) -> Profile {
     );
     let mut file_names = r.file_names.clone();
     for (frames, bytes, blocks) in &r.traces.stacks {
-        let names = frames
-            .iter()
-            .rev()
-            .map(|(f, l)| format!("{}:{l}", file_names.file(f)));
+        let names = frames.iter().rev().map(|(f, l)| match f.as_str() {
+            CUT_OFF => super::traced_growth::cut_off_frame(*l),
+            _ => format!("{}:{l}", file_names.file(f)),
+        });
         p.stacks
             .push(Stack::new(names, *bytes).with_objects(*blocks));
     }

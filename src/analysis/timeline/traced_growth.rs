@@ -11,7 +11,7 @@
 use crate::analysis::session::Session;
 use crate::heap::frames::file_names::FileNames;
 use crate::heap::frames::stacks::StackReader;
-use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces};
+use crate::heap::tracemalloc::{self, Frame, TraceLayout, Traces, CUT_OFF};
 use crate::process::View;
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::HashSet;
@@ -45,6 +45,15 @@ pub struct TracedGrowth {
 /// request threads whose in-flight temporaries, not yet in the baseline, read as ~98% of the
 /// growth).
 const STILL_WARMING: f64 = 0.05;
+
+/// The root a stack cut at tracemalloc's frame limit stands under instead of its thread's:
+/// what it is, and how many outer frames it lost.
+pub const CUT_OFF_ROOT: &str = "[cut off by tracemalloc's frame limit]";
+
+/// The outermost frame of a stack tracemalloc cut: `CUT_OFF_ROOT` with the frames it lost.
+pub fn cut_off_frame(missing: u32) -> String {
+    format!("{CUT_OFF_ROOT} ({missing} outer frames not kept)")
+}
 
 fn held_maxima(t: &HashMap<Vec<Frame>, (u64, u64)>) -> u64 {
     t.values().map(|v| v.0).sum()
@@ -216,6 +225,7 @@ impl TracedGrowth {
                     .map(|(file, line)| match (file.as_str(), line) {
                         // tracemalloc's frame for an allocation made with no Python frame.
                         ("<unknown>", 0) => "<no Python frame>".to_string(),
+                        (CUT_OFF, missing) => cut_off_frame(*missing),
                         _ => {
                             let name = names.function_at(file, *line).unwrap_or("?");
                             format!("{name} ({}:{line})", file_names.file(file))
@@ -373,5 +383,13 @@ mod tests {
         assert_eq!(n.function_at("app.py", 31), Some("serve"));
         assert_eq!(n.function_at("app.py", 2), Some("<module>"));
         assert_eq!(n.function_at("other.py", 2), None);
+    }
+
+    #[test]
+    fn a_cut_stack_names_its_root_for_what_it_is() {
+        let f = cut_off_frame(12);
+        assert!(f.starts_with(CUT_OFF_ROOT), "{f}");
+        assert!(f.ends_with("(12 outer frames not kept)"), "{f}");
+        assert!(!f.contains(';'), "{f}");
     }
 }

@@ -67,7 +67,7 @@ pub fn frame_slots(
     let Some(base) = frame.addr.checked_add(s.localsplus) else {
         return false;
     };
-    let live = stack_top(view, s.stack_top, frame.addr, base)
+    let live = stack_top(view, s.stack_top, frame.addr, base, named)
         .filter(|&top| top >= named && top - named <= MAX_STACK)
         .unwrap_or(named);
     if live == 0 {
@@ -123,17 +123,28 @@ fn tuple_items(view: &mut View, l: &Layout, tuple_type: u64, at: u64, out: &mut 
     }
 }
 
-/// Live slots from the first one, as the frame's stack top says (None: unknown or torn).
-fn stack_top(view: &mut View, top: Option<StackTop>, frame: u64, base: u64) -> Option<u64> {
+/// Live slots from the first one, as the frame's stack top says (None: unknown, torn, or a
+/// 3.8–3.10 frame that runs). `named`: the locals, cells and frees before the value stack.
+fn stack_top(
+    view: &mut View,
+    top: Option<StackTop>,
+    frame: u64,
+    base: u64,
+    named: u64,
+) -> Option<u64> {
     match top? {
         StackTop::SlotCount(off) => {
             let n = view.u32(frame.checked_add(off)?)? as i32;
             u64::try_from(n).ok()
         }
-        StackTop::Pointer(off) => {
+        StackTop::Pointer(off) | StackTop::ObjectPointer(off) => {
             let p = view.u64(frame.checked_add(off)?)?;
             let bytes = p.checked_sub(base)?;
             bytes.is_multiple_of(8).then_some(bytes / 8)
+        }
+        StackTop::ObjectDepth(off) => {
+            let n = view.u32(frame.checked_add(off)?)? as i32;
+            named.checked_add(u64::try_from(n).ok()?)
         }
     }
 }

@@ -203,6 +203,8 @@ fn generator_top(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<
             let bytes = view.u64(frame.checked_add(off)?)?.checked_sub(base)?;
             bytes.is_multiple_of(8).then_some(bytes / 8)?
         }
+        // 3.8–3.10: the frame is an object of its own, not embedded in the generator.
+        StackTop::ObjectPointer(_) | StackTop::ObjectDepth(_) => return None,
     };
     // No size field bounds the slots (a generator's ob_size is not its frame's): a count past
     // any code's, or slots that do not read, fall back to the caller's scan.

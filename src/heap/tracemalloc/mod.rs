@@ -334,6 +334,11 @@ pub struct TraceConfig {
 /// One frame: file name and line (most recent first in a traceback, as tracemalloc keeps them).
 pub type Frame = (String, u32);
 
+/// The file of the frame `read` adds, outermost, to a traceback that tracemalloc cut at its
+/// frame limit (`total_nframe` above `nframe`, 3.9+); its line is how many outer frames were
+/// not kept. Such a stack does not begin at its thread's root, and must not read as if it did.
+pub const CUT_OFF: &str = "<cut off>";
+
 /// Traces grouped by their traceback (tracemalloc interns tracebacks: one per distinct stack).
 #[derive(Debug, Clone, Default)]
 pub struct Traces {
@@ -402,6 +407,16 @@ pub fn read(view: &mut View, py: &Python, tl: &TraceLayout) -> Result<Traces> {
     let mut names: HashMap<u64, String> = HashMap::default();
     for (tb, (bytes, blocks)) in by_traceback {
         match read_traceback(view, py, tl, tb, max_nframe, &mut names) {
+            // What pymemspy's own staged script allocated (`record --tracemalloc` on a running
+            // process) is not the program's.
+            Some(frames)
+                if frames
+                    .iter()
+                    .any(|(f, _)| crate::live_tracing::staging::is_staged_script(f)) =>
+            {
+                traces.blocks = traces.blocks.saturating_sub(blocks);
+                traces.bytes = traces.bytes.saturating_sub(bytes);
+            }
             Some(frames) => traces.stacks.push((frames, bytes, blocks)),
             None => traces.skipped += blocks,
         }
@@ -567,10 +582,14 @@ fn read_traceback(
     names: &mut HashMap<u64, String>,
 ) -> Option<Vec<Frame>> {
     let head = view.get(tb, 12).ok()?;
-    let nframe = if tl.nframe_u32 {
-        u64::from(head.u32_at(8))
+    // 3.9+: u16 nframe, then u16 total_nframe (the frames the stack had); 3.8: an int nframe.
+    let (nframe, total) = if tl.nframe_u32 {
+        (u64::from(head.u32_at(8)), 0)
     } else {
-        u64::from(head.u32_at(8) & 0xffff)
+        (
+            u64::from(head.u32_at(8) & 0xffff),
+            u64::from(head.u32_at(8) >> 16),
+        )
     };
     // A traceback never holds more frames than the configuration allows (nor fewer than none).
     if nframe > u64::from(max_nframe.max(1)) {
@@ -602,6 +621,9 @@ fn read_traceback(
             }
         };
         frames.push((name, line));
+    }
+    if total > nframe {
+        frames.push((CUT_OFF.into(), (total - nframe) as u32));
     }
     Some(frames)
 }

@@ -6,7 +6,7 @@ use super::profile::{file_names, imports_apart, AllocProfile, TRACEMALLOC};
 use super::stats::AllocStats;
 use super::SamplerOptions;
 use crate::analysis::session::Session;
-use crate::analysis::timeline::traced_growth::TracedGrowth;
+use crate::analysis::timeline::traced_growth::{self, TracedGrowth};
 use std::time::{Duration, Instant};
 
 /// How long a program started with tracemalloc on may take to begin tracing.
@@ -93,6 +93,27 @@ impl Traced {
                  that allocated (PYTHONTRACEMALLOC=16 keeps the callers too)"
                     .into(),
             );
+        }
+        // A stack tracemalloc cut at its frame limit stands under its own root, never as if
+        // its innermost frames were where its thread began (Django's request stacks are deeper
+        // than 16 frames); the share is said.
+        let cut: u64 = stacks
+            .iter()
+            .filter(|s| {
+                s.0.first()
+                    .is_some_and(|f| f.starts_with(traced_growth::CUT_OFF_ROOT))
+            })
+            .map(|s| s.1)
+            .sum();
+        let total: u64 = stacks.iter().map(|s| s.1).sum();
+        if cut > 0 {
+            warnings.push(format!(
+                "{:.1}% of the traced growth is on stacks deeper than tracemalloc's {max_nframe} \
+                 frames: they stand under \"{}\" (--tracemalloc with more frames keeps their \
+                 threads' roots)",
+                100.0 * cut as f64 / total.max(1) as f64,
+                traced_growth::CUT_OFF_ROOT
+            ));
         }
         imports_apart(&mut stacks);
         stats.scale = 1.0;
