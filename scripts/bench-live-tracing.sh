@@ -10,7 +10,7 @@
 #              remember (keep a session), waiting 0.2 ms on a "socket" per request;
 #     asyncio  tests/targets/live_shapes.py asyncio --bench: an asyncio TCP server on loopback,
 #              a client thread sending the next request as soon as the answer comes.
-#   KEEP=20000   sessions each server keeps (its steady state); KEEP=0: the leaking server,
+#   KEEP=2000    sessions each server keeps (its steady state, reached within WARMUP=5 s); KEEP=0: the leaking server,
 #                whose heap, and so every collection, grows all the time.
 #   FRAMES=16 WINDOW=10   tracemalloc's frames; seconds per measured window.
 #
@@ -24,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-16}
 WINDOW=${WINDOW:-10}
-KEEP=${KEEP:-20000}
+KEEP=${KEEP:-2000}
+WARMUP=${WARMUP:-5}
 SHAPES=${SHAPES:-threads asyncio}
 cargo build --release --quiet
 TOOL=$PWD/target/release/pymemspy
@@ -72,7 +73,7 @@ for arg in "$@"; do
       pid=$(start_target "$py" "$shape" "$dir")
       while [ ! -e "$dir/t.json" ]; do sleep 0.05; done
       touch "$dir/t.json.go"
-      sleep 2
+      sleep "$WARMUP"
       before=$(rate "$dir/t.json" "$pid" "$WINDOW")
       rec=
       if [ $run = traced ]; then

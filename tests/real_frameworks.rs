@@ -558,17 +558,14 @@ fn async_orm_census_and_task_paths() {
     );
 }
 
-/// Item 8's other half: every step of a path names its field. The step from a suspended
-/// coroutine into one of its frame's locals has no name yet (`coroutine  → OrderIn`; it should
-/// read like `local 'order_in'`, as a thread frame's locals do): graph edges from a coroutine's
-/// frame slots are unnamed guesses (`Label::Ref`), and naming them needs a label that carries
-/// the local's name through heap dumps too.
+/// Item 8's other half: every step of a path names its field, the step from a suspended
+/// coroutine (or its 3.8–3.10 frame object) into one of its locals included: `local
+/// 'order_in'`, as a thread frame's locals read (`heap::graph::Label::Local`).
 #[test]
-#[ignore = "issue 33 item 8: a coroutine's frame locals are unnamed steps in why paths"]
 fn async_task_paths_name_every_step() {
     let Some(venvs) = venvs() else { return };
     common::over_matrix(
-        venvs.into_iter().take(1),
+        venvs,
         "async_task_paths_name_every_step (tests/targets/async_orm.py)",
         "async_task_paths_name_every_step",
         &["label", "model", "unnamed steps"],

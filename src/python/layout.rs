@@ -273,6 +273,8 @@ pub enum FrameSizing {
     FrameObject {
         /// `PyFrameObject.f_code`.
         code: u64,
+        /// `PyGenObject.gi_frame` (`cr_frame`, `ag_frame`): the frame a generator holds.
+        gen_frame: u64,
         /// `PyCodeObject` ints co_nlocals and co_stacksize, tuples co_cellvars and co_freevars.
         nlocals: u64,
         stacksize: u64,

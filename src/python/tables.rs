@@ -427,6 +427,7 @@ fn frame_sizing(minor: u8) -> FrameSizing {
     match minor {
         8..=10 => FrameSizing::FrameObject {
             code: 32,
+            gen_frame: 16,
             nlocals: 28,
             stacksize: 32,
             cellvars: 88,

@@ -24,9 +24,14 @@ impl Bits {
     }
 }
 
-/// Whether label `l` of `g` is exact (anything but a scanned word; type edges are exact).
+/// Whether label `l` of `g` is exact (anything but a scanned word; type edges are exact). A
+/// held frame's named locals weigh as the value-stack words beside them (see
+/// `heap::graph::Label::deferred`).
 pub fn exact_labels(g: &Graph) -> Vec<bool> {
-    g.labels.iter().map(|l| *l != EdgeLabel::Ref).collect()
+    g.labels
+        .iter()
+        .map(|l| !matches!(l, EdgeLabel::Ref | EdgeLabel::Local(_)))
+        .collect()
 }
 
 /// The objects of `g` some exact edge points to (type edges included), one bit each: one

@@ -18,8 +18,9 @@ use std::path::Path;
 
 pub const MAGIC: &[u8; 16] = b"PYMEMSPY-HEAP\0\0\0";
 /// 3: type edges are no longer stored (made from each object's type), `class_label` added;
-/// 4: allocation sites; 5: the whole path of each shortened file label.
-pub const VERSION: u32 = 5;
+/// 4: allocation sites; 5: the whole path of each shortened file label; 6: a held frame's
+/// locals named (`EdgeLabel::Local`, the enum's last variant, so formats 3–5 read the same).
+pub const VERSION: u32 = 6;
 /// The oldest format still read (3: no allocation sites).
 const OLDEST: u32 = 3;
 /// zstd level: 3 is its default, fast enough to keep the dump within the census's time.
@@ -464,7 +465,9 @@ fn decode_body(compressed: impl std::io::Read, label: &str, version: u32) -> Res
     }
     let names = f.names.len() as u32;
     let name_ok = |l: &EdgeLabel| match *l {
-        EdgeLabel::Attr(x) | EdgeLabel::Key(x) | EdgeLabel::Field(x) => x < names,
+        EdgeLabel::Attr(x) | EdgeLabel::Key(x) | EdgeLabel::Field(x) | EdgeLabel::Local(x) => {
+            x < names
+        }
         _ => true,
     };
     if !f.labels.iter().all(name_ok)

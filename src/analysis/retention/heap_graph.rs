@@ -43,6 +43,8 @@ pub enum EdgeLabel {
     Item,
     Field(u32),
     Ref,
+    /// Last, so that dumps written before it read the same.
+    Local(u32),
 }
 
 /// A thread frame's root: the object and the interned texts naming where it is held.
@@ -264,6 +266,7 @@ impl Interner {
             Label::KeyObject => EdgeLabel::KeyObject,
             Label::Item => EdgeLabel::Item,
             Label::Field(f) => EdgeLabel::Field(self.name(f)),
+            Label::Local(p) => EdgeLabel::Local(self.name(&src.name(p))),
             Label::Ref => EdgeLabel::Ref,
         };
         // Two str pointers with the same text share one label.
@@ -607,6 +610,7 @@ fn merge_part(
                 EdgeLabel::Attr(x) => EdgeLabel::Attr(name_map[x as usize]),
                 EdgeLabel::Key(x) => EdgeLabel::Key(name_map[x as usize]),
                 EdgeLabel::Field(x) => EdgeLabel::Field(name_map[x as usize]),
+                EdgeLabel::Local(x) => EdgeLabel::Local(name_map[x as usize]),
                 other => other,
             };
             names.entry(global)
@@ -693,6 +697,7 @@ impl<'g> DumpSource<'g> {
             EdgeLabel::KeyObject => Label::KeyObject,
             EdgeLabel::Item => Label::Item,
             EdgeLabel::Field(n) => Label::Field(self.fields.get(&n).copied().unwrap_or("?")),
+            EdgeLabel::Local(n) => Label::Local(n as u64),
             EdgeLabel::Ref => Label::Ref,
         }
     }
@@ -749,6 +754,7 @@ impl HeapSource for DumpSource<'_> {
             Label::KeyObject => "(key)".into(),
             Label::Item => "[*]".into(),
             Label::Field(f) => f.to_string(),
+            Label::Local(n) => format!("local '{}'", self.text(n)),
             Label::Ref => String::new(),
         }
     }

@@ -430,6 +430,7 @@ impl<'p> Namer<'p> {
             Label::KeyObject => "(key)".into(),
             Label::Item => "[*]".into(),
             Label::Field(f) => f.to_string(),
+            Label::Local(p) => format!("local '{}'", self.name(view, p)),
             Label::Ref => String::new(),
         }
     }

@@ -43,26 +43,9 @@ pub fn frame_slots(
     out: &mut Vec<Slot>,
 ) -> bool {
     let s = l.frames.slots;
-    let mut names = Vec::new();
-    let tuples: &[u64] = match &s.names {
-        SlotNames::LocalsPlus { names } => std::slice::from_ref(names),
-        SlotNames::Split {
-            varnames,
-            cellvars,
-            freevars,
-        } => &[*varnames, *cellvars, *freevars],
+    let Some(names) = slot_names(view, l, tuple_type, frame.code) else {
+        return false;
     };
-    for &off in tuples {
-        if !tuple_items(
-            view,
-            l,
-            tuple_type,
-            frame.code.wrapping_add(off),
-            &mut names,
-        ) {
-            return false;
-        }
-    }
     let named = names.len() as u64;
     let Some(base) = frame.addr.checked_add(s.localsplus) else {
         return false;
@@ -91,6 +74,26 @@ pub fn frame_slots(
         out.push(Slot { value, kind });
     }
     true
+}
+
+/// The names `code` gives its frame's slots, in slot order (str pointers, unvalidated): locals,
+/// cells, frees. None when a name tuple does not read as one.
+pub fn slot_names(view: &mut View, l: &Layout, tuple_type: u64, code: u64) -> Option<Vec<u64>> {
+    let mut names = Vec::new();
+    let tuples: &[u64] = match &l.frames.slots.names {
+        SlotNames::LocalsPlus { names } => std::slice::from_ref(names),
+        SlotNames::Split {
+            varnames,
+            cellvars,
+            freevars,
+        } => &[*varnames, *cellvars, *freevars],
+    };
+    for &off in tuples {
+        if !tuple_items(view, l, tuple_type, code.wrapping_add(off), &mut names) {
+            return None;
+        }
+    }
+    Some(names)
 }
 
 /// Items of the tuple whose pointer is stored at `at`, appended to `out` (an empty or NULL

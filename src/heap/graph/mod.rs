@@ -4,10 +4,10 @@
 
 pub mod thread_roots;
 
-use crate::heap::frames::frame_slots::frame_slots;
+use crate::heap::frames::frame_slots::{frame_slots, slot_names, SlotKind};
 use crate::heap::frames::stacks::FrameAt;
 use crate::heap::objects::containers::{
-    coroutine_awaits, deque_items, field_values, generator_slots, Container,
+    coroutine_awaits, deque_items, field_values, generator_code, generator_slots, Container,
 };
 use crate::heap::objects::native;
 use crate::heap::objects::pyobj::{body_words, dict_items, dict_keys, managed_attrs, ManagedAttrs};
@@ -36,6 +36,9 @@ pub enum Label {
     Item,
     /// A known field.
     Field(&'static str),
+    /// A local variable (or cell) of a frame a generator, a coroutine or a frame object
+    /// holds: a str pointer, the name its code gives the slot.
+    Local(u64),
     /// A pointer found in the object's body.
     Ref,
 }
@@ -46,9 +49,12 @@ pub enum Label {
 pub const CLASS: Label = Label::Field("__class__");
 
 impl Label {
-    /// Edges a walk follows only once every exact edge has been: guesses and types.
+    /// Edges a walk follows only once every exact edge has been: guesses and types. A held
+    /// frame's locals are named but weigh as the value-stack words beside them: both are read
+    /// as the frame stood at one moment, and the tree and the dominators do not change with
+    /// the names.
     pub fn deferred(self) -> bool {
-        self == Label::Ref || self == CLASS
+        matches!(self, Label::Ref | Label::Local(_)) || self == CLASS
     }
 }
 
@@ -217,7 +223,33 @@ fn container_rest(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut
 /// slots include what it awaits (the sub-coroutine sits on its value stack).
 fn generator_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mut impl Edges) {
     let Some(slots) = generator_slots(view, l, obj, t) else {
-        body(view, l, obj, t, l.header_size, out);
+        // 3.8–3.10: the frame is an object of its own, which the generator's first field
+        // holds; named as Python names it (its locals are then named by the frame's edges).
+        if let FrameSizing::FrameObject { gen_frame, .. } = l.frame_sizing {
+            let name = match &*t.name {
+                "coroutine" => "cr_frame",
+                "async_generator" => "ag_frame",
+                _ => "gi_frame",
+            };
+            let offsets = (l.header_size..).step_by(8);
+            out.extend(
+                offsets
+                    .zip(body_words(view, l, obj, t))
+                    .filter(|&(off, _)| off != t.weaklist)
+                    .map(|(off, w)| {
+                        (
+                            w,
+                            if off == gen_frame {
+                                Label::Field(name)
+                            } else {
+                                Label::Ref
+                            },
+                        )
+                    }),
+            );
+        } else {
+            body(view, l, obj, t, l.header_size, out);
+        }
         return;
     };
     let offsets = (l.header_size..t.basicsize).step_by(8);
@@ -234,13 +266,19 @@ fn generator_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mu
     } else {
         None
     };
+    // The locals' names, from the code the frame runs (none when they do not read: the
+    // slots stay unnamed).
+    let names = generator_code(view, l, obj)
+        .and_then(|code| slot_names(view, l, 0, code))
+        .unwrap_or_default();
     let mut named = false;
-    for w in slots {
+    for (i, w) in slots {
         if !named && Some(w) == awaits {
             named = true;
             out.push((w, Label::Field("cr_await")));
         } else {
-            out.push((w, Label::Ref));
+            let label = names.get(i).map_or(Label::Ref, |&n| Label::Local(n));
+            out.push((w, label));
         }
     }
 }
@@ -281,7 +319,15 @@ fn frame_object_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: 
         code: code & !7,
     };
     frame_slots(view, l, 0, at, &mut slots);
-    out.extend(slots.into_iter().map(|s| (s.value, Label::Ref)));
+    out.extend(slots.into_iter().map(|s| (s.value, slot_label(s.kind))));
+}
+
+/// A frame slot's edge: its local's name, or an unnamed value-stack word.
+fn slot_label(kind: SlotKind) -> Label {
+    match kind {
+        SlotKind::Named(name) => Label::Local(name),
+        SlotKind::Stack => Label::Ref,
+    }
 }
 
 /// The words of an object's body from its header up to offset `end` (its weak-reference list

@@ -132,7 +132,12 @@ const MAX_FRAME_SLOTS: u64 = 1 << 16;
 /// coroutine embeds, or None where frames are separate objects (3.8-3.10) or the stack top
 /// does not read. The frame's slots start at the type's basicsize (`gi_iframe` is the last
 /// field and `localsplus` the frame's last); its fixed fields sit just before them.
-pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<Vec<u64>> {
+pub fn generator_slots(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+) -> Option<Vec<(usize, u64)>> {
     let top = generator_top(view, l, obj, t)?;
     if top == 0 {
         return Some(Vec::new());
@@ -142,12 +147,31 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
     Some(
         raw.chunks_exact(8)
             .map(|w| w.u64_at(0))
+            .enumerate()
             // 3.14+ stack refs carry tag bits: both set is a tagged int, not a pointer.
-            .filter(|w| w & 3 != 3)
-            .map(|w| w & !3)
-            .filter(|&w| w != 0)
+            .filter(|&(_, w)| w & 3 != 3)
+            .map(|(i, w)| (i, w & !3))
+            .filter(|&(_, w)| w != 0)
             .collect(),
     )
+}
+
+/// The code object a 3.11+ generator's embedded frame runs (None before 3.11: the frame is
+/// an object of its own).
+pub fn generator_code(view: &mut View, l: &Layout, obj: u64) -> Option<u64> {
+    let FrameSizing::Embedded {
+        gen_code,
+        frame_code,
+        ..
+    } = l.frame_sizing
+    else {
+        return None;
+    };
+    let code = match gen_code {
+        GenCode::Field(at) => view.u64(obj.checked_add(at)?)?,
+        GenCode::InFrame(at) => view.u64(obj.checked_add(at)?.checked_add(frame_code)?)?,
+    };
+    Some(code & !7)
 }
 
 /// What a suspended 3.11+ coroutine awaits (`cr_await`): the top of its frame's value stack,
@@ -157,20 +181,11 @@ pub fn generator_slots(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> O
 /// top; generators and async generators also suspend at a plain `yield`, whose stack top is
 /// some temporary (a for loop's iterator), so they are not asked.
 pub fn coroutine_awaits(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo) -> Option<u64> {
-    let FrameSizing::Embedded {
-        gen_code,
-        frame_code,
-        nlocalsplus,
-        ..
-    } = l.frame_sizing
-    else {
+    let FrameSizing::Embedded { nlocalsplus, .. } = l.frame_sizing else {
         return None;
     };
     let top = generator_top(view, l, obj, t)?;
-    let code = match gen_code {
-        GenCode::Field(at) => view.u64(obj.checked_add(at)?)?,
-        GenCode::InFrame(at) => view.u64(obj.checked_add(at)?.checked_add(frame_code)?)?,
-    } & !7;
+    let code = generator_code(view, l, obj)?;
     let locals = u64::try_from(view.u32(code.checked_add(nlocalsplus)?)? as i32).ok()?;
     if top <= locals {
         return None;

@@ -209,6 +209,7 @@ fn frame_backed_size(view: &mut View, l: &Layout, t: &TypeInfo, b: &[u8]) -> Opt
             stacksize,
             cellvars,
             freevars,
+            ..
         } => {
             if generator {
                 // No __sizeof__ of its own: object.__sizeof__.
