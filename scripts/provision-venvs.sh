@@ -70,8 +70,9 @@ chmod 644 "$ROOT/venvs.txt"
 echo "provision-venvs: $(wc -l <"$ROOT/venvs.txt") venvs in $ROOT/venvs.txt"
 
 # The web venvs: the frameworks issue 33's programs were built on, on one interpreter per layout
-# family that matters to the tool (3.10: frames are objects; 3.12: the per-interpreter
-# registries; 3.13: the newest GIL build; 3.13t: free-threaded). Django 5 needs 3.10+. Writes
+# family that matters to the tool (3.10: frames are objects; 3.12: embedded frames and the
+# per-interpreter registries; 3.13t: free-threaded). Django 5 needs 3.10+. Three, not more:
+# each costs CI a minute or two of installing (Django's files compiled to bytecode). Writes
 # $ROOT/web-venvs.txt (label<TAB>venv python<TAB>versions). Same rules as above: wheels only,
 # a venv that already imports them is kept, an interpreter without wheels is skipped (logged).
 WEB_PKGS="django flask gunicorn sqlalchemy pydantic"
@@ -80,7 +81,7 @@ WEB_VERSIONS='import importlib.metadata as m
 print(" ".join("%s=%s" % (p, m.version(p)) for p in ("django", "flask", "gunicorn", "sqlalchemy", "pydantic")))'
 web_wanted() {
   case "$1" in
-    pyenv-3.10.*|pyenv-3.12.*|pyenv-3.13.*|*free-threaded*) return 0 ;;
+    pyenv-3.10.*|pyenv-3.12.*|*free-threaded*) return 0 ;;
     *) return 1 ;;
   esac
 }
