@@ -209,8 +209,19 @@ pub struct Venv {
 /// (label<TAB>python<TAB>numpy version). Err: why none can be tested. In CI a missing list,
 /// or fewer than two venvs, fails the test instead: the numpy layouts would go untested.
 pub fn numpy_venvs() -> Result<Vec<Venv>, String> {
+    Ok(venv_list("venvs.txt", 2)?
+        .into_iter()
+        .map(|(interp, numpy)| Venv { interp, numpy })
+        .collect())
+}
+
+/// The (interpreter, third column) of each usable line of a venv list that
+/// scripts/provision-venvs.sh writes under `${PYMEMSPY_PYTHONS:-/opt/pymemspy-pythons}`. Err:
+/// why none can be tested (the caller skips). In CI a missing list, or fewer than `ci_min`
+/// venvs, fails the test instead: what they carry would go untested.
+fn venv_list(name: &str, ci_min: usize) -> Result<Vec<(Interp, String)>, String> {
     let root = std::env::var_os("PYMEMSPY_PYTHONS").unwrap_or_else(|| DEFAULT_PYTHONS.into());
-    let list = Path::new(&root).join("venvs.txt");
+    let list = Path::new(&root).join(name);
     let ci = std::env::var_os("CI").is_some();
     let text = match fs::read_to_string(&list) {
         Ok(text) => text,
@@ -226,24 +237,24 @@ pub fn numpy_venvs() -> Result<Vec<Venv>, String> {
             ));
         }
     };
-    let venvs: Vec<Venv> = text
+    let venvs: Vec<(Interp, String)> = text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
             let mut f = l.split('\t');
-            let (label, python, numpy) = (f.next()?, f.next()?, f.next()?);
-            Path::new(python).exists().then(|| Venv {
-                interp: Interp {
-                    label: label.trim().to_string(),
-                    argv_prefix: vec![python.trim().to_string()],
-                },
-                numpy: numpy.trim().to_string(),
-            })
+            let (label, python, third) = (f.next()?, f.next()?, f.next().unwrap_or(""));
+            let interp = Interp {
+                label: label.trim().to_string(),
+                argv_prefix: vec![python.trim().to_string()],
+            };
+            Path::new(python.trim())
+                .exists()
+                .then(|| (interp, third.trim().to_string()))
         })
         .collect();
     assert!(
-        !ci || venvs.len() >= 2,
-        "{} lists {} usable venv(s); CI needs at least two",
+        !ci || venvs.len() >= ci_min,
+        "{} lists {} usable venv(s); CI needs at least {ci_min}",
         list.display(),
         venvs.len()
     );
@@ -273,47 +284,10 @@ impl Case for WebVenv {
 /// `skip`). In CI a missing or empty list fails the test instead: the real frameworks would go
 /// untested.
 pub fn web_venvs() -> Result<Vec<WebVenv>, String> {
-    let root = std::env::var_os("PYMEMSPY_PYTHONS").unwrap_or_else(|| DEFAULT_PYTHONS.into());
-    let list = Path::new(&root).join("web-venvs.txt");
-    let ci = std::env::var_os("CI").is_some();
-    let text = match fs::read_to_string(&list) {
-        Ok(text) => text,
-        Err(err) => {
-            assert!(
-                !ci,
-                "{} unreadable ({err}); CI must run scripts/provision-venvs.sh",
-                list.display()
-            );
-            return Err(format!(
-                "{} unreadable ({err}); run scripts/provision-venvs.sh",
-                list.display()
-            ));
-        }
-    };
-    let venvs: Vec<WebVenv> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            let (label, python, versions) = (f.next()?, f.next()?, f.next().unwrap_or(""));
-            Path::new(python.trim()).exists().then(|| WebVenv {
-                interp: Interp {
-                    label: label.trim().to_string(),
-                    argv_prefix: vec![python.trim().to_string()],
-                },
-                versions: versions.trim().to_string(),
-            })
-        })
-        .collect();
-    assert!(
-        !ci || !venvs.is_empty(),
-        "{} lists no usable venv; CI needs them",
-        list.display()
-    );
-    if venvs.is_empty() {
-        return Err(format!("{} lists no usable venv", list.display()));
-    }
-    Ok(venvs)
+    Ok(venv_list("web-venvs.txt", 1)?
+        .into_iter()
+        .map(|(interp, versions)| WebVenv { interp, versions })
+        .collect())
 }
 
 /// Absolute path of a script in tests/targets/.
