@@ -38,6 +38,10 @@ impl XorShift {
     }
 }
 
+/// A real heap copied, then corrupted more each round, with every analysis run on it: none may
+/// panic or take a minute in a round. Long: the test's steps in order (start python3 or say it
+/// skipped, copy its memory, then each round corrupt the copy and run every analysis path), all on
+/// the one copy and resolved layout.
 #[test]
 fn corrupted_heaps_never_panic_or_hang() {
     use std::io::BufRead;

@@ -220,7 +220,10 @@ impl Session {
     }
 
     /// The census, and with `keep_objects` every object's address where the census's scan
-    /// could keep them (see `ObjectSource::count`). The caller pauses the target.
+    /// could keep them (see `ObjectSource::count`). The caller pauses the target. Long: the
+    /// report's parts in order (count, collector state, resources, memory, a warning or note per
+    /// way the read was uncertain, coverage), all from the one view and walk whose figures end in
+    /// the coverage.
     pub(crate) fn census_unpaused(
         &mut self,
         keep_objects: bool,

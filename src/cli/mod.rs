@@ -462,6 +462,9 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
+/// `pymemspy snapshot`: the flags checked, then the heap, tree, allocation or census snapshot they
+/// ask for. Long: one refusal per flag combination that does not go together, each with its
+/// message, then the dispatch; kept together so every refusal reads in one place.
 fn snapshot_cmd(a: SnapshotArgs) -> anyhow::Result<()> {
     check_output(a.output.as_deref())?;
     let allocation = matches!(a.by, snapshot::By::Allocation);
@@ -667,6 +670,9 @@ fn seconds(what: &str, s: f64, min: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
+/// `pymemspy record`: the flags checked and their defaults decided, then one process or a tree
+/// recorded and written. Long: every flag checked and defaulted before the recording starts (a
+/// refusal must not come after minutes of recording), then the recording and where it is written.
 fn record_cmd(a: RecordArgs) -> anyhow::Result<()> {
     let source = source(a.pid, &a.program.command, "record")?;
     let interval = seconds("interval", a.interval, 0.01)?;

@@ -6,6 +6,9 @@ use super::encode::{Exposition, Format, Kind};
 use super::scheduler::Shared;
 use std::time::Instant;
 
+/// The text of one scrape in `format`: every process's series, then the exporter's own. Long: one
+/// sample per series, in the order they are exposed; a flat list kept whole reads as the catalogue
+/// of the exporter's series.
 pub fn exposition(
     s: &Shared,
     top_types: usize,

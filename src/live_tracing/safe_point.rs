@@ -248,7 +248,9 @@ fn find_ret(text: &write::Text, near: u64) -> Result<u64> {
     Ok(near + i as u64)
 }
 
-/// Run the request. Every path out of here leaves the text as it was and no thread traced.
+/// Run the request. Every path out of here leaves the text as it was and no thread traced. Long:
+/// arm, wait for a thread at the safe point, restore, then call or let go, in order; kept whole so
+/// every path out can be seen to restore the byte and detach the threads.
 pub fn run(req: &Request) -> Result<Outcome> {
     let text = write::Text::open(req.pid)?;
     let original = text.byte(req.safe_point)?;

@@ -80,7 +80,8 @@ fn literal(s: &str) -> String {
     out
 }
 
-/// The script, for a staging directory `dir` as the target sees it.
+/// The script, for a staging directory `dir` as the target sees it. Long: it is the Python script
+/// itself, one string; its lines are the target's code, not Rust's.
 pub fn source(dir: &str, frames: u32) -> String {
     format!(
         r#"# pymemspy: start tracemalloc ({frames} frames) while pymemspy records; stop when its lease ends.

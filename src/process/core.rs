@@ -66,7 +66,9 @@ pub struct CoreProcess {
 
 impl CoreProcess {
     /// Open `core`; `executable` replaces the main executable's recorded path (a core copied to
-    /// another machine, or a binary moved since).
+    /// another machine, or a binary moved since). Long: the core's parts in the order they are read
+    /// (ELF header, load segments, notes, the executable's path), each a few lines over the one
+    /// mapped file.
     pub fn open(core: &Path, executable: Option<&Path>) -> anyhow::Result<CoreProcess> {
         let file = std::fs::File::open(core)
             .map_err(|e| anyhow::anyhow!("cannot open core file {}: {e}", core.display()))?;

@@ -425,7 +425,9 @@ fn member_struct<'a>(
     Ok(None)
 }
 
-/// Let what DWARF found override the table's (and debug offsets') values.
+/// Let what DWARF found override the table's (and debug offsets') values. Long: one `if let` per
+/// DWARF member that can override a layout field, grouped by struct; a flat list kept whole reads
+/// as the table of what DWARF overrides.
 pub fn override_layout(o: &Offsets, layout: &mut Layout) {
     let get = |k: &str| o.get(k).copied();
     if let Some(v) = get("pyruntimestate.interpreters.head") {

@@ -327,6 +327,7 @@ const fn slots_311(localsplus: u64, stack_top: StackTop) -> SlotLayout {
 }
 
 /// The table layout for a minor version (None when unknown; `tables.rs` then refuses it anyway).
+/// Long: one arm per minor version, kept together so the versions' frame offsets read as one table.
 pub fn table(version: Version) -> Option<FrameLayout> {
     let gil_runtime = |locked, last_holder| GilLayout {
         base: GilBase::Runtime,
@@ -542,7 +543,8 @@ fn positions(minor: u8) -> Option<Positions> {
 
 /// Let the runtime's debug offsets (3.13+, bytes read at `_PyRuntime`) override the table.
 /// Values that do not look like offsets inside their structs are ignored, keeping the table's.
-/// Returns true when applied.
+/// Returns true when applied. Long: read every offset, check them all, then assign them; kept whole
+/// so nothing is assigned unless every value passed the checks.
 pub fn apply_debug_offsets(raw: &[u8], version: Version, frames: &mut FrameLayout) -> bool {
     let Some(p) = positions(version.minor) else {
         return false;

@@ -71,6 +71,10 @@ impl Python {
 
 const MAX_INTERPRETERS: usize = 256;
 
+/// Which CPython `target` runs and where its structures are: the binary, the version, the layout,
+/// checked by `type(type)`, and the interpreters. Long: the layout's sources applied in order (the
+/// table, then debug offsets, then DWARF, each overriding the last), then checked; kept in one
+/// place so that order is visible.
 pub fn resolve(target: &Target, opts: &ResolveOptions) -> Result<Python> {
     let mut binary = binary::locate(target)?;
     let debug_file = dwarf::debug_file(&binary, target, &opts.debug_dirs);

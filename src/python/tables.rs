@@ -216,7 +216,8 @@ pub fn supported_minors() -> impl Iterator<Item = u8> {
     ROWS.iter().map(|r| r.minor)
 }
 
-/// The table layout for a version, or None when the minor version is unknown.
+/// The table layout for a version, or None when the minor version is unknown. Long: one field per
+/// layout member with the version's value beside it; kept together so the table reads as one.
 pub fn table_layout(version: Version) -> Option<Layout> {
     if version.major != 3 {
         return None;
@@ -463,7 +464,8 @@ const FT_MIMALLOC: &[(u8, u64, Option<u64>)] = &[(13, 0x158, Some(0x2a40)), (14,
 /// `PyObject` grows from 16 to 32 bytes (ob_tid, flags, mutex, gc bits, split refcounts before
 /// ob_type), so every field of every object moves by the same 16 bytes. There is no GC head;
 /// the managed dict and weakref slots form a 16-byte pre-header (dict at -8). Debug offsets and
-/// DWARF, applied after this, still have the last word.
+/// DWARF, applied after this, still have the last word. Long: one list per struct of the fields
+/// that move with the header; kept together so every moved field is listed in this one place.
 pub fn adjust_for_free_threading(l: &mut Layout) {
     use super::frames_layout::SlotNames;
     const HEAD_GROWTH: u64 = 16;

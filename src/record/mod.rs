@@ -67,6 +67,11 @@ const MAX_FAILURES_IN_A_ROW: u32 = 10;
 /// Longest sleep between checks of Ctrl-C and the target's exit.
 const POLL: Duration = Duration::from_millis(50);
 
+/// Record one process (a command started here, or a pid) until its duration, Ctrl-C or its exit:
+/// censuses and allocation samples on one schedule, then the document. Long: the recording's steps
+/// in order (start, the loop, the end); the end reads the loop's state (child, session, sampler,
+/// live tracing, collector states) and must finish the profile before tracing and the child are
+/// stopped.
 pub fn record(opts: RecordOptions) -> anyhow::Result<RecordDoc> {
     // Exact mode: a program we start gets tracemalloc from its environment; a running process
     // has it turned on for the recording (`live_tracing`), and off at the end.

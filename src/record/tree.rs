@@ -91,6 +91,10 @@ struct Tree {
     refused: u64,
 }
 
+/// Record every Python process under a root (a command started here, or a pid) until the duration,
+/// Ctrl-C or the root's exit. Long: the steps in order (start the root, find its processes, the
+/// loop, the end), each a few lines over `Tree`'s methods; the child started at the top is stopped
+/// at the end.
 pub fn record_tree(opts: RecordOptions) -> anyhow::Result<RecordTreeDoc> {
     let mut child = match &opts.source {
         Source::Command(argv) => Some(launch::spawn(

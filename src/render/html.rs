@@ -113,6 +113,8 @@ fn end_text(e: EndReason) -> &'static str {
     }
 }
 
+/// The HTML page of a recording. Long: the page's sections in the order they render (heading,
+/// cards, memory chart, growers, table, warnings, how to read); each is a few lines.
 pub fn record_page(doc: &RecordDoc) -> String {
     let mut o = String::with_capacity(64 * 1024);
     let _ = write!(

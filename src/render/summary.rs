@@ -80,7 +80,9 @@ fn end_reason(e: EndReason) -> &'static str {
     }
 }
 
-/// The summary printed on stderr when a recording ends.
+/// The summary printed on stderr when a recording ends. Long: the summary's lines in the order they
+/// print (heading, allocation flamegraph, growers, suspects, RSS, collector, warnings); each is a
+/// few lines.
 pub fn record_summary(doc: &RecordDoc, written_to: &str, top: usize) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -318,7 +320,9 @@ fn lifetime(p: &ProcessRecording) -> String {
 }
 
 /// The summary printed on stderr when `record --subprocesses` ends: one line per process with
-/// its lifetime and what grew in it, then the leak suspects across processes.
+/// its lifetime and what grew in it, then the leak suspects across processes. Long: its parts in
+/// the order they print (heading, one row per process, suspects across processes, notes and
+/// warnings); each is a few lines.
 pub fn record_tree_summary(doc: &RecordTreeDoc, written_to: &str, top: usize) -> String {
     let mut o = String::new();
     let _ = writeln!(

@@ -166,7 +166,9 @@ fn bounds(series: &[Series]) -> Option<(f64, f64, f64, f64)> {
     ))
 }
 
-/// A line chart with axes, grid and optional legend.
+/// A line chart with axes, grid and optional legend. Long: the chart's layers in the order they are
+/// drawn (y grid, x grid, baseline, series, legend), all placed by the same scale closures `px` and
+/// `py`.
 pub fn line_chart(c: &Chart) -> String {
     let (w, h) = (c.width, c.height);
     let (ml, mr, mt, mb) = (64.0, 14.0, if c.legend { 26.0 } else { 10.0 }, 24.0);

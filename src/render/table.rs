@@ -34,6 +34,10 @@ pub fn thousands(n: u64) -> String {
 /// After the name of a type whose `__sizeof__` is Python code (explained under the table).
 pub(crate) const PYTHON_SIZEOF_MARK: &str = " (*)";
 
+/// The census as a text table: the heading, one row per type (the `top` largest), then the memory,
+/// collector and resources sections and the warnings. Long: the table's parts in the order they
+/// print (heading, columns, rows, the rest, the `__sizeof__` note, sections), each a few lines; the
+/// heading and the rows share the `native_cell` and `retained` columns.
 pub fn snapshot_table(s: &Snapshot, top: usize) -> String {
     let mut o = String::new();
     let pid = match (s.namespace_pid, &s.core_file) {

@@ -50,7 +50,9 @@ fn identities(g: &Graph) -> HashSet<(u64, &str)> {
         .collect()
 }
 
-/// `first` and `later` dumps (one or two), with their names for the output.
+/// `first` and `later` dumps (one or two), with their names for the output. Long: the report's
+/// parts in the order it lists them (the new objects, their tally by type, their paths grouped as
+/// `why` groups them), each a pass over the same new objects of the last dump.
 pub fn diff(first: &Graph, later: &[&Graph], names: Vec<String>, max_paths: usize) -> HeapDiff {
     let old = identities(first);
     let last = later[later.len() - 1];

@@ -378,6 +378,9 @@ fn check_header(head: &[u8], label: &str) -> Result<u32> {
     Ok(version)
 }
 
+/// A dump's body (after the header): its sections decoded, checked, and made into the graph. Long:
+/// the sections in format order, then one check per way a dump can be corrupt, then the graph; kept
+/// together so every check is seen to come before the graph that trusts its indexes.
 fn decode_body(compressed: impl std::io::Read, label: &str, version: u32) -> Result<HeapDump> {
     let bad = |why: String| Error::Usage(format!("{label}: {why}"));
     let z = zstd::Decoder::new(compressed).map_err(|e| bad(format!("corrupt: {e}")))?;

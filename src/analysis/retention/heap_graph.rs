@@ -452,7 +452,9 @@ const CAPTURE_BUDGET: u64 = 8 << 20;
 
 /// Capture the graph of `objects` (sorted, distinct: the census's list) from a live source:
 /// every object's type, size and edges in address order (runs of objects on several threads,
-/// each with its own view and type table, merged in order), then the roots.
+/// each with its own view and type table, merged in order), then the roots. Long: the capture's
+/// steps in order (index, runs, parts on threads, merge, roots), each a block; the runs are
+/// disjoint `&mut` slices of the graph's arrays, made and filled in this one scope.
 pub fn capture(src: &mut LiveSource, objects: Vec<u64>) -> Graph {
     let mut phases = crate::analysis::phases::Phases::start("capture");
     let n = objects.len();

@@ -499,7 +499,9 @@ pub fn ref_name(holder: &str, held: &str) -> Option<&'static str> {
 /// The retention flamegraph: every object's bytes stacked on its path from the roots.
 ///
 /// Paths form a trie keyed by (parent node, edge label, type): objects reached the same way
-/// share a node, so the work is one hash lookup per object, not a path rebuild.
+/// share a node, so the work is one hash lookup per object, not a path rebuild. Long: its three
+/// stages (the roots' nodes, every object's node, the stacks) share the trie's node table and id
+/// maps, which the `child` closure captures.
 pub fn profile(src: &mut dyn HeapSource, mut t: Tree) -> Profile {
     // Node 0 is the invisible top; nodes carry (parent, frame text, depth, bytes, objects).
     let mut nodes: Vec<(u32, String, usize, u64, u64)> = vec![(NONE, String::new(), 0, 0, 0)];

@@ -109,6 +109,10 @@ pub struct WhyReport {
 /// A root name (None: unreachable) and (edge, type) hops.
 type RootedPath = (Option<String>, Vec<(String, String)>);
 
+/// Why the objects of `type_name` are alive: their paths from the roots grouped and ranked (with
+/// their allocation sites when `sites` is given), and their direct holders. Long: one pass over the
+/// objects fills the groups, their sites and the holders at once, with the per-parent path caches
+/// they share; the report's ranked lists are then made from those maps.
 pub fn explain(
     src: &mut dyn HeapSource,
     t: &Tree,

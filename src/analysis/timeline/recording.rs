@@ -284,7 +284,9 @@ impl Recording {
         }
     }
 
-    /// Finish: analyse growth and build the document.
+    /// Finish: analyse growth and build the document. Long: mostly the document filled in field by
+    /// field from the recording it consumes; the verdicts and warnings before it are a few lines
+    /// each.
     pub fn finish(mut self, duration_s: f64, end: EndReason) -> RecordDoc {
         let analysed = self.analysed();
         let mut growth: Vec<TypeGrowth> = self

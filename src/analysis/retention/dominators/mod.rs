@@ -70,6 +70,10 @@ pub fn compute_consuming(g: Graph) -> Dominators {
     run(Held::Owned(Box::new(g)))
 }
 
+/// Dominators and retained bytes of `held`'s graph, its arrays let go as each stops being needed.
+/// Long: the computation's phases in order (DFS, predecessors, passes, retained bytes) with each
+/// array released at the point it stops being needed; kept whole so the memory plan reads in one
+/// place.
 fn run(mut held: Held) -> Dominators {
     let n = held.graph().len();
     let mut phases = crate::analysis::phases::Phases::start("dominators");
