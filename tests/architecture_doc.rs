@@ -94,3 +94,21 @@ fn imports_point_down_and_make_no_cycle() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// No function over 80 lines without a `Long:` sentence in its doc comment saying why it is
+/// kept whole (`scripts/long-functions.py` lists them).
+#[test]
+fn long_functions_say_why() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/long-functions.py"))
+        .arg(root.join("src"))
+        .output()
+        .expect("python3 runs scripts/long-functions.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "functions over 80 lines without a reason:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
