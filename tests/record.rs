@@ -335,11 +335,18 @@ fn record_starts_the_command_and_stops_when_it_exits() {
                             "end_reason {end}: should stop when the command exits"
                         ));
                     }
-                    let retained = growth(&doc, "__main__.Retained")
-                        .and_then(|g| g["count_delta"].as_i64())
-                        .unwrap_or(0);
-                    if retained <= 0 {
-                        problems.push(format!("__main__.Retained did not grow ({retained})"));
+                    let g = growth(&doc, "__main__.Retained");
+                    let retained = g.and_then(|g| g["count_delta"].as_i64()).unwrap_or(0);
+                    // The growth is judged by the fitted rate, not by last minus first: one
+                    // census read unpaused while a collection moved the list it walked can
+                    // miss a generation (seen once in CI on a loaded machine, 3.12.1: -54),
+                    // and this test is about starting and stopping, not torn reads.
+                    let rate = g.and_then(|g| g["rate_per_s"].as_f64()).unwrap_or(0.0);
+                    if rate <= 0.0 {
+                        problems.push(format!(
+                            "__main__.Retained did not grow (rate {rate:.0}/s, last - first \
+                             {retained})"
+                        ));
                     }
                     if samples(&doc) < 3 {
                         problems.push(format!("only {} samples", samples(&doc)));
