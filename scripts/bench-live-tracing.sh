@@ -10,7 +10,8 @@
 #              remember (keep a session), waiting 0.2 ms on a "socket" per request;
 #     asyncio  tests/targets/live_shapes.py asyncio --bench: an asyncio TCP server on loopback,
 #              a client thread sending the next request as soon as the answer comes.
-#   KEEP=2000    sessions each server keeps (its steady state, reached within WARMUP=5 s); KEEP=0: the leaking server,
+#   KEEP=2000    sessions each server keeps (its steady state, reached within WARMUP=5 s);
+#                KEEP=0: the leaking server,
 #                whose heap, and so every collection, grows all the time.
 #   FRAMES=16 WINDOW=10   tracemalloc's frames; seconds per measured window.
 #
