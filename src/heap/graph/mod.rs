@@ -231,34 +231,14 @@ fn generator_edges(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, out: &mu
                 "async_generator" => "ag_frame",
                 _ => "gi_frame",
             };
-            let offsets = (l.header_size..).step_by(8);
-            out.extend(
-                offsets
-                    .zip(body_words(view, l, obj, t))
-                    .filter(|&(off, _)| off != t.weaklist)
-                    .map(|(off, w)| {
-                        (
-                            w,
-                            if off == gen_frame {
-                                Label::Field(name)
-                            } else {
-                                Label::Ref
-                            },
-                        )
-                    }),
-            );
+            let frame = Some((gen_frame, name));
+            words(view, l, obj, t, l.header_size..u64::MAX, frame, out);
         } else {
             body(view, l, obj, t, l.header_size, out);
         }
         return;
     };
-    let offsets = (l.header_size..t.basicsize).step_by(8);
-    out.extend(
-        offsets
-            .zip(body_words(view, l, obj, t))
-            .filter(|&(off, _)| off != t.weaklist)
-            .map(|(_, w)| (w, Label::Ref)),
-    );
+    words(view, l, obj, t, l.header_size..t.basicsize, None, out);
     // What a suspended coroutine awaits, named as Python names it; the other slots stay
     // guesses by position (their names are the code's, not the object's).
     let awaits = if &*t.name == "coroutine" {
@@ -340,13 +320,7 @@ fn fields_below(
     end: u64,
     out: &mut impl Edges,
 ) {
-    let offsets = (l.header_size..).step_by(8);
-    out.extend(
-        offsets
-            .zip(body_words(view, l, obj, t))
-            .filter(|&(off, _)| off < end && off != t.weaklist)
-            .map(|(_, w)| (w, Label::Ref)),
-    );
+    words(view, l, obj, t, l.header_size..end, None, out);
 }
 
 /// Where a function keeps its closure cells (3.10 moved the field).
@@ -473,11 +447,28 @@ const SMALL_VALUES: usize = 32;
 /// (validated by the caller), except the head of the object's weak reference list: the
 /// weakref objects there belong to whoever made them, and hold nothing.
 fn body(view: &mut View, l: &Layout, obj: u64, t: &TypeInfo, from: u64, out: &mut impl Edges) {
+    words(view, l, obj, t, from..u64::MAX, None, out);
+}
+
+/// The words of an object's body at offsets in `within` (its weak-reference list aside), as
+/// conservative edges, except the one `named` field (offset, name) known for what it is.
+fn words(
+    view: &mut View,
+    l: &Layout,
+    obj: u64,
+    t: &TypeInfo,
+    within: std::ops::Range<u64>,
+    named: Option<(u64, &'static str)>,
+    out: &mut impl Edges,
+) {
     let offsets = (l.header_size..).step_by(8);
     out.extend(
         offsets
             .zip(body_words(view, l, obj, t))
-            .filter(|&(off, _)| off >= from && off != t.weaklist)
-            .map(|(_, w)| (w, Label::Ref)),
+            .filter(|&(off, _)| within.contains(&off) && off != t.weaklist)
+            .map(|(off, w)| match named {
+                Some((at, name)) if at == off => (w, Label::Field(name)),
+                _ => (w, Label::Ref),
+            }),
     );
 }
